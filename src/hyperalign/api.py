@@ -1,0 +1,126 @@
+"""The library's front door: HyperAlign ties a configured LLM client to the pipeline steps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import load_settings
+from .generate import Generation, GenerationOptions, Strategy, agenerate
+from .infer import InferenceOptions, ainfer_profile
+from .llm import CompletionCache, LLMBackend, LLMClient, RunStats, create_backend
+from .llm.client import run_sync
+from .profile import Profile, UserExample
+
+
+class HyperAlign:
+    def __init__(self, client: LLMClient, generation: GenerationOptions | None = None):
+        self.client = client
+        self.generation = generation or GenerationOptions()
+
+    @classmethod
+    def from_config(
+        cls,
+        backend: str | LLMBackend | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        cache: str | bool | None = None,
+        concurrency: int | None = None,
+        **backend_options: Any,
+    ) -> HyperAlign:
+        """`backend` is a registered name ("embedded", "openai", "fake", plugins) or a backend instance.
+        `cache` is a path, True for the default path, False for none."""
+        settings = load_settings(
+            backend=backend if isinstance(backend, str) else None,
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            concurrency=concurrency,
+            cache=cache if isinstance(cache, str) else None,
+            no_cache=True if cache is False else None,
+        )
+        if isinstance(backend, str) or backend is None:
+            instance = create_backend(settings.backend, **settings.backend_options(), **backend_options)
+        else:
+            instance = backend
+        store = CompletionCache(settings.cache_path) if settings.cache_path else None
+        return cls(LLMClient(instance, cache=store, concurrency=settings.concurrency))
+
+    @property
+    def stats(self) -> RunStats:
+        return self.client.stats
+
+    async def ainfer_profile(
+        self,
+        user_id: str,
+        examples: Sequence[UserExample],
+        attributes: dict[str, str] | None = None,
+        options: InferenceOptions | None = None,
+    ) -> Profile:
+        return await ainfer_profile(self.client, user_id, list(examples), attributes, options)
+
+    def infer_profile(
+        self,
+        user_id: str,
+        examples: Sequence[UserExample],
+        attributes: dict[str, str] | None = None,
+        options: InferenceOptions | None = None,
+    ) -> Profile:
+        return run_sync(self.ainfer_profile(user_id, examples, attributes, options))
+
+    async def agenerate(
+        self,
+        profile: Profile | None,
+        task: str,
+        strategy: Strategy | str = Strategy.HYPERALIGN,
+        examples: Sequence[UserExample] | None = None,
+    ) -> Generation:
+        return await agenerate(
+            self.client,
+            task,
+            strategy,
+            profile=profile,
+            examples=list(examples) if examples else None,
+            options=self.generation,
+        )
+
+    def generate(
+        self,
+        profile: Profile | None,
+        task: str,
+        strategy: Strategy | str = Strategy.HYPERALIGN,
+        examples: Sequence[UserExample] | None = None,
+    ) -> str:
+        return run_sync(self.agenerate(profile, task, strategy, examples)).text
+
+    async def agenerate_many(
+        self,
+        profile: Profile | None,
+        tasks: Sequence[str],
+        strategy: Strategy | str = Strategy.HYPERALIGN,
+        examples: Sequence[UserExample] | None = None,
+        on_done: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        """Runs concurrently (bounded by the client); `on_done(index, generation)` fires as each one finishes,
+        so callers can persist results before the rest complete."""
+
+        async def one(index: int, task: str) -> Generation:
+            generation = await self.agenerate(profile, task, strategy, examples)
+            if on_done:
+                on_done(index, generation)
+            return generation
+
+        return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks))))
+
+    def generate_many(
+        self,
+        profile: Profile | None,
+        tasks: Sequence[str],
+        strategy: Strategy | str = Strategy.HYPERALIGN,
+        examples: Sequence[UserExample] | None = None,
+        on_done: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        return run_sync(self.agenerate_many(profile, tasks, strategy, examples, on_done))

