@@ -29,6 +29,7 @@ class HyperAlign:
         api_key: str | None = None,
         cache: str | bool | None = None,
         concurrency: int | None = None,
+        context_tokens: int | None = None,
         **backend_options: Any,
     ) -> HyperAlign:
         """`backend` is a registered name ("embedded", "openai", "fake", plugins) or a backend instance.
@@ -39,6 +40,7 @@ class HyperAlign:
             base_url=base_url,
             api_key=api_key,
             concurrency=concurrency,
+            context_tokens=context_tokens,
             cache=cache if isinstance(cache, str) else None,
             no_cache=True if cache is False else None,
         )

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     cache: Path | None = None
     no_cache: bool = False
     concurrency: int = 4
+    max_retries: int | None = None  # for the openai backend's SDK retries on timeouts, 429 and 5xx
 
     @classmethod
     def settings_customise_sources(
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
         options = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
         if self.context_tokens is not None:
             options["context_tokens"] = self.context_tokens
+        if self.max_retries is not None:
+            options["max_retries"] = self.max_retries
         return options
 
 

@@ -28,16 +28,26 @@ def locate(quote: str, normalized_examples: list[str]) -> int | None:
     pieces = [p for p in pieces if p]
     if not pieces or sum(len(p) for p in pieces) < MIN_QUOTE_CHARS:
         return None
+    if len(pieces) > 1 and any(len(p.split()) < 2 for p in pieces):
+        return None  # "the ... the ... the" would match almost any text
+    patterns = [re.compile(_bounded(piece)) for piece in pieces]
     for index, text in enumerate(normalized_examples):
         position = 0
-        for piece in pieces:
-            found = text.find(piece, position)
-            if found < 0:
+        for pattern in patterns:
+            found = pattern.search(text, position)
+            if found is None:
                 break
-            position = found + len(piece)
+            position = found.end()
         else:
             return index
     return None
+
+
+def _bounded(piece: str) -> str:
+    """The piece as whole words: "her" must not match inside "other"."""
+    start = r"(?<!\w)" if piece[0].isalnum() else ""
+    end = r"(?!\w)" if piece[-1].isalnum() else ""
+    return start + re.escape(piece) + end
 
 
 def check(aspect: str, statement: str, quotes: list[str], examples: list[UserExample]) -> Hypothesis:

@@ -20,6 +20,13 @@ class Strategy(StrEnum):
     ZERO_SHOT = "zero-shot"
 
 
+def as_strategy(value: Strategy | str) -> Strategy:
+    try:
+        return Strategy(value)
+    except ValueError:
+        raise InputError(f"unknown strategy {value!r}; use one of: {', '.join(s.value for s in Strategy)}") from None
+
+
 class GenerationOptions(BaseModel):
     max_tokens: int = 600
     temperature: float = 0.0
@@ -49,7 +56,7 @@ def build_messages(
     context_tokens: int | None = None,
     options: GenerationOptions | None = None,
 ) -> list[Message]:
-    strategy = Strategy(strategy)
+    strategy = as_strategy(strategy)
     options = options or GenerationOptions()
     if not task.strip():
         raise InputError("the task is empty")
@@ -77,7 +84,7 @@ async def agenerate(
     options: GenerationOptions | None = None,
 ) -> Generation:
     options = options or GenerationOptions()
-    strategy = Strategy(strategy)
+    strategy = as_strategy(strategy)
     messages = build_messages(
         task, strategy, profile, examples, context_tokens=client.backend.context_tokens, options=options
     )

@@ -27,6 +27,7 @@ ShortText = Annotated[str, StringConstraints(max_length=60)]
 CHARS_PER_TOKEN = 3.5
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 PROMPT_OVERHEAD_TOKENS = 400
+TRUNCATION_MARK = " […truncated]"
 
 
 class HypothesisDraft(BaseModel):
@@ -85,8 +86,10 @@ def fit_examples(
     fitted, truncated = [], []
     for index, (example, length) in enumerate(zip(examples, lengths)):
         if length > cap:
-            keep = max(0, cap - len(example.prompt or ""))
-            fitted.append(example.model_copy(update={"text": example.text[:keep] + " […truncated]"}))
+            room = max(0, cap - len(TRUNCATION_MARK))
+            prompt = (example.prompt or "")[: room // 2] or None  # a huge prompt must not crowd out the text
+            keep = room - len(prompt or "")
+            fitted.append(example.model_copy(update={"prompt": prompt, "text": example.text[:keep] + TRUNCATION_MARK}))
             truncated.append(index)
         else:
             fitted.append(example)
@@ -152,7 +155,7 @@ async def ainfer_profile(
         log.warning("example %d is too long for the model's context and was truncated", index + 1)
 
     use_menu = options.quote_menu if options.quote_menu is not None else client.backend.name == "embedded"
-    batch_schema = _batch_schema(quote_menu(examples, options.quote_menu_size) if use_menu else [])
+    batch_schema = _batch_schema(quote_menu(shown, options.quote_menu_size) if use_menu else [])
 
     async def hypotheses_for(aspect: str, guidance: str) -> tuple[HypothesisBatch, list[Completion]]:
         messages = render_messages(

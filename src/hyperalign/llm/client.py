@@ -4,7 +4,9 @@ and validated structured output with one repair retry."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -59,7 +61,9 @@ class LLMClient:
         self.concurrency = max(1, concurrency)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def model(self) -> str:
@@ -67,10 +71,10 @@ class LLMClient:
 
     def _semaphore(self) -> asyncio.Semaphore:
         # A semaphore belongs to one event loop; sync callers start a fresh loop per call.
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._semaphores:
-            self._semaphores[loop_id] = asyncio.Semaphore(self.concurrency)
-        return self._semaphores[loop_id]
+        loop = asyncio.get_running_loop()
+        if loop not in self._semaphores:
+            self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
+        return self._semaphores[loop]
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
         key = request.cache_key(self.backend.name, self.backend.model)
@@ -89,7 +93,11 @@ class LLMClient:
     ) -> tuple[M, list[Completion]]:
         """Returns the validated object and the completions it took (one, or two after a repair)."""
         request = CompletionRequest(
-            messages=messages, max_tokens=max_tokens, json_schema=schema.model_json_schema(), schema_name=step
+            messages=messages,
+            max_tokens=max_tokens,
+            json_schema=schema.model_json_schema(),
+            # OpenAI accepts only [a-zA-Z0-9_-] here: "infer_hypotheses[style]" -> "infer_hypotheses-style"
+            schema_name=re.sub(r"[^a-zA-Z0-9_-]+", "-", step).strip("-"),
         )
         first = await self.acomplete(request)
         try:

@@ -35,7 +35,7 @@ def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
         return float(schema.get("minimum", 1))
     if kind == "boolean":
         return True
-    return "fake"
+    return "fake " * max(1, -(-schema.get("minLength", 0) // 5))
 
 
 class FakeBackend:

@@ -32,7 +32,7 @@ def _environment() -> Environment:
         autoescape=False,  # prompts are not HTML; user text is delimited by `data` instead
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=False,
+        keep_trailing_newline=True,
     )
     env.filters["data"] = as_data
     return env

@@ -1,0 +1,95 @@
+"""Shared fixtures. Every test runs with XDG_CACHE_HOME (and the config file) pointed into tmp_path, so nothing
+here can read or write the user's real completion cache or hyperalign.toml."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hyperalign import HyperAlign, UserExample
+from hyperalign.llm import CompletionCache, LLMClient
+from hyperalign.llm.fake import FakeBackend
+
+# A lighthouse keeper who writes terse logbook-style notes: short sentences, numbers, a recurring sign-off.
+EXAMPLE_TEXTS: list[tuple[str | None, str]] = [
+    (
+        "Write a note to the relief keeper about the lamp.",
+        "Fog again. The lamp turned 412 times last night and not once did it complain.\n"
+        "Oil the gears before you touch anything else. Gears first, opinions later.\n"
+        "— Keeper Morwenna, North Light",
+    ),
+    (
+        "Report the storm damage.",
+        "Storm from the west, force nine by midnight. Two panes gone on the gallery.\n"
+        "I have boarded them with the spare crate lids. Gears first, opinions later.\n"
+        "— Keeper Morwenna, North Light",
+    ),
+    (
+        None,
+        "Supply boat late. Again. Tea rationed to three cups a day until it docks.\n"
+        "If you eat the last biscuit, log it. The log does not lie and neither do I.\n"
+        "— Keeper Morwenna, North Light",
+    ),
+    (
+        "Welcome the new assistant keeper.",
+        "Welcome aboard the rock. You will climb 176 steps eleven times a day.\n"
+        "Count them. Counting keeps you honest and keeps you awake.\n"
+        "— Keeper Morwenna, North Light",
+    ),
+    (
+        None,
+        "Seals on the landing stage this morning, nine of them, very rude.\n"
+        "They do not move for anyone, not even the inspector. Good seals.\n"
+        "— Keeper Morwenna, North Light",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every cache/config location into a temporary directory and drop HYPERALIGN_* settings."""
+    home = tmp_path_factory.mktemp("isolated-home")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
+    monkeypatch.setenv("HYPERALIGN_CONFIG", str(home / "no-such-hyperalign.toml"))
+    for name in list(os.environ):
+        if name.startswith(("HYPERALIGN_", "OPENAI_")) and name != "HYPERALIGN_CONFIG":
+            monkeypatch.delenv(name)
+    return home
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path) -> Iterator[CompletionCache]:
+    cache = CompletionCache(tmp_path / "cache" / "llm-cache.sqlite3")
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def examples() -> list[UserExample]:
+    return [UserExample(prompt=prompt, text=text) for prompt, text in EXAMPLE_TEXTS]
+
+
+HyperAlignFactory = Callable[..., tuple[HyperAlign, FakeBackend]]
+
+
+@pytest.fixture
+def make_hyperalign(tmp_cache: CompletionCache) -> HyperAlignFactory:
+    """make_hyperalign(responses=None, *, cache=<tmp_cache>, backend=None, concurrency=4, **FakeBackend kwargs)
+    returns (HyperAlign(LLMClient(FakeBackend(...), cache=...)), the backend) so tests can read backend.requests."""
+
+    def build(
+        responses=None,
+        *,
+        cache: CompletionCache | None | bool = True,
+        backend: FakeBackend | None = None,
+        concurrency: int = 4,
+        **backend_kwargs,
+    ) -> tuple[HyperAlign, FakeBackend]:
+        fake = backend if backend is not None else FakeBackend(responses, **backend_kwargs)
+        store = tmp_cache if cache is True else (cache or None)
+        return HyperAlign(LLMClient(fake, cache=store, concurrency=concurrency)), fake
+
+    return build

@@ -1,0 +1,301 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from hyperalign import generate as generate_module
+from hyperalign.errors import InputError
+from hyperalign.evidence import locate, normalize
+from hyperalign.generate import Generation, Strategy
+from hyperalign.infer import PROMPT_OVERHEAD_TOKENS, InferenceOptions, fit_examples
+from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm.fake import FakeBackend
+from hyperalign.profile import UserExample, examples_hash
+
+REAL_QUOTE = "Gears first, opinions later."
+FABRICATED = "I simply adore a crowded harbour party."
+ATTRIBUTES = {"likely_role": "lighthouse keeper", "domain": "maritime", "audience": "relief keepers", "formality": "informal"}
+
+
+def is_hypotheses(request: CompletionRequest) -> bool:
+    return re.match(r"infer_hypotheses[\[-]", request.schema_name) is not None
+
+
+def aspect_of(request: CompletionRequest) -> str:
+    """The aspect from the step's schema name: "infer_hypotheses[style]" (or, sanitized, "infer_hypotheses-style")."""
+    return re.sub(r"^infer_hypotheses[\[-]|\]$", "", request.schema_name)
+
+
+def scripted(request: CompletionRequest) -> str:
+    """One verified and one fabricated hypothesis per aspect; fixed attributes."""
+    if request.schema_name == "infer_attributes":
+        return json.dumps(ATTRIBUTES)
+    assert is_hypotheses(request), request.schema_name
+    aspect = aspect_of(request)
+    return json.dumps(
+        {
+            "hypotheses": [
+                {"statement": f"{aspect}: repeats a motto", "evidence": [REAL_QUOTE, FABRICATED]},
+                {"statement": f"{aspect}: loves parties", "evidence": [FABRICATED]},
+            ]
+        }
+    )
+
+
+def enums_in(schema) -> list[list]:
+    found = []
+    if isinstance(schema, dict):
+        if "enum" in schema:
+            found.append(schema["enum"])
+        for value in schema.values():
+            found += enums_in(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += enums_in(value)
+    return found
+
+
+def menu_responder(request: CompletionRequest) -> str:
+    """Cites the first sentence the schema allows (if it offers a menu), else a real quote."""
+    if request.schema_name == "infer_attributes":
+        return json.dumps(ATTRIBUTES)
+    menus = [e for e in enums_in(request.json_schema) if e not in (["formal", "neutral", "informal"],)]
+    quote = menus[0][0] if menus else REAL_QUOTE
+    return json.dumps({"hypotheses": [{"statement": f"{aspect_of(request)}: cites itself", "evidence": [quote]}]})
+
+
+def hypothesis_requests(backend: FakeBackend) -> list[CompletionRequest]:
+    return [r for r in backend.requests if is_hypotheses(r)]
+
+
+# --- inference -------------------------------------------------------------------------------------------------
+
+
+def test_infer_keeps_only_verified_hypotheses(make_hyperalign, examples):
+    ha, backend = make_hyperalign(scripted)
+    profile = ha.infer_profile("morwenna", examples)
+    aspects = list(InferenceOptions().aspects)
+    assert sorted(aspect_of(r) for r in hypothesis_requests(backend)) == sorted(aspects)
+    assert [h.aspect for h in profile.hypotheses] == aspects
+    assert all(h.supported and h.statement.endswith("repeats a motto") for h in profile.hypotheses)
+    evidence = profile.hypotheses[0].evidence
+    assert [(e.quote, e.verified, e.example_index) for e in evidence] == [(REAL_QUOTE, True, 0), (FABRICATED, False, None)]
+    assert profile.report.proposed == 2 * len(aspects)
+    assert profile.report.dropped_unsupported == len(aspects)
+
+
+def test_infer_keep_unsupported_keeps_them_flagged(make_hyperalign, examples):
+    ha, _ = make_hyperalign(scripted)
+    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(keep_unsupported=True))
+    unsupported = [h for h in profile.hypotheses if not h.supported]
+    assert len(profile.hypotheses) == 6 and len(unsupported) == 3
+    assert all(h.statement.endswith("loves parties") for h in unsupported)
+    assert profile.report.dropped_unsupported == 0 and profile.report.proposed == 6
+    assert len(profile.supported_hypotheses) == 3
+
+
+def test_infer_metadata_attributes_and_usage(make_hyperalign, examples):
+    ha, backend = make_hyperalign(scripted, model="keeper-model")
+    profile = ha.infer_profile("morwenna", examples, attributes={"formality": "formal", "team": "North Light"})
+    assert profile.user_id == "morwenna"
+    assert profile.attributes == {**ATTRIBUTES, "formality": "formal", "team": "North Light"}
+    assert profile.examples_hash == examples_hash(examples)
+    assert profile.n_examples == len(examples)
+    assert (profile.backend, profile.model) == ("fake", "keeper-model")
+    assert profile.prompt_version == "infer_hypotheses.v1+infer_attributes.v1"
+    report = profile.report
+    assert report.llm_calls == len(backend.requests) == 4 and report.cache_hits == 0
+    assert report.prompt_tokens > 0 and report.completion_tokens > 0
+    assert report.truncated_examples == []
+
+
+def test_infer_without_attributes_step(make_hyperalign, examples):
+    ha, backend = make_hyperalign(scripted)
+    options = InferenceOptions(infer_attributes=False, aspects={"writing_style": "surface style"})
+    profile = ha.infer_profile("morwenna", examples, options=options)
+    assert [aspect_of(r) for r in backend.requests] == ["writing_style"] and is_hypotheses(backend.requests[0])
+    assert profile.attributes == {} and profile.prompt_version == "infer_hypotheses.v1"
+
+
+def test_infer_dedupes_statements_across_aspects(make_hyperalign, examples):
+    reply = json.dumps({"hypotheses": [{"statement": "Repeats a motto.", "evidence": [REAL_QUOTE]}] * 2})
+    ha, _ = make_hyperalign(lambda r: reply, cache=False)
+    profile = ha.infer_profile("u", examples, options=InferenceOptions(infer_attributes=False))
+    assert len(profile.hypotheses) == 1 and profile.report.proposed == 1
+
+
+def test_second_run_with_same_cache_makes_no_backend_calls(make_hyperalign, tmp_cache, examples):
+    first_ha, _ = make_hyperalign(scripted)
+    first = first_ha.infer_profile("morwenna", examples)
+    second_ha, backend = make_hyperalign(scripted, cache=tmp_cache)
+    second = second_ha.infer_profile("morwenna", examples)
+    assert backend.requests == []
+    assert second.report.cache_hits == 4 and second.report.llm_calls == 0
+    assert second.hypotheses == first.hypotheses and second.attributes == first.attributes
+    assert second_ha.stats.llm_calls == 0 and second_ha.stats.cache_hits == 4
+
+
+def test_infer_repairs_invalid_output(make_hyperalign, examples):
+    replies = iter(['{"hypotheses": []}', json.dumps({"hypotheses": [{"statement": "Repeats a motto.", "evidence": [REAL_QUOTE]}]})])
+    ha, backend = make_hyperalign(lambda r: next(replies), cache=False)
+    options = InferenceOptions(infer_attributes=False, aspects={"writing_style": "surface style"})
+    profile = ha.infer_profile("u", examples, options=options)
+    assert len(backend.requests) == 2 and profile.report.llm_calls == 2
+    assert "hypotheses" in backend.requests[1].messages[-1]["content"]
+    assert profile.hypotheses[0].supported
+
+
+@pytest.mark.parametrize("bad", [{"examples": []}, {"user_id": "   "}])
+def test_infer_rejects_bad_input(make_hyperalign, examples, bad):
+    ha, backend = make_hyperalign(scripted)
+    kwargs = {"user_id": "u", "examples": examples, **bad}
+    with pytest.raises(InputError):
+        ha.infer_profile(kwargs["user_id"], kwargs["examples"])
+    assert backend.requests == []
+
+
+@pytest.mark.parametrize("quote_menu", [True, False, None])
+def test_quote_menu_option(make_hyperalign, examples, quote_menu):
+    ha, backend = make_hyperalign(menu_responder)
+    profile = ha.infer_profile("u", examples, options=InferenceOptions(quote_menu=quote_menu))
+    menus = [enums_in(r.json_schema) for r in hypothesis_requests(backend)]
+    if quote_menu:
+        assert all(len(m) == 1 for m in menus)
+        menu = menus[0][0]
+        assert "Gears first, opinions later." in menu and "Fog again." not in menu  # too short to quote
+        texts = [normalize(e.text) for e in examples]
+        assert all(locate(sentence, texts) is not None for sentence in menu)  # every option is citable
+        assert {s for s in menu if "Morwenna" in s} == {"— Keeper Morwenna, North Light"}
+    else:
+        assert menus and all(m == [] for m in menus)
+    assert all(h.supported for h in profile.hypotheses) and profile.hypotheses
+
+
+# --- fitting examples into the context -------------------------------------------------------------------------
+
+
+def sized(*lengths: int) -> list[UserExample]:
+    return [UserExample(text="x" * n) for n in lengths]
+
+
+def test_fit_examples_without_context_or_when_it_fits():
+    items = sized(100, 200)
+    assert fit_examples(items, None, 500) == (items, [])
+    fitted, truncated = fit_examples(items, 10_000, 500)
+    assert fitted == items and truncated == []
+
+
+def test_fit_examples_truncates_the_longest():
+    items = sized(20, 1000, 30, 800)
+    context = 100 + PROMPT_OVERHEAD_TOKENS + 100  # budget: 100 tokens = 350 characters
+    fitted, truncated = fit_examples(items, context, reserve_tokens=100)
+    assert truncated == [1, 3]
+    assert fitted[0] is items[0] and fitted[2] is items[2]
+    for index in truncated:
+        assert fitted[index].text.endswith(" […truncated]")
+        assert len(fitted[index].text) < len(items[index].text)
+    kept = sum(len(e.text.removesuffix(" […truncated]")) for e in fitted)
+    assert kept <= 350
+
+
+def test_fit_examples_no_room_raises():
+    with pytest.raises(InputError, match=r"context \(500 tokens\) leaves no room"):
+        fit_examples(sized(10), 500, reserve_tokens=100)
+
+
+def test_infer_with_small_context_records_truncation(make_hyperalign, examples):
+    long = UserExample(text=" ".join(["Count the steps, all of them, every time."] * 20))
+    sizes = [len(e.text) + len(e.prompt or "") for e in examples]
+    room_chars = sum(sizes) + max(sizes) + 50  # water-filling cap > every short example, < the long one
+    ha, backend = make_hyperalign(scripted, context_tokens=100 + PROMPT_OVERHEAD_TOKENS + int(room_chars / 3.5) + 1)
+    profile = ha.infer_profile("u", [*examples, long], options=InferenceOptions(max_tokens=100))
+    assert profile.report.truncated_examples == [len(examples)]
+    assert all("[…truncated]" in r.messages[1]["content"] for r in backend.requests)
+    assert profile.hypotheses and profile.n_examples == len(examples) + 1
+
+
+# --- generation ------------------------------------------------------------------------------------------------
+
+
+def echo(request: CompletionRequest) -> str:
+    return f"  reply to: {request.messages[-1]['content']}  \n"
+
+
+@pytest.fixture
+def profile(make_hyperalign, examples):
+    ha, _ = make_hyperalign(scripted, cache=False)
+    return ha.infer_profile("morwenna", examples)
+
+
+async def test_all_strategies_go_through_the_same_function(make_hyperalign, examples, profile, monkeypatch):
+    seen = []
+    original = generate_module.build_messages
+
+    def spy(task, strategy, *args, **kwargs):
+        seen.append(generate_module.Strategy(strategy))
+        return original(task, strategy, *args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "build_messages", spy)
+    ha, backend = make_hyperalign(echo)
+    results = [await ha.agenerate(profile, "Write about fog.", s, examples) for s in Strategy]
+    assert seen == list(Strategy)
+    assert [g.strategy for g in results] == list(Strategy)
+    params = {(r.max_tokens, r.temperature, r.seed, r.json_schema) for r in backend.requests}
+    assert params == {(600, 0.0, 0, None)}
+    assert len({r.messages[0]["content"] for r in backend.requests}) == 3  # different system prompts
+
+
+async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
+    ha, _ = make_hyperalign(echo)
+    generation = await ha.agenerate(profile, "Write about fog.")
+    assert isinstance(generation, Generation)
+    assert generation.strategy is Strategy.HYPERALIGN and generation.task == "Write about fog."
+    assert generation.text == "reply to: Write about fog."
+    assert generation.prompt_tokens > 0 and generation.completion_tokens > 0
+    assert (generation.finish_reason, generation.cached, generation.model) == ("stop", False, "fake-model")
+    assert generation.prompt_version == "generate.v1"
+    again = await ha.agenerate(profile, "Write about fog.")
+    assert again.cached is True and again.text == generation.text
+
+
+def test_generate_returns_text(make_hyperalign, examples):
+    ha, _ = make_hyperalign(echo)
+    assert ha.generate(None, "Write about seals.", "few-shot", examples) == "reply to: Write about seals."
+
+
+@pytest.mark.parametrize(
+    ("strategy", "use_profile", "use_examples", "task", "message"),
+    [
+        ("hyperalign", False, True, "Write.", "needs a profile"),
+        ("few-shot", True, False, "Write.", "needs the user's examples"),
+        ("zero-shot", True, True, "  \n ", "the task is empty"),
+    ],
+)
+def test_generate_input_errors(make_hyperalign, examples, profile, strategy, use_profile, use_examples, task, message):
+    ha, backend = make_hyperalign(echo)
+    with pytest.raises(InputError, match=message):
+        ha.generate(profile if use_profile else None, task, strategy, examples if use_examples else None)
+    assert backend.requests == []
+
+
+class ReverseSpeedBackend(FakeBackend):
+    """Later tasks finish first, so completion order differs from input order."""
+
+    async def acomplete(self, request: CompletionRequest):
+        task = request.messages[-1]["content"]
+        await asyncio.sleep(0.001 * (10 - int(task.split()[-1])))
+        return self.complete(request)
+
+
+def test_generate_many_calls_on_done_for_every_task_and_keeps_order(make_hyperalign, profile):
+    ha, _ = make_hyperalign(backend=ReverseSpeedBackend(echo))
+    tasks = [f"Task number {i}" for i in range(6)]
+    done: dict[int, Generation] = {}
+    results = ha.generate_many(profile, tasks, on_done=lambda i, g: done.__setitem__(i, g))
+    assert [g.task for g in results] == tasks
+    assert [g.text for g in results] == [f"reply to: {t}" for t in tasks]
+    assert sorted(done) == list(range(6))
+    assert all(done[i] is results[i] for i in range(6))

@@ -1,0 +1,53 @@
+"""End to end on the real embedded model (SmolLM2-135M via llama.cpp), no fake: infer, then generate."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hyperalign import HyperAlign, Profile, Strategy
+from hyperalign.cli import app
+from hyperalign.examples import read_examples
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cache_path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embedded") / "cache.sqlite3"
+
+
+@pytest.fixture(scope="module")
+def demo_examples():
+    with resources.as_file(resources.files("hyperalign") / "data" / "demo_user.jsonl") as path:
+        return read_examples(path)
+
+
+def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
+    ha = HyperAlign.from_config(backend="embedded", cache=str(cache_path))
+    profile = ha.infer_profile("bev", demo_examples)
+    assert Profile.from_json(profile.to_json()) == profile
+    assert profile.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert len(profile.supported_hypotheses) >= 3
+    for hypothesis in profile.supported_hypotheses:
+        quotes = [e.quote for e in hypothesis.evidence if e.verified]
+        assert any(" ".join(q.split()) in " ".join(demo_examples[e.example_index].text.split())
+                   for e in hypothesis.evidence if e.verified for q in [e.quote]), quotes
+    assert ha.stats.llm_calls == 4 and ha.stats.prompt_tokens > 1000
+
+    text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.")
+    zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT)
+    assert len(text.split()) > 10 and len(zero.split()) > 10
+    assert text != zero
+
+
+def test_cli_demo_offline(cache_path):
+    result = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
+    assert result.exit_code == 0, result.output
+    assert "Profile of bev" in result.stdout
+    assert "hyperalign (with the profile)" in result.stdout and "zero-shot (task only)" in result.stdout
+    # The profile was inferred by the previous test with the same cache: served without LLM calls.
+    assert "cache hits: 4" in result.output

@@ -1,0 +1,294 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from pydantic import BaseModel
+
+from hyperalign import HyperAlign
+from hyperalign.errors import InputError, StructuredOutputError
+from hyperalign.llm import (
+    Completion,
+    CompletionCache,
+    CompletionRequest,
+    LLMClient,
+    RunStats,
+    Usage,
+    backend_names,
+    create_backend,
+    default_cache_path,
+    register_backend,
+)
+from hyperalign.llm import registry
+from hyperalign.llm.cache import MIGRATIONS
+from hyperalign.llm.client import run_sync
+from hyperalign.llm.fake import FakeBackend
+
+
+def request(text: str = "Fog again?", **params) -> CompletionRequest:
+    return CompletionRequest(messages=[{"role": "user", "content": text}], **params)
+
+
+class Reading(BaseModel):
+    station: str
+    turns: int
+
+
+# --- CompletionCache -------------------------------------------------------------------------------------------
+
+
+def test_default_cache_path_is_isolated_in_tests(isolated_environment):
+    assert default_cache_path() == isolated_environment / "xdg-cache" / "hyperalign" / "llm-cache.sqlite3"
+
+
+def test_migrations_applied_and_recorded(tmp_cache):
+    assert tmp_cache.applied_migrations() == sorted(name for name, _ in MIGRATIONS)
+    assert tmp_cache.count() == 0
+
+
+def test_reopen_does_not_reapply_migrations(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    CompletionCache(path).close()
+    with sqlite3.connect(path) as db:
+        before = db.execute("SELECT name, applied_at FROM _migrations ORDER BY name").fetchall()
+    reopened = CompletionCache(path)
+    try:
+        assert reopened.applied_migrations() == [name for name, _ in before]
+    finally:
+        reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name, applied_at FROM _migrations ORDER BY name").fetchall() == before
+        indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")]
+    assert "completions_created_at" in indexes
+
+
+def test_put_get_round_trip(tmp_cache):
+    req = request()
+    key = req.cache_key("fake", "m1")
+    assert tmp_cache.get(key) is None
+    stored = Completion(text="Gears first.", finish_reason="length", usage=Usage(prompt_tokens=7, completion_tokens=2), model="m1")
+    tmp_cache.put(key, "fake", req, stored)
+    got = tmp_cache.get(key)
+    assert got == stored.model_copy(update={"cached": True})
+    assert got.cached is True and stored.cached is False
+    assert tmp_cache.count() == 1
+
+
+def test_cache_key_depends_on_backend_model_and_params():
+    base = request()
+    assert base.cache_key("fake", "m") == request().cache_key("fake", "m")
+    assert base.cache_key("fake", "m") != base.cache_key("fake", "m2")
+    assert base.cache_key("fake", "m") != base.cache_key("openai", "m")
+    assert base.cache_key("fake", "m") != request(temperature=0.7).cache_key("fake", "m")
+    assert base.cache_key("fake", "m") != request(max_tokens=10).cache_key("fake", "m")
+
+
+# --- LLMClient: cache and stats --------------------------------------------------------------------------------
+
+
+def test_second_identical_request_is_served_from_cache(tmp_cache):
+    backend = FakeBackend(["first answer", "second answer"])
+    client = LLMClient(backend, cache=tmp_cache)
+    one = client.complete(request())
+    two = client.complete(request())
+    assert len(backend.requests) == 1
+    assert (one.text, one.cached) == ("first answer", False)
+    assert (two.text, two.cached) == ("first answer", True)
+    assert client.stats.llm_calls == 1 and client.stats.cache_hits == 1
+    assert client.stats.cached_prompt_tokens == one.usage.prompt_tokens > 0
+
+
+def test_cache_survives_a_new_client(tmp_cache):
+    LLMClient(FakeBackend(["stored"]), cache=tmp_cache).complete(request())
+    backend = FakeBackend(["fresh"])
+    assert LLMClient(backend, cache=tmp_cache).complete(request()).text == "stored"
+    assert backend.requests == []
+
+
+def test_different_params_make_a_different_key(tmp_cache):
+    backend = FakeBackend(["a", "b", "c"])
+    client = LLMClient(backend, cache=tmp_cache)
+    texts = [client.complete(r).text for r in (request(), request(temperature=0.5), request(seed=7))]
+    assert texts == ["a", "b", "c"]
+    assert len(backend.requests) == 3 and client.stats.cache_hits == 0 and tmp_cache.count() == 3
+
+
+def test_without_cache_every_request_calls_backend():
+    backend = FakeBackend(["a", "b"])
+    client = LLMClient(backend, cache=None)
+    assert [client.complete(request()).text for _ in range(2)] == ["a", "b"]
+    assert client.stats.llm_calls == 2
+
+
+def test_stats_summary_text():
+    stats = RunStats(llm_calls=3, prompt_tokens=12345, completion_tokens=678)
+    assert stats.summary() == "LLM calls: 3 (cache hits: 0) · tokens: 12,345 prompt + 678 completion"
+    stats.add(Completion(text="x", cached=True, usage=Usage(prompt_tokens=1500, completion_tokens=20)))
+    assert stats.cache_hits == 1
+    assert stats.summary().endswith("· served from cache: 1,500 + 20")
+    assert stats.since(RunStats(llm_calls=1, cache_hits=1)).model_dump()["llm_calls"] == 2
+
+
+# --- structured output -----------------------------------------------------------------------------------------
+
+MESSAGES = [{"role": "user", "content": "Read the lamp counter."}]
+
+
+def test_structured_valid_first_reply():
+    backend = FakeBackend(['{"station": "North Light", "turns": 412}'])
+    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert value == Reading(station="North Light", turns=412)
+    assert len(completions) == 1 and len(backend.requests) == 1
+    sent = backend.requests[0]
+    assert sent.schema_name == "read" and sent.json_schema == Reading.model_json_schema()
+
+
+def test_structured_invalid_then_valid_is_repaired():
+    backend = FakeBackend(['{"station": "North Light", "turns": "many"}', '{"station": "North Light", "turns": 9}'])
+    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert value.turns == 9 and len(completions) == 2
+    repair = backend.requests[1].messages
+    assert repair[:-2] == MESSAGES
+    assert repair[-2] == {"role": "assistant", "content": '{"station": "North Light", "turns": "many"}'}
+    assert repair[-1]["role"] == "user"
+    assert repair[-1]["content"].startswith("That output is not valid: turns:")
+    assert "integer" in repair[-1]["content"]
+
+
+def test_structured_non_json_reply_is_repaired():
+    backend = FakeBackend(["Sure! Here it is.", '{"station": "S", "turns": 1}'])
+    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert value.station == "S" and len(completions) == 2
+    assert "Invalid JSON" in backend.requests[1].messages[-1]["content"]
+
+
+def test_structured_invalid_twice_raises_naming_the_step():
+    backend = FakeBackend(["nope", '{"station": "S"}'])
+    with pytest.raises(StructuredOutputError) as info:
+        LLMClient(backend).complete_structured(MESSAGES, Reading, step="infer_hypotheses[personality]")
+    error = info.value
+    assert error.step == "infer_hypotheses[personality]"
+    assert "step 'infer_hypotheses[personality]'" in str(error)
+    assert "turns: Field required" in str(error)
+    assert error.output == '{"station": "S"}'
+    assert len(backend.requests) == 2
+
+
+class TruncatingBackend(FakeBackend):
+    def complete(self, request: CompletionRequest) -> Completion:
+        return super().complete(request).model_copy(update={"finish_reason": "length"})
+
+
+def test_structured_length_finish_reason_message():
+    backend = TruncatingBackend(['{"station": "North', '{"station": "No'])
+    with pytest.raises(StructuredOutputError, match="cut off at the token limit") as info:
+        LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert "cut off at the token limit" in backend.requests[1].messages[-1]["content"]
+    assert "Output began: '{\"station\": \"No'" in str(info.value)
+
+
+# --- concurrency -----------------------------------------------------------------------------------------------
+
+
+class InFlightBackend(FakeBackend):
+    """Async backend that records how many calls are in flight at once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def acomplete(self, request: CompletionRequest) -> Completion:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            return self.complete(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_concurrency_is_bounded():
+    backend = InFlightBackend()
+    client = LLMClient(backend, concurrency=2)
+    results = await asyncio.gather(*(client.acomplete(request(f"task {i}")) for i in range(7)))
+    assert len(results) == 7 and len(backend.requests) == 7
+    assert backend.max_in_flight == 2
+    assert backend.in_flight == 0
+
+
+def test_concurrency_below_one_is_clamped():
+    assert LLMClient(FakeBackend(), concurrency=0).concurrency == 1
+
+
+# --- registry --------------------------------------------------------------------------------------------------
+
+
+def test_create_fake_backend_ignores_unused_options():
+    backend = create_backend("fake", model="tiny", base_url=None, api_key="unused", context_tokens=2048)
+    assert isinstance(backend, FakeBackend)
+    assert (backend.name, backend.model, backend.context_tokens) == ("fake", "tiny", 2048)
+
+
+def test_unknown_backend_lists_available_names():
+    with pytest.raises(InputError) as info:
+        create_backend("does-not-exist")
+    message = str(info.value)
+    assert message.startswith("unknown backend 'does-not-exist'; available: ")
+    for name in ("embedded", "fake", "openai"):
+        assert name in message
+
+
+def test_register_backend_adds_a_custom_one(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTERED", {})
+
+    class EchoBackend(FakeBackend):
+        name = "echo"
+
+    register_backend("echo", lambda **options: EchoBackend(["echo!"], **options))
+    assert "echo" in backend_names()
+    backend = create_backend("echo", model="echo-1")
+    assert backend.name == "echo" and backend.model == "echo-1"
+    assert LLMClient(backend).complete(request()).text == "echo!"
+
+
+def test_from_config_with_fake_backend_uses_isolated_default_cache(isolated_environment):
+    ha = HyperAlign.from_config("fake", model="tiny", cache=True)
+    try:
+        assert ha.client.backend.model == "tiny"
+        assert ha.client.cache.path == default_cache_path()
+        assert isolated_environment in ha.client.cache.path.parents
+    finally:
+        ha.client.cache.close()
+    assert HyperAlign.from_config("fake", cache=False).client.cache is None
+
+
+# --- run_sync --------------------------------------------------------------------------------------------------
+
+
+async def test_run_sync_works_inside_a_running_event_loop():
+    asyncio.get_running_loop()  # we are inside one
+    backend = FakeBackend(["from a thread"])
+    assert LLMClient(backend).complete(request()).text == "from a thread"
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert run_sync(answer()) == 42
+
+
+async def test_run_sync_reraises_inside_a_running_event_loop():
+    async def fail() -> None:
+        raise InputError("bad input")
+
+    with pytest.raises(InputError, match="bad input"):
+        run_sync(fail())
+
+
+def test_run_sync_without_a_loop():
+    async def answer() -> str:
+        return "ok"
+
+    assert run_sync(answer()) == "ok"
