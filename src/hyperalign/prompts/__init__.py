@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Template
 
 VERSIONS: dict[str, int] = {
     "infer_hypotheses": 1,
@@ -16,7 +16,7 @@ VERSIONS: dict[str, int] = {
     "repair": 1,
 }
 
-_TAG = re.compile(r"<(/?)(user_text|task|examples|profile)\b", re.IGNORECASE)
+_TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate)\b", re.IGNORECASE)
 
 
 def as_data(text: str) -> str:
@@ -24,10 +24,10 @@ def as_data(text: str) -> str:
     return _TAG.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text.replace("\r\n", "\n").strip())
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+def environment(loader: BaseLoader) -> Environment:
+    """A template environment with hyperalign's conventions; judges use it with their own folder."""
     env = Environment(
-        loader=PackageLoader("hyperalign", "prompts"),
+        loader=loader,
         undefined=StrictUndefined,
         autoescape=False,  # prompts are not HTML; user text is delimited by `data` instead
         trim_blocks=True,
@@ -36,6 +36,11 @@ def _environment() -> Environment:
     )
     env.filters["data"] = as_data
     return env
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return environment(PackageLoader("hyperalign", "prompts"))
 
 
 def template_name(step: str) -> str:
@@ -47,8 +52,11 @@ def render(step: str, **context: object) -> str:
 
 
 def render_messages(step: str, **context: object) -> list[dict[str, str]]:
-    """A step's template defines a `system` and a `user` block: one chat message each."""
-    template = _environment().get_template(template_name(step))
+    return messages_from(_environment().get_template(template_name(step)), **context)
+
+
+def messages_from(template: Template, **context: object) -> list[dict[str, str]]:
+    """A template defines a `system` and a `user` block: one chat message each."""
     ctx = template.new_context(dict(context))
     return [
         {"role": role, "content": "".join(template.blocks[role](ctx)).strip()}

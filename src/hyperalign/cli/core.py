@@ -1,109 +1,26 @@
-"""The `hyperalign` command: a thin shell over the library. Every user-facing fault exits 2 with one message."""
+"""The core commands: demo, infer, generate, show."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import sys
-from collections.abc import Callable
-from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .api import HyperAlign
-from .errors import HyperAlignError, InputError
-from .examples import iter_jsonl, read_examples
-from .generate import Generation, Strategy
-from .infer import InferenceOptions
-from .profile import Profile, examples_hash
+from ..api import HyperAlign
+from ..errors import InputError
+from ..examples import iter_jsonl, read_examples
+from ..generate import Generation, Strategy
+from ..infer import InferenceOptions
+from ..profile import Profile, examples_hash
+from .common import cli_command, client, err, out, progress_bars, report_usage
 
-app = typer.Typer(
-    help="Hypothesis-driven personalization of LLM outputs (HyPerAlign).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-out = Console()
-err = Console(stderr=True)
-
-LLM = "LLM options (also accepted before the command)"
 DEMO_TASK = "Write an email to the volunteers asking them to bring spare seeds to the spring seed swap."
-
-
-@app.callback()
-def options(
-    ctx: typer.Context,
-    backend: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="LLM backend: embedded (default), openai, fake, plugins.")] = None,
-    model: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="Model name (openai) or GGUF path (embedded).")] = None,
-    base_url: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")] = None,
-    api_key: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="API key (default: OPENAI_API_KEY).", show_default=False)] = None,
-    cache: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="SQLite file caching every completion.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache/", rich_help_panel=LLM, help="Call the LLM even for a cached request.")] = False,
-    concurrency: Annotated[Optional[int], typer.Option(rich_help_panel=LLM, help="Parallel LLM calls.")] = None,
-    context_tokens: Annotated[Optional[int], typer.Option(rich_help_panel=LLM, help="The model's context, to fit examples into it.")] = None,
-) -> None:
-    ctx.obj = dict(
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        cache=cache,
-        cache_off=no_cache,
-        concurrency=concurrency,
-        context_tokens=context_tokens,
-    )
-
-
-_settings: ContextVar[dict[str, Any]] = ContextVar("hyperalign_cli_settings")
-
-
-def cli_command(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Register a command that also takes the LLM options, and whose known faults become one line on stderr
-    and exit code 2, never a traceback."""
-    shared = [p for p in inspect.signature(options, eval_str=True).parameters.values() if p.name != "ctx"]
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx: typer.Context = kwargs.pop("_typer_context")
-        given = {p.name: kwargs.pop(p.name) for p in shared}
-        _settings.set({**(ctx.obj or {}), **{k: v for k, v in given.items() if v not in (None, False)}})
-        try:
-            return function(*args, **kwargs)
-        except HyperAlignError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
-        except OSError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}: {exc.filename or ''}", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("Interrupted; finished results are kept.")
-            raise typer.Exit(130) from None
-
-    own = inspect.signature(function, eval_str=True)
-    context = inspect.Parameter("_typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared] + [context]
-    wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), *extra])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**options.__annotations__, **function.__annotations__, "_typer_context": typer.Context}
-    return app.command()(wrapper)
-
-
-def _client() -> HyperAlign:
-    settings = dict(_settings.get())
-    cache_off, cache = settings.pop("cache_off"), settings.pop("cache")
-    return HyperAlign.from_config(**settings, cache=False if cache_off else cache)
-
-
-def _report_usage(ha: HyperAlign) -> None:
-    err.print(f"[dim]{ha.stats.summary()}[/]", highlight=False)
 
 
 def _warn_truncation(profile: Profile) -> None:
@@ -139,7 +56,7 @@ def infer(
 ) -> None:
     """Infer an evidence-checked profile from a user's texts."""
     examples = read_examples(examples_file)
-    ha = _client()
+    ha = client()
     options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported)
     profile = _infer(ha, user, examples, _parse_attributes(attribute), options)
     if output:
@@ -151,7 +68,7 @@ def infer(
         )
     else:
         out.print_json(profile.to_json())
-    _report_usage(ha)
+    report_usage(ha)
 
 
 def _read_tasks(path: Path) -> list[tuple[str, str]]:
@@ -197,11 +114,11 @@ def generate(
         raise InputError("--strategy few-shot needs --examples EXAMPLES.jsonl")
     if profile and examples and examples_hash(examples) != profile.examples_hash:
         err.print("[yellow]Warning:[/] these examples are not the ones the profile was inferred from.")
-    ha = _client()
+    ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     if task is not None:
         out.print(ha.generate(profile, task, strategy, examples), highlight=False, markup=False)
-        _report_usage(ha)
+        report_usage(ha)
         return
     assert tasks_file and output
     todo_all = _read_tasks(tasks_file)
@@ -210,7 +127,7 @@ def generate(
     if done:
         err.print(f"Resuming: {len(todo_all) - len(todo)} of {len(todo_all)} tasks already in {output}.")
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("a", encoding="utf-8") as sink, _progress() as progress:
+    with output.open("a", encoding="utf-8") as sink, progress_bars() as progress:
         bar = progress.add_task(f"{strategy.value}", total=len(todo))
 
         def save(index: int, generation: Generation) -> None:
@@ -222,13 +139,7 @@ def generate(
 
         ha.generate_many(profile, [t for _, t in todo], strategy, examples, on_done=save)
     err.print(f"Wrote {len(todo)} outputs to {output}.")
-    _report_usage(ha)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    )
+    report_usage(ha)
 
 
 @cli_command
@@ -253,7 +164,7 @@ def demo(
     source = resources.files("hyperalign") / "data" / "demo_user.jsonl"
     with resources.as_file(source) as path:
         examples = read_examples(path)
-    ha = _client()
+    ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     err.print(f"Backend: {ha.client.backend.name} · model: {ha.client.model} · {len(examples)} example texts by 'bev'")
     profile = _infer(ha, "bev", examples, {}, InferenceOptions())
@@ -266,8 +177,4 @@ def demo(
     table.add_column("zero-shot (task only)", ratio=1)
     table.add_row(personalized, zero_shot)
     out.print(table)
-    _report_usage(ha)
-
-
-def main() -> None:
-    app()
+    report_usage(ha)

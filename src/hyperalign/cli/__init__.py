@@ -1,0 +1,11 @@
+"""The `hyperalign` command: a thin shell over the library."""
+
+from . import core, evaluate  # noqa: F401  (registers the commands)
+from .common import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

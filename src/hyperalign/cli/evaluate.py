@@ -1,0 +1,90 @@
+"""`hyperalign eval ...` and `hyperalign report RUN`: thin shells over hyperalign.eval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markdown import Markdown
+
+from ..api import HyperAlign
+from ..eval.authorship import AuthorshipConfig, AuthorshipRun
+from ..eval.corpus import PromptStyle
+from ..eval.report import write_report
+from ..eval.runs import RunFolder
+from ..llm.client import run_sync
+from .common import app, cli_command, client, err, out, progress_bars, report_usage
+
+eval_app = typer.Typer(help="Evaluate personalization against baselines.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+JUDGE = "Judge (default: the generation backend and model)"
+
+
+@contextmanager
+def stage_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
+    with progress_bars() as progress:
+        def stage(name: str, total: int) -> Callable[[], None]:
+            task = progress.add_task(name, total=total)
+            return lambda: progress.advance(task)
+
+        yield stage
+
+
+def judge_client(ha: HyperAlign, backend: str | None, model: str | None, base_url: str | None) -> HyperAlign:
+    if not (backend or model or base_url):
+        return ha
+    store = ha.client.cache.path if ha.client.cache else False
+    return HyperAlign.from_config(backend or ha.client.backend.name, model=model, base_url=base_url,
+                                  cache=str(store) if store else False)
+
+
+def authorship(
+    corpus: Annotated[Path, typer.Option(help="Author folders (CCAT50 layout) or JSONL {author, prompt?, text, split?}.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerunning resumes it.")],
+    methods: Annotated[str, typer.Option(help="Comma-separated: hyperalign, few-shot, zero-shot, import:FILE.jsonl.")] = "hyperalign,few-shot,zero-shot",
+    authors: Annotated[int, typer.Option(min=2)] = 10,
+    shots: Annotated[int, typer.Option(min=1)] = 7,
+    prompts_per_author: Annotated[int, typer.Option(min=1)] = 3,
+    seed: int = 0,
+    prompt_style: Annotated[str, typer.Option(help="auto | news | row")] = "auto",
+    max_tokens: Annotated[int, typer.Option(min=1, help="Per generated text.")] = 600,
+    judge: Annotated[str, typer.Option(help="Judge folder or built-in name; 'none' to skip.")] = "style",
+    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+) -> None:
+    """Authorship evaluation: attribution, pairwise judge and cost for each method."""
+    if prompt_style not in PromptStyle.__args__:  # type: ignore[attr-defined]
+        raise typer.BadParameter("--prompt-style must be auto, news or row")
+    ha = client()
+    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
+    judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
+    config = AuthorshipConfig(
+        corpus=str(corpus), methods=[m for m in methods.split(",") if m.strip()], authors=authors, shots=shots,
+        prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style, max_tokens=max_tokens,
+        judge=None if judge == "none" else judge, backend=ha.client.backend.name, model=ha.client.model,
+        judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model,
+    )
+    folder = RunFolder(out_dir)
+    with stage_bars() as stage:
+        results = run_sync(AuthorshipRun(config, ha, judge_ha, folder, stage).run())
+    path = write_report(folder, results)
+    out.print(Markdown(path.read_text(encoding="utf-8")))
+    err.print(f"Report: {path}")
+    report_usage(ha)
+
+
+cli_command(authorship, group=eval_app)
+
+
+def report(run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder.")]) -> None:
+    """Re-render a run's report.md, results.csv and plots from its results.json."""
+    path = write_report(RunFolder(run))
+    out.print(Markdown(path.read_text(encoding="utf-8")))
+    err.print(f"Report: {path}")
+
+
+cli_command(report)

@@ -1,0 +1,1 @@
+"""Evaluation: does personalization work? Authorship attribution, pairwise judges, cost; shared run folders."""

@@ -1,0 +1,125 @@
+"""Pairwise LLM judge. A judge is a folder of data (config.toml + a prompt template), as in alpaca_eval; the
+built-in ones live in `eval/judges/`, and any folder path works. Every pair is judged in both orders; a pair whose
+verdict flips with the order is a tie."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import FileSystemLoader
+from pydantic import BaseModel, Field, ValidationError
+
+from ..errors import InputError
+from ..llm import Completion, LLMClient
+from ..prompts import environment, messages_from
+
+BUILTIN_JUDGES = Path(__file__).parent / "judges"
+
+
+class JudgeConfig(BaseModel):
+    description: str = ""
+    template: str = "prompt.v1.j2"
+    max_tokens: int = 160
+    reference_chars: int = 2500
+    candidate_chars: int = 2500
+    max_references: int = 1
+
+
+class Verdict(BaseModel):
+    reason: str = Field(max_length=240)
+    closer: Literal["A", "B"]
+
+
+class Judge:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.name = folder.name
+        try:
+            self.config = JudgeConfig.model_validate(tomllib.loads((folder / "config.toml").read_text("utf-8")))
+        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise InputError(f"judge {folder}: cannot read config.toml ({exc})") from None
+        self.template = environment(FileSystemLoader(folder)).get_template(self.config.template)
+        self.version = f"{self.name}/{self.config.template}"
+
+    @classmethod
+    def load(cls, name_or_path: str) -> Judge:
+        path = Path(name_or_path)
+        folder = path if path.is_dir() else BUILTIN_JUDGES / name_or_path
+        if not (folder / "config.toml").is_file():
+            builtins = ", ".join(sorted(p.name for p in BUILTIN_JUDGES.iterdir() if p.is_dir()))
+            raise InputError(f"unknown judge {name_or_path!r}: not a judge folder; built-in judges: {builtins}")
+        return cls(folder)
+
+    def messages(self, references: list[str], a: str, b: str) -> list[dict[str, str]]:
+        c = self.config
+        return messages_from(
+            self.template,
+            references=[r[: c.reference_chars] for r in references[: c.max_references]],
+            a=a[: c.candidate_chars] or "(empty)",
+            b=b[: c.candidate_chars] or "(empty)",
+        )
+
+    async def compare(self, client: LLMClient, references: list[str], a: str, b: str) -> tuple[Verdict, list[Completion]]:
+        return await client.acomplete_structured(
+            self.messages(references, a, b), Verdict, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens
+        )
+
+
+def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:
+    """(shown as A, shown as B, order) for every unordered pair of methods, in both orders."""
+    pairs = []
+    for x, y in itertools.combinations(methods, 2):
+        pairs += [(x, y, 0), (y, x, 1)]
+    return pairs
+
+
+def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """Win rate of each method against each other one (win 1, tie 0.5), its standard error over prompts, and the
+    share of pairs whose verdict survived swapping the order (position consistency)."""
+    verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+    invalid = sum(1 for row in judgments if row.get("winner") is None)
+    for row in judgments:
+        if row.get("winner") is None:
+            continue
+        x, y = sorted((row["a"], row["b"]))
+        verdicts[(x, y, row["item_id"])][row["order"]] = row["winner"]
+    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    consistent: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for (x, y, _), by_order in verdicts.items():
+        if len(by_order) < 2:
+            continue  # one order only (a run stopped midway): not counted
+        agreed = by_order[0] == by_order[1]
+        score_x = (1.0 if by_order[0] == x else 0.0) if agreed else 0.5
+        scores[(x, y)].append(score_x)
+        scores[(y, x)].append(1.0 - score_x)
+        consistent[(x, y)].append(agreed)
+    matrix: dict[str, dict[str, dict[str, float] | None]] = {}
+    for row_method in methods:
+        matrix[row_method] = {}
+        for col in methods:
+            values = scores.get((row_method, col), [])
+            if row_method == col or not values:
+                matrix[row_method][col] = None
+                continue
+            mean = sum(values) / len(values)
+            variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+            matrix[row_method][col] = {
+                "win_rate": mean,
+                "se": math.sqrt(variance / len(values)),
+                "n": len(values),
+                "wins": sum(v == 1.0 for v in values),
+                "ties": sum(v == 0.5 for v in values),
+                "losses": sum(v == 0.0 for v in values),
+            }
+    all_consistent = [c for values in consistent.values() for c in values]
+    return {
+        "matrix": matrix,
+        "position_consistency": sum(all_consistent) / len(all_consistent) if all_consistent else None,
+        "pairs_judged": len(all_consistent),
+        "invalid_verdicts": invalid,
+    }

@@ -1,0 +1,101 @@
+"""Numbers of an authorship run: stylometric attribution (both views, with and without copying outputs) and cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..profile import Profile
+from .corpus import Split
+from .stylometry import VIEWS, AttributionModel, bootstrap, copy_stats, strip_opening
+
+
+def _summary(rows: list[dict[str, float]], seed: int) -> dict[str, Any]:
+    if not rows:
+        return {"accuracy": None, "mean_probability": None, "mean_rank": None, "n": 0}
+    return {
+        "accuracy": bootstrap([r["correct"] for r in rows], seed=seed).as_dict(),
+        "mean_probability": sum(r["probability"] for r in rows) / len(rows),
+        "mean_rank": sum(r["rank"] for r in rows) / len(rows),
+        "n": len(rows),
+    }
+
+
+def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[str], config: Any) -> dict[str, Any]:
+    items = {i.id: i for a in split.authors for i in a.held_out}
+    demos = {a.author: [d.text for d in a.demonstrations] for a in split.authors}
+    training = {a.author: a.classifier_texts for a in split.authors}
+    copying: dict[str, dict[str, Any]] = {}
+    candidates: dict[str, list[tuple[str, str, bool]]] = {m: [] for m in methods}
+    for row in rows:
+        if row["method"] not in candidates or row["item_id"] not in items:
+            continue
+        item = items[row["item_id"]]
+        text = strip_opening(row["output"], item.opening)
+        stats = copy_stats(text, demos[item.author])
+        copies = stats["copy_rate"] >= config.copy_threshold
+        candidates[row["method"]].append((text, item.author, copies))
+        block = copying.setdefault(row["method"], {"copy_rates": [], "longest": [], "copying": 0})
+        block["copy_rates"].append(stats["copy_rate"])
+        block["longest"].append(stats["longest_copied_words"])
+        block["copying"] += copies
+    copy_summary = {
+        m: {
+            "mean_copy_rate": sum(b["copy_rates"]) / len(b["copy_rates"]),
+            "max_longest_copied_words": max(b["longest"]),
+            "copying_share": b["copying"] / len(b["copy_rates"]),
+        }
+        for m, b in copying.items()
+    }
+    references = [(strip_opening(i.reference, i.opening), i.author) for i in items.values()]
+    openings = [(i.opening, i.author) for i in items.values() if i.opening]
+    views: dict[str, Any] = {}
+    for view in VIEWS:
+        model = AttributionModel(training, view=view)
+
+        def score(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+            return _summary(model.attribute([t for t, _ in pairs], [a for _, a in pairs]), config.seed)
+
+        views[view] = {
+            "ceiling_real_texts": score(references),
+            "floor_opening_only": score(openings) if openings else None,
+            "methods": {
+                m: {
+                    "all": score([(t, a) for t, a, _ in candidates[m]]),
+                    "without_copying": score([(t, a) for t, a, c in candidates[m] if not c]),
+                }
+                for m in methods
+            },
+        }
+    return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors)}
+
+
+def cost_metrics(split: Split, rows: list[dict[str, Any]], profiles: dict[str, Profile], methods: list[str]) -> dict[str, Any]:
+    prompts_per_author = sum(len(a.held_out) for a in split.authors) / len(split.authors)
+    per_method: dict[str, Any] = {}
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method and r.get("prompt_tokens") is not None]
+        if not mine:
+            per_method[method] = None
+            continue
+        prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
+        completion = sum(r["completion_tokens"] for r in mine) / len(mine)
+        inference_calls = inference_prompt = 0.0
+        if method == "hyperalign" and profiles:
+            inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in profiles.values()) / len(profiles)
+            inference_prompt = sum(p.report.prompt_tokens for p in profiles.values()) / len(profiles)
+        per_method[method] = {
+            "generations": len(mine),
+            "prompt_tokens_per_generation": prompt,
+            "completion_tokens_per_generation": completion,
+            "inference_calls_per_user": inference_calls,
+            "inference_prompt_tokens_per_user": inference_prompt,
+            "llm_calls_per_user": prompts_per_author + inference_calls,
+            "prompt_tokens_per_generation_amortized": prompt + inference_prompt / prompts_per_author,
+        }
+    ratio = ratio_amortized = None
+    if per_method.get("hyperalign") and per_method.get("few-shot"):
+        few = per_method["few-shot"]["prompt_tokens_per_generation"]
+        ratio = per_method["hyperalign"]["prompt_tokens_per_generation"] / few
+        ratio_amortized = per_method["hyperalign"]["prompt_tokens_per_generation_amortized"] / few
+    return {"methods": per_method, "hyperalign_over_few_shot_prompt_tokens": ratio,
+            "hyperalign_over_few_shot_prompt_tokens_amortized": ratio_amortized}
