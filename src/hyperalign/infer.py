@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
@@ -15,6 +15,9 @@ from .errors import InputError
 from .llm import Completion, LLMClient
 from .profile import ASPECT_GUIDANCE, InferenceReport, Profile, UserExample, examples_hash
 from .prompts import render_messages, version_tag
+
+if TYPE_CHECKING:
+    from .score import SelectionOptions
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class InferenceOptions:
     # embedded backend, whose small default model invents quotes otherwise; off elsewhere (it costs schema tokens).
     quote_menu: Optional[bool] = None
     quote_menu_size: int = 150
+    # Score candidates on held-out examples and keep the best (see score.py). None: the paper's one pass.
+    selection: Optional["SelectionOptions"] = None
 
 
 def fit_examples(
@@ -128,7 +133,7 @@ def _batch_schema(menu: list[str]) -> type[HypothesisBatch]:
     )
 
 
-def _merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
+def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
     for completion in completions:
         if completion.cached:
             report.cache_hits += 1
@@ -146,6 +151,10 @@ async def ainfer_profile(
     options: InferenceOptions | None = None,
 ) -> Profile:
     options = options or InferenceOptions()
+    if options.selection is not None:
+        from .score import ainfer_selected
+
+        return await ainfer_selected(client, user_id, examples, attributes, options)
     if not examples:
         raise InputError("no examples: hypotheses need at least one text written by the user")
     if not user_id.strip():
@@ -178,7 +187,7 @@ async def ainfer_profile(
     report = InferenceReport(truncated_examples=truncated)
     hypotheses, seen = [], set()
     for aspect, (batch, completions) in zip(options.aspects, results):
-        _merge_usage(report, completions)
+        merge_usage(report, completions)
         for draft in batch.hypotheses[: options.max_per_aspect]:
             key = evidence.normalize(draft.statement).lower()
             if key in seen:
@@ -194,7 +203,7 @@ async def ainfer_profile(
     inferred: dict[str, str] = {}
     if options.infer_attributes:
         drafted, completions = results[-1]
-        _merge_usage(report, completions)
+        merge_usage(report, completions)
         inferred = {k: v.strip() for k, v in drafted.model_dump().items() if v and v.strip()}
     steps = ["infer_hypotheses"] + (["infer_attributes"] if options.infer_attributes else [])
     return Profile(

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .errors import InputError
@@ -53,12 +55,28 @@ class Evidence(BaseModel):
     example_index: int | None = Field(default=None, description="0-based index of the example the quote was found in")
 
 
+class HypothesisScore(BaseModel):
+    """How held-out texts of the user rated the hypothesis; `value` is the Wilson 95% lower bound of support."""
+
+    supports: int = 0
+    contradicts: int = 0
+    neutral: int = 0
+    value: float = 0.0
+
+    @property
+    def tested(self) -> int:
+        return self.supports + self.contradicts + self.neutral
+
+
 class Hypothesis(BaseModel):
     id: str = ""
     aspect: str
     statement: str
     evidence: list[Evidence] = Field(default_factory=list)
     supported: bool = False
+    score: HypothesisScore | None = None
+    pinned: bool = False
+    origin: Literal["inferred", "person"] = "inferred"
 
     def model_post_init(self, __context: object) -> None:
         if not self.id:
@@ -76,6 +94,7 @@ class InferenceReport(BaseModel):
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
 
 
 class Profile(BaseModel):
@@ -137,7 +156,12 @@ class Profile(BaseModel):
             lines += [f"## {aspect.replace('_', ' ').capitalize()}", ""]
             for h in hypotheses:
                 flag = "" if h.supported else " _(unsupported: no quote found in the examples)_"
-                lines.append(f"- **{h.statement}**{flag} `[{h.id}]`")
+                marks = (" 📌 pinned" if h.pinned else "") + (" ✎ by a person" if h.origin == "person" else "")
+                score = ""
+                if h.score:
+                    score = (f" — held-out texts: {h.score.supports} support, {h.score.contradicts} contradict, "
+                             f"{h.score.neutral} neutral (score {h.score.value:.2f})")
+                lines.append(f"- **{h.statement}**{flag}{marks} `[{h.id}]`{score}")
                 for ev in h.evidence:
                     mark = f"example {ev.example_index + 1}" if ev.verified and ev.example_index is not None else "not found"
                     lines.append(f"    - > “{ev.quote}” ({mark})")

@@ -11,6 +11,7 @@ import typer
 from rich.markdown import Markdown
 
 from ..api import HyperAlign
+from ..eval.ablation import run_ablation
 from ..eval.authorship import AuthorshipConfig, AuthorshipRun
 from ..eval.corpus import PromptStyle
 from ..eval.report import write_report
@@ -41,6 +42,21 @@ def judge_client(ha: HyperAlign, backend: str | None, model: str | None, base_ur
                                   cache=str(store) if store else False)
 
 
+def _setup(
+    max_tokens: int, judge: str, judge_backend: str | None, judge_model: str | None, judge_base_url: str | None,
+    methods: str, **fields: object,
+) -> tuple[HyperAlign, HyperAlign, AuthorshipConfig]:
+    ha = client()
+    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
+    judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
+    config = AuthorshipConfig(
+        methods=[m.strip() for m in methods.split(",") if m.strip()], max_tokens=max_tokens,
+        judge=None if judge == "none" else judge, backend=ha.client.backend.name, model=ha.client.model,
+        judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model, **fields,
+    )
+    return ha, judge_ha, config
+
+
 def authorship(
     corpus: Annotated[Path, typer.Option(help="Author folders (CCAT50 layout) or JSONL {author, prompt?, text, split?}.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerunning resumes it.")],
@@ -59,14 +75,9 @@ def authorship(
     """Authorship evaluation: attribution, pairwise judge and cost for each method."""
     if prompt_style not in PromptStyle.__args__:  # type: ignore[attr-defined]
         raise typer.BadParameter("--prompt-style must be auto, news or row")
-    ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
-    judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
-    config = AuthorshipConfig(
-        corpus=str(corpus), methods=[m for m in methods.split(",") if m.strip()], authors=authors, shots=shots,
-        prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style, max_tokens=max_tokens,
-        judge=None if judge == "none" else judge, backend=ha.client.backend.name, model=ha.client.model,
-        judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model,
+    ha, judge_ha, config = _setup(
+        max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
+        authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style,
     )
     folder = RunFolder(out_dir)
     with stage_bars() as stage:
@@ -78,6 +89,42 @@ def authorship(
 
 
 cli_command(authorship, group=eval_app)
+
+
+def ablation(
+    corpus: Annotated[Path, typer.Option(help="As for `eval authorship`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Ablation folder: one run per shots value inside.")],
+    shots: Annotated[str, typer.Option(help="Comma-separated shots values.")] = "1,2,4,7",
+    methods: Annotated[str, typer.Option(help="hyperalign variants (and baselines) to compare.")] = "hyperalign,hyperalign:select,hyperalign:budget=3",
+    authors: Annotated[int, typer.Option(min=2)] = 5,
+    prompts_per_author: Annotated[int, typer.Option(min=1)] = 2,
+    seed: int = 0,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 600,
+    judge: str = "style",
+    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+) -> None:
+    """Ablation over shots, hypothesis selection and budget: attribution and judge win rate vs one-pass hyperalign."""
+    try:
+        shots_values = sorted({int(v) for v in shots.split(",") if v.strip()})
+    except ValueError:
+        raise typer.BadParameter("--shots takes comma-separated whole numbers, e.g. 1,2,4,7") from None
+    if not shots_values or min(shots_values) < 1:
+        raise typer.BadParameter("--shots values must be >= 1")
+    ha, judge_ha, config = _setup(
+        max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
+        authors=authors, shots=shots_values[0], prompts_per_author=prompts_per_author, seed=seed,
+    )
+    folder = RunFolder(out_dir)
+    with stage_bars() as stage:
+        run_sync(run_ablation(config, shots_values, ha, judge_ha, folder, stage))
+    out.print(Markdown(folder.file("ablation.md").read_text(encoding="utf-8")))
+    err.print(f"Report: {folder.file('ablation.md')} · plot: {folder.file('plots/ablation.png')}")
+    report_usage(ha)
+
+
+cli_command(ablation, group=eval_app)
 
 
 def report(run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder.")]) -> None:

@@ -11,12 +11,11 @@ from pydantic import BaseModel, Field
 
 from ..api import HyperAlign
 from ..errors import InputError, StructuredOutputError
-from ..evidence import normalize
-from ..examples import iter_jsonl
 from ..generate import Strategy
 from ..profile import Profile
 from .corpus import PromptStyle, Split, load_corpus, make_split
 from .judge import Judge, aggregate, pair_orders
+from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
 from .runs import ProgressHook, RunFolder, no_progress
 
@@ -45,57 +44,6 @@ class AuthorshipConfig(BaseModel):
     IDENTITY: ClassVar[tuple[str, ...]] = ("corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "max_tokens", "backend", "model")
 
 
-class Method(BaseModel):
-    name: str
-    strategy: Strategy | None = None
-    import_path: Path | None = None
-
-
-def parse_methods(spec: list[str]) -> list[Method]:
-    methods: list[Method] = []
-    for entry in spec:
-        entry = entry.strip()
-        if entry.startswith("import:"):
-            path = Path(entry.removeprefix("import:"))
-            if not path.is_file():
-                raise InputError(f"method {entry!r}: no such file {path}")
-            methods.append(Method(name=f"import:{path.stem}", import_path=path))
-        elif entry in {s.value for s in Strategy}:
-            methods.append(Method(name=entry, strategy=Strategy(entry)))
-        else:
-            known = ", ".join(s.value for s in Strategy)
-            raise InputError(f"unknown method {entry!r}; use {known}, or import:FILE.jsonl")
-    names = [m.name for m in methods]
-    if len(set(names)) != len(names) or not names:
-        raise InputError(f"methods must be distinct and non-empty, got {names}")
-    return methods
-
-
-def _imported_outputs(method: Method, split: Split) -> list[dict[str, Any]]:
-    assert method.import_path
-    available: dict[tuple[str, str], str] = {}
-    for number, row in iter_jsonl(method.import_path):
-        if not all(isinstance(row.get(k), str) for k in ("author", "prompt", "output")):
-            raise InputError(f'{method.import_path}, line {number}: needs string fields "author", "prompt", "output"')
-        available[(row["author"], normalize(row["prompt"]))] = row["output"]
-    rows, missing = [], []
-    for author in split.authors:
-        for item in author.held_out:
-            output = available.get((item.author, normalize(item.prompt)))
-            if output is None:
-                missing.append(item)
-                continue
-            rows.append({"key": f"{method.name}|{item.id}", "method": method.name, "item_id": item.id,
-                         "author": item.author, "output": output, "prompt_tokens": None, "completion_tokens": None})
-    if missing:
-        example = missing[0]
-        raise InputError(
-            f"{method.import_path} lacks {len(missing)} of the run's {len(rows) + len(missing)} prompts, e.g. "
-            f"author {example.author!r}: {example.prompt[:100]!r}"
-        )
-    return rows
-
-
 class AuthorshipRun:
     def __init__(self, config: AuthorshipConfig, ha: HyperAlign, judge_ha: HyperAlign | None, folder: RunFolder,
                  progress: ProgressHook = no_progress):
@@ -114,26 +62,28 @@ class AuthorshipRun:
         return split
 
     async def profiles(self, split: Split) -> dict[str, Profile]:
-        profiles: dict[str, Profile] = {}
-        if not any(m.strategy is Strategy.HYPERALIGN for m in self.methods):
-            return profiles
-        advance = self.progress("infer profiles", len(split.authors))
-        for author in split.authors:  # one at a time: each inference is already parallel inside
-            path = self.folder.file(f"profiles/{author.author}.json")
-            if path.exists():
-                profiles[author.author] = Profile.load(path)
-            else:
-                profile = await self.ha.ainfer_profile(author.author, author.demonstrations)
-                profile.save(path)
-                profiles[author.author] = profile
-            advance()
+        """method -> author -> profile, for every hyperalign method (variants infer their own)."""
+        profiles: dict[str, dict[str, Profile]] = {}
+        variants = [m for m in self.methods if m.strategy is Strategy.HYPERALIGN]
+        advance = self.progress("infer profiles", len(split.authors) * len(variants))
+        for method in variants:
+            profiles[method.name] = {}
+            for author in split.authors:  # one at a time: each inference is already parallel inside
+                path = self.folder.file(f"profiles/{method.folder}{author.author}.json")
+                if path.exists():
+                    profile = Profile.load(path)
+                else:
+                    profile = await self.ha.ainfer_profile(author.author, author.demonstrations, options=method.inference)
+                    profile.save(path)
+                profiles[method.name][author.author] = profile
+                advance()
         return profiles
 
-    async def generations(self, split: Split, profiles: dict[str, Profile]) -> list[dict[str, Any]]:
+    async def generations(self, split: Split, profiles: dict[str, dict[str, Profile]]) -> list[dict[str, Any]]:
         done = self.folder.done_keys(GENERATIONS)
         for method in self.methods:
             if method.import_path:
-                for row in _imported_outputs(method, split):
+                for row in imported_outputs(method, split):
                     if row["key"] not in done:
                         self.folder.append(GENERATIONS, row)
         jobs = [(m, a, i) for m in self.methods if m.strategy for a in split.authors for i in a.held_out
@@ -141,8 +91,8 @@ class AuthorshipRun:
         advance = self.progress("generate", len(jobs))
 
         async def one(method: Method, author: Any, item: Any) -> None:
-            generation = await self.ha.agenerate(profiles.get(author.author), item.prompt, method.strategy,
-                                                 author.demonstrations)
+            profile = profiles.get(method.name, {}).get(author.author)
+            generation = await self.ha.agenerate(profile, item.prompt, method.strategy, author.demonstrations)
             self.folder.append(GENERATIONS, {
                 "key": f"{method.name}|{item.id}", "method": method.name, "item_id": item.id, "author": item.author,
                 "output": generation.text, "prompt_tokens": generation.prompt_tokens,

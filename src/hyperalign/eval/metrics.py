@@ -69,7 +69,10 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
     return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors)}
 
 
-def cost_metrics(split: Split, rows: list[dict[str, Any]], profiles: dict[str, Profile], methods: list[str]) -> dict[str, Any]:
+def cost_metrics(
+    split: Split, rows: list[dict[str, Any]], profiles: dict[str, dict[str, Profile]], methods: list[str]
+) -> dict[str, Any]:
+    """`profiles`: method -> author -> profile, for the methods that infer one (their one-off cost is amortized)."""
     prompts_per_author = sum(len(a.held_out) for a in split.authors) / len(split.authors)
     per_method: dict[str, Any] = {}
     for method in methods:
@@ -80,9 +83,12 @@ def cost_metrics(split: Split, rows: list[dict[str, Any]], profiles: dict[str, P
         prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
         completion = sum(r["completion_tokens"] for r in mine) / len(mine)
         inference_calls = inference_prompt = 0.0
-        if method == "hyperalign" and profiles:
-            inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in profiles.values()) / len(profiles)
-            inference_prompt = sum(p.report.prompt_tokens for p in profiles.values()) / len(profiles)
+        hypotheses = None
+        users = profiles.get(method, {})
+        if users:
+            hypotheses = sum(len(p.supported_hypotheses) for p in users.values()) / len(users)
+            inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in users.values()) / len(users)
+            inference_prompt = sum(p.report.prompt_tokens for p in users.values()) / len(users)
         per_method[method] = {
             "generations": len(mine),
             "prompt_tokens_per_generation": prompt,
@@ -91,6 +97,7 @@ def cost_metrics(split: Split, rows: list[dict[str, Any]], profiles: dict[str, P
             "inference_prompt_tokens_per_user": inference_prompt,
             "llm_calls_per_user": prompts_per_author + inference_calls,
             "prompt_tokens_per_generation_amortized": prompt + inference_prompt / prompts_per_author,
+            "hypotheses_per_profile": hypotheses,
         }
     ratio = ratio_amortized = None
     if per_method.get("hyperalign") and per_method.get("few-shot"):

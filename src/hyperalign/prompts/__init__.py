@@ -14,6 +14,7 @@ VERSIONS: dict[str, int] = {
     "infer_attributes": 1,
     "generate": 1,
     "repair": 1,
+    "score_hypotheses": 1,
 }
 
 _TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate)\b", re.IGNORECASE)
