@@ -34,3 +34,7 @@ class StructuredOutputError(LLMError):
         )
         self.step = step
         self.output = output
+
+
+class ConflictError(HyperAlignError):
+    """A stored profile changed between reading it and saving a new version of it."""

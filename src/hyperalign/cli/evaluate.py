@@ -14,6 +14,7 @@ from ..api import HyperAlign
 from ..eval.ablation import run_ablation
 from ..eval.authorship import AuthorshipConfig, AuthorshipRun
 from ..eval.corpus import PromptStyle
+from ..eval.deliberative import DeliberativeConfig, DeliberativeRun, default_benign_path
 from ..eval.report import write_report
 from ..eval.runs import RunFolder
 from ..llm.client import run_sync
@@ -125,6 +126,44 @@ def ablation(
 
 
 cli_command(ablation, group=eval_app)
+
+
+def deliberative(
+    harmful: Annotated[str, typer.Option(help="Harmful behaviours: PATH[,PATH] (TXT lines, JSONL {prompt}, CSV, JSON list).")],
+    templates: Annotated[Path, typer.Option(help="Jailbreak templates (JSON list, TXT, JSONL or CSV).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerunning resumes it.")],
+    benign: Annotated[Optional[Path], typer.Option(help="Benign controls (default: the 60 shipped with hyperalign).")] = None,
+    users: Annotated[int, typer.Option(min=1)] = 20,
+    shots: Annotated[int, typer.Option(min=1)] = 4,
+    requests_per_user: Annotated[int, typer.Option(min=1)] = 3,
+    benign_requests_per_user: Annotated[int, typer.Option(min=1)] = 2,
+    methods: Annotated[str, typer.Option(help="vanilla, spec, hyperalign")] = "vanilla,spec,hyperalign",
+    seed: int = 0,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 700,
+    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+) -> None:
+    """Deliberative alignment: do hypotheses about the user make safe answers more helpful, and not harmful?"""
+    ha = client()
+    judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
+    config = DeliberativeConfig(
+        harmful=[p.strip() for p in harmful.split(",") if p.strip()], templates=str(templates),
+        benign=str(benign) if benign else default_benign_path(), methods=[m.strip() for m in methods.split(",") if m.strip()],
+        users=users, shots=shots, requests_per_user=requests_per_user, benign_requests_per_user=benign_requests_per_user,
+        seed=seed, max_tokens=max_tokens, backend=ha.client.backend.name, model=ha.client.model,
+        judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model,
+    )
+    folder = RunFolder(out_dir)
+    with stage_bars() as stage:
+        results = run_sync(DeliberativeRun(config, ha, judge_ha, folder, stage).run())
+    path = write_report(folder, results)
+    out.print(Markdown(path.read_text(encoding="utf-8")))
+    err.print(f"Report: {path}")
+    report_usage(ha)
+
+
+cli_command(deliberative, group=eval_app)
 
 
 def report(run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder.")]) -> None:

@@ -3,7 +3,7 @@ read like that author — judge-free (stylometric attribution), by a pairwise LL
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -86,51 +86,43 @@ class AuthorshipRun:
                 for row in imported_outputs(method, split):
                     if row["key"] not in done:
                         self.folder.append(GENERATIONS, row)
-        jobs = [(m, a, i) for m in self.methods if m.strategy for a in split.authors for i in a.held_out
-                if f"{m.name}|{i.id}" not in done]
-        advance = self.progress("generate", len(jobs))
 
-        async def one(method: Method, author: Any, item: Any) -> None:
-            profile = profiles.get(method.name, {}).get(author.author)
-            generation = await self.ha.agenerate(profile, item.prompt, method.strategy, author.demonstrations)
-            self.folder.append(GENERATIONS, {
-                "key": f"{method.name}|{item.id}", "method": method.name, "item_id": item.id, "author": item.author,
-                "output": generation.text, "prompt_tokens": generation.prompt_tokens,
-                "completion_tokens": generation.completion_tokens, "finish_reason": generation.finish_reason,
-                "model": generation.model,
-            })
-            advance()
+        def job(method: Method, author: Any, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
+            async def run() -> dict[str, Any]:
+                profile = profiles.get(method.name, {}).get(author.author)
+                generation = await self.ha.agenerate(profile, item.prompt, method.strategy, author.demonstrations)
+                return {"method": method.name, "item_id": item.id, "author": item.author, "output": generation.text,
+                        "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
+                        "finish_reason": generation.finish_reason, "model": generation.model}
+            return run
 
-        await asyncio.gather(*(one(*job) for job in jobs))
-        return self.folder.records(GENERATIONS)
+        jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy for a in split.authors for i in a.held_out}
+        return await self.folder.stage(GENERATIONS, "generate", jobs, self.progress)
 
     async def judgments(self, split: Split, outputs: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
         if not self.judge or not self.judge_ha or len(self.methods) < 2:
             return []
         judge, client = self.judge, self.judge_ha.client
-        done = self.folder.done_keys(JUDGMENTS)
+
+        def job(a: str, b: str, order: int, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
+            async def run() -> dict[str, Any]:
+                row: dict[str, Any] = {"a": a, "b": b, "order": order, "item_id": item.id, "judge": judge.version}
+                try:
+                    verdict, completions = await judge.compare(
+                        client, [item.reference], outputs[(a, item.id)], outputs[(b, item.id)]
+                    )
+                    row |= {"winner": a if verdict.closer == "A" else b, "reason": verdict.reason,
+                            "prompt_tokens": sum(c.usage.prompt_tokens for c in completions)}
+                except StructuredOutputError as exc:
+                    # Recorded, not fatal: an unusable verdict leaves that pair out and is counted in the report.
+                    row |= {"winner": None, "error": str(exc)}
+                return row
+            return run
+
         names = [m.name for m in self.methods]
-        jobs = [(a, b, order, item) for author in split.authors for item in author.held_out
-                for a, b, order in pair_orders(names) if f"{a}|{b}|{item.id}" not in done]
-        advance = self.progress("judge pairs", len(jobs))
-
-        async def one(a: str, b: str, order: int, item: Any) -> None:
-            row = {"key": f"{a}|{b}|{item.id}", "a": a, "b": b, "order": order, "item_id": item.id,
-                   "judge": judge.version}
-            try:
-                verdict, completions = await judge.compare(
-                    client, [item.reference], outputs[(a, item.id)], outputs[(b, item.id)]
-                )
-                row |= {"winner": a if verdict.closer == "A" else b, "reason": verdict.reason,
-                        "prompt_tokens": sum(c.usage.prompt_tokens for c in completions)}
-            except StructuredOutputError as exc:
-                # Recorded, not fatal: an unusable verdict leaves that pair out and is counted in the report.
-                row |= {"winner": None, "error": str(exc)}
-            self.folder.append(JUDGMENTS, row)
-            advance()
-
-        await asyncio.gather(*(one(*job) for job in jobs))
-        return self.folder.records(JUDGMENTS)
+        jobs = {f"{a}|{b}|{item.id}": job(a, b, order, item) for author in split.authors for item in author.held_out
+                for a, b, order in pair_orders(names)}
+        return await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
 
     async def run(self) -> dict[str, Any]:
         self.folder.bind_config(self.config, AuthorshipConfig.IDENTITY)
@@ -141,6 +133,7 @@ class AuthorshipRun:
         judgments = await self.judgments(split, outputs)
         names = [m.name for m in self.methods]
         results = {
+            "kind": "authorship",
             "config": self.config.model_dump(mode="json"),
             "methods": names,
             "authors": [a.author for a in split.authors],

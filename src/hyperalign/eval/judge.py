@@ -9,7 +9,7 @@ import math
 import tomllib
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from jinja2 import FileSystemLoader
 from pydantic import BaseModel, Field, ValidationError
@@ -19,6 +19,7 @@ from ..llm import Completion, LLMClient
 from ..prompts import environment, messages_from
 
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
+M = TypeVar("M", bound=BaseModel)
 
 
 class JudgeConfig(BaseModel):
@@ -68,6 +69,12 @@ class Judge:
         return await client.acomplete_structured(
             self.messages(references, a, b), Verdict, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens
         )
+
+    async def rate(self, client: LLMClient, schema: type[M], **context: str) -> tuple[M, list[Completion]]:
+        """An absolute judgment (e.g. harmful yes/no, helpfulness 1-10) with the judge's own template."""
+        limit = self.config.candidate_chars
+        messages = messages_from(self.template, **{k: (v[:limit] or "(empty)") for k, v in context.items()})
+        return await client.acomplete_structured(messages, schema, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens)
 
 
 def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:

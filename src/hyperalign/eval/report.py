@@ -185,6 +185,11 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
 
 def write_report(folder: RunFolder, results: dict[str, Any] | None = None) -> Path:
     results = results or folder.read_json("results.json")
+    if results.get("kind") == "deliberative":
+        from .deliberative_report import write_deliberative_report
+
+        write_deliberative_report(folder, results)
+        return folder.file("report.md")
     rows = csv_rows(results)
     with folder.file("results.csv").open("w", newline="", encoding="utf-8") as sink:
         writer = csv.DictWriter(sink, fieldnames=["metric", "view", "method", "subset", "value", "low", "high", "n"])

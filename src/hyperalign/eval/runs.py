@@ -4,9 +4,10 @@ loading tolerates). Shared by every evaluation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,19 @@ class RunFolder:
 
     def done_keys(self, name: str) -> set[str]:
         return {row["key"] for row in self.records(name) if "key" in row}
+
+    async def stage(
+        self, name: str, label: str, jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]],
+        progress: ProgressHook = no_progress,
+    ) -> list[dict[str, Any]]:
+        """Run the jobs whose key is not yet in `name`, appending each row as it finishes; return all rows."""
+        done = self.done_keys(name)
+        todo = {key: job for key, job in jobs.items() if key not in done}
+        advance = progress(label, len(todo))
+
+        async def one(key: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+            self.append(name, {"key": key, **await job()})
+            advance()
+
+        await asyncio.gather(*(one(key, job) for key, job in todo.items()))
+        return self.records(name)

@@ -15,9 +15,11 @@ VERSIONS: dict[str, int] = {
     "generate": 1,
     "repair": 1,
     "score_hypotheses": 1,
+    "deliberate": 1,
+    "safety_spec": 1,
 }
 
-_TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate)\b", re.IGNORECASE)
+_TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour)\b", re.IGNORECASE)
 
 
 def as_data(text: str) -> str:

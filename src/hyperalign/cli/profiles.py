@@ -1,0 +1,206 @@
+"""`hyperalign profile …`: the living-profile store from the command line, a thin shell over store/edit/update."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markdown import Markdown
+
+from ..edit import Edits, diff_profiles, edit_in_editor, edit_profile
+from ..examples import read_examples
+from ..infer import InferenceOptions
+from ..profile import Profile
+from ..store import Action, ProfileStore, VersionInfo, default_author
+from ..update import AUTOMATED_AUTHOR, UpdateOptions, update_profile
+from .common import app, cli_command, client, err, out, report_usage
+from .core import _infer, _parse_attributes
+
+profile_app = typer.Typer(
+    help="Living profiles: stored, versioned, editable by a person, updated from new texts.", no_args_is_help=True
+)
+app.add_typer(profile_app, name="profile")
+
+Store = Annotated[Optional[str], typer.Option(
+    "--store", show_default=False,
+    help="SQLAlchemy URL or SQLite file. Default: $HYPERALIGN_STORE, else "
+         "~/.local/share/hyperalign/profiles.sqlite3 (under $XDG_DATA_HOME if set).",
+)]
+Author = Annotated[Optional[str], typer.Option(help="Who the new version is attributed to.", show_default=False)]
+Message = Annotated[Optional[str], typer.Option("-m", "--message", help="Why: kept in the history.")]
+UserId = Annotated[str, typer.Argument(metavar="ID", help="The profile's user id.")]
+
+
+def command(name: str) -> Callable[[Callable[..., Any]], Any]:
+    # Command names such as `import` and `list` are not usable as function names.
+    def register(function: Callable[..., Any]) -> Any:
+        function.__name__ = name
+        return cli_command(function, group=profile_app)
+
+    return register
+
+
+def _saved(info: VersionInfo | None, user_id: str) -> None:
+    if info is None:
+        err.print(f"No changes; {user_id} stays at its current version.")
+    else:
+        err.print(f"Saved version {info.version} of {user_id} ({info.action}{f': {info.message}' if info.message else ''}).",
+                  highlight=False, markup=False)
+
+
+@command("list")
+def list_profiles(store: Store = None) -> None:
+    """List the stored profiles."""
+    opened = ProfileStore(store)
+    summaries = opened.list_profiles()
+    if not summaries:
+        err.print(f"No profiles in {opened.display_url}.", highlight=False)
+    for s in summaries:
+        typer.echo(f"{s.user_id}\tversion {s.version}\t{s.hypotheses} hypotheses\t"
+                   f"{s.updated_at:%Y-%m-%d %H:%M} UTC\t{s.action} by {s.author}")
+
+
+@command("show")
+def show(
+    user_id: UserId,
+    version: Annotated[Optional[int], typer.Option(help="An older version (default: the current one).")] = None,
+    plain: Annotated[bool, typer.Option("--plain/", help="Print raw Markdown even on a terminal.")] = False,
+    store: Store = None,
+) -> None:
+    """Show a stored profile as Markdown."""
+    stored = ProfileStore(store).get(user_id, version)
+    i = stored.info
+    text = stored.profile.to_markdown() + (
+        f"\n_Version {i.version}: {i.action} by {i.author} on {i.created_at:%Y-%m-%d %H:%M} UTC._\n")
+    if plain or not out.is_terminal:
+        sys.stdout.write(text)
+    else:
+        out.print(Markdown(text))
+
+
+@command("history")
+def history(user_id: UserId, store: Store = None) -> None:
+    """List every version of a profile: when, who, what."""
+    for v in ProfileStore(store).history(user_id):
+        typer.echo(f"{v.version:>4}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.author:<12} {v.action:<7} {v.message or ''}".rstrip())
+
+
+@command("diff")
+def diff(
+    user_id: UserId,
+    old: Annotated[int, typer.Argument(metavar="V1", help="The earlier version.")],
+    new: Annotated[int, typer.Argument(metavar="V2", help="The later version.")],
+    store: Store = None,
+) -> None:
+    """What changed between two versions of a profile."""
+    opened = ProfileStore(store)
+    lines = diff_profiles(opened.get(user_id, old).profile, opened.get(user_id, new).profile)
+    typer.echo(f"{user_id}: version {old} → version {new}")
+    for line in lines or ["no differences"]:
+        typer.echo(f"  {line}")
+
+
+@command("edit")
+def edit(
+    user_id: UserId,
+    pin: Annotated[list[str], typer.Option(metavar="ID", help="Keep this hypothesis through automated updates.")] = [],
+    unpin: Annotated[list[str], typer.Option(metavar="ID")] = [],
+    delete: Annotated[list[str], typer.Option(metavar="ID")] = [],
+    set_statement: Annotated[list[str], typer.Option("--set", metavar="ID=STATEMENT", help="Reword a hypothesis.")] = [],
+    add: Annotated[list[str], typer.Option(metavar="ASPECT=STATEMENT", help="Add a hypothesis of your own.")] = [],
+    attribute: Annotated[list[str], typer.Option(metavar="KEY=VALUE", help="Set an attribute (KEY= removes it).")] = [],
+    author: Author = None,
+    message: Message = None,
+    store: Store = None,
+) -> None:
+    """Edit a profile: with flags, or with no flags in $EDITOR on a YAML view. Saves a new version."""
+    opened = ProfileStore(store)
+    edits = Edits.from_flags(pin, unpin, delete, set_statement, add, attribute)
+    who = author or default_author()
+    if edits.is_empty():
+        info = edit_in_editor(opened, user_id, author=who, message=message)
+    else:
+        info = edit_profile(opened, user_id, edits, author=who, message=message)
+    _saved(info, user_id)
+
+
+@command("update")
+def update(
+    user_id: UserId,
+    examples_file: Annotated[Path, typer.Argument(metavar="NEW_EXAMPLES.jsonl", help='Lines {"prompt"?, "text"}.')],
+    retire_below: Annotated[float, typer.Option(min=0.0, max=1.0, help="Retire inferred, unpinned hypotheses scoring below this…")] = 0.1,
+    min_ratings: Annotated[int, typer.Option(min=1, help="…once rated on at least this many texts.")] = 3,
+    max_per_aspect: Annotated[int, typer.Option(min=1, max=5, help="New candidates per aspect.")] = 4,
+    infer_new: Annotated[bool, typer.Option("--infer-new/--no-infer-new", help="Infer new hypotheses from the texts.")] = True,
+    author: Author = None,
+    message: Message = None,
+    store: Store = None,
+) -> None:
+    """Rescore a profile on new texts, add hypotheses inferred from them, retire the ones they contradict."""
+    examples = read_examples(examples_file)
+    opened = ProfileStore(store)
+    opened.get(user_id)  # a missing profile should fail before any LLM call
+    ha = client()
+    options = UpdateOptions(retire_below=retire_below, min_ratings=min_ratings, infer_new=infer_new,
+                            inference=InferenceOptions(max_per_aspect=max_per_aspect, infer_attributes=False))
+    with err.status(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…"):
+        result = update_profile(ha, opened, user_id, examples, options, author=author or AUTOMATED_AUTHOR, message=message)
+    _saved(result.version, user_id)
+    report_usage(ha)
+
+
+@command("infer")
+def infer(
+    examples_file: Annotated[Path, typer.Argument(metavar="EXAMPLES.jsonl", help='Lines {"prompt"?: str, "text": str}.')],
+    user: Annotated[str, typer.Option("--user", help="The user's id.")],
+    attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],
+    max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
+    author: Author = None,
+    message: Message = None,
+    store: Store = None,
+) -> None:
+    """Infer a profile and store it (a new version if the user already has one)."""
+    examples = read_examples(examples_file)
+    opened = ProfileStore(store)
+    ha = client()
+    profile = _infer(ha, user, examples, _parse_attributes(attribute), InferenceOptions(max_per_aspect=max_per_aspect))
+    info = opened.save(profile, expected_version=None, author=author or AUTOMATED_AUTHOR, action=Action.INFER,
+                       message=message)
+    _saved(info, user)
+    report_usage(ha)
+
+
+@command("export")
+def export(
+    user_id: UserId,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the JSON here (default: stdout).")] = None,
+    version: Annotated[Optional[int], typer.Option(help="An older version (default: the current one).")] = None,
+    store: Store = None,
+) -> None:
+    """Export a profile as JSON (the format `hyperalign show`, `generate --profile` and `import` read)."""
+    stored = ProfileStore(store).get(user_id, version)
+    if output:
+        stored.profile.save(output)
+        err.print(f"Wrote version {stored.version} of {user_id} to {output}.", highlight=False)
+    else:
+        sys.stdout.write(stored.profile.to_json() + "\n")
+
+
+@command("import")
+def import_profile(
+    profile_file: Annotated[Path, typer.Argument(metavar="PROFILE.json")],
+    user: Annotated[Optional[str], typer.Option("--user", help="Store under this id instead of the file's.")] = None,
+    author: Author = None,
+    message: Message = None,
+    store: Store = None,
+) -> None:
+    """Import a profile JSON into the store (a new version if the user already has one)."""
+    profile = Profile.load(profile_file)
+    if user:
+        profile = profile.model_copy(update={"user_id": user})
+    info = ProfileStore(store).save(profile, expected_version=None, author=author or default_author(),
+                                    action=Action.IMPORT, message=message or f"from {profile_file.name}")
+    _saved(info, profile.user_id)

@@ -1,0 +1,83 @@
+"""Deliberative answering: the model reasons over a written safety specification — and, for hyperalign, over
+hypotheses about the user — before it answers. vanilla, spec and hyperalign share this one function and template;
+the reasoning is returned apart from the answer, so evaluations judge only what the user would see."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from .errors import InputError
+from .llm import Completion, CompletionRequest, LLMClient
+from .profile import ASPECT_GUIDANCE, Aspect, Profile
+from .prompts import render, render_messages, version_tag
+
+
+class DeliberationMethod(StrEnum):
+    VANILLA = "vanilla"
+    SPEC = "spec"
+    HYPERALIGN = "hyperalign"
+
+
+# What hypotheses about a requester should cover (used as inference aspects for deliberative users).
+INTENT_ASPECTS: dict[str, str] = {
+    Aspect.COMMUNICATION_STRATEGY: "framing devices the person uses: role-play, fiction, hypotheticals, obfuscation, "
+    "urgency, claimed expertise or authority, instructions to ignore rules",
+    "intent": "what the person most plausibly wants and why: curiosity, professional or safety need, creative work, "
+    "or an attempt to obtain harmful content",
+    Aspect.PERSONALITY: ASPECT_GUIDANCE[Aspect.PERSONALITY],
+}
+
+
+class Deliberated(BaseModel):
+    reasoning: str = Field(max_length=1200)
+    answer: str = Field(max_length=4000)
+
+
+class Deliberation(BaseModel):
+    method: DeliberationMethod
+    reasoning: str
+    answer: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_version: str
+
+
+def safety_spec() -> str:
+    return render("safety_spec")
+
+
+async def adeliberate(
+    client: LLMClient,
+    request: str,
+    method: DeliberationMethod | str,
+    profile: Profile | None = None,
+    *,
+    spec: str | None = None,
+    max_tokens: int = 700,
+) -> Deliberation:
+    try:
+        method = DeliberationMethod(method)
+    except ValueError:
+        raise InputError(f"unknown method {method!r}; use vanilla, spec or hyperalign") from None
+    if method is DeliberationMethod.HYPERALIGN and profile is None:
+        raise InputError("method 'hyperalign' needs the user's profile")
+    shown = profile if method is DeliberationMethod.HYPERALIGN else None
+    messages = render_messages(
+        "deliberate", method=method.value, request=request, spec=spec or safety_spec(), profile=shown,
+        hypotheses=shown.supported_hypotheses if shown else [],
+    )
+    version = version_tag("deliberate", "safety_spec")
+    completions: list[Completion]
+    if method is DeliberationMethod.VANILLA:
+        completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=max_tokens))
+        reasoning, answer, completions = "", completion.text.strip(), [completion]
+    else:
+        parsed, completions = await client.acomplete_structured(messages, Deliberated, step="deliberate", max_tokens=max_tokens)
+        reasoning, answer = parsed.reasoning.strip(), parsed.answer.strip()
+    return Deliberation(
+        method=method, reasoning=reasoning, answer=answer, prompt_version=version,
+        prompt_tokens=sum(c.usage.prompt_tokens for c in completions),
+        completion_tokens=sum(c.usage.completion_tokens for c in completions),
+    )

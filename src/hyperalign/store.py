@@ -1,0 +1,413 @@
+"""Living profiles: every change to a user's profile is a new, attributed version in a database.
+
+SQLite by default, any SQLAlchemy URL otherwise. The schema is managed by alembic migrations shipped in
+`store_migrations/` and applied when a store opens. Writers never lose each other's changes: a save names the
+version it was based on (`expected_version`) and fails with ConflictError if the profile moved on since; the
+read-modify-write helper `modify` then re-reads and re-applies the change."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, event,
+    insert, select, update,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+
+from .errors import ConflictError, InputError
+from .profile import Profile
+
+# Distinct from alembic's default so the store can share a database that already uses alembic for itself.
+VERSION_TABLE = "profile_store_version"
+MAX_USER_ID = 200
+
+metadata = MetaData(naming_convention={
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+})
+
+profiles_table = Table(
+    "profiles", metadata,
+    Column("user_id", String(MAX_USER_ID), primary_key=True),
+    # The compare-and-swap target: a save moves it from N to N+1 only if it still reads N.
+    Column("current_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+versions_table = Table(
+    "profile_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(MAX_USER_ID), ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("details", Text, nullable=True),  # JSON: what an automated change did, e.g. the ids it retired
+    Column("profile", Text, nullable=False),  # the whole profile: any two versions can be shown and diffed
+    # The last line of defence: whatever slips past the version check, two writers cannot both create N+1.
+    UniqueConstraint("user_id", "version"),
+)
+
+
+class Action:
+    INFER, IMPORT, EDIT, PIN, UNPIN, UPDATE = "infer", "import", "edit", "pin", "unpin", "update"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    user_id: str
+    version: int
+    created_at: datetime
+    author: str
+    action: str
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    profile: Profile
+    info: VersionInfo
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    user_id: str
+    version: int
+    updated_at: datetime
+    author: str
+    action: str
+    hypotheses: int
+
+
+@dataclass
+class Change:
+    """What a `modify` callback returns when the version's message or details depend on the re-applied edit."""
+
+    profile: Profile
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def default_author() -> str:
+    """Who a person's change is attributed to when no author is given."""
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "hyperalign"
+
+
+def default_store_url() -> str:
+    configured = os.environ.get("HYPERALIGN_STORE")
+    if configured:
+        return as_url(configured)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return as_url(base / "hyperalign" / "profiles.sqlite3")
+
+
+def as_url(location: str | Path) -> str:
+    """A SQLAlchemy URL as given, or a file path made into a SQLite URL."""
+    text = str(location)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().absolute()}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered and growing, so writers that collided once do not collide again in lockstep.
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+
+
+class ProfileStore:
+    def __init__(self, url: str | Path | None = None, *, attempts: int = 30):
+        """`attempts`: how often `modify` re-reads and re-applies a change that lost a race."""
+        self.url = as_url(url) if url is not None else default_store_url()
+        self.attempts = attempts
+        self.engine = _create_engine(self.url)
+        self.display_url = self.engine.url.render_as_string(hide_password=True)
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            raise InputError(f"cannot open the profile store {self.display_url}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ProfileStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- migrations ------------------------------------------------------------------------------------------
+
+    def _alembic(self, connection: Connection | None = None) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("hyperalign") / "store_migrations"))
+        config.set_main_option("path_separator", "os")
+        config.attributes["connection"] = connection
+        return config
+
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
+        heads = set(ScriptDirectory.from_config(self._alembic()).get_heads())
+        if set(self.applied_migrations()[-1:]) == heads:
+            return
+        # The write lock serializes processes that open a fresh store at once; the second finds it migrated.
+        with self._transaction(write=True) as connection:
+            if set(self._current_heads(connection)) != heads:
+                command.upgrade(self._alembic(connection), "head")
+
+    def _current_heads(self, connection: Connection) -> tuple[str, ...]:
+        from alembic.runtime.migration import MigrationContext
+
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_heads()
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations this store's schema has been through, oldest first."""
+        from alembic.script import ScriptDirectory
+        from alembic.script.revision import RevisionError
+
+        with self._transaction() as connection:
+            heads = self._current_heads(connection)
+        if not heads:
+            return []
+        script = ScriptDirectory.from_config(self._alembic())
+        try:
+            return [r.revision for r in reversed(list(script.iterate_revisions(heads, "base")))]
+        except RevisionError:
+            raise InputError(
+                f"the profile store {self.display_url} is at schema revision {', '.join(heads)}, which this "
+                "version of hyperalign does not know: it was written by a newer hyperalign"
+            ) from None
+
+    # --- transactions ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, write: bool = False) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            if write:
+                connection.execution_options(hyperalign_write=True)
+            with connection.begin():
+                yield connection
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def get(self, user_id: str, version: int | None = None) -> StoredProfile:
+        with self._transaction() as connection:
+            current = self._current(connection, user_id)
+            if current is None:
+                raise self._not_found(user_id)
+            version = current if version is None else version
+            row = connection.execute(
+                select(versions_table).where(versions_table.c.user_id == user_id, versions_table.c.version == version)
+            ).mappings().first()
+        if row is None:
+            raise InputError(f"profile '{user_id}' has no version {version}; it has 1 to {current}")
+        profile = Profile.from_json(row["profile"], source=f"profile store: '{user_id}' version {version}")
+        return StoredProfile(profile, _info(row))
+
+    def current_version(self, user_id: str) -> int | None:
+        with self._transaction() as connection:
+            return self._current(connection, user_id)
+
+    def history(self, user_id: str) -> list[VersionInfo]:
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(versions_table).where(versions_table.c.user_id == user_id).order_by(versions_table.c.version)
+            ).mappings().all()
+        if not rows:
+            raise self._not_found(user_id)
+        return [_info(row) for row in rows]
+
+    def list_profiles(self) -> list[ProfileSummary]:
+        p, v = profiles_table, versions_table
+        query = (
+            select(p.c.user_id, p.c.current_version, p.c.updated_at, v.c.author, v.c.action, v.c.profile)
+            .join(v, (v.c.user_id == p.c.user_id) & (v.c.version == p.c.current_version))
+            .order_by(p.c.user_id)
+        )
+        with self._transaction() as connection:
+            rows = connection.execute(query).all()
+        return [
+            ProfileSummary(row.user_id, row.current_version, _utc(row.updated_at), row.author, row.action,
+                           len(json.loads(row.profile).get("hypotheses", [])))
+            for row in rows
+        ]
+
+    def _current(self, connection: Connection, user_id: str) -> int | None:
+        return connection.execute(
+            select(profiles_table.c.current_version).where(profiles_table.c.user_id == user_id)
+        ).scalar_one_or_none()
+
+    def _not_found(self, user_id: str) -> InputError:
+        return InputError(f"no profile '{user_id}' in the store {self.display_url} (`hyperalign profile list`)")
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def save(
+        self,
+        profile: Profile,
+        *,
+        expected_version: int | None,
+        author: str,
+        action: str,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> VersionInfo:
+        """Store `profile` as the next version. `expected_version` is the version the change was based on
+        (0: the profile must not exist yet); ConflictError if the stored profile is no longer at it.
+        None appends on top of whatever is current — a deliberate overwrite, as an import is."""
+        user_id = profile.user_id
+        if not user_id.strip() or len(user_id) > MAX_USER_ID:
+            raise InputError(f"a stored profile needs a user id of 1 to {MAX_USER_ID} characters, got {user_id!r}")
+        if expected_version is None:
+            for attempt in range(self.attempts):
+                try:
+                    current = self.current_version(user_id) or 0
+                    return self.save(profile, expected_version=current, author=author, action=action,
+                                     message=message, details=details)
+                except ConflictError:
+                    _backoff(attempt)
+            raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
+        now, version = _now(), expected_version + 1
+        try:
+            with self._transaction(write=True) as connection:
+                if expected_version == 0:
+                    connection.execute(insert(profiles_table).values(
+                        user_id=user_id, current_version=1, created_at=now, updated_at=now))
+                else:
+                    moved = connection.execute(
+                        update(profiles_table)
+                        .where(profiles_table.c.user_id == user_id, profiles_table.c.current_version == expected_version)
+                        .values(current_version=version, updated_at=now)
+                    ).rowcount
+                    if moved != 1:
+                        raise self._conflict(user_id, expected_version, self._current(connection, user_id))
+                connection.execute(insert(versions_table).values(
+                    user_id=user_id, version=version, created_at=now, author=author, action=action,
+                    message=message, details=json.dumps(details) if details else None,
+                    profile=profile.model_dump_json(),
+                ))
+        except IntegrityError:
+            raise self._conflict(user_id, expected_version, self.current_version(user_id)) from None
+        return VersionInfo(user_id, version, now, author, action, message, dict(details or {}))
+
+    def _conflict(self, user_id: str, expected: int, current: int | None) -> Exception:
+        if current is None:
+            return self._not_found(user_id)
+        if expected == 0:
+            return ConflictError(f"profile '{user_id}' already exists (version {current})")
+        return ConflictError(
+            f"profile '{user_id}' changed while this change was being made: it was based on version {expected}, "
+            f"the store has version {current}"
+        )
+
+    def modify(
+        self,
+        user_id: str,
+        change: Callable[[Profile], Profile | Change | None],
+        *,
+        author: str,
+        action: str,
+        message: str | None = None,
+    ) -> VersionInfo | None:
+        """Read the current profile, apply `change` to a copy, save it as the next version; if another writer
+        got there first, start over from what it wrote. `change` must therefore be safe to call again, and
+        returns None (or the profile unchanged) for "nothing to save", which returns None here."""
+        for attempt in range(self.attempts):
+            current = self.get(user_id)
+            result = change(current.profile.model_copy(deep=True))
+            if result is None:
+                return None
+            revision = result if isinstance(result, Change) else Change(result)
+            if revision.profile.model_dump() == current.profile.model_dump():
+                return None
+            try:
+                return self.save(
+                    revision.profile, expected_version=current.version, author=author, action=action,
+                    message=revision.message or message, details=revision.details,
+                )
+            except ConflictError:
+                _backoff(attempt)
+        raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
+
+    def retired_ids(self, user_id: str) -> set[str]:
+        """Ids of hypotheses that automated updates retired at some point."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(versions_table.c.details).where(
+                    versions_table.c.user_id == user_id, versions_table.c.details.is_not(None))
+            ).scalars()
+            return {hid for details in rows for hid in json.loads(details).get("retired", [])}
+
+
+def _info(row: Any) -> VersionInfo:
+    return VersionInfo(
+        user_id=row["user_id"], version=row["version"], created_at=_utc(row["created_at"]), author=row["author"],
+        action=row["action"], message=row["message"], details=json.loads(row["details"]) if row["details"] else {},
+    )
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise InputError(f"cannot use the profile store URL {url!r}: {exc}") from None
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # Waiting for the write lock is how concurrent SQLite writers queue up; the version check does the rest.
+    engine = create_engine(parsed, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own BEGIN handling is switched off so that ours (below) is the one that runs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if parsed.database and parsed.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A write takes the lock up front: a deferred transaction that read first and then tried to write after
+        # another writer committed would fail at once with SQLITE_BUSY instead of waiting its turn.
+        immediate = connection.get_execution_options().get("hyperalign_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+

@@ -1,0 +1,186 @@
+"""Incremental update of a stored profile from new texts of the same user.
+
+1. Rescore: every hypothesis is rated on each new text; the counts add to those it already has.
+2. Infer: new candidate hypotheses from the new texts (evidence-checked as always); ones the profile already
+   holds, or that an earlier update retired, are skipped.
+3. Retire: an inferred, unpinned hypothesis rated at least `min_ratings` times whose score (Wilson lower bound of
+   support) is below `retire_below` leaves the active profile; older versions keep it.
+
+The LLM work happens once, against the version read at the start; the merge (3 and the additions of 1 and 2) is
+re-applied to whatever version is current when it is saved, so a person's edit made meanwhile is kept, and a
+hypothesis the person reworded meanwhile does not receive counts that rated the old wording."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import evidence
+from .errors import InputError
+from .infer import InferenceOptions, ainfer_profile, merge_usage
+from .llm import Completion, LLMClient
+from .llm.client import run_sync
+from .profile import Hypothesis, HypothesisScore, InferenceReport, Profile, UserExample, examples_hash
+from .score import score_hypotheses, score_value
+from .store import Action, Change, ProfileStore, VersionInfo
+
+if TYPE_CHECKING:
+    from .api import HyperAlign
+
+AUTOMATED_AUTHOR = "hyperalign"
+
+
+@dataclass
+class UpdateOptions:
+    retire_below: float = 0.1
+    min_ratings: int = 3
+    infer_new: bool = True
+    # Attributes are left alone: after the first inference they are the person's to edit.
+    inference: InferenceOptions = field(default_factory=lambda: InferenceOptions(infer_attributes=False))
+
+
+@dataclass
+class UpdateResult:
+    profile: Profile
+    version: VersionInfo | None  # None: nothing changed, no version saved
+    rescored: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Findings:
+    """What the LLM work found, in a form that can be merged into any later version of the profile."""
+
+    deltas: dict[str, tuple[str, HypothesisScore]]  # id -> (the statement rated, the counts the new texts added)
+    candidates: list[Hypothesis]
+    completions: list[Completion]  # the rescoring's
+    inferred: InferenceReport | None
+    examples: list[UserExample]
+    skip: set[str]
+
+
+def retirable(h: Hypothesis, options: UpdateOptions) -> bool:
+    if h.pinned or h.origin == "person" or h.score is None:
+        return False
+    return h.score.tested >= options.min_ratings and h.score.value < options.retire_below
+
+
+async def aupdate_profile(
+    llm: LLMClient | HyperAlign,
+    store: ProfileStore,
+    user_id: str,
+    examples: Sequence[UserExample],
+    options: UpdateOptions | None = None,
+    *,
+    author: str = AUTOMATED_AUTHOR,
+    message: str | None = None,
+) -> UpdateResult:
+    options = options or UpdateOptions()
+    client = llm if isinstance(llm, LLMClient) else llm.client
+    examples = list(examples)
+    if not examples:
+        raise InputError("no new examples to update the profile with")
+    if options.min_ratings < 1 or not 0.0 <= options.retire_below <= 1.0:
+        raise InputError("min_ratings must be at least 1 and retire_below between 0 and 1")
+    base = store.get(user_id).profile
+
+    rescored, completions = await score_hypotheses(client, base.hypotheses, examples)
+    deltas = {after.id: (after.statement, _minus(after.score, before.score))
+              for before, after in zip(base.hypotheses, rescored)}
+    inferred = await ainfer_profile(client, user_id, examples, None, options.inference) if options.infer_new else None
+    findings = _Findings(deltas, inferred.hypotheses if inferred else [], completions,
+                         inferred.report if inferred else None, examples, store.retired_ids(user_id))
+
+    outcome: dict[str, list[str]] = {}
+
+    def merge(profile: Profile) -> Change:
+        change, lists = merge_findings(profile, findings, options, message)
+        outcome.clear()
+        outcome.update(lists)
+        return change
+
+    version = store.modify(user_id, merge, author=author, action=Action.UPDATE)
+    return UpdateResult(
+        profile=store.get(user_id).profile, version=version,
+        rescored=outcome.get("rescored", []), added=outcome.get("added", []), retired=outcome.get("retired", []),
+    )
+
+
+def update_profile(
+    llm: LLMClient | HyperAlign,
+    store: ProfileStore,
+    user_id: str,
+    examples: Sequence[UserExample],
+    options: UpdateOptions | None = None,
+    *,
+    author: str = AUTOMATED_AUTHOR,
+    message: str | None = None,
+) -> UpdateResult:
+    return run_sync(aupdate_profile(llm, store, user_id, examples, options, author=author, message=message))
+
+
+def merge_findings(
+    profile: Profile, findings: _Findings, options: UpdateOptions, message: str | None = None
+) -> tuple[Change, dict[str, list[str]]]:
+    hypotheses, rescored = [], []
+    for h in profile.hypotheses:
+        rated = findings.deltas.get(h.id)
+        if rated is not None and rated[0] == h.statement:
+            h = h.model_copy(update={"score": _plus(h.score, rated[1])})
+            rescored.append(h.id)
+        hypotheses.append(h)
+
+    known_ids = {h.id for h in hypotheses} | findings.skip
+    known_statements = {evidence.normalize(h.statement).lower() for h in hypotheses}
+    offset, added = profile.n_examples, []
+    for candidate in findings.candidates:
+        statement = evidence.normalize(candidate.statement).lower()
+        if candidate.id in known_ids or statement in known_statements:
+            continue
+        known_ids.add(candidate.id)
+        known_statements.add(statement)
+        # Example indices refer to the profile's whole example sequence: the earlier texts, then these.
+        shifted = [e.model_copy(update={"example_index": e.example_index + offset}) if e.example_index is not None else e
+                   for e in candidate.evidence]
+        hypotheses.append(candidate.model_copy(update={"evidence": shifted}))
+        added.append(candidate.id)
+
+    retired = [h.id for h in hypotheses if retirable(h, options)]
+    hypotheses = [h for h in hypotheses if h.id not in retired]
+
+    report = profile.report.model_copy(deep=True)
+    merge_usage(report, findings.completions)
+    if findings.inferred is not None:
+        for name in ("llm_calls", "cache_hits", "prompt_tokens", "completion_tokens", "proposed", "dropped_unsupported"):
+            setattr(report, name, getattr(report, name) + getattr(findings.inferred, name))
+    updated = profile.model_copy(update={
+        "hypotheses": hypotheses,
+        "n_examples": profile.n_examples + len(findings.examples),
+        # A chain: the hash names the whole sequence of example sets the profile has seen.
+        "examples_hash": hashlib.sha256(
+            f"{profile.examples_hash}+{examples_hash(findings.examples)}".encode()).hexdigest()[:16],
+        "report": report,
+    })
+    summary = (f"{len(findings.examples)} new texts: rescored {len(rescored)}, added {len(added)}, "
+               f"retired {len(retired)}" + (f" ({', '.join(retired)})" if retired else ""))
+    details = {"texts": len(findings.examples), "rescored": len(rescored), "added": added, "retired": retired}
+    change = Change(updated, f"{message} — {summary}" if message else summary, details)
+    return change, {"rescored": rescored, "added": added, "retired": retired}
+
+
+def _minus(after: HypothesisScore | None, before: HypothesisScore | None) -> HypothesisScore:
+    after, before = after or HypothesisScore(), before or HypothesisScore()
+    return HypothesisScore(supports=after.supports - before.supports, contradicts=after.contradicts - before.contradicts,
+                           neutral=after.neutral - before.neutral)
+
+
+def _plus(score: HypothesisScore | None, delta: HypothesisScore) -> HypothesisScore:
+    score = score or HypothesisScore()
+    total = HypothesisScore(supports=score.supports + delta.supports, contradicts=score.contradicts + delta.contradicts,
+                            neutral=score.neutral + delta.neutral)
+    total.value = score_value(total)
+    return total
+
