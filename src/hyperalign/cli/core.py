@@ -18,6 +18,7 @@ from ..examples import iter_jsonl, read_examples
 from ..generate import Generation, Strategy
 from ..infer import InferenceOptions
 from ..profile import Profile, examples_hash
+from ..score import SelectionOptions
 from .common import cli_command, client, err, out, progress_bars, report_usage
 
 DEMO_TASK = "Write an email to the volunteers asking them to bring spare seeds to the spring seed swap."
@@ -53,11 +54,20 @@ def infer(
     attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
     keep_unsupported: Annotated[bool, typer.Option("--keep-unsupported/", help="Keep hypotheses without a verified quote, flagged.")] = False,
+    select_: Annotated[bool, typer.Option("--select/", help="Score hypotheses on held-out examples; keep the best.")] = False,
+    held_out: Annotated[int, typer.Option(min=1, help="With --select: examples held out for scoring.")] = 2,
+    per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = 3,
+    refine: Annotated[int, typer.Option(min=0, help="With --select: refinement rounds.")] = 0,
+    budget: Annotated[Optional[int], typer.Option(min=1, help="Keep at most N hypotheses.")] = None,
 ) -> None:
-    """Infer an evidence-checked profile from a user's texts."""
+    """Infer an evidence-checked profile from a user's texts (one pass, as the paper; or scored and selected)."""
     examples = read_examples(examples_file)
     ha = client()
-    options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported)
+    selection = None
+    if select_ or budget:
+        selection = SelectionOptions(score=select_, held_out=held_out, per_aspect=per_aspect if select_ else None,
+                                     refine_rounds=refine, max_hypotheses=budget)
+    options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection)
     profile = _infer(ha, user, examples, _parse_attributes(attribute), options)
     if output:
         profile.save(output)
