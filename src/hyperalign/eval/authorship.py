@@ -41,13 +41,17 @@ class AuthorshipConfig(BaseModel):
     judge_model: str = ""
 
     # Changing any of these would change finished work, so a rerun into the same folder must keep them.
-    IDENTITY: ClassVar[tuple[str, ...]] = ("corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "max_tokens", "backend", "model")
+    IDENTITY: ClassVar[tuple[str, ...]] = (
+        "corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "classifier_texts", "max_tokens",
+        "backend", "model", "judge", "judge_backend", "judge_model",
+    )
 
 
 class AuthorshipRun:
     def __init__(self, config: AuthorshipConfig, ha: HyperAlign, judge_ha: HyperAlign | None, folder: RunFolder,
                  progress: ProgressHook = no_progress):
         self.config, self.ha, self.judge_ha, self.folder, self.progress = config, ha, judge_ha, folder, progress
+        ha.generation = ha.generation.model_copy(update={"max_tokens": config.max_tokens})
         self.methods = parse_methods(config.methods)
         self.judge = Judge.load(config.judge) if config.judge else None
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from jinja2 import FileSystemLoader
+from jinja2 import FileSystemLoader, TemplateError
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import InputError
@@ -44,7 +44,10 @@ class Judge:
             self.config = JudgeConfig.model_validate(tomllib.loads((folder / "config.toml").read_text("utf-8")))
         except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
             raise InputError(f"judge {folder}: cannot read config.toml ({exc})") from None
-        self.template = environment(FileSystemLoader(folder)).get_template(self.config.template)
+        try:
+            self.template = environment(FileSystemLoader(folder)).get_template(self.config.template)
+        except TemplateError as exc:
+            raise InputError(f"judge {folder}: template {self.config.template}: {exc}") from None
         self.version = f"{self.name}/{self.config.template}"
 
     @classmethod

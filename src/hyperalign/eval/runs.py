@@ -37,7 +37,9 @@ class RunFolder:
         """Save the config; on a rerun, refuse one that would change finished work (e.g. another seed)."""
         target = self.file("config.json")
         current = json.loads(config.model_dump_json())
-        if target.exists():
+        # Only finished work binds: a run that failed before doing any may be rerun with corrected arguments.
+        started = any(p.name not in {"config.json", "config.json.tmp"} for p in self.path.iterdir())
+        if target.exists() and started:
             saved = json.loads(target.read_text(encoding="utf-8"))
             changed = [k for k in identity if saved.get(k) != current.get(k)]
             if changed:
@@ -81,9 +83,11 @@ class RunFolder:
         line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             target = self.file(name)
-            # A torn last line from a killed run must not swallow the next record.
-            if target.exists() and target.stat().st_size and not target.read_bytes().endswith(b"\n"):
-                line = "\n" + line
+            if target.exists() and target.stat().st_size:
+                content = target.read_bytes()
+                if not content.endswith(b"\n"):  # a line torn by a killed run: drop it, its unit is redone
+                    with target.open("r+b") as sink:
+                        sink.truncate(content.rfind(b"\n") + 1)
             with target.open("a", encoding="utf-8") as sink:
                 sink.write(line)
                 sink.flush()

@@ -50,7 +50,7 @@ class AttributionModel:
         self.pipeline = make_pipeline(
             TfidfVectorizer(analyzer="char", ngram_range=(3, 3), sublinear_tf=True, lowercase=False, min_df=1),
             MaxAbsScaler(),
-            LinearSVC(C=c),
+            LinearSVC(C=c, random_state=0),
         )
         self.pipeline.fit([self._prepare(t) for t in texts], labels)
 
@@ -59,9 +59,9 @@ class AttributionModel:
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Softmax over decision values, columns ordered as `self.authors`."""
-        decision = np.atleast_2d(self.pipeline.decision_function([self._prepare(t) for t in texts]))
-        if decision.shape[1] == 1:  # binary: sklearn returns one column, the score of the second class
-            decision = np.hstack([-decision, decision])
+        decision = np.asarray(self.pipeline.decision_function([self._prepare(t) for t in texts]))
+        if decision.ndim == 1:  # two authors: sklearn returns one score per text, for the second class
+            decision = np.column_stack([-decision, decision])
         exp = np.exp(decision - decision.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
@@ -73,7 +73,7 @@ class AttributionModel:
         rows = []
         for row, target in zip(probabilities, targets):
             column = self.authors.index(target)
-            rank = 1 + int((row > row[column]).sum())
+            rank = int((row >= row[column]).sum())  # ties share the worse rank: a tie is not an attribution
             rows.append({"correct": float(rank == 1), "probability": float(row[column]), "rank": float(rank)})
         return rows
 
@@ -85,8 +85,8 @@ def strip_opening(text: str, opening: str) -> str:
     flat, needle = normalize(text), normalize(opening)
     position = flat.find(needle)
     if position < 0:
-        return flat
-    return (flat[:position] + " " + flat[position + len(needle):]).strip()
+        return text
+    return " ".join((flat[:position] + " " + flat[position + len(needle):]).split())
 
 
 def word_ngrams(text: str, n: int) -> list[tuple[str, ...]]:
