@@ -1,4 +1,4 @@
-"""Shared fixtures. Every test runs with XDG_CACHE_HOME (and the config file) pointed into tmp_path, so nothing
+"""Shared fixtures. Every test runs with XDG_CACHE_HOME, XDG_DATA_HOME (and the config file) pointed into tmp_path, so nothing
 here can read or write the user's real completion cache or hyperalign.toml."""
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     """Point every cache/config location into a temporary directory and drop HYPERALIGN_* settings."""
     home = tmp_path_factory.mktemp("isolated-home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))  # the profile store
     monkeypatch.setenv("HYPERALIGN_CONFIG", str(home / "no-such-hyperalign.toml"))
     for name in list(os.environ):
         if name.startswith(("HYPERALIGN_", "OPENAI_")) and name != "HYPERALIGN_CONFIG":

@@ -62,7 +62,7 @@ class Edits:
         edits = cls(pin=list(pin), unpin=list(unpin), delete=list(delete))
         for hypothesis_id, statement in (_pair("--set", "ID=STATEMENT", s) for s in set_statement):
             edits.change[hypothesis_id] = HypothesisChange(statement=statement)
-        edits.add = [NewHypothesis(aspect, statement) for aspect, statement in (_pair("--add", "ASPECT=STATEMENT", s) for s in add)]
+        edits.add = [NewHypothesis(*_pair("--add", "ASPECT=STATEMENT", s)) for s in add]
         for pair in attribute:
             key, sep, value = pair.partition("=")
             if not sep or not key.strip():
@@ -177,6 +177,12 @@ class _HypothesisView(BaseModel):
     pinned: bool = False
     quotes: list[Text] = []
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # An all-digit id typed without quotes reads as a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class _ProfileView(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -186,10 +192,9 @@ class _ProfileView(BaseModel):
     @field_validator("attributes", mode="before")
     @classmethod
     def _scalars_as_text(cls, value: Any) -> Any:
-        # YAML reads `year: 1999` as a number and `remote: yes` as a boolean; the person meant the text.
+        # YAML reads `year: 1999` as a number; the person meant the text, so take it as text rather than refuse.
         if isinstance(value, dict):
-            return {k: v if v is None or isinstance(v, str) or isinstance(v, (dict, list)) else str(v)
-                    for k, v in value.items()}
+            return {k: v if v is None or isinstance(v, (str, dict, list)) else str(v) for k, v in value.items()}
         return value
 
 
@@ -265,7 +270,7 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
 
 
 def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    if len(loc) >= 2 and loc[0] == "hypotheses" and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] == "hypotheses" and isinstance(loc[1], int) and isinstance(data["hypotheses"], list):
         entry = data["hypotheses"][loc[1]]
         ident = entry.get("id") if isinstance(entry, dict) else None
         name = ".".join(str(part) for part in loc[2:]) or "(the entry itself)"
@@ -284,11 +289,15 @@ def run_editor(text: str, editor: str | None = None) -> tuple[str, Path]:
         status = subprocess.call([*shlex.split(command, posix=os.name != "nt"), str(path)])
     except FileNotFoundError:
         path.unlink(missing_ok=True)
-        raise InputError(f"the editor {command!r} was not found; set EDITOR, or edit with flags (--pin, --set, ...)") from None
+        raise InputError(
+            f"the editor {command!r} was not found; set EDITOR, or use the flags (--pin, --set, …)") from None
     if status != 0:
         path.unlink(missing_ok=True)
         raise InputError(f"the editor ({command}) exited with status {status}; the profile is unchanged")
-    return path.read_text(encoding="utf-8"), path
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except UnicodeDecodeError:
+        raise InputError(f"the edited file is not UTF-8; save it as UTF-8 (your edit is kept in {path})") from None
 
 
 # --- with a store ------------------------------------------------------------------------------------------------

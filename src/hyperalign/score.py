@@ -35,7 +35,7 @@ def wilson_lower_bound(successes: int, trials: int, z: float = Z_95) -> float:
     denominator = 1 + z * z / trials
     centre = p + z * z / (2 * trials)
     margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return (centre - margin) / denominator
+    return max(0.0, (centre - margin) / denominator)  # float error gives -3e-17 at 0 successes
 
 
 def score_value(score: HypothesisScore | None) -> float:

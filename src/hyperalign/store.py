@@ -7,6 +7,7 @@ read-modify-write helper `modify` then re-reads and re-applies the change."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
 
 from .errors import ConflictError, InputError
 from .profile import Profile
@@ -33,11 +35,10 @@ from .profile import Profile
 VERSION_TABLE = "profile_store_version"
 MAX_USER_ID = 200
 
+# Named constraints: later migrations can then alter them (SQLite batch mode needs the names).
 metadata = MetaData(naming_convention={
-    "pk": "pk_%(table_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s", "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s", "ix": "ix_%(table_name)s_%(column_0_N_name)s",
 })
 
 profiles_table = Table(
@@ -110,8 +111,11 @@ class Change:
 
 
 def default_author() -> str:
-    """Who a person's change is attributed to when no author is given."""
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "hyperalign"
+    """Who a person's change is attributed to when no author is given: the login name ($USER)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name anywhere (e.g. a container with an unnamed uid)
+        return "hyperalign"
 
 
 def default_store_url() -> str:
@@ -128,10 +132,6 @@ def as_url(location: str | Path) -> str:
     if "://" in text:
         return text
     return f"sqlite:///{Path(text).expanduser().absolute()}"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _utc(value: datetime) -> datetime:
@@ -230,9 +230,8 @@ class ProfileStore:
             if current is None:
                 raise self._not_found(user_id)
             version = current if version is None else version
-            row = connection.execute(
-                select(versions_table).where(versions_table.c.user_id == user_id, versions_table.c.version == version)
-            ).mappings().first()
+            v = versions_table
+            row = connection.execute(select(v).where(v.c.user_id == user_id, v.c.version == version)).mappings().first()
         if row is None:
             raise InputError(f"profile '{user_id}' has no version {version}; it has 1 to {current}")
         profile = Profile.from_json(row["profile"], source=f"profile store: '{user_id}' version {version}")
@@ -243,10 +242,9 @@ class ProfileStore:
             return self._current(connection, user_id)
 
     def history(self, user_id: str) -> list[VersionInfo]:
+        v = versions_table
         with self._transaction() as connection:
-            rows = connection.execute(
-                select(versions_table).where(versions_table.c.user_id == user_id).order_by(versions_table.c.version)
-            ).mappings().all()
+            rows = connection.execute(select(v).where(v.c.user_id == user_id).order_by(v.c.version)).mappings().all()
         if not rows:
             raise self._not_found(user_id)
         return [_info(row) for row in rows]
@@ -276,16 +274,8 @@ class ProfileStore:
 
     # --- writing ---------------------------------------------------------------------------------------------
 
-    def save(
-        self,
-        profile: Profile,
-        *,
-        expected_version: int | None,
-        author: str,
-        action: str,
-        message: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> VersionInfo:
+    def save(self, profile: Profile, *, expected_version: int | None, author: str, action: str,
+             message: str | None = None, details: dict[str, Any] | None = None) -> VersionInfo:
         """Store `profile` as the next version. `expected_version` is the version the change was based on
         (0: the profile must not exist yet); ConflictError if the stored profile is no longer at it.
         None appends on top of whatever is current — a deliberate overwrite, as an import is."""
@@ -301,7 +291,7 @@ class ProfileStore:
                 except ConflictError:
                     _backoff(attempt)
             raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
-        now, version = _now(), expected_version + 1
+        now, version = datetime.now(timezone.utc), expected_version + 1
         try:
             with self._transaction(write=True) as connection:
                 if expected_version == 0:
@@ -327,22 +317,12 @@ class ProfileStore:
     def _conflict(self, user_id: str, expected: int, current: int | None) -> Exception:
         if current is None:
             return self._not_found(user_id)
-        if expected == 0:
-            return ConflictError(f"profile '{user_id}' already exists (version {current})")
-        return ConflictError(
-            f"profile '{user_id}' changed while this change was being made: it was based on version {expected}, "
-            f"the store has version {current}"
-        )
+        return ConflictError(f"profile '{user_id}' already exists (version {current})" if expected == 0 else
+                             f"profile '{user_id}' changed while this change was being made: it was based on "
+                             f"version {expected}, the store has version {current}")
 
-    def modify(
-        self,
-        user_id: str,
-        change: Callable[[Profile], Profile | Change | None],
-        *,
-        author: str,
-        action: str,
-        message: str | None = None,
-    ) -> VersionInfo | None:
+    def modify(self, user_id: str, change: Callable[[Profile], Profile | Change | None], *, author: str, action: str,
+               message: str | None = None) -> VersionInfo | None:
         """Read the current profile, apply `change` to a copy, save it as the next version; if another writer
         got there first, start over from what it wrote. `change` must therefore be safe to call again, and
         returns None (or the profile unchanged) for "nothing to save", which returns None here."""
@@ -365,12 +345,10 @@ class ProfileStore:
 
     def retired_ids(self, user_id: str) -> set[str]:
         """Ids of hypotheses that automated updates retired at some point."""
+        v = versions_table
         with self._transaction() as connection:
-            rows = connection.execute(
-                select(versions_table.c.details).where(
-                    versions_table.c.user_id == user_id, versions_table.c.details.is_not(None))
-            ).scalars()
-            return {hid for details in rows for hid in json.loads(details).get("retired", [])}
+            rows = connection.execute(select(v.c.details).where(v.c.user_id == user_id, v.c.details.is_not(None)))
+            return {hid for details in rows.scalars() for hid in json.loads(details).get("retired", [])}
 
 
 def _info(row: Any) -> VersionInfo:
@@ -387,10 +365,14 @@ def _create_engine(url: str) -> Engine:
             return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
         raise InputError(f"cannot use the profile store URL {url!r}: {exc}") from None
-    if parsed.database and parsed.database != ":memory:":
+    in_memory = parsed.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection: each new connection to ":memory:" would be a new, empty database.
+        engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # Waiting for the write lock is how concurrent SQLite writers queue up; the version check does the rest.
-    engine = create_engine(parsed, connect_args={"timeout": 60})
+        # Waiting for the write lock is how concurrent SQLite writers queue up; the version check does the rest.
+        engine = create_engine(parsed, connect_args={"timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -398,7 +380,7 @@ def _create_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        if parsed.database and parsed.database != ":memory:":
+        if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 

@@ -12,6 +12,7 @@ hypothesis the person reworded meanwhile does not receive counts that rated the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ class _Findings:
 def retirable(h: Hypothesis, options: UpdateOptions) -> bool:
     if h.pinned or h.origin == "person" or h.score is None:
         return False
-    return h.score.tested >= options.min_ratings and h.score.value < options.retire_below
+    # Clamped: with no support the Wilson bound can come out a rounding error below zero.
+    return h.score.tested >= options.min_ratings and max(0.0, h.score.value) < options.retire_below
 
 
 async def aupdate_profile(
@@ -87,26 +89,29 @@ async def aupdate_profile(
         raise InputError("min_ratings must be at least 1 and retire_below between 0 and 1")
     base = store.get(user_id).profile
 
-    rescored, completions = await score_hypotheses(client, base.hypotheses, examples)
+    # Rating and inferring are independent LLM work: run them together.
+    scoring = score_hypotheses(client, base.hypotheses, examples)
+    if options.infer_new:
+        (rescored, completions), inferred = await asyncio.gather(
+            scoring, ainfer_profile(client, user_id, examples, None, options.inference))
+    else:
+        (rescored, completions), inferred = await scoring, None
     deltas = {after.id: (after.statement, _minus(after.score, before.score))
               for before, after in zip(base.hypotheses, rescored)}
-    inferred = await ainfer_profile(client, user_id, examples, None, options.inference) if options.infer_new else None
     findings = _Findings(deltas, inferred.hypotheses if inferred else [], completions,
                          inferred.report if inferred else None, examples, store.retired_ids(user_id))
 
-    outcome: dict[str, list[str]] = {}
+    merged: list[tuple[Change, dict[str, list[str]]]] = []
 
     def merge(profile: Profile) -> Change:
-        change, lists = merge_findings(profile, findings, options, message)
-        outcome.clear()
-        outcome.update(lists)
-        return change
+        merged[:] = [merge_findings(profile, findings, options, message)]  # the last attempt is the one saved
+        return merged[0][0]
 
     version = store.modify(user_id, merge, author=author, action=Action.UPDATE)
-    return UpdateResult(
-        profile=store.get(user_id).profile, version=version,
-        rescored=outcome.get("rescored", []), added=outcome.get("added", []), retired=outcome.get("retired", []),
-    )
+    if version is None:
+        return UpdateResult(profile=store.get(user_id).profile, version=None)
+    change, lists = merged[0]
+    return UpdateResult(profile=change.profile, version=version, **lists)
 
 
 def update_profile(

@@ -11,6 +11,7 @@ import typer
 from rich.markdown import Markdown
 
 from ..edit import Edits, diff_profiles, edit_in_editor, edit_profile
+from ..errors import InputError
 from ..examples import read_examples
 from ..infer import InferenceOptions
 from ..profile import Profile
@@ -47,8 +48,8 @@ def _saved(info: VersionInfo | None, user_id: str) -> None:
     if info is None:
         err.print(f"No changes; {user_id} stays at its current version.")
     else:
-        err.print(f"Saved version {info.version} of {user_id} ({info.action}{f': {info.message}' if info.message else ''}).",
-                  highlight=False, markup=False)
+        what = f"{info.action}: {info.message}" if info.message else info.action
+        err.print(f"Saved version {info.version} of {user_id} ({what}).", highlight=False, markup=False)
 
 
 @command("list")
@@ -85,7 +86,8 @@ def show(
 def history(user_id: UserId, store: Store = None) -> None:
     """List every version of a profile: when, who, what."""
     for v in ProfileStore(store).history(user_id):
-        typer.echo(f"{v.version:>4}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.author:<12} {v.action:<7} {v.message or ''}".rstrip())
+        line = f"{v.version:>4}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.author:<12} {v.action:<7} {v.message or ''}"
+        typer.echo(line.rstrip())
 
 
 @command("diff")
@@ -131,10 +133,12 @@ def edit(
 def update(
     user_id: UserId,
     examples_file: Annotated[Path, typer.Argument(metavar="NEW_EXAMPLES.jsonl", help='Lines {"prompt"?, "text"}.')],
-    retire_below: Annotated[float, typer.Option(min=0.0, max=1.0, help="Retire inferred, unpinned hypotheses scoring below this…")] = 0.1,
+    retire_below: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Retire inferred, unpinned hypotheses scoring below this…")] = 0.1,
     min_ratings: Annotated[int, typer.Option(min=1, help="…once rated on at least this many texts.")] = 3,
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5, help="New candidates per aspect.")] = 4,
-    infer_new: Annotated[bool, typer.Option("--infer-new/--no-infer-new", help="Infer new hypotheses from the texts.")] = True,
+    infer_new: Annotated[bool, typer.Option(
+        "--infer-new/--no-infer-new", help="Infer new hypotheses from the texts.")] = True,
     author: Author = None,
     message: Message = None,
     store: Store = None,
@@ -147,7 +151,8 @@ def update(
     options = UpdateOptions(retire_below=retire_below, min_ratings=min_ratings, infer_new=infer_new,
                             inference=InferenceOptions(max_per_aspect=max_per_aspect, infer_attributes=False))
     with err.status(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…"):
-        result = update_profile(ha, opened, user_id, examples, options, author=author or AUTOMATED_AUTHOR, message=message)
+        result = update_profile(ha, opened, user_id, examples, options,
+                                author=author or AUTOMATED_AUTHOR, message=message)
     _saved(result.version, user_id)
     report_usage(ha)
 
@@ -158,17 +163,25 @@ def infer(
     user: Annotated[str, typer.Option("--user", help="The user's id.")],
     attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
+    replace: Annotated[bool, typer.Option("--replace/", help="Store a fresh inference over an existing profile.")] = False,
     author: Author = None,
     message: Message = None,
     store: Store = None,
 ) -> None:
-    """Infer a profile and store it (a new version if the user already has one)."""
+    """Infer a profile from a user's texts and store it."""
     examples = read_examples(examples_file)
     opened = ProfileStore(store)
+    current = opened.current_version(user)
+    if current is not None and not replace:
+        # A fresh inference would drop what a person pinned or wrote; updating keeps it.
+        raise InputError(
+            f"profile '{user}' is already stored (version {current}): `hyperalign profile update {user} NEW.jsonl` "
+            "adds texts to it; --replace stores a fresh inference as its next version (the history keeps the old)"
+        )
     ha = client()
     profile = _infer(ha, user, examples, _parse_attributes(attribute), InferenceOptions(max_per_aspect=max_per_aspect))
-    info = opened.save(profile, expected_version=None, author=author or AUTOMATED_AUTHOR, action=Action.INFER,
-                       message=message)
+    info = opened.save(profile, expected_version=None if replace else 0, author=author or AUTOMATED_AUTHOR,
+                       action=Action.INFER, message=message)
     _saved(info, user)
     report_usage(ha)
 
@@ -176,7 +189,7 @@ def infer(
 @command("export")
 def export(
     user_id: UserId,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the JSON here (default: stdout).")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the JSON here, not to stdout.")] = None,
     version: Annotated[Optional[int], typer.Option(help="An older version (default: the current one).")] = None,
     store: Store = None,
 ) -> None:
