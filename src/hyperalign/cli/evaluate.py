@@ -23,6 +23,7 @@ from .common import app, cli_command, client, err, out, progress_bars, report_us
 eval_app = typer.Typer(help="Evaluate personalization against baselines.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 JUDGE = "Judge (default: the generation backend and model)"
+JudgeOption = Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)]
 
 
 @contextmanager
@@ -69,9 +70,9 @@ def authorship(
     prompt_style: Annotated[str, typer.Option(help="auto | news | row")] = "auto",
     max_tokens: Annotated[int, typer.Option(min=1, help="Per generated text.")] = 600,
     judge: Annotated[str, typer.Option(help="Judge folder or built-in name; 'none' to skip.")] = "style",
-    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_backend: JudgeOption = None,
+    judge_model: JudgeOption = None,
+    judge_base_url: JudgeOption = None,
 ) -> None:
     """Authorship evaluation: attribution, pairwise judge and cost for each method."""
     if prompt_style not in PromptStyle.__args__:  # type: ignore[attr-defined]
@@ -102,9 +103,9 @@ def ablation(
     seed: int = 0,
     max_tokens: Annotated[int, typer.Option(min=1)] = 600,
     judge: str = "style",
-    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_backend: JudgeOption = None,
+    judge_model: JudgeOption = None,
+    judge_base_url: JudgeOption = None,
 ) -> None:
     """Ablation over shots, hypothesis selection and budget: attribution and judge win rate vs one-pass hyperalign."""
     try:
@@ -140,9 +141,9 @@ def deliberative(
     methods: Annotated[str, typer.Option(help="vanilla, spec, hyperalign")] = "vanilla,spec,hyperalign",
     seed: int = 0,
     max_tokens: Annotated[int, typer.Option(min=1)] = 700,
-    judge_backend: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_model: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)] = None,
+    judge_backend: JudgeOption = None,
+    judge_model: JudgeOption = None,
+    judge_base_url: JudgeOption = None,
 ) -> None:
     """Deliberative alignment: do hypotheses about the user make safe answers more helpful, and not harmful?"""
     ha = client()
