@@ -117,6 +117,7 @@ def ablation(
     ha, judge_ha, config = _setup(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots_values[0], prompts_per_author=prompts_per_author, seed=seed,
+        judge_against="hyperalign" if "hyperalign" in methods.split(",") else None,
     )
     folder = RunFolder(out_dir)
     with stage_bars() as stage:

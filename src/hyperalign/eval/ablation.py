@@ -50,9 +50,11 @@ async def run_ablation(
         results = await AuthorshipRun(config, ha, judge_ha, sub, progress).run()
         write_report(sub, results)
         rows += [_row(shots, method, results) for method in results["methods"]]
-    ablation = {"config": base.model_dump(mode="json"), "shots": shots_values, "rows": rows}
-    folder.write_json("ablation.json", ablation)
-    write_ablation_report(folder, ablation)
+        # After every shots value, so a run stopped partway still reports what it finished.
+        ablation = {"config": base.model_dump(mode="json"), "shots": [r["shots"] for r in rows if r["method"] == rows[0]["method"]],
+                    "rows": rows, "planned_shots": shots_values}
+        folder.write_json("ablation.json", ablation)
+        write_ablation_report(folder, ablation)
     return ablation
 
 

@@ -35,6 +35,7 @@ class AuthorshipConfig(BaseModel):
     judge: str | None = "style"
     max_tokens: int = 600
     copy_threshold: float = Field(0.05, description="outputs whose word 8-gram copy rate reaches this are 'copying'")
+    judge_against: str | None = Field(None, description="judge only the pairs that include this method (ablations)")
     backend: str = ""
     model: str = ""
     judge_backend: str = ""
@@ -43,7 +44,7 @@ class AuthorshipConfig(BaseModel):
     # Changing any of these would change finished work, so a rerun into the same folder must keep them.
     IDENTITY: ClassVar[tuple[str, ...]] = (
         "corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "classifier_texts", "max_tokens",
-        "backend", "model", "judge", "judge_backend", "judge_model",
+        "backend", "model", "judge", "judge_backend", "judge_model", "judge_against",
     )
 
 
@@ -125,7 +126,8 @@ class AuthorshipRun:
 
         names = [m.name for m in self.methods]
         jobs = {f"{a}|{b}|{item.id}": job(a, b, order, item) for author in split.authors for item in author.held_out
-                for a, b, order in pair_orders(names)}
+                for a, b, order in pair_orders(names)
+                if self.config.judge_against in (None, a, b)}
         return await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
 
     async def run(self) -> dict[str, Any]:
