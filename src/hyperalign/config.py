@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     no_cache: bool = False
     concurrency: int = 4
     max_retries: int | None = None  # for the openai backend's SDK retries on timeouts, 429 and 5xx
+    threads: int | None = None  # embedded backend: CPU threads (1 degrades gracefully when cores are shared)
 
     @classmethod
     def settings_customise_sources(
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
             options["context_tokens"] = self.context_tokens
         if self.max_retries is not None:
             options["max_retries"] = self.max_retries
+        if self.threads is not None:
+            options["threads"] = self.threads
         return options
 
 
