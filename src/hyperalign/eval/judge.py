@@ -26,8 +26,8 @@ class JudgeConfig(BaseModel):
     description: str = ""
     template: str = "prompt.v1.j2"
     max_tokens: int = 160
-    reference_chars: int = 2500
-    candidate_chars: int = 2500
+    reference_chars: int = 1500
+    candidate_chars: int = 1500
     max_references: int = 1
 
 
