@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hyperalign import train as ditto
 from hyperalign.cli import app
 from hyperalign.errors import BackendUnavailableError, InputError
 from hyperalign.eval.corpus import NEWS_PROMPT, first_sentence, load_corpus, make_split
-from hyperalign.train import ditto
-from hyperalign.train.ditto import Demonstration
+from hyperalign.train import Demonstration
 
 runner = CliRunner()
 

@@ -1,5 +1,5 @@
 """`hyperalign train ditto` and `hyperalign train generate`: the DITTO fine-tuning baseline (thin shells over
-hyperalign.train.ditto). The ML stack is imported only when a model is loaded, so the CLI starts without it."""
+hyperalign.train). The ML stack is imported only when a model is loaded, so the CLI starts without it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
+from .. import train as ditto
 from ..errors import HyperAlignError, InputError
 from ..eval.corpus import PromptStyle
-from ..train import ditto
 from .common import app, err, out, progress_bars
 
 train_app = typer.Typer(help="Fine-tuning baselines (DITTO), compared through `eval authorship --methods import:FILE`.",
