@@ -66,15 +66,16 @@ def write_ablation_report(folder: RunFolder, ablation: dict[str, Any]) -> None:
     rows = ablation["rows"]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for method in methods:
+    for index, method in enumerate(methods):
+        dodge = (index - (len(methods) - 1) / 2) * 0.08  # methods with equal values stay visible side by side
         mine = [r for r in rows if r["method"] == method and r["masked_accuracy"] is not None]
-        xs = [r["shots"] for r in mine]
+        xs = [r["shots"] + dodge for r in mine]
         axes[0].errorbar(xs, [r["masked_accuracy"] for r in mine], capsize=3, marker="o", label=method,
                          yerr=[[r["masked_accuracy"] - r["masked_low"] for r in mine],
                                [r["masked_high"] - r["masked_accuracy"] for r in mine]])
         versus = [r for r in mine if r["win_rate_vs_hyperalign"] is not None]
         if versus:
-            axes[1].errorbar([r["shots"] for r in versus], [r["win_rate_vs_hyperalign"] for r in versus],
+            axes[1].errorbar([r["shots"] + dodge for r in versus], [r["win_rate_vs_hyperalign"] for r in versus],
                              yerr=[r["win_rate_se"] for r in versus], capsize=3, marker="o", label=method)
     axes[0].set(title="attribution accuracy (masked view, 95% CI)", xlabel="shots", ylim=(0, 1))
     axes[1].axhline(0.5, color="grey", linestyle="--")
