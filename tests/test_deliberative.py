@@ -15,7 +15,7 @@ from hyperalign.eval.deliberative import (
 )
 from hyperalign.eval.judge import Judge
 from hyperalign.eval.runs import RunFolder
-from hyperalign.eval.safety_data import SafetyPrompt, apply_template, benign_users, jailbreak_users, load_prompts
+from hyperalign.eval.safety_data import apply_template, benign_users, jailbreak_users, load_prompts
 from hyperalign.llm import LLMClient
 from hyperalign.llm.fake import FakeBackend
 

@@ -11,7 +11,7 @@ from hyperalign.errors import InputError
 from hyperalign.evidence import locate, normalize
 from hyperalign.generate import Generation, Strategy
 from hyperalign.infer import PROMPT_OVERHEAD_TOKENS, InferenceOptions, fit_examples
-from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.profile import UserExample, examples_hash
 

@@ -53,16 +53,11 @@ def options(
 _settings: ContextVar[dict[str, Any]] = ContextVar("hyperalign_cli_settings")
 
 
-def cli_command(function: Callable[..., Any], group: typer.Typer | None = None) -> Callable[..., Any]:
-    """Register a command that also takes the LLM options, and whose known faults become one line on stderr
-    and exit code 2, never a traceback."""
-    shared = [p for p in inspect.signature(options, eval_str=True).parameters.values() if p.name != "ctx"]
+def error_contract(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Known faults become one line on stderr and exit code 2, never a traceback; Ctrl-C keeps finished work."""
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx: typer.Context = kwargs.pop("_typer_context")
-        given = {p.name: kwargs.pop(p.name) for p in shared}
-        _settings.set({**(ctx.obj or {}), **{k: v for k, v in given.items() if v not in (None, False)}})
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except HyperAlignError as exc:
@@ -74,6 +69,23 @@ def cli_command(function: Callable[..., Any], group: typer.Typer | None = None) 
         except KeyboardInterrupt:
             err.print("Interrupted; finished results are kept.")
             raise typer.Exit(130) from None
+
+    return guarded
+
+
+def cli_command(function: Callable[..., Any], group: typer.Typer | None = None) -> Callable[..., Any]:
+    """Register a command that also takes the LLM options, and whose known faults become one line on stderr
+    and exit code 2, never a traceback."""
+    shared = [p for p in inspect.signature(options, eval_str=True).parameters.values() if p.name != "ctx"]
+
+    guarded = error_contract(function)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx: typer.Context = kwargs.pop("_typer_context")
+        given = {p.name: kwargs.pop(p.name) for p in shared}
+        _settings.set({**(ctx.obj or {}), **{k: v for k, v in given.items() if v not in (None, False)}})
+        return guarded(*args, **kwargs)
 
     own = inspect.signature(function, eval_str=True)
     context = inspect.Parameter("_typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)

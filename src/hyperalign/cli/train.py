@@ -14,9 +14,9 @@ import typer
 from rich.markup import escape
 
 from .. import train as ditto
-from ..errors import HyperAlignError, InputError
+from ..errors import InputError
 from ..eval.corpus import PromptStyle
-from .common import app, err, out, progress_bars
+from .common import app, err, error_contract, out, progress_bars
 
 train_app = typer.Typer(help="Fine-tuning baselines (DITTO), compared through `eval authorship --methods import:FILE`.",
                         no_args_is_help=True)
@@ -32,20 +32,7 @@ def _command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """The CLI's error contract (one message, exit 2) without the LLM options, which these commands do not use."""
 
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except HyperAlignError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
-        except OSError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}: {exc.filename or ''}", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("Interrupted; finished results are kept.")
-            raise typer.Exit(130) from None
-
+    wrapper = error_contract(function)
     wrapper.__signature__ = inspect.signature(function, eval_str=True)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
     return train_app.command(name)(wrapper)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from ..api import HyperAlign
-from ..errors import InputError, StructuredOutputError
+from ..errors import StructuredOutputError
 from ..generate import Strategy
 from ..profile import Profile
 from .corpus import PromptStyle, Split, load_corpus, make_split
