@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from .errors import InputError
+from .errors import InputError, first_error
 from .llm.cache import default_cache_path
 
 
@@ -60,6 +60,5 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid setting '{where}': {first['msg']}") from None
+        where, message = first_error(exc, "settings")
+        raise InputError(f"invalid setting '{where}': {message}") from None

@@ -1,6 +1,16 @@
 """Errors a user can act on. The CLI turns every one of them into one message and exit code 2."""
 
 
+from pydantic import ValidationError
+
+
+def first_error(exc: ValidationError, default: str) -> tuple[str, str]:
+    """The first validation problem as (dotted field path, message), for one-line error messages."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or default
+    return where, first["msg"].removeprefix("Value error, ")
+
+
 class HyperAlignError(Exception):
     """Base class: the message is written for the person running the command."""
 

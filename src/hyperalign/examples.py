@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError
+from .errors import InputError, first_error
 from .profile import UserExample
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,9 +51,7 @@ def read_jsonl_models(path: Path, model: type[M]) -> list[M]:
         try:
             rows.append(model.model_validate(value))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "line"
-            message = first["msg"].removeprefix("Value error, ")
+            field, message = first_error(exc, "line")
             raise InputError(f"{path}, line {number}: field '{field}': {message}") from None
     return rows
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from .errors import InputError
+from .errors import InputError, first_error
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -122,9 +122,8 @@ class Profile(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            raise InputError(f"{source}: invalid profile at field '{where}': {first['msg']}") from None
+            where, message = first_error(exc, "(top level)")
+            raise InputError(f"{source}: invalid profile at field '{where}': {message}") from None
 
     @classmethod
     def load(cls, path: Path) -> Profile:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, first_error
 from ..examples import iter_jsonl, read_text_file
 from ..profile import UserExample
 
@@ -77,8 +77,8 @@ def _load_jsonl(path: Path) -> list[Document]:
         try:
             document = Document.model_validate({**row, "source": f"{path.name}:{number}"})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InputError(f"{path}, line {number}: field '{'.'.join(map(str, first['loc']))}': {first['msg']}") from None
+            field, message = first_error(exc, "line")
+            raise InputError(f"{path}, line {number}: field '{field}': {message}") from None
         if not document.text.strip():
             raise InputError(f"{path}, line {number}: the text is empty")
         documents.append(document)

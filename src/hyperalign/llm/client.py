@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import StructuredOutputError
+from ..errors import StructuredOutputError, first_error
 from ..prompts import render
 from .base import Completion, CompletionRequest, LLMBackend, Message
 from .cache import CompletionCache
@@ -131,9 +131,8 @@ class LLMClient:
 def _describe(exc: ValidationError, completion: Completion) -> str:
     if completion.finish_reason == "length":
         return "the JSON was cut off at the token limit; write shorter values"
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "the output"
-    return f"{where}: {first['msg']}"
+    where, message = first_error(exc, "the output")
+    return f"{where}: {message}"
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, first_error
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("ditto.default.toml")
 
@@ -139,6 +139,5 @@ def load_config(path: Path | None = None, *, tiny: bool = False, overrides: dict
     try:
         return DittoConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise InputError(f"{source}: '{where}': {first['msg'].removeprefix('Value error, ')}") from None
+        where, message = first_error(exc, "config")
+        raise InputError(f"{source}: '{where}': {message}") from None
