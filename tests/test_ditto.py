@@ -191,16 +191,6 @@ def test_tiny_and_file_overrides(tmp_path: Path) -> None:
     assert (mine.dpo.learning_rate, mine.sft.max_steps) == (1e-6, 2)  # defaults and --tiny kept where not overridden
 
 
-def test_mixed_precision_computes_in_bf16_and_keeps_float32_weights() -> None:
-    from hyperalign.train.trainer import trainer_arguments
-
-    plain = ditto.load_config()
-    mixed = ditto.load_config(overrides={"runtime": {"mixed_precision": "bf16"}})
-    assert trainer_arguments(plain, "cpu", "float32", "out")["bf16"] is False
-    assert trainer_arguments(mixed, "cpu", "float32", "out")["bf16"] is True
-    assert trainer_arguments(plain, "cuda", "bfloat16", "out")["bf16"] is True  # bf16 weights train in bf16
-
-
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "results").glob("ditto-*.toml")))
 def test_measured_configurations_still_load(path: Path) -> None:
     config = ditto.load_config(path)

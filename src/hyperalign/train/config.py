@@ -89,9 +89,6 @@ class GenerateSettings(_Section):
 
 class RuntimeSettings(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # Compute in bfloat16 under autocast while the weights (and LoRA updates) stay in float32: about 1.5x faster
-    # training on a CPU with AVX512-BF16, and the way to train in bf16 without losing DPO's 1e-6 updates.
-    mixed_precision: Literal["no", "bf16"] = "no"
     gradient_checkpointing: bool = False
     seed: int = 42
     sample_batch_size: int = Field(16, ge=1)

@@ -16,7 +16,7 @@ def trainer_arguments(config: DittoConfig, device: str, dtype: str, output_dir: 
         report_to="none",
         disable_tqdm=True,
         use_cpu=device == "cpu",
-        bf16=dtype == "bfloat16" or config.runtime.mixed_precision == "bf16",
+        bf16=dtype == "bfloat16",
         fp16=dtype == "float16",
         gradient_checkpointing=config.runtime.gradient_checkpointing,
         seed=config.runtime.seed,
