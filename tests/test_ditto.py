@@ -195,6 +195,8 @@ def test_tiny_and_file_overrides(tmp_path: Path) -> None:
 def test_measured_configurations_still_load(path: Path) -> None:
     config = ditto.load_config(path)
     assert config.sft.max_steps >= 1 and config.dpo.max_steps >= 1
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
