@@ -165,3 +165,12 @@ def test_user_example_rejects_blank_text(text):
 def test_user_example_prompt_is_optional():
     example = UserExample(text="Fog again.")
     assert example.prompt is None and example.text == "Fog again."
+
+
+def test_report_add_counts_sums_counts_and_keeps_the_rest() -> None:
+    report = InferenceReport(proposed=3, dropped_unsupported=1, llm_calls=4, cache_hits=1, prompt_tokens=100,
+                             completion_tokens=20, truncated_examples=[2])
+    report.add_counts(InferenceReport(proposed=2, dropped_unsupported=2, llm_calls=3, cache_hits=0, prompt_tokens=50,
+                                      completion_tokens=5, truncated_examples=[0]))
+    assert (report.proposed, report.dropped_unsupported, report.llm_calls, report.cache_hits) == (5, 3, 7, 1)
+    assert (report.prompt_tokens, report.completion_tokens, report.truncated_examples) == (150, 25, [2])

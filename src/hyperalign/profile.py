@@ -96,6 +96,11 @@ class InferenceReport(BaseModel):
     completion_tokens: int = 0
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
 
+    def add_counts(self, other: InferenceReport) -> None:
+        """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""
+        for name in ("proposed", "dropped_unsupported", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 class Profile(BaseModel):
     schema_version: int = PROFILE_SCHEMA_VERSION

@@ -171,8 +171,7 @@ async def ainfer_selected(
         fresh = [h for h in fresh_profile.hypotheses if h.id not in known]
         fresh, completions = await score_hypotheses(client, fresh, scoring)
         merge_usage(report, completions)
-        for field_name in ("llm_calls", "cache_hits", "prompt_tokens", "completion_tokens", "proposed", "dropped_unsupported"):
-            setattr(report, field_name, getattr(report, field_name) + getattr(fresh_profile.report, field_name))
+        report.add_counts(fresh_profile.report)
         pool += fresh
     chosen = select(pool, selection)
     # Evidence indices refer to the full example list the profile is stored against.

@@ -159,8 +159,7 @@ def merge_findings(
     report = profile.report.model_copy(deep=True)
     merge_usage(report, findings.completions)
     if findings.inferred is not None:
-        for name in ("llm_calls", "cache_hits", "prompt_tokens", "completion_tokens", "proposed", "dropped_unsupported"):
-            setattr(report, name, getattr(report, name) + getattr(findings.inferred, name))
+        report.add_counts(findings.inferred)
     updated = profile.model_copy(update={
         "hypotheses": hypotheses,
         "n_examples": profile.n_examples + len(findings.examples),
