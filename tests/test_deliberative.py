@@ -165,3 +165,23 @@ async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path, data
     all_work = 4 * 4 + total_responses + total_responses + 12
     assert len(complete.requests) == all_work - (20 - 0)  # exactly the 20 calls of the killed run were not redone
     assert results["metrics"]["hyperalign"]["helpfulness"]["n"] == 4  # 2 jailbreak users x 2 requests
+
+
+def test_cli_eval_deliberative_writes_and_shows_the_report(tmp_path, data):
+    from typer.testing import CliRunner
+
+    from hyperalign.cli import app
+
+    out = tmp_path / "run"
+    args = ["--backend", "fake", "--no-cache", "eval", "deliberative", "--harmful", str(data["harmful"]),
+            "--templates", str(data["templates"]), "--benign", str(data["benign"]), "--users", "2", "--shots", "2",
+            "--requests-per-user", "1", "--benign-requests-per-user", "1", "--methods", "vanilla, hyperalign",
+            "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["config"]["methods"] == ["vanilla", "hyperalign"]
+    assert (out / "report.md").exists() and "Report:" in result.output and "LLM calls:" in result.output
+    missing = CliRunner().invoke(app, [*args[:6], str(tmp_path / "none.txt"), *args[7:-1], str(tmp_path / "run2")])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output, missing.output
+    assert "none.txt" in " ".join(missing.output.split())

@@ -16,7 +16,7 @@ from ..eval.authorship import AuthorshipConfig, AuthorshipRun
 from ..eval.corpus import PromptStyle
 from ..eval.deliberative import DeliberativeConfig, DeliberativeRun, default_benign_path
 from ..eval.report import write_report
-from ..eval.runs import RunFolder
+from ..eval.runs import ProgressHook, RunFolder
 from ..llm.client import run_sync
 from .common import app, cli_command, client, err, out, progress_bars, report_usage
 
@@ -27,13 +27,32 @@ JudgeOption = Annotated[Optional[str], typer.Option(rich_help_panel=JUDGE)]
 
 
 @contextmanager
-def stage_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
+def stage_bars() -> Iterator[ProgressHook]:
     with progress_bars() as progress:
         def stage(name: str, total: int) -> Callable[[], None]:
             task = progress.add_task(name, total=total)
             return lambda: progress.advance(task)
 
         yield stage
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def run_and_report(start: Callable[[RunFolder, ProgressHook], AuthorshipRun | DeliberativeRun], ha: HyperAlign,
+                   out_dir: Path) -> None:
+    """Run an evaluation into its (resumable) folder, then write and show its report and the session's usage."""
+    folder = RunFolder(out_dir)
+    with stage_bars() as stage:
+        results = run_sync(start(folder, stage).run())
+    show_report(write_report(folder, results))
+    report_usage(ha)
+
+
+def show_report(path: Path) -> None:
+    out.print(Markdown(path.read_text(encoding="utf-8")))
+    err.print(f"Report: {path}")
 
 
 def judge_client(ha: HyperAlign, backend: str | None, model: str | None, base_url: str | None) -> HyperAlign:
@@ -52,7 +71,7 @@ def _setup(
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
     config = AuthorshipConfig(
-        methods=[m.strip() for m in methods.split(",") if m.strip()], max_tokens=max_tokens,
+        methods=comma_list(methods), max_tokens=max_tokens,
         judge=None if judge == "none" else judge, backend=ha.client.backend.name, model=ha.client.model,
         judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model, **fields,
     )
@@ -81,13 +100,7 @@ def authorship(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style,
     )
-    folder = RunFolder(out_dir)
-    with stage_bars() as stage:
-        results = run_sync(AuthorshipRun(config, ha, judge_ha, folder, stage).run())
-    path = write_report(folder, results)
-    out.print(Markdown(path.read_text(encoding="utf-8")))
-    err.print(f"Report: {path}")
-    report_usage(ha)
+    run_and_report(lambda folder, stage: AuthorshipRun(config, ha, judge_ha, folder, stage), ha, out_dir)
 
 
 cli_command(authorship, group=eval_app)
@@ -117,7 +130,7 @@ def ablation(
     ha, judge_ha, config = _setup(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots_values[0], prompts_per_author=prompts_per_author, seed=seed,
-        judge_against="hyperalign" if "hyperalign" in methods.split(",") else None,
+        judge_against="hyperalign" if "hyperalign" in comma_list(methods) else None,
     )
     folder = RunFolder(out_dir)
     with stage_bars() as stage:
@@ -150,19 +163,13 @@ def deliberative(
     ha = client()
     judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
     config = DeliberativeConfig(
-        harmful=[p.strip() for p in harmful.split(",") if p.strip()], templates=str(templates),
-        benign=str(benign) if benign else default_benign_path(), methods=[m.strip() for m in methods.split(",") if m.strip()],
+        harmful=comma_list(harmful), templates=str(templates),
+        benign=str(benign) if benign else default_benign_path(), methods=comma_list(methods),
         users=users, shots=shots, requests_per_user=requests_per_user, benign_requests_per_user=benign_requests_per_user,
         seed=seed, max_tokens=max_tokens, backend=ha.client.backend.name, model=ha.client.model,
         judge_backend=judge_ha.client.backend.name, judge_model=judge_ha.client.model,
     )
-    folder = RunFolder(out_dir)
-    with stage_bars() as stage:
-        results = run_sync(DeliberativeRun(config, ha, judge_ha, folder, stage).run())
-    path = write_report(folder, results)
-    out.print(Markdown(path.read_text(encoding="utf-8")))
-    err.print(f"Report: {path}")
-    report_usage(ha)
+    run_and_report(lambda folder, stage: DeliberativeRun(config, ha, judge_ha, folder, stage), ha, out_dir)
 
 
 cli_command(deliberative, group=eval_app)
@@ -170,9 +177,7 @@ cli_command(deliberative, group=eval_app)
 
 def report(run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder.")]) -> None:
     """Re-render a run's report.md, results.csv and plots from its results.json."""
-    path = write_report(RunFolder(run))
-    out.print(Markdown(path.read_text(encoding="utf-8")))
-    err.print(f"Report: {path}")
+    show_report(write_report(RunFolder(run)))
 
 
 cli_command(report)
