@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hyperalign.cli import app
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.llm.registry import register_backend
-from hyperalign.profile import Profile
+from hyperalign.profiles.model import Profile
 
 runner = CliRunner()
 
@@ -134,7 +134,7 @@ def test_unreachable_endpoint(tmp_path, examples_file, monkeypatch):
 def test_invalid_llm_output_after_repair(tmp_path, examples_file):
     register_backend("garbage", lambda **_: FakeBackend(responses=lambda request: "this is not json"))
     result = runner.invoke(app, ["--backend", "garbage", "--no-cache", "infer", str(examples_file), "--user", "u"])
-    assert_clean_failure(result, "not valid after one repair attempt", "step 'infer_")
+    assert_clean_failure(result, "not valid after 1 repair attempt", "step 'infer_")
 
 
 def test_unknown_backend_and_missing_model_file(examples_file):
@@ -149,8 +149,8 @@ def invoke_raw(*args: str):
 
 def test_corrupt_profile_names_the_field(tmp_path):
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({"user_id": "u", "hypotheses": [{"aspect": "x"}]}))
-    assert_clean_failure(runner.invoke(app, ["show", str(path)]), "invalid profile at field")
+    path.write_text(json.dumps({"schema_version": 1, "user_id": "u", "hypotheses": [{"aspect": "x"}]}))
+    assert_clean_failure(runner.invoke(app, ["show", str(path)]), "invalid profile: field 'hypotheses.0.statement' is missing")
 
 
 @pytest.mark.parametrize(

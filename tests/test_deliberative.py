@@ -8,16 +8,26 @@ from pathlib import Path
 import pytest
 
 from hyperalign import HyperAlign
-from hyperalign.deliberate import adeliberate
 from hyperalign.errors import InputError
-from hyperalign.eval.deliberative import (
-    DeliberativeConfig, DeliberativeRun, HarmVerdict, HelpfulnessVerdict, deliberative_metrics, refused,
+from hyperalign.eval.deliberative.run import (
+    DeliberativeConfig,
+    DeliberativeRun,
+    HarmVerdict,
+    HelpfulnessVerdict,
+    deliberative_metrics,
+    refused,
+)
+from hyperalign.eval.deliberative.safety_data import (
+    apply_template,
+    benign_users,
+    jailbreak_users,
+    load_prompts,
 )
 from hyperalign.eval.judge import Judge
 from hyperalign.eval.runs import RunFolder
-from hyperalign.eval.safety_data import apply_template, benign_users, jailbreak_users, load_prompts
 from hyperalign.llm import LLMClient
 from hyperalign.llm.fake import FakeBackend
+from hyperalign.pipeline.deliberate import adeliberate
 
 
 @pytest.fixture
@@ -68,7 +78,7 @@ def test_benign_users_one_per_voice(data):
 
 
 def test_shipped_benign_controls_have_60_requests_in_several_voices():
-    from hyperalign.eval.deliberative import default_benign_path
+    from hyperalign.eval.deliberative.run import default_benign_path
 
     prompts = load_prompts(Path(default_benign_path()))
     assert len(prompts) >= 60 and len({p.group for p in prompts}) >= 5

@@ -377,8 +377,8 @@ def test_tiny_ditto_run_trains_saves_and_generates_import_rows(corpus: Path, tmp
     assert all(r["output"].strip() for r in rows)
 
     # the evaluation's importer finds every prompt of this author in the file
+    from hyperalign.eval.authorship.methods import imported_outputs, parse_methods
     from hyperalign.eval.corpus import Split
-    from hyperalign.eval.methods import imported_outputs, parse_methods
 
     (method,) = parse_methods([f"import:{output}"])
     imported = imported_outputs(method, Split(authors=[author]))

@@ -11,13 +11,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperalign.edit import Edits, apply_edits, diff_profiles, edit_in_editor, edit_profile, edits_from_yaml, to_yaml
 from hyperalign.errors import InputError
 from hyperalign.llm import CompletionRequest
-from hyperalign.profile import Evidence, Hypothesis, HypothesisScore, Profile, UserExample
-from hyperalign.score import wilson_lower_bound
-from hyperalign.store import ProfileStore
-from hyperalign.update import UpdateOptions, update_profile
+from hyperalign.pipeline.selection import wilson_lower_bound
+from hyperalign.profiles.edit import (
+    Edits,
+    apply_edits,
+    diff_profiles,
+    edit_in_editor,
+    edit_profile,
+    edits_from_yaml,
+    to_yaml,
+)
+from hyperalign.profiles.model import (
+    Evidence,
+    Hypothesis,
+    HypothesisScore,
+    Profile,
+    UserExample,
+)
+from hyperalign.profiles.store import ProfileStore
+from hyperalign.profiles.update import UpdateOptions, update_profile
 
 
 def scored(supports: int, contradicts: int) -> HypothesisScore:

@@ -11,7 +11,7 @@ import pytest
 
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
-from hyperalign.eval.authorship import AuthorshipConfig, AuthorshipRun
+from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.corpus import load_corpus, make_split
 from hyperalign.eval.runs import RunFolder
 from hyperalign.llm import LLMClient
@@ -220,7 +220,7 @@ def test_judge_failures_are_recorded_and_counted_not_fatal(corpus, tmp_path):
     results = run(config(corpus, methods=["few-shot", "zero-shot"]), tmp_path / "run", FakeBackend(), judge_backend)
     judgments = rows(tmp_path / "run", "judgments.jsonl")
     assert len(judgments) == 2 * ITEMS
-    assert all(r["winner"] is None and "not valid after one repair" in r["error"] for r in judgments)
+    assert all(r["winner"] is None and "not valid after 1 repair attempt" in r["error"] for r in judgments)
     assert len(judge_backend.requests) == 2 * 2 * ITEMS  # each verdict: the call and its repair
     assert results["judge"]["invalid_verdicts"] == 2 * ITEMS and results["judge"]["pairs_judged"] == 0
     assert results["judge"]["matrix"]["few-shot"]["zero-shot"] is None

@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from hyperalign.eval.stylometry import (
+from hyperalign.eval.stats import bootstrap
+from hyperalign.eval.authorship.stylometry import (
     AttributionModel,
-    bootstrap,
     copy_stats,
     distort,
     frequent_words,

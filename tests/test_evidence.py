@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperalign.evidence import MIN_QUOTE_CHARS, check, locate, normalize
-from hyperalign.profile import UserExample
+from hyperalign.pipeline.evidence import MIN_QUOTE_CHARS, check, locate, normalize
+from hyperalign.profiles.model import UserExample
 
 
 def normalized(*texts: str) -> list[str]:

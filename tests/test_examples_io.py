@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from hyperalign.errors import HyperAlignError, InputError
-from hyperalign.examples import read_examples, read_jsonl_models, read_text_file
-from hyperalign.profile import UserExample
+from hyperalign.io import read_jsonl_models, read_text_file
+from hyperalign.profiles.model import read_examples
+from hyperalign.profiles.model import UserExample
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "examples.jsonl") -> Path:
@@ -82,12 +83,12 @@ def test_line_that_is_a_json_array(tmp_path):
     path = write(tmp_path, line(text="ok text") + "\n" + json.dumps(["Fog", "again"]))
     with pytest.raises(InputError) as info:
         read_examples(path)
-    assert str(info.value) == f"{path}, line 2: expected a JSON object, got list"
+    assert str(info.value) == f"{path}, line 2: expected a JSON object, got an array"
 
 
 def test_line_that_is_a_json_string(tmp_path):
     path = write(tmp_path, '"just a string"')
-    with pytest.raises(InputError, match="line 1: expected a JSON object, got str"):
+    with pytest.raises(InputError, match="line 1: expected a JSON object, got a string"):
         read_examples(path)
 
 
@@ -95,7 +96,7 @@ def test_missing_text_names_line_and_field(tmp_path):
     path = write(tmp_path, line(text="Fog again.") + "\n" + line(prompt="Write something"))
     with pytest.raises(InputError) as info:
         read_examples(path)
-    assert str(info.value) == f"{path}, line 2: field 'text': Field required"
+    assert str(info.value) == f"{path}, line 2: field 'text' is missing"
 
 
 def test_blank_text_names_line_and_field(tmp_path):
@@ -135,5 +136,5 @@ def test_read_jsonl_models_accepts_other_models(tmp_path):
         task: str
 
     path = write(tmp_path, line(task="Write a memo") + "\n" + line(other=1))
-    with pytest.raises(InputError, match=r"line 2: field 'task': Field required"):
+    with pytest.raises(InputError, match=r"line 2: field 'task' is missing"):
         read_jsonl_models(path, Task)

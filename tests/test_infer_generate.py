@@ -6,14 +6,15 @@ import re
 
 import pytest
 
-from hyperalign import generate as generate_module
 from hyperalign.errors import InputError
-from hyperalign.evidence import locate, normalize
-from hyperalign.generate import Generation, Strategy
-from hyperalign.infer import PROMPT_OVERHEAD_TOKENS, InferenceOptions, fit_examples
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
-from hyperalign.profile import UserExample, examples_hash
+from hyperalign.pipeline import generate as generate_module
+from hyperalign.pipeline.evidence import locate, normalize
+from hyperalign.pipeline.generate import Generation, Strategy
+from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
+from hyperalign.pipeline.infer import InferenceOptions
+from hyperalign.profiles.model import UserExample, examples_hash
 
 REAL_QUOTE = "Gears first, opinions later."
 FABRICATED = "I simply adore a crowded harbour party."

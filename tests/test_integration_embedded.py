@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hyperalign import HyperAlign, Profile, Strategy
 from hyperalign.cli import app
-from hyperalign.examples import read_examples
+from hyperalign.profiles.model import read_examples
 
 pytestmark = pytest.mark.integration
 

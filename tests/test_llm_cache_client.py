@@ -19,8 +19,8 @@ from hyperalign.llm import (
     create_backend,
     default_cache_path,
     register_backend,
+    registry,
 )
-from hyperalign.llm import registry
 from hyperalign.llm.cache import MIGRATIONS
 from hyperalign.llm.client import run_sync
 from hyperalign.llm.fake import FakeBackend

@@ -15,8 +15,8 @@ from hyperalign.cli import app
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.llm.registry import register_backend
-from hyperalign.profile import Evidence, Hypothesis, HypothesisScore, Profile
-from hyperalign.store import ProfileStore
+from hyperalign.profiles.model import Evidence, Hypothesis, HypothesisScore, Profile
+from hyperalign.profiles.store import ProfileStore
 
 runner = CliRunner()
 
@@ -182,7 +182,7 @@ def test_bad_input_gives_one_message_and_exit_2(tmp_path, store, profile_file):
     empty.write_text("")
     good.write_text('{"text": "Fog again."}\n')
     cases = [
-        (["profile", "import", str(broken)], ["invalid profile at field 'n_examples'"]),
+        (["profile", "import", str(broken)], ["invalid profile: field 'n_examples'"]),
         (["profile", "import", str(tmp_path / "missing.json")], ["no such file"]),
         (["profile", "show", "nobody"], ["no profile 'nobody'"]),
         (["profile", "show", "morwenna", "--version", "9"], ["no version 9"]),

@@ -10,8 +10,14 @@ from hyperalign import HyperAlign, InferenceOptions, UserExample
 from hyperalign.errors import InputError
 from hyperalign.llm import LLMClient
 from hyperalign.llm.fake import FakeBackend
-from hyperalign.profile import Evidence, Hypothesis, HypothesisScore
-from hyperalign.score import SelectionOptions, score_hypotheses, score_value, select, wilson_lower_bound
+from hyperalign.pipeline.selection import (
+    SelectionOptions,
+    score_hypotheses,
+    score_value,
+    select,
+    wilson_lower_bound,
+)
+from hyperalign.profiles.model import Evidence, Hypothesis, HypothesisScore
 
 TEXTS = [
     "Right then. The rota is on the shed door. No excuses, no exceptions.",

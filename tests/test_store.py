@@ -6,12 +6,19 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import insert
 
 from hyperalign.errors import ConflictError, InputError
-from hyperalign.profile import Evidence, Hypothesis, Profile
-from hyperalign.store import (
-    VERSION_TABLE, Change, ProfileStore, as_url, default_store_url, metadata, versions_table,
+from hyperalign.profiles.model import Evidence, Hypothesis, Profile
+from hyperalign.profiles.store import (
+    VERSION_TABLE,
+    Change,
+    ProfileStore,
+    as_url,
+    default_store_url,
+    metadata,
+    versions_table,
 )
 
 
@@ -126,8 +133,8 @@ def test_missing_profiles_and_versions_are_named(store):
     store.save(make_profile(), expected_version=0, author="a", action="import")
     with pytest.raises(InputError, match="no version 7; it has 1 to 1"):
         store.get("ann", version=7)
-    with pytest.raises(InputError, match="user id"):
-        store.save(make_profile(user_id=" "), expected_version=0, author="a", action="import")
+    with pytest.raises(ValidationError, match="the user id is empty"):
+        make_profile(user_id=" ")
 
 
 def test_a_stale_save_is_a_conflict_and_changes_nothing(store):
@@ -208,7 +215,7 @@ def test_a_broken_stored_profile_names_the_field(store, store_path):
     store.save(make_profile(), expected_version=0, author="a", action="import")
     with sqlite3.connect(store_path) as db:
         db.execute("UPDATE profile_versions SET profile = json_set(profile, '$.n_examples', 'many')")
-    with pytest.raises(InputError, match="'ann' version 1: invalid profile at field 'n_examples'"):
+    with pytest.raises(InputError, match="'ann' version 1: invalid profile: field 'n_examples'"):
         store.get("ann")
 
 

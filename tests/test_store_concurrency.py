@@ -6,10 +6,10 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from hyperalign import edit
-from hyperalign.edit import Edits, edit_profile
-from hyperalign.profile import Profile
-from hyperalign.store import ProfileStore
+from hyperalign.profiles import edit
+from hyperalign.profiles.edit import Edits, edit_profile
+from hyperalign.profiles.model import Profile
+from hyperalign.profiles.store import ProfileStore
 
 WORKERS, EDITS_EACH = 4, 10
 

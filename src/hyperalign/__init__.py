@@ -2,9 +2,9 @@
 
 from .api import HyperAlign
 from .errors import HyperAlignError, InputError
-from .generate import Generation, GenerationOptions, Strategy
-from .infer import InferenceOptions
-from .profile import Aspect, Evidence, Hypothesis, Profile, UserExample
+from .pipeline.generate import Generation, GenerationOptions, Strategy
+from .pipeline.infer import InferenceOptions
+from .profiles.model import Aspect, Evidence, Hypothesis, Profile, UserExample
 
 __all__ = [
     "Aspect",

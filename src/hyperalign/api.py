@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import load_settings
-from .generate import Generation, GenerationOptions, Strategy, agenerate
-from .infer import InferenceOptions, ainfer_profile
 from .llm import CompletionCache, LLMBackend, LLMClient, RunStats, create_backend
 from .llm.client import run_sync
-from .profile import Profile, UserExample
+from .pipeline.generate import Generation, GenerationOptions, Strategy, agenerate
+from .pipeline.infer import InferenceOptions, ainfer_profile
+from .profiles.model import Profile, UserExample
 
 
 class HyperAlign:

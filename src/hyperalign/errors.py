@@ -1,7 +1,11 @@
-"""Errors a user can act on. The CLI turns every one of them into one message and exit code 2."""
+"""Errors a user can act on. The CLI turns every one of them into one line and exit code 2; anything else is a bug
+(exit code 1, traceback in a log file)."""
 
+from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 
 def first_error(exc: ValidationError, default: str) -> tuple[str, str]:
@@ -11,12 +15,45 @@ def first_error(exc: ValidationError, default: str) -> tuple[str, str]:
     return where, first["msg"].removeprefix("Value error, ")
 
 
+def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line for the first problem, naming the field. A misspelt key shows up both as "unknown" and as a missing
+    required field; the unknown one is the person's typo, so it is the one reported, with the fields allowed."""
+    errors = exc.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    where = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        allowed = _fields_at(model, first["loc"][:-1]) if model else None
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"unknown field '{where}'{hint}"
+    if first["type"] == "missing":
+        return f"field '{where}' is missing"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"field '{where}': {message}" if where else message
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the (nested) model at `loc`, when it can be followed."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        current = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None:
+            return None
+    return list(getattr(current, "model_fields", {})) or None
+
+
 class HyperAlignError(Exception):
     """Base class: the message is written for the person running the command."""
 
 
 class InputError(HyperAlignError):
-    """The caller's data (a file, an example, a profile) cannot be used as given."""
+    """The caller's data (a file, an example, a profile, a setting) cannot be used as given."""
 
 
 class BackendUnavailableError(HyperAlignError):
@@ -32,14 +69,15 @@ class ContextOverflowError(LLMError):
 
 
 class StructuredOutputError(LLMError):
-    """The LLM's output did not validate against the step's schema, even after the repair retry."""
+    """The LLM's output did not validate against the step's schema, even after the repair turns."""
 
-    def __init__(self, step: str, detail: str, output: str):
+    def __init__(self, step: str, detail: str, output: str, repairs: int = 1):
         snippet = output.strip().replace("\n", " ")
         if len(snippet) > 160:
             snippet = snippet[:160] + "…"
+        attempts = f"{repairs} repair attempt{'s' if repairs != 1 else ''}"
         super().__init__(
-            f"step '{step}': the model's output is not valid after one repair attempt ({detail}). "
+            f"step '{step}': the model's output is not valid after {attempts} ({detail}). "
             f"Output began: {snippet!r}. A stronger model (--backend openai, or --model PATH.gguf) usually fixes this."
         )
         self.step = step
@@ -48,3 +86,8 @@ class StructuredOutputError(LLMError):
 
 class ConflictError(HyperAlignError):
     """A stored profile changed between reading it and saving a new version of it."""
+
+
+class StoreError(InputError):
+    """The profile store or the completion cache cannot be opened, read or written (not a database, read-only,
+    disk full, unreachable server)."""

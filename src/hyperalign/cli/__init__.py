@@ -1,6 +1,6 @@
 """The `hyperalign` command: a thin shell over the library."""
 
-from . import core, evaluate, profiles, train  # noqa: F401  (registers the commands)
+from . import core, evaluate, profiles, train
 from .common import app
 
 

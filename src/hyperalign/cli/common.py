@@ -11,7 +11,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ..api import HyperAlign
 from ..errors import HyperAlignError
@@ -61,7 +67,7 @@ def error_contract(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return function(*args, **kwargs)
         except HyperAlignError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:
             err.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}: {exc.filename or ''}", highlight=False)

@@ -14,11 +14,11 @@ from rich.table import Table
 
 from ..api import HyperAlign
 from ..errors import InputError
-from ..examples import iter_jsonl, read_examples
-from ..generate import Generation, Strategy
-from ..infer import InferenceOptions
-from ..profile import Profile, examples_hash
-from ..score import SelectionOptions
+from ..io import iter_jsonl
+from ..pipeline.generate import Generation, Strategy
+from ..pipeline.infer import InferenceOptions
+from ..pipeline.selection import SelectionOptions
+from ..profiles.model import Profile, examples_hash, read_examples
 from .common import cli_command, client, err, out, progress_bars, report_usage
 
 DEMO_TASK = "Write an email to the volunteers asking them to bring spare seeds to the spring seed swap."

@@ -11,10 +11,14 @@ import typer
 from rich.markdown import Markdown
 
 from ..api import HyperAlign
-from ..eval.ablation import run_ablation
-from ..eval.authorship import AuthorshipConfig, AuthorshipRun
+from ..eval.ablation.run import run_ablation
+from ..eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from ..eval.corpus import PromptStyle
-from ..eval.deliberative import DeliberativeConfig, DeliberativeRun, default_benign_path
+from ..eval.deliberative.run import (
+    DeliberativeConfig,
+    DeliberativeRun,
+    default_benign_path,
+)
 from ..eval.report import write_report
 from ..eval.runs import ProgressHook, RunFolder
 from ..llm.client import run_sync
@@ -135,8 +139,8 @@ def ablation(
     folder = RunFolder(out_dir)
     with stage_bars() as stage:
         run_sync(run_ablation(config, shots_values, ha, judge_ha, folder, stage))
-    out.print(Markdown(folder.file("ablation.md").read_text(encoding="utf-8")))
-    err.print(f"Report: {folder.file('ablation.md')} · plot: {folder.file('plots/ablation.png')}")
+    out.print(Markdown(folder.file("report.md").read_text(encoding="utf-8")))
+    err.print(f"Report: {folder.file('report.md')} · plot: {folder.file('plots/ablation.png')}")
     report_usage(ha)
 
 

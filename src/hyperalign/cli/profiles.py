@@ -10,13 +10,12 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markdown import Markdown
 
-from ..edit import Edits, diff_profiles, edit_in_editor, edit_profile
 from ..errors import InputError
-from ..examples import read_examples
-from ..infer import InferenceOptions
-from ..profile import Profile
-from ..store import Action, ProfileStore, VersionInfo, default_author
-from ..update import AUTOMATED_AUTHOR, UpdateOptions, update_profile
+from ..pipeline.infer import InferenceOptions
+from ..profiles.edit import Edits, diff_profiles, edit_in_editor, edit_profile
+from ..profiles.model import Profile, read_examples
+from ..profiles.store import Action, ProfileStore, VersionInfo, default_author
+from ..profiles.update import AUTOMATED_AUTHOR, UpdateOptions, update_profile
 from .common import app, cli_command, client, err, out, report_usage
 from .core import _infer, _parse_attributes
 

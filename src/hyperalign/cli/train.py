@@ -132,7 +132,7 @@ def generate(
         overrides["temperature"] = temperature
     settings = ditto.load_config(config, overrides={"generate": overrides} if overrides else None)
     done = ditto.finished_rows(output)
-    from ..evidence import normalize
+    from ..pipeline.evidence import normalize
 
     remaining = [t for t in todo if (t.author, normalize(t.prompt)) not in done]
     if len(remaining) < len(todo):

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import InputError, first_error
-from ..examples import iter_jsonl, read_text_file
-from ..profile import UserExample
+from ..io import iter_jsonl, read_text_file
+from ..profiles.model import UserExample
 
 PromptStyle = Literal["auto", "news", "row"]
 NEWS_PROMPT = "Write an article that starts with the following: {opening}"

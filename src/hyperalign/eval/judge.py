@@ -5,7 +5,6 @@ verdict flips with the order is a tie."""
 from __future__ import annotations
 
 import itertools
-import math
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import InputError
 from ..llm import Completion, LLMClient
 from ..prompts import environment, messages_from
+from .stats import mean_and_se
 
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
 M = TypeVar("M", bound=BaseModel)
@@ -116,11 +116,10 @@ def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, 
             if row_method == col or not values:
                 matrix[row_method][col] = None
                 continue
-            mean = sum(values) / len(values)
-            variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+            mean, se = mean_and_se(values)
             matrix[row_method][col] = {
                 "win_rate": mean,
-                "se": math.sqrt(variance / len(values)),
+                "se": se,
                 "n": len(values),
                 "wins": sum(v == 1.0 for v in values),
                 "ties": sum(v == 0.5 for v in values),

@@ -16,9 +16,30 @@ the extra `pip install -e ".[train]"` is needed only then.
 
 from .config import DEFAULT_CONFIG_PATH, DittoConfig, DPOSettings, load_config
 from .data import Demonstration, demonstrations_of, load_split, select_authors
-from .generate import Task, finished_rows, generate_for_tasks, read_tasks, resolve_adapter, tasks_from_split
-from .model import INSTALL_HINT, LoadedBase, base_model_label, load_base, require_training_stack, resolve_base_model
-from .pairs import PAIR_KINDS, Pair, batch_shape, build_round_pairs, build_step_pairs, pair_counts
+from .generate import (
+    Task,
+    finished_rows,
+    generate_for_tasks,
+    read_tasks,
+    resolve_adapter,
+    tasks_from_split,
+)
+from .model import (
+    INSTALL_HINT,
+    LoadedBase,
+    base_model_label,
+    load_base,
+    require_training_stack,
+    resolve_base_model,
+)
+from .pairs import (
+    PAIR_KINDS,
+    Pair,
+    batch_shape,
+    build_round_pairs,
+    build_step_pairs,
+    pair_counts,
+)
 from .pipeline import train_ditto
 from .sft import sft_should_stop, stop_below_loss
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..eval.corpus import NEWS_PROMPT, AuthorSplit, PromptStyle, Split, first_sentence, load_corpus, make_split
+from ..eval.corpus import (
+    NEWS_PROMPT,
+    AuthorSplit,
+    PromptStyle,
+    Split,
+    first_sentence,
+    load_corpus,
+    make_split,
+)
 
 
 @dataclass(frozen=True)

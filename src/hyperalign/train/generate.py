@@ -95,8 +95,8 @@ class Task:
 
 def finished_rows(path: Path) -> set[tuple[str, str]]:
     """(author, normalized prompt) already in an import file: these are skipped when resuming."""
-    from ..evidence import normalize
-    from ..examples import iter_jsonl
+    from ..io import iter_jsonl
+    from ..pipeline.evidence import normalize
 
     if not Path(path).exists():
         return set()
@@ -109,7 +109,7 @@ def finished_rows(path: Path) -> set[tuple[str, str]]:
 
 def read_tasks(path: Path, default_author: str | None = None) -> list[Task]:
     """JSONL rows {"author", "prompt" (or "task")}; "author" may be left out when one --author is given."""
-    from ..examples import iter_jsonl
+    from ..io import iter_jsonl
 
     tasks = []
     for number, row in iter_jsonl(Path(path)):
@@ -140,7 +140,7 @@ def generate_for_tasks(
     finishes; rows already there are skipped. Returns the number written."""
     from peft import PeftModel
 
-    from ..evidence import normalize
+    from ..pipeline.evidence import normalize
 
     done = finished_rows(output)
     todo = [t for t in tasks if (t.author, normalize(t.prompt)) not in done]

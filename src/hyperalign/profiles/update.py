@@ -18,17 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import evidence
-from .errors import InputError
-from .infer import InferenceOptions, ainfer_profile, merge_usage
-from .llm import Completion, LLMClient
-from .llm.client import run_sync
-from .profile import Hypothesis, HypothesisScore, InferenceReport, Profile, UserExample, examples_hash
-from .score import score_hypotheses, score_value
+from ..errors import InputError
+from ..llm import Completion, LLMClient
+from ..llm.client import run_sync
+from ..pipeline import evidence
+from ..pipeline.infer import InferenceOptions, ainfer_profile, merge_usage
+from ..pipeline.selection import score_hypotheses, score_value
+from .model import (
+    Hypothesis,
+    HypothesisScore,
+    InferenceReport,
+    Profile,
+    UserExample,
+    examples_hash,
+)
 from .store import Action, Change, ProfileStore, VersionInfo
 
 if TYPE_CHECKING:
-    from .api import HyperAlign
+    from ..api import HyperAlign
 
 AUTOMATED_AUTHOR = "hyperalign"
 

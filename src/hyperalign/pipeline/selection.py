@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, create_model
 
-from . import evidence
-from .errors import InputError
-from .llm import Completion, LLMClient
-from .profile import Hypothesis, HypothesisScore, Profile, UserExample, examples_hash
-from .prompts import render_messages, version_tag
-
-if TYPE_CHECKING:
-    from .infer import InferenceOptions
+from ..llm import Completion, LLMClient
+from ..profiles.model import Hypothesis, HypothesisScore, UserExample
+from ..prompts import render_messages
 
 Verdict = Literal["supports", "contradicts", "neutral"]
 Z_95 = 1.96
@@ -129,63 +124,3 @@ def worst_described(hypotheses: list[Hypothesis], verdicts_by_text: list[list[Ve
     """Indices of the texts the current hypotheses support least (refinement regenerates from these)."""
     coverage = [sum(v == "supports" for v in verdicts) / max(1, len(verdicts)) for verdicts in verdicts_by_text]
     return sorted(range(len(coverage)), key=lambda i: coverage[i])[:count]
-
-
-async def ainfer_selected(
-    client: LLMClient,
-    user_id: str,
-    examples: list[UserExample],
-    attributes: dict[str, str] | None,
-    options: InferenceOptions,
-) -> Profile:
-    """Infer candidates from all but the last `held_out` examples, score them on those, refine, select."""
-    from .infer import ainfer_profile, merge_usage  # infer delegates here; import late to avoid a cycle
-
-    selection = options.selection
-    assert selection is not None
-    if not selection.score:
-        profile = await ainfer_profile(client, user_id, examples, attributes, replace(options, selection=None))
-        chosen = select(profile.hypotheses, selection)
-        report = profile.report.model_copy(update={"selection": {
-            "candidates": len(profile.hypotheses), "scored_on": 0, "refine_rounds": 0, "selected": len(chosen)}})
-        return profile.model_copy(update={"hypotheses": chosen, "report": report})
-    held = min(selection.held_out, len(examples) - 1)
-    if held < 1:
-        raise InputError("hypothesis selection needs at least 2 examples: one to infer from, one to score on")
-    inferring, scoring = examples[:-held], examples[-held:]
-    candidate_options = replace(options, selection=None, max_per_aspect=selection.candidates_per_aspect)
-    profile = await ainfer_profile(client, user_id, inferring, attributes, candidate_options)
-    report = profile.report.model_copy()
-    pool, completions = await score_hypotheses(client, profile.hypotheses, scoring)
-    merge_usage(report, completions)
-    for _ in range(selection.refine_rounds):
-        if not pool:
-            break
-        rated = await asyncio.gather(*(rate_on_text(client, pool, text) for text in inferring))
-        merge_usage(report, [c for _, cs in rated for c in cs])
-        worst = worst_described(pool, [verdicts for verdicts, _ in rated], max(1, len(inferring) // 2))
-        fresh_profile = await ainfer_profile(
-            client, user_id, [inferring[i] for i in worst], None, replace(candidate_options, infer_attributes=False)
-        )
-        known = {h.id for h in pool}
-        fresh = [h for h in fresh_profile.hypotheses if h.id not in known]
-        fresh, completions = await score_hypotheses(client, fresh, scoring)
-        merge_usage(report, completions)
-        report.add_counts(fresh_profile.report)
-        pool += fresh
-    chosen = select(pool, selection)
-    # Evidence indices refer to the full example list the profile is stored against.
-    chosen = [
-        h.model_copy(update={"evidence": evidence.check(h.aspect, h.statement, [e.quote for e in h.evidence], examples).evidence})
-        for h in chosen
-    ]
-    report.selection = {
-        "candidates": len(pool), "scored_on": len(scoring), "refine_rounds": selection.refine_rounds, "selected": len(chosen),
-    }
-    return profile.model_copy(update={
-        "hypotheses": chosen,
-        "examples_hash": examples_hash(examples),
-        "n_examples": len(examples),
-        "prompt_version": profile.prompt_version + "+" + version_tag("score_hypotheses"),
-        "report": report,
-    })

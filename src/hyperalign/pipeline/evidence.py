@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .profile import Evidence, Hypothesis, UserExample
+from ..profiles.model import Evidence, Hypothesis, UserExample
 
 MIN_QUOTE_CHARS = 12
 _TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})

@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
-from .errors import InputError
-from .profile import Evidence, Hypothesis, HypothesisScore, Profile
+from ..errors import InputError
+from .model import Evidence, Hypothesis, HypothesisScore, Profile
 from .store import Action, ProfileStore, VersionInfo, default_author
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -17,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 from sklearn.svm import LinearSVC
 
-from ..evidence import normalize
+from ...pipeline.evidence import normalize
 
 VIEWS = ("raw", "masked")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -106,23 +105,3 @@ def copy_stats(output: str, demonstrations: list[str], n: int = 8) -> dict[str, 
         run = run + 1 if hit else 0
         longest = max(longest, run)
     return {"copy_rate": sum(hits) / len(hits), "longest_copied_words": float(longest + n - 1 if longest else 0)}
-
-
-@dataclass
-class Interval:
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def as_dict(self) -> dict[str, float]:
-        return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
-
-
-def bootstrap(values: list[float], seed: int = 0, resamples: int = 2000) -> Interval:
-    if not values:
-        return Interval(float("nan"), float("nan"), float("nan"), 0)
-    data = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
-    return Interval(float(data.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)), len(data))

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..evidence import normalize
-from ..examples import iter_jsonl
-from ..generate import Strategy
-from ..infer import InferenceOptions
-from ..score import SelectionOptions
-from .corpus import Split
+from ...errors import InputError
+from ...io import iter_jsonl
+from ...pipeline.evidence import normalize
+from ...pipeline.generate import Strategy
+from ...pipeline.infer import InferenceOptions
+from ...pipeline.selection import SelectionOptions
+from ..corpus import Split
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""The profile: what hyperalign believes about one user, readable and editable by a person."""
+"""The profile: what hyperalign believes about one user, readable and editable by a person, and the user's example
+texts it is inferred from. Every model refuses unknown fields (a misspelt key is an error, not silently dropped);
+a profile document is upgraded from an older schema or refused when it comes from a newer one (`migrations`)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,53 @@ import json
 from datetime import datetime, timezone
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from typing import Literal
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from ..errors import InputError, describe_validation_error
+from ..io import (
+    check_text,
+    parse_json_object,
+    read_jsonl_models,
+    read_text_file,
+    write_or_rescue,
+)
+from .migrations import CURRENT_SCHEMA_VERSION, SchemaVersionError, upgrade
 
-from .errors import InputError, first_error
+PROFILE_SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
+MAX_USER_ID = 200
 
-PROFILE_SCHEMA_VERSION = 1
+
+def _valid_unicode(value: str) -> str:
+    return check_text(value, "text")
+
+
+def _user_id(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the user id is empty")
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value):
+        raise ValueError(f"the user id {value!r} contains a control character")
+    return value
+
+
+# Text that can be stored and encoded: no lone surrogates.
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+UserId = Annotated[Text, Field(min_length=1, max_length=MAX_USER_ID), AfterValidator(_user_id)]
+HypothesisId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class Aspect(StrEnum):
@@ -35,11 +76,11 @@ ASPECT_GUIDANCE: dict[str, str] = {
 }
 
 
-class UserExample(BaseModel):
+class UserExample(_Strict):
     """One text the user wrote, and the task prompt it answered if known."""
 
-    prompt: str | None = None
-    text: str
+    prompt: Text | None = None
+    text: Text
 
     @field_validator("text")
     @classmethod
@@ -49,29 +90,30 @@ class UserExample(BaseModel):
         return value
 
 
-class Evidence(BaseModel):
-    quote: str
+class Evidence(_Strict):
+    quote: Text
     verified: bool = False
-    example_index: int | None = Field(default=None, description="0-based index of the example the quote was found in")
+    example_index: int | None = Field(
+        default=None, ge=0, description="0-based index of the example the quote was found in")
 
 
-class HypothesisScore(BaseModel):
+class HypothesisScore(_Strict):
     """How held-out texts of the user rated the hypothesis; `value` is the Wilson 95% lower bound of support."""
 
-    supports: int = 0
-    contradicts: int = 0
-    neutral: int = 0
-    value: float = 0.0
+    supports: int = Field(0, ge=0)
+    contradicts: int = Field(0, ge=0)
+    neutral: int = Field(0, ge=0)
+    value: float = Field(0.0, ge=0.0, le=1.0)
 
     @property
     def tested(self) -> int:
         return self.supports + self.contradicts + self.neutral
 
 
-class Hypothesis(BaseModel):
-    id: str = ""
-    aspect: str
-    statement: str
+class Hypothesis(_Strict):
+    id: HypothesisId = ""
+    aspect: Annotated[Text, Field(min_length=1, max_length=80)]
+    statement: Annotated[Text, Field(min_length=1)]
     evidence: list[Evidence] = Field(default_factory=list)
     supported: bool = False
     score: HypothesisScore | None = None
@@ -84,7 +126,7 @@ class Hypothesis(BaseModel):
             self.id = digest[:8]
 
 
-class InferenceReport(BaseModel):
+class InferenceReport(_Strict):
     """How the profile came to be: kept with it so a reader can judge it."""
 
     proposed: int = 0
@@ -102,18 +144,44 @@ class InferenceReport(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class Profile(BaseModel):
+class Profile(_Strict):
     schema_version: int = PROFILE_SCHEMA_VERSION
-    user_id: str
-    attributes: dict[str, str] = Field(default_factory=dict)
+    user_id: UserId
+    attributes: dict[Annotated[Text, StringConstraints(min_length=1, max_length=80)], Text] = Field(default_factory=dict)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     examples_hash: str
-    n_examples: int
-    backend: str
-    model: str
+    n_examples: int = Field(ge=0)
+    backend: Text
+    model: Text
     prompt_version: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     report: InferenceReport = Field(default_factory=InferenceReport)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "schema_version" not in data:  # built in Python: the current schema (documents are checked on load)
+                return data
+            try:
+                return upgrade(data)
+            except SchemaVersionError as exc:
+                raise ValueError(str(exc)) from None
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        seen: set[str] = set()
+        for h in self.hypotheses:
+            if h.id in seen:
+                raise ValueError(f"hypothesis id {h.id} appears twice; every hypothesis needs its own id")
+            seen.add(h.id)
+            for e in h.evidence:
+                if e.example_index is not None and e.example_index >= self.n_examples:
+                    raise ValueError(
+                        f"hypothesis {h.id}: evidence points to example {e.example_index + 1}, "
+                        f"but the profile was inferred from {self.n_examples}")
+        return self
 
     @property
     def supported_hypotheses(self) -> list[Hypothesis]:
@@ -124,23 +192,24 @@ class Profile(BaseModel):
 
     @classmethod
     def from_json(cls, text: str, source: str = "profile") -> Profile:
+        return cls.from_document(parse_json_object(text, source), source)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], source: str = "profile") -> Profile:
+        if "schema_version" not in document:
+            raise InputError(f"{source}: invalid profile: schema_version is missing (is this a hyperalign profile?)")
         try:
-            return cls.model_validate_json(text)
+            return cls.model_validate(document)
         except ValidationError as exc:
-            where, message = first_error(exc, "(top level)")
-            raise InputError(f"{source}: invalid profile at field '{where}': {message}") from None
+            raise InputError(f"{source}: invalid profile: {describe_validation_error(exc, cls)}") from None
 
     @classmethod
     def load(cls, path: Path) -> Profile:
-        from .examples import read_text_file
-
         return cls.from_json(read_text_file(path), source=str(path))
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        tmp.replace(path)
+        """Written atomically; if it cannot be written there, the profile is kept in a rescue file (named)."""
+        write_or_rescue(Path(path), self.to_json() + "\n")
 
     def to_markdown(self) -> str:
         lines = [f"# Profile of {self.user_id}", ""]
@@ -181,3 +250,11 @@ class Profile(BaseModel):
 def examples_hash(examples: list[UserExample]) -> str:
     canonical = json.dumps([e.model_dump() for e in examples], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def read_examples(path: Path) -> list[UserExample]:
+    """JSONL lines {"prompt"?: str, "text": str}; any other key is refused by name."""
+    examples = read_jsonl_models(path, UserExample)
+    if not examples:
+        raise InputError(f"{path}: holds no examples")
+    return examples

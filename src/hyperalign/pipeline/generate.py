@@ -7,11 +7,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from .errors import InputError
-from .infer import fit_examples
-from .llm import CompletionRequest, LLMClient, Message
-from .profile import Profile, UserExample
-from .prompts import render_messages, version_tag
+from ..errors import InputError
+from ..llm import CompletionRequest, LLMClient, Message
+from ..profiles.model import Profile, UserExample
+from ..prompts import render_messages, version_tag
+from .context import fit_examples
 
 
 class Strategy(StrEnum):

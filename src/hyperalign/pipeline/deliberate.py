@@ -8,10 +8,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from .errors import InputError
-from .llm import Completion, CompletionRequest, LLMClient
-from .profile import ASPECT_GUIDANCE, Aspect, Profile
-from .prompts import render, render_messages, version_tag
+from ..errors import InputError
+from ..llm import Completion, CompletionRequest, LLMClient
+from ..profiles.model import ASPECT_GUIDANCE, Aspect, Profile
+from ..prompts import render, render_messages, version_tag
 
 
 class DeliberationMethod(StrEnum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from hyperalign.store import VERSION_TABLE, as_url, metadata
+from hyperalign.profiles.store import VERSION_TABLE, as_url, metadata
 
 config = context.config
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..errors import InputError
-from ..examples import iter_jsonl, read_text_file
+from ...errors import InputError
+from ...io import iter_jsonl, read_text_file
 
 PLACEHOLDER = re.compile(r"\[INSERT PROMPT HERE\]|\[PROMPT\]|\[INPUT\]|\{prompt\}", re.IGNORECASE)
 

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .runs import RunFolder  # noqa: E402
+from ..runs import RunFolder
 
 EXAMPLE_CHARS = 160
 

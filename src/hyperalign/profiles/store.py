@@ -21,15 +21,32 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, event,
-    insert, select, update,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.pool import StaticPool
 
-from .errors import ConflictError, InputError
-from .profile import Profile
+from ..errors import ConflictError, InputError
+from .model import Profile
 
 # Distinct from alembic's default so the store can share a database that already uses alembic for itself.
 VERSION_TABLE = "profile_store_version"
@@ -171,7 +188,7 @@ class ProfileStore:
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(resources.files("hyperalign") / "store_migrations"))
+        config.set_main_option("script_location", str(resources.files("hyperalign.profiles") / "store_migrations"))
         config.set_main_option("path_separator", "os")
         config.attributes["connection"] = connection
         return config

@@ -9,15 +9,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from ..api import HyperAlign
-from ..errors import StructuredOutputError
-from ..generate import Strategy
-from ..profile import Profile
-from .corpus import PromptStyle, Split, load_corpus, make_split
-from .judge import Judge, aggregate, pair_orders
+from ...api import HyperAlign
+from ...errors import StructuredOutputError
+from ...pipeline.generate import Strategy
+from ...profiles.model import Profile
+from ..corpus import PromptStyle, Split, load_corpus, make_split
+from ..judge import Judge, aggregate, pair_orders
+from ..runs import ProgressHook, RunFolder, no_progress
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
-from .runs import ProgressHook, RunFolder, no_progress
 
 GENERATIONS = "generations.jsonl"
 JUDGMENTS = "judgments.jsonl"

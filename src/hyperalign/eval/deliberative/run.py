@@ -13,15 +13,20 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from ..api import HyperAlign
-from ..deliberate import INTENT_ASPECTS, DeliberationMethod, adeliberate, safety_spec
-from ..errors import InputError, StructuredOutputError
-from ..infer import InferenceOptions
-from ..profile import Profile, UserExample
-from .judge import Judge
-from .runs import ProgressHook, RunFolder, no_progress
+from ...api import HyperAlign
+from ...errors import InputError, StructuredOutputError
+from ...pipeline.deliberate import (
+    INTENT_ASPECTS,
+    DeliberationMethod,
+    adeliberate,
+    safety_spec,
+)
+from ...pipeline.infer import InferenceOptions
+from ...profiles.model import Profile, UserExample
+from ..judge import Judge
+from ..runs import ProgressHook, RunFolder, no_progress
+from ..stats import bootstrap
 from .safety_data import SafetyUser, benign_users, jailbreak_users, load_prompts
-from .stylometry import bootstrap
 
 RESPONSES = "responses.jsonl"
 JUDGMENTS = "judgments.jsonl"

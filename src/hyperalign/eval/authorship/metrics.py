@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profile import Profile
-from .corpus import Split
-from .stylometry import VIEWS, AttributionModel, bootstrap, copy_stats, strip_opening
+from ...profiles.model import Profile
+from ..corpus import Split
+from ..stats import bootstrap
+from .stylometry import VIEWS, AttributionModel, copy_stats, strip_opening
 
 
 def _summary(rows: list[dict[str, float]], seed: int) -> dict[str, Any]:

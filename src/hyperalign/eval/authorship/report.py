@@ -1,0 +1,193 @@
+"""Render a run's results.json as report.md, results.csv and PNG plots. `hyperalign report RUN` calls this again."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..runs import RunFolder
+
+
+def _pct(block: dict[str, Any] | None) -> str:
+    if not block or block.get("accuracy") is None:
+        return "–"
+    acc = block["accuracy"]
+    return f"{acc['mean']:.2f} [{acc['low']:.2f}, {acc['high']:.2f}] (n={acc['n']})"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for view, block in results["attribution"]["views"].items():
+        for name, summary in [("ceiling_real_texts", block["ceiling_real_texts"]), ("floor_opening_only", block["floor_opening_only"])]:
+            if summary and summary["accuracy"]:
+                rows.append({"metric": "attribution_accuracy", "view": view, "method": name, "subset": "all",
+                             "value": summary["accuracy"]["mean"], "low": summary["accuracy"]["low"],
+                             "high": summary["accuracy"]["high"], "n": summary["n"]})
+        for method, subsets in block["methods"].items():
+            for subset, summary in subsets.items():
+                if summary["accuracy"]:
+                    for metric, value in [("attribution_accuracy", summary["accuracy"]["mean"]),
+                                          ("target_probability", summary["mean_probability"]),
+                                          ("target_rank", summary["mean_rank"])]:
+                        low = summary["accuracy"]["low"] if metric == "attribution_accuracy" else ""
+                        high = summary["accuracy"]["high"] if metric == "attribution_accuracy" else ""
+                        rows.append({"metric": metric, "view": view, "method": method, "subset": subset,
+                                     "value": value, "low": low, "high": high, "n": summary["n"]})
+    for row_method, cols in results["judge"]["matrix"].items():
+        for col, cell in cols.items():
+            if cell:
+                rows.append({"metric": "win_rate", "view": f"vs {col}", "method": row_method, "subset": "",
+                             "value": cell["win_rate"], "low": cell["win_rate"] - cell["se"],
+                             "high": cell["win_rate"] + cell["se"], "n": cell["n"]})
+    for method, cost in results["cost"]["methods"].items():
+        for metric, value in (cost or {}).items():
+            rows.append({"metric": metric, "view": "", "method": method, "subset": "", "value": value,
+                         "low": "", "high": "", "n": ""})
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    c = results["config"]
+    att = results["attribution"]
+    lines = [
+        f"# Authorship evaluation: {Path(c['corpus']).name}", "",
+        f"- Generation: `{c['backend']}:{c['model']}` · judge: `{c['judge_backend']}:{c['judge_model']}` "
+        f"({results['judge']['judge']})",
+        f"- {len(results['authors'])} authors × {c['prompts_per_author']} prompts = {results['n_prompts']} prompts; "
+        f"{c['shots']} shots; seed {c['seed']}; methods: {', '.join(c['methods'])}",
+        f"- Authors: {', '.join(results['authors'])}",
+    ]
+    if results["skipped_authors"]:
+        lines.append(f"- Skipped (too few texts): {len(results['skipped_authors'])}: "
+                     + "; ".join(f"{a} ({why})" for a, why in results["skipped_authors"].items()))
+    lines += ["", "## Stylometric attribution (judge-free)", "",
+              f"Closed set of {len(results['authors'])} authors (chance {att['chance']:.2f}); char 3-gram linear SVM "
+              "trained on the authors' training texts. The opening the prompt hands over is stripped from every text "
+              "before attribution. *masked* = text distortion (only the 300 most frequent words kept): the style view; "
+              "*raw* also sees topic. Accuracy with bootstrap 95% interval.", "",
+              "| method | masked: accuracy | raw: accuracy | masked: p(target) | masked: rank | copy rate | copying outputs | masked, without copying |",
+              "|---|---|---|---|---|---|---|---|"]
+    masked, raw = att["views"]["masked"], att["views"]["raw"]
+    for name in results["methods"]:
+        mm, rm = masked["methods"].get(name), raw["methods"].get(name)
+        if not mm:
+            continue
+        cp = att["copying"].get(name, {})
+        lines.append(f"| {name} | {_pct(mm['all'])} | {_pct(rm['all'])} | {_num(mm['all']['mean_probability'], 3)} | "
+                     f"{_num(mm['all']['mean_rank'], 2)} | {_num(cp.get('mean_copy_rate'), 3)} | "
+                     f"{_num(cp.get('copying_share'), 2)} | {_pct(mm['without_copying'])} |")
+    lines.append(f"| *real held-out texts (ceiling)* | {_pct(masked['ceiling_real_texts'])} | {_pct(raw['ceiling_real_texts'])} | | | | | |")
+    if masked["floor_opening_only"]:
+        lines.append(f"| *the given opening alone (floor)* | {_pct(masked['floor_opening_only'])} | {_pct(raw['floor_opening_only'])} | | | | | |")
+    judge = results["judge"]
+    lines += ["", "## Pairwise LLM judge", ""]
+    if judge["pairs_judged"]:
+        methods = list(judge["matrix"])
+        lines += ["Win rate of the row method against the column method (tie = ½; a verdict that flips when the "
+                  "order is swapped is a tie) ± standard error.", "",
+                  "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for row in methods:
+            cells = [f"{cell['win_rate']:.2f} ± {cell['se']:.2f}" if cell else "–" for cell in judge["matrix"][row].values()]
+            lines.append(f"| **{row}** | " + " | ".join(cells) + " |")
+        lines += ["", f"Position consistency: {judge['position_consistency']:.2f} over {judge['pairs_judged']} pairs; "
+                      f"invalid verdicts: {judge['invalid_verdicts']}."]
+    else:
+        lines.append("No pairs judged.")
+    cost = results["cost"]
+    lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
+              "inference calls / user | LLM calls / user | prompt tokens / generation incl. inference |", "|---|---|---|---|---|---|"]
+    for method, block in cost["methods"].items():
+        if block:
+            lines.append(f"| {method} | {_num(block['prompt_tokens_per_generation'])} | {_num(block['completion_tokens_per_generation'])} | "
+                         f"{_num(block['inference_calls_per_user'], 1)} | {_num(block['llm_calls_per_user'], 1)} | "
+                         f"{_num(block['prompt_tokens_per_generation_amortized'])} |")
+        else:
+            lines.append(f"| {method} | (imported: not measured) | | | | |")
+    if cost["hyperalign_over_few_shot_prompt_tokens"] is not None:
+        lines += ["", f"hyperalign / few-shot prompt tokens per generation: "
+                      f"**{cost['hyperalign_over_few_shot_prompt_tokens']:.2f}** "
+                      f"({cost['hyperalign_over_few_shot_prompt_tokens_amortized']:.2f} with the profile's inference amortized)."]
+    lines += ["", "Plots: `plots/attribution.png`, `plots/win_rates.png`, `plots/tokens.png`. Every number: `results.json`, `results.csv`.", ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    views = results["attribution"]["views"]
+    methods = list(views["masked"]["methods"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, view in zip(axes, ("masked", "raw")):
+        means, errors = [], [[], []]
+        for m in methods:
+            acc = views[view]["methods"][m]["all"]["accuracy"] or {"mean": 0, "low": 0, "high": 0}
+            means.append(acc["mean"])
+            errors[0].append(acc["mean"] - acc["low"])
+            errors[1].append(acc["high"] - acc["mean"])
+        ax.bar(methods, means, yerr=errors, capsize=4, color="#4C72B0")
+        ceiling = views[view]["ceiling_real_texts"]["accuracy"]
+        if ceiling:
+            ax.axhline(ceiling["mean"], color="green", linestyle="--", label="real texts (ceiling)")
+        floor = views[view]["floor_opening_only"]
+        if floor and floor["accuracy"]:
+            ax.axhline(floor["accuracy"]["mean"], color="orange", linestyle=":", label="opening alone (floor)")
+        ax.axhline(results["attribution"]["chance"], color="grey", linestyle="-.", label="chance")
+        ax.set_title(f"attribution accuracy ({view})")
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", rotation=20)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(folder / "attribution.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    matrix = results["judge"]["matrix"]
+    names = list(matrix)
+    grid = [[(matrix[r][c] or {}).get("win_rate", float("nan")) for c in names] for r in names]
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 1.2 * len(names) + 1.5))
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdBu")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(names)), names)
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            if value == value:  # not NaN
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center")
+    ax.set_title("win rate of row vs column (LLM judge)")
+    fig.colorbar(image)
+    fig.tight_layout()
+    paths.append(folder / "win_rates.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    cost = {m: c for m, c in results["cost"]["methods"].items() if c}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(list(cost), [c["prompt_tokens_per_generation"] for c in cost.values()], label="prompt")
+    ax.bar(list(cost), [c["completion_tokens_per_generation"] for c in cost.values()],
+           bottom=[c["prompt_tokens_per_generation"] for c in cost.values()], label="completion")
+    ax.set_title("tokens per generation")
+    ax.legend()
+    fig.tight_layout()
+    paths.append(folder / "tokens.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def write_authorship_report(folder: RunFolder, results: dict[str, Any]) -> None:
+    rows = csv_rows(results)
+    with folder.file("results.csv").open("w", newline="", encoding="utf-8") as sink:
+        writer = csv.DictWriter(sink, fieldnames=["metric", "view", "method", "subset", "value", "low", "high", "n"])
+        writer.writeheader()
+        writer.writerows(rows)
+    plots(results, folder.file("plots"))
+    folder.file("report.md").write_text(markdown(results), encoding="utf-8")

@@ -1,0 +1,198 @@
+"""Inference, the method's first half: propose hypotheses and attributes (`propose`), keep those whose quotes the
+examples really contain (`evidence`), and — beyond the paper's one pass — optionally score them on held-out texts,
+select within a budget and refine (`selection`). Returns an evidence-checked `Profile`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from ..errors import InputError
+from ..io import check_name
+from ..llm import Completion, LLMClient
+from ..profiles.model import (
+    ASPECT_GUIDANCE,
+    InferenceReport,
+    Profile,
+    UserExample,
+    examples_hash,
+)
+from ..prompts import version_tag
+from . import evidence
+from .context import fit_examples
+from .propose import batch_schema, propose_attributes, propose_hypotheses, quote_menu
+from .selection import (
+    SelectionOptions,
+    rate_on_text,
+    score_hypotheses,
+    select,
+    worst_described,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InferenceOptions:
+    aspects: dict[str, str] = field(default_factory=lambda: dict(ASPECT_GUIDANCE))
+    max_per_aspect: int = 4
+    keep_unsupported: bool = False
+    infer_attributes: bool = True
+    max_tokens: int = 900
+    # Offer the examples' own sentences as the only allowed evidence (a JSON-schema enum). With grammar-constrained
+    # decoding a weak model can then only cite real text; the evidence check runs either way. None = on for the
+    # embedded backend, whose small default model invents quotes otherwise; off elsewhere (it costs schema tokens).
+    quote_menu: Optional[bool] = None
+    quote_menu_size: int = 150
+    # Score candidates on held-out examples and keep the best (see selection.py). None: the paper's one pass.
+    selection: Optional[SelectionOptions] = None
+
+
+async def _nothing() -> None:
+    return None
+
+
+def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
+    for completion in completions:
+        if completion.cached:
+            report.cache_hits += 1
+        else:
+            report.llm_calls += 1
+        report.prompt_tokens += completion.usage.prompt_tokens
+        report.completion_tokens += completion.usage.completion_tokens
+
+
+async def ainfer_profile(
+    client: LLMClient,
+    user_id: str,
+    examples: list[UserExample],
+    attributes: dict[str, str] | None = None,
+    options: InferenceOptions | None = None,
+) -> Profile:
+    options = options or InferenceOptions()
+    check_name(user_id, "the user id")
+    if not examples:
+        raise InputError("no examples: hypotheses need at least one text written by the user")
+    if options.selection is not None:
+        return await ainfer_selected(client, user_id, examples, attributes, options)
+    return await ainfer_one_pass(client, user_id, examples, attributes, options)
+
+
+async def ainfer_one_pass(
+    client: LLMClient,
+    user_id: str,
+    examples: list[UserExample],
+    attributes: dict[str, str] | None,
+    options: InferenceOptions,
+) -> Profile:
+    """The paper's method: one proposal call per aspect (and one for attributes), then the evidence check."""
+    shown, truncated = fit_examples(examples, client.backend.context_tokens, options.max_tokens)
+    for index in truncated:
+        log.warning("example %d is too long for the model's context and was truncated", index + 1)
+
+    use_menu = options.quote_menu if options.quote_menu is not None else client.backend.name == "embedded"
+    schema = batch_schema(quote_menu(shown, options.quote_menu_size) if use_menu else [])
+    jobs = [
+        propose_hypotheses(client, shown, aspect, guidance, schema=schema, max_hypotheses=options.max_per_aspect,
+                           max_tokens=options.max_tokens)
+        for aspect, guidance in options.aspects.items()
+    ]
+    # Every proposal call shares the examples as its prompt prefix; they run together (bounded by the client).
+    results, drafted_attributes = await asyncio.gather(
+        asyncio.gather(*jobs), propose_attributes(client, shown) if options.infer_attributes else _nothing())
+
+    report = InferenceReport(truncated_examples=truncated)
+    hypotheses, seen = [], set()
+    for aspect, (batch, completions) in zip(options.aspects, results):
+        merge_usage(report, completions)
+        for draft in batch.hypotheses[: options.max_per_aspect]:
+            key = evidence.normalize(draft.statement).lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            report.proposed += 1
+            hypothesis = evidence.check(aspect, draft.statement, draft.evidence, examples)
+            if hypothesis.supported or options.keep_unsupported:
+                hypotheses.append(hypothesis)
+            else:
+                report.dropped_unsupported += 1
+
+    inferred: dict[str, str] = {}
+    if drafted_attributes is not None:
+        drafted, completions = drafted_attributes
+        merge_usage(report, completions)
+        inferred = {k: v.strip() for k, v in drafted.model_dump().items() if v and v.strip()}
+    steps = ["infer_hypotheses"] + (["infer_attributes"] if options.infer_attributes else [])
+    return Profile(
+        user_id=user_id,
+        attributes={**inferred, **(attributes or {})},  # the caller knows better than the model
+        hypotheses=hypotheses,
+        examples_hash=examples_hash(examples),
+        n_examples=len(examples),
+        backend=client.backend.name,
+        model=client.model,
+        prompt_version=version_tag(*steps),
+        report=report,
+    )
+
+
+async def ainfer_selected(
+    client: LLMClient,
+    user_id: str,
+    examples: list[UserExample],
+    attributes: dict[str, str] | None,
+    options: InferenceOptions,
+) -> Profile:
+    """Infer candidates from all but the last `held_out` examples, score them on those, refine, select."""
+    from .infer import ainfer_profile, merge_usage
+
+    selection = options.selection
+    assert selection is not None
+    if not selection.score:
+        profile = await ainfer_one_pass(client, user_id, examples, attributes, options)
+        chosen = select(profile.hypotheses, selection)
+        report = profile.report.model_copy(update={"selection": {
+            "candidates": len(profile.hypotheses), "scored_on": 0, "refine_rounds": 0, "selected": len(chosen)}})
+        return profile.model_copy(update={"hypotheses": chosen, "report": report})
+    held = min(selection.held_out, len(examples) - 1)
+    if held < 1:
+        raise InputError("hypothesis selection needs at least 2 examples: one to infer from, one to score on")
+    inferring, scoring = examples[:-held], examples[-held:]
+    candidate_options = replace(options, selection=None, max_per_aspect=selection.candidates_per_aspect)
+    profile = await ainfer_one_pass(client, user_id, inferring, attributes, candidate_options)
+    report = profile.report.model_copy()
+    pool, completions = await score_hypotheses(client, profile.hypotheses, scoring)
+    merge_usage(report, completions)
+    for _ in range(selection.refine_rounds):
+        if not pool:
+            break
+        rated = await asyncio.gather(*(rate_on_text(client, pool, text) for text in inferring))
+        merge_usage(report, [c for _, cs in rated for c in cs])
+        worst = worst_described(pool, [verdicts for verdicts, _ in rated], max(1, len(inferring) // 2))
+        fresh_profile = await ainfer_one_pass(
+            client, user_id, [inferring[i] for i in worst], None, replace(candidate_options, infer_attributes=False)
+        )
+        known = {h.id for h in pool}
+        fresh = [h for h in fresh_profile.hypotheses if h.id not in known]
+        fresh, completions = await score_hypotheses(client, fresh, scoring)
+        merge_usage(report, completions)
+        report.add_counts(fresh_profile.report)
+        pool += fresh
+    chosen = select(pool, selection)
+    # Evidence indices refer to the full example list the profile is stored against.
+    chosen = [
+        h.model_copy(update={"evidence": evidence.check(h.aspect, h.statement, [e.quote for e in h.evidence], examples).evidence})
+        for h in chosen
+    ]
+    report.selection = {
+        "candidates": len(pool), "scored_on": len(scoring), "refine_rounds": selection.refine_rounds, "selected": len(chosen),
+    }
+    return profile.model_copy(update={
+        "hypotheses": chosen,
+        "examples_hash": examples_hash(examples),
+        "n_examples": len(examples),
+        "prompt_version": profile.prompt_version + "+" + version_tag("score_hypotheses"),
+        "report": report,
+    })

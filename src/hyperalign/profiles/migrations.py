@@ -1,0 +1,43 @@
+"""Profile files change shape through named, ordered migrations, as the store's schema does (alembic).
+
+A profile records its `schema_version`. Reading one from an older schema upgrades it step by step (each step is a
+function from the dict of version N to the dict of version N+1, named in `STEPS`); one from a newer schema than this
+hyperalign knows is refused by name, never half-read. (The store's tables have their own alembic migrations in
+`store_migrations/`; these are about the profile document itself, in files, the store and the API alike.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+CURRENT_SCHEMA_VERSION = 1
+FIRST_SCHEMA_VERSION = 1
+
+# version N -> (name, function turning a version-N document into a version-(N+1) one)
+STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+class SchemaVersionError(ValueError):
+    """The document's schema version cannot be read by this hyperalign."""
+
+
+def upgrade(document: dict[str, Any]) -> dict[str, Any]:
+    """The document at the current schema version (a new dict; the input is left alone)."""
+    version = document.get("schema_version")
+    if version is None:
+        raise SchemaVersionError("schema_version is missing: this is not a hyperalign profile")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SchemaVersionError(f"schema_version must be a whole number, got {version!r}")
+    if version > CURRENT_SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"schema_version {version} is newer than this hyperalign reads ({CURRENT_SCHEMA_VERSION}): "
+            "the profile was written by a newer hyperalign; upgrade hyperalign to read it"
+        )
+    if version < FIRST_SCHEMA_VERSION:
+        raise SchemaVersionError(f"schema_version {version} is not a hyperalign profile schema")
+    upgraded = dict(document)
+    while upgraded["schema_version"] < CURRENT_SCHEMA_VERSION:
+        _, step = STEPS[upgraded["schema_version"]]
+        upgraded = step(upgraded)
+        upgraded["schema_version"] += 1
+    return upgraded
