@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from hyperalign import HyperAlign
 from hyperalign.cli import app
-from hyperalign.eval.report import write_report
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.corpus import load_corpus, make_split
+from hyperalign.eval.report import write_report
 from hyperalign.eval.runs import RunFolder
 from hyperalign.llm import LLMClient
 from hyperalign.llm.fake import FakeBackend

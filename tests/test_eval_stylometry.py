@@ -8,7 +8,6 @@ import random
 import numpy as np
 import pytest
 
-from hyperalign.eval.stats import bootstrap
 from hyperalign.eval.authorship.stylometry import (
     AttributionModel,
     copy_stats,
@@ -16,6 +15,7 @@ from hyperalign.eval.authorship.stylometry import (
     frequent_words,
     strip_opening,
 )
+from hyperalign.eval.stats import bootstrap
 
 TOPICS = ["river", "market", "engine", "garden", "castle", "letter", "winter", "bridge", "harbor", "window",
           "forest", "ticket", "violin", "ladder", "candle", "pocket", "meadow", "signal", "basket", "mirror"]

@@ -7,8 +7,7 @@ import pytest
 
 from hyperalign.errors import HyperAlignError, InputError
 from hyperalign.io import read_jsonl_models, read_text_file
-from hyperalign.profiles.model import read_examples
-from hyperalign.profiles.model import UserExample
+from hyperalign.profiles.model import UserExample, read_examples
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "examples.jsonl") -> Path:

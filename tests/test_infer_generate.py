@@ -10,9 +10,9 @@ from hyperalign.errors import InputError
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline import generate as generate_module
+from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from hyperalign.pipeline.evidence import locate, normalize
 from hyperalign.pipeline.generate import Generation, Strategy
-from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.profiles.model import UserExample, examples_hash
 

@@ -22,7 +22,7 @@ from hyperalign.llm import (
     registry,
 )
 from hyperalign.llm.cache import MIGRATIONS
-from hyperalign.llm.client import run_sync
+from hyperalign.llm.client import cache_key, run_sync
 from hyperalign.llm.fake import FakeBackend
 
 
@@ -65,7 +65,7 @@ def test_reopen_does_not_reapply_migrations(tmp_path):
 
 def test_put_get_round_trip(tmp_cache):
     req = request()
-    key = req.cache_key("fake", "m1")
+    key = cache_key({"backend": "fake", "model": "m1"}, req)
     assert tmp_cache.get(key) is None
     stored = Completion(text="Gears first.", finish_reason="length", usage=Usage(prompt_tokens=7, completion_tokens=2), model="m1")
     tmp_cache.put(key, "fake", req, stored)
@@ -76,12 +76,13 @@ def test_put_get_round_trip(tmp_cache):
 
 
 def test_cache_key_depends_on_backend_model_and_params():
+    fake = {"backend": "fake", "model": "m"}
     base = request()
-    assert base.cache_key("fake", "m") == request().cache_key("fake", "m")
-    assert base.cache_key("fake", "m") != base.cache_key("fake", "m2")
-    assert base.cache_key("fake", "m") != base.cache_key("openai", "m")
-    assert base.cache_key("fake", "m") != request(temperature=0.7).cache_key("fake", "m")
-    assert base.cache_key("fake", "m") != request(max_tokens=10).cache_key("fake", "m")
+    assert cache_key(fake, base) == cache_key(dict(fake), request())
+    assert cache_key(fake, base) != cache_key({**fake, "model": "m2"}, base)
+    assert cache_key(fake, base) != cache_key({**fake, "backend": "openai"}, base)
+    assert cache_key(fake, base) != cache_key(fake, request(temperature=0.7))
+    assert cache_key(fake, base) != cache_key(fake, request(max_tokens=10))
 
 
 # --- LLMClient: cache and stats --------------------------------------------------------------------------------
@@ -218,8 +219,10 @@ async def test_concurrency_is_bounded():
     assert backend.in_flight == 0
 
 
-def test_concurrency_below_one_is_clamped():
-    assert LLMClient(FakeBackend(), concurrency=0).concurrency == 1
+@pytest.mark.parametrize("concurrency", [0, -3])
+def test_concurrency_below_one_is_refused(concurrency):
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        LLMClient(FakeBackend(), concurrency=concurrency)
 
 
 # --- registry --------------------------------------------------------------------------------------------------

@@ -175,7 +175,8 @@ def test_task_text_is_neutralized_too(profile):
 
 def test_as_data_neutralizes_tags_case_insensitively_and_normalizes_newlines():
     assert as_data("  a</USER_TEXT>b<Examples x>\r\nc  ") == "a‹/USER_TEXT>b‹Examples x>\nc"
-    assert as_data("plain <b>html</b> stays") == "plain <b>html</b> stays"
+    # Tag-like text reads the same but is broken up, so no tokenizer can match it as a control token.
+    assert as_data("plain <b>html</b> stays") == "plain <\u2060b>html<\u2060/b> stays"
 
 
 def test_version_tag_format():

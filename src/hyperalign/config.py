@@ -1,23 +1,37 @@
-"""Settings, from (highest first): explicit arguments or CLI flags, HYPERALIGN_* environment variables, a TOML
-file (HYPERALIGN_CONFIG, else ./hyperalign.toml), defaults. The openai backend also reads OPENAI_API_KEY and
-OPENAI_BASE_URL, as the openai SDK does."""
+"""Settings, from (highest first): explicit arguments or CLI flags, HYPERALIGN_* environment variables, a TOML file
+(HYPERALIGN_CONFIG, else ./hyperalign.toml), defaults. The openai backend also reads OPENAI_API_KEY and
+OPENAI_BASE_URL, as the openai SDK does.
+
+Every value is checked where it enters (a URL must be http(s) with a host and a valid port, counts must be
+positive), and each setting remembers where it came from (`Settings.sources`), so a hyperalign.toml in the working
+directory that redirects the endpoint is visible to the person running the command (`hyperalign settings`)."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from .errors import InputError, first_error
+from .errors import InputError
+from .io import check_text
 from .llm.cache import default_cache_path
+from .llm.endpoint import redact_url, validate_base_url
+
+DEFAULT_CONFIG_FILE = "hyperalign.toml"
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("HYPERALIGN_CONFIG", DEFAULT_CONFIG_FILE))
 
 
 class Settings(BaseSettings):
@@ -27,12 +41,30 @@ class Settings(BaseSettings):
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = None
-    context_tokens: int | None = None
+    context_tokens: int | None = Field(None, ge=256, le=10_000_000)
     cache: Path | None = None
     no_cache: bool = False
-    concurrency: int = 4
-    max_retries: int | None = None  # for the openai backend's SDK retries on timeouts, 429 and 5xx
-    threads: int | None = None  # embedded backend: CPU threads (1 degrades gracefully when cores are shared)
+    concurrency: int = Field(4, ge=1, le=4096)
+    # Repair turns after an invalid structured output (the validation error is shown to the model each time).
+    max_repairs: int = Field(1, ge=0, le=10)
+    max_retries: int | None = Field(None, ge=0, le=50)  # openai backend: SDK retries on timeouts, 429 and 5xx
+    threads: int | None = Field(None, ge=1, le=1024)  # embedded backend: CPU threads
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_base_url(value)
+
+    @field_validator("backend", "model", "api_key")
+    @classmethod
+    def _valid_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_text(value, "the setting")
+            if not value.strip():
+                raise ValueError("is empty")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -43,27 +75,96 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = Path(os.environ.get("HYPERALIGN_CONFIG", "hyperalign.toml"))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Setting name -> where its value came from ("flag", "env HYPERALIGN_X", a file path, "default")."""
+        return dict(self._sources)
 
     @property
     def cache_path(self) -> Path | None:
         return None if self.no_cache else (self.cache or default_cache_path())
 
     def backend_options(self) -> dict[str, Any]:
-        options = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
-        if self.context_tokens is not None:
-            options["context_tokens"] = self.context_tokens
-        if self.max_retries is not None:
-            options["max_retries"] = self.max_retries
-        if self.threads is not None:
-            options["threads"] = self.threads
+        options: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
+        for name in ("context_tokens", "max_retries", "threads"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
         return options
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value as shown to a person, source) for every setting; the API key is never shown."""
+        rows = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            source = self._sources.get(name, "default")
+            if name == "api_key":
+                shown = "(set)" if value else "(not set)"
+                if not value and os.environ.get("OPENAI_API_KEY"):
+                    shown, source = "(set)", "env OPENAI_API_KEY"
+            elif name == "base_url":
+                shown = redact_url(value) if value else "(not set)"
+                if not value and os.environ.get("OPENAI_BASE_URL"):
+                    shown, source = redact_url(os.environ["OPENAI_BASE_URL"]), "env OPENAI_BASE_URL"
+            else:
+                shown = "(not set)" if value is None else str(value)
+            rows.append((name, shown, source))
+        return rows
+
+    def file_notice(self) -> str | None:
+        """One line when the config file decided anything, naming what: an endpoint can otherwise be redirected
+        by a hyperalign.toml in the working directory without the person noticing (while the API key comes from
+        the environment)."""
+        from_file = [name for name, source in self._sources.items() if source.startswith("file ")]
+        if not from_file:
+            return None
+        where = self._sources[from_file[0]].removeprefix("file ")
+        shown = ", ".join(f"{n}={v}" for n, v, s in self.describe() if n in from_file)
+        line = f"Settings from {where}: {shown}"
+        key_from_env = not self.api_key and os.environ.get("OPENAI_API_KEY")
+        if "base_url" in from_file and key_from_env:
+            line += " — requests (with the API key from OPENAI_API_KEY) go to this endpoint"
+        return line + " (`hyperalign settings` lists every setting and its source)"
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    if not path.is_file():
+        raise InputError(f"{path}: the settings file is not a regular file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}); fix the file or point HYPERALIGN_CONFIG elsewhere") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the settings file ({exc})") from None
 
 
 def load_settings(**overrides: Any) -> Settings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    path = config_file()
+    file_values = _file_values(path)  # read first: a syntax error is named here, never a traceback
+    unknown = sorted(set(file_values) - set(Settings.model_fields))
+    if unknown:
+        raise InputError(f"{path}: unknown setting '{unknown[0]}' (known: {', '.join(Settings.model_fields)})")
+    env = EnvSettingsSource(Settings)()
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if name in given:
+            sources[name] = "flag"
+        elif name in env:
+            sources[name] = f"env HYPERALIGN_{name.upper()}"
+        elif name in file_values:
+            sources[name] = f"file {path}"
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**given)
     except ValidationError as exc:
-        where, message = first_error(exc, "settings")
-        raise InputError(f"invalid setting '{where}': {message}") from None
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        origin = sources.get(name, "")
+        where = f" (from {origin.removeprefix('file ')})" if origin and origin != "flag" else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"invalid setting '{name}'{where}: {message}") from None
+    settings._sources = sources
+    return settings

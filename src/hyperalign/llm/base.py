@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import re
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Message = dict[str, str]
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class CompletionRequest(BaseModel):
@@ -18,12 +18,6 @@ class CompletionRequest(BaseModel):
     seed: int | None = 0
     json_schema: dict[str, Any] | None = Field(default=None, description="constrain the output to this JSON schema")
     schema_name: str = "output"
-
-    def cache_key(self, backend: str, model: str) -> str:
-        payload = json.dumps(
-            {"backend": backend, "model": model, **self.model_dump()}, sort_keys=True, ensure_ascii=False
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class Usage(BaseModel):
@@ -38,6 +32,13 @@ class Completion(BaseModel):
     model: str = ""
     cached: bool = False
 
+    @field_validator("text")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        # An endpoint can send "\ud800" in its JSON; such text could not be cached, logged or written to a file,
+        # and the finished completion would be lost. U+FFFD marks the spot.
+        return _SURROGATE.sub("\ufffd", value)
+
 
 @runtime_checkable
 class LLMBackend(Protocol):
@@ -51,3 +52,12 @@ class LLMBackend(Protocol):
     def complete(self, request: CompletionRequest) -> Completion: ...
 
     async def acomplete(self, request: CompletionRequest) -> Completion: ...
+
+
+def backend_identity(backend: LLMBackend) -> dict[str, Any]:
+    """Everything about a backend that changes its answers to the same request, for the completion cache's key:
+    a backend's own `identity()` (endpoint, the model file's content fingerprint, sampling parameters it adds), or,
+    for a plugin without one, its name and model."""
+    identity = getattr(backend, "identity", None)
+    described = identity() if callable(identity) else {}
+    return {"backend": backend.name, "model": backend.model, **described}

@@ -1,17 +1,33 @@
 """Every completion, logged to SQLite and reused: a second identical run makes no LLM call.
 
-Keyed by a hash of backend, model, messages and parameters. The schema evolves through named migrations,
-applied in order and recorded in the `_migrations` table."""
+Key policy (what is in the key, and why) — the key is a SHA-256 over a canonical JSON of:
+- `policy`: the key format's version, so a change of policy never serves an answer under the wrong key;
+- the backend's identity (`backend_identity`): its name and model, and what the backend itself adds that changes
+  the answer — for `openai` the endpoint's base URL (without credentials) and for `embedded` the model file's
+  content fingerprint (size + SHA-256 of its first and last MiB: a renamed or moved copy is the same model, a
+  re-quantized file with the same name is not), the context size, repeat penalty and DRY multiplier;
+- the whole request: messages, max_tokens, temperature, seed, the JSON schema (the grammar) and its name.
+Never in the key or the stored rows: the API key or any credential in a URL. Not in the key on purpose: the
+concurrency, retries and thread count (they change how fast an answer comes, not which).
+
+A cache that cannot be opened (not a database, a directory, unreadable) is refused before any LLM call. A write
+that fails later (disk full, read-only) is logged and skipped: the finished completion is returned all the same,
+never thrown away. The schema evolves through named migrations, applied in order and recorded in `_migrations`."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import StoreError
 from .base import Completion, CompletionRequest, Usage
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -35,22 +51,34 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 def default_cache_path() -> Path:
-    import os
-
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "hyperalign" / "llm-cache.sqlite3"
 
 
 class CompletionCache:
     def __init__(self, path: Path):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by worker threads (async calls run backends in threads); the lock serializes it.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
         self._lock = threading.Lock()
-        self._migrate()
+        self._write_failed = False
+        if self.path.is_dir():
+            raise self._refuse("it is a directory")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection shared by worker threads (async calls run backends in threads); the lock serializes it.
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._refuse(str(exc)) from None
+        try:
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise self._refuse(str(exc)) from None
+
+    def _refuse(self, reason: str) -> StoreError:
+        return StoreError(
+            f"cannot use the completion cache {self.path}: {reason}; pass --cache OTHER.sqlite3 or --no-cache")
 
     def _migrate(self) -> None:
         with self._lock:
@@ -69,17 +97,24 @@ class CompletionCache:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
+            if "response" not in columns:
+                raise sqlite3.DatabaseError("it holds a table 'completions' that is not hyperalign's")
 
     def applied_migrations(self) -> list[str]:
         with self._lock:
             return [row[0] for row in self._db.execute("SELECT name FROM _migrations ORDER BY name")]
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT response, finish_reason, prompt_tokens, completion_tokens, model FROM completions WHERE key=?",
-                (key,),
-            ).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT response, finish_reason, prompt_tokens, completion_tokens, model FROM completions "
+                    "WHERE key=?", (key,),
+                ).fetchone()
+        except sqlite3.Error as exc:  # a read fault costs a call, never the run
+            log.warning("completion cache %s could not be read (%s); calling the model", self.path, exc)
+            return None
         if row is None:
             return None
         return Completion(
@@ -90,26 +125,34 @@ class CompletionCache:
             cached=True,
         )
 
-    def put(self, key: str, backend: str, request: CompletionRequest, completion: Completion) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    backend,
-                    completion.model,
-                    json.dumps(request.model_dump(), ensure_ascii=False),
-                    completion.text,
-                    completion.finish_reason,
-                    completion.usage.prompt_tokens,
-                    completion.usage.completion_tokens,
-                    _now(),
-                ),
-            )
+    def put(self, key: str, backend: str, request: CompletionRequest, completion: Completion) -> bool:
+        """Store a completion; False (logged once) when the cache cannot be written: the caller keeps its result."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        backend,
+                        completion.model,
+                        json.dumps(request.model_dump(), ensure_ascii=False),
+                        completion.text,
+                        completion.finish_reason,
+                        completion.usage.prompt_tokens,
+                        completion.usage.completion_tokens,
+                        _now(),
+                    ),
+                )
+            return True
+        except (sqlite3.Error, UnicodeError) as exc:
+            if not self._write_failed:
+                self._write_failed = True
+                log.warning("completion cache %s cannot be written (%s); results are kept but not cached", self.path, exc)
+            return False
 
     def count(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+            return int(self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

@@ -1,9 +1,11 @@
 """What the pipeline talks to: a backend plus the completion cache, usage accounting, bounded concurrency,
-and validated structured output with one repair retry."""
+and validated structured output with repair turns (a setting: `max_repairs`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 import threading
 import weakref
@@ -14,10 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import StructuredOutputError, first_error
 from ..prompts import render
-from .base import Completion, CompletionRequest, LLMBackend, Message
+from .base import Completion, CompletionRequest, LLMBackend, Message, backend_identity
 from .cache import CompletionCache
 
 T = TypeVar("T")
+# The cache key's format (see cache.py for the policy); bump it whenever what goes into the key changes.
+CACHE_KEY_POLICY = 2
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -54,11 +58,25 @@ class RunStats(BaseModel):
         )
 
 
+def cache_key(identity: dict[str, Any], request: CompletionRequest) -> str:
+    # ensure_ascii: a key can always be computed, whatever the text holds.
+    payload = json.dumps({"policy": CACHE_KEY_POLICY, "backend": identity, "request": request.model_dump()},
+                         sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()
+
+
 class LLMClient:
-    def __init__(self, backend: LLMBackend, cache: CompletionCache | None = None, concurrency: int = 4):
+    def __init__(self, backend: LLMBackend, cache: CompletionCache | None = None, concurrency: int = 4,
+                 max_repairs: int = 1):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_repairs < 0:
+            raise ValueError("max_repairs must be at least 0")
         self.backend = backend
         self.cache = cache
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
+        self.max_repairs = max_repairs
+        self.identity = backend_identity(backend)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -77,7 +95,7 @@ class LLMClient:
         return self._semaphores[loop]
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
-        key = request.cache_key(self.backend.name, self.backend.model)
+        key = cache_key(self.identity, request)
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
             async with self._semaphore():
@@ -91,7 +109,7 @@ class LLMClient:
     async def acomplete_structured(
         self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
     ) -> tuple[M, list[Completion]]:
-        """Returns the validated object and the completions it took (one, or two after a repair)."""
+        """Returns the validated object and the completions it took (one per attempt: the first, then each repair)."""
         request = CompletionRequest(
             messages=messages,
             max_tokens=max_tokens,
@@ -99,25 +117,23 @@ class LLMClient:
             # OpenAI accepts only [a-zA-Z0-9_-] here: "infer_hypotheses[style]" -> "infer_hypotheses-style"
             schema_name=re.sub(r"[^a-zA-Z0-9_-]+", "-", step).strip("-"),
         )
-        first = await self.acomplete(request)
-        try:
-            return schema.model_validate_json(first.text), [first]
-        except ValidationError as exc:
-            problem = _describe(exc, first)
-        repair = request.model_copy(
-            update={
-                "messages": [
-                    *messages,
-                    {"role": "assistant", "content": first.text},
-                    {"role": "user", "content": render("repair", problem=problem)},
-                ]
-            }
-        )
-        second = await self.acomplete(repair)
-        try:
-            return schema.model_validate_json(second.text), [first, second]
-        except ValidationError as exc:
-            raise StructuredOutputError(step, _describe(exc, second), second.text) from None
+        messages_so_far = list(messages)
+        completions: list[Completion] = []
+        for attempt in range(self.max_repairs + 1):
+            completion = await self.acomplete(request.model_copy(update={"messages": messages_so_far}))
+            completions.append(completion)
+            try:
+                return schema.model_validate_json(completion.text), completions
+            except ValidationError as exc:
+                problem = _describe(exc, completion)
+            if attempt == self.max_repairs:
+                raise StructuredOutputError(step, problem, completion.text, repairs=self.max_repairs)
+            messages_so_far = [
+                *messages_so_far,
+                {"role": "assistant", "content": completion.text},
+                {"role": "user", "content": render("repair", problem=problem)},
+            ]
+        raise AssertionError("unreachable")
 
     def complete(self, request: CompletionRequest) -> Completion:
         return run_sync(self.acomplete(request))

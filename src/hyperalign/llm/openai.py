@@ -1,6 +1,7 @@
 """Any OpenAI-compatible chat endpoint: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio, ...
 
-Retries on timeouts, 429 and 5xx come from the openai SDK (`max_retries`, exponential backoff)."""
+Retries on timeouts, 429 and 5xx come from the openai SDK (`max_retries`, exponential backoff that honours
+Retry-After). Every error becomes one of hyperalign's, with the endpoint named without its credentials."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any, ClassVar
 
 import openai
 
-from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
+from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
 from .base import Completion, CompletionRequest, Usage
+from .endpoint import redact_url, validate_base_url
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
+OPENAI_API_URL = "https://api.openai.com/v1"
+_DETAIL_CHARS = 300
 
 
 class OpenAIBackend:
@@ -30,7 +34,13 @@ class OpenAIBackend:
         **_: Any,
     ):
         self.model = model or os.environ.get("HYPERALIGN_MODEL") or "gpt-4o-mini"
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if base_url is not None:
+            try:
+                validate_base_url(base_url)
+            except ValueError as exc:
+                raise InputError(f"invalid base URL: {exc}") from None
+        self.base_url = base_url
         key = api_key or os.environ.get("OPENAI_API_KEY") or (_PLACEHOLDER_KEY if self.base_url else None)
         if key is None:
             raise BackendUnavailableError(
@@ -38,9 +48,17 @@ class OpenAIBackend:
                 "(or --base-url for a local server that needs none)"
             )
         self.context_tokens = context_tokens
-        options = dict(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+        options: dict[str, Any] = dict(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self._sync = openai.OpenAI(**options)
         self._async = openai.AsyncOpenAI(**options)
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint as it may be shown or keyed: never with the credentials a URL can carry."""
+        return redact_url(self.base_url) if self.base_url else OPENAI_API_URL
+
+    def identity(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint}
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -60,7 +78,10 @@ class OpenAIBackend:
         return arguments
 
     def _completion(self, response: Any) -> Completion:
-        choice = response.choices[0]
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise LLMError(f"{self.endpoint} answered without a completion (no choices) for model '{self.model}'")
+        choice = choices[0]
         usage = response.usage
         return Completion(
             text=choice.message.content or "",
@@ -72,26 +93,34 @@ class OpenAIBackend:
             model=response.model or self.model,
         )
 
-    def _translate(self, exc: openai.APIError) -> Exception:
-        where = self.base_url or "the OpenAI API"
+    def _translate(self, exc: openai.OpenAIError) -> Exception:
+        where = self.endpoint
+        detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:_DETAIL_CHARS]
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendUnavailableError(f"{where} did not answer in time (after the SDK's retries)")
         if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError(f"cannot reach the LLM endpoint {where}: {exc}")
-        if isinstance(exc, openai.BadRequestError) and "context" in str(exc).lower():
-            return ContextOverflowError(f"{where} rejected the prompt as too long for {self.model}: {exc.message}")
+            return BackendUnavailableError(f"cannot reach the LLM endpoint {where}; is the server running?")
+        if isinstance(exc, openai.BadRequestError) and "context" in detail.lower():
+            return ContextOverflowError(f"{where} rejected the prompt as too long for {self.model}: {detail}")
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-            return BackendUnavailableError(f"{where} refused the API key: {exc.message}")
+            return BackendUnavailableError(f"{where} refused the API key: {detail}")
         if isinstance(exc, openai.NotFoundError):
-            return BackendUnavailableError(f"{where} does not serve model '{self.model}': {exc.message}")
-        return LLMError(f"{where} answered with an error: {exc}")
+            return BackendUnavailableError(f"{where} does not serve model '{self.model}' (or is not an "
+                                           f"OpenAI-compatible /v1 endpoint): {detail}")
+        if isinstance(exc, openai.RateLimitError):
+            return LLMError(f"{where} kept rate-limiting the requests (429) after the SDK's retries: {detail}")
+        if isinstance(exc, openai.APIStatusError):
+            return LLMError(f"{where} answered with HTTP {exc.status_code}: {detail}")
+        return LLMError(f"{where} answered with an error: {detail}")
 
     def complete(self, request: CompletionRequest) -> Completion:
         try:
             return self._completion(self._sync.chat.completions.create(**self._arguments(request)))
-        except openai.APIError as exc:
+        except openai.OpenAIError as exc:
             raise self._translate(exc) from None
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
         try:
             return self._completion(await self._async.chat.completions.create(**self._arguments(request)))
-        except openai.APIError as exc:
+        except openai.OpenAIError as exc:
             raise self._translate(exc) from None

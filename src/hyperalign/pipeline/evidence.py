@@ -12,7 +12,9 @@ import unicodedata
 from ..profiles.model import Evidence, Hypothesis, UserExample
 
 MIN_QUOTE_CHARS = 12
-_TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
+_TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " ",
+                            # zero-width characters (the prompt layer breaks up control tokens with U+2060)
+                            "\u2060": None, "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
 _EDGE = " \"'.,;:!?()[]"
 

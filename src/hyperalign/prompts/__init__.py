@@ -1,6 +1,9 @@
 """Prompt templates, one jinja2 file per pipeline step, versioned in the file name (`<step>.v<N>.j2`).
 
-User texts enter templates only through the `data` filter, which keeps them inside their delimiting tags."""
+User texts enter templates only through the `data` filter, which keeps them inside their delimiting tags and
+turns anything that a chat template or tokenizer would read as a control token into plain text. Every template —
+ours and the judge folders a user supplies — renders in jinja2's immutable sandbox: a template can format the
+values it is given, never reach Python internals, the file system or a shell."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import re
 from functools import lru_cache
 
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Template
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 VERSIONS: dict[str, int] = {
     "infer_hypotheses": 1,
@@ -22,14 +26,35 @@ VERSIONS: dict[str, int] = {
 _TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour)\b", re.IGNORECASE)
 
 
+# Chat-control syntax of the model families llama.cpp, vLLM and Ollama serve: ChatML, Llama 3, Phi, Qwen, gpt-oss
+# (<|...|>), DeepSeek (fullwidth <｜...｜>), SentencePiece and Gemma markers (<s>, </s>, <bos>, <start_of_turn>, ...),
+# SmolLM/StarCoder code markers (<filename>, <repo_name>, ...), Llama 2 and Mistral ([INST], <<SYS>>,
+# [SYSTEM_PROMPT], [TOOL_CALLS], ...). Any of these in user data is broken up with a WORD JOINER (U+2060): it reads
+# the same, but no tokenizer matches it as a control token and no chat template's structure can be forged with it.
+_CONTROL_TOKEN = re.compile(
+    r"<\|[^<>|\s]{0,64}\|>"  # <|im_start|>, <|eot_id|>, <|start_header_id|>, <|endoftext|>
+    r"|<｜[^<>｜]{0,64}｜>"  # <｜begin▁of▁sentence｜>
+    r"|</?[A-Za-z_][\w.:-]{0,40}>"  # <s>, </s>, <bos>, <start_of_turn>, <filename>, <jupyter_code>
+    r"|<</?SYS>>"  # Llama 2
+    r"|\[/?[A-Z][A-Z_]{1,30}\]",  # [INST], [/INST], [SYSTEM_PROMPT], [TOOL_CALLS]
+)
+WORD_JOINER = "\u2060"
+
+
+def neutralize_control_tokens(text: str) -> str:
+    return _CONTROL_TOKEN.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+
+
 def as_data(text: str) -> str:
-    """Neutralize anything in user text that could close (or open) one of our delimiting tags."""
-    return _TAG.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text.replace("\r\n", "\n").strip())
+    """User text as data: nothing in it can close (or open) one of our delimiting tags, or become a chat-control
+    token of the model."""
+    text = _TAG.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text.replace("\r\n", "\n").strip())
+    return neutralize_control_tokens(text)
 
 
 def environment(loader: BaseLoader) -> Environment:
     """A template environment with hyperalign's conventions; judges use it with their own folder."""
-    env = Environment(
+    env = ImmutableSandboxedEnvironment(
         loader=loader,
         undefined=StrictUndefined,
         autoescape=False,  # prompts are not HTML; user text is delimited by `data` instead
