@@ -256,7 +256,7 @@ def responder(request: CompletionRequest, candidates: dict[str, list[dict]] | No
 
 def test_update_rescores_adds_and_retires_but_keeps_pinned_and_person_hypotheses(store, make_hyperalign):
     ha, backend = make_hyperalign(responder)
-    result = update_profile(ha, store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
     profile = result.profile
     by_id = {h.id: h for h in profile.hypotheses}
 
@@ -289,12 +289,12 @@ def test_update_rescores_adds_and_retires_but_keeps_pinned_and_person_hypotheses
 
 def test_update_thresholds_are_options(store, make_hyperalign):
     ha, _ = make_hyperalign(responder)
-    lenient = update_profile(ha, store, "morwenna", NEW_TEXTS, UpdateOptions(retire_below=0.0, infer_new=False))
+    lenient = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(retire_below=0.0, infer_new=False))
     assert lenient.retired == [] and lenient.added == []
-    strict = update_profile(ha, store, "morwenna", NEW_TEXTS[:1], UpdateOptions(min_ratings=1, infer_new=False))
+    strict = ha.update_profile(store, "morwenna", NEW_TEXTS[:1], UpdateOptions(min_ratings=1, infer_new=False))
     assert sorted(strict.retired) == sorted([LONG.id, FRESH.id])
     with pytest.raises(InputError, match="no new examples"):
-        update_profile(ha, store, "morwenna", [])
+        ha.update_profile(store, "morwenna", [])
 
 
 def test_a_person_edit_made_during_an_update_is_kept(store, make_hyperalign):
@@ -307,7 +307,7 @@ def test_a_person_edit_made_during_an_update_is_kept(store, make_hyperalign):
         return responder(request)
 
     ha, _ = make_hyperalign(person_edits_meanwhile)
-    result = update_profile(ha, store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
     assert [(v.version, v.action) for v in store.history("morwenna")] == [(1, "import"), (2, "edit"), (3, "update")]
     by_id = {h.id: h for h in result.profile.hypotheses}
     assert by_id[SIGN_OFF.id].pinned and by_id[SIGN_OFF.id].score == scored(5, 0)  # the pin and the new counts
@@ -319,5 +319,5 @@ def test_a_person_edit_made_during_an_update_is_kept(store, make_hyperalign):
 def test_update_of_a_missing_profile_is_an_input_error(store, make_hyperalign):
     ha, backend = make_hyperalign(responder)
     with pytest.raises(InputError, match="no profile 'nobody'"):
-        update_profile(ha, store, "nobody", NEW_TEXTS)
+        ha.update_profile(store, "nobody", NEW_TEXTS)
     assert backend.requests == []

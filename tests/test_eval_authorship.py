@@ -227,24 +227,46 @@ def test_judge_failures_are_recorded_and_counted_not_fatal(corpus, tmp_path):
     assert results["attribution"]["views"]["masked"]["methods"]["few-shot"]["all"]["n"] == ITEMS
 
 
-@pytest.mark.parametrize("change", ["classifier_texts", "judge"])
-def test_a_rerun_that_changes_finished_work_is_refused_or_redone(corpus, tmp_path, change):
+def test_a_rerun_that_would_change_finished_generations_is_refused(corpus, tmp_path):
     base = dict(methods=["few-shot", "zero-shot"])
     run(config(corpus, **base), tmp_path / "run", FakeBackend())
-    judge_folder = tmp_path / "other-judge"
-    judge_folder.mkdir()
-    (judge_folder / "config.toml").write_text("", encoding="utf-8")
-    (judge_folder / "prompt.v1.j2").write_text("{% block system %}Judge.{% endblock %}{% block user %}{{ a | data }} / "
-                                               "{{ b | data }}{% endblock %}", encoding="utf-8")
-    new = {"classifier_texts": "shots"} if change == "classifier_texts" else {"judge": str(judge_folder)}
-    try:
-        results = run(config(corpus, **base, **new), tmp_path / "run", FakeBackend())
-    except InputError as exc:
-        assert change in str(exc)
-        return
-    if change == "classifier_texts":
-        split = json.loads((tmp_path / "run" / "split.json").read_text(encoding="utf-8"))
-        assert all(len(a["classifier_texts"]) == 3 for a in split["authors"])  # shots, not all
-    else:
-        used = {r["judge"] for r in rows(tmp_path / "run", "judgments.jsonl")}
-        assert results["judge"]["judge"] == "other-judge/prompt.v1.j2" and "style/prompt.v1.j2" not in used
+    with pytest.raises(InputError, match=r"another configuration \(classifier_texts: 'all' -> 'shots'\)"):
+        run(config(corpus, **base, classifier_texts="shots"), tmp_path / "run", FakeBackend())
+    with pytest.raises(InputError, match="generator"):  # the same model name behind another endpoint
+        run(config(corpus, **base), tmp_path / "run", OtherEndpoint())
+
+
+class OtherEndpoint(FakeBackend):
+    def identity(self) -> dict:
+        return {"endpoint": "http://elsewhere:8000/v1"}
+
+
+def write_judge(folder: Path, wording: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "config.toml").write_text("", encoding="utf-8")
+    (folder / "prompt.v1.j2").write_text("{% block system %}" + wording + "{% endblock %}{% block user %}"
+                                         "{{ a | data }} / {{ b | data }}{% endblock %}", encoding="utf-8")
+    return folder
+
+
+def test_another_judge_judges_the_same_outputs_again_and_only_its_verdicts_count(corpus, tmp_path):
+    base = dict(methods=["few-shot", "zero-shot"])
+    first = FakeBackend()
+    run(config(corpus, **base), tmp_path / "run", first)
+    generations = rows(tmp_path / "run", "generations.jsonl")
+    judge_folder = write_judge(tmp_path / "other-judge", "Judge.")
+    second = FakeBackend()
+    results = run(config(corpus, **base, judge=str(judge_folder)), tmp_path / "run", second)
+    assert rows(tmp_path / "run", "generations.jsonl") == generations  # nothing generated again
+    assert all(r.json_schema for r in second.requests)  # every new call is a verdict
+    verdicts = rows(tmp_path / "run", "judgments.jsonl")
+    assert {r["judge"] for r in verdicts} == {"style/prompt.v1.j2", "other-judge/prompt.v1.j2"}  # both kept
+    assert results["judge"]["judge"] == "other-judge/prompt.v1.j2"
+    assert results["judge"]["pairs_judged"] == ITEMS  # the new judge's pairs only, not the old judge's too
+    # The same folder with another prompt is another judge: its verdicts are not the old ones relabelled.
+    write_judge(judge_folder, "A stricter judge.")
+    third = FakeBackend()
+    again = run(config(corpus, **base, judge=str(judge_folder)), tmp_path / "run", third)
+    assert len(third.requests) == 2 * ITEMS and again["judge"]["pairs_judged"] == ITEMS
+    assert len(rows(tmp_path / "run", "judgments.jsonl")) == 3 * 2 * ITEMS
+

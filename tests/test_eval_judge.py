@@ -54,10 +54,17 @@ def test_unknown_judge_lists_the_builtins(tmp_path):
         Judge.load(str(tmp_path / "no-config"))
 
 
-@pytest.mark.parametrize("config", ['max_tokens = \n', 'max_tokens = "many"\n', "reference_chars = [1]\n"])
-def test_bad_config_toml_is_an_input_error(tmp_path, config):
-    folder = custom_judge(tmp_path, 'template = "mine.v2.j2"\n' + config)
-    with pytest.raises(InputError, match="cannot read config.toml"):
+@pytest.mark.parametrize(("config", "message"), [
+    ("max_tokens = \n", r"config.toml is not valid TOML \(Invalid value \(at line 2"),
+    ('max_tokens = "many"\n', "config.toml: field 'max_tokens': Input should be a valid integer"),
+    ("reference_chars = [1]\n", "config.toml: field 'reference_chars': Input should be a valid integer"),
+    ("max_tokens = 0\n", "config.toml: field 'max_tokens': Input should be greater than or equal to 1"),
+    ("colour = 1\n", r"config.toml: unknown field 'colour' \(allowed: description, template"),
+    ('template = "../../etc/passwd"\n', "config.toml: field 'template': String should match pattern"),
+])
+def test_bad_config_toml_is_an_input_error(tmp_path, config, message):
+    folder = custom_judge(tmp_path, 'template = "mine.v2.j2"\n' + config if "template" not in config else config)
+    with pytest.raises(InputError, match=message):
         Judge.load(str(folder))
 
 

@@ -262,9 +262,12 @@ async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
     assert again.cached is True and again.text == generation.text
 
 
-def test_generate_returns_text(make_hyperalign, examples):
+def test_generate_and_agenerate_return_the_same_generation(make_hyperalign, examples):
     ha, _ = make_hyperalign(echo)
-    assert ha.generate(None, "Write about seals.", "few-shot", examples) == "reply to: Write about seals."
+    sync = ha.generate(None, "Write about seals.", "few-shot", examples)
+    assert isinstance(sync, Generation) and sync.text == "reply to: Write about seals."
+    again = asyncio.run(ha.agenerate(None, "Write about seals.", "few-shot", examples))
+    assert again == sync.model_copy(update={"cached": True})
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,8 @@ def test_store_location_from_flag_env_and_xdg(tmp_path, monkeypatch):
 def test_an_unusable_store_url_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="profile store URL"):
         ProfileStore("nosuchdialect://x/y")
-    with pytest.raises(InputError, match="cannot open the profile store"):
-        (tmp_path / "dir.sqlite3").mkdir()
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(InputError, match="dir.sqlite3 is a directory; give a database file"):
         ProfileStore(tmp_path / "dir.sqlite3")
 
 
@@ -222,7 +222,7 @@ def test_a_broken_stored_profile_names_the_field(store, store_path):
 def test_an_in_memory_store_is_one_database_for_every_thread():
     import threading
 
-    store = ProfileStore("sqlite://")
+    store = ProfileStore("sqlite://", ephemeral=True)
     store.save(make_profile(), expected_version=0, author="a", action="import")
     seen = []
     worker = threading.Thread(target=lambda: seen.append(store.current_version("ann")))

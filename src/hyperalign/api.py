@@ -1,4 +1,5 @@
-"""The library's front door: HyperAlign ties a configured LLM client to the pipeline steps."""
+"""The library's front door: HyperAlign ties a configured LLM client to the pipeline's steps (infer, generate,
+deliberate) and to living profiles (update). Every method has an async twin that returns the same type."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import load_settings
+from .config import Settings, load_settings
 from .llm import CompletionCache, LLMBackend, LLMClient, RunStats, create_backend
 from .llm.client import run_sync
+from .pipeline.deliberate import Deliberation, DeliberationMethod, adeliberate
 from .pipeline.generate import Generation, GenerationOptions, Strategy, agenerate
 from .pipeline.infer import InferenceOptions, ainfer_profile
 from .profiles.model import Profile, UserExample
+from .profiles.store import ProfileStore
+from .profiles.update import (
+    AUTOMATED_AUTHOR,
+    UpdateOptions,
+    UpdateResult,
+    aupdate_profile,
+)
 
 
 class HyperAlign:
@@ -30,10 +39,12 @@ class HyperAlign:
         cache: str | bool | None = None,
         concurrency: int | None = None,
         context_tokens: int | None = None,
+        max_repairs: int | None = None,
         **backend_options: Any,
     ) -> HyperAlign:
         """`backend` is a registered name ("embedded", "openai", "fake", plugins) or a backend instance.
-        `cache` is a path, True for the default path, False for none."""
+        `cache` is a path, True for the default path, False for none. Anything not given comes from the
+        environment (HYPERALIGN_*) or the settings file, as on the command line."""
         settings = load_settings(
             backend=backend if isinstance(backend, str) else None,
             model=model,
@@ -41,19 +52,25 @@ class HyperAlign:
             api_key=api_key,
             concurrency=concurrency,
             context_tokens=context_tokens,
+            max_repairs=max_repairs,
             cache=cache if isinstance(cache, str) else None,
             no_cache=True if cache is False else None,
         )
-        if isinstance(backend, str) or backend is None:
-            instance = create_backend(settings.backend, **settings.backend_options(), **backend_options)
-        else:
-            instance = backend
-        store = CompletionCache(settings.cache_path) if settings.cache_path else None
-        return cls(LLMClient(instance, cache=store, concurrency=settings.concurrency))
+        instance = backend if backend is not None and not isinstance(backend, str) else None
+        return cls.from_settings(settings, backend=instance, **backend_options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, backend: LLMBackend | None = None,
+                      **backend_options: Any) -> HyperAlign:
+        store = CompletionCache(settings.cache_path) if settings.cache_path else None  # refused before any call
+        instance = backend or create_backend(settings.backend, **settings.backend_options(), **backend_options)
+        return cls(LLMClient(instance, cache=store, concurrency=settings.concurrency, max_repairs=settings.max_repairs))
 
     @property
     def stats(self) -> RunStats:
         return self.client.stats
+
+    # --- infer ---------------------------------------------------------------------------------------------------
 
     async def ainfer_profile(
         self,
@@ -72,6 +89,8 @@ class HyperAlign:
         options: InferenceOptions | None = None,
     ) -> Profile:
         return run_sync(self.ainfer_profile(user_id, examples, attributes, options))
+
+    # --- generate ------------------------------------------------------------------------------------------------
 
     async def agenerate(
         self,
@@ -95,8 +114,8 @@ class HyperAlign:
         task: str,
         strategy: Strategy | str = Strategy.HYPERALIGN,
         examples: Sequence[UserExample] | None = None,
-    ) -> str:
-        return run_sync(self.agenerate(profile, task, strategy, examples)).text
+    ) -> Generation:
+        return run_sync(self.agenerate(profile, task, strategy, examples))
 
     async def agenerate_many(
         self,
@@ -126,3 +145,31 @@ class HyperAlign:
         on_done: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
         return run_sync(self.agenerate_many(profile, tasks, strategy, examples, on_done))
+
+    # --- deliberate ----------------------------------------------------------------------------------------------
+
+    async def adeliberate(
+        self, request: str, method: DeliberationMethod | str = DeliberationMethod.HYPERALIGN,
+        profile: Profile | None = None, *, spec: str | None = None, max_tokens: int = 700,
+    ) -> Deliberation:
+        return await adeliberate(self.client, request, method, profile, spec=spec, max_tokens=max_tokens)
+
+    def deliberate(
+        self, request: str, method: DeliberationMethod | str = DeliberationMethod.HYPERALIGN,
+        profile: Profile | None = None, *, spec: str | None = None, max_tokens: int = 700,
+    ) -> Deliberation:
+        return run_sync(self.adeliberate(request, method, profile, spec=spec, max_tokens=max_tokens))
+
+    # --- living profiles -----------------------------------------------------------------------------------------
+
+    async def aupdate_profile(
+        self, store: ProfileStore, user_id: str, examples: Sequence[UserExample], options: UpdateOptions | None = None,
+        *, author: str = AUTOMATED_AUTHOR, message: str | None = None,
+    ) -> UpdateResult:
+        return await aupdate_profile(self.client, store, user_id, examples, options, author=author, message=message)
+
+    def update_profile(
+        self, store: ProfileStore, user_id: str, examples: Sequence[UserExample], options: UpdateOptions | None = None,
+        *, author: str = AUTOMATED_AUTHOR, message: str | None = None,
+    ) -> UpdateResult:
+        return run_sync(self.aupdate_profile(store, user_id, examples, options, author=author, message=message))

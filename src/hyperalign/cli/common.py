@@ -1,16 +1,33 @@
-"""What every command shares: the LLM options, the error contract (one message, exit 2), consoles."""
+"""What every command shares: the LLM options, the error contract, consoles and terminal-safe output.
+
+The error contract, in one place (`ContractGroup.main`), for every command and sub-command:
+- bad input or an environment fault (`HyperAlignError`, a usage error, an OSError) -> one line on stderr naming the
+  input and what to do, exit code 2, whatever the terminal width;
+- a bug (any other exception) -> one line with the path of a log file holding the traceback, exit code 1;
+- Ctrl-C -> exit code 130; finished results are kept by the writers themselves (they persist as they go).
+Text that came from a user, a file or a model is made terminal-safe before it is printed: escape sequences and other
+control characters never reach the terminal raw."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import functools
 import inspect
-from collections.abc import Callable
+import logging
+import os
+import re
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,20 +35,142 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
+from typer.core import TyperGroup
 
 from ..api import HyperAlign
+from ..config import Settings, load_settings
 from ..errors import HyperAlignError
 
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides that can make a line read
+# differently from what it is ("Trojan Source"). ESC goes with them, so no escape sequence survives.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text to print: every control character shown as an escape (\\x1b) instead of acting on the terminal."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                       text)
+
+
+def one_line(text: str) -> str:
+    return " ".join(terminal_safe(text).split())
+
+
+def echo(text: str = "") -> None:
+    """Print user- or model-derived text to stdout, terminal-safe."""
+    sys.stdout.write(terminal_safe(text) + "\n")
+
+
+def say_error(message: str) -> None:
+    err.print(Text("Error: ", style="bold red") + Text(one_line(message)), highlight=False)
+
+
+def say_warning(message: str) -> None:
+    err.print(Text("Warning: ", style="yellow") + Text(one_line(message)), highlight=False)
+
+
+def say(message: str, style: str = "dim") -> None:
+    err.print(Text(one_line(message), style=style), highlight=False)
+
+
+class _WarningHandler(logging.Handler):
+    """The library's warnings (truncated examples, an unwritable cache) as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            say_warning(record.getMessage())
+
+
+def _install_warning_handler() -> None:
+    logger = logging.getLogger("hyperalign")
+    if not any(isinstance(h, _WarningHandler) for h in logger.handlers):
+        logger.addHandler(_WarningHandler(level=logging.WARNING))
+        logger.propagate = False
+
+
+def crash_log_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hyperalign" / "logs"
+
+
+def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path | None:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    body = (f"hyperalign {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    for folder in (crash_log_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(body, encoding="utf-8", errors="backslashreplace")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+
+
+class ContractGroup(TyperGroup):
+    """The `hyperalign` command group: runs a command and applies the error contract (module docstring)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        _install_warning_handler()
+        try:
+            code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                **extra)
+            code = code if isinstance(code, int) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:
+            out.print(exc.ctx.get_help(), markup=False, highlight=False)
+            code = 2
+        except click.ClickException as exc:  # usage errors: a bad option, a missing argument
+            say_error(exc.format_message() + _usage_hint(exc))
+            code = exc.exit_code
+        except click.Abort:
+            say("Aborted; finished results are kept.", style="")
+            code = 130
+        except HyperAlignError as exc:
+            say_error(str(exc))
+            code = 2
+        except KeyboardInterrupt:
+            say("Interrupted; finished results are kept.", style="")
+            code = 130
+        except MemoryError:
+            say_error("out of memory; use fewer or shorter inputs, or lower --concurrency")
+            code = 2
+        except OSError as exc:  # an environment fault the boundaries did not name: still the user's to fix
+            where = f": {exc.filename}" if exc.filename else ""
+            say_error(f"{exc.strerror or exc}{where}")
+            code = 2
+        except Exception as exc:  # a bug: never a bare traceback on the terminal
+            log = write_crash_log(exc, argv)
+            where = f"; the traceback is in {log}" if log else ""
+            say_error(f"internal error (a bug in hyperalign): {type(exc).__name__}: {exc}{where}. Please report it.")
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
+    cls=ContractGroup,
     help="Hypothesis-driven personalization of LLM outputs (HyPerAlign).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 LLM = "LLM options (also accepted before the command)"
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -41,8 +180,9 @@ def options(
     api_key: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="API key (default: OPENAI_API_KEY).", show_default=False)] = None,
     cache: Annotated[Optional[str], typer.Option(rich_help_panel=LLM, help="SQLite file caching every completion.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache/", rich_help_panel=LLM, help="Call the LLM even for a cached request.")] = False,
-    concurrency: Annotated[Optional[int], typer.Option(rich_help_panel=LLM, help="Parallel LLM calls.")] = None,
-    context_tokens: Annotated[Optional[int], typer.Option(rich_help_panel=LLM, help="The model's context, to fit examples into it.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, rich_help_panel=LLM, help="Parallel LLM calls.")] = None,
+    context_tokens: Annotated[Optional[int], typer.Option(min=256, rich_help_panel=LLM, help="The model's context, to fit examples into it.")] = None,
+    max_repairs: Annotated[Optional[int], typer.Option(min=0, max=10, rich_help_panel=LLM, help="Repair turns after an invalid structured output (default 1).")] = None,
 ) -> None:
     ctx.obj = dict(
         backend=backend,
@@ -50,48 +190,28 @@ def options(
         base_url=base_url,
         api_key=api_key,
         cache=cache,
-        cache_off=no_cache,
+        no_cache=no_cache or None,
         concurrency=concurrency,
         context_tokens=context_tokens,
+        max_repairs=max_repairs,
     )
 
 
 _settings: ContextVar[dict[str, Any]] = ContextVar("hyperalign_cli_settings")
 
 
-def error_contract(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Known faults become one line on stderr and exit code 2, never a traceback; Ctrl-C keeps finished work."""
-
-    @functools.wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except HyperAlignError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except OSError as exc:
-            err.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}: {exc.filename or ''}", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("Interrupted; finished results are kept.")
-            raise typer.Exit(130) from None
-
-    return guarded
-
-
-def cli_command(function: Callable[..., Any], group: typer.Typer | None = None) -> Callable[..., Any]:
-    """Register a command that also takes the LLM options, and whose known faults become one line on stderr
-    and exit code 2, never a traceback."""
+def cli_command(function: Callable[..., Any], group: typer.Typer | None = None,
+                name: str | None = None) -> Callable[..., Any]:
+    """Register a command that also takes the LLM options (before or after the command name)."""
     shared = [p for p in inspect.signature(options, eval_str=True).parameters.values() if p.name != "ctx"]
-
-    guarded = error_contract(function)
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx: typer.Context = kwargs.pop("_typer_context")
         given = {p.name: kwargs.pop(p.name) for p in shared}
-        _settings.set({**(ctx.obj or {}), **{k: v for k, v in given.items() if v not in (None, False)}})
-        return guarded(*args, **kwargs)
+        root = ctx.find_root().obj or {}
+        _settings.set({**root, **{k: v for k, v in given.items() if v not in (None, False)}})
+        return function(*args, **kwargs)
 
     own = inspect.signature(function, eval_str=True)
     context = inspect.Parameter("_typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
@@ -99,17 +219,25 @@ def cli_command(function: Callable[..., Any], group: typer.Typer | None = None) 
     wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), *extra])  # type: ignore[attr-defined]
     # Evaluated objects, not strings: typer resolves string annotations in the command's module, not this one.
     wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
-    return (group or app).command()(wrapper)
+    return (group or app).command(name)(wrapper)
+
+
+def settings() -> Settings:
+    """The settings for this command: flags, then HYPERALIGN_* variables, then the settings file."""
+    given = dict(_settings.get({}))
+    return load_settings(**{k: v for k, v in given.items() if v is not None})
 
 
 def client() -> HyperAlign:
-    settings = dict(_settings.get())
-    cache_off, cache = settings.pop("cache_off"), settings.pop("cache")
-    return HyperAlign.from_config(**settings, cache=False if cache_off else cache)
+    resolved = settings()
+    notice = resolved.file_notice()
+    if notice:
+        say(notice)
+    return HyperAlign.from_settings(resolved)
 
 
 def report_usage(ha: HyperAlign) -> None:
-    err.print(f"[dim]{escape(ha.stats.summary())}[/]", highlight=False)
+    say(ha.stats.summary())
 
 
 def progress_bars() -> Progress:

@@ -1,48 +1,71 @@
-"""The core commands: demo, infer, generate, show."""
+"""The core commands: demo, infer, generate, show, settings."""
 
 from __future__ import annotations
 
-import json
-import sys
+import hashlib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import BaseModel, ConfigDict, StrictInt, field_validator, model_validator
 from rich.markdown import Markdown
 from rich.table import Table
+from rich.text import Text
 
 from ..api import HyperAlign
 from ..errors import InputError
-from ..io import iter_jsonl
+from ..io import (
+    JsonlLog,
+    check_name,
+    check_output_path,
+    check_text,
+    iter_jsonl,
+    validate_row,
+)
 from ..pipeline.generate import Generation, Strategy
 from ..pipeline.infer import InferenceOptions
 from ..pipeline.selection import SelectionOptions
-from ..profiles.model import Profile, examples_hash, read_examples
-from .common import cli_command, client, err, out, progress_bars, report_usage
+from ..profiles.model import Profile, UserExample, examples_hash, read_examples
+from .common import (
+    app,
+    cli_command,
+    client,
+    echo,
+    err,
+    out,
+    progress_bars,
+    report_usage,
+    say,
+    say_warning,
+    settings,
+    terminal_safe,
+)
 
 DEMO_TASK = "Write an email to the volunteers asking them to bring spare seeds to the spring seed swap."
 
 
-def _warn_truncation(profile: Profile) -> None:
+def warn_truncation(profile: Profile) -> None:
     for index in profile.report.truncated_examples:
-        err.print(f"[yellow]Warning:[/] example {index + 1} was longer than the model's context and was truncated.")
+        say_warning(f"example {index + 1} was longer than the model's context and was truncated.")
 
 
-def _parse_attributes(pairs: list[str]) -> dict[str, str]:
+def parse_attributes(pairs: list[str]) -> dict[str, str]:
     attributes = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--attribute expects KEY=VALUE, got {pair!r}")
-        attributes[key.strip()] = value.strip()
+        attributes[check_text(key.strip(), "--attribute")] = check_text(value.strip(), "--attribute")
     return attributes
 
 
-def _infer(ha: HyperAlign, user: str, examples: list, attributes: dict[str, str], options: InferenceOptions) -> Profile:
-    with err.status(f"Inferring hypotheses about {user} from {len(examples)} examples with {ha.client.model}…"):
+def infer_with_status(ha: HyperAlign, user: str, examples: list[UserExample], attributes: dict[str, str],
+                      options: InferenceOptions) -> Profile:
+    with err.status(terminal_safe(f"Inferring hypotheses about {user} from {len(examples)} examples with "
+                                  f"{ha.client.model}…")):
         profile = ha.infer_profile(user, examples, attributes=attributes, options=options)
-    _warn_truncation(profile)
+    warn_truncation(profile)
     return profile
 
 
@@ -51,16 +74,21 @@ def infer(
     examples_file: Annotated[Path, typer.Argument(metavar="EXAMPLES.jsonl", help='Lines {"prompt"?: str, "text": str}.')],
     user: Annotated[str, typer.Option("--user", help="The user's id.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the profile JSON here.")] = None,
-    attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],
+    attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],  # noqa: B006
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
     keep_unsupported: Annotated[bool, typer.Option("--keep-unsupported/", help="Keep hypotheses without a verified quote, flagged.")] = False,
     select_: Annotated[bool, typer.Option("--select/", help="Score hypotheses on held-out examples; keep the best.")] = False,
     held_out: Annotated[int, typer.Option(min=1, help="With --select: examples held out for scoring.")] = 2,
     per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = 3,
-    refine: Annotated[int, typer.Option(min=0, help="With --select: refinement rounds.")] = 0,
+    refine: Annotated[int, typer.Option(min=0, max=10, help="With --select: refinement rounds.")] = 0,
     budget: Annotated[Optional[int], typer.Option(min=1, help="Keep at most N hypotheses.")] = None,
 ) -> None:
     """Infer an evidence-checked profile from a user's texts (one pass, as the paper; or scored and selected)."""
+    # Every input is checked before the first LLM call: a bad id or output path must not cost the inference.
+    check_name(user, "--user")
+    attributes = parse_attributes(attribute)
+    if output is not None:
+        check_output_path(output, examples_file)
     examples = read_examples(examples_file)
     ha = client()
     selection = None
@@ -68,37 +96,74 @@ def infer(
         selection = SelectionOptions(score=select_, held_out=held_out, per_aspect=per_aspect if select_ else None,
                                      refine_rounds=refine, max_hypotheses=budget)
     options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection)
-    profile = _infer(ha, user, examples, _parse_attributes(attribute), options)
+    profile = infer_with_status(ha, user, examples, attributes, options)
     if output:
         profile.save(output)
         r = profile.report
-        err.print(
-            f"Wrote {output}: {len(profile.supported_hypotheses)} supported hypotheses of {r.proposed} proposed "
-            f"({r.dropped_unsupported} dropped without a verbatim quote)."
-        )
+        say(f"Wrote {output}: {len(profile.supported_hypotheses)} supported hypotheses of {r.proposed} proposed "
+            f"({r.dropped_unsupported} dropped without a verbatim quote).", style="")
     else:
-        out.print_json(profile.to_json())
+        echo(profile.to_json())
     report_usage(ha)
 
 
-def _read_tasks(path: Path) -> list[tuple[str, str]]:
+class TaskRow(BaseModel):
+    """A line of a --tasks file: {"id"?: string or whole number, "task" (or "prompt"): string}."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | StrictInt | None = None
+    task: str | None = None
+    prompt: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _plain_id(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError("must be a string or a whole number")
+        return value
+
+    @model_validator(mode="after")
+    def _one_task(self) -> TaskRow:
+        given = [v for v in (self.task, self.prompt) if v is not None]
+        if len(given) != 1 or not given[0].strip():
+            raise ValueError('give one non-empty "task" (or "prompt") string')
+        return self
+
+
+def read_tasks(path: Path) -> list[tuple[str, str]]:
     tasks, seen = [], set()
-    for number, row in iter_jsonl(path):
-        task = row.get("task", row.get("prompt"))
-        if not isinstance(task, str) or not task.strip():
-            raise InputError(f'{path}, line {number}: expected a non-empty "task" (or "prompt") string')
-        task_id = str(row.get("id", number))
+    for number, value in iter_jsonl(path):
+        row = validate_row(TaskRow, value, f"{path}, line {number}")
+        task_id = str(row.id) if row.id is not None else str(number)
+        check_name(task_id, f"{path}, line {number}: the id")
         if task_id in seen:
             raise InputError(f"{path}, line {number}: duplicate id {task_id!r}")
         seen.add(task_id)
-        tasks.append((task_id, task))
+        tasks.append((task_id, row.task if row.task is not None else row.prompt or ""))
+    if not tasks:
+        raise InputError(f"{path}: holds no tasks")
     return tasks
 
 
-def _finished_ids(path: Path, strategy: Strategy) -> set[str]:
-    if not path.exists():
-        return set()
-    return {str(row["id"]) for _, row in iter_jsonl(path) if row.get("strategy") == strategy.value and "id" in row}
+def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | None,
+                        examples: list[UserExample] | None, max_tokens: int) -> str:
+    """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
+    model or strategy are never passed off as this run's."""
+    parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens),
+             profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def finished_tasks(log: JsonlLog, identity: str) -> set[str]:
+    done: set[str] = set()
+    for number, row in log.numbered_rows():
+        if row.get("run") != identity:
+            raise InputError(
+                f"{log.path}, line {number}: holds an output made with another profile, model, strategy or "
+                "--max-tokens; write to a new -o file (or delete this one) to start over")
+        if isinstance(row.get("id"), str):
+            done.add(row["id"])
+    return done
 
 
 @cli_command
@@ -109,13 +174,19 @@ def generate(
     examples_file: Annotated[Optional[Path], typer.Option("--examples", help="The user's examples (few-shot).")] = None,
     tasks_file: Annotated[Optional[Path], typer.Option("--tasks", help='JSONL {"id"?, "task"} for many tasks.')] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSONL output (with --tasks); resumes.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 600,
+    max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
         raise InputError("give either one TASK or --tasks FILE.jsonl")
+    if task is not None:
+        check_text(task, "the task")
+        if not task.strip():
+            raise InputError("the task is empty")
     if tasks_file and not output:
         raise InputError("--tasks needs -o OUT.jsonl, where results are written as they finish")
+    if output is not None:
+        check_output_path(output, tasks_file, profile_file, examples_file)
     profile = Profile.load(profile_file) if profile_file else None
     examples = read_examples(examples_file) if examples_file else None
     if strategy is Strategy.HYPERALIGN and profile is None:
@@ -123,33 +194,42 @@ def generate(
     if strategy is Strategy.FEW_SHOT and examples is None:
         raise InputError("--strategy few-shot needs --examples EXAMPLES.jsonl")
     if profile and examples and examples_hash(examples) != profile.examples_hash:
-        err.print("[yellow]Warning:[/] these examples are not the ones the profile was inferred from.")
+        say_warning("these examples are not the ones the profile was inferred from.")
+    todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     if task is not None:
-        out.print(ha.generate(profile, task, strategy, examples), highlight=False, markup=False)
+        echo(ha.generate(profile, task, strategy, examples).text)
         report_usage(ha)
         return
-    assert tasks_file and output
-    todo_all = _read_tasks(tasks_file)
-    done = _finished_ids(output, strategy)
+    assert output is not None
+    log = JsonlLog(output)
+    identity = generation_identity(ha, strategy, profile, examples, max_tokens)
+    done = finished_tasks(log, identity)
     todo = [(i, t) for i, t in todo_all if i not in done]
     if done:
-        err.print(f"Resuming: {len(todo_all) - len(todo)} of {len(todo_all)} tasks already in {output}.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("a", encoding="utf-8") as sink, progress_bars() as progress:
-        bar = progress.add_task(f"{strategy.value}", total=len(todo))
+        say(f"Resuming: {len(todo_all) - len(todo)} of {len(todo_all)} tasks already in {output}.", style="")
+    with progress_bars() as progress:
+        bar = progress.add_task(strategy.value, total=len(todo))
 
         def save(index: int, generation: Generation) -> None:
-            row = {"id": todo[index][0], **generation.model_dump(mode="json"), "output": generation.text}
+            row = {"id": todo[index][0], "run": identity, **generation.model_dump(mode="json"),
+                   "output": generation.text}
             row.pop("text")
-            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-            sink.flush()
+            log.append(row)
             progress.advance(bar)
 
         ha.generate_many(profile, [t for _, t in todo], strategy, examples, on_done=save)
-    err.print(f"Wrote {len(todo)} outputs to {output}.")
+    say(f"Wrote {len(todo)} outputs to {output}.", style="")
     report_usage(ha)
+
+
+def print_markdown(text: str, plain: bool) -> None:
+    text = terminal_safe(text)
+    if plain or not out.is_terminal:
+        echo(text.rstrip("\n"))
+    else:
+        out.print(Markdown(text))
 
 
 @cli_command
@@ -158,33 +238,43 @@ def show(
     plain: Annotated[bool, typer.Option("--plain/", help="Print raw Markdown even on a terminal.")] = False,
 ) -> None:
     """Show a profile as Markdown."""
-    text = Profile.load(profile_file).to_markdown()
-    if plain or not out.is_terminal:
-        sys.stdout.write(text)
-    else:
-        out.print(Markdown(text))
+    print_markdown(Profile.load(profile_file).to_markdown(), plain)
 
 
 @cli_command
 def demo(
     task: Annotated[str, typer.Option(help="The task to personalize.")] = DEMO_TASK,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 300,
+    max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 300,
 ) -> None:
     """Offline demo: infer a profile from bundled texts, then write personalized and zero-shot texts."""
+    check_text(task, "--task")
     source = resources.files("hyperalign") / "data" / "demo_user.jsonl"
     with resources.as_file(source) as path:
         examples = read_examples(path)
     ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
-    err.print(f"Backend: {ha.client.backend.name} · model: {ha.client.model} · {len(examples)} example texts by 'bev'")
-    profile = _infer(ha, "bev", examples, {}, InferenceOptions())
-    out.print(Markdown(profile.to_markdown()))
+    say(f"Backend: {ha.client.backend.name} · model: {ha.client.model} · {len(examples)} example texts by 'bev'")
+    profile = infer_with_status(ha, "bev", examples, {}, InferenceOptions())
+    print_markdown(profile.to_markdown(), plain=False)
     with err.status("Writing the personalized and the zero-shot texts…"):
-        personalized = ha.generate(profile, task, Strategy.HYPERALIGN)
-        zero_shot = ha.generate(None, task, Strategy.ZERO_SHOT)
-    table = Table(title=f"Task: {task}", show_lines=True, expand=True)
+        personalized = ha.generate(profile, task, Strategy.HYPERALIGN).text
+        zero_shot = ha.generate(None, task, Strategy.ZERO_SHOT).text
+    table = Table(title=Text(terminal_safe(f"Task: {task}")), show_lines=True, expand=True)
     table.add_column("hyperalign (with the profile)", ratio=1)
     table.add_column("zero-shot (task only)", ratio=1)
-    table.add_row(personalized, zero_shot)
-    out.print(table)
+    table.add_row(Text(terminal_safe(personalized)), Text(terminal_safe(zero_shot)))
+    out.print(table, markup=False, highlight=False)
     report_usage(ha)
+
+
+def show_settings() -> None:
+    """List every setting, its value (never the API key) and where it came from."""
+    resolved = settings()
+    table = Table("setting", "value", "source", box=None, pad_edge=False)
+    for name, value, source in resolved.describe():
+        table.add_row(name, Text(terminal_safe(value)), Text(terminal_safe(source)))
+    out.print(table, markup=False, highlight=False)
+
+
+cli_command(show_settings, name="settings")
+__all__ = ["app"]

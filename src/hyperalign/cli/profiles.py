@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.markdown import Markdown
 
-from ..errors import InputError
+from ..errors import HyperAlignError, InputError
+from ..io import check_name, rescue
 from ..pipeline.infer import InferenceOptions
 from ..profiles.edit import Edits, diff_profiles, edit_in_editor, edit_profile
 from ..profiles.model import Profile, read_examples
 from ..profiles.store import Action, ProfileStore, VersionInfo, default_author
-from ..profiles.update import AUTOMATED_AUTHOR, UpdateOptions, update_profile
-from .common import app, cli_command, client, err, out, report_usage
-from .core import _infer, _parse_attributes
+from ..profiles.update import AUTOMATED_AUTHOR, UpdateOptions
+from .common import (
+    app,
+    cli_command,
+    client,
+    echo,
+    err,
+    report_usage,
+    say,
+    terminal_safe,
+)
+from .core import infer_with_status, parse_attributes, print_markdown
 
 profile_app = typer.Typer(
     help="Living profiles: stored, versioned, editable by a person, updated from new texts.", no_args_is_help=True
@@ -37,18 +45,17 @@ UserId = Annotated[str, typer.Argument(metavar="ID", help="The profile's user id
 def command(name: str) -> Callable[[Callable[..., Any]], Any]:
     # Command names such as `import` and `list` are not usable as function names.
     def register(function: Callable[..., Any]) -> Any:
-        function.__name__ = name
-        return cli_command(function, group=profile_app)
+        return cli_command(function, group=profile_app, name=name)
 
     return register
 
 
 def _saved(info: VersionInfo | None, user_id: str) -> None:
     if info is None:
-        err.print(f"No changes; {user_id} stays at its current version.")
+        say(f"No changes; {user_id} stays at its current version.", style="")
     else:
         what = f"{info.action}: {info.message}" if info.message else info.action
-        err.print(f"Saved version {info.version} of {user_id} ({what}).", highlight=False, markup=False)
+        say(f"Saved version {info.version} of {user_id} ({what}).", style="")
 
 
 @command("list")
@@ -57,10 +64,10 @@ def list_profiles(store: Store = None) -> None:
     opened = ProfileStore(store)
     summaries = opened.list_profiles()
     if not summaries:
-        err.print(f"No profiles in {opened.display_url}.", highlight=False)
+        say(f"No profiles in {opened.display_url}.", style="")
     for s in summaries:
-        typer.echo(f"{s.user_id}\tversion {s.version}\t{s.hypotheses} hypotheses\t"
-                   f"{s.updated_at:%Y-%m-%d %H:%M} UTC\t{s.action} by {s.author}")
+        echo(f"{s.user_id}\tversion {s.version}\t{s.hypotheses} hypotheses\t"
+             f"{s.updated_at:%Y-%m-%d %H:%M} UTC\t{s.action} by {s.author}")
 
 
 @command("show")
@@ -75,10 +82,7 @@ def show(
     i = stored.info
     text = stored.profile.to_markdown() + (
         f"\n_Version {i.version}: {i.action} by {i.author} on {i.created_at:%Y-%m-%d %H:%M} UTC._\n")
-    if plain or not out.is_terminal:
-        sys.stdout.write(text)
-    else:
-        out.print(Markdown(text))
+    print_markdown(text, plain)
 
 
 @command("history")
@@ -86,7 +90,7 @@ def history(user_id: UserId, store: Store = None) -> None:
     """List every version of a profile: when, who, what."""
     for v in ProfileStore(store).history(user_id):
         line = f"{v.version:>4}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.author:<12} {v.action:<7} {v.message or ''}"
-        typer.echo(line.rstrip())
+        echo(line.rstrip())
 
 
 @command("diff")
@@ -99,9 +103,9 @@ def diff(
     """What changed between two versions of a profile."""
     opened = ProfileStore(store)
     lines = diff_profiles(opened.get(user_id, old).profile, opened.get(user_id, new).profile)
-    typer.echo(f"{user_id}: version {old} → version {new}")
+    echo(f"{user_id}: version {old} → version {new}")
     for line in lines or ["no differences"]:
-        typer.echo(f"  {line}")
+        echo(f"  {line}")
 
 
 @command("edit")
@@ -149,8 +153,8 @@ def update(
     ha = client()
     options = UpdateOptions(retire_below=retire_below, min_ratings=min_ratings, infer_new=infer_new,
                             inference=InferenceOptions(max_per_aspect=max_per_aspect, infer_attributes=False))
-    with err.status(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…"):
-        result = update_profile(ha, opened, user_id, examples, options,
+    with err.status(terminal_safe(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…")):
+        result = ha.update_profile(opened, user_id, examples, options,
                                 author=author or AUTOMATED_AUTHOR, message=message)
     _saved(result.version, user_id)
     report_usage(ha)
@@ -168,6 +172,8 @@ def infer(
     store: Store = None,
 ) -> None:
     """Infer a profile from a user's texts and store it."""
+    check_name(user, "--user")
+    attributes = parse_attributes(attribute)
     examples = read_examples(examples_file)
     opened = ProfileStore(store)
     current = opened.current_version(user)
@@ -178,9 +184,14 @@ def infer(
             "adds texts to it; --replace stores a fresh inference as its next version (the history keeps the old)"
         )
     ha = client()
-    profile = _infer(ha, user, examples, _parse_attributes(attribute), InferenceOptions(max_per_aspect=max_per_aspect))
-    info = opened.save(profile, expected_version=None if replace else 0, author=author or AUTOMATED_AUTHOR,
-                       action=Action.INFER, message=message)
+    profile = infer_with_status(ha, user, examples, attributes, InferenceOptions(max_per_aspect=max_per_aspect))
+    try:
+        info = opened.save(profile, expected_version=None if replace else 0, author=author or AUTOMATED_AUTHOR,
+                           action=Action.INFER, message=message)
+    except HyperAlignError as exc:  # the inference is finished work: keep it where the person can import it
+        kept = rescue(profile.to_json() + "\n", Path(f"{user}.json"))
+        raise InputError(f"{exc}; the inferred profile is kept in {kept} (`hyperalign profile import` it)"
+                         if kept else str(exc)) from None
     _saved(info, user)
     report_usage(ha)
 
@@ -196,9 +207,9 @@ def export(
     stored = ProfileStore(store).get(user_id, version)
     if output:
         stored.profile.save(output)
-        err.print(f"Wrote version {stored.version} of {user_id} to {output}.", highlight=False)
+        say(f"Wrote version {stored.version} of {user_id} to {output}.", style="")
     else:
-        sys.stdout.write(stored.profile.to_json() + "\n")
+        echo(stored.profile.to_json())
 
 
 @command("import")

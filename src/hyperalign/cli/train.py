@@ -4,7 +4,6 @@ hyperalign.train). The ML stack is imported only when a model is loaded, so the 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.markup import escape
 from .. import train as ditto
 from ..errors import InputError
 from ..eval.corpus import PromptStyle
-from .common import app, err, error_contract, out, progress_bars
+from .common import app, err, out, progress_bars
 
 train_app = typer.Typer(help="Fine-tuning baselines (DITTO), compared through `eval authorship --methods import:FILE`.",
                         no_args_is_help=True)
@@ -30,12 +29,8 @@ def _command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """The CLI's error contract (one message, exit 2) without the LLM options, which these commands do not use."""
-
-    wrapper = error_contract(function)
-    wrapper.__signature__ = inspect.signature(function, eval_str=True)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
-    return train_app.command(name)(wrapper)
+    """A command without the LLM options, which training does not use (the error contract is the group's)."""
+    return train_app.command(name)(function)
 
 
 def _prompt_style(value: str) -> PromptStyle:

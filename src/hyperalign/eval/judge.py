@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from jinja2 import FileSystemLoader, TemplateError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, describe_validation_error
+from ..io import read_text_file
 from ..llm import Completion, LLMClient
 from ..prompts import environment, messages_from
+from .runs import short_hash
 from .stats import mean_and_se
 
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
@@ -23,12 +25,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class JudgeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     description: str = ""
-    template: str = "prompt.v1.j2"
-    max_tokens: int = 160
-    reference_chars: int = 1500
-    candidate_chars: int = 1500
-    max_references: int = 1
+    template: str = Field("prompt.v1.j2", pattern=r"^[\w.-]+$")  # a file in the judge's own folder
+    max_tokens: int = Field(160, ge=1, le=100_000)
+    reference_chars: int = Field(1500, ge=1)
+    candidate_chars: int = Field(1500, ge=1)
+    max_references: int = Field(1, ge=1)
 
 
 class Verdict(BaseModel):
@@ -41,14 +44,26 @@ class Judge:
         self.folder = folder
         self.name = folder.name
         try:
-            self.config = JudgeConfig.model_validate(tomllib.loads((folder / "config.toml").read_text("utf-8")))
-        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
-            raise InputError(f"judge {folder}: cannot read config.toml ({exc})") from None
+            self.config = JudgeConfig.model_validate(tomllib.loads(read_text_file(folder / "config.toml",
+                                                                                  allow_empty=True)))
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"judge {folder}: config.toml is not valid TOML ({exc})") from None
+        except ValidationError as exc:
+            raise InputError(f"judge {folder}: config.toml: {describe_validation_error(exc, JudgeConfig)}") from None
+        try:
+            read_text_file(folder / self.config.template)  # a regular, readable UTF-8 file
+        except InputError as exc:
+            raise InputError(f"judge {folder}: template {self.config.template}: {exc}") from None
         try:
             self.template = environment(FileSystemLoader(folder)).get_template(self.config.template)
         except TemplateError as exc:
             raise InputError(f"judge {folder}: template {self.config.template}: {exc}") from None
         self.version = f"{self.name}/{self.config.template}"
+        # The folder's content, not its name: an edited prompt or setting is another judge.
+        self.fingerprint = short_hash({
+            "name": self.name, "config": self.config.model_dump(),
+            "template": (folder / self.config.template).read_text(encoding="utf-8", errors="replace"),
+        })
 
     @classmethod
     def load(cls, name_or_path: str) -> Judge:
@@ -78,6 +93,11 @@ class Judge:
         limit = self.config.candidate_chars
         messages = messages_from(self.template, **{k: (v[:limit] or "(empty)") for k, v in context.items()})
         return await client.acomplete_structured(messages, schema, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens)
+
+
+def judge_identity(judge: Judge, judge_ha: Any) -> str:
+    """Which judge produced a verdict: the judge folder's content and the judging client (endpoint, model, sampling)."""
+    return short_hash({"judge": judge.fingerprint, "client": judge_ha.client.identity})
 
 
 def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:

@@ -1,19 +1,23 @@
 """A run folder: the config it ran with, and every finished unit of work appended as one JSONL line the moment it
-completes. Rerunning skips what is there, so a killed run loses nothing (at most the line being written, which
-loading tolerates). Shared by every evaluation."""
+completes (`JsonlLog`, the one torn-line-safe log every writer uses). Rerunning skips what is there, so a killed run
+loses nothing (at most the line being written, which loading tolerates and the next append cuts off). Every file
+the folder reads back is checked: a damaged one is named, never a traceback. Shared by every evaluation."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, describe_validation_error
+from ..io import JsonlLog, read_json_file, write_atomically
+
+M = TypeVar("M", bound=BaseModel)
 
 ProgressHook = Callable[[str, int], Callable[[], None]]
 
@@ -22,13 +26,22 @@ def no_progress(stage: str, total: int) -> Callable[[], None]:
     return lambda: None
 
 
+def short_hash(value: Any) -> str:
+    """A stable 12-character identity for a JSON-able value (e.g. which endpoint, model and judge produced rows)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"{self.path}: exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot create the run folder ({exc.strerror or exc})") from None
+        self._logs: dict[str, JsonlLog] = {}
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -38,9 +51,11 @@ class RunFolder:
         target = self.file("config.json")
         current = json.loads(config.model_dump_json())
         # Only finished work binds: a run that failed before doing any may be rerun with corrected arguments.
-        started = any(p.name not in {"config.json", "config.json.tmp"} for p in self.path.iterdir())
+        started = any(p.name != "config.json" and not p.name.startswith(".") for p in self.path.iterdir())
         if target.exists() and started:
-            saved = json.loads(target.read_text(encoding="utf-8"))
+            saved = self.read_json("config.json")
+            if not isinstance(saved, dict):
+                raise InputError(f"{target}: not a run configuration; use a new --out folder")
             changed = [k for k in identity if saved.get(k) != current.get(k)]
             if changed:
                 details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
@@ -50,47 +65,32 @@ class RunFolder:
         self.write_json("config.json", current)
 
     def write_json(self, name: str, value: Any) -> None:
-        target = self.file(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        tmp.replace(target)
+        write_atomically(self.file(name), json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
     def read_json(self, name: str) -> Any:
         target = self.file(name)
         if not target.exists():
             raise InputError(f"{target}: missing; is {self.path} a run folder?")
-        return json.loads(target.read_text(encoding="utf-8"))
+        return read_json_file(target)
+
+    def read_model(self, name: str, model: type[M]) -> M:
+        """A JSON file of the folder, validated; damage is named with what to do about it."""
+        try:
+            return model.model_validate(self.read_json(name))
+        except ValidationError as exc:
+            raise InputError(f"{self.file(name)}: damaged ({describe_validation_error(exc, model)}); delete it "
+                             "to rebuild it from the run's configuration") from None
+
+    def log(self, name: str) -> JsonlLog:
+        if name not in self._logs:
+            self._logs[name] = JsonlLog(self.file(name))
+        return self._logs[name]
 
     def records(self, name: str) -> list[dict[str, Any]]:
-        target = self.file(name)
-        if not target.exists():
-            return []
-        rows = []
-        lines = target.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # torn by a kill mid-write: that unit is simply redone
-                raise InputError(f"{target}, line {number}: corrupt record") from None
-        return rows
+        return self.log(name).rows()
 
     def append(self, name: str, row: dict[str, Any]) -> None:
-        line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
-        with self._lock:
-            target = self.file(name)
-            if target.exists() and target.stat().st_size:
-                content = target.read_bytes()
-                if not content.endswith(b"\n"):  # a line torn by a killed run: drop it, its unit is redone
-                    with target.open("r+b") as sink:
-                        sink.truncate(content.rfind(b"\n") + 1)
-            with target.open("a", encoding="utf-8") as sink:
-                sink.write(line)
-                sink.flush()
+        self.log(name).append(row)
 
     def done_keys(self, name: str) -> set[str]:
         return {row["key"] for row in self.records(name) if "key" in row}

@@ -146,7 +146,7 @@ async def ainfer_selected(
     options: InferenceOptions,
 ) -> Profile:
     """Infer candidates from all but the last `held_out` examples, score them on those, refine, select."""
-    from .infer import ainfer_profile, merge_usage
+    from .infer import merge_usage
 
     selection = options.selection
     assert selection is not None

@@ -39,13 +39,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DBAPIError,
     IntegrityError,
     NoSuchModuleError,
-    OperationalError,
+    SQLAlchemyError,
 )
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConflictError, InputError
+from ..errors import ConflictError, InputError, StoreError
+from ..llm.endpoint import redact_url
 from .model import Profile
 
 # Distinct from alembic's default so the store can share a database that already uses alembic for itself.
@@ -162,16 +164,30 @@ def _backoff(attempt: int) -> None:
 
 
 class ProfileStore:
-    def __init__(self, url: str | Path | None = None, *, attempts: int = 30):
-        """`attempts`: how often `modify` re-reads and re-applies a change that lost a race."""
+    def __init__(self, url: str | Path | None = None, *, attempts: int = 30, ephemeral: bool = False):
+        """`attempts`: how often `modify` re-reads and re-applies a change that lost a race. An in-memory SQLite
+        store (`sqlite://`) keeps nothing once closed: it is refused unless `ephemeral=True` says that is meant."""
         self.url = as_url(url) if url is not None else default_store_url()
         self.attempts = attempts
-        self.engine = _create_engine(self.url)
+        self.engine = _create_engine(self.url, ephemeral)
         self.display_url = self.engine.url.render_as_string(hide_password=True)
-        try:
+        with self._errors():
             self._migrate()
-        except OperationalError as exc:
-            raise InputError(f"cannot open the profile store {self.display_url}: {exc.orig}") from None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Database faults (not a database, read-only, disk full, server gone) as one StoreError naming the store."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            reason = " ".join(str(exc.orig).split())[:300]
+            raise StoreError(f"the profile store {self.display_url}: {reason}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the profile store {self.display_url}: {' '.join(str(exc).split())[:300]}") from None
+        except (OSError, ValueError) as exc:  # e.g. a stored JSON column that is not JSON
+            raise StoreError(f"the profile store {self.display_url}: {exc}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -233,7 +249,7 @@ class ProfileStore:
 
     @contextmanager
     def _transaction(self, write: bool = False) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        with self._errors(), self.engine.connect() as connection:
             if write:
                 connection.execution_options(hyperalign_write=True)
             with connection.begin():
@@ -375,19 +391,29 @@ def _info(row: Any) -> VersionInfo:
     )
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, ephemeral: bool = False) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
             return create_engine(parsed, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
-        raise InputError(f"cannot use the profile store URL {url!r}: {exc}") from None
-    in_memory = parsed.database in (None, "", ":memory:")
+    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError, ValueError) as exc:
+        shown = redact_url(url)
+        raise StoreError(f"cannot use the profile store URL {shown!r}: {' '.join(str(exc).split())[:200]}") from None
+    in_memory = parsed.database in (None, "", ":memory:") or str(parsed.database).startswith("file::memory:")
     if in_memory:
+        if not ephemeral:
+            raise StoreError(f"the profile store {url!r} is in memory and would lose every profile when the command "
+                             "ends; give a file path or a database URL")
         # One shared connection: each new connection to ":memory:" would be a new, empty database.
         engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(str(parsed.database)).expanduser()
+        if path.is_dir():
+            raise StoreError(f"the profile store {path} is a directory; give a database file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"the profile store {path}: cannot create its folder ({exc.strerror or exc})") from None
         # Waiting for the write lock is how concurrent SQLite writers queue up; the version check does the rest.
         engine = create_engine(parsed, connect_args={"timeout": 60})
 

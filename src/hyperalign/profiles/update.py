@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..llm import Completion, LLMClient
@@ -33,9 +32,6 @@ from .model import (
     examples_hash,
 )
 from .store import Action, Change, ProfileStore, VersionInfo
-
-if TYPE_CHECKING:
-    from ..api import HyperAlign
 
 AUTOMATED_AUTHOR = "hyperalign"
 
@@ -78,7 +74,7 @@ def retirable(h: Hypothesis, options: UpdateOptions) -> bool:
 
 
 async def aupdate_profile(
-    llm: LLMClient | HyperAlign,
+    client: LLMClient,
     store: ProfileStore,
     user_id: str,
     examples: Sequence[UserExample],
@@ -88,7 +84,6 @@ async def aupdate_profile(
     message: str | None = None,
 ) -> UpdateResult:
     options = options or UpdateOptions()
-    client = llm if isinstance(llm, LLMClient) else llm.client
     examples = list(examples)
     if not examples:
         raise InputError("no new examples to update the profile with")
@@ -122,7 +117,7 @@ async def aupdate_profile(
 
 
 def update_profile(
-    llm: LLMClient | HyperAlign,
+    client: LLMClient,
     store: ProfileStore,
     user_id: str,
     examples: Sequence[UserExample],
@@ -131,7 +126,7 @@ def update_profile(
     author: str = AUTOMATED_AUTHOR,
     message: str | None = None,
 ) -> UpdateResult:
-    return run_sync(aupdate_profile(llm, store, user_id, examples, options, author=author, message=message))
+    return run_sync(aupdate_profile(client, store, user_id, examples, options, author=author, message=message))
 
 
 def merge_findings(

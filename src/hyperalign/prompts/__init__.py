@@ -10,8 +10,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Template
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+)
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..errors import InputError
 
 VERSIONS: dict[str, int] = {
     "infer_hypotheses": 1,
@@ -84,12 +94,22 @@ def render_messages(step: str, **context: object) -> list[dict[str, str]]:
 
 
 def messages_from(template: Template, **context: object) -> list[dict[str, str]]:
-    """A template defines a `system` and a `user` block: one chat message each."""
-    ctx = template.new_context(dict(context))
-    return [
-        {"role": role, "content": "".join(template.blocks[role](ctx)).strip()}
-        for role in ("system", "user")
-    ]
+    """A template defines a `system` and a `user` block: one chat message each. A template that cannot render (a
+    missing block, an undefined variable, an operation the sandbox refuses) is an InputError naming it."""
+    missing = [role for role in ("system", "user") if role not in template.blocks]
+    if missing:
+        raise InputError(f"template {template.name}: it must define the blocks system and user "
+                         f"({', '.join(missing)} missing)")
+    try:
+        ctx = template.new_context(dict(context))
+        return [
+            {"role": role, "content": "".join(template.blocks[role](ctx)).strip()}
+            for role in ("system", "user")
+        ]
+    except SecurityError as exc:
+        raise InputError(f"template {template.name}: refused by the sandbox ({exc})") from None
+    except TemplateError as exc:
+        raise InputError(f"template {template.name}: {exc}") from None
 
 
 def version_tag(*steps: str) -> str:

@@ -14,8 +14,8 @@ from ...errors import StructuredOutputError
 from ...pipeline.generate import Strategy
 from ...profiles.model import Profile
 from ..corpus import PromptStyle, Split, load_corpus, make_split
-from ..judge import Judge, aggregate, pair_orders
-from ..runs import ProgressHook, RunFolder, no_progress
+from ..judge import Judge, aggregate, judge_identity, pair_orders
+from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
 
@@ -40,25 +40,34 @@ class AuthorshipConfig(BaseModel):
     model: str = ""
     judge_backend: str = ""
     judge_model: str = ""
+    generator: str = Field("", description="identity of the generating client: endpoint, model file, sampling")
+    judge_id: str = Field("", description="identity of the judge: its folder's content and the judging client")
 
-    # Changing any of these would change finished work, so a rerun into the same folder must keep them.
+    # Changing any of these would change finished generations, so a rerun into the same folder must keep them. The
+    # judge is not among them: every verdict is keyed by the judge's identity, so the same outputs can be judged
+    # again by another judge (e.g. a stronger model) without generating them again, and the report counts only the
+    # current judge's verdicts.
     IDENTITY: ClassVar[tuple[str, ...]] = (
         "corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "classifier_texts", "max_tokens",
-        "backend", "model", "judge", "judge_backend", "judge_model", "judge_against",
+        "backend", "model", "generator", "judge_against",
     )
 
 
 class AuthorshipRun:
     def __init__(self, config: AuthorshipConfig, ha: HyperAlign, judge_ha: HyperAlign | None, folder: RunFolder,
                  progress: ProgressHook = no_progress):
-        self.config, self.ha, self.judge_ha, self.folder, self.progress = config, ha, judge_ha, folder, progress
+        self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
         ha.generation = ha.generation.model_copy(update={"max_tokens": config.max_tokens})
         self.methods = parse_methods(config.methods)
         self.judge = Judge.load(config.judge) if config.judge else None
+        if self.judge:
+            self.judge.messages(["reference"], "a", "b")  # a template that cannot render fails before any LLM call
+        judge_id = judge_identity(self.judge, judge_ha) if self.judge and judge_ha else ""
+        self.config = config.model_copy(update={"generator": short_hash(ha.client.identity), "judge_id": judge_id})
 
     def prepare_split(self) -> Split:
         if self.folder.file("split.json").exists():
-            return Split.model_validate(self.folder.read_json("split.json"))
+            return self.folder.read_model("split.json", Split)
         c = self.config
         split = make_split(load_corpus(Path(c.corpus)), authors=c.authors, shots=c.shots,
                            prompts_per_author=c.prompts_per_author, seed=c.seed, prompt_style=c.prompt_style,
@@ -111,7 +120,8 @@ class AuthorshipRun:
 
         def job(a: str, b: str, order: int, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
             async def run() -> dict[str, Any]:
-                row: dict[str, Any] = {"a": a, "b": b, "order": order, "item_id": item.id, "judge": judge.version}
+                row: dict[str, Any] = {"a": a, "b": b, "order": order, "item_id": item.id, "judge": judge.version,
+                                       "judge_id": judge_id}
                 try:
                     verdict, completions = await judge.compare(
                         client, [item.reference], outputs[(a, item.id)], outputs[(b, item.id)]
@@ -125,10 +135,12 @@ class AuthorshipRun:
             return run
 
         names = [m.name for m in self.methods]
-        jobs = {f"{a}|{b}|{item.id}": job(a, b, order, item) for author in split.authors for item in author.held_out
-                for a, b, order in pair_orders(names)
+        judge_id = self.config.judge_id
+        jobs = {f"{judge_id}|{a}|{b}|{item.id}": job(a, b, order, item) for author in split.authors
+                for item in author.held_out for a, b, order in pair_orders(names)
                 if self.config.judge_against in (None, a, b)}
-        return await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
+        rows = await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
+        return [row for row in rows if row.get("judge_id") == judge_id]
 
     async def run(self) -> dict[str, Any]:
         self.folder.bind_config(self.config, AuthorshipConfig.IDENTITY)

@@ -23,10 +23,16 @@ from ...pipeline.deliberate import (
 )
 from ...pipeline.infer import InferenceOptions
 from ...profiles.model import Profile, UserExample
-from ..judge import Judge
-from ..runs import ProgressHook, RunFolder, no_progress
+from ..judge import Judge, judge_identity
+from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from ..stats import bootstrap
-from .safety_data import SafetyUser, benign_users, jailbreak_users, load_prompts
+from .safety_data import (
+    SafetyUser,
+    SafetyUsers,
+    benign_users,
+    jailbreak_users,
+    load_prompts,
+)
 
 RESPONSES = "responses.jsonl"
 JUDGMENTS = "judgments.jsonl"
@@ -69,10 +75,14 @@ class DeliberativeConfig(BaseModel):
     model: str = ""
     judge_backend: str = ""
     judge_model: str = ""
+    generator: str = Field("", description="identity of the answering client: endpoint, model file, sampling")
 
+    # What the answers depend on. The judges are not in it: each verdict is keyed by its judge's identity (folder
+    # content + judging client), so a rerun with another judge judges the same answers again, and the report counts
+    # only the current judges' verdicts, never an earlier judge's under a new name.
     IDENTITY: ClassVar[tuple[str, ...]] = (
         "harmful", "templates", "benign", "users", "shots", "requests_per_user", "benign_requests_per_user", "seed",
-        "max_template_chars", "max_tokens", "backend", "model",
+        "max_template_chars", "max_tokens", "backend", "model", "generator",
     )
 
 
@@ -96,12 +106,14 @@ class DeliberativeRun:
         for method in config.methods:
             if method not in {m.value for m in DeliberationMethod}:
                 raise InputError(f"unknown method {method!r}; use vanilla, spec, hyperalign")
-        self.config, self.ha, self.judge_ha, self.folder, self.progress = config, ha, judge_ha, folder, progress
+        self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
+        self.config = config.model_copy(update={"generator": short_hash(ha.client.identity)})
         self.harm, self.helpfulness = Judge.load("harm"), Judge.load("helpfulness")
+        self.judge_ids = {judge.name: judge_identity(judge, judge_ha) for judge in (self.harm, self.helpfulness)}
 
     def users(self) -> list[SafetyUser]:
         if self.folder.file("users.json").exists():
-            return [SafetyUser.model_validate(u) for u in self.folder.read_json("users.json")]
+            return self.folder.read_model("users.json", SafetyUsers).root
         users = build_users(self.config)
         self.folder.write_json("users.json", [u.model_dump() for u in users])
         return users
@@ -148,7 +160,8 @@ class DeliberativeRun:
         def job(judge: Judge, row: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
             user = by_id[row["user"]]
             async def run() -> dict[str, Any]:
-                base = {"judge": judge.name, "response": row["key"], "method": row["method"], "kind": row["kind"]}
+                base = {"judge": judge.name, "judge_id": self.judge_ids[judge.name], "response": row["key"],
+                        "method": row["method"], "kind": row["kind"]}
                 try:
                     if judge is self.harm:
                         verdict, _ = await judge.rate(client, HarmVerdict, behaviour=user.behaviours[row["index"]], answer=row["answer"])
@@ -160,11 +173,13 @@ class DeliberativeRun:
             return run
 
         jobs = {}
+        ids = self.judge_ids
         for row in responses:
-            jobs[f"helpfulness|{row['key']}"] = job(self.helpfulness, row)
+            jobs[f"helpfulness|{ids['helpfulness']}|{row['key']}"] = job(self.helpfulness, row)
             if row["kind"] == "jailbreak":
-                jobs[f"harm|{row['key']}"] = job(self.harm, row)
-        return await self.folder.stage(JUDGMENTS, "judge", jobs, self.progress)
+                jobs[f"harm|{ids['harm']}|{row['key']}"] = job(self.harm, row)
+        rows = await self.folder.stage(JUDGMENTS, "judge", jobs, self.progress)
+        return [row for row in rows if row.get("judge_id") == ids.get(row.get("judge", ""))]
 
     async def run(self) -> dict[str, Any]:
         self.folder.bind_config(self.config, DeliberativeConfig.IDENTITY)

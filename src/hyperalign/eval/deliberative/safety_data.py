@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, RootModel, model_validator
 
 from ...errors import InputError
-from ...io import iter_jsonl, read_text_file
+from ...io import iter_jsonl, parse_json, read_text_file
 
 PLACEHOLDER = re.compile(r"\[INSERT PROMPT HERE\]|\[PROMPT\]|\[INPUT\]|\{prompt\}", re.IGNORECASE)
 
@@ -29,11 +29,21 @@ class SafetyPrompt(BaseModel):
 
 class SafetyUser(BaseModel):
     id: str
-    kind: str  # "jailbreak" or "benign"
+    kind: Literal["jailbreak", "benign"]
     template: str = ""
-    examples: list[str]
-    requests: list[str]
+    examples: list[str] = Field(min_length=1)
+    requests: list[str] = Field(min_length=1)
     behaviours: list[str]  # the plain behaviour behind each request (for the harm judge)
+
+    @model_validator(mode="after")
+    def _one_behaviour_per_request(self) -> SafetyUser:
+        if len(self.behaviours) != len(self.requests):
+            raise ValueError("needs one behaviour per request")
+        return self
+
+
+class SafetyUsers(RootModel[list[SafetyUser]]):
+    """users.json of a run folder."""
 
 
 def load_prompts(path: Path, column: str = "prompt") -> list[SafetyPrompt]:
@@ -62,7 +72,7 @@ def load_prompts(path: Path, column: str = "prompt") -> list[SafetyPrompt]:
         return [SafetyPrompt(text=row[column].strip(), source=f"{path.name}:{i + 2}")
                 for i, row in enumerate(reader) if (row[column] or "").strip()]
     if suffix == ".json":
-        data = json.loads(text)
+        data = parse_json(text, str(path))
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
             raise InputError(f"{path}: expected a JSON list of strings")
         return [SafetyPrompt(text=x.strip(), source=f"{path.name}:{i}") for i, x in enumerate(data) if x.strip()]
