@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from .errors import InputError
-from .io import check_text
+from .io import check_text, read_text_file
 from .llm.cache import default_cache_path
 from .llm.endpoint import redact_url, validate_base_url
 
@@ -131,14 +131,12 @@ class Settings(BaseSettings):
 def _file_values(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    if not path.is_file():
-        raise InputError(f"{path}: the settings file is not a regular file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_text_file(path, allow_empty=True))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc}); fix the file or point HYPERALIGN_CONFIG elsewhere") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the settings file ({exc})") from None
+    except InputError as exc:
+        raise InputError(f"the settings file {exc}") from None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,28 +1,44 @@
-"""`hyperalign eval ...` and `hyperalign report RUN`: thin shells over hyperalign.eval."""
+"""`hyperalign eval ...` and `hyperalign report RUN`: thin shells over hyperalign.eval. The evaluation stack
+(scikit-learn, matplotlib) is the `[eval]` extra: it is imported when an evaluation runs, so every other command
+starts without it, and without it these commands say how to install it."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markdown import Markdown
 
 from ..api import HyperAlign
-from ..eval.ablation.run import run_ablation
-from ..eval.authorship.run import AuthorshipConfig, AuthorshipRun
-from ..eval.corpus import PromptStyle
-from ..eval.deliberative.run import (
-    DeliberativeConfig,
-    DeliberativeRun,
-    default_benign_path,
-)
-from ..eval.report import write_report
-from ..eval.runs import ProgressHook, RunFolder
+from ..errors import InputError
 from ..llm.client import run_sync
-from .common import app, cli_command, client, err, out, progress_bars, report_usage
+from .common import (
+    app,
+    cli_command,
+    client,
+    out,
+    progress_bars,
+    report_usage,
+    say,
+    terminal_safe,
+)
+
+if TYPE_CHECKING:
+    from ..eval.runs import ProgressHook, RunFolder
+
+EVAL_INSTALL_HINT = "pip install 'hyperalign[eval]'"
+PROMPT_STYLES = ("auto", "news", "row")
+
+
+def require_eval_stack() -> None:
+    missing = [name for name in ("sklearn", "matplotlib", "numpy") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"evaluations need the eval extra ({', '.join(missing)} missing): {EVAL_INSTALL_HINT}")
+
 
 eval_app = typer.Typer(help="Evaluate personalization against baselines.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -44,9 +60,11 @@ def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def run_and_report(start: Callable[[RunFolder, ProgressHook], AuthorshipRun | DeliberativeRun], ha: HyperAlign,
-                   out_dir: Path) -> None:
+def run_and_report(start: Callable[[RunFolder, ProgressHook], Any], ha: HyperAlign, out_dir: Path) -> None:
     """Run an evaluation into its (resumable) folder, then write and show its report and the session's usage."""
+    from ..eval.report import write_report
+    from ..eval.runs import RunFolder
+
     folder = RunFolder(out_dir)
     with stage_bars() as stage:
         results = run_sync(start(folder, stage).run())
@@ -54,9 +72,9 @@ def run_and_report(start: Callable[[RunFolder, ProgressHook], AuthorshipRun | De
     report_usage(ha)
 
 
-def show_report(path: Path) -> None:
-    out.print(Markdown(path.read_text(encoding="utf-8")))
-    err.print(f"Report: {path}")
+def show_report(path: Path, extra: str = "") -> None:
+    out.print(Markdown(terminal_safe(path.read_text(encoding="utf-8"))))
+    say(f"Report: {path}{extra}", style="")
 
 
 def judge_client(ha: HyperAlign, backend: str | None, model: str | None, base_url: str | None) -> HyperAlign:
@@ -69,8 +87,11 @@ def judge_client(ha: HyperAlign, backend: str | None, model: str | None, base_ur
 
 def _setup(
     max_tokens: int, judge: str, judge_backend: str | None, judge_model: str | None, judge_base_url: str | None,
-    methods: str, **fields: object,
-) -> tuple[HyperAlign, HyperAlign, AuthorshipConfig]:
+    methods: str, **fields: Any,
+) -> tuple[HyperAlign, HyperAlign, Any]:
+    require_eval_stack()
+    from ..eval.authorship.run import AuthorshipConfig
+
     ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
@@ -98,12 +119,14 @@ def authorship(
     judge_base_url: JudgeOption = None,
 ) -> None:
     """Authorship evaluation: attribution, pairwise judge and cost for each method."""
-    if prompt_style not in PromptStyle.__args__:  # type: ignore[attr-defined]
+    if prompt_style not in PROMPT_STYLES:
         raise typer.BadParameter("--prompt-style must be auto, news or row")
     ha, judge_ha, config = _setup(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style,
     )
+    from ..eval.authorship.run import AuthorshipRun
+
     run_and_report(lambda folder, stage: AuthorshipRun(config, ha, judge_ha, folder, stage), ha, out_dir)
 
 
@@ -136,11 +159,13 @@ def ablation(
         authors=authors, shots=shots_values[0], prompts_per_author=prompts_per_author, seed=seed,
         judge_against="hyperalign" if "hyperalign" in comma_list(methods) else None,
     )
+    from ..eval.ablation.run import run_ablation
+    from ..eval.runs import RunFolder
+
     folder = RunFolder(out_dir)
     with stage_bars() as stage:
         run_sync(run_ablation(config, shots_values, ha, judge_ha, folder, stage))
-    out.print(Markdown(folder.file("report.md").read_text(encoding="utf-8")))
-    err.print(f"Report: {folder.file('report.md')} · plot: {folder.file('plots/ablation.png')}")
+    show_report(folder.file("report.md"), f" · plot: {folder.file('plots/ablation.png')}")
     report_usage(ha)
 
 
@@ -164,6 +189,13 @@ def deliberative(
     judge_base_url: JudgeOption = None,
 ) -> None:
     """Deliberative alignment: do hypotheses about the user make safe answers more helpful, and not harmful?"""
+    require_eval_stack()
+    from ..eval.deliberative.run import (
+        DeliberativeConfig,
+        DeliberativeRun,
+        default_benign_path,
+    )
+
     ha = client()
     judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
     config = DeliberativeConfig(
@@ -181,6 +213,12 @@ cli_command(deliberative, group=eval_app)
 
 def report(run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder.")]) -> None:
     """Re-render a run's report.md, results.csv and plots from its results.json."""
+    require_eval_stack()
+    from ..eval.report import write_report
+    from ..eval.runs import RunFolder
+
+    if not run.is_dir():
+        raise InputError(f"{run}: not a run folder (no such directory)")
     show_report(write_report(RunFolder(run)))
 
 

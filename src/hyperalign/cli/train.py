@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.markup import escape
 
 from .. import train as ditto
 from ..errors import InputError
 from ..eval.corpus import PromptStyle
-from .common import app, err, out, progress_bars
+from ..io import check_output_path
+from ..pipeline.evidence import normalize
+from .common import app, out, progress_bars, say, say_warning
 
 train_app = typer.Typer(help="Fine-tuning baselines (DITTO), compared through `eval authorship --methods import:FILE`.",
                         no_args_is_help=True)
@@ -37,10 +38,6 @@ def _prompt_style(value: str) -> PromptStyle:
     if value not in PromptStyle.__args__:  # type: ignore[attr-defined]
         raise InputError("--prompt-style must be auto, news or row")
     return value  # type: ignore[return-value]
-
-
-def _say(message: str) -> None:
-    err.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
 @_command("ditto")
@@ -66,16 +63,16 @@ def ditto_(
     demonstrations = ditto.demonstrations_of(chosen, style)
     ditto.resolve_base_model(base_model)
     ditto.require_training_stack()
-    _say(f"Loading {ditto.base_model_label(base_model)} ...")
+    say(f"Loading {ditto.base_model_label(base_model)} ...")
     base = ditto.load_base(base_model, dtype=settings.runtime.dtype, threads=settings.runtime.threads)
     meta = {
         "author": author, "corpus": str(corpus), "authors": authors, "shots": shots,
         "prompts_per_author": prompts_per_author, "seed": seed, "prompt_style": style, "tiny": tiny,
         "config_file": str(config) if config else None,
     }
-    log = ditto.train_ditto(base, demonstrations, settings, out_dir, meta=meta, say=_say)
+    log = ditto.train_ditto(base, demonstrations, settings, out_dir, meta=meta, say=say)
     last = {phase: next((s["loss"] for s in reversed(log["steps"]) if s["phase"] == phase), None) for phase in ("sft", "dpo")}
-    err.print(
+    say(
         f"Trained {author!r} on {len(demonstrations)} demonstrations ({log['device']}): {log['sft_steps']} SFT steps"
         f"{' (stopped early)' if log['sft_stopped_early'] else ''}, last loss {last['sft']}; {log['dpo_steps']} DPO "
         f"steps in {len(log['dpo_rounds'])} rounds, last loss {last['dpo']}; {log['wall_time_s']['total']} s, peak "
@@ -126,27 +123,27 @@ def generate(
     if temperature is not None:
         overrides["temperature"] = temperature
     settings = ditto.load_config(config, overrides={"generate": overrides} if overrides else None)
+    check_output_path(output, tasks)
     done = ditto.finished_rows(output)
-    from ..pipeline.evidence import normalize
 
     remaining = [t for t in todo if (t.author, normalize(t.prompt)) not in done]
     if len(remaining) < len(todo):
-        err.print(f"Resuming: {len(todo) - len(remaining)} of {len(todo)} prompts already in {output}.")
+        say(f"Resuming: {len(todo) - len(remaining)} of {len(todo)} prompts already in {output}.")
     if not remaining:
-        err.print(f"Nothing to do: {output} holds all {len(todo)} outputs.")
+        say(f"Nothing to do: {output} holds all {len(todo)} outputs.")
         return
     several = len({t.author for t in todo}) > 1
     for name in dict.fromkeys(t.author for t in remaining):  # every adapter found before the model loads
         ditto.resolve_adapter(adapter, name, several)
     ditto.resolve_base_model(base_model)
     ditto.require_training_stack()
-    _say(f"Loading {ditto.base_model_label(base_model)} ...")
+    say(f"Loading {ditto.base_model_label(base_model)} ...")
     base = ditto.load_base(base_model, dtype=settings.runtime.dtype, threads=settings.runtime.threads)
     with progress_bars() as progress:
         bar = progress.add_task("ditto", total=len(remaining))
         written = ditto.generate_for_tasks(
             base, todo, adapter, output, settings.generate, on_row=lambda row: progress.advance(bar),
-            warn=lambda message: err.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False),
+            warn=say_warning,
         )
-    err.print(f"Wrote {written} outputs to {output} ({base.device}).")
+    say(f"Wrote {written} outputs to {output} ({base.device}).")
     out.print(json.dumps({"output": str(output), "written": written, "total": len(todo)}), highlight=False)

@@ -29,5 +29,10 @@ def write_report(folder: RunFolder, results: dict[str, Any] | None = None) -> Pa
     if writer is None:
         raise InputError(f"{folder.file('results.json')}: not a hyperalign results file (unknown kind {kind!r}; "
                          f"known: {', '.join(WRITERS)})")
-    writer(folder, results)
+    try:
+        writer(folder, results)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # results.json is written whole by the run; one that cannot be rendered was edited or truncated by hand.
+        raise InputError(f"{folder.file('results.json')}: incomplete or not from this version of hyperalign "
+                         f"({type(exc).__name__}: {exc}); rerun the evaluation into its folder to rebuild it") from None
     return folder.file("report.md")

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from ..errors import InputError
+from ..io import read_text_file
 from .model import Evidence, Hypothesis, HypothesisScore, Profile
 from .store import Action, ProfileStore, VersionInfo, default_author
 
@@ -228,6 +229,8 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
     """What changed between `base` and the person's YAML, as edits that can be re-applied to a newer version."""
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply to be read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -284,26 +287,40 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return f"field '{'.'.join(str(part) for part in loc)}'"
 
 
+def editor_command(editor: str | None = None) -> list[str]:
+    """The person's editor as an argument list ($EDITOR, then $VISUAL), checked before any file is written."""
+    command = editor or os.environ.get("EDITOR") or os.environ.get("VISUAL") or ("notepad" if os.name == "nt" else "vi")
+    try:
+        words = shlex.split(command, posix=os.name != "nt")
+    except ValueError as exc:
+        raise InputError(f"the editor command {command!r} (EDITOR) cannot be parsed ({exc}); fix EDITOR, "
+                         "or use the flags (--pin, --set, …)") from None
+    if not words:
+        raise InputError("the editor command (EDITOR) is empty; set EDITOR, or use the flags (--pin, --set, …)")
+    return words
+
+
 def run_editor(text: str, editor: str | None = None) -> tuple[str, Path]:
     """Open `text` in the person's editor; the edited text and the file it is in (kept until it parses)."""
-    command = editor or os.environ.get("EDITOR") or os.environ.get("VISUAL") or ("notepad" if os.name == "nt" else "vi")
+    words = editor_command(editor)
     handle, name = tempfile.mkstemp(prefix="hyperalign-profile-", suffix=".yaml")
     path = Path(name)
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
     try:
-        status = subprocess.call([*shlex.split(command, posix=os.name != "nt"), str(path)])
-    except FileNotFoundError:
+        status = subprocess.call([*words, str(path)])
+    except OSError as exc:  # not found, not executable
         path.unlink(missing_ok=True)
         raise InputError(
-            f"the editor {command!r} was not found; set EDITOR, or use the flags (--pin, --set, …)") from None
+            f"the editor {words[0]!r} cannot be started ({exc.strerror or exc}); set EDITOR, "
+            "or use the flags (--pin, --set, …)") from None
     if status != 0:
         path.unlink(missing_ok=True)
-        raise InputError(f"the editor ({command}) exited with status {status}; the profile is unchanged")
+        raise InputError(f"the editor ({' '.join(words)}) exited with status {status}; the profile is unchanged")
     try:
-        return path.read_text(encoding="utf-8"), path
-    except UnicodeDecodeError:
-        raise InputError(f"the edited file is not UTF-8; save it as UTF-8 (your edit is kept in {path})") from None
+        return read_text_file(path, allow_empty=True), path
+    except InputError as exc:
+        raise InputError(f"{exc} (your edit is kept in {path})") from None
 
 
 # --- with a store ------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..eval.corpus import AuthorSplit
+from ..io import JsonlLog, iter_jsonl, read_json_file
+from ..pipeline.evidence import normalize
 from .config import GenerateSettings
 from .model import LoadedBase
 
@@ -82,9 +83,10 @@ def adapter_log(adapter_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+        log = read_json_file(path)
+    except InputError:
+        return {}  # the log only adds a warning; a damaged one is not worth failing generation for
+    return log if isinstance(log, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,6 @@ class Task:
 
 def finished_rows(path: Path) -> set[tuple[str, str]]:
     """(author, normalized prompt) already in an import file: these are skipped when resuming."""
-    from ..io import iter_jsonl
     from ..pipeline.evidence import normalize
 
     if not Path(path).exists():
@@ -109,7 +110,6 @@ def finished_rows(path: Path) -> set[tuple[str, str]]:
 
 def read_tasks(path: Path, default_author: str | None = None) -> list[Task]:
     """JSONL rows {"author", "prompt" (or "task")}; "author" may be left out when one --author is given."""
-    from ..io import iter_jsonl
 
     tasks = []
     for number, row in iter_jsonl(Path(path)):
@@ -140,7 +140,6 @@ def generate_for_tasks(
     finishes; rows already there are skipped. Returns the number written."""
     from peft import PeftModel
 
-    from ..pipeline.evidence import normalize
 
     done = finished_rows(output)
     todo = [t for t in tasks if (t.author, normalize(t.prompt)) not in done]
@@ -151,29 +150,27 @@ def generate_for_tasks(
         recorded = adapter_log(folder).get("base_model")
         if recorded and Path(recorded) != Path(base.label):
             warn(f"the adapter {folder} was trained on {recorded}, not on {base.label}")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    log = JsonlLog(Path(output))
     written = 0
-    with output.open("a", encoding="utf-8") as sink:
-        for author in authors:
-            mine = [t for t in todo if t.author == author]
-            model = PeftModel.from_pretrained(base.model, str(adapters[author]))
-            model.to(base.device)
-            try:
-                for start in range(0, len(mine), batch_size):
-                    chunk = mine[start : start + batch_size]
-                    texts = generate_texts(
-                        model, base.tokenizer, [t.prompt for t in chunk], max_new_tokens=settings.max_new_tokens,
-                        temperature=settings.temperature, batch_size=batch_size, device=base.device,
-                    )
-                    for task, text in zip(chunk, texts, strict=True):
-                        row = {"author": task.author, "prompt": task.prompt, "output": text}
-                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        sink.flush()
-                        written += 1
-                        on_row(row)
-            finally:
-                base.model = model.unload()
+    # One adapter at a time; each row is appended (and synced) as it is written.
+    for author in authors:
+        mine = [t for t in todo if t.author == author]
+        model = PeftModel.from_pretrained(base.model, str(adapters[author]))
+        model.to(base.device)
+        try:
+            for start in range(0, len(mine), batch_size):
+                chunk = mine[start : start + batch_size]
+                texts = generate_texts(
+                    model, base.tokenizer, [t.prompt for t in chunk], max_new_tokens=settings.max_new_tokens,
+                    temperature=settings.temperature, batch_size=batch_size, device=base.device,
+                )
+                for task, text in zip(chunk, texts, strict=True):
+                    row = {"author": task.author, "prompt": task.prompt, "output": text}
+                    log.append(row)
+                    written += 1
+                    on_row(row)
+        finally:
+            base.model = model.unload()
     return written
 
 
