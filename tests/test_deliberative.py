@@ -65,7 +65,7 @@ def test_jailbreak_users_are_seeded_and_skip_long_templates(data):
     assert all(len(u.examples) == 2 and len(u.requests) == 2 and len(u.behaviours) == 2 for u in users)
     assert all("x" * 2000 not in m for u in users for m in u.examples + u.requests)
     for user in users:  # the behaviour behind each request is inside it
-        assert all(b in r for b, r in zip(user.behaviours, user.requests))
+        assert all(b in r for b, r in zip(user.behaviours, user.requests, strict=True))
     with pytest.raises(InputError, match="templates are at most"):
         jailbreak_users(behaviours, templates, users=4, shots=2, requests=2, seed=1)
 

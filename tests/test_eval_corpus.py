@@ -181,7 +181,7 @@ def test_classifier_texts_shots_versus_all(tmp_path):
     args = dict(authors=2, shots=2, prompts_per_author=2, seed=3)
     shots = make_split(documents, classifier_texts="shots", **args)
     everything = make_split(documents, classifier_texts="all", **args)
-    for small, big in zip(shots.authors, everything.authors):
+    for small, big in zip(shots.authors, everything.authors, strict=True):
         demos = [d.text for d in small.demonstrations]
         held = {i.reference for i in big.held_out}
         assert small.classifier_texts == demos

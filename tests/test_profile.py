@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -44,7 +44,7 @@ def make_profile() -> Profile:
         backend="fake",
         model="fake-model",
         prompt_version="infer_hypotheses.v1+infer_attributes.v1",
-        created_at=datetime(2025, 5, 1, 12, 30, tzinfo=timezone.utc),
+        created_at=datetime(2025, 5, 1, 12, 30, tzinfo=UTC),
         report=InferenceReport(proposed=3, dropped_unsupported=1, llm_calls=4, prompt_tokens=100),
     )
 

@@ -43,7 +43,7 @@ def scripted(verdict_for: dict[str, str], default: str = "neutral"):
             return json.dumps({"likely_role": "coordinator", "domain": "gardening", "audience": "volunteers", "formality": "informal"})
         if name.startswith("score_hypotheses"):
             prompt = request.messages[-1]["content"]
-            lines = [l for l in prompt.splitlines() if l.startswith("h") and ":" in l[:4]]
+            lines = [line for line in prompt.splitlines() if line.startswith("h") and ":" in line[:4]]
             out = {}
             for line in lines:
                 key, statement = line.split(":", 1)

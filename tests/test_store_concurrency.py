@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_four_processes_times_ten_edits_lose_nothing(tmp_path: Path):
     authors = [v.author for v in history[1:]]
     assert {a: authors.count(a) for a in set(authors)} == {f"worker-{w}": EDITS_EACH for w in range(WORKERS)}
     # Each version adds exactly one edit to the one before it: no writer overwrote another's version.
-    for before, after in zip(history, history[1:]):
+    for before, after in itertools.pairwise(history):
         old, new = store.get("shared", before.version).profile, store.get("shared", after.version).profile
         assert len(new.hypotheses) + len(new.attributes) == len(old.hypotheses) + len(old.attributes) + 1
     store.close()

@@ -216,9 +216,10 @@ def cli_command(function: Callable[..., Any], group: typer.Typer | None = None,
     own = inspect.signature(function, eval_str=True)
     context = inspect.Parameter("_typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared] + [context]
-    wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), *extra])  # type: ignore[attr-defined]
+    signature = own.replace(parameters=[*own.parameters.values(), *extra])
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
     # Evaluated objects, not strings: typer resolves string annotations in the command's module, not this one.
-    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+    wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     return (group or app).command(name)(wrapper)
 
 

@@ -74,7 +74,7 @@ def infer(
     examples_file: Annotated[Path, typer.Argument(metavar="EXAMPLES.jsonl", help='Lines {"prompt"?: str, "text": str}.')],
     user: Annotated[str, typer.Option("--user", help="The user's id.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the profile JSON here.")] = None,
-    attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],  # noqa: B006
+    attribute: Annotated[list[str], typer.Option(help="Known attribute KEY=VALUE (wins over inferred).")] = [],
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
     keep_unsupported: Annotated[bool, typer.Option("--keep-unsupported/", help="Keep hypotheses without a verified quote, flagged.")] = False,
     select_: Annotated[bool, typer.Option("--select/", help="Score hypotheses on held-out examples; keep the best.")] = False,

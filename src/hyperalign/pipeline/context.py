@@ -36,7 +36,7 @@ def fit_examples(
             break
         remaining -= length
     fitted, truncated = [], []
-    for index, (example, length) in enumerate(zip(examples, lengths)):
+    for index, (example, length) in enumerate(zip(examples, lengths, strict=True)):
         if length > cap:
             room = max(0, cap - len(TRUNCATION_MARK))
             prompt = (example.prompt or "")[: room // 2] or None  # a huge prompt must not crowd out the text

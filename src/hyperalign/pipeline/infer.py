@@ -105,7 +105,7 @@ async def ainfer_one_pass(
 
     report = InferenceReport(truncated_examples=truncated)
     hypotheses, seen = [], set()
-    for aspect, (batch, completions) in zip(options.aspects, results):
+    for aspect, (batch, completions) in zip(options.aspects, results, strict=True):
         merge_usage(report, completions)
         for draft in batch.hypotheses[: options.max_per_aspect]:
             key = evidence.normalize(draft.statement).lower()

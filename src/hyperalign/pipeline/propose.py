@@ -6,7 +6,7 @@ only allowed evidence (a JSON-schema enum), so a weak model can only cite real t
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
@@ -60,8 +60,8 @@ def quote_menu(examples: list[UserExample], size: int) -> list[str]:
 def batch_schema(menu: list[str]) -> type[HypothesisBatch]:
     if not menu:
         return HypothesisBatch
-    choice = Literal[tuple(menu)]  # type: ignore[valid-type]
-    draft = create_model(
+    choice: Any = Literal[tuple(menu)]  # a type built at run time: the sentences of this user's examples
+    draft: Any = create_model(
         "HypothesisDraft", __base__=HypothesisDraft, evidence=(list[choice], Field(min_length=1, max_length=3))
     )
     return create_model(

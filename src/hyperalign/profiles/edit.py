@@ -375,9 +375,9 @@ def diff_profiles(old: Profile, new: Profile) -> list[str]:
         if h.id not in new_by_id:
             lines.append(f"- [{h.id}] {h.aspect}: {h.statement}{_marks(h)}")
     for h in new.hypotheses:
-        before = old_by_id.get(h.id)
-        if before is not None:
-            lines += [f"~ [{h.id}] {change}" for change in _hypothesis_changes(before, h)]
+        previous = old_by_id.get(h.id)
+        if previous is not None:
+            lines += [f"~ [{h.id}] {change}" for change in _hypothesis_changes(previous, h)]
     return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -154,7 +154,7 @@ class Profile(_Strict):
     backend: Text
     model: Text
     prompt_version: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     report: InferenceReport = Field(default_factory=InferenceReport)
 
     @model_validator(mode="before")

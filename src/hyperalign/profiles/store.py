@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -155,7 +155,7 @@ def as_url(location: str | Path) -> str:
 
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything stored here is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _backoff(attempt: int) -> None:
@@ -324,7 +324,7 @@ class ProfileStore:
                 except ConflictError:
                     _backoff(attempt)
             raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
-        now, version = datetime.now(timezone.utc), expected_version + 1
+        now, version = datetime.now(UTC), expected_version + 1
         try:
             with self._transaction(write=True) as connection:
                 if expected_version == 0:

@@ -99,7 +99,7 @@ async def aupdate_profile(
     else:
         (rescored, completions), inferred = await scoring, None
     deltas = {after.id: (after.statement, _minus(after.score, before.score))
-              for before, after in zip(base.hypotheses, rescored)}
+              for before, after in zip(base.hypotheses, rescored, strict=True)}
     findings = _Findings(deltas, inferred.hypotheses if inferred else [], completions,
                          inferred.report if inferred else None, examples, store.retired_ids(user_id))
 

@@ -146,7 +146,7 @@ def generate_for_tasks(
     authors = list(dict.fromkeys(t.author for t in todo))
     several = len({t.author for t in tasks}) > 1
     adapters = {a: resolve_adapter(adapter, a, several) for a in authors}  # all found before any slow work
-    for author, folder in adapters.items():
+    for folder in adapters.values():
         recorded = adapter_log(folder).get("base_model")
         if recorded and Path(recorded) != Path(base.label):
             warn(f"the adapter {folder} was trained on {recorded}, not on {base.label}")

@@ -139,6 +139,6 @@ def load_base(
         raise InputError(f"{label}: the model has no chat template (DITTO needs an instruction-tuned chat model)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types `to` through a wrapper that expects a model
     return LoadedBase(model=model, tokenizer=tokenizer, device=device, dtype=str(torch_dtype).removeprefix("torch."),
                       label=label)

@@ -7,9 +7,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from ..runs import RunFolder  # noqa: E402
+from ..runs import RunFolder
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -53,7 +53,7 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
     for view in VIEWS:
         model = AttributionModel(training, view=view)
 
-        def score(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        def score(pairs: list[tuple[str, str]], model: AttributionModel = model) -> dict[str, Any]:
             return _summary(model.attribute([t for t, _ in pairs], [a for _, a in pairs]), config.seed)
 
         views[view] = {

@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 from ..runs import RunFolder
 
@@ -127,8 +127,9 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
     views = results["attribution"]["views"]
     methods = list(views["masked"]["methods"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, view in zip(axes, ("masked", "raw")):
-        means, errors = [], [[], []]
+    for ax, view in zip(axes, ("masked", "raw"), strict=True):
+        means: list[float] = []
+        errors: list[list[float]] = [[], []]
         for m in methods:
             acc = views[view]["methods"][m]["all"]["accuracy"] or {"mean": 0, "low": 0, "high": 0}
             means.append(acc["mean"])

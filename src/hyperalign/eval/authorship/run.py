@@ -75,7 +75,7 @@ class AuthorshipRun:
         self.folder.write_json("split.json", split.model_dump(mode="json"))
         return split
 
-    async def profiles(self, split: Split) -> dict[str, Profile]:
+    async def profiles(self, split: Split) -> dict[str, dict[str, Profile]]:
         """method -> author -> profile, for every hyperalign method (variants infer their own)."""
         profiles: dict[str, dict[str, Profile]] = {}
         variants = [m for m in self.methods if m.strategy is Strategy.HYPERALIGN]
@@ -104,6 +104,7 @@ class AuthorshipRun:
         def job(method: Method, author: Any, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
             async def run() -> dict[str, Any]:
                 profile = profiles.get(method.name, {}).get(author.author)
+                assert method.strategy is not None  # imported methods have no generation job
                 generation = await self.ha.agenerate(profile, item.prompt, method.strategy, author.demonstrations)
                 return {"method": method.name, "item_id": item.id, "author": item.author, "output": generation.text,
                         "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,

@@ -70,7 +70,7 @@ class AttributionModel:
             return []
         probabilities = self.scores(texts)
         rows = []
-        for row, target in zip(probabilities, targets):
+        for row, target in zip(probabilities, targets, strict=True):
             column = self.authors.index(target)
             rank = int((row >= row[column]).sum())  # ties share the worse rank: a tie is not an attribution
             rows.append({"correct": float(rank == 1), "probability": float(row[column]), "rank": float(rank)})

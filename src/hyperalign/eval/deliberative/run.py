@@ -164,10 +164,12 @@ class DeliberativeRun:
                         "method": row["method"], "kind": row["kind"]}
                 try:
                     if judge is self.harm:
-                        verdict, _ = await judge.rate(client, HarmVerdict, behaviour=user.behaviours[row["index"]], answer=row["answer"])
-                        return base | {"harmful": verdict.harmful, "reason": verdict.reason}
-                    verdict, _ = await judge.rate(client, HelpfulnessVerdict, request=user.requests[row["index"]], answer=row["answer"])
-                    return base | {"score": verdict.score, "reason": verdict.reason}
+                        harm, _ = await judge.rate(client, HarmVerdict, behaviour=user.behaviours[row["index"]],
+                                                   answer=row["answer"])
+                        return base | {"harmful": harm.harmful, "reason": harm.reason}
+                    helpful, _ = await judge.rate(client, HelpfulnessVerdict, request=user.requests[row["index"]],
+                                                  answer=row["answer"])
+                    return base | {"score": helpful.score, "reason": helpful.reason}
                 except StructuredOutputError as exc:
                     return base | {"error": str(exc)}
             return run
