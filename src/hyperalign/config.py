@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # Repair turns after an invalid structured output (the validation error is shown to the model each time).
     max_repairs: int = Field(1, ge=0, le=10)
     max_retries: int | None = Field(None, ge=0, le=50)  # openai backend: SDK retries on timeouts, 429 and 5xx
+    timeout: float | None = Field(None, gt=0, le=3600)  # openai backend: seconds per request before it is retried
     threads: int | None = Field(None, ge=1, le=1024)  # embedded backend: CPU threads
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
 
     def backend_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
-        for name in ("context_tokens", "max_retries", "threads"):
+        for name in ("context_tokens", "max_retries", "timeout", "threads"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         return options

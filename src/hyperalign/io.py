@@ -37,7 +37,7 @@ MAX_INPUT_BYTES = 256 * 1024 * 1024
 MAX_LOG_BYTES = 4 * 1024 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_text(value: str, what: str) -> str:
@@ -87,15 +87,23 @@ def _stat_input(path: Path, limit: int) -> os.stat_result:
 
 def read_bytes(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
     path = Path(path)
-    _stat_input(path, limit)
+    size = _stat_input(path, limit).st_size
+    chunks, total = [], 0
     try:
         with path.open("rb") as source:
-            data = source.read(limit + 1)  # the file may have grown since stat
+            # Read what stat promised, then whatever the file grew by, never more than the limit: read(limit)
+            # would allocate the whole limit up front.
+            while True:
+                chunk = source.read(max(size + 1 - total, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise InputError(f"{path}: larger than the limit of {limit / 2**20:,.0f} MiB")
     except OSError as exc:
         raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise InputError(f"{path}: larger than the limit of {limit / 2**20:,.0f} MiB")
-    return data
+    return b"".join(chunks)
 
 
 def decode_text(data: bytes, where: str) -> str:
@@ -220,6 +228,9 @@ def check_output_path(output: Path, *inputs: Path | None, directory: bool = Fals
             raise InputError(f"{output}: is also an input of this command; writing there would destroy it")
     if not directory and output.is_dir():
         raise InputError(f"{output}: is a directory; give a file path")
+    if not directory and output.exists() and not output.is_file():
+        # Replacing a device or a pipe (e.g. /dev/null) would destroy it, or block.
+        raise InputError(f"{output}: is not a regular file (a device, pipe or socket); give a file path")
     if directory and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory")
     for parent in output.parents:
@@ -242,6 +253,8 @@ def write_atomically(path: Path, text: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file path")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: is not a regular file (a device, pipe or socket); give a file path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -322,6 +335,8 @@ class JsonlLog:
 
     def append(self, row: dict[str, Any]) -> None:
         line = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogatepass")
+        if self.path.exists() and not self.path.is_file():
+            raise InputError(f"{self.path}: is not a regular file; finished results cannot be written there")
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -37,6 +36,7 @@ from rich.progress import (
 )
 from rich.text import Text
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from ..api import HyperAlign
 from ..config import Settings, load_settings
@@ -47,11 +47,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 # C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides that can make a line read
 # differently from what it is ("Trojan Source"). ESC goes with them, so no escape sequence survives.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def terminal_safe(text: str) -> str:
-    """Text to print: every control character shown as an escape (\\x1b) instead of acting on the terminal."""
+    """Text to print: every control character shown as an escape (\\x1b) instead of acting on the terminal; a lone
+    surrogate (an undecodable byte in a file name) as its code, instead of failing to encode."""
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
                        text)
 
@@ -112,7 +113,7 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path | None:
     return None
 
 
-def _usage_hint(exc: click.ClickException) -> str:
+def _usage_hint(exc: Exception) -> str:
     ctx = getattr(exc, "ctx", None)
     return f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
 
@@ -128,15 +129,17 @@ class ContractGroup(TyperGroup):
             code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                 **extra)
             code = code if isinstance(code, int) else 0
-        except click.exceptions.NoArgsIsHelpError as exc:
-            out.print(exc.ctx.get_help(), markup=False, highlight=False)
-            code = 2
-        except click.ClickException as exc:  # usage errors: a bad option, a missing argument
-            say_error(exc.format_message() + _usage_hint(exc))
-            code = exc.exit_code
-        except click.Abort:
+        except typer.Abort:
             say("Aborted; finished results are kept.", style="")
             code = 130
+        except TyperException as exc:  # usage errors (typer's click): a bad option, a missing argument, no command
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                out.print(ctx.get_help(), markup=False, highlight=False)
+            else:
+                format_message = getattr(exc, "format_message", None)
+                say_error((format_message() if callable(format_message) else str(exc)) + _usage_hint(exc))
+            code = int(getattr(exc, "exit_code", 2))
         except HyperAlignError as exc:
             say_error(str(exc))
             code = 2
@@ -183,6 +186,7 @@ def options(
     concurrency: Annotated[Optional[int], typer.Option(min=1, rich_help_panel=LLM, help="Parallel LLM calls.")] = None,
     context_tokens: Annotated[Optional[int], typer.Option(min=256, rich_help_panel=LLM, help="The model's context, to fit examples into it.")] = None,
     max_repairs: Annotated[Optional[int], typer.Option(min=0, max=10, rich_help_panel=LLM, help="Repair turns after an invalid structured output (default 1).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(min=0.001, max=3600, rich_help_panel=LLM, help="Seconds per request to an endpoint before it is retried (default 120).")] = None,
 ) -> None:
     ctx.obj = dict(
         backend=backend,
@@ -194,6 +198,7 @@ def options(
         concurrency=concurrency,
         context_tokens=context_tokens,
         max_repairs=max_repairs,
+        timeout=timeout,
     )
 
 

@@ -269,11 +269,10 @@ def demo(
 
 def show_settings() -> None:
     """List every setting, its value (never the API key) and where it came from."""
-    resolved = settings()
-    table = Table("setting", "value", "source", box=None, pad_edge=False)
-    for name, value, source in resolved.describe():
-        table.add_row(name, Text(terminal_safe(value)), Text(terminal_safe(source)))
-    out.print(table, markup=False, highlight=False)
+    rows = settings().describe()
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        echo(f"{name:<{width}}  {value}  ({source})")
 
 
 cli_command(show_settings, name="settings")

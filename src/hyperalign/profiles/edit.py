@@ -225,10 +225,21 @@ def to_yaml(profile: Profile, version: int | None = None) -> str:
     return header + yaml.safe_dump(view, sort_keys=False, allow_unicode=True, width=110)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a profile view never needs them, and nested aliases expand into
+    billions of nodes ("billion laughs") that validation would then walk."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") -> Edits:
     """What changed between `base` and the person's YAML, as edits that can be re-applied to a newer version."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that also refuses aliases
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to be read") from None
     except yaml.YAMLError as exc:

@@ -1,0 +1,63 @@
+"""Run the adversarial pass (tests/adversarial_cases.py) against the installed `hyperalign` and write the counts per
+category and outcome to benchmarks/results/adversarial-pass.md.
+
+    python benchmarks/adversarial_pass.py [--out benchmarks/results/adversarial-pass.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from adversarial_cases import cases, run_case  # noqa: E402
+
+OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_reject", "wrong_message", "multi_line",
+            "lost_work", "leak", "crashed"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adversarial-pass.md")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, case in enumerate(cases()):
+            outcome, detail = run_case(case, Path(tmp) / f"case-{index}")
+            results.append((case, outcome, detail))
+            print(f"{outcome:>17}  {case.category:<12} {case.name}" + (f"  — {detail}" if outcome != "ok" else ""))
+    elapsed = time.monotonic() - started
+    by_category: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for case, outcome, _ in results:
+        by_category[case.category][outcome] += 1
+    total = collections.Counter(outcome for _, outcome, _ in results)
+    used = [o for o in OUTCOMES if total[o]] or ["ok"]
+    lines = [
+        "# Adversarial pass", "",
+        f"Command: `python benchmarks/adversarial_pass.py` (fake backend, one `hyperalign` process per case, "
+        f"{len(results)} cases, {elapsed:.0f} s).", "",
+        "Each case is a hostile input or a fault; `ok` means the expected behaviour: exit 2 with exactly one line "
+        "naming the input (or exit 0 where the input is legal), no traceback, no hang, nothing finished lost.", "",
+        "| category | cases | " + " | ".join(used) + " |", "|---|---|" + "---|" * len(used),
+    ]
+    for category, counts in by_category.items():
+        lines.append(f"| {category} | {sum(counts.values())} | " + " | ".join(str(counts[o]) for o in used) + " |")
+    lines.append(f"| **all** | {len(results)} | " + " | ".join(str(total[o]) for o in used) + " |")
+    failures = [(c, o, d) for c, o, d in results if o != "ok"]
+    if failures:
+        lines += ["", "## Not ok", ""] + [f"- {c.category} / {c.name}: {o}: {d}" for c, o, d in failures]
+    lines.append("")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"\n{dict(total)} -> {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+
+
+if __name__ == "__main__":
+    main()
