@@ -463,6 +463,54 @@ def cases() -> list[Case]:
                  check=lambda d, _: f"left behind {[p.name for p in (d / 'tmp').iterdir()]}"
                  if any((d / "tmp").iterdir()) else None))
 
+    # The living-profile commands.
+    store = ["--store", "s.db"]
+    for name, args, fragment in [
+        ("show a missing user", ["profile", "show", "nobody"], "no profile 'nobody'"),
+        ("show version 0", ["profile", "show", "bev", "--version", "0"], "no version 0"),
+        ("diff with a missing version", ["profile", "diff", "bev", "1", "99"], "no version 99"),
+        ("edit an unknown id", ["profile", "edit", "bev", "--pin", "zz"], "no hypothesis zz"),
+        ("edit --set without =", ["profile", "edit", "bev", "--set", "abc"], "--set"),
+        ("edit --add with no aspect", ["profile", "edit", "bev", "--add", "=Says hi."], "--add"),
+        ("edit --attribute with no key", ["profile", "edit", "bev", "--attribute", "=x"], "--attribute"),
+        ("update from a device", ["profile", "update", "bev", "/dev/zero"], "/dev/zero"),
+        ("update a missing user", ["profile", "update", "nobody", "ex.jsonl"], "no profile 'nobody'"),
+        ("import under an empty --user", ["profile", "import", "p.json", "--user", ""], "--user"),
+        ("import under a --user with a newline", ["profile", "import", "p.json", "--user", "a\nb"], "--user"),
+        ("export -o a device", ["profile", "export", "bev", "-o", "/dev/null"], "not a regular file"),
+        ("infer over a stored profile", ["profile", "infer", "ex.jsonl", "--user", "bev"], "already stored"),
+        ("--author with an escape sequence", ["profile", "edit", "bev", "--pin", "x", "--author", "\x1b[31m"], "author"),
+    ]:
+        add(Case(f"profile: {name}", "profiles", [*args, *store], fragment=fragment,
+                 setup=both(base_files, _stored_profile)))
+
+    # Other evaluations and the training baseline: bad inputs fail before any model work.
+    for name, args, fragment in [
+        ("deliberative: missing behaviours", ["eval", "deliberative", "--harmful", "none.txt", "--templates", "t.json",
+                                              "--out", "r"], "none.txt"),
+        ("deliberative: templates not a JSON list", ["eval", "deliberative", "--harmful", "h.txt", "--templates",
+                                                     "bad.json", "--out", "r"], "bad.json"),
+        ("deliberative: CSV without the column", ["eval", "deliberative", "--harmful", "h.csv", "--templates", "t.json",
+                                                  "--out", "r"], "column"),
+        ("deliberative: an unknown method", ["eval", "deliberative", "--harmful", "h.txt", "--templates", "t.json",
+                                             "--out", "r", "--methods", "vanilla,psychic"], "psychic"),
+        ("ablation: --shots not numbers", ["eval", "ablation", "--corpus", "corpus", "--out", "r", "--shots", "a,b"],
+         "--shots"),
+        ("ablation: --shots 0", ["eval", "ablation", "--corpus", "corpus", "--out", "r", "--shots", "0"], "--shots"),
+        ("train ditto: missing corpus", ["train", "ditto", "--corpus", "nowhere", "--author", "a", "--out", "ad"],
+         "nowhere"),
+        ("train ditto: unknown author", ["train", "ditto", "--corpus", "corpus", "--author", "zed", "--out", "ad",
+                                         "--authors", "2", "--shots", "2", "--prompts-per-author", "1"], "zed"),
+        ("train ditto: a config with an unknown key", ["train", "ditto", "--corpus", "corpus", "--author", "ann",
+                                                       "--out", "ad", "--config", "bad.toml", "--authors", "2",
+                                                       "--shots", "2", "--prompts-per-author", "1"], "bad.toml"),
+        ("train generate: no adapter", ["train", "generate", "--adapter", "ad", "-o", "o.jsonl", "--tasks",
+                                        "tasks.jsonl", "--author", "x"], "no adapter"),
+        ("train generate: -o the tasks file", ["train", "generate", "--adapter", "ad", "-o", "tasks.jsonl", "--tasks",
+                                               "tasks.jsonl", "--author", "x"], "also an input"),
+    ]:
+        add(Case(name, "evaluations", args, fragment=fragment, setup=both(base_files, _corpus, _safety_files)))
+
     # The command line itself.
     add(Case("an unknown command", "cli", ["telepathy"], fragment="telepathy"))
     add(Case("an unknown option", "cli", ["infer", "ex.jsonl", "--usr", "bev"], fragment="--usr", setup=base_files))
@@ -513,6 +561,14 @@ def _evil_judge(d: Path) -> None:
     write(d / "evil" / "prompt.v1.j2",
           "{% block system %}{{ cycler.__init__.__globals__.os.system('touch pwned') }}{% endblock %}"
           "{% block user %}{{ a }}{% endblock %}")
+
+
+def _safety_files(d: Path) -> None:
+    write(d / "h.txt", "".join(f"Harmful behaviour number {i}\n" for i in range(12)))
+    write(d / "h.csv", "behaviour\nsomething\n")
+    write(d / "t.json", json.dumps([f"Template {i}: [INSERT PROMPT HERE]" for i in range(5)]))
+    write(d / "bad.json", json.dumps({"not": "a list"}))
+    write(d / "bad.toml", "[sft]\nsteps = 3\ncolour = 'red'\n")
 
 
 def _stored_profile(d: Path) -> None:

@@ -288,6 +288,7 @@ def rescue(text: str, intended: Path) -> Path | None:
 
 
 def write_or_rescue(path: Path, text: str) -> None:
+    check_output_path(path)  # a path that can never be written is refused as such, before anything is rescued
     try:
         write_atomically(path, text)
     except InputError as exc:

@@ -38,6 +38,11 @@ Store = Annotated[Optional[str], typer.Option(
          "~/.local/share/hyperalign/profiles.sqlite3 (under $XDG_DATA_HOME if set).",
 )]
 Author = Annotated[Optional[str], typer.Option(help="Who the new version is attributed to.", show_default=False)]
+
+
+def author_or(author: str | None, default: str) -> str:
+    """The --author given (checked before any work), or the default."""
+    return check_name(author, "--author") if author is not None else default
 Message = Annotated[Optional[str], typer.Option("-m", "--message", help="Why: kept in the history.")]
 UserId = Annotated[str, typer.Argument(metavar="ID", help="The profile's user id.")]
 
@@ -124,7 +129,7 @@ def edit(
     """Edit a profile: with flags, or with no flags in $EDITOR on a YAML view. Saves a new version."""
     opened = ProfileStore(store)
     edits = Edits.from_flags(pin, unpin, delete, set_statement, add, attribute)
-    who = author or default_author()
+    who = author_or(author, default_author())
     if edits.is_empty():
         info = edit_in_editor(opened, user_id, author=who, message=message)
     else:
@@ -147,6 +152,7 @@ def update(
     store: Store = None,
 ) -> None:
     """Rescore a profile on new texts, add hypotheses inferred from them, retire the ones they contradict."""
+    who = author_or(author, AUTOMATED_AUTHOR)
     examples = read_examples(examples_file)
     opened = ProfileStore(store)
     opened.get(user_id)  # a missing profile should fail before any LLM call
@@ -155,7 +161,7 @@ def update(
                             inference=InferenceOptions(max_per_aspect=max_per_aspect, infer_attributes=False))
     with err.status(terminal_safe(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…")):
         result = ha.update_profile(opened, user_id, examples, options,
-                                author=author or AUTOMATED_AUTHOR, message=message)
+                                author=who, message=message)
     _saved(result.version, user_id)
     report_usage(ha)
 
@@ -173,6 +179,7 @@ def infer(
 ) -> None:
     """Infer a profile from a user's texts and store it."""
     check_name(user, "--user")
+    who = author_or(author, AUTOMATED_AUTHOR)
     attributes = parse_attributes(attribute)
     examples = read_examples(examples_file)
     opened = ProfileStore(store)
@@ -186,7 +193,7 @@ def infer(
     ha = client()
     profile = infer_with_status(ha, user, examples, attributes, InferenceOptions(max_per_aspect=max_per_aspect))
     try:
-        info = opened.save(profile, expected_version=None if replace else 0, author=author or AUTOMATED_AUTHOR,
+        info = opened.save(profile, expected_version=None if replace else 0, author=who,
                            action=Action.INFER, message=message)
     except HyperAlignError as exc:  # the inference is finished work: keep it where the person can import it
         kept = rescue(profile.to_json() + "\n", Path(f"{user}.json"))
@@ -222,8 +229,8 @@ def import_profile(
 ) -> None:
     """Import a profile JSON into the store (a new version if the user already has one)."""
     profile = Profile.load(profile_file)
-    if user:
-        profile = profile.model_copy(update={"user_id": user})
-    info = ProfileStore(store).save(profile, expected_version=None, author=author or default_author(),
+    if user is not None:
+        profile = profile.model_copy(update={"user_id": check_name(user, "--user")})
+    info = ProfileStore(store).save(profile, expected_version=None, author=author_or(author, default_author()),
                                     action=Action.IMPORT, message=message or f"from {profile_file.name}")
     _saved(info, profile.user_id)

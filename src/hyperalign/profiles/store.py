@@ -47,6 +47,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConflictError, InputError, StoreError
+from ..io import check_name, check_text
 from ..llm.endpoint import redact_url
 from .model import Profile
 
@@ -315,6 +316,9 @@ class ProfileStore:
         user_id = profile.user_id
         if not user_id.strip() or len(user_id) > MAX_USER_ID:
             raise InputError(f"a stored profile needs a user id of 1 to {MAX_USER_ID} characters, got {user_id!r}")
+        check_name(author, "the author")
+        if message is not None:
+            check_text(message, "the message")
         if expected_version is None:
             for attempt in range(self.attempts):
                 try:
