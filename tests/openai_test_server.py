@@ -1,0 +1,170 @@
+"""A real OpenAI-compatible HTTP server for tests: standard library only, on 127.0.0.1, in a background thread.
+
+    with OpenAITestServer() as server:
+        server.script(error(429, "slow down", headers={"Retry-After": "0"}), completion("Gears first."))
+        backend = OpenAIBackend(model="m", base_url=server.base_url)
+        ...
+        assert server.requests[0].body["model"] == "m"
+
+It serves `POST /v1/chat/completions` (any other path answers 404), records every request it receives, and
+answers from a script: a queue of `Reply`s, one per request; once the queue is empty, `default` (a completion)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+COMPLETIONS_PATH = "/v1/chat/completions"
+MAX_DELAY = 2.0  # seconds: a delayed reply never holds a test longer than this
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status, raw body and extra headers, sent after `delay` seconds."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # the parsed JSON, or None where the body was not JSON
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status=status, body=json.dumps(payload).encode("ascii"), headers=dict(headers or {}))
+
+
+def completion(content: str | None = "Gears first, opinions later.", finish_reason: str | None = "stop",
+               prompt_tokens: int = 11, completion_tokens: int = 5, model: str = "test-model") -> Reply:
+    """A normal chat completion. JSON is written ASCII-only, so a lone surrogate travels as the escape "\\ud800"."""
+    return _json(200, {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
+        "choices": [{"index": 0, "finish_reason": finish_reason,
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    })
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None) -> Reply:
+    """An HTTP error with an OpenAI-style JSON error body."""
+    return _json(status, {"error": {"message": message, "type": "test_error", "param": None, "code": code}}, headers)
+
+
+def no_choices(model: str = "test-model") -> Reply:
+    """A 200 whose completion holds no choice at all."""
+    return _json(200, {"id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
+                       "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}})
+
+
+def raw(body: bytes, status: int = 200, content_type: str = "application/json") -> Reply:
+    """Any bytes, e.g. a 200 whose body is not JSON."""
+    return Reply(status=status, body=body, content_type=content_type)
+
+
+def delayed(seconds: float, reply: Reply | None = None) -> Reply:
+    """`reply` (a default completion if None) after `seconds` (at most MAX_DELAY)."""
+    if not 0 <= seconds <= MAX_DELAY:
+        raise ValueError(f"a delay must be within 0..{MAX_DELAY} s")
+    base = reply or completion()
+    return Reply(status=base.status, body=base.body, headers=base.headers, content_type=base.content_type,
+                 delay=seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up (timeout tests) is expected
+            super().handle_error(request, client_address)
+
+
+class OpenAITestServer:
+    """Start on enter (or `start()`), stop on exit (or `stop()`); `base_url` is "http://127.0.0.1:PORT/v1"."""
+
+    def __init__(self, default: Reply | None = None):
+        self.default = default or completion()
+        self.requests: list[RecordedRequest] = []
+        self._queue: list[Reply] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()  # wakes delayed replies at shutdown
+        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies, answered in order, one per request."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if request.path != COMPLETIONS_PATH:
+                return error(404, f"no route {request.path}")
+            return self._queue.pop(0) if self._queue else self.default
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(data)
+                except ValueError:
+                    body = None
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                reply = server._next_reply(RecordedRequest(self.path.split("?")[0], headers, body))
+                if reply.delay and server._stopping.wait(reply.delay):
+                    return  # shutting down: drop the connection unanswered
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.send_header("Connection", "close")  # one request per connection: no idle threads linger
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+                pass
+
+        return Handler
+
+    def start(self) -> OpenAITestServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> OpenAITestServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
