@@ -54,11 +54,21 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     home = tmp_path_factory.mktemp("isolated-home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))  # the profile store
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "xdg-state"))  # crash logs
     monkeypatch.setenv("HYPERALIGN_CONFIG", str(home / "no-such-hyperalign.toml"))
     for name in list(os.environ):
         if name.startswith(("HYPERALIGN_", "OPENAI_")) and name != "HYPERALIGN_CONFIG":
             monkeypatch.delenv(name)
     return home
+
+
+@pytest.fixture
+def register_test_backend(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """register_backend for one test: the registry is restored afterwards, so no backend leaks into other tests."""
+    from hyperalign.llm import registry
+
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    return registry.register_backend
 
 
 @pytest.fixture

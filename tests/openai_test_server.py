@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -77,9 +77,7 @@ def delayed(seconds: float, reply: Reply | None = None) -> Reply:
     """`reply` (a default completion if None) after `seconds` (at most MAX_DELAY)."""
     if not 0 <= seconds <= MAX_DELAY:
         raise ValueError(f"a delay must be within 0..{MAX_DELAY} s")
-    base = reply or completion()
-    return Reply(status=base.status, body=base.body, headers=base.headers, content_type=base.content_type,
-                 delay=seconds)
+    return replace(reply or completion(), delay=seconds)
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,7 +98,8 @@ class OpenAITestServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # wakes delayed replies at shutdown
         self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="openai-test-server", daemon=True)
 
     @property
     def port(self) -> int:
@@ -128,7 +127,7 @@ class OpenAITestServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+            def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     body = json.loads(data)
@@ -158,12 +157,12 @@ class OpenAITestServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()
-        self._thread.join(timeout=5)
 
-    def __enter__(self) -> OpenAITestServer:
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from hyperalign.cli import app
 from hyperalign.llm.fake import FakeBackend
-from hyperalign.llm.registry import register_backend
 from hyperalign.profiles.model import Profile
 
 runner = CliRunner()
@@ -131,8 +130,8 @@ def test_unreachable_endpoint(tmp_path, examples_file, monkeypatch):
     assert_clean_failure(result, "cannot reach the LLM endpoint http://127.0.0.1:9/v1")
 
 
-def test_invalid_llm_output_after_repair(tmp_path, examples_file):
-    register_backend("garbage", lambda **_: FakeBackend(responses=lambda request: "this is not json"))
+def test_invalid_llm_output_after_repair(tmp_path, examples_file, register_test_backend):
+    register_test_backend("garbage", lambda **_: FakeBackend(responses=lambda request: "this is not json"))
     result = runner.invoke(app, ["--backend", "garbage", "--no-cache", "infer", str(examples_file), "--user", "u"])
     assert_clean_failure(result, "not valid after 1 repair attempt", "step 'infer_")
 

@@ -73,7 +73,7 @@ def test_jailbreak_users_are_seeded_and_skip_long_templates(data):
 def test_benign_users_one_per_voice(data):
     users = benign_users(load_prompts(data["benign"]), shots=3, requests=2, seed=0)
     assert [u.id for u in users] == ["benign-admin", "benign-nurse"]
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"no benign voice has 8 requests \(shots \+ requests\)"):
         benign_users(load_prompts(data["benign"]), shots=6, requests=2, seed=0)
 
 
@@ -148,7 +148,7 @@ class StopAfter(FakeBackend):
 
     def complete(self, request):
         if len(self.requests) >= self.limit:
-            raise Killed
+            raise Killed("killed")
         return super().complete(request)
 
 
@@ -160,7 +160,7 @@ def run(config: DeliberativeConfig, folder: Path, backend: FakeBackend):
 async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path, data):
     config = DeliberativeConfig(harmful=[str(data["harmful"])], templates=str(data["templates"]), benign=str(data["benign"]),
                                 users=2, shots=2, requests_per_user=2, benign_requests_per_user=1)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="killed"):
         await run(config, tmp_path / "run", StopAfter(20))
     folder = RunFolder(tmp_path / "run")
     finished = len(folder.records("responses.jsonl")) + len(folder.records("judgments.jsonl"))

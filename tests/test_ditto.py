@@ -297,7 +297,8 @@ def test_resolve_adapter_layouts(tmp_path: Path) -> None:
     assert ditto.resolve_adapter(f"{tmp_path}/adapters/{{author}}", "otto", several=True) == tmp_path / "adapters/otto"
     with pytest.raises(InputError, match="no adapter for author 'ann'"):
         ditto.resolve_adapter(tmp_path / "adapters", "ann", several=True)
-    with pytest.raises(InputError):  # with several authors one adapter folder is never reused for all of them
+    # with several authors one adapter folder is never reused for all of them
+    with pytest.raises(InputError, match="no adapter for author 'otto'"):
         ditto.resolve_adapter(tmp_path / "single", "otto", several=True)
 
 

@@ -74,7 +74,7 @@ class KilledAfter(FakeBackend):
 
     def complete(self, request):
         if len(self.requests) >= self.limit:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("killed after the limit")
         return super().complete(request)
 
 
@@ -131,7 +131,7 @@ def test_a_killed_run_resumes_without_redoing_finished_work(corpus, tmp_path, st
     limit = {"profiles": per_profile + 1, "generations": 3 * per_profile + 7,
              "judgments": total - 2 * PAIRS * ITEMS + 11}[stage]
     folder = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed after the limit"):
         run(config(corpus), folder, KilledAfter(int(limit)))
     gc.collect()  # asyncio logs the dead task's unretrieved KeyboardInterrupt now, inside this test's captured log
     profiles_done = len(list((folder / "profiles").glob("*.json")))

@@ -149,11 +149,14 @@ def test_infer_repairs_invalid_output(make_hyperalign, examples):
     assert profile.hypotheses[0].supported
 
 
-@pytest.mark.parametrize("bad", [{"examples": []}, {"user_id": "   "}])
-def test_infer_rejects_bad_input(make_hyperalign, examples, bad):
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"examples": []}, "no examples"), ({"user_id": "   "}, "the user id is empty"),
+    ({"user_id": "a\nb"}, "control character"), ({"user_id": "u" * 201}, "at most 200"),
+])
+def test_infer_rejects_bad_input(make_hyperalign, examples, bad, message):
     ha, backend = make_hyperalign(scripted)
     kwargs = {"user_id": "u", "examples": examples, **bad}
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=message):
         ha.infer_profile(kwargs["user_id"], kwargs["examples"])
     assert backend.requests == []
 

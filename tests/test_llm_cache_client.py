@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 
 import pytest
@@ -295,3 +296,63 @@ def test_run_sync_without_a_loop():
         return "ok"
 
     assert run_sync(answer()) == "ok"
+
+
+# --- the cache-key policy and a cache that fails --------------------------------------------------------------------
+
+
+def test_the_key_covers_the_backend_identity_and_never_the_api_key(tmp_path):
+    from hyperalign.llm.base import backend_identity
+    from hyperalign.llm.embedded import EmbeddedBackend
+    from hyperalign.llm.openai import OpenAIBackend
+
+    one = OpenAIBackend(model="m", base_url="http://a.example/v1", api_key="sk-one")
+    two = OpenAIBackend(model="m", base_url="http://b.example/v1", api_key="sk-one")
+    same = OpenAIBackend(model="m", base_url="http://user:pw@a.example/v1", api_key="sk-two")
+    assert backend_identity(one) != backend_identity(two)
+    assert backend_identity(one)["endpoint"] == "http://a.example/v1"
+    assert backend_identity(same)["endpoint"] == "http://***@a.example/v1"
+    assert "sk-" not in json.dumps(backend_identity(same)) and "pw" not in json.dumps(backend_identity(same))
+
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF" + bytes(3 * 2**20))
+    copy = tmp_path / "elsewhere" / "renamed.gguf"
+    copy.parent.mkdir()
+    copy.write_bytes(model.read_bytes())
+    a, b = EmbeddedBackend(model=str(model)), EmbeddedBackend(model=str(copy))
+    assert backend_identity(a)["model_file"] == backend_identity(b)["model_file"]  # content, not name or place
+    model.write_bytes(b"GGUF" + bytes(3 * 2**20 - 1) + b"\x01")  # same size and name, other weights
+    assert backend_identity(EmbeddedBackend(model=str(model)))["model_file"] != backend_identity(b)["model_file"]
+    assert backend_identity(EmbeddedBackend(model=str(copy), repeat_penalty=1.3)) != backend_identity(b)
+    assert backend_identity(EmbeddedBackend(model=str(copy), context_tokens=4096)) != backend_identity(b)
+
+
+def test_a_key_can_be_computed_for_any_text():
+    assert len(cache_key({"backend": "fake"}, request("\ud800 odd"))) == 64
+
+
+@pytest.mark.parametrize("make", [
+    lambda path: path.write_text("not a database " * 500),
+    lambda path: path.mkdir(),
+    lambda path: sqlite3.connect(path).execute("CREATE TABLE completions (x INTEGER)"),
+], ids=["text file", "directory", "another program's database"])
+def test_an_unusable_cache_is_refused_before_any_call(tmp_path, make):
+    from hyperalign.errors import StoreError
+
+    path = tmp_path / "cache.sqlite3"
+    make(path)
+    with pytest.raises(StoreError, match=r"cannot use the completion cache .*cache.sqlite3: .*--no-cache"):
+        CompletionCache(path)
+
+
+def test_a_completion_is_returned_even_when_the_cache_cannot_store_it(tmp_cache, caplog):
+    with sqlite3.connect(tmp_cache.path) as db:  # every insert now fails, as on a full disk
+        db.execute("CREATE TRIGGER full BEFORE INSERT ON completions BEGIN SELECT RAISE(FAIL, 'disk is full'); END")
+    backend = FakeBackend(["the answer", "the answer again"])
+    client = LLMClient(backend, cache=tmp_cache)
+    with caplog.at_level("WARNING", logger="hyperalign"):
+        first = client.complete(request())
+        second = client.complete(request())
+    assert (first.text, second.text) == ("the answer", "the answer again") and len(backend.requests) == 2
+    warnings = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warnings) == 1 and "disk is full" in warnings[0]  # said once, not per call

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from hyperalign.cli import app
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
-from hyperalign.llm.registry import register_backend
 from hyperalign.profiles.model import Evidence, Hypothesis, HypothesisScore, Profile
 from hyperalign.profiles.store import ProfileStore
 
@@ -138,8 +137,8 @@ def keeper_llm(request: CompletionRequest) -> str:
     return json.dumps({"hypotheses": [{"statement": "Counts things.", "evidence": ["Counting keeps you honest."]}]})
 
 
-def test_update_rescores_adds_and_retires(tmp_path, store, profile_file):
-    register_backend("keeper", lambda **_: FakeBackend(keeper_llm))
+def test_update_rescores_adds_and_retires(tmp_path, store, profile_file, register_test_backend):
+    register_test_backend("keeper", lambda **_: FakeBackend(keeper_llm))
     ok(run("profile", "import", str(profile_file), store=store))
     new = tmp_path / "new.jsonl"
     new.write_text("".join(json.dumps({"text": t}) + "\n" for t in [

@@ -183,7 +183,7 @@ def test_version_tag_format():
     assert version_tag("infer_hypotheses", "infer_attributes") == "infer_hypotheses.v1+infer_attributes.v1"
     assert version_tag("generate") == f"generate.v{VERSIONS['generate']}"
     assert re.fullmatch(r"[a-z_]+\.v\d+(\+[a-z_]+\.v\d+)*", version_tag(*VERSIONS))
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="no_such_step"):
         version_tag("no_such_step")
 
 

@@ -155,7 +155,7 @@ def test_the_unique_version_constraint_stops_a_writer_that_slipped_past_the_chec
         connection.execute(insert(versions_table).values(
             user_id="ann", version=2, created_at=store.history("ann")[0].created_at, author="rogue",
             action="edit", profile=make_profile().model_dump_json()))
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="changed while this change was being made"):
         store.save(make_profile(attributes={"role": "x"}), expected_version=1, author="a", action="edit")
     # The failed save rolled back as a whole: the pointer did not move either.
     assert store.current_version("ann") == 1

@@ -15,13 +15,18 @@ from hyperalign.profiles.store import ProfileStore
 WORKERS, EDITS_EACH = 4, 10
 
 
-def writer(url: str, worker: int, start, saved) -> None:
+def writer(url: str, worker: int, start, saved, conflicts, together) -> None:
     """Runs in its own process: opens its own store and makes EDITS_EACH edits, alternately adding a hypothesis
-    and an attribute; counts the edits that were saved."""
+    and an attribute; counts the edits that were saved and the races it lost."""
     apply_edits = edit.apply_edits
+    first = [True]
 
     def slow_apply(profile: Profile, edits: Edits) -> Profile:
-        # Widens the window between reading a version and saving the next, so that writers really collide.
+        if first[0]:
+            # Every worker has read the same version before any saves: all but one must lose this race.
+            first[0] = False
+            together.wait(timeout=120)
+        # Widens the window between reading a version and saving the next, so that writers keep colliding.
         time.sleep(0.005)
         return apply_edits(profile, edits)
 
@@ -37,6 +42,8 @@ def writer(url: str, worker: int, start, saved) -> None:
         assert info is not None
         with saved.get_lock():
             saved.value += 1
+    with conflicts.get_lock():
+        conflicts.value += store.conflicts
     store.close()
 
 
@@ -47,8 +54,10 @@ def test_four_processes_times_ten_edits_lose_nothing(tmp_path: Path):
     store.save(base, expected_version=0, author="setup", action="import")
 
     context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing shared but the database file
-    start, saved = context.Event(), context.Value("i", 0)
-    processes = [context.Process(target=writer, args=(url, w, start, saved)) for w in range(WORKERS)]
+    start, saved, conflicts = context.Event(), context.Value("i", 0), context.Value("i", 0)
+    together = context.Barrier(WORKERS)
+    processes = [context.Process(target=writer, args=(url, w, start, saved, conflicts, together))
+                 for w in range(WORKERS)]
     for process in processes:
         process.start()
     start.set()
@@ -56,6 +65,7 @@ def test_four_processes_times_ten_edits_lose_nothing(tmp_path: Path):
         process.join(timeout=300)
     assert [p.exitcode for p in processes] == [0] * WORKERS
     assert saved.value == WORKERS * EDITS_EACH
+    assert conflicts.value >= WORKERS - 1  # the races really happened (the first round alone loses WORKERS - 1)
 
     final = store.get("shared").profile
     statements = {h.statement for h in final.hypotheses}

@@ -129,6 +129,8 @@ class ContractGroup(TyperGroup):
             code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                 **extra)
             code = code if isinstance(code, int) else 0
+            if code == 130:  # typer turns Ctrl-C into exit code 130 before it reaches the handlers below
+                say("Interrupted; finished results are kept.", style="")
         except typer.Abort:
             say("Aborted; finished results are kept.", style="")
             code = 130

@@ -78,20 +78,30 @@ class OpenAIBackend:
         return arguments
 
     def _completion(self, response: Any) -> Completion:
-        choices = getattr(response, "choices", None)
-        if not choices:
-            raise LLMError(f"{self.endpoint} answered without a completion (no choices) for model '{self.model}'")
-        choice = choices[0]
-        usage = response.usage
-        return Completion(
-            text=choice.message.content or "",
-            finish_reason=choice.finish_reason or "stop",
-            usage=Usage(
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            ),
-            model=response.model or self.model,
-        )
+        """The SDK builds its response objects without validating them, so the shape is checked here: anything
+        but an OpenAI chat completion is an LLMError naming the endpoint."""
+        try:
+            choices = response.choices
+            if not choices:
+                raise ValueError("no choices")
+            choice = choices[0]
+            content = choice.message.content
+            if content is not None and not isinstance(content, str):
+                raise ValueError(f"the message content is {type(content).__name__}, not text")
+            usage = response.usage
+            return Completion(
+                text=content or "",
+                finish_reason=choice.finish_reason or "stop",
+                usage=Usage(
+                    prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                    completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                ),
+                model=getattr(response, "model", None) or self.model,
+            )
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+            detail = " ".join(str(exc).split())[:_DETAIL_CHARS]
+            raise LLMError(f"{self.endpoint} answered with something that is not an OpenAI chat completion for "
+                           f"model '{self.model}' ({detail}); is it an OpenAI-compatible /v1 endpoint?") from None
 
     def _translate(self, exc: openai.OpenAIError) -> Exception:
         where = self.endpoint
@@ -113,14 +123,24 @@ class OpenAIBackend:
             return LLMError(f"{where} answered with HTTP {exc.status_code}: {detail}")
         return LLMError(f"{where} answered with an error: {detail}")
 
+    def _not_json(self, exc: ValueError) -> LLMError:
+        return LLMError(f"{self.endpoint} answered with a body that is not JSON ({' '.join(str(exc).split())[:120]}); "
+                        "is it an OpenAI-compatible /v1 endpoint?")
+
     def complete(self, request: CompletionRequest) -> Completion:
         try:
-            return self._completion(self._sync.chat.completions.create(**self._arguments(request)))
+            response = self._sync.chat.completions.create(**self._arguments(request))
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None
+        except ValueError as exc:  # the SDK's json() on a body that is not JSON
+            raise self._not_json(exc) from None
+        return self._completion(response)
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
         try:
-            return self._completion(await self._async.chat.completions.create(**self._arguments(request)))
+            response = await self._async.chat.completions.create(**self._arguments(request))
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None
+        except ValueError as exc:
+            raise self._not_json(exc) from None
+        return self._completion(response)

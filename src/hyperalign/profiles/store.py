@@ -170,6 +170,7 @@ class ProfileStore:
         store (`sqlite://`) keeps nothing once closed: it is refused unless `ephemeral=True` says that is meant."""
         self.url = as_url(url) if url is not None else default_store_url()
         self.attempts = attempts
+        self.conflicts = 0  # changes `modify` had to re-apply because another writer saved first
         self.engine = _create_engine(self.url, ephemeral)
         self.display_url = self.engine.url.render_as_string(hide_password=True)
         with self._errors():
@@ -377,6 +378,7 @@ class ProfileStore:
                     message=revision.message or message, details=revision.details,
                 )
             except ConflictError:
+                self.conflicts += 1
                 _backoff(attempt)
         raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
 

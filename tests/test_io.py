@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,110 @@ def test_read_jsonl_models_accepts_other_models(tmp_path):
     path = write(tmp_path, line(task="Write a memo") + "\n" + line(other=1))
     with pytest.raises(InputError, match=r"line 2: field 'task' is missing"):
         read_jsonl_models(path, Task)
+
+
+# --- the one log of finished work ------------------------------------------------------------------------------------
+
+from hyperalign.io import JsonlLog, check_output_path, write_atomically, write_or_rescue  # noqa: E402
+
+
+def test_a_log_is_created_only_by_its_first_row(tmp_path):
+    log = JsonlLog(tmp_path / "sub" / "out.jsonl")
+    assert log.rows() == [] and not log.path.exists()
+    log.append({"id": "a", "text": "é ✓ \u2028"})
+    assert log.rows() == [{"id": "a", "text": "é ✓ \u2028"}]
+
+
+def test_an_empty_log_file_reads_as_nothing_and_appends(tmp_path):
+    (tmp_path / "out.jsonl").write_text("")
+    log = JsonlLog(tmp_path / "out.jsonl")
+    assert log.rows() == []
+    log.append({"id": 1})
+    assert log.rows() == [{"id": 1}]
+
+
+def test_a_torn_last_line_is_skipped_then_cut_off_by_the_next_append(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 3, "te')
+    log = JsonlLog(path)
+    assert log.rows() == [{"id": 1}, {"id": 2}]
+    log.append({"id": 4})
+    assert path.read_text() == '{"id": 1}\n{"id": 2}\n{"id": 4}\n'
+
+
+def test_a_whole_last_row_without_its_newline_is_kept(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": 1}\n{"id": 2}')
+    log = JsonlLog(path)
+    assert log.rows() == [{"id": 1}, {"id": 2}]
+    log.append({"id": 3})
+    assert log.rows() == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_a_torn_multibyte_character_at_the_end_is_a_torn_line(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"t": "\xc3')
+    assert JsonlLog(path).rows() == [{"id": 1}]
+
+
+def test_damage_before_the_last_line_is_named_and_nothing_is_touched(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": 1}\nnot json\n{"id": 3}\n')
+    with pytest.raises(InputError, match=r"out.jsonl, line 2: not valid JSON .*repair or delete that line"):
+        JsonlLog(path).rows()
+    assert path.read_text() == '{"id": 1}\nnot json\n{"id": 3}\n'
+
+
+def test_a_log_that_is_not_a_regular_file_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InputError, match="fifo: is not a regular file"):
+        JsonlLog(tmp_path / "fifo").append({"id": 1})
+    with pytest.raises(InputError, match="fifo: is not a regular file"):
+        JsonlLog(tmp_path / "fifo").rows()
+
+
+def test_concurrent_appends_from_threads_interleave_whole_lines(tmp_path):
+    log = JsonlLog(tmp_path / "out.jsonl")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: log.append({"id": i, "pad": "x" * 5000}), range(200)))
+    assert sorted(row["id"] for row in log.rows()) == list(range(200))
+
+
+# --- outputs ------------------------------------------------------------------------------------------------------------
+
+
+def test_an_output_that_is_an_input_is_refused_however_it_is_named(tmp_path, monkeypatch):
+    source = tmp_path / "in.jsonl"
+    source.write_text("{}\n")
+    (tmp_path / "link").symlink_to(source)
+    monkeypatch.chdir(tmp_path)
+    for name in ("in.jsonl", "./in.jsonl", "link", str(source)):
+        with pytest.raises(InputError, match="also an input"):
+            check_output_path(Path(name), source)
+
+
+def test_write_atomically_leaves_no_temporary_file_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "p.json"
+    target.write_text("old")
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(InputError, match=r"p.json: cannot write it \(No space left on device\)"):
+        write_atomically(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def test_a_result_that_cannot_be_written_is_rescued(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tempfile.tempdir = None  # re-read TMPDIR
+    monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system")))
+    try:
+        with pytest.raises(InputError, match=r"Read-only file system\); the result is kept in .*hyperalign-rescued-p.json") as info:
+            write_or_rescue(tmp_path / "p.json", "the finished profile")
+    finally:
+        tempfile.tempdir = None
+    kept = Path(str(info.value).rsplit("kept in ", 1)[1])
+    assert kept.read_text() == "the finished profile"
