@@ -239,7 +239,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") -> Edits:
     """What changed between `base` and the person's YAML, as edits that can be re-applied to a newer version."""
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that also refuses aliases
+        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader that also refuses aliases
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to be read") from None
     except yaml.YAMLError as exc:
