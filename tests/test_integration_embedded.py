@@ -15,9 +15,10 @@ from hyperalign.profiles.model import read_examples
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def cache_path(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("embedded") / "cache.sqlite3"
+@pytest.fixture
+def cache_path(tmp_path) -> Path:
+    """Each test its own cache: no test depends on what another one left behind."""
+    return tmp_path / "cache.sqlite3"
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +39,18 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
                    for e in hypothesis.evidence if e.verified for q in [e.quote]), quotes
     assert ha.stats.llm_calls == 4 and ha.stats.prompt_tokens > 1000
 
-    text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.")
-    zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT)
+    text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.").text
+    zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT).text
     assert len(text.split()) > 10 and len(zero.split()) > 10
     assert text != zero
 
 
-def test_cli_demo_offline(cache_path):
-    result = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
-    assert result.exit_code == 0, result.output
-    assert "Profile of bev" in result.stdout
-    assert "hyperalign (with the profile)" in result.stdout and "zero-shot (task only)" in result.stdout
-    # The profile was inferred by the previous test with the same cache: served without LLM calls.
-    assert "cache hits: 4" in result.output
+def test_cli_demo_offline_then_from_the_cache(cache_path):
+    cold = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
+    assert cold.exit_code == 0, cold.output
+    assert "Profile of bev" in cold.stdout
+    assert "hyperalign (with the profile)" in cold.stdout and "zero-shot (task only)" in cold.stdout
+    assert "LLM calls: 6 (cache hits: 0)" in cold.output  # 3 aspects + attributes, then two texts
+    warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
+    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 6)" in warm.output
+    assert warm.stdout == cold.stdout

@@ -132,7 +132,7 @@ def _has_surrogate(value: Any) -> bool:
 # === 1. JSON and JSONL readers ====================================================================================
 
 @settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
-@given(rows=st.lists(json_rows(any_text | surrogate_soup), max_size=6),
+@given(rows=st.lists(json_rows(any_text) | json_rows(surrogate_soup), max_size=6),
        blank_before=st.lists(st.sampled_from(["", "   ", "\t", "\r"]), max_size=6),
        newline=st.sampled_from(["\n", "\r\n"]), bom=st.booleans())
 @example(rows=[{"t": "a\x00b", "u": "\u2028\x85😀"}], blank_before=[], newline="\n", bom=False)
@@ -510,9 +510,12 @@ def test_infer_on_an_arbitrary_examples_file_is_accepted_or_refused_in_one_line(
         assert profile.user_id == "bev" and profile.n_examples == len(nonblank)
 
 
-task_rows = st.fixed_dictionaries({}, optional={
-    "id": st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
-    "task": st.none() | any_text, "prompt": st.none() | any_text}) | json_rows(any_text)
+task_ids = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text
+task_rows = (st.fixed_dictionaries({"task": any_text}, optional={"id": task_ids})
+             | st.fixed_dictionaries({"prompt": any_text}, optional={"id": st.integers() | any_text})
+             | st.fixed_dictionaries({}, optional={"id": task_ids, "task": st.none() | any_text,
+                                                   "prompt": st.none() | any_text})
+             | json_rows(any_text))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
