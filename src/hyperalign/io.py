@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import stat
@@ -42,25 +43,29 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def check_text(value: str, what: str) -> str:
     """Refuse text that Python can hold but that no file, database or encoder can: a lone surrogate (from a JSON
-    escape such as "\\ud800", or from undecodable bytes in a command-line argument)."""
+    escape such as "\\ud800", or from undecodable bytes in a command-line argument); and NUL, which C libraries
+    (llama.cpp, SQLite's text functions) read as the end of the text."""
     found = _SURROGATE.search(value)
     if found:
         raise InputError(
             f"{what}: contains an invalid character (lone surrogate U+{ord(found.group()):04X} at position "
             f"{found.start()}); the text is not valid Unicode"
         )
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise InputError(f"{what}: contains a NUL character at position {nul}")
     return value
 
 
 def check_name(value: str, what: str, max_length: int = 200) -> str:
     """An identifier a person types (a user id, a task id): 1 to max_length characters, no control characters."""
     check_text(value, what)
+    if _CONTROL.search(value):
+        raise InputError(f"{what} {value!r} contains a control character")
     if not value.strip():
         raise InputError(f"{what} is empty")
     if len(value) > max_length:
         raise InputError(f"{what} is {len(value)} characters long; at most {max_length} are allowed")
-    if _CONTROL.search(value):
-        raise InputError(f"{what} {value!r} contains a control character")
     return value
 
 
@@ -144,10 +149,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _check_value(value: Any, where: str, depth: int = 0, path: str = "") -> None:
-    if depth > MAX_JSON_DEPTH:
+    """`depth` counts the arrays and objects around `value`."""
+    if isinstance(value, (dict, list)) and depth >= MAX_JSON_DEPTH:
         raise InputError(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, str):
         check_text(value, f"{where}{f', field {path!r}' if path else ''}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: a number{f' in field {path!r}' if path else ''} is too large to be read")
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, f"{where}, a key")
@@ -266,6 +274,10 @@ def write_atomically(path: Path, text: str) -> None:
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(name, path)
+    except UnicodeEncodeError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise InputError(f"{path}: cannot write it (the text is not valid Unicode: {exc.reason})") from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -335,7 +347,12 @@ class JsonlLog:
         return rows
 
     def append(self, row: dict[str, Any]) -> None:
-        line = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogatepass")
+        # Only what rows() can read back: no lone surrogates or NUL, no NaN, nothing that is not JSON.
+        try:
+            line = (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+            _check_value(row, "the row")
+        except (TypeError, ValueError, InputError) as exc:  # UnicodeEncodeError is a ValueError
+            raise InputError(f"{self.path}: a result cannot be written ({exc})") from None
         if self.path.exists() and not self.path.is_file():
             raise InputError(f"{self.path}: is not a regular file; finished results cannot be written there")
         with self._lock:
@@ -373,9 +390,9 @@ class JsonlLog:
             source.seek(start)
             tail = source.read()
         try:
-            parse_json_object(tail.decode("utf-8"), str(self.path))
+            parse_json_object(decode_text(tail, str(self.path)), str(self.path))  # read as rows() reads it
             sink.write(b"\n")  # a whole row that only lacks its newline: keep it
-        except (InputError, UnicodeDecodeError):
+        except InputError:
             sink.truncate(start)  # torn: drop it, its unit of work is redone
 
 

@@ -66,6 +66,13 @@ def echo(text: str = "") -> None:
     sys.stdout.write(terminal_safe(text) + "\n")
 
 
+def echo_json(text: str) -> None:
+    """Print a JSON document to stdout, terminal-safe and still valid JSON: the characters JSON may carry raw but a
+    terminal must not see (DEL, C1 controls, bidirectional overrides; C0 controls are escaped already) become
+    \\uXXXX escapes, which are only possible inside strings, where they mean the same character."""
+    sys.stdout.write(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
 def say_error(message: str) -> None:
     err.print(Text("Error: ", style="bold red") + Text(one_line(message)), highlight=False)
 

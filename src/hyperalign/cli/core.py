@@ -32,6 +32,7 @@ from .common import (
     cli_command,
     client,
     echo,
+    echo_json,
     err,
     out,
     progress_bars,
@@ -56,7 +57,8 @@ def parse_attributes(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--attribute expects KEY=VALUE, got {pair!r}")
-        attributes[check_text(key.strip(), "--attribute")] = check_text(value.strip(), "--attribute")
+        # The profile's own limits, checked before any LLM call rather than when the profile is built.
+        attributes[check_name(key.strip(), "--attribute key", max_length=80)] = check_text(value.strip(), "--attribute")
     return attributes
 
 
@@ -103,7 +105,7 @@ def infer(
         say(f"Wrote {output}: {len(profile.supported_hypotheses)} supported hypotheses of {r.proposed} proposed "
             f"({r.dropped_unsupported} dropped without a verbatim quote).", style="")
     else:
-        echo(profile.to_json())
+        echo_json(profile.to_json())
     report_usage(ha)
 
 

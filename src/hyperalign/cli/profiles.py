@@ -20,6 +20,7 @@ from .common import (
     cli_command,
     client,
     echo,
+    echo_json,
     err,
     report_usage,
     say,
@@ -216,7 +217,7 @@ def export(
         stored.profile.save(output)
         say(f"Wrote version {stored.version} of {user_id} to {output}.", style="")
     else:
-        echo(stored.profile.to_json())
+        echo_json(stored.profile.to_json())
 
 
 @command("import")

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, field_validator
 
 Message = dict[str, str]
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNSTORABLE = re.compile(r"[\ud800-\udfff\x00]")
 
 
 class CompletionRequest(BaseModel):
@@ -35,9 +35,9 @@ class Completion(BaseModel):
     @field_validator("text")
     @classmethod
     def _encodable(cls, value: str) -> str:
-        # An endpoint can send "\ud800" in its JSON; such text could not be cached, logged or written to a file,
-        # and the finished completion would be lost. U+FFFD marks the spot.
-        return _SURROGATE.sub("\ufffd", value)
+        # An endpoint can send "\ud800" or "\u0000" in its JSON; such text could not be cached, logged or read
+        # back from a file, and the finished completion would be lost. U+FFFD marks the spot.
+        return _UNSTORABLE.sub("\ufffd", value)
 
 
 @runtime_checkable

@@ -22,7 +22,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 class HypothesisDraft(BaseModel):
-    statement: str = Field(min_length=8, max_length=240, description="one concrete, checkable statement")
+    statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=240)] = Field(
+        description="one concrete, checkable statement")
     evidence: list[Quote] = Field(min_length=1, max_length=3, description="quotes copied word for word")
 
 

@@ -37,7 +37,10 @@ MAX_USER_ID = 200
 
 
 def _valid_unicode(value: str) -> str:
-    return check_text(value, "text")
+    try:
+        return check_text(value, "text")
+    except InputError as exc:  # a ValueError, so that pydantic names the field
+        raise ValueError(str(exc).removeprefix("text: ")) from None
 
 
 def _user_id(value: str) -> str:
