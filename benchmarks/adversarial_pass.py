@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from provenance import ROOT, code_version, machine, relative
+
 sys.path.insert(0, str(ROOT / "tests"))
 
-from adversarial_cases import cases, run_case  # noqa: E402
+from adversarial_cases import COMMAND, cases, run_case
 
 OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_reject", "wrong_message", "multi_line",
             "lost_work", "leak", "crashed"]
@@ -25,6 +27,8 @@ OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_rejec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adversarial-pass.md")
+    parser.add_argument("--label", default="this checkout",
+                        help="what HYPERALIGN_UNDER_TEST runs, for the report (e.g. 'hyperalign at commit e899523')")
     args = parser.parse_args()
     started = time.monotonic()
     results = []
@@ -42,7 +46,7 @@ def main() -> None:
     lines = [
         "# Adversarial pass", "",
         f"Command: `python benchmarks/adversarial_pass.py` (fake backend, one `hyperalign` process per case, "
-        f"{len(results)} cases, {elapsed:.0f} s).", "",
+        f"{len(results)} cases, {elapsed:.0f} s). Program under test: {args.label}.", "",
         "Each case is a hostile input or a fault; `ok` means the expected behaviour: exit 2 with exactly one line "
         "naming the input (or exit 0 where the input is legal), no traceback, no hang, nothing finished lost.", "",
         "| category | cases | " + " | ".join(used) + " |", "|---|---|" + "---|" * len(used),
@@ -55,7 +59,11 @@ def main() -> None:
         lines += ["", "## Not ok", ""] + [f"- {c.category} / {c.name}: {o}: {d}" for c, o, d in failures]
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
+    args.out.write_text(relative("\n".join(lines)), encoding="utf-8")
+    record = {"report": str(args.out), "script": "benchmarks/adversarial_pass.py",
+              "command": "python benchmarks/adversarial_pass.py", "program_under_test": args.label,
+              "wall_time_s": round(elapsed, 1), "counts": dict(total), "code": code_version(), "machine": machine()}
+    args.out.with_suffix(".json").write_text(json.dumps(relative(record), indent=2) + "\n", encoding="utf-8")
     print(f"\n{dict(total)} -> {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 
 

@@ -28,6 +28,8 @@ EXAMPLES = [
 ]
 TASKS = [{"id": f"t{i}", "task": f"Write a note about chore number {i}."} for i in range(6)]
 TIMEOUT_S = 60
+# The program under test: this checkout's `hyperalign`, or another build's (e.g. an older version, to compare).
+COMMAND = os.environ.get("HYPERALIGN_UNDER_TEST", f"{sys.executable} -m hyperalign").split()
 
 
 @dataclass
@@ -309,7 +311,7 @@ def cases() -> list[Case]:
              ["generate", "--profile", "p.json", "--tasks", "tasks.jsonl", "-o", "out.jsonl"],
              fragment="another profile, model, strategy",
              setup=both(base_files, lambda d: subprocess.run(
-                 [sys.executable, "-m", "hyperalign", "generate", "--strategy", "zero-shot", "--tasks", "tasks.jsonl",
+                 [*COMMAND, "generate", "--strategy", "zero-shot", "--tasks", "tasks.jsonl",
                   "-o", "out.jsonl"], cwd=d, env=_env(d, {}), capture_output=True, check=True),
                         snapshot("out.jsonl")), check=unchanged("out.jsonl")))
     add(Case("resume: the disk fills while outputs are written", "resume", ["--no-cache", *gen], fragment="out.jsonl",
@@ -547,7 +549,7 @@ def _corpus(d: Path) -> None:
 
 
 def _run(d: Path, args: list[str]) -> None:
-    subprocess.run([sys.executable, "-m", "hyperalign", *args], cwd=d, env=_env(d, {}), capture_output=True,
+    subprocess.run([*COMMAND, *args], cwd=d, env=_env(d, {}), capture_output=True,
                    check=True, timeout=TIMEOUT_S)
 
 
@@ -572,7 +574,7 @@ def _safety_files(d: Path) -> None:
 
 
 def _stored_profile(d: Path) -> None:
-    subprocess.run([sys.executable, "-m", "hyperalign", "profile", "import", "p.json", "--store", "s.db"], cwd=d,
+    subprocess.run([*COMMAND, "profile", "import", "p.json", "--store", "s.db"], cwd=d,
                    env=_env(d, {}), capture_output=True, check=True, timeout=TIMEOUT_S)
 
 
@@ -615,7 +617,7 @@ def run_argv(d: Path, args: list[str | bytes], extra_env: dict[str, str], *, fak
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes beyond the limit fail with EFBIG, as ENOSPC would
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    argv = [sys.executable.encode(), b"-m", b"hyperalign", *(a if isinstance(a, bytes) else a.encode() for a in args)]
+    argv = [*(c.encode() for c in COMMAND), *(a if isinstance(a, bytes) else a.encode() for a in args)]
     try:
         done = subprocess.run(argv, cwd=d, env=_env(d, extra_env, fake), capture_output=True, timeout=TIMEOUT_S,
                               preexec_fn=limits, stdin=subprocess.DEVNULL)

@@ -191,7 +191,7 @@ def test_tiny_and_file_overrides(tmp_path: Path) -> None:
     assert (mine.dpo.learning_rate, mine.sft.max_steps) == (1e-6, 2)  # defaults and --tiny kept where not overridden
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "results").glob("ditto-*.toml")))
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("ditto-*.toml")))
 def test_measured_configurations_still_load(path: Path) -> None:
     config = ditto.load_config(path)
     assert config.sft.max_steps >= 1 and config.dpo.max_steps >= 1
