@@ -18,7 +18,7 @@ from provenance import ROOT, code_version, machine, relative
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from adversarial_cases import COMMAND, cases, run_case
+from adversarial_cases import cases, run_case
 
 OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_reject", "wrong_message", "multi_line",
             "lost_work", "leak", "crashed"]
