@@ -146,7 +146,6 @@ async def ainfer_selected(
     options: InferenceOptions,
 ) -> Profile:
     """Infer candidates from all but the last `held_out` examples, score them on those, refine, select."""
-    from .infer import merge_usage
 
     selection = options.selection
     assert selection is not None
