@@ -284,7 +284,7 @@ def test_update_rescores_adds_and_retires_but_keeps_pinned_and_person_hypotheses
     ha2, _ = make_hyperalign(lambda r: responder(r, again), cache=False)
     second = update_profile(ha2.client, store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
     assert second.retired == [FRESH.id] and second.added == []
-    assert {h.id for h in second.profile.hypotheses} == {SIGN_OFF.id, PARTIES.id, EXCLAIMS.id, counts.id}
+    assert {h.id for h in second.profile.inferred_hypotheses} == {SIGN_OFF.id, PARTIES.id, EXCLAIMS.id, counts.id}
 
 
 def test_update_thresholds_are_options(store, make_hyperalign):

@@ -80,8 +80,9 @@ def test_infer_keeps_only_verified_hypotheses(make_hyperalign, examples):
     profile = ha.infer_profile("morwenna", examples)
     aspects = list(InferenceOptions().aspects)
     assert sorted(aspect_of(r) for r in hypothesis_requests(backend)) == sorted(aspects)
-    assert [h.aspect for h in profile.hypotheses] == aspects
-    assert all(h.supported and h.statement.endswith("repeats a motto") for h in profile.hypotheses)
+    assert [h.aspect for h in profile.inferred_hypotheses] == aspects
+    assert all(h.supported and h.statement.endswith("repeats a motto") for h in profile.inferred_hypotheses)
+    assert profile.facts and all(h.origin == "measured" and h.aspect == "measured_style" for h in profile.facts)
     evidence = profile.hypotheses[0].evidence
     assert [(e.quote, e.verified, e.example_index) for e in evidence] == [(REAL_QUOTE, True, 0), (FABRICATED, False, None)]
     assert profile.report.proposed == 2 * len(aspects)
@@ -92,10 +93,10 @@ def test_infer_keep_unsupported_keeps_them_flagged(make_hyperalign, examples):
     ha, _ = make_hyperalign(scripted)
     profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(keep_unsupported=True))
     unsupported = [h for h in profile.hypotheses if not h.supported]
-    assert len(profile.hypotheses) == 6 and len(unsupported) == 3
+    assert len([h for h in profile.hypotheses if h.measure is None]) == 6 and len(unsupported) == 3
     assert all(h.statement.endswith("loves parties") for h in unsupported)
     assert profile.report.dropped_unsupported == 0 and profile.report.proposed == 6
-    assert len(profile.supported_hypotheses) == 3
+    assert len(profile.inferred_hypotheses) == 3
 
 
 def test_infer_metadata_attributes_and_usage(make_hyperalign, examples):
@@ -124,7 +125,7 @@ def test_infer_without_attributes_step(make_hyperalign, examples):
 def test_infer_dedupes_statements_across_aspects(make_hyperalign, examples):
     reply = json.dumps({"hypotheses": [{"statement": "Repeats a motto.", "evidence": [REAL_QUOTE]}] * 2})
     ha, _ = make_hyperalign(lambda r: reply, cache=False)
-    profile = ha.infer_profile("u", examples, options=InferenceOptions(infer_attributes=False))
+    profile = ha.infer_profile("u", examples, options=InferenceOptions(infer_attributes=False, style_facts=False))
     assert len(profile.hypotheses) == 1 and profile.report.proposed == 1
 
 
@@ -260,7 +261,7 @@ async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
     assert generation.text == "reply to: Write about fog."
     assert generation.prompt_tokens > 0 and generation.completion_tokens > 0
     assert (generation.finish_reason, generation.cached, generation.model) == ("stop", False, "fake-model")
-    assert generation.prompt_version == "generate.v1"
+    assert generation.prompt_version == "generate.v2"
     again = await ha.agenerate(profile, "Write about fog.")
     assert again.cached is True and again.text == generation.text
 

@@ -148,8 +148,10 @@ def test_update_rescores_adds_and_retires(tmp_path, store, profile_file, registe
     assert f"Saved version 2 of morwenna (update: 2 new texts: rescored 2, added 1, retired 1 ({PARTIES.id}))" in ok(result)
     assert "LLM calls: 5" in text(result)  # 2 ratings + 3 aspects; no attributes
     profile = ProfileStore(store).get("morwenna").profile
-    assert [h.statement for h in profile.hypotheses] == ["Repeats a motto.", "Counts things."]
-    assert profile.hypotheses[0].score.supports == 4
+    assert [h.statement for h in profile.inferred_hypotheses] == ["Repeats a motto.", "Counts things."]
+    assert profile.inferred_hypotheses[0].score.supports == 4
+    # The two new texts were measured: the profile now has its style facts (it was imported without any).
+    assert profile.facts and all(h.origin == "measured" for h in profile.facts)
     assert f"- [{PARTIES.id}] personality: Loves parties." in ok(run("profile", "diff", "morwenna", "1", "2", store=store))
 
 

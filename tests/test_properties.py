@@ -423,7 +423,7 @@ def test_changing_one_top_level_key_loads_or_raises_input_error(profile, key, va
 
 
 @settings(max_examples=60, deadline=None)
-@given(profile=profiles(), version=st.integers(min_value=2) | st.integers(min_value=2, max_value=10**300))
+@given(profile=profiles(), version=st.integers(min_value=3) | st.integers(min_value=3, max_value=10**300))
 def test_a_profile_from_a_newer_schema_is_refused_by_name(profile, version):
     document = json.loads(profile.to_json())
     document["schema_version"] = version

@@ -120,8 +120,8 @@ def test_selection_infers_on_part_and_scores_on_held_out():
     assert all(TEXTS[3] not in p and TEXTS[2] not in p for p in inference_prompts)  # held-out texts unseen
     scoring = [r for r in backend.requests if r.schema_name.startswith("score_")]
     assert len(scoring) == 2
-    assert all(h.score and h.score.tested == 2 for h in profile.hypotheses)
-    assert all("Right then" in h.statement for h in profile.hypotheses)  # the supported ones win each aspect
+    assert all(h.score and h.score.tested == 2 for h in profile.inferred_hypotheses)
+    assert all("Right then" in h.statement for h in profile.inferred_hypotheses)  # the supported ones win each aspect
     # The humour quote lies in a held-out text, so those candidates are unsupported and dropped.
     assert profile.report.selection == {"candidates": 3, "scored_on": 2, "refine_rounds": 0, "selected": 3}
     assert profile.n_examples == 4 and "score_hypotheses.v1" in profile.prompt_version

@@ -102,8 +102,9 @@ def infer(
     if output:
         profile.save(output)
         r = profile.report
-        say(f"Wrote {output}: {len(profile.supported_hypotheses)} supported hypotheses of {r.proposed} proposed "
-            f"({r.dropped_unsupported} dropped without a verbatim quote).", style="")
+        say(f"Wrote {output}: {len(profile.inferred_hypotheses)} supported hypotheses of {r.proposed} proposed "
+            f"({r.dropped_unsupported} dropped without a verbatim quote) and {len(profile.facts)} measured style facts.",
+            style="")
     else:
         echo_json(profile.to_json())
     report_usage(ha)

@@ -66,7 +66,7 @@ async def adeliberate(
     shown = profile if method is DeliberationMethod.HYPERALIGN else None
     messages = render_messages(
         "deliberate", method=method.value, request=request, spec=spec or safety_spec(), profile=shown,
-        hypotheses=shown.supported_hypotheses if shown else [],
+        hypotheses=shown.inferred_hypotheses if shown else [],
     )
     version = version_tag("deliberate", "safety_spec")
     completions: list[Completion]

@@ -33,6 +33,8 @@ class GenerationOptions(BaseModel):
     seed: int | None = 0
     # Unsupported hypotheses are never shown to the generator, even when a profile keeps them for review.
     include_unsupported: bool = False
+    # Show the measured style facts (their numbers) to the generator, beside the hypotheses.
+    include_facts: bool = True
 
 
 class Generation(BaseModel):
@@ -66,11 +68,14 @@ def build_messages(
         if not examples:
             raise InputError("strategy 'few-shot' needs the user's examples (--examples FILE.jsonl)")
         examples, _ = fit_examples(examples, context_tokens, options.max_tokens)
-    hypotheses = []
+    hypotheses, facts = [], []
     if profile is not None:
-        hypotheses = [h for h in profile.hypotheses if h.supported or options.include_unsupported]
+        shown = [h for h in profile.hypotheses if h.supported or options.include_unsupported]
+        facts = [h for h in shown if h.measure is not None] if options.include_facts else []
+        hypotheses = [h for h in shown if h.measure is None]
     return render_messages(
-        "generate", strategy=strategy.value, task=task, profile=profile, hypotheses=hypotheses, examples=examples or []
+        "generate", strategy=strategy.value, task=task, profile=profile, hypotheses=hypotheses, facts=facts,
+        examples=examples or [],
     )
 
 

@@ -22,6 +22,7 @@ from ..profiles.model import (
 from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples
+from .facts import style_facts
 from .propose import batch_schema, propose_attributes, propose_hypotheses, quote_menu
 from .selection import (
     SelectionOptions,
@@ -48,6 +49,9 @@ class InferenceOptions:
     quote_menu_size: int = 150
     # Score candidates on held-out examples and keep the best (see selection.py). None: the paper's one pass.
     selection: Optional[SelectionOptions] = None
+    # Add the measured style facts (facts.py): computed by code from all the examples, no LLM call.
+    style_facts: bool = True
+    language: str = "en"
 
 
 async def _nothing() -> None:
@@ -76,8 +80,14 @@ async def ainfer_profile(
     if not examples:
         raise InputError("no examples: hypotheses need at least one text written by the user")
     if options.selection is not None:
-        return await ainfer_selected(client, user_id, examples, attributes, options)
-    return await ainfer_one_pass(client, user_id, examples, attributes, options)
+        profile = await ainfer_selected(client, user_id, examples, attributes, options)
+    else:
+        profile = await ainfer_one_pass(client, user_id, examples, attributes, options)
+    if not options.style_facts:
+        return profile
+    facts = style_facts([e.text for e in examples], language=options.language)
+    report = profile.report.model_copy(update={"measured_facts": len(facts)})
+    return profile.model_copy(update={"hypotheses": [*profile.hypotheses, *facts], "report": report})
 
 
 async def ainfer_one_pass(

@@ -10,11 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 1
+CURRENT_SCHEMA_VERSION = 2
 FIRST_SCHEMA_VERSION = 1
 
+
+def _v1_to_v2_measured_facts(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds measured style facts: hypotheses of origin "measured" with a `measure`. A version-1 profile has
+    none, and every version-1 field means the same in version 2; its facts appear when it is inferred again."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
-STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
+}
 
 
 class SchemaVersionError(ValueError):

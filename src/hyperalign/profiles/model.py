@@ -100,6 +100,17 @@ class Evidence(_Strict):
         default=None, ge=0, description="0-based index of the example the quote was found in")
 
 
+class Measure(_Strict):
+    """What a measured style fact checks: a metric any text can be measured on (pipeline/facts.py), the person's mean
+    over their texts, the spread between their texts (never below a floor), and the range the statement shows."""
+
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=400)]
+    mean: float
+    spread: float = Field(gt=0)
+    low: float | None = None
+    high: float | None = None
+
+
 class HypothesisScore(_Strict):
     """How held-out texts of the user rated the hypothesis; `value` is the Wilson 95% lower bound of support."""
 
@@ -121,7 +132,9 @@ class Hypothesis(_Strict):
     supported: bool = False
     score: HypothesisScore | None = None
     pinned: bool = False
-    origin: Literal["inferred", "person"] = "inferred"
+    # inferred: the LLM's, evidence-checked; measured: computed from the texts by code; person: written or reworded
+    origin: Literal["inferred", "measured", "person"] = "inferred"
+    measure: Measure | None = None
 
     def model_post_init(self, __context: object) -> None:
         if not self.id:
@@ -140,6 +153,7 @@ class InferenceReport(_Strict):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
+    measured_facts: int = 0
 
     def add_counts(self, other: InferenceReport) -> None:
         """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""
@@ -190,6 +204,16 @@ class Profile(_Strict):
     def supported_hypotheses(self) -> list[Hypothesis]:
         return [h for h in self.hypotheses if h.supported]
 
+    @property
+    def inferred_hypotheses(self) -> list[Hypothesis]:
+        """The supported hypotheses that are not measured facts: the LLM's and the person's statements."""
+        return [h for h in self.hypotheses if h.supported and h.measure is None]
+
+    @property
+    def facts(self) -> list[Hypothesis]:
+        """The measured style facts: statements with a metric any text can be checked on."""
+        return [h for h in self.hypotheses if h.measure is not None]
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
@@ -229,7 +253,9 @@ class Profile(_Strict):
         for hypothesis in self.hypotheses:
             by_aspect.setdefault(hypothesis.aspect, []).append(hypothesis)
         for aspect, hypotheses in by_aspect.items():
-            lines += [f"## {aspect.replace('_', ' ').capitalize()}", ""]
+            measured = all(h.origin == "measured" or h.measure for h in hypotheses)
+            title = "Measured style (computed from the texts by code)" if measured else aspect.replace("_", " ").capitalize()
+            lines += [f"## {title}", ""]
             for h in hypotheses:
                 flag = "" if h.supported else " _(unsupported: no quote found in the examples)_"
                 marks = (" 📌 pinned" if h.pinned else "") + (" ✎ by a person" if h.origin == "person" else "")
@@ -243,9 +269,10 @@ class Profile(_Strict):
                     lines.append(f"    - > “{ev.quote}” ({mark})")
             lines.append("")
         r = self.report
+        inferred = len(self.inferred_hypotheses)
         lines.append(
-            f"_{len(self.supported_hypotheses)} supported hypotheses of {r.proposed} proposed; "
-            f"{r.dropped_unsupported} dropped for lack of a verbatim quote._"
+            f"_{inferred} supported hypotheses of {r.proposed} proposed; {r.dropped_unsupported} dropped for lack of "
+            f"a verbatim quote; {r.measured_facts} measured style facts._"
         )
         return "\n".join(lines) + "\n"
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..llm import Completion, LLMClient
 from ..llm.client import run_sync
 from ..pipeline import evidence
+from ..pipeline.facts import merge_facts, style_facts
 from ..pipeline.infer import InferenceOptions, ainfer_profile, merge_usage
 from ..pipeline.selection import score_hypotheses, score_value
 from .model import (
@@ -42,7 +43,10 @@ class UpdateOptions:
     min_ratings: int = 3
     infer_new: bool = True
     # Attributes are left alone: after the first inference they are the person's to edit.
-    inference: InferenceOptions = field(default_factory=lambda: InferenceOptions(infer_attributes=False))
+    inference: InferenceOptions = field(
+        default_factory=lambda: InferenceOptions(infer_attributes=False, style_facts=False))
+    # Recompute the measured style facts from the new texts and blend them in, weighted by text counts.
+    update_facts: bool = True
 
 
 @dataclass
@@ -60,6 +64,7 @@ class _Findings:
 
     deltas: dict[str, tuple[str, HypothesisScore]]  # id -> (the statement rated, the counts the new texts added)
     candidates: list[Hypothesis]
+    facts: list[Hypothesis]  # measured from the new texts alone
     completions: list[Completion]  # the rescoring's
     inferred: InferenceReport | None
     examples: list[UserExample]
@@ -91,16 +96,18 @@ async def aupdate_profile(
         raise InputError("min_ratings must be at least 1 and retire_below between 0 and 1")
     base = store.get(user_id).profile
 
-    # Rating and inferring are independent LLM work: run them together.
-    scoring = score_hypotheses(client, base.hypotheses, examples)
+    # Rating and inferring are independent LLM work: run them together. Measured facts are measured, not rated.
+    rateable = [h for h in base.hypotheses if h.measure is None]
+    scoring = score_hypotheses(client, rateable, examples)
     if options.infer_new:
         (rescored, completions), inferred = await asyncio.gather(
-            scoring, ainfer_profile(client, user_id, examples, None, options.inference))
+            scoring, ainfer_profile(client, user_id, examples, None, replace(options.inference, style_facts=False)))
     else:
         (rescored, completions), inferred = await scoring, None
     deltas = {after.id: (after.statement, _minus(after.score, before.score))
-              for before, after in zip(base.hypotheses, rescored, strict=True)}
-    findings = _Findings(deltas, inferred.hypotheses if inferred else [], completions,
+              for before, after in zip(rateable, rescored, strict=True)}
+    facts = style_facts([e.text for e in examples], language=options.inference.language) if options.update_facts else []
+    findings = _Findings(deltas, inferred.hypotheses if inferred else [], facts, completions,
                          inferred.report if inferred else None, examples, store.retired_ids(user_id))
 
     merged: list[tuple[Change, dict[str, list[str]]]] = []
@@ -157,6 +164,11 @@ def merge_findings(
 
     retired = [h.id for h in hypotheses if retirable(h, options)]
     hypotheses = [h for h in hypotheses if h.id not in retired]
+    if findings.facts:
+        kept = [h for h in hypotheses if h.measure is None]
+        facts = merge_facts([h for h in hypotheses if h.measure is not None], findings.facts, profile.n_examples,
+                            len(findings.examples))
+        hypotheses = kept + facts
 
     report = profile.report.model_copy(deep=True)
     merge_usage(report, findings.completions)

@@ -26,7 +26,7 @@ from ..errors import InputError
 VERSIONS: dict[str, int] = {
     "infer_hypotheses": 1,
     "infer_attributes": 1,
-    "generate": 1,
+    "generate": 2,
     "repair": 1,
     "score_hypotheses": 1,
     "deliberate": 1,

@@ -87,7 +87,7 @@ def cost_metrics(
         hypotheses = None
         users = profiles.get(method, {})
         if users:
-            hypotheses = sum(len(p.supported_hypotheses) for p in users.values()) / len(users)
+            hypotheses = sum(len(p.inferred_hypotheses) for p in users.values()) / len(users)
             inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in users.values()) / len(users)
             inference_prompt = sum(p.report.prompt_tokens for p in users.values()) / len(users)
         per_method[method] = {

@@ -123,7 +123,7 @@ class DeliberativeRun:
         if "hyperalign" not in self.config.methods:
             return profiles
         advance = self.progress("infer profiles", len(users))
-        options = InferenceOptions(aspects=dict(INTENT_ASPECTS))
+        options = InferenceOptions(aspects=dict(INTENT_ASPECTS), style_facts=False)  # intent, not style
         for user in users:
             path = self.folder.file(f"profiles/{user.id}.json")
             if path.exists():
@@ -194,7 +194,7 @@ class DeliberativeRun:
             "config": self.config.model_dump(mode="json"),
             "users": {"jailbreak": sum(u.kind == "jailbreak" for u in users), "benign": sum(u.kind == "benign" for u in users)},
             "metrics": deliberative_metrics(responses, judgments, self.config.methods, self.config.seed),
-            "hypotheses_per_profile": (sum(len(p.supported_hypotheses) for p in profiles.values()) / len(profiles)) if profiles else None,
+            "hypotheses_per_profile": (sum(len(p.inferred_hypotheses) for p in profiles.values()) / len(profiles)) if profiles else None,
         }
         self.folder.write_json("results.json", results)
         return results
