@@ -64,6 +64,7 @@ def run_recorded(name: str, script: str, command: list[str], *, run_dir: Path | 
     name) into benchmarks/results/ and write NAME.json beside it. Returns the command's exit status."""
     shown = [("hyperalign" if part == _hyperalign() else part) for part in command]
     print("$ " + shlex.join(shown), flush=True)
+    version = code_version()  # the code that runs, not whatever is checked out when it ends
     started = time.perf_counter()
     status = subprocess.call(command, cwd=ROOT)
     wall = time.perf_counter() - started
@@ -75,7 +76,7 @@ def run_recorded(name: str, script: str, command: list[str], *, run_dir: Path | 
         "report": f"benchmarks/results/{name}.md", "script": script, "command": shlex.join(shown),
         "cwd": "the repository root", "wall_time_s": round(wall, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code": code_version(), "machine": machine(), **(extra or {}),
+        "code": version, "machine": machine(), **(extra or {}),
     }
     if run_dir is not None:
         run_dir = ROOT / run_dir
