@@ -3,6 +3,7 @@ here can read or write the user's real completion cache or hyperalign.toml."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hyperalign import HyperAlign, UserExample
-from hyperalign.llm import CompletionCache, LLMClient
+from hyperalign.llm import CompletionCache, CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
 
 # A lighthouse keeper who writes terse logbook-style notes: short sentences, numbers, a recurring sign-off.
@@ -84,6 +85,24 @@ def examples() -> list[UserExample]:
 
 
 HyperAlignFactory = Callable[..., tuple[HyperAlign, FakeBackend]]
+
+
+def single_call(per_aspect: Callable[[CompletionRequest], str]) -> Callable[[CompletionRequest], str]:
+    """A scripted responder written for the paper's per-aspect calls, answering the single-call proposal too: the
+    one `infer_profile` request is answered as its aspects' calls would be (and the attributes' call), and a re-ask
+    for failed quotes gets no better quotes. Other requests go to the responder unchanged."""
+    def respond(request: CompletionRequest) -> str:
+        if request.schema_name == "fix_evidence":
+            return json.dumps({key: [] for key in request.json_schema["properties"]})
+        if request.schema_name != "infer_profile":
+            return per_aspect(request)
+        answer: dict = {}
+        for aspect in request.json_schema["properties"]:
+            name = "infer_attributes" if aspect == "attributes" else f"infer_hypotheses-{aspect}"
+            reply = json.loads(per_aspect(request.model_copy(update={"schema_name": name})))
+            answer[aspect] = reply if aspect == "attributes" else reply["hypotheses"]
+        return json.dumps(answer)
+    return respond
 
 
 @pytest.fixture

@@ -51,10 +51,13 @@ def test_infer_writes_a_valid_profile_and_second_run_is_cached(tmp_path, example
     profile = Profile.load(out)
     assert profile.user_id == "bev" and profile.n_examples == 2
     assert profile.attributes["role"] == "gardener"
-    assert "LLM calls: 4 (cache hits: 0)" in first.output
+    # One call for every aspect and the attributes; the fake's invented quotes are asked for once more.
+    assert "LLM calls: 2 (cache hits: 0)" in first.output
     second = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), cache=cache)
     assert second.exit_code == 0
-    assert "LLM calls: 0 (cache hits: 4)" in second.output
+    assert "LLM calls: 0 (cache hits: 2)" in second.output
+    paper = invoke("infer", str(examples_file), "--user", "bev", "--proposal", "per-aspect", "--no-reask")
+    assert paper.exit_code == 0 and "LLM calls: 4 (cache hits: 0)" in paper.output  # the paper's 3 aspects + attributes
 
 
 def test_options_work_after_the_command(tmp_path, examples_file):

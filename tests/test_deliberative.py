@@ -171,8 +171,9 @@ async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path, data
     total_responses = 3 * (2 * 2 + 2 * 1)  # 3 methods x (2 jailbreak users x 2 + 2 benign users x 1)
     assert len(folder.records("responses.jsonl")) == total_responses
     assert len({r["key"] for r in folder.records("responses.jsonl")}) == total_responses
-    # 4 users, 4 calls per profile; 18 responses; 18 helpfulness + 12 harm judgments = all work
-    all_work = 4 * 4 + total_responses + total_responses + 12
+    # 4 users, 2 calls per profile (the proposal; its invented quotes asked for again); 18 responses;
+    # 18 helpfulness + 12 harm judgments = all work
+    all_work = 4 * 2 + total_responses + total_responses + 12
     assert len(complete.requests) == all_work - (20 - 0)  # exactly the 20 calls of the killed run were not redone
     assert results["metrics"]["hyperalign"]["helpfulness"]["n"] == 4  # 2 jailbreak users x 2 requests
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import single_call
 from hyperalign.errors import InputError
 from hyperalign.llm import CompletionRequest
 from hyperalign.pipeline.selection import wilson_lower_bound
@@ -241,6 +242,10 @@ def rated(request: CompletionRequest) -> list[tuple[str, str]]:
 
 
 def responder(request: CompletionRequest, candidates: dict[str, list[dict]] | None = None) -> str:
+    return single_call(lambda r: per_aspect_responder(r, candidates))(request)
+
+
+def per_aspect_responder(request: CompletionRequest, candidates: dict[str, list[dict]] | None = None) -> str:
     if request.schema_name.startswith("score_hypotheses"):
         assert set(request.json_schema["required"]) == {f"h{n}" for n, _ in rated(request)}
         return json.dumps({f"h{n}": "contradicts" if any(w in s for w in CONTRADICTED) else

@@ -21,6 +21,11 @@ FABRICATED = "I simply adore a crowded harbour party."
 ATTRIBUTES = {"likely_role": "lighthouse keeper", "domain": "maritime", "audience": "relief keepers", "formality": "informal"}
 
 
+def paper(**changes) -> InferenceOptions:
+    """The paper's one pass: a call per aspect and one for attributes, no re-ask (these tests count those calls)."""
+    return InferenceOptions(proposal="per-aspect", reask=False, **changes)
+
+
 def is_hypotheses(request: CompletionRequest) -> bool:
     return re.match(r"infer_hypotheses[\[-]", request.schema_name) is not None
 
@@ -30,20 +35,23 @@ def aspect_of(request: CompletionRequest) -> str:
     return re.sub(r"^infer_hypotheses[\[-]|\]$", "", request.schema_name)
 
 
+def aspect_drafts(aspect: str) -> list[dict]:
+    return [{"statement": f"{aspect}: repeats a motto", "evidence": [REAL_QUOTE, FABRICATED]},
+            {"statement": f"{aspect}: loves parties", "evidence": [FABRICATED]}]
+
+
 def scripted(request: CompletionRequest) -> str:
-    """One verified and one fabricated hypothesis per aspect; fixed attributes."""
+    """One verified and one fabricated hypothesis per aspect; fixed attributes; no better quotes when asked again.
+    Answers the single-call proposal and the paper's per-aspect calls alike."""
     if request.schema_name == "infer_attributes":
         return json.dumps(ATTRIBUTES)
+    if request.schema_name == "infer_profile":
+        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
+        return json.dumps({**{a: aspect_drafts(a) for a in aspects}, "attributes": ATTRIBUTES})
+    if request.schema_name == "fix_evidence":
+        return json.dumps({key: [] for key in request.json_schema["properties"]})
     assert is_hypotheses(request), request.schema_name
-    aspect = aspect_of(request)
-    return json.dumps(
-        {
-            "hypotheses": [
-                {"statement": f"{aspect}: repeats a motto", "evidence": [REAL_QUOTE, FABRICATED]},
-                {"statement": f"{aspect}: loves parties", "evidence": [FABRICATED]},
-            ]
-        }
-    )
+    return json.dumps({"hypotheses": aspect_drafts(aspect_of(request))})
 
 
 def enums_in(schema) -> list[list]:
@@ -77,7 +85,7 @@ def hypothesis_requests(backend: FakeBackend) -> list[CompletionRequest]:
 
 def test_infer_keeps_only_verified_hypotheses(make_hyperalign, examples):
     ha, backend = make_hyperalign(scripted)
-    profile = ha.infer_profile("morwenna", examples)
+    profile = ha.infer_profile("morwenna", examples, options=paper())
     aspects = list(InferenceOptions().aspects)
     assert sorted(aspect_of(r) for r in hypothesis_requests(backend)) == sorted(aspects)
     assert [h.aspect for h in profile.inferred_hypotheses] == aspects
@@ -91,7 +99,7 @@ def test_infer_keeps_only_verified_hypotheses(make_hyperalign, examples):
 
 def test_infer_keep_unsupported_keeps_them_flagged(make_hyperalign, examples):
     ha, _ = make_hyperalign(scripted)
-    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(keep_unsupported=True))
+    profile = ha.infer_profile("morwenna", examples, options=paper(keep_unsupported=True))
     unsupported = [h for h in profile.hypotheses if not h.supported]
     assert len([h for h in profile.hypotheses if h.measure is None]) == 6 and len(unsupported) == 3
     assert all(h.statement.endswith("loves parties") for h in unsupported)
@@ -101,7 +109,7 @@ def test_infer_keep_unsupported_keeps_them_flagged(make_hyperalign, examples):
 
 def test_infer_metadata_attributes_and_usage(make_hyperalign, examples):
     ha, backend = make_hyperalign(scripted, model="keeper-model")
-    profile = ha.infer_profile("morwenna", examples, attributes={"formality": "formal", "team": "North Light"})
+    profile = ha.infer_profile("morwenna", examples, attributes={"formality": "formal", "team": "North Light"}, options=paper())
     assert profile.user_id == "morwenna"
     assert profile.attributes == {**ATTRIBUTES, "formality": "formal", "team": "North Light"}
     assert profile.examples_hash == examples_hash(examples)
@@ -116,7 +124,7 @@ def test_infer_metadata_attributes_and_usage(make_hyperalign, examples):
 
 def test_infer_without_attributes_step(make_hyperalign, examples):
     ha, backend = make_hyperalign(scripted)
-    options = InferenceOptions(infer_attributes=False, aspects={"writing_style": "surface style"})
+    options = paper(infer_attributes=False, aspects={"writing_style": "surface style"})
     profile = ha.infer_profile("morwenna", examples, options=options)
     assert [aspect_of(r) for r in backend.requests] == ["writing_style"] and is_hypotheses(backend.requests[0])
     assert profile.attributes == {} and profile.prompt_version == "infer_hypotheses.v1"
@@ -125,15 +133,15 @@ def test_infer_without_attributes_step(make_hyperalign, examples):
 def test_infer_dedupes_statements_across_aspects(make_hyperalign, examples):
     reply = json.dumps({"hypotheses": [{"statement": "Repeats a motto.", "evidence": [REAL_QUOTE]}] * 2})
     ha, _ = make_hyperalign(lambda r: reply, cache=False)
-    profile = ha.infer_profile("u", examples, options=InferenceOptions(infer_attributes=False, style_facts=False))
+    profile = ha.infer_profile("u", examples, options=paper(infer_attributes=False, style_facts=False))
     assert len(profile.hypotheses) == 1 and profile.report.proposed == 1
 
 
 def test_second_run_with_same_cache_makes_no_backend_calls(make_hyperalign, tmp_cache, examples):
     first_ha, _ = make_hyperalign(scripted)
-    first = first_ha.infer_profile("morwenna", examples)
+    first = first_ha.infer_profile("morwenna", examples, options=paper())
     second_ha, backend = make_hyperalign(scripted, cache=tmp_cache)
-    second = second_ha.infer_profile("morwenna", examples)
+    second = second_ha.infer_profile("morwenna", examples, options=paper())
     assert backend.requests == []
     assert second.report.cache_hits == 4 and second.report.llm_calls == 0
     assert second.hypotheses == first.hypotheses and second.attributes == first.attributes
@@ -143,7 +151,7 @@ def test_second_run_with_same_cache_makes_no_backend_calls(make_hyperalign, tmp_
 def test_infer_repairs_invalid_output(make_hyperalign, examples):
     replies = iter(['{"hypotheses": []}', json.dumps({"hypotheses": [{"statement": "Repeats a motto.", "evidence": [REAL_QUOTE]}]})])
     ha, backend = make_hyperalign(lambda r: next(replies), cache=False)
-    options = InferenceOptions(infer_attributes=False, aspects={"writing_style": "surface style"})
+    options = paper(infer_attributes=False, aspects={"writing_style": "surface style"})
     profile = ha.infer_profile("u", examples, options=options)
     assert len(backend.requests) == 2 and profile.report.llm_calls == 2
     assert "hypotheses" in backend.requests[1].messages[-1]["content"]
@@ -165,7 +173,7 @@ def test_infer_rejects_bad_input(make_hyperalign, examples, bad, message):
 @pytest.mark.parametrize("quote_menu", [True, False, None])
 def test_quote_menu_option(make_hyperalign, examples, quote_menu):
     ha, backend = make_hyperalign(menu_responder)
-    profile = ha.infer_profile("u", examples, options=InferenceOptions(quote_menu=quote_menu))
+    profile = ha.infer_profile("u", examples, options=paper(quote_menu=quote_menu))
     menus = [enums_in(r.json_schema) for r in hypothesis_requests(backend)]
     if quote_menu:
         assert all(len(m) == 1 for m in menus)
@@ -216,7 +224,7 @@ def test_infer_with_small_context_records_truncation(make_hyperalign, examples):
     sizes = [len(e.text) + len(e.prompt or "") for e in examples]
     room_chars = sum(sizes) + max(sizes) + 50  # water-filling cap > every short example, < the long one
     ha, backend = make_hyperalign(scripted, context_tokens=100 + PROMPT_OVERHEAD_TOKENS + int(room_chars / 3.5) + 1)
-    profile = ha.infer_profile("u", [*examples, long], options=InferenceOptions(max_tokens=100))
+    profile = ha.infer_profile("u", [*examples, long], options=paper(max_tokens=100))
     assert profile.report.truncated_examples == [len(examples)]
     assert all("[…truncated]" in r.messages[1]["content"] for r in backend.requests)
     assert profile.hypotheses and profile.n_examples == len(examples) + 1

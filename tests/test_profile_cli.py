@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import single_call
 from hyperalign.cli import app
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
@@ -131,6 +132,10 @@ def test_a_broken_yaml_from_the_editor_exits_2_naming_the_field(tmp_path, store,
 
 
 def keeper_llm(request: CompletionRequest) -> str:
+    return single_call(keeper_per_aspect)(request)
+
+
+def keeper_per_aspect(request: CompletionRequest) -> str:
     if request.schema_name.startswith("score_hypotheses"):
         statements = re.findall(r"^h(\d+): (.*)$", request.messages[-1]["content"], re.MULTILINE)
         return json.dumps({f"h{n}": "contradicts" if "parties" in s else "supports" for n, s in statements})
@@ -146,7 +151,7 @@ def test_update_rescores_adds_and_retires(tmp_path, store, profile_file, registe
     result = run("--backend", "keeper", "--no-cache", "profile", "update", "morwenna", str(new), "--min-ratings", "2",
                  store=store)
     assert f"Saved version 2 of morwenna (update: 2 new texts: rescored 2, added 1, retired 1 ({PARTIES.id}))" in ok(result)
-    assert "LLM calls: 5" in text(result)  # 2 ratings + 3 aspects; no attributes
+    assert "LLM calls: 3" in text(result)  # 2 ratings + 1 proposal for every aspect; no attributes
     profile = ProfileStore(store).get("morwenna").profile
     assert [h.statement for h in profile.inferred_hypotheses] == ["Repeats a motto.", "Counts things."]
     assert profile.inferred_hypotheses[0].score.supports == 4

@@ -610,12 +610,13 @@ def test_an_attribute_key_over_80_characters_is_refused_before_inference(example
 
 def test_a_blank_statement_from_the_model_is_invalid_output_not_a_crash(make_hyperalign, examples):
     def reply(request):
-        if request.json_schema and "hypotheses" in json.dumps(request.json_schema):
-            return json.dumps({"hypotheses": [{"statement": " " * 8, "evidence": ["Gears first, opinions later."]}]})
+        if request.schema_name == "infer_profile":
+            blank = [{"statement": " " * 8, "evidence": ["Gears first, opinions later."]}]
+            return json.dumps({k: blank for k in request.json_schema["properties"] if k != "attributes"})
         return _default_reply(request)
 
     ha, backend = make_hyperalign(reply, cache=False)
-    with pytest.raises(StructuredOutputError, match=r"step 'infer_hypotheses\[.*\]'.*at least 8 characters"):
+    with pytest.raises(StructuredOutputError, match=r"step 'infer_profile'.*at least 8 characters"):
         ha.infer_profile("morwenna", examples)
     assert any(m["content"].startswith("That output is not valid") for r in backend.requests for m in r.messages)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conftest import single_call
 from hyperalign import HyperAlign, InferenceOptions, UserExample
 from hyperalign.errors import InputError
 from hyperalign.llm import LLMClient
@@ -51,7 +52,7 @@ def scripted(verdict_for: dict[str, str], default: str = "neutral"):
             return json.dumps(out)
         raise AssertionError(name)
 
-    return respond
+    return single_call(respond)
 
 
 def hypothesis(statement: str, supports: int = 0, tested: int = 0, **extra) -> Hypothesis:
@@ -131,8 +132,8 @@ def test_refinement_infers_from_worst_described_texts():
     backend = FakeBackend(scripted({"Right then": "supports"}))
     ha = HyperAlign(LLMClient(backend))
     ha.infer_profile("bev", EXAMPLES, options=InferenceOptions(quote_menu=False, selection=SelectionOptions(held_out=1, refine_rounds=1)))
-    inference_calls = [r for r in backend.requests if r.schema_name.startswith("infer_hypotheses")]
-    assert len(inference_calls) == 6  # 3 aspects, then 3 again from the worst-described texts
+    inference_calls = [r for r in backend.requests if r.schema_name == "infer_profile"]
+    assert len(inference_calls) == 2  # every aspect in one call, then again from the worst-described texts
 
 
 def test_selection_needs_two_examples():

@@ -84,6 +84,10 @@ class StructuredOutputError(LLMError):
         self.output = output
 
 
+class TooFewHypothesesError(HyperAlignError):
+    """With `strict`, fewer hypotheses survived the evidence check than the profile needs."""
+
+
 class ConflictError(HyperAlignError):
     """A stored profile changed between reading it and saving a new version of it."""
 

@@ -84,6 +84,11 @@ def infer(
     per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = 3,
     refine: Annotated[int, typer.Option(min=0, max=10, help="With --select: refinement rounds.")] = 0,
     budget: Annotated[Optional[int], typer.Option(min=1, help="Keep at most N hypotheses.")] = None,
+    proposal: Annotated[str, typer.Option(help="single: one call for every aspect; per-aspect: the paper's call per aspect.")] = "single",
+    reask: Annotated[bool, typer.Option("--reask/--no-reask", help="Ask once more for quotes that were not found.")] = True,
+    facts: Annotated[bool, typer.Option("--facts/--no-facts", help="Add the measured style facts.")] = True,
+    min_hypotheses: Annotated[int, typer.Option(min=0, help="Warn (or fail with --strict) below this many supported hypotheses.")] = 3,
+    strict: Annotated[bool, typer.Option("--strict/", help="Fail instead of warning when too few hypotheses survive.")] = False,
 ) -> None:
     """Infer an evidence-checked profile from a user's texts (one pass, as the paper; or scored and selected)."""
     # Every input is checked before the first LLM call: a bad id or output path must not cost the inference.
@@ -97,7 +102,11 @@ def infer(
     if select_ or budget:
         selection = SelectionOptions(score=select_, held_out=held_out, per_aspect=per_aspect if select_ else None,
                                      refine_rounds=refine, max_hypotheses=budget)
-    options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection)
+    if proposal not in ("single", "per-aspect"):
+        raise InputError(f"--proposal must be single or per-aspect, got {proposal!r}")
+    options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection,
+                               proposal=proposal, reask=reask, style_facts=facts,  # type: ignore[arg-type]
+                               min_hypotheses=min_hypotheses, strict=strict)
     profile = infer_with_status(ha, user, examples, attributes, options)
     if output:
         profile.save(output)
@@ -152,7 +161,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
                         examples: list[UserExample] | None, max_tokens: int) -> str:
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
-    parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens),
+    parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens), str(ha.generation.best_of),
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -178,6 +187,8 @@ def generate(
     tasks_file: Annotated[Optional[Path], typer.Option("--tasks", help='JSONL {"id"?, "task"} for many tasks.')] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSONL output (with --tasks); resumes.")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
+    best_of: Annotated[int, typer.Option(min=1, max=64, help="Sample N and return the one most adherent to the person.")] = 1,
+    check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
@@ -200,9 +211,14 @@ def generate(
         say_warning("these examples are not the ones the profile was inferred from.")
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
+    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens, "best_of": best_of,
+                                                     "check_hypotheses": check_hypotheses})
     if task is not None:
-        echo(ha.generate(profile, task, strategy, examples).text)
+        generation = ha.generate(profile, task, strategy, examples)
+        echo(generation.text)
+        if generation.adherence is not None:
+            say(f"Best of {best_of}: adherence {generation.adherence:.2f} (candidates: "
+                f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.llm_calls} LLM calls).")
         report_usage(ha)
         return
     assert output is not None

@@ -84,6 +84,7 @@ def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
 
 class EmbeddedBackend:
     name: ClassVar[str] = "embedded"
+    constrained_decoding: ClassVar[bool] = True  # llama.cpp turns a JSON schema into a grammar
 
     def __init__(
         self,

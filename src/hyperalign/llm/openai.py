@@ -53,6 +53,12 @@ class OpenAIBackend:
         self._async = openai.AsyncOpenAI(**options)
 
     @property
+    def constrained_decoding(self) -> bool:
+        """A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
+        non-strict schema does not, and a long enum there only costs tokens."""
+        return self.base_url is not None
+
+    @property
     def endpoint(self) -> str:
         """The endpoint as it may be shown or keyed: never with the credentials a URL can carry."""
         return redact_url(self.base_url) if self.base_url else OPENAI_API_URL

@@ -2,16 +2,25 @@
 
 A quote counts when, after normalizing whitespace, Unicode forms, typographic quotes and dashes, it occurs
 verbatim in one example. Quotes the model split with an ellipsis count when every piece occurs, in order, in
-the same example. Quotes too short to identify anything ("the", ",") never count."""
+the same example. Quotes too short to identify anything ("the", ",") never count.
+
+A near match: a quote of at least NEAR_MIN_CHARS characters that is not verbatim in any example but is at least
+NEAR_RATIO similar (difflib's ratio, on the normalized texts) to one real sentence of an example — a copy with a
+changed word or mark, not a description of the text — counts, and the evidence shown is that real sentence, flagged
+as a near match. A description ("The person uses rhetorical questions") is far from every sentence and still fails."""
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 
 from ..profiles.model import Evidence, Hypothesis, UserExample
 
 MIN_QUOTE_CHARS = 12
+NEAR_MIN_CHARS = 20
+NEAR_RATIO = 0.9
+_SENTENCES = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n+")
 _TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " ",
                             # zero-width characters (the prompt layer breaks up control tokens with U+2060)
                             "\u2060": None, "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
@@ -52,12 +61,39 @@ def _bounded(piece: str) -> str:
     return start + re.escape(piece) + end
 
 
+def nearest_sentence(quote: str, examples: list[UserExample]) -> tuple[int, str] | None:
+    """(example index, the real sentence) most like the quote, if it is a near match (module docstring)."""
+    wanted = normalize(quote).strip(_EDGE).lower()
+    if len(wanted) < NEAR_MIN_CHARS:
+        return None
+    best: tuple[float, int, str] | None = None
+    for index, example in enumerate(examples):
+        for sentence in _SENTENCES.split(example.text):
+            real = normalize(sentence)
+            if not real or abs(len(real) - len(wanted)) > 0.2 * len(wanted):
+                continue
+            matcher = difflib.SequenceMatcher(None, wanted, real.strip(_EDGE).lower(), autojunk=False)
+            if matcher.real_quick_ratio() < NEAR_RATIO or matcher.quick_ratio() < NEAR_RATIO:
+                continue
+            ratio = matcher.ratio()
+            if ratio >= NEAR_RATIO and (best is None or ratio > best[0]):
+                best = (ratio, index, real)
+    return (best[1], best[2]) if best else None
+
+
 def check(aspect: str, statement: str, quotes: list[str], examples: list[UserExample]) -> Hypothesis:
     normalized = [normalize(e.text) for e in examples]
     evidence = []
     for quote in dict.fromkeys(q.strip() for q in quotes if q.strip()):
         index = locate(quote, normalized)
-        evidence.append(Evidence(quote=quote, verified=index is not None, example_index=index))
+        if index is not None:
+            evidence.append(Evidence(quote=quote, verified=True, example_index=index))
+            continue
+        near = nearest_sentence(quote, examples)
+        if near is not None:
+            evidence.append(Evidence(quote=near[1], verified=True, example_index=near[0], near_match=quote))
+        else:
+            evidence.append(Evidence(quote=quote, verified=False))
     return Hypothesis(
         aspect=aspect,
         statement=statement.strip(),

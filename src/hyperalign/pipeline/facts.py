@@ -84,6 +84,10 @@ def _mattr(words: list[str], window: int = 50) -> float | None:
     return mean(len(set(lowered[i:i + window])) / window for i in range(0, len(lowered) - window + 1, 10))
 
 
+def _mean(values: list[int]) -> float | None:
+    return mean(values) if values else None
+
+
 def _punctuation_rate(pattern: re.Pattern[str]) -> Callable[[Text], float | None]:
     return lambda t: t.per_thousand(len(pattern.findall(t.raw)))
 
@@ -92,7 +96,7 @@ def _punctuation_rate(pattern: re.Pattern[str]) -> Callable[[Text], float | None
 METRICS: dict[str, Callable[[Text], float | None]] = {
     "sentence_words": lambda t: mean(len(s) for s in t.sentences) if t.sentences else None,
     "paragraph_sentences": lambda t: mean(len(p) for p in t.paragraphs) if t.paragraphs else None,
-    "word_letters": lambda t: mean(len(w) for w in t.words if w[0].isalpha()) if t.words else None,
+    "word_letters": lambda t: _mean([len(w) for w in t.words if w[0].isalpha()]),
     "vocabulary": lambda t: _mattr(t.words),
     "contractions": lambda t: t.per_thousand(len(_CONTRACTION.findall(t.raw))),
     "numbers_as_digits": _numbers,

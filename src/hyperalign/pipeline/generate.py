@@ -1,17 +1,25 @@
 """Step 3: write as the user would. The baselines (zero-shot, few-shot) run through this same function, with the
-same template, parameters and backend, so an evaluation compares like with like."""
+same template, parameters and backend, so an evaluation compares like with like.
+
+Best-of-N: N samples (temperature `sample_temperature`, seeds seed..seed+N-1), each scored for adherence to this
+person (adherence.py: the measured facts by code, optionally the hypotheses by one LLM call each), and the most
+adherent returned with its score, every candidate's score and the cost of all of them. For few-shot the facts are
+measured from the person's own examples; zero-shot has nothing of the person to rerank by."""
 
 from __future__ import annotations
 
+import asyncio
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..errors import InputError
 from ..llm import CompletionRequest, LLMClient, Message
 from ..profiles.model import Profile, UserExample
 from ..prompts import render_messages, version_tag
+from .adherence import aadherence
 from .context import fit_examples
+from .facts import style_facts
 
 
 class Strategy(StrEnum):
@@ -35,6 +43,10 @@ class GenerationOptions(BaseModel):
     include_unsupported: bool = False
     # Show the measured style facts (their numbers) to the generator, beside the hypotheses.
     include_facts: bool = True
+    best_of: int = Field(1, ge=1, le=64)
+    sample_temperature: float = Field(0.8, gt=0, le=2)
+    # Best-of-N also checks the inferred hypotheses on each candidate (one LLM call per candidate).
+    check_hypotheses: bool = False
 
 
 class Generation(BaseModel):
@@ -47,6 +59,10 @@ class Generation(BaseModel):
     cached: bool
     model: str
     prompt_version: str
+    # Best-of-N: the chosen candidate's adherence, every candidate's score (in sampling order) and how many calls.
+    adherence: float | None = None
+    candidate_scores: list[float] = []
+    llm_calls: int = 1
 
 
 def build_messages(
@@ -93,6 +109,8 @@ async def agenerate(
     messages = build_messages(
         task, strategy, profile, examples, context_tokens=client.backend.context_tokens, options=options
     )
+    if options.best_of > 1:
+        return await _best_of(client, task, strategy, messages, profile, examples, options)
     request = CompletionRequest(
         messages=messages, max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed
     )
@@ -107,4 +125,38 @@ async def agenerate(
         cached=completion.cached,
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
+    )
+
+
+async def _best_of(
+    client: LLMClient, task: str, strategy: Strategy, messages: list[Message], profile: Profile | None,
+    examples: list[UserExample] | None, options: GenerationOptions,
+) -> Generation:
+    # What the reranker may read: this person's profile, or facts measured from this person's own examples.
+    if strategy is Strategy.HYPERALIGN and profile is not None:
+        facts, hypotheses = profile.facts, profile.inferred_hypotheses
+    elif strategy is Strategy.FEW_SHOT and examples:
+        facts, hypotheses = style_facts([e.text for e in examples]), []
+    else:
+        raise InputError("best-of-N reranks by the person's profile or examples; zero-shot has neither")
+    if not facts and not (options.check_hypotheses and hypotheses):
+        raise InputError("best-of-N needs measured style facts in the profile (infer it again) or --check-hypotheses")
+    base_seed = options.seed or 0
+    requests = [CompletionRequest(messages=messages, max_tokens=options.max_tokens,
+                                  temperature=options.sample_temperature, seed=base_seed + i)
+                for i in range(options.best_of)]
+    completions = await asyncio.gather(*(client.acomplete(r) for r in requests))
+    checker = client if options.check_hypotheses else None
+    scored = await asyncio.gather(*(aadherence(c.text.strip(), facts, hypotheses, client=checker)
+                                    for c in completions))
+    best = max(range(len(completions)), key=lambda i: scored[i][0].score)  # the first of equals: seed order
+    chosen = completions[best]
+    checks = [c for _, cs in scored for c in cs]
+    return Generation(
+        task=task, strategy=strategy, text=chosen.text.strip(), finish_reason=chosen.finish_reason,
+        prompt_tokens=sum(c.usage.prompt_tokens for c in [*completions, *checks]),
+        completion_tokens=sum(c.usage.completion_tokens for c in [*completions, *checks]),
+        cached=all(c.cached for c in completions), model=chosen.model or client.model,
+        prompt_version=version_tag("generate"), adherence=scored[best][0].score,
+        candidate_scores=[s.score for s, _ in scored], llm_calls=len(completions) + len(checks),
     )

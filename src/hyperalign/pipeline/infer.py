@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Literal, Optional
 
-from ..errors import InputError
+from ..errors import InputError, StructuredOutputError, TooFewHypothesesError
 from ..io import check_name
 from ..llm import Completion, LLMClient
 from ..profiles.model import (
     ASPECT_GUIDANCE,
+    Hypothesis,
     InferenceReport,
     Profile,
     UserExample,
@@ -23,7 +24,17 @@ from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples
 from .facts import style_facts
-from .propose import batch_schema, propose_attributes, propose_hypotheses, quote_menu
+from .propose import (
+    AttributesDraft,
+    FailedEvidence,
+    HypothesisDraft,
+    batch_schema,
+    fix_evidence,
+    propose_attributes,
+    propose_hypotheses,
+    propose_profile,
+    quote_menu,
+)
 from .selection import (
     SelectionOptions,
     rate_on_text,
@@ -52,6 +63,14 @@ class InferenceOptions:
     # Add the measured style facts (facts.py): computed by code from all the examples, no LLM call.
     style_facts: bool = True
     language: str = "en"
+    # "single": one structured call for every aspect and the attributes (the examples are sent once); "per-aspect":
+    # the paper's call per aspect plus one for the attributes (each carrying all the examples).
+    proposal: Literal["single", "per-aspect"] = "single"
+    # Hypotheses whose quotes are not found are asked for once more, with the failed quotes named.
+    reask: bool = True
+    # Fewer supported hypotheses than this: report.too_few, a warning, and with `strict` an error.
+    min_hypotheses: int = 3
+    strict: bool = False
 
 
 async def _nothing() -> None:
@@ -97,44 +116,58 @@ async def ainfer_one_pass(
     attributes: dict[str, str] | None,
     options: InferenceOptions,
 ) -> Profile:
-    """The paper's method: one proposal call per aspect (and one for attributes), then the evidence check."""
-    shown, truncated = fit_examples(examples, client.backend.context_tokens, options.max_tokens)
+    """Propose (one call for everything, or the paper's call per aspect), check the evidence, ask once more for the
+    quotes that failed, and say so when too few hypotheses survive."""
+    single = options.proposal == "single"
+    budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
+    if client.backend.context_tokens:  # the one answer's share of a small context
+        budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
+    shown, truncated = fit_examples(examples, client.backend.context_tokens, budget)
     for index in truncated:
         log.warning("example %d is too long for the model's context and was truncated", index + 1)
-
-    use_menu = options.quote_menu if options.quote_menu is not None else client.backend.name == "embedded"
-    schema = batch_schema(quote_menu(shown, options.quote_menu_size) if use_menu else [])
-    jobs = [
-        propose_hypotheses(client, shown, aspect, guidance, schema=schema, max_hypotheses=options.max_per_aspect,
-                           max_tokens=options.max_tokens)
-        for aspect, guidance in options.aspects.items()
-    ]
-    # Every proposal call shares the examples as its prompt prefix; they run together (bounded by the client).
-    results, drafted_attributes = await asyncio.gather(
-        asyncio.gather(*jobs), propose_attributes(client, shown) if options.infer_attributes else _nothing())
-
+    use_menu = options.quote_menu if options.quote_menu is not None else constrained_decoding(client)
+    menu = quote_menu(shown, options.quote_menu_size) if use_menu else []
     report = InferenceReport(truncated_examples=truncated)
-    hypotheses, seen = [], set()
-    for aspect, (batch, completions) in zip(options.aspects, results, strict=True):
+    if single:
+        drafts, drafted_attributes, completions = await propose_profile(
+            client, shown, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
+            attributes=options.infer_attributes, max_tokens=budget)
         merge_usage(report, completions)
-        for draft in batch.hypotheses[: options.max_per_aspect]:
+    else:
+        drafts, drafted_attributes = await _propose_per_aspect(client, shown, options, menu, report)
+
+    hypotheses: list[Hypothesis] = []
+    failed: list[Hypothesis] = []
+    seen: set[str] = set()
+    for aspect, batch in drafts.items():
+        for draft in batch[: options.max_per_aspect]:
             key = evidence.normalize(draft.statement).lower()
             if key in seen:
                 continue
             seen.add(key)
             report.proposed += 1
-            hypothesis = evidence.check(aspect, draft.statement, draft.evidence, examples)
-            if hypothesis.supported or options.keep_unsupported:
-                hypotheses.append(hypothesis)
-            else:
-                report.dropped_unsupported += 1
+            hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
+            (hypotheses if hypothesis.supported else failed).append(hypothesis)
+    if failed and options.reask:
+        failed = await _reask(client, shown, examples, failed, menu, report, hypotheses)
+    if options.keep_unsupported:  # kept, flagged, never shown to the generator
+        hypotheses += failed
+    else:
+        report.dropped_unsupported = len(failed)
+    report.too_few = sum(h.supported for h in hypotheses) < options.min_hypotheses
+    if report.too_few:
+        message = (f"only {sum(h.supported for h in hypotheses)} of {report.proposed} proposed hypotheses about "
+                   f"{user_id} have a quote found in the texts (fewer than {options.min_hypotheses}); generation "
+                   "will rest on the attributes and the measured style facts")
+        if options.strict:
+            raise TooFewHypothesesError(message + " (strict)")
+        log.warning(message)
 
     inferred: dict[str, str] = {}
     if drafted_attributes is not None:
-        drafted, completions = drafted_attributes
-        merge_usage(report, completions)
-        inferred = {k: v.strip() for k, v in drafted.model_dump().items() if v and v.strip()}
-    steps = ["infer_hypotheses"] + (["infer_attributes"] if options.infer_attributes else [])
+        inferred = {k: v.strip() for k, v in drafted_attributes.model_dump().items() if v and v.strip()}
+    steps = (["infer_profile"] if single else
+             ["infer_hypotheses"] + (["infer_attributes"] if options.infer_attributes else []))
     return Profile(
         user_id=user_id,
         attributes={**inferred, **(attributes or {})},  # the caller knows better than the model
@@ -143,9 +176,63 @@ async def ainfer_one_pass(
         n_examples=len(examples),
         backend=client.backend.name,
         model=client.model,
-        prompt_version=version_tag(*steps),
+        prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
         report=report,
     )
+
+
+def constrained_decoding(client: LLMClient) -> bool:
+    """Whether the backend enforces a JSON schema while decoding (llama.cpp in-process or as a server, vLLM,
+    Ollama): then the quote menu makes invented quotes impossible, at no cost in quality."""
+    return bool(getattr(client.backend, "constrained_decoding", False))
+
+
+async def _propose_per_aspect(
+    client: LLMClient, shown: list[UserExample], options: InferenceOptions, menu: list[str], report: InferenceReport,
+) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None]:
+    """The paper's proposal: one call per aspect and one for the attributes, run together (they share a prefix)."""
+    schema = batch_schema(menu)
+    jobs = [
+        propose_hypotheses(client, shown, aspect, guidance, schema=schema, max_hypotheses=options.max_per_aspect,
+                           max_tokens=options.max_tokens)
+        for aspect, guidance in options.aspects.items()
+    ]
+    results, drafted_attributes = await asyncio.gather(
+        asyncio.gather(*jobs), propose_attributes(client, shown) if options.infer_attributes else _nothing())
+    drafts = {}
+    for aspect, (batch, completions) in zip(options.aspects, results, strict=True):
+        merge_usage(report, completions)
+        drafts[aspect] = list(batch.hypotheses)
+    if drafted_attributes is None:
+        return drafts, None
+    attributes, completions = drafted_attributes
+    merge_usage(report, completions)
+    return drafts, attributes
+
+
+async def _reask(
+    client: LLMClient, shown: list[UserExample], examples: list[UserExample], failed: list[Hypothesis],
+    menu: list[str], report: InferenceReport, hypotheses: list[Hypothesis],
+) -> list[Hypothesis]:
+    """One more call for the failed hypotheses, naming their quotes; those now supported join `hypotheses`. The
+    hypotheses still without a found quote are returned."""
+    report.reasked = len(failed)
+    asked = [FailedEvidence(statement=h.statement, quotes=[e.quote for e in h.evidence]) for h in failed]
+    try:
+        fixes, completions = await fix_evidence(client, shown, asked, menu=menu, max_tokens=120 * len(asked) + 100)
+    except StructuredOutputError as exc:
+        log.warning("asking again for quotes failed: %s", exc)
+        return failed
+    merge_usage(report, completions)
+    still = []
+    for hypothesis, quotes in zip(failed, fixes, strict=True):
+        checked = evidence.check(hypothesis.aspect, hypothesis.statement, quotes, examples) if quotes else hypothesis
+        if checked.supported:
+            report.recovered += 1
+            hypotheses.append(checked)
+        else:
+            still.append(hypothesis)
+    return still
 
 
 async def ainfer_selected(

@@ -1,11 +1,14 @@
-"""Step 1 of the method: the LLM proposes hypotheses about the person (one structured call per aspect) and simple
-attributes (one call). Every string and array in these schemas is bounded: with grammar-constrained decoding a small
+"""Step 1 of the method: the LLM proposes hypotheses about the person and simple attributes — by default in one
+structured call for every aspect and the attributes (the examples' tokens are sent once), or, as in the paper, one
+call per aspect and one for the attributes. A hypothesis whose quotes fail the evidence check can be asked for
+again in one more call naming the failed quotes (`fix_evidence`). Every string and array in these schemas is bounded: with grammar-constrained decoding a small
 model otherwise repeats one sentence until the token limit. The quote menu offers the examples' own sentences as the
 only allowed evidence (a JSON-schema enum), so a weak model can only cite real text."""
 
 from __future__ import annotations
 
 import re
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
@@ -58,16 +61,71 @@ def quote_menu(examples: list[UserExample], size: int) -> list[str]:
     return list(menu)
 
 
+# Schemas built at run time (the quote menu is this user's sentences), so typed as Any for the type checker.
+_create_model: Any = create_model
+
+
+def _list_of(item: Any) -> Any:
+    return GenericAlias(list, (item,))
+
+
+def _quote_type(menu: list[str]) -> Any:
+    """The sentences of this user's examples, the only quotes the grammar allows; any short text without a menu."""
+    return Literal.__getitem__(tuple(menu)) if menu else Quote
+
+
+def _draft(menu: list[str]) -> Any:
+    if not menu:
+        return HypothesisDraft
+    return _create_model("HypothesisDraft", __base__=HypothesisDraft,
+                         evidence=(_list_of(_quote_type(menu)), Field(min_length=1, max_length=3)))
+
+
 def batch_schema(menu: list[str]) -> type[HypothesisBatch]:
     if not menu:
         return HypothesisBatch
-    choice: Any = Literal[tuple(menu)]  # a type built at run time: the sentences of this user's examples
-    draft: Any = create_model(
-        "HypothesisDraft", __base__=HypothesisDraft, evidence=(list[choice], Field(min_length=1, max_length=3))
-    )
-    return create_model(
-        "HypothesisBatch", __base__=HypothesisBatch, hypotheses=(list[draft], Field(min_length=1, max_length=5))
-    )
+    return _create_model(
+        "HypothesisBatch", __base__=HypothesisBatch,
+        hypotheses=(_list_of(_draft(menu)), Field(min_length=1, max_length=5)))
+
+
+def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool) -> type[BaseModel]:
+    """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes."""
+    fields: dict[str, Any] = {
+        aspect: (_list_of(_draft(menu)), Field(min_length=1, max_length=max_per_aspect)) for aspect in aspects}
+    if attributes:
+        fields["attributes"] = (AttributesDraft, ...)
+    return _create_model("ProfileProposal", **fields)
+
+
+async def propose_profile(
+    client: LLMClient, shown: list[UserExample], aspects: dict[str, str], *, menu: list[str], max_per_aspect: int,
+    attributes: bool, max_tokens: int,
+) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None, list[Completion]]:
+    """Every aspect's hypotheses and the attributes in one structured call."""
+    schema = profile_schema(list(aspects), max_per_aspect, menu, attributes)
+    messages = render_messages("infer_profile", examples=shown, aspects=aspects, max_hypotheses=max_per_aspect,
+                               attributes=attributes)
+    proposal, completions = await client.acomplete_structured(messages, schema, step="infer_profile",
+                                                              max_tokens=max_tokens)
+    drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
+    return drafts, getattr(proposal, "attributes", None), completions
+
+
+class FailedEvidence(BaseModel):
+    statement: str
+    quotes: list[str]
+
+
+async def fix_evidence(
+    client: LLMClient, shown: list[UserExample], failed: list[FailedEvidence], *, menu: list[str], max_tokens: int,
+) -> tuple[list[list[str]], list[Completion]]:
+    """Ask once more for word-for-word quotes of hypotheses whose quotes were not found; one list per hypothesis."""
+    quotes = _list_of(_quote_type(menu))
+    schema = _create_model("EvidenceFixes", **{f"h{i + 1}": (quotes, Field(max_length=3)) for i in range(len(failed))})
+    messages = render_messages("fix_evidence", examples=shown, failed=failed)
+    fixes, completions = await client.acomplete_structured(messages, schema, step="fix_evidence", max_tokens=max_tokens)
+    return [list(getattr(fixes, f"h{i + 1}")) for i in range(len(failed))], completions
 
 
 

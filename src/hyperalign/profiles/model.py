@@ -98,6 +98,8 @@ class Evidence(_Strict):
     verified: bool = False
     example_index: int | None = Field(
         default=None, ge=0, description="0-based index of the example the quote was found in")
+    near_match: Text | None = Field(
+        default=None, description="the model's inexact quote, when `quote` is the real sentence it nearly matched")
 
 
 class Measure(_Strict):
@@ -154,6 +156,9 @@ class InferenceReport(_Strict):
     completion_tokens: int = 0
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
     measured_facts: int = 0
+    reasked: int = Field(0, description="hypotheses whose quotes failed and were asked for again")
+    recovered: int = Field(0, description="of those, how many the re-ask made supported")
+    too_few: bool = Field(False, description="fewer supported hypotheses survived than InferenceOptions.min_hypotheses")
 
     def add_counts(self, other: InferenceReport) -> None:
         """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""
@@ -266,6 +271,7 @@ class Profile(_Strict):
                 lines.append(f"- **{h.statement}**{flag}{marks} `[{h.id}]`{score}")
                 for ev in h.evidence:
                     mark = f"example {ev.example_index + 1}" if ev.verified and ev.example_index is not None else "not found"
+                    mark += ", near match" if ev.near_match else ""
                     lines.append(f"    - > “{ev.quote}” ({mark})")
             lines.append("")
         r = self.report

@@ -101,7 +101,9 @@ async def aupdate_profile(
     scoring = score_hypotheses(client, rateable, examples)
     if options.infer_new:
         (rescored, completions), inferred = await asyncio.gather(
-            scoring, ainfer_profile(client, user_id, examples, None, replace(options.inference, style_facts=False)))
+            scoring, ainfer_profile(client, user_id, examples, None,
+                                    # candidates for an existing profile: no facts (blended below), no minimum
+                                    replace(options.inference, style_facts=False, min_hypotheses=0)))
     else:
         (rescored, completions), inferred = await scoring, None
     deltas = {after.id: (after.statement, _minus(after.score, before.score))

@@ -24,6 +24,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ..errors import InputError
 
 VERSIONS: dict[str, int] = {
+    "infer_profile": 1,
+    "fix_evidence": 1,
     "infer_hypotheses": 1,
     "infer_attributes": 1,
     "generate": 2,
@@ -31,9 +33,14 @@ VERSIONS: dict[str, int] = {
     "score_hypotheses": 1,
     "deliberate": 1,
     "safety_spec": 1,
+    "ticl_generate": 1,
+    "ticl_explain": 1,
 }
 
-_TAG = re.compile(r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour)\b", re.IGNORECASE)
+_TAG = re.compile(
+    r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour|draft|critique)\b",
+    re.IGNORECASE,
+)
 
 
 # Chat-control syntax of the model families llama.cpp, vLLM and Ollama serve: ChatML, Llama 3, Phi, Qwen, gpt-oss

@@ -1,10 +1,11 @@
-"""The methods an evaluation compares: the generation strategies, hyperalign variants (hypothesis selection,
-budgets, refinement) and outputs imported from any other system."""
+"""The methods an evaluation compares: the generation strategies and their variants (hypothesis selection, budgets,
+refinement, measured facts off, best-of-N reranking), the TICL baseline, and outputs imported from any other
+system (e.g. DITTO)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ...pipeline.generate import Strategy
 from ...pipeline.infer import InferenceOptions
 from ...pipeline.selection import SelectionOptions
 from ..corpus import Split
+from .ticl import TiclOptions
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Method:
     strategy: Strategy | None = None
     import_path: Path | None = None
     inference: InferenceOptions | None = None  # hyperalign variants: how their profiles are inferred
+    generation: dict[str, Any] = field(default_factory=dict)  # GenerationOptions overrides, e.g. best_of
+    ticl: TiclOptions | None = None  # the TICL baseline: how its prompt is built
 
     @property
     def folder(self) -> str:
@@ -30,30 +34,49 @@ class Method:
         return "" if self.name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.name) + "/"
 
 
-def _variant(entry: str) -> InferenceOptions:
-    """hyperalign[:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H] -> inference options."""
-    parts = entry.split(":")[1:]
-    settings: dict[str, int] = {}
-    select_on = False
+# base -> the options it takes (name -> takes a whole number)
+OPTIONS: dict[str, dict[str, bool]] = {
+    "hyperalign": {"select": False, "refine": True, "budget": True, "per-aspect": True, "held-out": True,
+                   "best-of": True, "no-facts": False},
+    "few-shot": {"best-of": True},
+    "zero-shot": {},
+    "ticl": {"epochs": True},
+}
+USAGE = ("hyperalign[:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts], "
+         "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
+
+
+def _options(entry: str) -> tuple[str, dict[str, int | bool]]:
+    base, *parts = entry.split(":")
+    if base not in OPTIONS:
+        raise InputError(f"unknown method {entry!r}; use {USAGE}")
+    settings: dict[str, int | bool] = {}
     for part in parts:
         key, sep, value = part.partition("=")
-        if key == "select" and not sep:
-            select_on = True
-        elif key in {"refine", "budget", "per-aspect", "held-out"} and sep and value.isdigit():
-            settings[key] = int(value)
-        else:
-            raise InputError(f"method {entry!r}: unknown variant option {part!r} "
-                             "(select, refine=R, budget=N, per-aspect=N, held-out=H)")
+        takes_number = OPTIONS[base].get(key)
+        if takes_number is None or bool(sep) != takes_number or (sep and not value.isdigit()) or key in settings:
+            allowed = ", ".join(f"{k}=N" if n else k for k, n in OPTIONS[base].items()) or "none"
+            raise InputError(f"method {entry!r}: unknown or repeated option {part!r} (for {base}: {allowed})")
+        settings[key] = int(value) if sep else True
+        if sep and int(value) < 1:
+            raise InputError(f"method {entry!r}: {key} must be at least 1")
+    return base, settings
+
+
+def _inference(entry: str, settings: dict[str, int | bool]) -> InferenceOptions:
+    select_on = bool(settings.get("select"))
     if not select_on and {"refine", "held-out"} & set(settings):
         raise InputError(f"method {entry!r}: refine and held-out need 'select'")
-    selection = SelectionOptions(
-        held_out=settings.get("held-out", 2),
-        per_aspect=settings.get("per-aspect", 3 if select_on else None),
-        max_hypotheses=settings.get("budget"),
-        refine_rounds=settings.get("refine", 0),
-        score=select_on,
-    )
-    return InferenceOptions(selection=selection)
+    selection = None
+    if select_on or "budget" in settings:
+        selection = SelectionOptions(
+            held_out=int(settings.get("held-out", 2)),
+            per_aspect=int(settings["per-aspect"]) if "per-aspect" in settings else (3 if select_on else None),
+            max_hypotheses=int(settings["budget"]) if "budget" in settings else None,
+            refine_rounds=int(settings.get("refine", 0)),
+            score=select_on,
+        )
+    return InferenceOptions(selection=selection, style_facts=not settings.get("no-facts"))
 
 
 def parse_methods(spec: list[str]) -> list[Method]:
@@ -65,14 +88,16 @@ def parse_methods(spec: list[str]) -> list[Method]:
             if not path.is_file():
                 raise InputError(f"method {entry!r}: no such file {path}")
             methods.append(Method(name=f"import:{path.stem}", import_path=path))
-        elif entry in {s.value for s in Strategy}:
-            methods.append(Method(name=entry, strategy=Strategy(entry)))
-        elif entry.startswith("hyperalign:"):
-            methods.append(Method(name=entry, strategy=Strategy.HYPERALIGN, inference=_variant(entry)))
+            continue
+        base, settings = _options(entry)
+        generation = {"best_of": settings["best-of"]} if "best-of" in settings else {}
+        if base == "ticl":
+            methods.append(Method(name=entry, ticl=TiclOptions(epochs=int(settings.get("epochs", 1)))))
+        elif base == "hyperalign":
+            methods.append(Method(name=entry, strategy=Strategy.HYPERALIGN, inference=_inference(entry, settings),
+                                  generation=generation))
         else:
-            known = ", ".join(s.value for s in Strategy)
-            raise InputError(f"unknown method {entry!r}; use {known}, hyperalign:select[:refine=R][:budget=N], "
-                             "or import:FILE.jsonl")
+            methods.append(Method(name=entry, strategy=Strategy(base), generation=generation))
     names = [m.name for m in methods]
     if len(set(names)) != len(names) or not names:
         raise InputError(f"methods must be distinct and non-empty, got {names}")

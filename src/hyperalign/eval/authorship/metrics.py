@@ -71,9 +71,11 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
 
 
 def cost_metrics(
-    split: Split, rows: list[dict[str, Any]], profiles: dict[str, dict[str, Profile]], methods: list[str]
+    split: Split, rows: list[dict[str, Any]], profiles: dict[str, dict[str, Profile]], methods: list[str],
+    ticl: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """`profiles`: method -> author -> profile, for the methods that infer one (their one-off cost is amortized)."""
+    """`profiles`: method -> author -> profile, for the methods that infer one; `ticl`: method -> author -> TICL state
+    (each one-off cost is amortized over the author's prompts). Calls per generation count best-of-N's samples."""
     prompts_per_author = sum(len(a.held_out) for a in split.authors) / len(split.authors)
     per_method: dict[str, Any] = {}
     for method in methods:
@@ -83,22 +85,30 @@ def cost_metrics(
             continue
         prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
         completion = sum(r["completion_tokens"] for r in mine) / len(mine)
+        calls_per_generation = sum(r.get("llm_calls") or 1 for r in mine) / len(mine)
         inference_calls = inference_prompt = 0.0
-        hypotheses = None
+        hypotheses = facts = None
         users = profiles.get(method, {})
+        states = (ticl or {}).get(method, {})
         if users:
             hypotheses = sum(len(p.inferred_hypotheses) for p in users.values()) / len(users)
+            facts = sum(len(p.facts) for p in users.values()) / len(users)
             inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in users.values()) / len(users)
             inference_prompt = sum(p.report.prompt_tokens for p in users.values()) / len(users)
+        elif states:
+            inference_calls = sum(s.llm_calls for s in states.values()) / len(states)
+            inference_prompt = sum(s.prompt_tokens for s in states.values()) / len(states)
         per_method[method] = {
             "generations": len(mine),
             "prompt_tokens_per_generation": prompt,
             "completion_tokens_per_generation": completion,
             "inference_calls_per_user": inference_calls,
             "inference_prompt_tokens_per_user": inference_prompt,
-            "llm_calls_per_user": prompts_per_author + inference_calls,
+            "llm_calls_per_generation": calls_per_generation,
+            "llm_calls_per_user": prompts_per_author * calls_per_generation + inference_calls,
             "prompt_tokens_per_generation_amortized": prompt + inference_prompt / prompts_per_author,
             "hypotheses_per_profile": hypotheses,
+            "facts_per_profile": facts,
         }
     ratio = ratio_amortized = None
     if per_method.get("hyperalign") and per_method.get("few-shot"):

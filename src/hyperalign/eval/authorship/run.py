@@ -11,13 +11,15 @@ from pydantic import BaseModel, Field
 
 from ...api import HyperAlign
 from ...errors import StructuredOutputError
-from ...pipeline.generate import Strategy
+from ...llm import CompletionRequest
+from ...pipeline.generate import Strategy, agenerate
 from ...profiles.model import Profile
 from ..corpus import PromptStyle, Split, load_corpus, make_split
 from ..judge import Judge, aggregate, judge_identity, pair_orders
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
+from .ticl import TiclState, abuild, final_messages
 
 GENERATIONS = "generations.jsonl"
 JUDGMENTS = "judgments.jsonl"
@@ -93,7 +95,31 @@ class AuthorshipRun:
                 advance()
         return profiles
 
-    async def generations(self, split: Split, profiles: dict[str, dict[str, Profile]]) -> list[dict[str, Any]]:
+    async def ticl_prompts(self, split: Split) -> dict[str, dict[str, TiclState]]:
+        """method -> author -> TICL state, built (or resumed) for every TICL method; saved after every step."""
+        states: dict[str, dict[str, TiclState]] = {}
+        ticl_methods = [m for m in self.methods if m.ticl]
+        advance = self.progress("build TICL prompts", len(split.authors) * len(ticl_methods))
+        for method in ticl_methods:
+            assert method.ticl is not None
+            states[method.name] = {}
+            for author in split.authors:
+                name = f"profiles/{method.folder}{author.author}.ticl.json"
+                saved = self.folder.read_model(name, TiclState) if self.folder.file(name).exists() else None
+
+                def save(state: TiclState, name: str = name) -> None:
+                    self.folder.write_json(name, state.model_dump())
+
+                state = await abuild(self.ha.client, author.demonstrations,
+                                     method.ticl.model_copy(update={"seed": self.config.seed,
+                                                                    "max_tokens": self.config.max_tokens}),
+                                     saved, save=save)
+                states[method.name][author.author] = state
+                advance()
+        return states
+
+    async def generations(self, split: Split, profiles: dict[str, dict[str, Profile]],
+                          ticl: dict[str, dict[str, TiclState]]) -> list[dict[str, Any]]:
         done = self.folder.done_keys(GENERATIONS)
         for method in self.methods:
             if method.import_path:
@@ -103,15 +129,28 @@ class AuthorshipRun:
 
         def job(method: Method, author: Any, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
             async def run() -> dict[str, Any]:
-                profile = profiles.get(method.name, {}).get(author.author)
+                row = {"method": method.name, "item_id": item.id, "author": item.author}
+                if method.ticl:
+                    state = ticl[method.name][author.author]
+                    options = self.ha.generation
+                    completion = await self.ha.client.acomplete(CompletionRequest(
+                        messages=final_messages(state, item.prompt, self.ha.client, options.max_tokens),
+                        max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed))
+                    return row | {"output": completion.text.strip(), "prompt_tokens": completion.usage.prompt_tokens,
+                                  "completion_tokens": completion.usage.completion_tokens,
+                                  "finish_reason": completion.finish_reason, "model": completion.model}
                 assert method.strategy is not None  # imported methods have no generation job
-                generation = await self.ha.agenerate(profile, item.prompt, method.strategy, author.demonstrations)
-                return {"method": method.name, "item_id": item.id, "author": item.author, "output": generation.text,
-                        "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
-                        "finish_reason": generation.finish_reason, "model": generation.model}
+                generation = await agenerate(
+                    self.ha.client, item.prompt, method.strategy, profile=profiles.get(method.name, {}).get(author.author),
+                    examples=author.demonstrations, options=self.ha.generation.model_copy(update=method.generation))
+                return row | {"output": generation.text, "prompt_tokens": generation.prompt_tokens,
+                              "completion_tokens": generation.completion_tokens, "llm_calls": generation.llm_calls,
+                              "finish_reason": generation.finish_reason, "model": generation.model,
+                              "adherence": generation.adherence, "candidate_scores": generation.candidate_scores}
             return run
 
-        jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy for a in split.authors for i in a.held_out}
+        jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy or m.ticl
+                for a in split.authors for i in a.held_out}
         return await self.folder.stage(GENERATIONS, "generate", jobs, self.progress)
 
     async def judgments(self, split: Split, outputs: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
@@ -147,7 +186,8 @@ class AuthorshipRun:
         self.folder.bind_config(self.config, AuthorshipConfig.IDENTITY)
         split = self.prepare_split()
         profiles = await self.profiles(split)
-        rows = await self.generations(split, profiles)
+        ticl = await self.ticl_prompts(split)
+        rows = await self.generations(split, profiles, ticl)
         outputs = {(r["method"], r["item_id"]): r["output"] for r in rows}
         judgments = await self.judgments(split, outputs)
         names = [m.name for m in self.methods]
@@ -160,7 +200,7 @@ class AuthorshipRun:
             "n_prompts": sum(len(a.held_out) for a in split.authors),
             "attribution": attribution_metrics(split, rows, names, self.config),
             "judge": {**aggregate(judgments, names), "judge": self.judge.version if self.judge else None},
-            "cost": cost_metrics(split, rows, profiles, names),
+            "cost": cost_metrics(split, rows, profiles, names, ticl),
         }
         self.folder.write_json("results.json", results)
         return results

@@ -1,0 +1,144 @@
+"""TICL, the tuning-free peer (Cho et al. 2025, "Tuning-Free Personalized Alignment via Trial-Error-Explain In-Context
+Learning", arXiv 2502.08972), as an evaluation method on the same split, prompts and backbone as the others.
+
+Building a person's prompt, per epoch, for each of the person's demonstrations not yet marked consistent, in a seeded
+shuffled order:
+1. trial — the model writes that demonstration's task from a prompt holding all the *other* demonstrations with the
+   drafts and critiques collected so far (leave-one-out, as in the authors' code);
+2. error + explain — one structured "editor" call compares the trial with the person's real text on the eight style
+   dimensions (not content) and answers {explanation, consistent};
+3. an inconsistent trial is kept under its demonstration with its explanation; a consistent one marks the
+   demonstration done.
+At test time one call: every demonstration with its drafts and critiques, then the task.
+
+Where this departs from the paper, and why: 1 epoch by default (the authors' code runs 4; on 2 CPU cores with a 1.5B
+model each trial-and-explain over 7 long texts costs minutes — `epochs` is an option); trials and test outputs use
+the evaluation's generation settings (greedy, 600 tokens) instead of temperature 1.0 with 5 samples, so TICL is
+compared like every other method; the backbone is the evaluation's, not GPT-4o; when the prompt outgrows the context,
+drafts are cut first (to the most recent per demonstration), then every text is truncated evenly, as the authors
+drop negatives before examples. The state is saved after every step, so building resumes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from ...errors import StructuredOutputError
+from ...llm import Completion, CompletionRequest, LLMClient
+from ...pipeline.context import fit_examples
+from ...profiles.model import UserExample
+from ...prompts import render_messages, version_tag
+
+
+class Negative(BaseModel):
+    draft: str
+    explanation: str
+
+
+class TiclItem(BaseModel):
+    example: UserExample
+    negatives: list[Negative] = []
+    done: bool = False
+
+
+class TiclState(BaseModel):
+    """A person's TICL prompt under construction (or finished): what the run folder keeps."""
+
+    items: list[TiclItem]
+    epochs_done: int = 0
+    steps_done: int = 0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    version: str = Field(default_factory=lambda: version_tag("ticl_generate", "ticl_explain"))
+
+
+class EditorVerdict(BaseModel):
+    explanation: str = Field(max_length=800)
+    consistent: bool
+
+
+class TiclOptions(BaseModel):
+    epochs: int = Field(1, ge=1, le=10)
+    seed: int = 0
+    max_tokens: int = 600
+    explanation_tokens: int = 300
+    draft_chars: int = 3000  # a trial shown as a negative is cut to this many characters
+
+
+def _fitted(items: list[TiclItem], task: str, context_tokens: int | None, max_tokens: int) -> list[TiclItem]:
+    """The items as they fit the context: drafts cut to the latest per demonstration, then all texts truncated."""
+    if context_tokens is None:
+        return items
+    def as_examples(these: list[TiclItem]) -> list[UserExample]:
+        return [UserExample(prompt=i.example.prompt, text=i.example.text + "".join(
+            f"\n{n.draft}\n{n.explanation}" for n in i.negatives)) for i in these]
+    _, truncated = fit_examples(as_examples(items), context_tokens, max_tokens + len(task) // 3)
+    if not truncated:
+        return items
+    latest = [i.model_copy(update={"negatives": i.negatives[-1:]}) for i in items]
+    _, truncated = fit_examples(as_examples(latest), context_tokens, max_tokens + len(task) // 3)
+    if not truncated:
+        return latest
+    examples, _ = fit_examples([i.example for i in latest], context_tokens // 2, max_tokens)
+    drafts = [n.model_copy(update={"draft": n.draft[:1000]}) for i in latest for n in i.negatives]
+    fitted, position = [], 0
+    for item, example in zip(latest, examples, strict=True):
+        fitted.append(TiclItem(example=example, negatives=drafts[position:position + len(item.negatives)]))
+        position += len(item.negatives)
+    return fitted
+
+
+def _messages(items: list[TiclItem], task: str, client: LLMClient, max_tokens: int) -> list[dict[str, str]]:
+    return render_messages("ticl_generate", items=_fitted(items, task, client.backend.context_tokens, max_tokens),
+                           task=task)
+
+
+def _count(state: TiclState, completions: list[Completion]) -> None:
+    for completion in completions:
+        state.llm_calls += 0 if completion.cached else 1
+        state.prompt_tokens += completion.usage.prompt_tokens
+        state.completion_tokens += completion.usage.completion_tokens
+
+
+async def abuild(client: LLMClient, demonstrations: list[UserExample], options: TiclOptions,
+                 state: TiclState | None = None, save: Callable[[TiclState], None] = lambda state: None) -> TiclState:
+    """Run the trial-error-explain epochs (resuming `state` if given); `save` is called after every step."""
+    state = state or TiclState(items=[TiclItem(example=d) for d in demonstrations])
+    for epoch in range(state.epochs_done, options.epochs):
+        order = list(range(len(state.items)))
+        random.Random(f"{options.seed}:{epoch}").shuffle(order)
+        for step, index in enumerate(order):
+            if step < state.steps_done or state.items[index].done:
+                continue
+            item = state.items[index]
+            task = item.example.prompt or "Write a text in your usual style."
+            others = [other for j, other in enumerate(state.items) if j != index]
+            trial = await client.acomplete(CompletionRequest(
+                messages=_messages(others, task, client, options.max_tokens), max_tokens=options.max_tokens,
+                temperature=0.0, seed=options.seed))
+            _count(state, [trial])
+            try:
+                verdict, completions = await client.acomplete_structured(
+                    render_messages("ticl_explain", task=task, gold=item.example.text, candidate=trial.text.strip()),
+                    EditorVerdict, step="ticl_explain", max_tokens=options.explanation_tokens)
+                _count(state, completions)
+            except StructuredOutputError:  # an editor that cannot answer: the trial counts as inconsistent
+                verdict = EditorVerdict(explanation="(no explanation: the editor's answer was invalid)", consistent=False)
+            if verdict.consistent:
+                item.done = True
+            else:
+                item.negatives.append(Negative(draft=trial.text.strip()[: options.draft_chars],
+                                               explanation=verdict.explanation.strip()))
+            state.steps_done = step + 1
+            save(state)
+        state.epochs_done, state.steps_done = epoch + 1, 0
+        save(state)
+    return state
+
+
+def final_messages(state: TiclState, task: str, client: LLMClient, max_tokens: int) -> list[dict[str, str]]:
+    """The test-time prompt: every demonstration with its drafts and critiques, then the task."""
+    return _messages(state.items, task, client, max_tokens)

@@ -1,0 +1,77 @@
+"""Profile adherence: how closely a candidate text follows one person's profile — the reranker of best-of-N.
+
+1. By code, on the measured style facts: each fact's metric is measured on the candidate with the same code that
+   measured the person (facts.py); its distance from the person's mean, in units of the spread between the person's
+   own texts, gives the fact's score exp(-z²/2) (1 on the mean, 0.61 one spread away, 0.14 two away). A fact the
+   candidate says nothing about (no numbers to write as digits) is left out.
+2. Optionally, by one structured LLM call, on the inferred hypotheses: the candidate is rated like a held-out text
+   (supports / contradicts / neutral, selection.py), and the share of supporting verdicts among the non-neutral ones
+   is the hypotheses' score.
+The overall score is the facts' mean, or the mean of both parts when the hypotheses are checked.
+
+What the reranker sees: the candidate, and this person's profile (or, for few-shot, facts measured from this
+person's own examples) — never other people's texts, never the evaluation's classifier or judge."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from ..llm import Completion, LLMClient
+from ..profiles.model import Hypothesis, UserExample
+from .facts import Text, measure
+from .selection import rate_on_text
+
+
+class FactCheck(BaseModel):
+    id: str
+    metric: str
+    value: float
+    target: float
+    spread: float
+    score: float
+
+
+class Adherence(BaseModel):
+    score: float
+    facts: list[FactCheck]
+    facts_score: float | None
+    hypotheses_score: float | None = None
+
+
+def check_facts(text: str, facts: Sequence[Hypothesis]) -> list[FactCheck]:
+    parsed = Text.of(text)
+    checks = []
+    for fact in facts:
+        m = fact.measure
+        if m is None:
+            continue
+        value = measure(m.metric, parsed)
+        if value is None:
+            continue
+        z = abs(value - m.mean) / m.spread
+        checks.append(FactCheck(id=fact.id, metric=m.metric, value=round(value, 3), target=m.mean, spread=m.spread,
+                                score=round(math.exp(-z * z / 2), 4)))
+    return checks
+
+
+async def aadherence(
+    text: str, facts: Sequence[Hypothesis], hypotheses: Sequence[Hypothesis] = (), *,
+    client: LLMClient | None = None,
+) -> tuple[Adherence, list[Completion]]:
+    """The candidate's adherence; the LLM hypotheses check runs only when `client` and `hypotheses` are given."""
+    checks = check_facts(text, facts)
+    facts_score = sum(c.score for c in checks) / len(checks) if checks else None
+    hypotheses_score: float | None = None
+    completions: list[Completion] = []
+    if client is not None and hypotheses:
+        verdicts, completions = await rate_on_text(client, list(hypotheses), UserExample(text=text or "(empty)"),
+                                                   step="adherence")
+        decided = [v for v in verdicts if v != "neutral"]
+        hypotheses_score = sum(v == "supports" for v in decided) / len(decided) if decided else 0.5
+    parts = [s for s in (facts_score, hypotheses_score) if s is not None]
+    score = sum(parts) / len(parts) if parts else 0.0
+    return Adherence(score=round(score, 4), facts=checks, facts_score=facts_score,
+                     hypotheses_score=hypotheses_score), completions
