@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def profile_of(hypotheses: list[Hypothesis]) -> Profile:
 
 
 def facts_score(text: str, facts: list[Hypothesis]) -> float:
-    checks = check_facts(text, facts)
-    return sum(c.score for c in checks) / len(checks)
+    """The facts' joint score as documented: exp(-mean(min(z, 4)^2) / 2)."""
+    z = [min(abs(c.value - c.target) / c.spread, 4.0) for c in check_facts(text, facts)]
+    return math.exp(-sum(v * v for v in z) / len(z) / 2)
 
 
 def by_seed(request: CompletionRequest) -> str:
@@ -144,7 +146,9 @@ def test_best_of_4_samples_four_seeds_and_returns_the_most_adherent(make_hyperal
     generation = ha.generate(profile, TASK)
     assert len(backend.requests) == 4
     assert sorted(r.seed for r in backend.requests) == [0, 1, 2, 3]
-    assert {r.temperature for r in backend.requests} == {0.8} and all(r.json_schema is None for r in backend.requests)
+    # The plain (greedy) output is candidate 0, so reranking can only improve on it; then 3 samples.
+    assert [r.temperature for r in sorted(backend.requests, key=lambda r: r.seed)] == [0.0, 0.8, 0.8, 0.8]
+    assert all(r.json_schema is None for r in backend.requests)
     assert len({json.dumps(r.messages) for r in backend.requests}) == 1  # one prompt, four samples
     assert generation.text == CANDIDATES[2]
     expected = [round(facts_score(c, profile.facts), 4) for c in CANDIDATES]
@@ -161,7 +165,7 @@ def test_best_of_n_seeds_start_at_the_configured_seed(make_hyperalign):
     ha.generation = GenerationOptions(best_of=3, seed=5, sample_temperature=1.1)
     generation = ha.generate(profile_of(style_facts(PERSON)), TASK)
     assert sorted(r.seed for r in backend.requests) == [5, 6, 7]
-    assert {r.temperature for r in backend.requests} == {1.1}
+    assert [r.temperature for r in sorted(backend.requests, key=lambda r: r.seed)] == [0.0, 1.1, 1.1]
     assert generation.text == CANDIDATES[2]  # seed 6 samples the matching candidate
     assert generation.candidate_scores == pytest.approx(
         [round(facts_score(CANDIDATES[s % 4], style_facts(PERSON)), 4) for s in (5, 6, 7)], abs=1e-4)

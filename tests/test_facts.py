@@ -178,14 +178,17 @@ def test_first_and_second_person_rates():
     assert none["second_person"].statement == "Uses no second-person words (you, your)."
 
 
-def test_lowercase_sentence_starts_are_stated_only_when_common():
+def test_lowercase_sentence_starts_are_stated_as_a_share_or_as_capitalized_starts():
     half = " ".join(sentence(8, offset=k, lower=k % 2 == 0) for k in range(10))
     assert measure("lowercase_starts", half) == 0.5
     fact = by_metric(style_facts([half]))["lowercase_starts"]
     assert fact.statement == "Starts 50% of sentences with a lowercase letter."
     rare = " ".join(sentence(8, offset=k, lower=k == 0) for k in range(10))
     assert measure("lowercase_starts", rare) == pytest.approx(0.1)
-    assert "lowercase_starts" not in by_metric(style_facts([rare]))
+    assert by_metric(style_facts([rare]))["lowercase_starts"].statement == "Starts 10% of sentences with a lowercase letter."
+    capital = " ".join(sentence(8, offset=k) for k in range(10))
+    # Stated even when 0: a candidate that writes in lowercase must be checkable against it.
+    assert by_metric(style_facts([capital]))["lowercase_starts"].statement == "Starts sentences with a capital letter."
 
 
 def test_all_caps_words_not_counting_single_letters():
@@ -193,7 +196,8 @@ def test_all_caps_words_not_counting_single_letters():
     assert words_in(shouty) == 100
     assert measure("caps_words", shouty) == 30
     assert by_metric(style_facts([shouty]))["caps_words"].statement == "Writes about 30 ALL-CAPS words per 1,000 words."
-    assert "caps_words" not in by_metric(style_facts([prose([10] * 10)]))
+    quiet = by_metric(style_facts([prose([10] * 10)]))["caps_words"]
+    assert quiet.statement == "Does not write words in ALL CAPS." and quiet.measure.mean == 0
 
 
 # --- openings, sign-offs, distinctive words ---------------------------------------------------------------------------

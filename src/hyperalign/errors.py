@@ -71,7 +71,7 @@ class ContextOverflowError(LLMError):
 class StructuredOutputError(LLMError):
     """The LLM's output did not validate against the step's schema, even after the repair turns."""
 
-    def __init__(self, step: str, detail: str, output: str, repairs: int = 1):
+    def __init__(self, step: str, detail: str, output: str, repairs: int = 1, completions: list[Any] | None = None):
         snippet = output.strip().replace("\n", " ")
         if len(snippet) > 160:
             snippet = snippet[:160] + "…"
@@ -82,6 +82,7 @@ class StructuredOutputError(LLMError):
         )
         self.step = step
         self.output = output
+        self.completions = completions or []  # what the failed attempts cost
 
 
 class TooFewHypothesesError(HyperAlignError):

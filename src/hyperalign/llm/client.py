@@ -127,7 +127,8 @@ class LLMClient:
             except ValidationError as exc:
                 problem = _describe(exc, completion)
             if attempt == self.max_repairs:
-                raise StructuredOutputError(step, problem, completion.text, repairs=self.max_repairs)
+                raise StructuredOutputError(step, problem, completion.text, repairs=self.max_repairs,
+                                            completions=completions)
             messages_so_far = [
                 *messages_so_far,
                 {"role": "assistant", "content": completion.text},

@@ -3,7 +3,9 @@
 1. By code, on the measured style facts: each fact's metric is measured on the candidate with the same code that
    measured the person (facts.py); its distance from the person's mean, in units of the spread between the person's
    own texts, gives the fact's score exp(-z²/2) (1 on the mean, 0.61 one spread away, 0.14 two away). A fact the
-   candidate says nothing about (no numbers to write as digits) is left out.
+   candidate says nothing about (no numbers to write as digits) is left out. The facts' score is the geometric mean
+   exp(-mean(z²)/2), with z capped at 4: one far-off habit (40-word sentences for a person of 8) weighs as it
+   should, instead of being averaged away by the many facts every text meets ("never uses ellipses").
 2. Optionally, by one structured LLM call, on the inferred hypotheses: the candidate is rated like a held-out text
    (supports / contradicts / neutral, selection.py), and the share of supporting verdicts among the non-neutral ones
    is the hypotheses' score.
@@ -57,13 +59,24 @@ def check_facts(text: str, facts: Sequence[Hypothesis]) -> list[FactCheck]:
     return checks
 
 
+Z_CAP = 4.0
+
+
+def facts_adherence(checks: Sequence[FactCheck]) -> float | None:
+    """The facts' joint score: exp(-mean(z²)/2) with each z capped at Z_CAP (module docstring); None without facts."""
+    if not checks:
+        return None
+    squares = [min(abs(c.value - c.target) / c.spread, Z_CAP) ** 2 for c in checks]
+    return round(math.exp(-sum(squares) / len(squares) / 2), 4)
+
+
 async def aadherence(
     text: str, facts: Sequence[Hypothesis], hypotheses: Sequence[Hypothesis] = (), *,
     client: LLMClient | None = None,
 ) -> tuple[Adherence, list[Completion]]:
     """The candidate's adherence; the LLM hypotheses check runs only when `client` and `hypotheses` are given."""
     checks = check_facts(text, facts)
-    facts_score = sum(c.score for c in checks) / len(checks) if checks else None
+    facts_score = facts_adherence(checks)
     hypotheses_score: float | None = None
     completions: list[Completion] = []
     if client is not None and hypotheses:

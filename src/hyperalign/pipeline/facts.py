@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from statistics import mean, pstdev
+from statistics import mean, pstdev, quantiles
 
 from ..profiles.model import Evidence, Hypothesis, Measure
 
@@ -140,8 +140,10 @@ def _measure_of(metric: str, values: Sequence[float], low: float | None = None, 
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 4], ordered[(3 * len(ordered)) // 4]
+    if len(values) < 2:
+        return values[0], values[0]
+    q1, _, q3 = quantiles(values, n=4, method="inclusive")
+    return q1, q3
 
 
 def _statement(metric: str, m: Measure) -> str | None:
@@ -163,9 +165,13 @@ def _statement(metric: str, m: Measure) -> str | None:
         who = "first-person words (I, we, my)" if metric == "first_person" else "second-person words (you, your)"
         return f"Uses no {who}." if rate == 0 else f"Uses about {rate} {who} per 1,000 words."
     if metric == "lowercase_starts":
-        return f"Starts {m.mean:.0%} of sentences with a lowercase letter." if m.mean >= 0.2 else None
+        return (f"Starts {m.mean:.0%} of sentences with a lowercase letter." if m.mean >= 0.05 else
+                "Starts sentences with a capital letter.")
     if metric == "caps_words":
-        return f"Writes about {rate} ALL-CAPS words per 1,000 words." if m.mean >= 2 else None
+        return (f"Writes about {rate} ALL-CAPS words per 1,000 words." if m.mean >= 1 else
+                "Does not write words in ALL CAPS.")
+    if metric == "vocabulary":
+        return f"Vocabulary variety: about {m.mean * 50:.0f} different words in every 50."
     if kind == "punctuation":
         label = PUNCTUATION[argument][0]
         return f"Never uses {label}." if m.mean < 0.5 else f"Uses about {m.mean:.0f} {label} per 1,000 words."
@@ -176,7 +182,7 @@ def _statement(metric: str, m: Measure) -> str | None:
     if kind == "uses":
         words = ", ".join(f"“{w}”" for w in argument.split("|"))
         return f"Uses these words far more often than general English does: {words} (together about {rate} per 1,000 words)."
-    return None  # vocabulary: a number for checking, not one a writer can follow
+    return None
 
 
 def _shared_edge(texts: list[str], last: bool) -> str | None:

@@ -1,8 +1,8 @@
 """Step 3: write as the user would. The baselines (zero-shot, few-shot) run through this same function, with the
 same template, parameters and backend, so an evaluation compares like with like.
 
-Best-of-N: N samples (temperature `sample_temperature`, seeds seed..seed+N-1), each scored for adherence to this
-person (adherence.py: the measured facts by code, optionally the hypotheses by one LLM call each), and the most
+Best-of-N: N candidates — the plain (greedy) output first, then N-1 samples at `sample_temperature` with seeds
+seed+1..seed+N-1, so reranking can only improve on the plain output — each scored for adherence to this person (adherence.py: the measured facts by code, optionally the hypotheses by one LLM call each), and the most
 adherent returned with its score, every candidate's score and the cost of all of them. For few-shot the facts are
 measured from the person's own examples; zero-shot has nothing of the person to rerank by."""
 
@@ -143,7 +143,8 @@ async def _best_of(
         raise InputError("best-of-N needs measured style facts in the profile (infer it again) or --check-hypotheses")
     base_seed = options.seed or 0
     requests = [CompletionRequest(messages=messages, max_tokens=options.max_tokens,
-                                  temperature=options.sample_temperature, seed=base_seed + i)
+                                  temperature=options.temperature if i == 0 else options.sample_temperature,
+                                  seed=base_seed + i)
                 for i in range(options.best_of)]
     completions = await asyncio.gather(*(client.acomplete(r) for r in requests))
     checker = client if options.check_hypotheses else None

@@ -42,6 +42,7 @@ OPTIONS: dict[str, dict[str, bool]] = {
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
+LIMITS = {"best-of": (1, 64), "epochs": (1, 10)}
 USAGE = ("hyperalign[:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
@@ -58,8 +59,11 @@ def _options(entry: str) -> tuple[str, dict[str, int | bool]]:
             allowed = ", ".join(f"{k}=N" if n else k for k, n in OPTIONS[base].items()) or "none"
             raise InputError(f"method {entry!r}: unknown or repeated option {part!r} (for {base}: {allowed})")
         settings[key] = int(value) if sep else True
-        if sep and int(value) < 1:
-            raise InputError(f"method {entry!r}: {key} must be at least 1")
+        low, high = LIMITS.get(key, (1, 1_000_000))
+        if sep and not low <= int(value) <= high:
+            raise InputError(f"method {entry!r}: {key} must be between {low} and {high}")
+    if base == "hyperalign" and "best-of" in settings and settings.get("no-facts"):
+        raise InputError(f"method {entry!r}: best-of reranks by the measured facts, which no-facts leaves out")
     return base, settings
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from ...profiles.model import Profile
 from ..corpus import Split
 from ..stats import bootstrap
+from .delta import second_metrics
 from .stylometry import VIEWS, AttributionModel, copy_stats, strip_opening
 
 
@@ -67,7 +68,9 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
                 for m in methods
             },
         }
-    return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors)}
+    second = second_metrics(training, demos, {m: [(t, a) for t, a, _ in candidates[m]] for m in methods},
+                            references, config.seed)
+    return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors), "second": second}
 
 
 def cost_metrics(

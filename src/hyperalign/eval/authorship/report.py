@@ -21,6 +21,12 @@ def _pct(block: dict[str, Any] | None) -> str:
     return f"{acc['mean']:.2f} [{acc['low']:.2f}, {acc['high']:.2f}] (n={acc['n']})"
 
 
+def _ci(block: dict[str, Any] | None) -> str:
+    if not block or not block.get("n"):
+        return "–"
+    return f"{block['mean']:.2f} [{block['low']:.2f}, {block['high']:.2f}]"
+
+
 def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -89,6 +95,25 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"| *real held-out texts (ceiling)* | {_pct(masked['ceiling_real_texts'])} | {_pct(raw['ceiling_real_texts'])} | | | | | |")
     if masked["floor_opening_only"]:
         lines.append(f"| *the given opening alone (floor)* | {_pct(masked['floor_opening_only'])} | {_pct(raw['floor_opening_only'])} | | | | | |")
+    second = att.get("second")
+    if second:
+        lines += ["", "## A second judge-free metric, in the Authorship Gap frame", "",
+                  f"Features: {second['features']}. *Delta*: Burrows' Delta to the target author (lower is closer) "
+                  "and attribution by the lowest Delta. *Facts*: adherence to the style facts measured from the target "
+                  "author's demonstrations (0–1; best-of-N reranks by it, so it is not independent for those methods). "
+                  "Ceiling: real held-out texts against their own author; floor: real held-out texts against every "
+                  "other author.", "",
+                  "| method | Delta accuracy | Delta to target | facts adherence |", "|---|---|---|---|"]
+        for name in results["methods"]:
+            block = second["methods"].get(name)
+            if block and block["n"]:
+                lines.append(f"| {name} | {_ci(block['delta_accuracy'])} | {_ci(block['delta'])} | "
+                             f"{_ci(block['facts_adherence'])} |")
+        for label, key in (("*real held-out texts (ceiling)*", "ceiling_real_texts"),
+                           ("*other authors' real texts (floor)*", "floor_other_authors")):
+            block = second[key]
+            lines.append(f"| {label} | {_ci(block['delta_accuracy'])} | {_ci(block['delta'])} | "
+                         f"{_ci(block['facts_adherence'])} |")
     judge = results["judge"]
     lines += ["", "## Pairwise LLM judge", ""]
     if judge["pairs_judged"]:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from ...api import HyperAlign
 from ...errors import StructuredOutputError
 from ...llm import CompletionRequest
-from ...pipeline.generate import Strategy, agenerate
+from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..corpus import PromptStyle, Split, load_corpus, make_split
 from ..judge import Judge, aggregate, judge_identity, pair_orders
@@ -142,7 +142,8 @@ class AuthorshipRun:
                 assert method.strategy is not None  # imported methods have no generation job
                 generation = await agenerate(
                     self.ha.client, item.prompt, method.strategy, profile=profiles.get(method.name, {}).get(author.author),
-                    examples=author.demonstrations, options=self.ha.generation.model_copy(update=method.generation))
+                    examples=author.demonstrations,
+                    options=GenerationOptions.model_validate(self.ha.generation.model_dump() | method.generation))
                 return row | {"output": generation.text, "prompt_tokens": generation.prompt_tokens,
                               "completion_tokens": generation.completion_tokens, "llm_calls": generation.llm_calls,
                               "finish_reason": generation.finish_reason, "model": generation.model,

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from ...errors import StructuredOutputError
 from ...llm import Completion, CompletionRequest, LLMClient
-from ...pipeline.context import fit_examples
+from ...pipeline.context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, fit_examples
 from ...profiles.model import UserExample
 from ...prompts import render_messages, version_tag
 
@@ -69,26 +69,33 @@ class TiclOptions(BaseModel):
 
 
 def _fitted(items: list[TiclItem], task: str, context_tokens: int | None, max_tokens: int) -> list[TiclItem]:
-    """The items as they fit the context: drafts cut to the latest per demonstration, then all texts truncated."""
+    """The items as they fit the context: all drafts if they fit; else the latest draft per demonstration; else the
+    latest, cut short; the demonstrations' texts then share what room is left (truncated evenly, as everywhere)."""
     if context_tokens is None:
         return items
-    def as_examples(these: list[TiclItem]) -> list[UserExample]:
-        return [UserExample(prompt=i.example.prompt, text=i.example.text + "".join(
-            f"\n{n.draft}\n{n.explanation}" for n in i.negatives)) for i in these]
-    _, truncated = fit_examples(as_examples(items), context_tokens, max_tokens + len(task) // 3)
-    if not truncated:
-        return items
-    latest = [i.model_copy(update={"negatives": i.negatives[-1:]}) for i in items]
-    _, truncated = fit_examples(as_examples(latest), context_tokens, max_tokens + len(task) // 3)
-    if not truncated:
+    reserve = max_tokens + int(len(task) / CHARS_PER_TOKEN)
+    examples = [i.example for i in items]
+    for keep in ("all", "latest", "short"):
+        negatives = [_negatives(i.negatives, keep) for i in items]
+        draft_tokens = int(sum(len(n.draft) + len(n.explanation) + 60 for ns in negatives for n in ns) / CHARS_PER_TOKEN)
+        room = context_tokens - draft_tokens
+        if room - reserve <= PROMPT_OVERHEAD_TOKENS + 50 * len(items):
+            continue  # the drafts alone leave no room for the texts: keep fewer of them
+        fitted, truncated = fit_examples(examples, room, reserve)
+        if keep == "short" or not truncated:
+            return [TiclItem(example=e, negatives=ns, done=i.done) for i, e, ns in zip(items, fitted, negatives,
+                                                                                         strict=True)]
+    fitted, _ = fit_examples(examples, context_tokens, reserve)  # no room for drafts at all: the texts alone
+    return [TiclItem(example=e, done=i.done) for i, e in zip(items, fitted, strict=True)]
+
+
+def _negatives(negatives: list[Negative], keep: str) -> list[Negative]:
+    if keep == "all":
+        return negatives
+    latest = negatives[-1:]
+    if keep == "latest":
         return latest
-    examples, _ = fit_examples([i.example for i in latest], context_tokens // 2, max_tokens)
-    drafts = [n.model_copy(update={"draft": n.draft[:1000]}) for i in latest for n in i.negatives]
-    fitted, position = [], 0
-    for item, example in zip(latest, examples, strict=True):
-        fitted.append(TiclItem(example=example, negatives=drafts[position:position + len(item.negatives)]))
-        position += len(item.negatives)
-    return fitted
+    return [n.model_copy(update={"draft": n.draft[:1000], "explanation": n.explanation[:400]}) for n in latest]
 
 
 def _messages(items: list[TiclItem], task: str, client: LLMClient, max_tokens: int) -> list[dict[str, str]]:
@@ -125,7 +132,8 @@ async def abuild(client: LLMClient, demonstrations: list[UserExample], options: 
                     render_messages("ticl_explain", task=task, gold=item.example.text, candidate=trial.text.strip()),
                     EditorVerdict, step="ticl_explain", max_tokens=options.explanation_tokens)
                 _count(state, completions)
-            except StructuredOutputError:  # an editor that cannot answer: the trial counts as inconsistent
+            except StructuredOutputError as exc:  # an editor that cannot answer: the trial counts as inconsistent
+                _count(state, exc.completions)
                 verdict = EditorVerdict(explanation="(no explanation: the editor's answer was invalid)", consistent=False)
             if verdict.consistent:
                 item.done = True
