@@ -32,12 +32,14 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     profile = ha.infer_profile("bev", demo_examples)
     assert Profile.from_json(profile.to_json()) == profile
     assert profile.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert len(profile.supported_hypotheses) >= 3
-    for hypothesis in profile.supported_hypotheses:
+    assert len(profile.inferred_hypotheses) >= 3
+    for hypothesis in profile.inferred_hypotheses:  # every shown quote is real text of the example it names
         quotes = [e.quote for e in hypothesis.evidence if e.verified]
         assert any(" ".join(q.split()) in " ".join(demo_examples[e.example_index].text.split())
                    for e in hypothesis.evidence if e.verified for q in [e.quote]), quotes
-    assert ha.stats.llm_calls == 4 and ha.stats.prompt_tokens > 1000
+    assert any("Right then." in f.statement for f in profile.facts)  # bev's opening, measured by code
+    # One call proposes everything (the quote menu makes every quote real, so nothing is asked again).
+    assert ha.stats.llm_calls == 1 and ha.stats.prompt_tokens > 1000
 
     text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.").text
     zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT).text
@@ -46,11 +48,16 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
 
 
 def test_cli_demo_offline_then_from_the_cache(cache_path):
-    cold = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
+    cold = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
+                              env={"COLUMNS": "200"})
     assert cold.exit_code == 0, cold.output
-    assert "Profile of bev" in cold.stdout
-    assert "hyperalign (with the profile)" in cold.stdout and "zero-shot (task only)" in cold.stdout
-    assert "LLM calls: 6 (cache hits: 0)" in cold.output  # 3 aspects + attributes, then two texts
-    warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"])
-    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 6)" in warm.output
+    assert "Profile of bev" in cold.stdout and "Measured style" in cold.stdout
+    for column in ("zero-shot (task only)", "hyperalign (with the profile)", "hyperalign, best of 4"):
+        assert column in cold.stdout
+    assert cold.stdout.count("adherence to bev's measured style:") == 3
+    # 1 proposal, zero-shot, hyperalign, 3 more candidates (the first candidate is the plain output: cached)
+    assert "LLM calls: 6 (cache hits: 1)" in cold.output
+    warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
+                              env={"COLUMNS": "200"})
+    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 7)" in warm.output
     assert warm.stdout == cold.stdout
