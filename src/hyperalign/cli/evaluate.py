@@ -106,7 +106,7 @@ def _setup(
 def authorship(
     corpus: Annotated[Path, typer.Option(help="Author folders (CCAT50 layout) or JSONL {author, prompt?, text, split?}.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerunning resumes it.")],
-    methods: Annotated[str, typer.Option(help="Comma-separated: hyperalign, few-shot, zero-shot, import:FILE.jsonl.")] = "hyperalign,few-shot,zero-shot",
+    methods: Annotated[str, typer.Option(help="Comma-separated: hyperalign[:options], few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl.")] = "hyperalign,few-shot,zero-shot",
     authors: Annotated[int, typer.Option(min=2)] = 10,
     shots: Annotated[int, typer.Option(min=1)] = 7,
     prompts_per_author: Annotated[int, typer.Option(min=1)] = 3,
@@ -114,6 +114,7 @@ def authorship(
     prompt_style: Annotated[str, typer.Option(help="auto | news | row")] = "auto",
     max_tokens: Annotated[int, typer.Option(min=1, help="Per generated text.")] = 600,
     judge: Annotated[str, typer.Option(help="Judge folder or built-in name; 'none' to skip.")] = "style",
+    judge_against: Annotated[Optional[str], typer.Option(help="Judge only the pairs with this method (fewer judge calls).", rich_help_panel=JUDGE)] = None,
     judge_backend: JudgeOption = None,
     judge_model: JudgeOption = None,
     judge_base_url: JudgeOption = None,
@@ -121,9 +122,12 @@ def authorship(
     """Authorship evaluation: attribution, pairwise judge and cost for each method."""
     if prompt_style not in PROMPT_STYLES:
         raise typer.BadParameter("--prompt-style must be auto, news or row")
+    if judge_against is not None and judge_against not in comma_list(methods):
+        raise typer.BadParameter(f"--judge-against {judge_against!r} is not one of --methods")
     ha, judge_ha, config = _setup(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style,
+        judge_against=judge_against,
     )
     from ..eval.authorship.run import AuthorshipRun
 

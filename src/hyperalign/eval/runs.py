@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,7 +106,9 @@ class RunFolder:
         advance = progress(label, len(todo))
 
         async def one(key: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-            self.append(name, {"key": key, **await job()})
+            started = time.perf_counter()
+            row = await job()
+            self.append(name, {"key": key, **row, "seconds": round(time.perf_counter() - started, 2)})
             advance()
 
         await asyncio.gather(*(one(key, job) for key, job in todo.items()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
@@ -98,14 +99,14 @@ async def ainfer_profile(
     check_name(user_id, "the user id")
     if not examples:
         raise InputError("no examples: hypotheses need at least one text written by the user")
+    started = time.perf_counter()
     if options.selection is not None:
         profile = await ainfer_selected(client, user_id, examples, attributes, options)
     else:
         profile = await ainfer_one_pass(client, user_id, examples, attributes, options)
-    if not options.style_facts:
-        return profile
-    facts = style_facts([e.text for e in examples], language=options.language)
-    report = profile.report.model_copy(update={"measured_facts": len(facts)})
+    facts = style_facts([e.text for e in examples], language=options.language) if options.style_facts else []
+    report = profile.report.model_copy(update={"measured_facts": len(facts),
+                                               "seconds": round(time.perf_counter() - started, 2)})
     return profile.model_copy(update={"hypotheses": [*profile.hypotheses, *facts], "report": report})
 
 

@@ -159,6 +159,7 @@ class InferenceReport(_Strict):
     reasked: int = Field(0, description="hypotheses whose quotes failed and were asked for again")
     recovered: int = Field(0, description="of those, how many the re-ask made supported")
     too_few: bool = Field(False, description="fewer supported hypotheses survived than InferenceOptions.min_hypotheses")
+    seconds: float = Field(0.0, ge=0, description="wall time of the inference")
 
     def add_counts(self, other: InferenceReport) -> None:
         """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""

@@ -89,6 +89,9 @@ def cost_metrics(
         prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
         completion = sum(r["completion_tokens"] for r in mine) / len(mine)
         calls_per_generation = sum(r.get("llm_calls") or 1 for r in mine) / len(mine)
+        timed = [r["seconds"] for r in mine if r.get("seconds") is not None]
+        seconds = sum(timed) / len(timed) if timed else None
+        inference_seconds = None
         inference_calls = inference_prompt = 0.0
         hypotheses = facts = None
         users = profiles.get(method, {})
@@ -98,9 +101,11 @@ def cost_metrics(
             facts = sum(len(p.facts) for p in users.values()) / len(users)
             inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in users.values()) / len(users)
             inference_prompt = sum(p.report.prompt_tokens for p in users.values()) / len(users)
+            inference_seconds = sum(p.report.seconds for p in users.values()) / len(users)
         elif states:
             inference_calls = sum(s.llm_calls for s in states.values()) / len(states)
             inference_prompt = sum(s.prompt_tokens for s in states.values()) / len(states)
+            inference_seconds = sum(s.seconds for s in states.values()) / len(states)
         per_method[method] = {
             "generations": len(mine),
             "prompt_tokens_per_generation": prompt,
@@ -112,6 +117,8 @@ def cost_metrics(
             "prompt_tokens_per_generation_amortized": prompt + inference_prompt / prompts_per_author,
             "hypotheses_per_profile": hypotheses,
             "facts_per_profile": facts,
+            "seconds_per_generation": seconds,
+            "inference_seconds_per_user": inference_seconds,
         }
     ratio = ratio_amortized = None
     if per_method.get("hyperalign") and per_method.get("few-shot"):

@@ -130,14 +130,17 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("No pairs judged.")
     cost = results["cost"]
     lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
-              "inference calls / user | LLM calls / user | prompt tokens / generation incl. inference |", "|---|---|---|---|---|---|"]
+              "LLM calls / generation | s / generation | inference calls / user | inference s / user | "
+              "LLM calls / user | prompt tokens / generation incl. inference |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for method, block in cost["methods"].items():
         if block:
             lines.append(f"| {method} | {_num(block['prompt_tokens_per_generation'])} | {_num(block['completion_tokens_per_generation'])} | "
-                         f"{_num(block['inference_calls_per_user'], 1)} | {_num(block['llm_calls_per_user'], 1)} | "
-                         f"{_num(block['prompt_tokens_per_generation_amortized'])} |")
+                         f"{_num(block.get('llm_calls_per_generation'), 1)} | {_num(block.get('seconds_per_generation'), 1)} | "
+                         f"{_num(block['inference_calls_per_user'], 1)} | {_num(block.get('inference_seconds_per_user'), 0)} | "
+                         f"{_num(block['llm_calls_per_user'], 1)} | {_num(block['prompt_tokens_per_generation_amortized'])} |")
         else:
-            lines.append(f"| {method} | (imported: not measured) | | | | |")
+            lines.append(f"| {method} | (imported: not measured) | | | | | | | |")
     if cost["hyperalign_over_few_shot_prompt_tokens"] is not None:
         lines += ["", f"hyperalign / few-shot prompt tokens per generation: "
                       f"**{cost['hyperalign_over_few_shot_prompt_tokens']:.2f}** "

@@ -48,10 +48,10 @@ class AuthorshipConfig(BaseModel):
     # Changing any of these would change finished generations, so a rerun into the same folder must keep them. The
     # judge is not among them: every verdict is keyed by the judge's identity, so the same outputs can be judged
     # again by another judge (e.g. a stronger model) without generating them again, and the report counts only the
-    # current judge's verdicts.
+    # current judge's verdicts. Nor are the methods or judge_against: a rerun may add methods or pairs to judge.
     IDENTITY: ClassVar[tuple[str, ...]] = (
         "corpus", "authors", "shots", "prompts_per_author", "seed", "prompt_style", "classifier_texts", "max_tokens",
-        "backend", "model", "generator", "judge_against",
+        "backend", "model", "generator",
     )
 
 

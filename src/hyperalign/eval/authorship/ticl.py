@@ -21,6 +21,7 @@ drop negatives before examples. The state is saved after every step, so building
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
@@ -52,6 +53,7 @@ class TiclState(BaseModel):
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0  # wall time of building, over every session that worked on it
     version: str = Field(default_factory=lambda: version_tag("ticl_generate", "ticl_explain"))
 
 
@@ -121,6 +123,7 @@ async def abuild(client: LLMClient, demonstrations: list[UserExample], options: 
             if step < state.steps_done or state.items[index].done:
                 continue
             item = state.items[index]
+            started = time.perf_counter()
             task = item.example.prompt or "Write a text in your usual style."
             others = [other for j, other in enumerate(state.items) if j != index]
             trial = await client.acomplete(CompletionRequest(
@@ -141,6 +144,7 @@ async def abuild(client: LLMClient, demonstrations: list[UserExample], options: 
                 item.negatives.append(Negative(draft=trial.text.strip()[: options.draft_chars],
                                                explanation=verdict.explanation.strip()))
             state.steps_done = step + 1
+            state.seconds = round(state.seconds + time.perf_counter() - started, 2)
             save(state)
         state.epochs_done, state.steps_done = epoch + 1, 0
         save(state)
