@@ -315,3 +315,20 @@ def test_generate_many_calls_on_done_for_every_task_and_keeps_order(make_hyperal
     assert [g.text for g in results] == [f"reply to: {t}" for t in tasks]
     assert sorted(done) == list(range(6))
     assert all(done[i] is results[i] for i in range(6))
+
+
+def test_the_single_call_asks_for_two_per_aspect_but_accepts_one(make_hyperalign, examples):
+    seen: list[dict] = []
+
+    def one_each(request: CompletionRequest) -> str:
+        seen.append(request.json_schema)
+        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
+        return json.dumps({**{a: aspect_drafts(a)[:1] for a in aspects}, "attributes": ATTRIBUTES})
+
+    ha, backend = make_hyperalign(one_each)
+    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(reask=False, style_facts=False))
+    (schema,) = seen  # one call, no repair turn
+    aspects = [k for k in schema["properties"] if k != "attributes"]
+    assert aspects and all(schema["properties"][a]["minItems"] == 2 for a in aspects)
+    assert "2 to 4 for each of these aspects" in backend.requests[0].messages[1]["content"]
+    assert len(profile.inferred_hypotheses) == len(aspects)  # one each, all with the verified quote

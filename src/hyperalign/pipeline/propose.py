@@ -89,10 +89,22 @@ def batch_schema(menu: list[str]) -> type[HypothesisBatch]:
         hypotheses=(_list_of(_draft(menu)), Field(min_length=1, max_length=5)))
 
 
+def min_per_aspect(max_per_aspect: int) -> int:
+    return min(2, max_per_aspect)
+
+
 def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool) -> type[BaseModel]:
-    """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes."""
+    """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes.
+
+    The schema asks for at least two per aspect (when the maximum allows): asked for every aspect at once, a small
+    model under constrained decoding otherwise stops at one each, where a call per aspect got two or three
+    (benchmarks/results/inference-cost-*.md). The validator accepts one: a model that finds one habit of an aspect
+    has not failed, and a repair turn for it would cost more than it adds."""
+    least = min_per_aspect(max_per_aspect)
     fields: dict[str, Any] = {
-        aspect: (_list_of(_draft(menu)), Field(min_length=1, max_length=max_per_aspect)) for aspect in aspects}
+        aspect: (_list_of(_draft(menu)), Field(min_length=1, max_length=max_per_aspect,
+                                               json_schema_extra={"minItems": least}))
+        for aspect in aspects}
     if attributes:
         fields["attributes"] = (AttributesDraft, ...)
     return _create_model("ProfileProposal", **fields)
@@ -105,7 +117,7 @@ async def propose_profile(
     """Every aspect's hypotheses and the attributes in one structured call."""
     schema = profile_schema(list(aspects), max_per_aspect, menu, attributes)
     messages = render_messages("infer_profile", examples=shown, aspects=aspects, max_hypotheses=max_per_aspect,
-                               attributes=attributes)
+                               min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
     proposal, completions = await client.acomplete_structured(messages, schema, step="infer_profile",
                                                               max_tokens=max_tokens)
     drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}

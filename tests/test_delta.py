@@ -1,0 +1,68 @@
+"""Burrows' Delta and the second-metric block (eval/authorship/delta.py) on two authors whose function-word habits
+differ by construction: one writes "the … of the …", the other "I … and you …"."""
+
+import random
+
+import pytest
+
+from hyperalign.eval.authorship.delta import DeltaModel, second_metrics
+
+NOUNS = ["river", "market", "council", "garden", "letter", "engine", "harbor", "season", "table", "window"]
+
+
+def formal(seed: int) -> str:
+    rng = random.Random(seed)
+    sentences = [f"The {rng.choice(NOUNS)} of the {rng.choice(NOUNS)} is in the {rng.choice(NOUNS)}."
+                 for _ in range(12)]
+    return " ".join(sentences)
+
+
+def chatty(seed: int) -> str:
+    rng = random.Random(seed)
+    sentences = [f"I think you and I could fix my {rng.choice(NOUNS)}, and you know it." for _ in range(12)]
+    return " ".join(sentences)
+
+
+@pytest.fixture()
+def training():
+    return {"formal": [formal(i) for i in range(5)], "chatty": [chatty(i) for i in range(5)]}
+
+
+def test_held_out_texts_are_attributed_to_their_author(training):
+    model = DeltaModel(training, top=20)
+    assert len(model.vocabulary) == 20
+    for seed in range(100, 105):
+        assert model.score(formal(seed), "formal") == {"delta": pytest.approx(model.deltas(formal(seed))["formal"]),
+                                                       "correct": 1.0}
+        assert model.score(chatty(seed), "formal")["correct"] == 0.0
+        deltas = model.deltas(chatty(seed))
+        assert deltas["chatty"] < deltas["formal"]
+
+
+def test_a_word_no_training_text_varies_does_not_divide_by_zero(training):
+    same = {a: [t + " Amen." for t in texts] for a, texts in training.items()}
+    model = DeltaModel(same, top=200)
+    assert all(v == v for v in model.deltas("Amen. The river of the table.").values())  # no NaN
+
+
+def test_second_metrics_frame_ceiling_floor_and_methods(training):
+    references = [(formal(200), "formal"), (chatty(200), "chatty")]
+    candidates = {"good": [(formal(300), "formal"), (chatty(300), "chatty")],
+                  "swapped": [(chatty(301), "formal"), (formal(301), "chatty")]}
+    result = second_metrics(training, training, candidates, references, seed=0)
+
+    assert result["ceiling_real_texts"]["n"] == 2
+    assert result["ceiling_real_texts"]["delta_accuracy"]["mean"] == 1.0
+    floor = result["floor_other_authors"]
+    assert floor["n"] == 2 and floor["delta_accuracy"] is None  # each reference against the one other author
+    assert floor["delta"]["mean"] > result["ceiling_real_texts"]["delta"]["mean"]
+    good, swapped = result["methods"]["good"], result["methods"]["swapped"]
+    assert good["delta_accuracy"]["mean"] == 1.0 and swapped["delta_accuracy"]["mean"] == 0.0
+    assert good["facts_adherence"]["mean"] > swapped["facts_adherence"]["mean"]
+    assert 0.0 <= swapped["facts_adherence"]["mean"] <= good["facts_adherence"]["mean"] <= 1.0
+    assert result["features"].startswith(f"{len(DeltaModel(training).vocabulary)} most frequent words")
+
+
+def test_a_method_with_no_outputs_has_no_summary(training):
+    result = second_metrics(training, training, {"empty": []}, [(formal(9), "formal")], seed=0)
+    assert result["methods"]["empty"] == {"n": 0, "delta_accuracy": None, "delta": None, "facts_adherence": None}
