@@ -100,3 +100,24 @@ def _hyperalign() -> str:
 def hyperalign(*args: str) -> list[str]:
     """The command line of this environment's `hyperalign`."""
     return [_hyperalign(), *args]
+
+
+class Recorder:
+    """For a benchmark that runs in this process: started when made (the code version and the clock), then
+    `write(markdown, **record)` writes benchmarks/results/NAME.md and NAME.json with the command that ran it."""
+
+    def __init__(self, name: str, script: str):
+        self.name, self.script = name, script
+        self.command = shlex.join(["python", script, *sys.argv[1:]])
+        self.version = code_version()
+        self.started = time.perf_counter()
+
+    def write(self, markdown: str, **record: Any) -> None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{self.name}.md").write_text(relative(markdown), encoding="utf-8")
+        (RESULTS / f"{self.name}.json").write_text(json.dumps(relative({
+            "report": f"benchmarks/results/{self.name}.md", "script": self.script, "command": self.command,
+            "cwd": "the repository root", "wall_time_s": round(time.perf_counter() - self.started, 1),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "code": self.version,
+            "machine": machine(), **record}), indent=2) + "\n", encoding="utf-8")
+        print(f"recorded: benchmarks/results/{self.name}.md, benchmarks/results/{self.name}.json")

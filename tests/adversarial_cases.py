@@ -14,6 +14,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +31,12 @@ TASKS = [{"id": f"t{i}", "task": f"Write a note about chore number {i}."} for i 
 TIMEOUT_S = 60
 # The program under test: this checkout's `hyperalign`, or another build's (e.g. an older version, to compare).
 COMMAND = os.environ.get("HYPERALIGN_UNDER_TEST", f"{sys.executable} -m hyperalign").split()
+# Character devices a case may name, with their (major, minor) numbers. A build that replaces its output atomically
+# turns one into a regular file when run as root (as CI is): run_case reports that as lost work and, as root, puts the
+# device back, so one bad build cannot change the outcome of every later case (or of the machine's other programs).
+DEVICES = {"/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7), "/dev/urandom": (1, 9)}
+# The device the "-o a device" cases write to: /dev/null unless an earlier program already broke it.
+OUTPUT_DEVICE = next((p for p in ("/dev/null", "/dev/full") if Path(p).is_char_device()), "/dev/null")
 
 
 @dataclass
@@ -279,9 +286,8 @@ def cases() -> list[Case]:
              check=unchanged("ex.jsonl")))
     add(Case("infer -o a directory", "files", ["infer", "ex.jsonl", "--user", "bev", "-o", "outdir"],
              fragment="is a directory", setup=both(base_files, lambda d: (d / "outdir").mkdir()), check=no_temp_files))
-    add(Case("infer -o /dev/null (a device)", "files", ["infer", "ex.jsonl", "--user", "bev", "-o", "/dev/null"],
-             fragment="not a regular file", setup=base_files,
-             check=lambda d, _: None if Path("/dev/null").is_char_device() else "/dev/null was replaced"))
+    add(Case("infer -o a device", "files", ["infer", "ex.jsonl", "--user", "bev", "-o", OUTPUT_DEVICE],
+             fragment="not a regular file", setup=base_files))
     add(Case("infer -o under a file", "files", ["infer", "ex.jsonl", "--user", "bev", "-o", "ex.jsonl/p.json"],
              fragment="not a directory", setup=base_files))
     add(Case("generate --tasks -o the tasks file", "files",
@@ -479,7 +485,7 @@ def cases() -> list[Case]:
         ("update a missing user", ["profile", "update", "nobody", "ex.jsonl"], "no profile 'nobody'"),
         ("import under an empty --user", ["profile", "import", "p.json", "--user", ""], "--user"),
         ("import under a --user with a newline", ["profile", "import", "p.json", "--user", "a\nb"], "--user"),
-        ("export -o a device", ["profile", "export", "bev", "-o", "/dev/null"], "not a regular file"),
+        ("export -o a device", ["profile", "export", "bev", "-o", OUTPUT_DEVICE], "not a regular file"),
         ("infer over a stored profile", ["profile", "infer", "ex.jsonl", "--user", "bev"], "already stored"),
         ("--author with an escape sequence", ["profile", "edit", "bev", "--pin", "x", "--author", "\x1b[31m"], "author"),
     ]:
@@ -626,12 +632,30 @@ def run_argv(d: Path, args: list[str | bytes], extra_env: dict[str, str], *, fak
     return Outcome(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
 
 
+def _replaced_devices() -> list[str]:
+    return [path for path in DEVICES if os.path.lexists(path) and not Path(path).is_char_device()]
+
+
+def _restore_device(path: str) -> None:
+    if os.geteuid() != 0:  # only root can replace a device, so only root can (and must) put it back
+        return
+    os.remove(path)
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(*DEVICES[path]))
+    os.chmod(path, 0o666)  # mknod's mode is masked by the umask
+
+
 def run_case(case: Case, d: Path) -> tuple[str, str]:
     """(outcome, detail) of one case run in the empty folder `d`."""
     d.mkdir(parents=True, exist_ok=True)
     if case.setup:
         case.setup(d)
+    broken_before = _replaced_devices()
     result = run_argv(d, case.args, case.env, fake=case.fake, file_size_limit=case.file_size_limit)
+    destroyed = [path for path in _replaced_devices() if path not in broken_before]
+    for path in destroyed:
+        _restore_device(path)
+    if destroyed:
+        return "lost_work", f"replaced the device {destroyed[0]} with a regular file"
     text = result.stdout + result.stderr
     if result.code is None:
         return "hang", f"no answer in {TIMEOUT_S} s"

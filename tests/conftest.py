@@ -63,6 +63,14 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     return home
 
 
+@pytest.fixture(autouse=True)
+def devices_stay_devices() -> Iterator[None]:
+    """CI runs as root, where a writer that replaces its output atomically would turn /dev/null into a regular file
+    and silently change every later test that relies on it; fail the test that did it, not a bystander."""
+    yield
+    assert Path("/dev/null").is_char_device(), "this test replaced /dev/null with a regular file"
+
+
 @pytest.fixture
 def register_test_backend(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """register_backend for one test: the registry is restored afterwards, so no backend leaks into other tests."""

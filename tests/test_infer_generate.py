@@ -332,3 +332,23 @@ def test_the_single_call_asks_for_two_per_aspect_but_accepts_one(make_hyperalign
     assert aspects and all(schema["properties"][a]["minItems"] == 2 for a in aspects)
     assert "2 to 4 for each of these aspects" in backend.requests[0].messages[1]["content"]
     assert len(profile.inferred_hypotheses) == len(aspects)  # one each, all with the verified quote
+
+
+class PrefixCachingFake(FakeBackend):
+    """A fake that declares what the embedded backend declares: the shared prompt prefix is computed once."""
+
+    caches_prompt_prefix = True
+
+
+@pytest.mark.parametrize("backend_class, proposal, expected", [
+    (FakeBackend, None, ["infer_profile"]),  # an API bills the examples again for every call: one call
+    (PrefixCachingFake, None, ["infer_attributes", "infer_hypotheses"]),  # in-process: the paper's calls
+    (PrefixCachingFake, "single", ["infer_profile"]),  # an explicit choice wins either way
+    (FakeBackend, "per-aspect", ["infer_attributes", "infer_hypotheses"]),
+])
+def test_the_default_proposal_follows_the_backend(make_hyperalign, examples, backend_class, proposal, expected):
+    backend = backend_class(scripted)
+    ha, _ = make_hyperalign(backend=backend)
+    ha.infer_profile("morwenna", examples, options=InferenceOptions(proposal=proposal, reask=False))
+    steps = sorted({re.sub(r"[\[-].*", "", r.schema_name) for r in backend.requests})
+    assert steps == expected

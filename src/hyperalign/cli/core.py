@@ -85,7 +85,7 @@ def infer(
     per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = 3,
     refine: Annotated[int, typer.Option(min=0, max=10, help="With --select: refinement rounds.")] = 0,
     budget: Annotated[Optional[int], typer.Option(min=1, help="Keep at most N hypotheses.")] = None,
-    proposal: Annotated[str, typer.Option(help="single: one call for every aspect; per-aspect: the paper's call per aspect.")] = "single",
+    proposal: Annotated[Optional[str], typer.Option(help="single: one call for every aspect; per-aspect: the paper's call per aspect (default: per-aspect on the embedded backend, single elsewhere).")] = None,
     reask: Annotated[bool, typer.Option("--reask/--no-reask", help="Ask once more for quotes that were not found.")] = True,
     facts: Annotated[bool, typer.Option("--facts/--no-facts", help="Add the measured style facts.")] = True,
     min_hypotheses: Annotated[int, typer.Option(min=0, help="Warn (or fail with --strict) below this many supported hypotheses.")] = 3,
@@ -103,7 +103,7 @@ def infer(
     if select_ or budget:
         selection = SelectionOptions(score=select_, held_out=held_out, per_aspect=per_aspect if select_ else None,
                                      refine_rounds=refine, max_hypotheses=budget)
-    if proposal not in ("single", "per-aspect"):
+    if proposal not in (None, "single", "per-aspect"):
         raise InputError(f"--proposal must be single or per-aspect, got {proposal!r}")
     options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,  # type: ignore[arg-type]

@@ -85,6 +85,8 @@ def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
 class EmbeddedBackend:
     name: ClassVar[str] = "embedded"
     constrained_decoding: ClassVar[bool] = True  # llama.cpp turns a JSON schema into a grammar
+    # One slot that keeps the last prompt's tokens: calls sharing the examples as a prefix pay for them once.
+    caches_prompt_prefix: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -65,8 +65,11 @@ class InferenceOptions:
     style_facts: bool = True
     language: str = "en"
     # "single": one structured call for every aspect and the attributes (the examples are sent once); "per-aspect":
-    # the paper's call per aspect plus one for the attributes (each carrying all the examples).
-    proposal: Literal["single", "per-aspect"] = "single"
+    # the paper's call per aspect plus one for the attributes (each carrying all the examples). None: per-aspect where
+    # the backend caches the shared prompt prefix (the embedded one: the repeated examples cost almost nothing, and its
+    # small default model fills one multi-aspect schema with only 2-3 hypotheses against 6-7 from per-aspect calls,
+    # benchmarks/results/inference-cost-*.md), single elsewhere (an API bills every prompt token again).
+    proposal: Optional[Literal["single", "per-aspect"]] = None
     # Hypotheses whose quotes are not found are asked for once more, with the failed quotes named.
     reask: bool = True
     # Fewer supported hypotheses than this: report.too_few, a warning, and with `strict` an error.
@@ -119,7 +122,7 @@ async def ainfer_one_pass(
 ) -> Profile:
     """Propose (one call for everything, or the paper's call per aspect), check the evidence, ask once more for the
     quotes that failed, and say so when too few hypotheses survive."""
-    single = options.proposal == "single"
+    single = proposal_kind(client, options) == "single"
     budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
     if client.backend.context_tokens:  # the one answer's share of a small context
         budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
@@ -186,6 +189,12 @@ def constrained_decoding(client: LLMClient) -> bool:
     """Whether the backend enforces a JSON schema while decoding (llama.cpp in-process or as a server, vLLM,
     Ollama): then the quote menu makes invented quotes impossible, at no cost in quality."""
     return bool(getattr(client.backend, "constrained_decoding", False))
+
+
+def proposal_kind(client: LLMClient, options: InferenceOptions) -> str:
+    if options.proposal is not None:
+        return options.proposal
+    return "per-aspect" if getattr(client.backend, "caches_prompt_prefix", False) else "single"
 
 
 async def _propose_per_aspect(
