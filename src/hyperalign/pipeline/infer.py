@@ -66,9 +66,9 @@ class InferenceOptions:
     language: str = "en"
     # "single": one structured call for every aspect and the attributes (the examples are sent once); "per-aspect":
     # the paper's call per aspect plus one for the attributes (each carrying all the examples). None: per-aspect where
-    # the backend caches the shared prompt prefix (the embedded one: the repeated examples cost almost nothing, and its
-    # small default model fills one multi-aspect schema with only 2-3 hypotheses against 6-7 from per-aspect calls,
-    # benchmarks/results/inference-cost-*.md), single elsewhere (an API bills every prompt token again).
+    # the backend caches the shared prompt prefix (the embedded one: the repeated examples cost little, and its small
+    # default model fills one multi-aspect schema with 2-3 hypotheses against 4-7 from per-aspect calls, for 14% more
+    # wall time, benchmarks/results/inference-cost-*.md), single elsewhere (an API bills every prompt token again).
     proposal: Optional[Literal["single", "per-aspect"]] = None
     # Hypotheses whose quotes are not found are asked for once more, with the failed quotes named.
     reask: bool = True
