@@ -402,3 +402,34 @@ async def test_async_non_json_200_is_a_hyperalign_error(server):
     server.script(raw(b"not json at all"))
     with pytest.raises(HyperAlignError, match=re.escape(server.base_url)):
         await backend_for(server).acomplete(request())
+
+
+# --- inference through a self-hosted endpoint ----------------------------------------------------------------------
+
+
+def enum_lists(schema) -> list[list]:
+    if isinstance(schema, dict):
+        return ([schema["enum"]] if "enum" in schema else []) + [e for v in schema.values() for e in enum_lists(v)]
+    return [e for v in schema for e in enum_lists(v)] if isinstance(schema, list) else []
+
+
+def test_a_self_hosted_endpoint_gets_the_quote_menu_and_one_call(server, examples):
+    """A --base-url server (llama.cpp, vLLM, Ollama) enforces the schema while decoding, so the proposal offers the
+    examples' own sentences as the only allowed quotes; OpenAI's own API does not, and gets no menu."""
+    from hyperalign.profiles.model import ASPECT_GUIDANCE
+
+    quote = "Gears first, opinions later."
+    answer = {aspect: [{"statement": f"{aspect}: repeats a motto", "evidence": [quote]},
+                       {"statement": f"{aspect}: signs every note", "evidence": ["— Keeper Morwenna, North Light"]}]
+              for aspect in ASPECT_GUIDANCE}
+    answer["attributes"] = {"likely_role": "keeper", "domain": "lighthouse", "audience": "relief keepers",
+                            "formality": "informal"}
+    server.script(completion(json.dumps(answer)))
+    profile = HyperAlign(LLMClient(backend_for(server))).infer_profile("morwenna", examples)
+    [sent] = server.requests  # one call: an API endpoint is billed for every prompt token again
+    menus = enum_lists(sent.body["response_format"]["json_schema"]["schema"])
+    sentences = [m for m in menus if quote in m]
+    assert sentences and all("Fog again." not in m for m in sentences)  # the examples' sentences, none too short
+    assert len(profile.inferred_hypotheses) == 2 * len(ASPECT_GUIDANCE)
+    assert backend_for(server).constrained_decoding
+    assert not OpenAIBackend(model="gpt-4o-mini", api_key="sk-test").constrained_decoding
