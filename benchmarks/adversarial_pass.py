@@ -1,20 +1,19 @@
 """Run the adversarial pass (tests/adversarial_cases.py) against the installed `hyperalign` and write the counts per
-category and outcome to benchmarks/results/adversarial-pass.md.
+category and outcome to benchmarks/results/NAME.md (+ NAME.json).
 
-    python benchmarks/adversarial_pass.py [--out benchmarks/results/adversarial-pass.md]
+    python benchmarks/adversarial_pass.py [--name adversarial-pass] [--label "what HYPERALIGN_UNDER_TEST runs"]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from provenance import ROOT, code_version, machine, relative
+from provenance import ROOT, Recorder
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -26,10 +25,11 @@ OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_rejec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adversarial-pass.md")
+    parser.add_argument("--name", default="adversarial-pass", help="writes benchmarks/results/NAME.md and NAME.json")
     parser.add_argument("--label", default="this checkout",
                         help="what HYPERALIGN_UNDER_TEST runs, for the report (e.g. 'hyperalign at commit e899523')")
     args = parser.parse_args()
+    recorder = Recorder(args.name, "benchmarks/adversarial_pass.py")
     started = time.monotonic()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +45,7 @@ def main() -> None:
     used = [o for o in OUTCOMES if total[o]] or ["ok"]
     lines = [
         "# Adversarial pass", "",
-        f"Command: `python benchmarks/adversarial_pass.py` (fake backend, one `hyperalign` process per case, "
+        f"Command: `{recorder.command}` (fake backend, one `hyperalign` process per case, "
         f"{len(results)} cases, {elapsed:.0f} s). Program under test: {args.label}.", "",
         "Each case is a hostile input or a fault; `ok` means the expected behaviour: exit 2 with exactly one line "
         "naming the input (or exit 0 where the input is legal), no traceback, no hang, nothing finished lost.", "",
@@ -58,14 +58,8 @@ def main() -> None:
     if failures:
         lines += ["", "## Not ok", ""] + [f"- {c.category} / {c.name}: {o}: {d}" for c, o, d in failures]
     lines.append("")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(relative("\n".join(lines)), encoding="utf-8")
-    record = {"report": str(args.out), "script": "benchmarks/adversarial_pass.py",
-              "command": "python benchmarks/adversarial_pass.py", "program_under_test": args.label,
-              "wall_time_s": round(elapsed, 1), "counts": dict(total), "code": code_version(), "machine": machine()}
-    args.out.with_suffix(".json").write_text(json.dumps(relative(record), indent=2) + "\n", encoding="utf-8")
-    print(f"\n{dict(total)} -> {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-
+    recorder.write("\n".join(lines), program_under_test=args.label, counts=dict(total))
+    print(f"\n{dict(total)}")
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,7 @@ from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.propose import profile_schema, quote_menu
 from hyperalign.prompts import render_messages
 from models import qwen_1_5b
-from provenance import RESULTS, ROOT, SHARED_DATA, code_version, machine, relative
+from provenance import ROOT, SHARED_DATA, Recorder
 
 
 def request_body(examples: list[Any], menu: list[str], max_tokens: int) -> dict[str, Any]:
@@ -63,6 +62,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=700)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    recorder = Recorder("embedded-speed", "benchmarks/embedded_speed.py")
     model = Path(args.model) if args.model else qwen_1_5b()
     backend = EmbeddedBackend(model=str(model), threads=args.threads)
     split = make_split(load_corpus(ROOT / SHARED_DATA / "ccat50"), authors=2, shots=7, prompts_per_author=1, seed=0)
@@ -96,12 +96,7 @@ def main() -> int:
     lines += [f"| {r['variant']} | {r['wall_s']} | {r['prompt_tokens']} | {r['prompt_tok_s']} | {r['decode_tokens']} | "
               f"{r['decode_tok_s']} | {r['finish']} |" for r in rows]
     lines.append("")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "embedded-speed.md").write_text("\n".join(lines), encoding="utf-8")
-    (RESULTS / "embedded-speed.json").write_text(json.dumps(relative({
-        "report": "benchmarks/results/embedded-speed.md", "script": "benchmarks/embedded_speed.py",
-        "command": "python benchmarks/embedded_speed.py " + " ".join(sys.argv[1:]), "model": str(model),
-        "rows": rows, "code": code_version(), "machine": machine()}), indent=2) + "\n", encoding="utf-8")
+    recorder.write("\n".join(lines), model=str(model), rows=rows)
     print("\n".join(lines))
     return 0
 

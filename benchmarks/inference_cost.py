@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hyperalign.eval.corpus import load_corpus, make_split
 from hyperalign.llm.embedded import EmbeddedBackend, _runtime
 from hyperalign.prompts import render_messages
 from models import qwen_1_5b
-from provenance import RESULTS, ROOT, SHARED_DATA, code_version, machine, relative
+from provenance import ROOT, SHARED_DATA, Recorder
 
 
 def examples_tokens(ha: HyperAlign, examples: list[Any]) -> int:
@@ -46,7 +45,8 @@ def main() -> int:
     args = parser.parse_args()
     model = str(qwen_1_5b()) if args.qwen else args.model
     embedded = EmbeddedBackend(model=model, threads=2)
-    name = args.name or f"inference-cost-{Path(embedded.path).stem}{'-server' if args.server else ''}"
+    recorder = Recorder(args.name or f"inference-cost-{Path(embedded.path).stem}{'-server' if args.server else ''}",
+                        "benchmarks/inference_cost.py")
     if args.server:
         address = _runtime(embedded.path, embedded.context_tokens, embedded.threads).server.listening_address
         ha = HyperAlign.from_config("openai", base_url=f"{address}/v1", model="local", cache=False,
@@ -78,7 +78,7 @@ def main() -> int:
     lines = [f"# Profile inference: one call against a call per aspect ({embedded.model}"
              f"{', through llama.cpp server + openai backend' if args.server else ', in-process'})", "",
              f"CCAT50, 7 demonstrations per author, seed 0; no completion cache. Command: "
-             f"`python benchmarks/inference_cost.py {' '.join(sys.argv[1:])}`.", "",
+             f"`{recorder.command}`.", "",
              "| author | proposal | examples' tokens | prompt tokens | × examples | completion tokens | calls | wall s | "
              "proposed | supported | asked again | recovered | near matches |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -92,12 +92,7 @@ def main() -> int:
                      f"the examples'; survival {supported}/{proposed} = {supported / max(1, proposed):.0%}; "
                      f"{sum(r['wall_s'] for r in mine) / len(mine):.0f} s per profile.")
     lines.append("")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
-    (RESULTS / f"{name}.json").write_text(json.dumps(relative({
-        "report": f"benchmarks/results/{name}.md", "script": "benchmarks/inference_cost.py",
-        "command": "python benchmarks/inference_cost.py " + " ".join(sys.argv[1:]), "rows": rows,
-        "code": code_version(), "machine": machine()}), indent=2) + "\n", encoding="utf-8")
+    recorder.write("\n".join(lines), rows=rows)
     print("\n".join(lines))
     return 0
 
