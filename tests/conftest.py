@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,6 +87,33 @@ def tmp_cache(tmp_path: Path) -> Iterator[CompletionCache]:
     cache = CompletionCache(tmp_path / "cache" / "llm-cache.sqlite3")
     yield cache
     cache.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One throw-away PostgreSQL cluster for the session (tests/postgres_cluster.py). Without the server binaries
+    the PostgreSQL variants are skipped, unless CI_REQUIRE_POSTGRES=required (CI), where that is a failure."""
+    from postgres_cluster import PostgresCluster, server_binaries
+
+    if server_binaries() is None:
+        if os.environ.get("CI_REQUIRE_POSTGRES") == "required":
+            pytest.fail("PostgreSQL server binaries not found, and CI_REQUIRE_POSTGRES=required")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    # Not under pytest's temporary folder: that is private to root, and the server runs as another account.
+    folder = Path(tempfile.mkdtemp(prefix="hyperalign-postgres-"))
+    cluster = PostgresCluster(folder).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**12}")
 
 
 @pytest.fixture

@@ -62,6 +62,17 @@ def error(status: int, message: str, headers: dict[str, str] | None = None, code
     return _json(status, {"error": {"message": message, "type": "test_error", "param": None, "code": code}}, headers)
 
 
+def streamed(pieces: list[str], model: str = "test-model", finish_reason: str = "stop") -> Reply:
+    """A streamed chat completion (server-sent events): a role chunk, one chunk per piece, a finishing chunk."""
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    deltas = [({"role": "assistant", "content": ""}, None), *(({"content": p}, None) for p in pieces),
+              ({}, finish_reason)]
+    events = [json.dumps(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+              for delta, finish in deltas]
+    body = "".join(f"data: {event}\n\n" for event in [*events, "[DONE]"])
+    return Reply(status=200, body=body.encode("ascii"), content_type="text/event-stream")
+
+
 def no_choices(model: str = "test-model") -> Reply:
     """A 200 whose completion holds no choice at all."""
     return _json(200, {"id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,

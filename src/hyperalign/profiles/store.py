@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -30,25 +29,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
+    delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    DBAPIError,
-    IntegrityError,
-    NoSuchModuleError,
-    SQLAlchemyError,
-)
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from ..errors import ConflictError, InputError, StoreError
 from ..io import check_name, check_text
-from ..llm.endpoint import redact_url
+from .database import as_url, as_utc, create_store_engine, default_store_url
 from .model import Profile
 
 # Distinct from alembic's default so the store can share a database that already uses alembic for itself.
@@ -138,27 +129,6 @@ def default_author() -> str:
         return "hyperalign"
 
 
-def default_store_url() -> str:
-    configured = os.environ.get("HYPERALIGN_STORE")
-    if configured:
-        return as_url(configured)
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return as_url(base / "hyperalign" / "profiles.sqlite3")
-
-
-def as_url(location: str | Path) -> str:
-    """A SQLAlchemy URL as given, or a file path made into a SQLite URL."""
-    text = str(location)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().absolute()}"
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _backoff(attempt: int) -> None:
     # Jittered and growing, so writers that collided once do not collide again in lockstep.
     time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
@@ -171,7 +141,7 @@ class ProfileStore:
         self.url = as_url(url) if url is not None else default_store_url()
         self.attempts = attempts
         self.conflicts = 0  # changes `modify` had to re-apply because another writer saved first
-        self.engine = _create_engine(self.url, ephemeral)
+        self.engine = create_store_engine(self.url, ephemeral)
         self.display_url = self.engine.url.render_as_string(hide_password=True)
         with self._errors():
             self._migrate()
@@ -257,6 +227,12 @@ class ProfileStore:
             with connection.begin():
                 yield connection
 
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Connection]:
+        """A transaction on the store's database, for the tables kept beside the profiles (the service's)."""
+        with self._transaction(write) as connection:
+            yield connection
+
     # --- reading ---------------------------------------------------------------------------------------------
 
     def get(self, user_id: str, version: int | None = None) -> StoredProfile:
@@ -294,7 +270,7 @@ class ProfileStore:
         with self._transaction() as connection:
             rows = connection.execute(query).all()
         return [
-            ProfileSummary(row.user_id, row.current_version, _utc(row.updated_at), row.author, row.action,
+            ProfileSummary(row.user_id, row.current_version, as_utc(row.updated_at), row.author, row.action,
                            len(json.loads(row.profile).get("hypotheses", [])))
             for row in rows
         ]
@@ -382,6 +358,12 @@ class ProfileStore:
                 _backoff(attempt)
         raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
 
+    def delete(self, user_id: str, connection: Connection) -> int:
+        """Every version of the profile, inside the caller's write transaction; the number of versions removed."""
+        removed = connection.execute(delete(versions_table).where(versions_table.c.user_id == user_id)).rowcount
+        connection.execute(delete(profiles_table).where(profiles_table.c.user_id == user_id))
+        return int(removed or 0)
+
     def retired_ids(self, user_id: str) -> set[str]:
         """Ids of hypotheses that automated updates retired at some point."""
         v = versions_table
@@ -392,53 +374,6 @@ class ProfileStore:
 
 def _info(row: Any) -> VersionInfo:
     return VersionInfo(
-        user_id=row["user_id"], version=row["version"], created_at=_utc(row["created_at"]), author=row["author"],
+        user_id=row["user_id"], version=row["version"], created_at=as_utc(row["created_at"]), author=row["author"],
         action=row["action"], message=row["message"], details=json.loads(row["details"]) if row["details"] else {},
     )
-
-
-def _create_engine(url: str, ephemeral: bool = False) -> Engine:
-    try:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite":
-            return create_engine(parsed, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError, ValueError) as exc:
-        shown = redact_url(url)
-        raise StoreError(f"cannot use the profile store URL {shown!r}: {' '.join(str(exc).split())[:200]}") from None
-    in_memory = parsed.database in (None, "", ":memory:") or str(parsed.database).startswith("file::memory:")
-    if in_memory:
-        if not ephemeral:
-            raise StoreError(f"the profile store {url!r} is in memory and would lose every profile when the command "
-                             "ends; give a file path or a database URL")
-        # One shared connection: each new connection to ":memory:" would be a new, empty database.
-        engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        path = Path(str(parsed.database)).expanduser()
-        if path.is_dir():
-            raise StoreError(f"the profile store {path} is a directory; give a database file")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"the profile store {path}: cannot create its folder ({exc.strerror or exc})") from None
-        # Waiting for the write lock is how concurrent SQLite writers queue up; the version check does the rest.
-        engine = create_engine(parsed, connect_args={"timeout": 60})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's own BEGIN handling is switched off so that ours (below) is the one that runs.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        # A write takes the lock up front: a deferred transaction that read first and then tried to write after
-        # another writer committed would fail at once with SQLITE_BUSY instead of waiting its turn.
-        immediate = connection.get_execution_options().get("hyperalign_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-

@@ -35,6 +35,7 @@ VERSIONS: dict[str, int] = {
     "safety_spec": 1,
     "ticl_generate": 1,
     "ticl_explain": 1,
+    "personalize": 1,
 }
 
 _TAG = re.compile(

@@ -1,0 +1,122 @@
+"""`hyperalign serve`, `hyperalign keys …`, `hyperalign db upgrade`: the personalization service from the command line.
+The service's modules (FastAPI, uvicorn, limits) are the `[serve]` extra, imported only by these commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import InputError
+from ..profiles.store import ProfileStore
+from .common import app, cli_command, client, echo, say
+from .profiles import Store
+
+SERVE_INSTALL_HINT = "pip install 'hyperalign[serve]'"
+
+keys_app = typer.Typer(help="API keys of the service's tenants (each key sees only its tenant's users).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def require_serve_stack() -> None:
+    missing = [name for name in ("fastapi", "uvicorn", "limits") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"the service needs the serve extra ({', '.join(missing)} missing): {SERVE_INSTALL_HINT}")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    store: Store = None,
+    upstream_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint the chat requests go to (default: the configured backend, e.g. the embedded model).")] = None,
+    upstream_model: Annotated[Optional[str], typer.Option(help="Send every chat request to this model, whatever the client names.")] = None,
+    upstream_api_key: Annotated[Optional[str], typer.Option(help="Key for the upstream (default: $HYPERALIGN_UPSTREAM_API_KEY).", show_default=False)] = None,
+    rate_limit: Annotated[str, typer.Option(help="Per API key, e.g. '600/minute' or '10/second;600/minute'.")] = "600/minute",
+    max_request_bytes: Annotated[int, typer.Option(min=1000)] = 2_000_000,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browsers on this origin (repeatable; default: none).")] = None,
+    no_jobs: Annotated[bool, typer.Option("--no-jobs/", help="Serve requests only; another replica runs the background jobs.")] = False,
+) -> None:
+    """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
+    require_serve_stack()
+    import uvicorn
+
+    from ..service.app import build_state, create_app
+    from ..service.state import ServiceConfig
+
+    try:
+        config = ServiceConfig(rate_limit=rate_limit, max_request_bytes=max_request_bytes,
+                               cors_origins=cors_origin or [], run_jobs=not no_jobs)
+    except ValueError as exc:
+        raise InputError(f"--rate-limit: {str(exc).splitlines()[-1].strip()}") from None
+    api_key = upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY")
+    ha = client()
+    database = ProfileStore(store)
+    state = build_state(ha, database, config, upstream_base_url=upstream_base_url, upstream_api_key=api_key,
+                        upstream_model=upstream_model)
+    say(f"hyperalign service on http://{host}:{port} (docs: /docs) · store {database.display_url} · "
+        f"upstream {state.upstream.description}")
+    uvicorn.run(create_app(state), host=host, port=port, log_level="info", proxy_headers=False)
+
+
+cli_command(serve)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key belongs to (created if new).")],
+    name: Annotated[Optional[str], typer.Option(help="What the key is for.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Set the tenant's default personalization: hyperalign, hyperalign:no-facts, few-shot, none.")] = None,
+    store: Store = None,
+) -> None:
+    """Create a key; it is shown once, here, and kept only hashed."""
+    from ..service.tenants import create_key
+
+    with ProfileStore(store) as database:
+        key, info = create_key(database, tenant, name=name, strategy=strategy)
+    echo(key)
+    say(f"Key {info.id} for tenant {tenant!r}: shown once, keep it now.")
+
+
+@keys_app.command("list")
+def keys_list(store: Store = None) -> None:
+    """Every key: id, tenant, name, created, revoked."""
+    from ..service.tenants import list_keys
+
+    with ProfileStore(store) as database:
+        for key in list_keys(database):
+            revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            echo(f"{key.id}\t{key.tenant}\t{key.name or '-'}\t{key.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")], store: Store = None) -> None:
+    """Revoke a key at once: its next request is answered 401."""
+    from ..service.tenants import revoke_key
+
+    with ProfileStore(store) as database:
+        revoke_key(database, key_id)
+    say(f"Revoked key {key_id}.")
+
+
+@keys_app.command("strategy")
+def keys_strategy(tenant: Annotated[str, typer.Argument(metavar="TENANT")],
+                  strategy: Annotated[str, typer.Argument(metavar="STRATEGY")], store: Store = None) -> None:
+    """Set a tenant's default personalization (a request may still choose with X-Hyperalign-Strategy)."""
+    from ..service.tenants import set_strategy
+
+    with ProfileStore(store) as database:
+        set_strategy(database, tenant, strategy)
+    say(f"Tenant {tenant!r}: strategy {strategy}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(store: Store = None) -> None:
+    """Bring the database's schema to this version's (the alembic migrations; opening a store also does this)."""
+    with ProfileStore(store) as database:
+        applied = database.applied_migrations()
+    say(f"{database.display_url}: at {applied[-1]} ({len(applied)} migrations applied)")

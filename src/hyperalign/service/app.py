@@ -1,0 +1,102 @@
+"""The FastAPI application: routes, request-size limit, CORS (off unless origins are configured), error shape, and
+the background job worker running beside the requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..api import HyperAlign
+from ..profiles.store import ProfileStore
+from . import chat, errors, users_api
+from .jobs import JobWorker
+from .refresh import ProfileRefresher
+from .state import ServiceConfig, ServiceState
+from .upstream import BackendUpstream, OpenAIUpstream, Upstream
+
+
+class RequestSizeLimit:
+    """413 for a body over the limit, whether it declares its length or streams it in chunks."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = HTTPException(413, f"the request body is over {self.max_bytes:,} bytes")
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = errors.error_response(413, str(too_large.detail), "invalid_request_error")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise too_large  # answered by the HTTPException handler
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
+                       poll_seconds=state.config.job_poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(worker.run_forever()) if state.config.run_jobs else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="hyperalign", version=version("hyperalign"), lifespan=lifespan,
+        description="Personalized LLM outputs: an OpenAI-compatible chat endpoint that applies each end user's "
+                    "profile, and the API to build, review and correct those profiles.",
+    )
+    app.state.service = state
+    errors.install(app)
+    app.include_router(chat.router)
+    app.include_router(users_api.router)
+
+    @app.get("/healthz", tags=["service"], summary="The service and its database answer")
+    def healthz() -> dict[str, Any]:
+        state.store.current_version("-")  # one query: a database that is down answers 503 through the handler
+        return {"status": "ok", "upstream": state.upstream.description}
+
+    app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
+    if state.config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["*"])
+    return app
+
+
+def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | None = None, *,
+                upstream_base_url: str | None = None, upstream_api_key: str | None = None,
+                upstream_model: str | None = None, upstream_timeout: float = 120.0,
+                upstream_retries: int = 2) -> ServiceState:
+    """Chat requests go to the OpenAI-compatible upstream when one is given, else to `ha`'s own backend."""
+    upstream: Upstream = (
+        OpenAIUpstream(upstream_base_url, upstream_api_key, model=upstream_model, timeout=upstream_timeout,
+                       max_retries=upstream_retries)
+        if upstream_base_url else BackendUpstream(ha.client)
+    )
+    return ServiceState(config or ServiceConfig(), store, ha, upstream)

@@ -1,0 +1,107 @@
+"""POST /v1/chat/completions: OpenAI's chat endpoint, personalized for the end user the request names.
+
+The end user is looked for in this order: the X-Hyperalign-User header, then the body's `user`,
+`safety_identifier` and `metadata.user_id`. Without one, or without anything kept of that user, the request passes
+through unchanged. The upstream never receives the raw user id: those fields are removed and a keyed hash is sent
+as `safety_identifier`. The strategy is the request's X-Hyperalign-Strategy header or the tenant's default."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..profiles.store import StoredProfile
+from .auth import CallerDep, StateDep
+from .errors import as_response
+from .personalize import Applied, personalize
+from .state import ServiceState
+from .tenants import check_strategy
+from .upstream import UpstreamError
+from .users import EndUser, hashed_id, list_examples, resolve_user
+
+router = APIRouter(tags=["chat"])
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat-completion request; fields not named here pass through to the upstream untouched."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=2_000)
+    stream: bool = False
+    user: str | None = None
+    safety_identifier: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceState,
+                   messages: list[dict[str, Any]]) -> dict[str, Any]:
+    body = request.model_dump(exclude_unset=True)
+    body.pop("user", None)
+    body["messages"] = messages
+    metadata = {k: v for k, v in (request.metadata or {}).items() if k != "user_id"}
+    if request.metadata is not None:
+        body["metadata"] = metadata
+        if not metadata:
+            del body["metadata"]
+    if user is not None:
+        body["safety_identifier"] = hashed_id(state.user_hash_key, user)
+    return body
+
+
+def _lookup(state: ServiceState, user: EndUser, strategy: str) -> tuple[StoredProfile | None, list[Any]]:
+    stored = state.store.get(user.key) if state.store.current_version(user.key) is not None else None
+    examples = [s.example() for s in list_examples(state.store, user.key)] if strategy == "few-shot" else []
+    return stored, examples
+
+
+@router.post("/v1/chat/completions", summary="Chat completion, personalized for the end user")
+async def chat_completions(
+    request: ChatRequest, caller: CallerDep, state: StateDep,
+    x_hyperalign_user: Annotated[str | None, Header(description="The end user (first in the resolution order)")] = None,
+    x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | few-shot | none")] = None,
+) -> Any:
+    strategy = check_strategy(x_hyperalign_strategy or caller.tenant.strategy)
+    user = resolve_user(caller.tenant, x_hyperalign_user, request.model_dump(exclude_unset=True))
+    messages = [m.model_dump(exclude_none=True) for m in request.messages]
+    applied = Applied(strategy="none")
+    if user is not None and strategy != "none":
+        stored, examples = await asyncio.to_thread(_lookup, state, user, strategy)
+        max_tokens = request.model_dump().get("max_tokens")
+        messages, applied = personalize(messages, strategy, stored, examples,
+                                        max_tokens if isinstance(max_tokens, int) else None)
+    body = _upstream_body(request, user, state, messages)
+    headers = applied.headers()
+    if not request.stream:
+        completion = await state.upstream.complete(body)
+        return JSONResponse(completion, headers=headers)
+    chunks = state.upstream.stream(body)
+    try:
+        first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
+    except StopAsyncIteration:
+        first = None
+    return StreamingResponse(_sse(first, chunks), media_type="text/event-stream",
+                             headers=headers | {"Cache-Control": "no-cache"})
+
+
+async def _sse(first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    if first is not None:
+        yield f"data: {json.dumps(first)}\n\n"
+        try:
+            async for chunk in chunks:
+                yield f"data: {json.dumps(chunk)}\n\n"
+        except UpstreamError as exc:  # the status line is gone: the error goes in the stream, as OpenAI's does
+            yield f"data: {bytes(as_response(exc).body).decode()}\n\n"
+    yield "data: [DONE]\n\n"

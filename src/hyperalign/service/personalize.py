@@ -1,0 +1,62 @@
+"""What the service does to a chat request for a known end user: put the user's profile (or their texts, for
+few-shot) in a system message before the conversation, and record exactly what was applied, so every answer can be
+audited later from its response headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..pipeline.context import fit_examples
+from ..profiles.model import UserExample
+from ..profiles.store import StoredProfile
+from ..prompts import render, version_tag
+
+FEW_SHOT_EXAMPLES = 7  # the most recent texts; the paper's and our evaluations' k
+FEW_SHOT_CONTEXT_TOKENS = 8192  # fit them as for a small model's context when the upstream's is unknown
+
+
+class Applied(BaseModel):
+    """What personalized one response: the strategy, the profile version and the ids of the hypotheses and facts
+    the model was shown, or how many of the user's texts."""
+
+    strategy: str
+    profile_version: int | None = None
+    hypothesis_ids: list[str] = []
+    examples: int = 0
+    prompt_version: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"X-Hyperalign-Strategy": self.strategy,
+                   "X-Hyperalign-Profile-Version": str(self.profile_version) if self.profile_version else "none"}
+        if self.hypothesis_ids:
+            headers["X-Hyperalign-Hypotheses"] = ",".join(self.hypothesis_ids)
+        if self.examples:
+            headers["X-Hyperalign-Examples"] = str(self.examples)
+        if self.prompt_version:
+            headers["X-Hyperalign-Prompt"] = self.prompt_version
+        return headers
+
+
+def personalize(messages: list[dict[str, Any]], strategy: str, stored: StoredProfile | None,
+                examples: list[UserExample], max_tokens: int | None) -> tuple[list[dict[str, Any]], Applied]:
+    """The messages to send upstream and what was applied; unchanged messages (strategy "none") when the strategy
+    has nothing of this user to work with."""
+    if strategy == "few-shot" and examples:
+        recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, max_tokens or 600)
+        system = render("personalize", strategy="few-shot", examples=recent)
+        applied = Applied(strategy=strategy, examples=len(recent),
+                          profile_version=stored.version if stored else None)
+    elif strategy.startswith("hyperalign") and stored is not None:
+        shown = stored.profile.supported_hypotheses
+        facts = [h for h in shown if h.measure is not None] if strategy == "hyperalign" else []
+        hypotheses = [h for h in shown if h.measure is None]
+        system = render("personalize", strategy="hyperalign", attributes=stored.profile.attributes,
+                        hypotheses=hypotheses, facts=facts)
+        applied = Applied(strategy=strategy, profile_version=stored.version,
+                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]])
+    else:
+        return messages, Applied(strategy="none")
+    applied.prompt_version = version_tag("personalize")
+    return [{"role": "system", "content": system}, *messages], applied

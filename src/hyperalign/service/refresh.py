@@ -1,0 +1,38 @@
+"""The one kind of background job: bring a user's profile up to date with their examples — infer it from all of them
+when there is none, otherwise update it with the examples added since the last job (a person's edits survive an
+update, as on the command line). The new version is saved in one transaction at the end."""
+
+from __future__ import annotations
+
+from ..api import HyperAlign
+from ..errors import InputError
+from ..profiles.store import Action, ProfileStore
+from .jobs import Job, JobQueue, Outcome
+from .users import list_examples
+
+SERVICE_AUTHOR = "hyperalign-service"
+REFRESH = "refresh"
+
+
+class ProfileRefresher:
+    def __init__(self, ha: HyperAlign, store: ProfileStore, queue: JobQueue):
+        self.ha, self.store, self.queue = ha, store, queue
+
+    async def __call__(self, user_key: str, job: Job) -> Outcome:
+        if job.kind != REFRESH:
+            raise InputError(f"unknown job kind {job.kind!r}")
+        if self.store.current_version(user_key) is None:
+            stored = list_examples(self.store, user_key)
+            if not stored:
+                raise InputError("the user has no examples; add some first")
+            profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored])
+            info = self.store.save(profile, expected_version=0, author=SERVICE_AUTHOR, action=Action.INFER,
+                                   details={"job": job.id})
+            return Outcome(version=info.version, through=stored[-1].id)
+        through = self.queue.examples_through(user_key)
+        stored = list_examples(self.store, user_key, after_id=through)
+        if not stored:
+            return Outcome(through=through)
+        result = await self.ha.aupdate_profile(self.store, user_key, [s.example() for s in stored],
+                                               author=SERVICE_AUTHOR, message=f"job {job.id}")
+        return Outcome(version=result.version.version if result.version else None, through=stored[-1].id)

@@ -1,0 +1,56 @@
+"""The service's configuration and the objects one running service holds (store, LLM client, upstream, jobs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, Field, field_validator
+
+from ..api import HyperAlign
+from ..profiles.store import ProfileStore
+from .jobs import JobQueue
+from .tenants import service_secret
+from .upstream import Upstream
+
+
+class ServiceConfig(BaseModel):
+    # Per API key, in the `limits` notation ("600/minute", "10/second;600/minute"). Counted in this process: two
+    # replicas each allow this much (a shared counter needs a `limits` storage such as Redis).
+    rate_limit: str = "600/minute"
+    max_request_bytes: int = Field(2_000_000, ge=1_000)
+    cors_origins: list[str] = []  # none: browsers on other origins may not call the service
+    run_jobs: bool = True  # this process also works on background jobs
+    job_poll_seconds: float = Field(1.0, gt=0)
+    job_lease_seconds: float = Field(60.0, gt=0)
+    job_max_attempts: int = Field(3, ge=1)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '600/minute': {exc}") from None
+        return value
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    store: ProfileStore
+    ha: HyperAlign  # for background jobs (inference, updates)
+    upstream: Upstream  # for chat requests
+    queue: JobQueue = field(init=False)
+    user_hash_key: bytes = field(init=False)
+    limiter: MovingWindowRateLimiter = field(init=False)
+    limits: list[RateLimitItem] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = JobQueue(self.store, lease_seconds=self.config.job_lease_seconds,
+                              max_attempts=self.config.job_max_attempts)
+        self.user_hash_key = service_secret(self.store, "user-hash")
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limits = parse_many(self.config.rate_limit)

@@ -1,0 +1,60 @@
+"""The service's tables, as migration 0002_service creates them (profiles and their versions are the store's)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+
+from ..profiles.store import MAX_USER_ID
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("strategy", String(40), nullable=False),  # how this tenant's requests are personalized by default
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),  # the key's public part, shown in listings
+    Column("tenant_id", String(40), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the secret part; the secret itself is never kept
+    Column("name", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# An end user's texts. `user_key` is the tenant-scoped key that also names the user's profile in the store.
+user_examples = Table(
+    "user_examples", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_key", String(MAX_USER_ID), nullable=False, index=True),
+    Column("prompt", Text, nullable=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_key", String(MAX_USER_ID), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("worker", String(100), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("result_version", Integer, nullable=True),
+    # The last example (user_examples.id) a finished job took in: the next job starts after it.
+    Column("examples_through", Integer, nullable=True),
+)
+
+service_secrets = Table(
+    "service_secrets", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)

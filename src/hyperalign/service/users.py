@@ -1,0 +1,115 @@
+"""End users: who a request is for, their example texts, everything kept about them (export) and its deletion.
+
+A user's key in the database is `<tenant id>:<user id>`: the same user id under two tenants is two people, and no
+query of one tenant can name a row of another. The upstream model never sees the raw id: it gets a keyed hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, func, insert, select
+
+from ..errors import InputError
+from ..io import check_name
+from ..profiles.database import as_utc
+from ..profiles.model import UserExample
+from ..profiles.store import ProfileStore
+from .errors import NotFound
+from .tables import jobs, user_examples
+from .tenants import Tenant
+
+MAX_USER_ID = 128
+USER_HEADER = "X-Hyperalign-User"
+# Where the end user is looked for, in this order: our header, then the OpenAI request fields that name one.
+USER_SOURCES = (f"header {USER_HEADER}", "body user", "body safety_identifier", "body metadata.user_id")
+
+
+@dataclass(frozen=True)
+class EndUser:
+    tenant: Tenant
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant.id}:{self.id}"
+
+
+def end_user(tenant: Tenant, user_id: str) -> EndUser:
+    return EndUser(tenant, check_name(user_id, "the user id", MAX_USER_ID))
+
+
+def resolve_user(tenant: Tenant, header: str | None, body: Mapping[str, Any]) -> EndUser | None:
+    metadata = body.get("metadata")
+    candidates = (header, body.get("user"), body.get("safety_identifier"),
+                  metadata.get("user_id") if isinstance(metadata, Mapping) else None)
+    for source, value in zip(USER_SOURCES, candidates, strict=True):
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise InputError(f"{source}: the user id must be a string")
+        return end_user(tenant, value)
+    return None
+
+
+def hashed_id(secret: bytes, user: EndUser) -> str:
+    """What the upstream gets instead of the user id: stable per user (abuse tracking still works), not reversible
+    without the service's secret."""
+    return "ha-" + hmac.new(secret, user.key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def add_examples(store: ProfileStore, user: EndUser, examples: list[UserExample]) -> int:
+    """Store the texts; the user's number of examples afterwards."""
+    now = datetime.now(UTC)
+    with store.transaction(write=True) as connection:
+        if examples:
+            connection.execute(insert(user_examples), [
+                {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
+        return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
+
+
+class StoredExample(BaseModel):
+    id: int
+    prompt: str | None
+    text: str
+    created_at: datetime
+
+    def example(self) -> UserExample:
+        return UserExample(prompt=self.prompt, text=self.text)
+
+
+def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None) -> list[StoredExample]:
+    query = select(user_examples).where(user_examples.c.user_key == user_key).order_by(user_examples.c.id)
+    if after_id is not None:
+        query = query.where(user_examples.c.id > after_id)
+    with store.transaction() as connection:
+        rows = connection.execute(query).mappings().all()
+    return [StoredExample(id=r["id"], prompt=r["prompt"], text=r["text"], created_at=as_utc(r["created_at"]))
+            for r in rows]
+
+
+def exists(store: ProfileStore, user: EndUser) -> bool:
+    """Whether anything is kept of the user (examples or a profile)."""
+    if store.current_version(user.key) is not None:
+        return True
+    with store.transaction() as connection:
+        return connection.execute(select(user_examples.c.id).where(user_examples.c.user_key == user.key)
+                                  .limit(1)).first() is not None
+
+
+def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
+    """Every row of the user, in one transaction: examples, profile versions, jobs. What was removed, by kind."""
+    with store.transaction(write=True) as connection:
+        removed = {
+            "examples": connection.execute(delete(user_examples).where(user_examples.c.user_key == user.key)).rowcount,
+            "profile_versions": store.delete(user.key, connection),
+            "jobs": connection.execute(delete(jobs).where(jobs.c.user_key == user.key)).rowcount,
+        }
+    if not any(removed.values()):
+        raise NotFound(f"no user {user.id!r}")
+    return {k: int(v or 0) for k, v in removed.items()}

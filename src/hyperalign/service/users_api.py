@@ -1,0 +1,220 @@
+"""The profiles API: an end user's examples, the background job that infers or updates their profile, the profile
+at any version, a person's edits, versions and diffs, export of everything kept, and deletion of the user.
+
+Every route is scoped to the caller's tenant; a user of another tenant is answered exactly like a user that does not
+exist (404)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..io import check_name
+from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
+from ..profiles.model import UserExample
+from ..profiles.store import StoredProfile, VersionInfo
+from .auth import Caller, CallerDep, StateDep
+from .errors import NotFound
+from .jobs import Job
+from .refresh import REFRESH
+from .state import ServiceState
+from .users import EndUser, StoredExample, add_examples, delete_user, end_user, exists, list_examples
+
+router = APIRouter(prefix="/v1/users/{user_id}", tags=["profiles"])
+UserPath = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExamplesIn(_Strict):
+    examples: list[UserExample] = Field(min_length=1, max_length=200)
+
+
+class ExamplesOut(BaseModel):
+    user_id: str
+    added: int
+    total: int
+
+
+class NewHypothesisIn(_Strict):
+    aspect: str = Field(min_length=1, max_length=80)
+    statement: str = Field(min_length=1, max_length=2_000)
+    quotes: list[str] = Field(default_factory=list, max_length=20)
+    pinned: bool = False
+
+
+class EditIn(_Strict):
+    """A person's edits; they are applied to whatever version is current, and win over automated updates."""
+
+    pin: list[str] = Field(default_factory=list, max_length=500)
+    unpin: list[str] = Field(default_factory=list, max_length=500)
+    delete: list[str] = Field(default_factory=list, max_length=500)
+    reword: dict[str, str] = Field(default_factory=dict, description="hypothesis id -> new statement")
+    add: list[NewHypothesisIn] = Field(default_factory=list, max_length=100)
+    attributes: dict[str, str | None] = Field(default_factory=dict, description="null removes the attribute")
+    message: str | None = Field(None, max_length=500)
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: str
+    author: str
+    action: str
+    message: str | None
+    details: dict[str, Any]
+
+
+class ProfileOut(BaseModel):
+    user_id: str
+    version: VersionOut
+    profile: dict[str, Any]
+
+
+class DiffOut(BaseModel):
+    user_id: str
+    from_version: int
+    to_version: int
+    changes: list[str]
+
+
+def _version(info: VersionInfo) -> VersionOut:
+    return VersionOut(version=info.version, created_at=info.created_at.isoformat(), author=info.author,
+                      action=info.action, message=info.message, details=info.details)
+
+
+def _profile(user: EndUser, stored: StoredProfile) -> ProfileOut:
+    # Stored under the tenant-scoped key; shown under the id the tenant knows.
+    document = stored.profile.model_copy(update={"user_id": user.id}).model_dump(mode="json")
+    return ProfileOut(user_id=user.id, version=_version(stored.info), profile=document)
+
+
+def _stored(state: ServiceState, user: EndUser, version: int | None = None) -> StoredProfile:
+    current = state.store.current_version(user.key)
+    if current is None:
+        raise NotFound(f"no profile for user {user.id!r}")
+    if version is not None and not 1 <= version <= current:
+        raise NotFound(f"user {user.id!r} has profile versions 1 to {current}, not {version}")
+    return state.store.get(user.key, version)
+
+
+def _user(caller: Caller, user_id: str) -> EndUser:
+    return end_user(caller.tenant, user_id)
+
+
+@router.post("/examples", status_code=201, response_model=ExamplesOut, summary="Add texts the user wrote")
+async def post_examples(user_id: UserPath, body: ExamplesIn, caller: CallerDep, state: StateDep) -> ExamplesOut:
+    user = _user(caller, user_id)
+    total = await asyncio.to_thread(add_examples, state.store, user, body.examples)
+    return ExamplesOut(user_id=user.id, added=len(body.examples), total=total)
+
+
+@router.get("/examples", response_model=list[StoredExample], summary="The user's texts")
+async def get_examples(user_id: UserPath, caller: CallerDep, state: StateDep) -> list[StoredExample]:
+    user = _user(caller, user_id)
+    found = await asyncio.to_thread(list_examples, state.store, user.key)
+    if not found:
+        raise NotFound(f"no examples for user {user.id!r}")
+    return found
+
+
+@router.post("/jobs", status_code=202, response_model=Job,
+             summary="Infer the profile (or update it with the texts added since) in the background")
+async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep) -> Job:
+    user = _user(caller, user_id)
+    if not await asyncio.to_thread(exists, state.store, user):
+        raise NotFound(f"no examples for user {user.id!r}; add some first")
+    return await asyncio.to_thread(state.queue.enqueue, user.key, REFRESH)
+
+
+@router.get("/jobs/{job_id}", response_model=Job, summary="A job's status")
+async def get_job(user_id: UserPath, job_id: Annotated[str, Field(max_length=64)], caller: CallerDep,
+                  state: StateDep) -> Job:
+    user = _user(caller, user_id)
+    job = await asyncio.to_thread(state.queue.get, user.key, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r} for user {user.id!r}")
+    return job
+
+
+@router.get("/profile", response_model=ProfileOut, summary="The profile, current or at a version")
+async def get_profile(user_id: UserPath, caller: CallerDep, state: StateDep,
+                      version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> ProfileOut:
+    user = _user(caller, user_id)
+    return _profile(user, await asyncio.to_thread(_stored, state, user, version))
+
+
+@router.patch("/profile", response_model=ProfileOut, summary="A person's edits: pin, delete, reword, add")
+async def patch_profile(user_id: UserPath, body: EditIn, caller: CallerDep, state: StateDep,
+                        x_hyperalign_author: Annotated[str | None, Header(max_length=200)] = None) -> ProfileOut:
+    user = _user(caller, user_id)
+    author = check_name(x_hyperalign_author, "the X-Hyperalign-Author header") if x_hyperalign_author else \
+        f"api key {caller.key_id}"
+    edits = Edits(pin=body.pin, unpin=body.unpin, delete=body.delete,
+                  change={k: HypothesisChange(statement=v) for k, v in body.reword.items()},
+                  add=[NewHypothesis(a.aspect, a.statement, a.quotes, a.pinned) for a in body.add],
+                  attributes=dict(body.attributes))
+
+    def edit() -> StoredProfile:
+        _stored(state, user)
+        if not edits.is_empty():
+            state.store.modify(user.key, lambda p: apply_edits(p, edits), author=author, action=edits.action(),
+                               message=body.message or edits.summary())
+        return state.store.get(user.key)
+
+    return _profile(user, await asyncio.to_thread(edit))
+
+
+@router.get("/profile/versions", response_model=list[VersionOut], summary="Every version, oldest first")
+async def get_versions(user_id: UserPath, caller: CallerDep, state: StateDep) -> list[VersionOut]:
+    user = _user(caller, user_id)
+
+    def history() -> list[VersionInfo]:
+        _stored(state, user)
+        return state.store.history(user.key)
+
+    return [_version(info) for info in await asyncio.to_thread(history)]
+
+
+@router.get("/profile/diff", response_model=DiffOut, summary="What changed between two versions")
+async def get_diff(user_id: UserPath, caller: CallerDep, state: StateDep,
+                   from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)],
+                   to_version: Annotated[int | None, Query(alias="to", ge=1, le=2**31 - 1)] = None) -> DiffOut:
+    user = _user(caller, user_id)
+
+    def diff() -> DiffOut:
+        new = _stored(state, user, to_version)
+        old = _stored(state, user, from_version)
+        return DiffOut(user_id=user.id, from_version=old.version, to_version=new.version,
+                       changes=diff_profiles(old.profile, new.profile))
+
+    return await asyncio.to_thread(diff)
+
+
+@router.get("/export", summary="Everything kept about the user, as JSON")
+async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> dict[str, Any]:
+    user = _user(caller, user_id)
+
+    def export() -> dict[str, Any]:
+        examples = list_examples(state.store, user.key)
+        current = state.store.current_version(user.key)
+        if current is None and not examples:
+            raise NotFound(f"no user {user.id!r}")
+        versions = [_profile(user, state.store.get(user.key, v)).model_dump(mode="json")
+                    for v in range(1, (current or 0) + 1)]
+        return {"user_id": user.id, "examples": [e.model_dump(mode="json") for e in examples],
+                "profile_versions": versions,
+                "jobs": [j.model_dump(mode="json") for j in state.queue.for_user(user.key)]}
+
+    return await asyncio.to_thread(export)
+
+
+@router.delete("", status_code=204, summary="Delete the user: every example, profile version and job")
+async def delete(user_id: UserPath, caller: CallerDep, state: StateDep) -> Response:
+    user = _user(caller, user_id)
+    await asyncio.to_thread(delete_user, state.store, user)
+    return Response(status_code=204)
