@@ -22,6 +22,7 @@ from hyperalign.service.state import ServiceConfig
 from hyperalign.service.tenants import create_key
 
 QUOTE = "Gears first, opinions later."
+EXAMPLE_TEXT = f"Fog again. The lamp turned 412 times last night. {QUOTE}"
 STYLE = "Ends notes with a fixed motto."
 ATTRIBUTES = {"likely_role": "lighthouse keeper", "domain": "maritime", "audience": "relief keepers",
               "formality": "informal"}
@@ -95,12 +96,12 @@ class Service:
 
 
 def start_service(store_url: str, *, config: ServiceConfig | None = None, upstream_base_url: str | None = None,
-                  backend: FakeBackend | None = None) -> tuple[RunningServer, Service]:
+                  backend: FakeBackend | None = None, upstream_timeout: float = 5.0) -> tuple[RunningServer, Service]:
     store = ProfileStore(store_url)
     fake = backend or FakeBackend(responder)
     ha = HyperAlign(LLMClient(fake, concurrency=4))
     state = build_state(ha, store, config or ServiceConfig(job_poll_seconds=0.05), upstream_base_url=upstream_base_url,
-                        upstream_retries=1, upstream_timeout=5)
+                        upstream_retries=1, upstream_timeout=upstream_timeout)
     server = RunningServer(create_app(state)).__enter__()
     service = Service(server.url, store, fake)
     for tenant in ("acme", "other"):

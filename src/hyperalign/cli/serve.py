@@ -40,6 +40,7 @@ def serve(
     max_request_bytes: Annotated[int, typer.Option(min=1000)] = 2_000_000,
     cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browsers on this origin (repeatable; default: none).")] = None,
     no_jobs: Annotated[bool, typer.Option("--no-jobs/", help="Serve requests only; another replica runs the background jobs.")] = False,
+    job_lease_seconds: Annotated[float, typer.Option(min=0.5, help="A running job's lease: a job whose server died is taken up again this long after its last renewal.")] = 60.0,
 ) -> None:
     """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
     require_serve_stack()
@@ -50,7 +51,8 @@ def serve(
 
     try:
         config = ServiceConfig(rate_limit=rate_limit, max_request_bytes=max_request_bytes,
-                               cors_origins=cors_origin or [], run_jobs=not no_jobs)
+                               cors_origins=cors_origin or [], run_jobs=not no_jobs,
+                               job_lease_seconds=job_lease_seconds)
     except ValueError as exc:
         raise InputError(f"--rate-limit: {str(exc).splitlines()[-1].strip()}") from None
     api_key = upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY")
