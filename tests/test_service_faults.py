@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from openai_test_server import OpenAITestServer, delayed, error
-from service_support import EXAMPLE_TEXT, start_service
 
 from hyperalign.profiles.store import ProfileStore
 from hyperalign.service.tenants import create_key
+from openai_test_server import OpenAITestServer, delayed, error
+from service_support import EXAMPLE_TEXT, start_service
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api import HyperAlign
 from ..profiles.store import ProfileStore
-from . import chat, errors, users_api
+from . import chat, errors, review, users_api
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
 from .state import ServiceConfig, ServiceState
@@ -76,6 +76,7 @@ def create_app(state: ServiceState) -> FastAPI:
     errors.install(app)
     app.include_router(chat.router)
     app.include_router(users_api.router)
+    app.include_router(review.router)
 
     @app.get("/healthz", tags=["service"], summary="The service and its database answer")
     def healthz() -> dict[str, Any]:

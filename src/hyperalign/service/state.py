@@ -45,6 +45,7 @@ class ServiceState:
     upstream: Upstream  # for chat requests
     queue: JobQueue = field(init=False)
     user_hash_key: bytes = field(init=False)
+    review_key: bytes = field(init=False)
     limiter: MovingWindowRateLimiter = field(init=False)
     limits: list[RateLimitItem] = field(init=False)
 
@@ -52,5 +53,6 @@ class ServiceState:
         self.queue = JobQueue(self.store, lease_seconds=self.config.job_lease_seconds,
                               max_attempts=self.config.job_max_attempts)
         self.user_hash_key = service_secret(self.store, "user-hash")
+        self.review_key = service_secret(self.store, "review-link")
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.limits = parse_many(self.config.rate_limit)

@@ -122,6 +122,12 @@ def authenticate(store: ProfileStore, presented: str) -> tuple[str, Tenant] | No
     return key_id, Tenant(row.id, row.name, row.strategy)
 
 
+def tenant_by_id(store: ProfileStore, tenant_id: str) -> Tenant | None:
+    with store.transaction() as connection:
+        row = connection.execute(select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
+    return Tenant(row["id"], row["name"], row["strategy"]) if row else None
+
+
 def service_secret(store: ProfileStore, name: str) -> bytes:
     """A random secret the service keeps in its database (e.g. the key of the end-user hash), made on first use;
     every replica sharing the database reads the same one."""

@@ -1,0 +1,161 @@
+"""The review page: where a person reads what the system believes about them and corrects it.
+
+Reached through a review link the tenant asks for (`POST /v1/users/{id}/review-link`): the link carries a signed,
+expiring token naming the tenant and the user, so the person needs no API key and sees only their own profile.
+Server-rendered HTML (jinja2, autoescaped), plain forms and links — keyboard-usable, no script, no build step. Each
+edit is a new version attributed to the person, exactly as the API's and the CLI's edits are."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from functools import lru_cache
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, Field
+
+from ..errors import InputError
+from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
+from ..profiles.model import Aspect, Hypothesis
+from .auth import CallerDep, StateDep
+from .errors import NotFound
+from .state import ServiceState
+from .tenants import Tenant, tenant_by_id
+from .users import EndUser, end_user, exists, list_examples
+
+router = APIRouter(tags=["review"])
+LINK_SECONDS = 7 * 24 * 3600
+
+
+class ReviewLink(BaseModel):
+    url: str
+    expires_at: int = Field(description="Unix time")
+
+
+def _sign(secret: bytes, payload: str) -> str:
+    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def make_token(secret: bytes, user: EndUser, expires_at: int) -> str:
+    payload = f"{user.tenant.id}\n{user.id}\n{expires_at}"
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return f"{encoded}.{_sign(secret, payload)}"
+
+
+def read_token(state: ServiceState, token: str) -> EndUser:
+    """The user a valid, unexpired token names; NotFound for anything else (no hint of which check failed)."""
+    encoded, _, signature = token.partition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        tenant_id, user_id, expires = payload.split("\n")
+        valid = hmac.compare_digest(signature, _sign(state.review_key, payload)) and int(expires) > time.time()
+    except ValueError:
+        valid = False
+    tenant: Tenant | None = tenant_by_id(state.store, tenant_id) if valid else None
+    if tenant is None:
+        raise NotFound("this review link is not valid (or has expired); ask for a new one")
+    return end_user(tenant, user_id)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    return ImmutableSandboxedEnvironment(loader=PackageLoader("hyperalign", "service/templates"), autoescape=True,
+                                         trim_blocks=True, lstrip_blocks=True)
+
+
+def _highlighted(texts: list[str], hypotheses: list[Hypothesis]) -> list[list[tuple[str, str | None]]]:
+    """Each text as segments (text, id of the hypothesis whose quote it is, or None)."""
+    marks: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+    for h in hypotheses:
+        for evidence in h.evidence:
+            if not evidence.verified:
+                continue
+            order = [evidence.example_index] if evidence.example_index is not None else []
+            for index in [*order, *range(len(texts))]:
+                if index is not None and 0 <= index < len(texts) and (start := texts[index].find(evidence.quote)) >= 0:
+                    marks[index].append((start, start + len(evidence.quote), h.id))
+                    break
+    segments = []
+    for text, spans in zip(texts, marks, strict=True):
+        parts, position = [], 0
+        for start, end, hid in sorted(spans):
+            if start < position:
+                continue  # overlapping quotes: the first one is marked
+            parts += [(text[position:start], None), (text[start:end], hid)]
+            position = end
+        parts.append((text[position:], None))
+        segments.append([p for p in parts if p[0]])
+    return segments
+
+
+def _page(state: ServiceState, user: EndUser, token: str, version: int | None, notice: str | None) -> str:
+    current = state.store.current_version(user.key)
+    if current is None:
+        raise NotFound(f"no profile for {user.id!r} yet")
+    shown = state.store.get(user.key, version if version and 1 <= version <= current else None)
+    history = state.store.history(user.key)
+    diffs = {info.version: diff_profiles(state.store.get(user.key, info.version - 1).profile,
+                                         state.store.get(user.key, info.version).profile)
+             for info in history[1:]}
+    profile = shown.profile
+    texts = [s.text for s in list_examples(state.store, user.key)]
+    return _templates().get_template("review.html.j2").render(
+        user=user.id, token=token, profile=profile, version=shown.version, current=current, info=shown.info,
+        inferred=[h for h in profile.hypotheses if h.measure is None], facts=profile.facts,
+        texts=_highlighted(texts, profile.hypotheses), history=history, diffs=diffs, notice=notice,
+        aspects=[a.value for a in Aspect], editable=shown.version == current)
+
+
+@router.post("/v1/users/{user_id}/review-link", response_model=ReviewLink, status_code=201,
+             summary="A link where the person reviews and corrects their profile (no API key needed)")
+async def post_review_link(user_id: Annotated[str, Field(min_length=1, max_length=128)], caller: CallerDep,
+                           state: StateDep, request: Request) -> ReviewLink:
+    user = end_user(caller.tenant, user_id)
+    if not await asyncio.to_thread(exists, state.store, user):
+        raise NotFound(f"no user {user.id!r}")
+    expires_at = int(time.time()) + LINK_SECONDS
+    url = str(request.url_for("review_page", token=make_token(state.review_key, user, expires_at)))
+    return ReviewLink(url=url, expires_at=expires_at)
+
+
+@router.get("/review/{token}", response_class=HTMLResponse, name="review_page", include_in_schema=False)
+async def review_page(token: str, state: StateDep, version: int | None = None, notice: str | None = None) -> str:
+    def render() -> str:
+        return _page(state, read_token(state, token), token, version, notice[:200] if notice else None)
+
+    return await asyncio.to_thread(render)
+
+
+@router.post("/review/{token}", include_in_schema=False)
+async def review_edit(token: str, state: StateDep, action: Annotated[str, Form()],
+                      hypothesis: Annotated[str, Form()] = "", statement: Annotated[str, Form()] = "",
+                      aspect: Annotated[str, Form()] = "") -> RedirectResponse:
+    edits = {
+        "pin": lambda: Edits(pin=[hypothesis]), "unpin": lambda: Edits(unpin=[hypothesis]),
+        "delete": lambda: Edits(delete=[hypothesis]),
+        "reword": lambda: Edits(change={hypothesis: HypothesisChange(statement=statement.strip())}),
+        "add": lambda: Edits(add=[NewHypothesis(aspect.strip(), statement.strip())]),
+    }
+    if action not in edits:
+        raise NotFound(f"unknown action {action!r}")
+
+    def edit() -> str:
+        user = read_token(state, token)
+        change: Edits = edits[action]()
+        try:
+            saved = state.store.modify(user.key, lambda p: apply_edits(p, change), author=f"{user.id} (review page)",
+                                       action=change.action(), message=change.summary())
+        except InputError as exc:  # shown on the page, where the person can fix it
+            return f"Not saved: {exc}"
+        return f"Saved as version {saved.version}." if saved else "Nothing changed."
+
+    notice = await asyncio.to_thread(edit)
+    return RedirectResponse(f"/review/{token}?notice={quote(notice[:200])}", status_code=303)
