@@ -64,7 +64,8 @@ class HyperAlign:
                       **backend_options: Any) -> HyperAlign:
         store = CompletionCache(settings.cache_path) if settings.cache_path else None  # refused before any call
         instance = backend or create_backend(settings.backend, **settings.backend_options(), **backend_options)
-        return cls(LLMClient(instance, cache=store, concurrency=settings.concurrency, max_repairs=settings.max_repairs))
+        return cls(LLMClient(instance, cache=store, concurrency=settings.concurrency, max_repairs=settings.max_repairs,
+                             tokens_per_minute=settings.tokens_per_minute))
 
     @property
     def stats(self) -> RunStats:

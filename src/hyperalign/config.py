@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_retries: int | None = Field(None, ge=0, le=50)  # openai backend: SDK retries on timeouts, 429 and 5xx
     timeout: float | None = Field(None, gt=0, le=3600)  # openai backend: seconds per request before it is retried
     threads: int | None = Field(None, ge=1, le=1024)  # embedded backend: CPU threads
+    # A budget on tokens sent and asked for per minute (a provider's TPM limit), shared by the client's calls.
+    tokens_per_minute: int | None = Field(None, ge=1, le=10**10)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -196,6 +196,7 @@ def options(
     context_tokens: Annotated[Optional[int], typer.Option(min=256, rich_help_panel=LLM, help="The model's context, to fit examples into it.")] = None,
     max_repairs: Annotated[Optional[int], typer.Option(min=0, max=10, rich_help_panel=LLM, help="Repair turns after an invalid structured output (default 1).")] = None,
     timeout: Annotated[Optional[float], typer.Option(min=0.001, max=3600, rich_help_panel=LLM, help="Seconds per request to an endpoint before it is retried (default 120).")] = None,
+    tokens_per_minute: Annotated[Optional[int], typer.Option(min=1, rich_help_panel=LLM, help="Budget of tokens per minute (a provider's TPM limit): calls wait instead of drawing 429s.")] = None,
 ) -> None:
     ctx.obj = dict(
         backend=backend,
@@ -208,6 +209,7 @@ def options(
         context_tokens=context_tokens,
         max_repairs=max_repairs,
         timeout=timeout,
+        tokens_per_minute=tokens_per_minute,
     )
 
 

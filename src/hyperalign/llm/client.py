@@ -10,8 +10,10 @@ import re
 import threading
 import weakref
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
 
 from ..errors import StructuredOutputError, first_error
@@ -65,45 +67,75 @@ def cache_key(identity: dict[str, Any], request: CompletionRequest) -> str:
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
 
+def estimated_tokens(request: CompletionRequest) -> int:
+    """What a request may cost, counted before it is sent: its prompt (about 4 characters a token) and the most it
+    may write. An upper bound on the completion, so a budget on it is never exceeded."""
+    return sum(len(m.get("content", "")) for m in request.messages) // 4 + request.max_tokens
+
+
 class LLMClient:
+    """`tokens_per_minute`: a budget on the tokens sent and asked for (estimated before each call, a leaky bucket
+    from aiolimiter): calls wait for room instead of drawing 429s from a provider's per-minute limit.
+
+    Identical requests in flight at the same time are sent once: the others wait for that answer (counted as cache
+    hits), so two workers asking the same thing at once never pay twice — with or without a cache."""
+
     def __init__(self, backend: LLMBackend, cache: CompletionCache | None = None, concurrency: int = 4,
-                 max_repairs: int = 1):
+                 max_repairs: int = 1, tokens_per_minute: int | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_repairs < 0:
             raise ValueError("max_repairs must be at least 0")
+        if tokens_per_minute is not None and tokens_per_minute < 1:
+            raise ValueError("tokens_per_minute must be at least 1")
         self.backend = backend
         self.cache = cache
         self.concurrency = concurrency
         self.max_repairs = max_repairs
+        self.tokens_per_minute = tokens_per_minute
         self.identity = backend_identity(backend)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Per event loop (sync callers start a fresh loop per call): the semaphore, the budget, the calls in flight.
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
     @property
     def model(self) -> str:
         return self.backend.model
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        # A semaphore belongs to one event loop; sync callers start a fresh loop per call.
+    def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        if loop not in self._semaphores:
-            self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
-        return self._semaphores[loop]
+        if loop not in self._loops:
+            budget = AsyncLimiter(self.tokens_per_minute, 60) if self.tokens_per_minute else None
+            self._loops[loop] = _LoopState(asyncio.Semaphore(self.concurrency), budget, {})
+        return self._loops[loop]
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
         key = cache_key(self.identity, request)
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
-            async with self._semaphore():
-                completion = await self.backend.acomplete(request)
-            if self.cache:
-                self.cache.put(key, self.backend.name, request, completion)
+            state = self._state()
+            call = state.in_flight.get(key)
+            if call is not None:
+                completion = (await asyncio.shield(call)).model_copy(update={"cached": True})
+            else:
+                call = asyncio.ensure_future(self._call(state, key, request))
+                state.in_flight[key] = call
+                try:
+                    completion = await asyncio.shield(call)
+                finally:
+                    state.in_flight.pop(key, None)
         with self._stats_lock:
             self.stats.add(completion)
+        return completion
+
+    async def _call(self, state: _LoopState, key: str, request: CompletionRequest) -> Completion:
+        async with state.semaphore:
+            if state.budget is not None:
+                await state.budget.acquire(min(estimated_tokens(request), state.budget.max_rate))
+            completion = await self.backend.acomplete(request)
+        if self.cache:
+            self.cache.put(key, self.backend.name, request, completion)
         return completion
 
     async def acomplete_structured(
@@ -143,6 +175,13 @@ class LLMClient:
         self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
     ) -> tuple[M, list[Completion]]:
         return run_sync(self.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens))
+
+
+@dataclass
+class _LoopState:
+    semaphore: asyncio.Semaphore
+    budget: AsyncLimiter | None
+    in_flight: dict[str, asyncio.Future[Completion]]
 
 
 def _describe(exc: ValidationError, completion: Completion) -> str:
