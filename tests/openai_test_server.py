@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -39,6 +40,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: Any  # the parsed JSON, or None where the body was not JSON
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..api import HyperAlign
+from ..batch.run import finished_keys
 from ..errors import InputError
 from ..io import (
     JsonlLog,
@@ -167,18 +168,6 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def finished_tasks(log: JsonlLog, identity: str) -> set[str]:
-    done: set[str] = set()
-    for number, row in log.numbered_rows():
-        if row.get("run") != identity:
-            raise InputError(
-                f"{log.path}, line {number}: holds an output made with another profile, model, strategy or "
-                "--max-tokens; write to a new -o file (or delete this one) to start over")
-        if isinstance(row.get("id"), str):
-            done.add(row["id"])
-    return done
-
-
 @cli_command
 def generate(
     task: Annotated[Optional[str], typer.Argument(help="The task, e.g. 'Write an article that starts with: …'.")] = None,
@@ -225,7 +214,7 @@ def generate(
     assert output is not None
     log = JsonlLog(output)
     identity = generation_identity(ha, strategy, profile, examples, max_tokens)
-    done = finished_tasks(log, identity)
+    done = finished_keys(log, identity)
     todo = [(i, t) for i, t in todo_all if i not in done]
     if done:
         say(f"Resuming: {len(todo_all) - len(todo)} of {len(todo_all)} tasks already in {output}.", style="")

@@ -1,0 +1,122 @@
+"""The batch jobs: plan the units (skipping what is already done: a killed batch resumes without redoing finished
+work), run them on an engine, persist each result the moment it finishes, and yield it to the caller.
+
+    works, skipped = plan_infer(users, target)
+    async for done in abatch_infer(engine, works, target): ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..io import JsonlLog
+from ..pipeline.generate import Strategy
+from ..profiles.model import Profile, examples_hash
+from .engines import Engine
+from .records import BadLine, RequestRecord, UserRecord
+from .targets import Profiles
+from .work import BatchOptions, Done, Work
+
+
+@dataclass
+class BatchSummary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # already finished by an earlier run
+    bad_lines: list[BadLine] = field(default_factory=list)
+    failures: list[Done] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    cache_hits: int = 0
+
+    def add(self, done: Done) -> None:
+        self.prompt_tokens += done.prompt_tokens
+        self.completion_tokens += done.completion_tokens
+        self.llm_calls += done.llm_calls
+        self.cache_hits += done.cache_hits
+        if done.ok:
+            self.done += 1
+        else:
+            self.failed += 1
+            self.failures.append(done)
+
+
+def plan_infer(users: Iterable[tuple[str, UserRecord]], target: Profiles) -> tuple[list[Work], int]:
+    """A unit per user whose profile the target does not hold yet for these same examples; how many were skipped."""
+    works, skipped = [], 0
+    for user_id, record in users:
+        existing = target.get(user_id)
+        if existing is not None and existing.examples_hash == examples_hash(record.examples):
+            skipped += 1
+            continue
+        works.append(Work(key=user_id, kind="infer", user_id=user_id, examples=record.examples,
+                          attributes=record.attributes))
+    return works, skipped
+
+
+async def abatch_infer(engine: Engine, works: Iterable[Work], target: Profiles) -> AsyncIterator[Done]:
+    async for done in engine.run(works):
+        if done.ok:
+            assert done.result is not None
+            target.write(Profile.from_document(done.result, f"the profile of {done.user_id!r}"))
+        yield done
+
+
+def run_identity(engine_settings: dict[str, object], options: BatchOptions) -> str:
+    """What a generation output file was made with (backend, model, generation options): a resumed run must match,
+    so outputs of another model are never passed off as this run's."""
+    text = repr(sorted(engine_settings.items())) + options.generation.model_dump_json()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def finished_keys(log: JsonlLog, identity: str) -> set[str]:
+    """Ids of the outputs already in `log`; refuses a log written by another run."""
+    done: set[str] = set()
+    for number, row in log.numbered_rows():
+        if row.get("run") != identity:
+            raise InputError(
+                f"{log.path}, line {number}: holds an output made with another profile, model, strategy or "
+                "--max-tokens; write to a new -o file (or delete this one) to start over")
+        if isinstance(row.get("id"), str):
+            done.add(row["id"])
+    return done
+
+
+def plan_generate(requests: Iterable[tuple[str, RequestRecord]], profiles: Profiles | None, done: set[str],
+                  default: Strategy) -> tuple[list[Work], list[Done], int]:
+    """Units to run, units that cannot run (a hyperalign request for a user without a profile), and how many were
+    finished by an earlier run."""
+    works, impossible, skipped = [], [], 0
+    cache: dict[str, Profile | None] = {}
+    for key, request in requests:
+        if key in done:
+            skipped += 1
+            continue
+        strategy = request.strategy or default
+        profile = None
+        if strategy is Strategy.HYPERALIGN:
+            if request.user_id not in cache:
+                cache[request.user_id] = profiles.get(request.user_id) if profiles else None
+            profile = cache[request.user_id]
+            if profile is None:
+                impossible.append(Done(key=key, kind="generate", user_id=request.user_id,
+                                       error=f"no profile for user {request.user_id!r}"))
+                continue
+        works.append(Work(key=key, kind="generate", user_id=request.user_id, task=request.task, strategy=strategy,
+                          examples=request.examples, profile=profile.model_dump(mode="json") if profile else None))
+    return works, impossible, skipped
+
+
+async def abatch_generate(engine: Engine, works: Iterable[Work], log: JsonlLog, identity: str) -> AsyncIterator[Done]:
+    """Failed units are not written, so that a rerun tries them again."""
+    async for done in engine.run(works):
+        if done.ok:
+            assert done.result is not None
+            row = {"id": done.key, "user_id": done.user_id, "run": identity, **done.result}
+            row["output"] = row.pop("text")
+            log.append(row)
+        yield done

@@ -1,0 +1,78 @@
+"""Where a batch's profiles are written (and a generation batch reads them): a profile store (SQLite file or any
+SQLAlchemy URL, e.g. the service's PostgreSQL) or a folder with one JSON file per user."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from ..errors import InputError
+from ..io import write_atomically
+from ..profiles.model import Profile
+from ..profiles.store import Action, ProfileStore
+
+BATCH_AUTHOR = "hyperalign-batch"
+STORE_SUFFIXES = (".sqlite3", ".sqlite", ".db")
+
+
+class Profiles(Protocol):
+    description: str
+
+    def get(self, user_id: str) -> Profile | None: ...
+
+    def write(self, profile: Profile) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ProfileFolder:
+    def __init__(self, path: Path):
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path}: not a folder (a profile store needs a URL or a {'/'.join(STORE_SUFFIXES)} file)")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+        self.path, self.description = path, str(path)
+
+    def file(self, user_id: str) -> Path:
+        # Any user id becomes a safe file name: percent-encoded, or hashed when that would be too long.
+        name = quote(user_id, safe="")
+        if len(name) > 150:
+            name = f"{name[:80]}-{hashlib.sha256(user_id.encode()).hexdigest()[:16]}"
+        return self.path / f"{name}.json"
+
+    def get(self, user_id: str) -> Profile | None:
+        path = self.file(user_id)
+        return Profile.load(path) if path.exists() else None
+
+    def write(self, profile: Profile) -> None:
+        write_atomically(self.file(profile.user_id), profile.to_json() + "\n")
+
+    def close(self) -> None:
+        pass
+
+
+class StoreProfiles:
+    def __init__(self, location: str):
+        self.store = ProfileStore(location)
+        self.description = self.store.display_url
+
+    def get(self, user_id: str) -> Profile | None:
+        return self.store.get(user_id).profile if self.store.current_version(user_id) is not None else None
+
+    def write(self, profile: Profile) -> None:
+        self.store.save(profile, expected_version=None, author=BATCH_AUTHOR, action=Action.INFER,
+                        message="batch inference")
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_profiles(location: str) -> Profiles:
+    """A store for a URL or a database file name; a folder otherwise."""
+    if "://" in location or location.endswith(STORE_SUFFIXES):
+        return StoreProfiles(location)
+    return ProfileFolder(Path(location))

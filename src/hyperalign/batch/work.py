@@ -1,0 +1,79 @@
+"""One unit of batch work (infer one user's profile, or write one request's text) and doing it: the same function
+runs in this process (local engine) and inside Ray workers, so both engines give the same results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..api import HyperAlign
+from ..errors import HyperAlignError
+from ..pipeline.generate import GenerationOptions, Strategy
+from ..pipeline.infer import InferenceOptions
+from ..profiles.model import Profile, UserExample
+
+
+class BatchOptions(BaseModel):
+    inference: InferenceOptions = Field(default_factory=InferenceOptions)
+    generation: GenerationOptions = Field(default_factory=GenerationOptions)
+
+
+class Work(BaseModel):
+    key: str
+    kind: Literal["infer", "generate"]
+    user_id: str
+    examples: list[UserExample] = []
+    attributes: dict[str, str] = {}
+    task: str | None = None
+    strategy: Strategy = Strategy.HYPERALIGN
+    profile: dict[str, Any] | None = None
+
+
+class Done(BaseModel):
+    """A finished unit: its result (a profile or a generation, as JSON) or, for bad input or an LLM failure, the
+    error — a failed unit is reported, never fatal to the batch."""
+
+    key: str
+    kind: Literal["infer", "generate"]
+    user_id: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    cache_hits: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def perform(ha: HyperAlign, work: Work, options: BatchOptions) -> Done:
+    done = Done(key=work.key, kind=work.kind, user_id=work.user_id)
+    try:
+        if work.kind == "infer":
+            profile = await ha.ainfer_profile(work.user_id, work.examples, work.attributes or None, options.inference)
+            report = profile.report
+            return done.model_copy(update={
+                "result": profile.model_dump(mode="json"), "prompt_tokens": report.prompt_tokens,
+                "completion_tokens": report.completion_tokens, "llm_calls": report.llm_calls,
+                "cache_hits": report.cache_hits})
+        assert work.task is not None
+        profile_model = Profile.from_document(work.profile, f"the profile of {work.user_id!r}") if work.profile else None
+        generation = await _generate(ha, options.generation, profile_model, work)
+        return done.model_copy(update={
+            "result": generation.model_dump(mode="json"), "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+            "llm_calls": 0 if generation.cached else generation.llm_calls,
+            "cache_hits": generation.llm_calls if generation.cached else 0})
+    except HyperAlignError as exc:
+        return done.model_copy(update={"error": " ".join(str(exc).split())[:500]})
+
+
+async def _generate(ha: HyperAlign, options: GenerationOptions, profile: Profile | None, work: Work) -> Any:
+    from ..pipeline.generate import agenerate
+
+    assert work.task is not None
+    return await agenerate(ha.client, work.task, work.strategy, profile=profile, examples=work.examples or None,
+                           options=options)

@@ -1,0 +1,153 @@
+"""`hyperalign batch infer|generate`: many users at once, resumable, on one machine or a Ray cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from ..batch.engines import Engine, LocalEngine, RayEngine
+from ..batch.records import BadLinePolicy, RequestRecord, UserRecord, read_records
+from ..batch.run import (
+    BatchSummary,
+    abatch_generate,
+    abatch_infer,
+    finished_keys,
+    plan_generate,
+    plan_infer,
+    run_identity,
+)
+from ..batch.targets import open_profiles
+from ..batch.work import BatchOptions, Done
+from ..errors import InputError
+from ..io import JsonlLog, check_output_path
+from ..pipeline.generate import GenerationOptions, Strategy
+from .common import app, cli_command, err, say, say_warning, settings
+
+batch_app = typer.Typer(help="Many users at once: resumable, bounded concurrency (--concurrency), local or on Ray.",
+                        no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+
+EngineName = Annotated[str, typer.Option("--engine", help="local (asyncio in this process) or ray (a Ray cluster).")]
+RayAddress = Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: start a local Ray).")]
+OnBadLine = Annotated[str, typer.Option(help="fail: stop at the first invalid line; skip: report it and go on.")]
+
+
+def _engine(name: str, options: BatchOptions, ray_address: str | None) -> Engine:
+    resolved = settings()
+    if name == "local":
+        from ..api import HyperAlign
+
+        return LocalEngine(HyperAlign.from_settings(resolved), options, resolved.concurrency)
+    if name == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise InputError("--engine ray needs the ray extra: pip install 'hyperalign[ray]'")
+        return RayEngine(resolved, options, resolved.concurrency, address=ray_address)
+    raise InputError(f"--engine must be local or ray, not {name!r}")
+
+
+def _policy(value: str) -> BadLinePolicy:
+    if value not in ("fail", "skip"):
+        raise InputError(f"--on-bad-line must be fail or skip, not {value!r}")
+    return "fail" if value == "fail" else "skip"
+
+
+async def _drive(results: AsyncIterator[Done], total: int, summary: BatchSummary, label: str) -> float:
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err) as progress:
+        bar = progress.add_task(label, total=total, rate="")
+        async for done in results:
+            summary.add(done)
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = f"{(summary.done + summary.failed) / elapsed:.1f}/s · {summary.prompt_tokens + summary.completion_tokens:,} tok"
+            progress.update(bar, advance=1, rate=rate)
+    return time.perf_counter() - started
+
+
+def _report(summary: BatchSummary, seconds: float, what: str) -> None:
+    for bad in summary.bad_lines:
+        say_warning(f"skipped line {bad.number}: {bad.message}")
+    for failure in summary.failures[:20]:
+        say_warning(f"{failure.key}: {failure.error}")
+    if len(summary.failures) > 20:
+        say_warning(f"… and {len(summary.failures) - 20} more failures")
+    finished = summary.done + summary.failed
+    say(f"{what}: {summary.done} done, {summary.failed} failed, {summary.skipped} already done, "
+        f"{len(summary.bad_lines)} bad lines · {finished / max(seconds, 1e-9):.1f} per second · LLM calls: "
+        f"{summary.llm_calls} (cache hits: {summary.cache_hits}) · tokens: {summary.prompt_tokens:,} prompt + "
+        f"{summary.completion_tokens:,} completion", style="")
+
+
+def batch_infer(
+    users: Annotated[Path, typer.Argument(metavar="USERS.jsonl", help='One user per line: {"id", "examples": [{"text", "prompt"?}], "attributes"?}.')],
+    out: Annotated[str, typer.Option("--out", help="A profile store (URL, or a .sqlite3 file) or a folder (one JSON file per user).")],
+    engine: EngineName = "local",
+    ray_address: RayAddress = None,
+    on_bad_line: OnBadLine = "fail",
+) -> None:
+    """Infer a profile for every user of USERS.jsonl; users whose profile for these examples exists are skipped."""
+    policy = _policy(on_bad_line)
+    records, bad = read_records(users, UserRecord, "id", policy)
+    target = open_profiles(out)
+    try:
+        works, skipped = plan_infer(records, target)
+        summary = BatchSummary(skipped=skipped, bad_lines=bad)
+        if skipped:
+            say(f"Resuming: {skipped} of {len(records)} users already have their profile in {target.description}.",
+                style="")
+        runner = _engine(engine, BatchOptions(), ray_address)
+        seconds = asyncio.run(_drive(abatch_infer(runner, works, target), len(works), summary, "infer"))
+    finally:
+        target.close()
+    _report(summary, seconds, f"Profiles in {target.description}")
+    if summary.failed:  # finished work is kept; a rerun retries only the failed units
+        raise typer.Exit(2)
+
+
+def batch_generate(
+    requests: Annotated[Path, typer.Argument(metavar="REQUESTS.jsonl", help='One request per line: {"id"?, "user_id", "task", "strategy"?, "examples"?}.')],
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSONL output, written as results finish; rerunning resumes it.")],
+    profiles: Annotated[Optional[str], typer.Option(help="Where the users' profiles are (store URL, .sqlite3 file or folder).")] = None,
+    strategy: Annotated[Strategy, typer.Option(help="For requests that name none.")] = Strategy.HYPERALIGN,
+    max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
+    engine: EngineName = "local",
+    ray_address: RayAddress = None,
+    on_bad_line: OnBadLine = "fail",
+) -> None:
+    """Write every request's text as its user would."""
+    policy = _policy(on_bad_line)
+    check_output_path(output, requests)
+    records, bad = read_records(requests, RequestRecord, "id", policy)
+    options = BatchOptions(generation=GenerationOptions(max_tokens=max_tokens))
+    resolved = settings()
+    identity = run_identity({"backend": resolved.backend, "model": resolved.model, "base_url": resolved.base_url},
+                            options)
+    log = JsonlLog(output)
+    source = open_profiles(profiles) if profiles else None
+    try:
+        works, impossible, skipped = plan_generate(records, source, finished_keys(log, identity), strategy)
+    finally:
+        if source is not None:
+            source.close()
+    summary = BatchSummary(skipped=skipped, bad_lines=bad)
+    for done in impossible:
+        summary.add(done)
+    if skipped:
+        say(f"Resuming: {skipped} of {len(records)} requests already in {output}.", style="")
+    runner = _engine(engine, options, ray_address)
+    seconds = asyncio.run(_drive(abatch_generate(runner, works, log, identity), len(works), summary, "generate"))
+    _report(summary, seconds, f"Outputs in {output}")
+    if summary.failed:  # finished work is kept; a rerun retries only the failed units
+        raise typer.Exit(2)
+
+
+cli_command(batch_infer, group=batch_app, name="infer")
+cli_command(batch_generate, group=batch_app, name="generate")
