@@ -177,3 +177,12 @@ def test_records_refuse_what_they_cannot_use(tmp_path):
         read_records(path, RequestRecord, "id", "fail")
     records, bad = read_records(path, RequestRecord, "id", "skip")
     assert records == [] and bad[0].number == 1
+
+
+def test_batch_infer_writes_to_the_services_database_on_sqlite_and_postgresql(tmp_path, database_url):
+    users = users_file(tmp_path / "users.jsonl", 2)
+    result = batch("infer", str(users), "--out", database_url)
+    assert result.exit_code == 0, result.output
+    with ProfileStore(database_url) as store:
+        assert [(s.user_id, s.action) for s in store.list_profiles()] == [("user0", "infer"), ("user1", "infer")]
+    assert "2 already done" in batch("infer", str(users), "--out", database_url).output
