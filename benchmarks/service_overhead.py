@@ -5,7 +5,8 @@ in one run. Goal: >= 95% of direct throughput and <= 5 ms added p50.
 
     python benchmarks/service_overhead.py [--requests 2000] [--concurrency 64] [--latency 0.2] [--rounds 2]
 
-Three processes share the machine: the mock upstream, the service and this load generator. Writes
+Three processes share the machine: the mock upstream, the service and this load generator; the service's own CPU
+time per request (user + system, from the kernel) is the cost that does not depend on that sharing. Writes
 benchmarks/results/service-overhead.md and .json. Run it alone (no model job beside it)."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
+import psutil
 
 from hyperalign.profiles.model import Evidence, Hypothesis, Profile
 from hyperalign.profiles.store import Action, ProfileStore
@@ -59,23 +62,30 @@ def profile(key: str) -> Profile:
 
 
 async def load(url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
+    """`requests` chat completions from `concurrency` clients at once, through the official openai client (one
+    AsyncOpenAI, its connection pool). httpx 0.28's AsyncClient was tried first: at 64 connections to uvicorn it
+    stalled ~5% of requests for 5 s whichever server it faced, which measured the load generator, not the servers."""
     latencies: list[float] = []
     remaining = requests
     failures = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
-        async def worker() -> None:
-            nonlocal remaining, failures
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await client.post("/v1/chat/completions", json=BODY)
-                latencies.append(time.perf_counter() - started)
-                failures += response.status_code != 200
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=headers.get("Authorization", "Bearer x")[7:],
+                                max_retries=0, timeout=60, default_headers=headers)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+    async def worker() -> None:
+        nonlocal remaining, failures
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            try:
+                await client.chat.completions.create(**BODY)
+            except openai.OpenAIError:
+                failures += 1
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    await client.close()
     quantiles = statistics.quantiles(latencies, n=100)
     return {"requests": len(latencies), "failures": failures, "rps": len(latencies) / wall,
             "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000}
@@ -117,10 +127,14 @@ def main() -> int:
         for url, headers in variants.values():  # warm-up: connections, imports, the first queries
             asyncio.run(load(url, headers, 200, args.concurrency))
         rows: list[dict[str, Any]] = []
+        service_process = psutil.Process(processes[1].pid)
         for round_number in range(1, args.rounds + 1):
             for label, (url, headers) in variants.items():
-                row = {"round": round_number, "variant": label,
-                       **asyncio.run(load(url, headers, args.requests, args.concurrency))}
+                before = service_process.cpu_times()
+                measured = asyncio.run(load(url, headers, args.requests, args.concurrency))
+                after = service_process.cpu_times()
+                cpu = (after.user + after.system - before.user - before.system) * 1000 / args.requests
+                row = {"round": round_number, "variant": label, **measured, "service_cpu_ms_per_request": cpu}
                 print({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
                 rows.append(row)
     finally:
@@ -135,15 +149,17 @@ def main() -> int:
     lines = [f"# Service overhead: {args.concurrency} concurrent clients, mock upstream with {args.latency * 1000:.0f} ms "
              f"latency, {args.requests} requests per measurement, {args.rounds} rounds (medians)", "",
              f"Command: `{recorder.command}`", "",
-             "| variant | requests/s | vs direct | p50 ms | added p50 ms | p99 ms | failures |", "|---|---|---|---|---|---|---|"]
+             "| variant | requests/s | vs direct | p50 ms | added p50 ms | p99 ms | service CPU ms per request | failures |", "|---|---|---|---|---|---|---|---|"]
     summary = {}
     for label in variants:
         rps, p50, p99 = median(label, "rps"), median(label, "p50_ms"), median(label, "p99_ms")
+        cpu = median(label, "service_cpu_ms_per_request")
         ratio, added = rps / median(direct, "rps"), p50 - median(direct, "p50_ms")
         failures = sum(r["failures"] for r in rows if r["variant"] == label)
         summary[label] = {"rps": round(rps, 1), "throughput_ratio": round(ratio, 3), "p50_ms": round(p50, 1),
-                          "added_p50_ms": round(added, 1), "p99_ms": round(p99, 1), "failures": failures}
-        lines.append(f"| {label} | {rps:.0f} | {ratio:.1%} | {p50:.1f} | {added:+.1f} | {p99:.1f} | {failures} |")
+                          "added_p50_ms": round(added, 1), "p99_ms": round(p99, 1),
+                          "service_cpu_ms_per_request": round(cpu, 2), "failures": failures}
+        lines.append(f"| {label} | {rps:.0f} | {ratio:.1%} | {p50:.1f} | {added:+.1f} | {p99:.1f} | {cpu:.2f} | {failures} |")
     lines += ["", "Every round, one per line:", "", "| round | variant | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
     lines += [f"| {r['round']} | {r['variant']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" for r in rows]
     recorder.write("\n".join(lines) + "\n", configuration=vars(args), summary=summary, rows=rows)

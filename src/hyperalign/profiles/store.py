@@ -252,6 +252,14 @@ class ProfileStore:
         with self._transaction() as connection:
             return self._current(connection, user_id)
 
+    def current_stamp(self, user_id: str) -> tuple[int, datetime] | None:
+        """The current version and when it was saved: together they name one saved state, even across a deletion
+        and a new profile under the same id (what a cache of profiles may key on)."""
+        p = profiles_table
+        with self._transaction() as connection:
+            row = connection.execute(select(p.c.current_version, p.c.updated_at).where(p.c.user_id == user_id)).first()
+        return (row.current_version, as_utc(row.updated_at)) if row else None
+
     def history(self, user_id: str) -> list[VersionInfo]:
         v = versions_table
         with self._transaction() as connection:

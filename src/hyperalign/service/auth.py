@@ -39,8 +39,8 @@ async def caller(
         raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)")
     key_id, tenant = found
     for limit in state.limits:
-        if not state.limiter.hit(limit, key_id):
-            reset = state.limiter.get_window_stats(limit, key_id).reset_time
+        if not await state.limiter.hit(limit, key_id):
+            reset = (await state.limiter.get_window_stats(limit, key_id)).reset_time
             raise RateLimited(max(1, math.ceil(reset - time.time())))
     return Caller(key_id, tenant)
 

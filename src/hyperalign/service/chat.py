@@ -8,18 +8,16 @@ as `safety_identifier`. The strategy is the request's X-Hyperalign-Strategy head
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..profiles.store import StoredProfile
 from .auth import CallerDep, StateDep
 from .errors import as_response
-from .personalize import Applied, personalize
+from .personalize import Applied, system_message
 from .state import ServiceState
 from .tenants import check_strategy
 from .upstream import UpstreamError
@@ -61,10 +59,16 @@ def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceSta
     return body
 
 
-def _lookup(state: ServiceState, user: EndUser, strategy: str) -> tuple[StoredProfile | None, list[Any]]:
-    stored = state.store.get(user.key) if state.store.current_version(user.key) is not None else None
-    examples = [s.example() for s in list_examples(state.store, user.key)] if strategy == "few-shot" else []
-    return stored, examples
+def _personalization(state: ServiceState, user: EndUser, strategy: str,
+                     max_tokens: int | None) -> tuple[str | None, Applied]:
+    if strategy == "few-shot":
+        examples = [s.example() for s in list_examples(state.store, user.key)]
+        return system_message(strategy, None, examples, max_tokens)
+    stamp = state.store.current_stamp(user.key)
+    if stamp is None:
+        return None, Applied(strategy="none")
+    system, applied = state.personalization(user.key, *stamp, strategy)
+    return system, applied.model_copy()
 
 
 @router.post("/v1/chat/completions", summary="Chat completion, personalized for the end user")
@@ -78,15 +82,16 @@ async def chat_completions(
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
-        stored, examples = await asyncio.to_thread(_lookup, state, user, strategy)
-        max_tokens = request.model_dump().get("max_tokens")
-        messages, applied = personalize(messages, strategy, stored, examples,
-                                        max_tokens if isinstance(max_tokens, int) else None)
+        max_tokens = getattr(request, "max_tokens", None)
+        system, applied = await asyncio.to_thread(_personalization, state, user, strategy,
+                                                  max_tokens if isinstance(max_tokens, int) else None)
+        if system is not None:
+            messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
     if not request.stream:
         completion = await state.upstream.complete(body)
-        return JSONResponse(completion, headers=headers)
+        return Response(completion, media_type="application/json", headers=headers)
     chunks = state.upstream.stream(body)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
@@ -96,12 +101,12 @@ async def chat_completions(
                              headers=headers | {"Cache-Control": "no-cache"})
 
 
-async def _sse(first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+async def _sse(first: str | None, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
     if first is not None:
-        yield f"data: {json.dumps(first)}\n\n"
+        yield f"data: {first}\n\n"
         try:
             async for chunk in chunks:
-                yield f"data: {json.dumps(chunk)}\n\n"
+                yield f"data: {chunk}\n\n"
         except UpstreamError as exc:  # the status line is gone: the error goes in the stream, as OpenAI's does
             yield f"data: {bytes(as_response(exc).body).decode()}\n\n"
     yield "data: [DONE]\n\n"

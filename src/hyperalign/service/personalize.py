@@ -4,8 +4,6 @@ audited later from its response headers."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from ..pipeline.context import fit_examples
@@ -39,10 +37,9 @@ class Applied(BaseModel):
         return headers
 
 
-def personalize(messages: list[dict[str, Any]], strategy: str, stored: StoredProfile | None,
-                examples: list[UserExample], max_tokens: int | None) -> tuple[list[dict[str, Any]], Applied]:
-    """The messages to send upstream and what was applied; unchanged messages (strategy "none") when the strategy
-    has nothing of this user to work with."""
+def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],
+                   max_tokens: int | None) -> tuple[str | None, Applied]:
+    """The system message that carries the user's profile (or texts), and what it applied; None for nothing."""
     if strategy == "few-shot" and examples:
         recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, max_tokens or 600)
         system = render("personalize", strategy="few-shot", examples=recent)
@@ -57,6 +54,6 @@ def personalize(messages: list[dict[str, Any]], strategy: str, stored: StoredPro
         applied = Applied(strategy=strategy, profile_version=stored.version,
                           hypothesis_ids=[h.id for h in [*hypotheses, *facts]])
     else:
-        return messages, Applied(strategy="none")
+        return None, Applied(strategy="none")
     applied.prompt_version = version_tag("personalize")
-    return [{"role": "system", "content": system}, *messages], applied
+    return system, applied

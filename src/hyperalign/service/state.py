@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import BaseModel, Field, field_validator
 
 from ..api import HyperAlign
 from ..profiles.store import ProfileStore
 from .jobs import JobQueue
+from .personalize import Applied, system_message
 from .tenants import service_secret
 from .upstream import Upstream
 
@@ -26,6 +30,7 @@ class ServiceConfig(BaseModel):
     job_poll_seconds: float = Field(1.0, gt=0)
     job_lease_seconds: float = Field(60.0, gt=0)
     job_max_attempts: int = Field(3, ge=1)
+    profile_cache_size: int = Field(10_000, ge=1)  # rendered personalizations kept in memory
 
     @field_validator("rate_limit")
     @classmethod
@@ -46,13 +51,23 @@ class ServiceState:
     queue: JobQueue = field(init=False)
     user_hash_key: bytes = field(init=False)
     review_key: bytes = field(init=False)
-    limiter: MovingWindowRateLimiter = field(init=False)
+    limiter: SlidingWindowCounterRateLimiter = field(init=False)
     limits: list[RateLimitItem] = field(init=False)
+    personalization: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = JobQueue(self.store, lease_seconds=self.config.job_lease_seconds,
                               max_attempts=self.config.job_max_attempts)
         self.user_hash_key = service_secret(self.store, "user-hash")
         self.review_key = service_secret(self.store, "review-link")
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        # A sliding window approximated from two fixed windows: constant work per request, whatever the limit (a
+        # moving window keeps every hit of the window and slowed each request as the limit grew).
+        self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.limits = parse_many(self.config.rate_limit)
+        # The personalization of a profile version, rendered once: keyed by the user, the version and when it was
+        # saved (so a deleted-and-recreated profile never meets a stale entry), and the strategy.
+        self.personalization = functools.lru_cache(maxsize=self.config.profile_cache_size)(self._personalization)
+
+    def _personalization(self, user_key: str, version: int, saved_at: datetime, strategy: str) -> tuple[str | None,
+                                                                                                         Applied]:
+        return system_message(strategy, self.store.get(user_key, version), [], None)

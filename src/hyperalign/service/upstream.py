@@ -2,10 +2,13 @@
 - an OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama, OpenAI): the request passes through the openai SDK
   (its retries with backoff on timeouts, 429 and 5xx, honouring Retry-After), streaming token by token;
 - any hyperalign backend (the embedded model, the fake one in tests): one completion, streamed in pieces.
-Both return OpenAI-shaped dictionaries; failures become an UpstreamError with the HTTP status to answer with."""
+Both answer with OpenAI's JSON: `complete` the completion's bytes, `stream` each server-sent event's data. An
+OpenAI-compatible upstream's bytes pass through unparsed (parsing them into the SDK's models and back was most of the
+service's cost per request). Failures become an UpstreamError with the HTTP status to answer with."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,9 +30,9 @@ class UpstreamError(Exception):
 class Upstream(Protocol):
     description: str
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def complete(self, body: dict[str, Any]) -> bytes: ...
 
-    def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+    def stream(self, body: dict[str, Any]) -> AsyncIterator[str]: ...
 
 
 class OpenAIUpstream:
@@ -46,18 +49,23 @@ class OpenAIUpstream:
         rest.pop("stream", None)
         return {"model": self.model or model, "messages": messages, "extra_body": rest or None}
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any]) -> bytes:
         try:
-            completion = await self.client.chat.completions.create(**self._arguments(body))
+            raw = await self.client.chat.completions.with_raw_response.create(**self._arguments(body))
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        return completion.to_dict()
+        return raw.http_response.content
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         try:
-            chunks = await self.client.chat.completions.create(stream=True, **self._arguments(body))
-            async for chunk in chunks:
-                yield chunk.to_dict()
+            async with self.client.chat.completions.with_streaming_response.create(
+                    stream=True, **self._arguments(body)) as response:
+                async for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        data = line.removeprefix("data:").strip()
+                        if data == "[DONE]":
+                            return
+                        yield data
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 
@@ -105,9 +113,9 @@ class BackendUpstream:
             raise UpstreamError(502, f"the model failed: {' '.join(str(exc).split())[:300]}") from None
         return f"chatcmpl-{uuid.uuid4().hex}", completion
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any]) -> bytes:
         completion_id, completion = await self._completion(body)
-        return {
+        return json.dumps({
             "id": completion_id, "object": "chat.completion", "created": int(time.time()),
             "model": completion.model or self.client.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
@@ -115,16 +123,16 @@ class BackendUpstream:
             "usage": {"prompt_tokens": completion.usage.prompt_tokens,
                       "completion_tokens": completion.usage.completion_tokens,
                       "total_tokens": completion.usage.prompt_tokens + completion.usage.completion_tokens},
-        }
+        }).encode()
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         completion_id, completion = await self._completion(body)
         base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": completion.model or self.client.model}
-        yield base | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-        for piece in _pieces(completion.text):
-            yield base | {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-        yield base | {"choices": [{"index": 0, "delta": {}, "finish_reason": completion.finish_reason}]}
+        deltas = [({"role": "assistant", "content": ""}, None), *(({"content": p}, None) for p in _pieces(completion.text)),
+                  ({}, completion.finish_reason)]
+        for delta, finish in deltas:
+            yield json.dumps(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
 def _pieces(text: str) -> list[str]:

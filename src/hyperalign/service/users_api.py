@@ -217,4 +217,5 @@ async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> d
 async def delete(user_id: UserPath, caller: CallerDep, state: StateDep) -> Response:
     user = _user(caller, user_id)
     await asyncio.to_thread(delete_user, state.store, user)
+    state.personalization.cache_clear()  # nothing of the user stays in this process's memory either
     return Response(status_code=204)
