@@ -248,3 +248,16 @@ def test_a_result_that_cannot_be_written_is_rescued(tmp_path, monkeypatch):
         tempfile.tempdir = None
     kept = Path(str(info.value).rsplit("kept in ", 1)[1])
     assert kept.read_text() == "the finished profile"
+
+
+def test_a_batch_writer_keeps_the_file_open_cuts_a_torn_line_and_leaves_only_whole_rows(tmp_path):
+    log = JsonlLog(tmp_path / "out.jsonl")
+    log.path.write_bytes(b'{"id": "a"}\n{"id": "tor')  # a kill in the middle of a row
+    with log.writer(sync_seconds=0) as append:
+        append({"id": "b"})
+        assert [r["id"] for r in JsonlLog(log.path).rows()] == ["a", "b"]  # flushed at once: a reader sees it
+        append({"id": "c", "text": "ü \u2028"})
+        with pytest.raises(InputError, match="cannot be written"):
+            append({"id": "d", "value": float("nan")})
+    assert [r["id"] for r in log.rows()] == ["a", "b", "c"]
+    assert log.path.read_bytes().endswith(b"\n")
