@@ -78,3 +78,21 @@ def test_a_tokens_per_minute_budget_makes_calls_wait_for_room():
     assert second - first >= 1.0  # 10 tokens / 6.5 tokens per second ≈ 1.5 s
     with pytest.raises(ValueError, match="at least 1"):
         LLMClient(backend, tokens_per_minute=0)
+
+
+def test_when_the_first_caller_is_cancelled_a_waiting_caller_takes_over():
+    backend = SlowFake(pause=0.2)
+    client = LLMClient(backend)
+
+    async def run():
+        first = asyncio.ensure_future(client.acomplete(request("same")))
+        await asyncio.sleep(0.05)  # the first call is in flight
+        second = asyncio.ensure_future(client.acomplete(request("same")))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        answer = await second
+        return first, answer
+
+    first, answer = asyncio.run(run())
+    assert first.cancelled() and answer.text and not answer.cached
+    assert len(backend.arrivals) == 2  # the cancelled call was abandoned; the waiter made its own

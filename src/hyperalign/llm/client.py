@@ -114,19 +114,36 @@ class LLMClient:
         key = cache_key(self.identity, request)
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
-            state = self._state()
-            call = state.in_flight.get(key)
-            if call is not None:
-                completion = (await asyncio.shield(call)).model_copy(update={"cached": True})
-            else:
-                call = asyncio.ensure_future(self._call(state, key, request))
-                state.in_flight[key] = call
-                try:
-                    completion = await asyncio.shield(call)
-                finally:
-                    state.in_flight.pop(key, None)
+            completion = await self._shared_call(self._state(), key, request)
         with self._stats_lock:
             self.stats.add(completion)
+        return completion
+
+    async def _shared_call(self, state: _LoopState, key: str, request: CompletionRequest) -> Completion:
+        """The first caller of a request makes the call itself (so cancelling it cancels the call, as always); an
+        identical request arriving meanwhile waits for that answer. If the first caller is cancelled, a waiter that
+        was not takes over."""
+        while (shared := state.in_flight.get(key)) is not None:
+            try:
+                return (await asyncio.shield(shared)).model_copy(update={"cached": True})
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this caller was cancelled
+        shared = asyncio.get_running_loop().create_future()
+        state.in_flight[key] = shared
+        try:
+            completion = await self._call(state, key, request)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                shared.cancel()
+            else:
+                shared.set_exception(exc)
+                shared.exception()  # retrieved here: nobody may be waiting for it
+            raise
+        finally:
+            state.in_flight.pop(key, None)
+        shared.set_result(completion)
         return completion
 
     async def _call(self, state: _LoopState, key: str, request: CompletionRequest) -> Completion:
@@ -181,7 +198,7 @@ class LLMClient:
 class _LoopState:
     semaphore: asyncio.Semaphore
     budget: AsyncLimiter | None
-    in_flight: dict[str, asyncio.Future[Completion]]
+    in_flight: dict[str, asyncio.Future[Completion]]  # the first caller's answer, awaited by identical requests
 
 
 def _describe(exc: ValidationError, completion: Completion) -> str:
