@@ -12,10 +12,8 @@ Goal: batch >= 95% of raw. Writes benchmarks/results/batch-overhead.md and .json
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -34,8 +32,9 @@ from hyperalign.batch.work import BatchOptions
 from hyperalign.config import load_settings
 from hyperalign.io import JsonlLog
 from hyperalign.pipeline.generate import GenerationOptions, Strategy
+from mock_openai import load_options, start_mock
 from provenance import ROOT, Recorder
-from service_overhead import free_port, wait_until_up
+from service_overhead import wait_until_up
 
 
 def tasks(count: int, round_number: int, variant: str) -> list[str]:
@@ -87,19 +86,10 @@ def cli(base_url: str, prompts: list[str], concurrency: int, folder: Path, label
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--name", default="batch-overhead")
-    args = parser.parse_args()
+    args = load_options(__doc__ or "", "batch-overhead")
     recorder = Recorder(args.name, "benchmarks/batch_overhead.py")
     folder = Path(tempfile.mkdtemp(prefix="hyperalign-batch-bench-"))
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "uvicorn", "mock_openai:app", "--app-dir", "benchmarks", "--port",
-                                 str(port), "--log-level", "warning", "--backlog", "4096"], cwd=ROOT,
-                                env=os.environ | {"MOCK_LATENCY_S": str(args.latency)})
+    upstream, port = start_mock(args.latency, ROOT)
     base_url = f"http://127.0.0.1:{port}/v1"
     rows: list[dict[str, Any]] = []
     try:

@@ -11,10 +11,7 @@ benchmarks/results/service-overhead.md and .json. Run it alone (no model job bes
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +28,10 @@ from hyperalign.profiles.model import Evidence, Hypothesis, Profile
 from hyperalign.profiles.store import Action, ProfileStore
 from hyperalign.service.tenants import authenticate, create_key
 from hyperalign.service.users import end_user
+from mock_openai import free_port, load_options, start_mock
 from provenance import ROOT, Recorder
 
 BODY = {"model": "mock", "messages": [{"role": "user", "content": "Write a two-line note to the relief keeper."}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_up(url: str) -> None:
@@ -92,13 +84,7 @@ async def load(url: str, headers: dict[str, str], requests: int, concurrency: in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--name", default="service-overhead")
-    args = parser.parse_args()
+    args = load_options(__doc__ or "", "service-overhead")
     recorder = Recorder(args.name, "benchmarks/service_overhead.py")
     folder = Path(tempfile.mkdtemp(prefix="hyperalign-overhead-"))
     store_url = f"sqlite:///{folder / 'service.sqlite3'}"
@@ -106,11 +92,10 @@ def main() -> int:
         key, _ = create_key(store, "bench")
         tenant = authenticate(store, key)[1]
         store.save(profile(end_user(tenant, "ann").key), expected_version=0, author="bench", action=Action.IMPORT)
-    upstream_port, service_port = free_port(), free_port()
-    env = os.environ | {"MOCK_LATENCY_S": str(args.latency)}
+    mock, upstream_port = start_mock(args.latency, ROOT)
+    service_port = free_port()
     processes = [
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "mock_openai:app", "--app-dir", "benchmarks", "--port",
-                          str(upstream_port), "--log-level", "warning", "--backlog", "4096"], cwd=ROOT, env=env),
+        mock,
         subprocess.Popen([sys.executable, "-m", "hyperalign", "--backend", "fake", "serve", "--store", store_url,
                           "--port", str(service_port), "--upstream-base-url", f"http://127.0.0.1:{upstream_port}/v1",
                           "--rate-limit", "1000000/minute", "--no-jobs"], cwd=ROOT,

@@ -25,23 +25,34 @@ class Engine(Protocol):
 
 
 async def _bounded(works: Iterable[Work], concurrency: int, start: Any) -> AsyncIterator[Done]:
-    """Start units with `start(work) -> awaitable of Done` while fewer than `concurrency` run; yield as they finish."""
-    pending: set[asyncio.Future[Done]] = set()
+    """Start units with `start(work) -> awaitable of Done` while fewer than `concurrency` run; yield as they finish.
+    Finished units arrive on a queue: constant work per unit (asyncio.wait would re-register all that run)."""
+    finished: asyncio.Queue[asyncio.Future[Done]] = asyncio.Queue()
+    running: set[asyncio.Future[Done]] = set()
     queue = iter(works)
+
+    def launch() -> bool:
+        work = next(queue, None)
+        if work is None:
+            return False
+        future = asyncio.ensure_future(start(work))
+        running.add(future)
+        future.add_done_callback(finished.put_nowait)
+        return True
+
     try:
-        while True:
-            while len(pending) < concurrency and (work := next(queue, None)) is not None:
-                pending.add(asyncio.ensure_future(start(work)))
-            if not pending:
-                return
-            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
+        while len(running) < concurrency and launch():
+            pass
+        while running:
+            future = await finished.get()
+            running.discard(future)
+            launch()
+            yield future.result()
     finally:
-        for future in pending:
+        for future in running:
             future.cancel()
         with contextlib.suppress(BaseException):
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 class LocalEngine:
