@@ -78,7 +78,8 @@ async def chat_completions(
     x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | few-shot | none")] = None,
 ) -> Any:
     strategy = check_strategy(x_hyperalign_strategy or caller.tenant.strategy)
-    user = resolve_user(caller.tenant, x_hyperalign_user, request.model_dump(exclude_unset=True))
+    user = resolve_user(caller.tenant, x_hyperalign_user, {"user": request.user, "metadata": request.metadata,
+                                                           "safety_identifier": request.safety_identifier})
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
