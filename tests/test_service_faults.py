@@ -99,6 +99,8 @@ def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resu
             time.sleep(0.1)
         assert state["status"] == "succeeded" and state["attempts"] == 2 and state["result_version"] == 1
         assert http.get("/v1/users/ann/profile").json()["version"]["version"] == 1
+        # The service caches no completion: one would hold the user's texts beyond their deletion.
+        assert not list(Path(os.environ["XDG_CACHE_HOME"]).rglob("*.sqlite3"))
     finally:
         second.terminate()
         second.wait(timeout=30)

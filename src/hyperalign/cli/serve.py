@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import HyperAlign
 from ..errors import InputError
 from ..profiles.store import ProfileStore
-from .common import app, cli_command, client, echo, say
+from .common import app, cli_command, echo, say, settings
 from .profiles import Store
 
 SERVE_INSTALL_HINT = "pip install 'hyperalign[serve]'"
@@ -57,7 +58,12 @@ def serve(
     except ValueError as exc:
         raise InputError(f"--rate-limit: {str(exc).splitlines()[-1].strip()}") from None
     api_key = upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY")
-    ha = client()
+    # No completion cache: a cached completion holds a user's texts, is not keyed by user, and so could not be
+    # deleted with the user.
+    resolved = settings().model_copy(update={"no_cache": True, "cache": None})
+    if notice := resolved.file_notice():
+        say(notice)
+    ha = HyperAlign.from_settings(resolved)
     database = ProfileStore(store)
     state = build_state(ha, database, config, upstream_base_url=upstream_base_url, upstream_api_key=api_key,
                         upstream_model=upstream_model)
