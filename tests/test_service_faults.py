@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 
 from hyperalign.profiles.store import ProfileStore
@@ -54,9 +55,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(store: str, port: int, *backend: str) -> subprocess.Popen[bytes]:
+def _serve(store: str, port: int, *backend: str, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "hyperalign", *backend, "serve", "--store", store, "--port", str(port),
-               "--job-lease-seconds", "1"]
+               "--job-lease-seconds", "1", *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -105,3 +106,31 @@ def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resu
         second.terminate()
         second.wait(timeout=30)
         http.close()
+
+
+def test_several_worker_processes_serve_the_same_service(tmp_path: Path):
+    store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    with ProfileStore(store_url) as store:
+        key, _ = create_key(store, "acme")
+    port = _free_port()
+    server = _serve(store_url, port, "--backend", "fake", extra=("--workers", "2"))
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        headers = {"Authorization": f"Bearer {key}"}
+        httpx.post(f"http://127.0.0.1:{port}/v1/users/ann/examples", headers=headers,
+                   json={"examples": [{"text": EXAMPLE_TEXT}]}).raise_for_status()
+        job = httpx.post(f"http://127.0.0.1:{port}/v1/users/ann/jobs", headers=headers).json()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"http://127.0.0.1:{port}/v1/users/ann/jobs/{job['id']}", headers=headers).json()["status"] \
+                != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for _ in range(6):  # whichever worker answers, the same profile is applied
+            raw = client.chat.completions.with_raw_response.create(
+                model="m", user="ann", messages=[{"role": "user", "content": "Hi"}])
+            assert raw.headers["x-hyperalign-profile-version"] == "1"
+        children = psutil.Process(server.pid).children()
+        assert len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) == 2  # two worker processes
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

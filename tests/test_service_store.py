@@ -3,7 +3,9 @@ by one worker only, recovered after a worker dies) and the deletion of a user.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from hyperalign.errors import InputError
 from hyperalign.profiles.model import Profile, UserExample
 from hyperalign.profiles.store import Action, ProfileStore
 from hyperalign.service.errors import NotFound
-from hyperalign.service.jobs import FAILED, QUEUED, RUNNING, JobQueue
+from hyperalign.service.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobQueue, JobWorker, Outcome
 from hyperalign.service.tables import jobs
 from hyperalign.service.tenants import authenticate, create_key, list_keys, revoke_key, service_secret, set_strategy
 from hyperalign.service.users import add_examples, delete_user, end_user, hashed_id, list_examples, resolve_user
@@ -135,3 +137,18 @@ def test_deleting_a_user_removes_every_row_of_that_user_and_nothing_else(store):
     assert bob.key in dump and "Text by bob" in dump
     with pytest.raises(NotFound, match="no user 'ann'"):
         delete_user(store, ann)
+
+
+def test_a_job_that_holds_the_event_loop_keeps_its_lease(store):
+    queue, other = JobQueue(store, lease_seconds=0.3), JobQueue(store, lease_seconds=0.3)
+    job = queue.enqueue("t1:ann", "refresh")
+    recovered = []
+
+    async def handler(user_key, claimed):
+        for _ in range(6):  # 0.6 s without yielding to the event loop: twice the lease
+            time.sleep(0.1)
+            recovered.append(other.recover())  # another worker looking for jobs whose worker died
+        return Outcome()
+
+    assert asyncio.run(JobWorker(queue, handler).run_once()) is True
+    assert sum(recovered) == 0 and queue.get("t1:ann", job.id).status == SUCCEEDED

@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..api import HyperAlign
 from ..errors import InputError
 from ..profiles.store import ProfileStore
 from .common import app, cli_command, echo, say, settings
@@ -43,12 +42,13 @@ def serve(
     no_jobs: Annotated[bool, typer.Option("--no-jobs/", help="Serve requests only; another replica runs the background jobs.")] = False,
     job_lease_seconds: Annotated[float, typer.Option(min=0.5, help="A running job's lease: a job whose server died is taken up again this long after its last renewal.")] = 60.0,
     access_log: Annotated[bool, typer.Option("--access-log/", help="Log every request (uvicorn's access log; costs ~6% of the service's CPU).")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (one core each); they share the database, its jobs and nothing else.")] = 1,
 ) -> None:
     """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
     require_serve_stack()
     import uvicorn
 
-    from ..service.app import build_state, create_app
+    from ..service.app import SPEC_VARIABLE, ServeSpec, build_app
     from ..service.state import ServiceConfig
 
     try:
@@ -57,19 +57,23 @@ def serve(
                                job_lease_seconds=job_lease_seconds)
     except ValueError as exc:
         raise InputError(f"--rate-limit: {str(exc).splitlines()[-1].strip()}") from None
-    api_key = upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY")
-    # No completion cache: a cached completion holds a user's texts, is not keyed by user, and so could not be
-    # deleted with the user.
-    resolved = settings().model_copy(update={"no_cache": True, "cache": None})
+    if upstream_api_key:
+        os.environ["HYPERALIGN_UPSTREAM_API_KEY"] = upstream_api_key
+    resolved = settings()
     if notice := resolved.file_notice():
         say(notice)
-    ha = HyperAlign.from_settings(resolved)
-    database = ProfileStore(store)
-    state = build_state(ha, database, config, upstream_base_url=upstream_base_url, upstream_api_key=api_key,
-                        upstream_model=upstream_model)
-    say(f"hyperalign service on http://{host}:{port} (docs: /docs) · store {database.display_url} · "
-        f"upstream {state.upstream.description}")
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
+    if resolved.api_key:  # the workers read it from their environment, never from the spec
+        os.environ["HYPERALIGN_API_KEY"] = resolved.api_key
+    spec = ServeSpec(settings=resolved.model_dump(mode="json", exclude={"api_key"}), store=store, config=config,
+                     upstream_base_url=upstream_base_url, upstream_model=upstream_model)
+    app = build_app(spec)  # built here first, so that bad settings or an unusable store fail before serving
+    state = app.state.service
+    say(f"hyperalign service on http://{host}:{port} (docs: /docs) · store {state.store.display_url} · "
+        f"upstream {state.upstream.description} · {workers} worker{'s' if workers > 1 else ''}")
+    if workers > 1:
+        os.environ[SPEC_VARIABLE] = spec.model_dump_json()
+    uvicorn.run(app if workers == 1 else "hyperalign.service.app:app_from_environment", factory=workers > 1,
+                workers=workers, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
 
 
 cli_command(serve)

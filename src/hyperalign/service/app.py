@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api import HyperAlign
+from ..config import load_settings
 from ..profiles.store import ProfileStore
 from . import chat, errors, review, users_api
 from .jobs import JobWorker
@@ -101,3 +104,34 @@ def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | Non
         if upstream_base_url else BackendUpstream(ha.client)
     )
     return ServiceState(config or ServiceConfig(), store, ha, upstream)
+
+
+SPEC_VARIABLE = "HYPERALIGN_SERVE_SPEC"
+
+
+class ServeSpec(BaseModel):
+    """Everything a service process needs to build its app, so that each of uvicorn's worker processes builds the
+    same one. No secret is in it: the LLM key travels as HYPERALIGN_API_KEY, the upstream's as
+    HYPERALIGN_UPSTREAM_API_KEY, in the workers' environment."""
+
+    settings: dict[str, Any]
+    store: str | None
+    config: ServiceConfig
+    upstream_base_url: str | None = None
+    upstream_model: str | None = None
+
+
+def build_app(spec: ServeSpec) -> FastAPI:
+    # No completion cache: a cached completion holds a user's texts, is not keyed by user, and so could not be
+    # deleted with the user.
+    settings = load_settings(**(spec.settings | {"no_cache": True, "cache": None}))
+    ha = HyperAlign.from_settings(settings)
+    state = build_state(ha, ProfileStore(spec.store), spec.config, upstream_base_url=spec.upstream_base_url,
+                        upstream_api_key=os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
+                        upstream_model=spec.upstream_model)
+    return create_app(state)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for `hyperalign serve --workers N`: the spec comes from the environment."""
+    return build_app(ServeSpec.model_validate_json(os.environ[SPEC_VARIABLE]))

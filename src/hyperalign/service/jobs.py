@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -158,7 +159,7 @@ class JobWorker:
         if claimed is None:
             return False
         user_key, job = claimed
-        keeper = asyncio.create_task(self._keep_lease(job.id))
+        keeper = _LeaseKeeper(self.queue, job.id)
         try:
             outcome = await self.handler(user_key, job)
         except Exception as exc:  # the job fails with its reason; the worker goes on
@@ -167,10 +168,27 @@ class JobWorker:
         else:
             await asyncio.to_thread(self.queue.finish, job.id, version=outcome.version, through=outcome.through)
         finally:
-            keeper.cancel()
+            keeper.stop()
         return True
 
-    async def _keep_lease(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.queue.lease.total_seconds() / 3)
-            await asyncio.to_thread(self.queue.renew, job_id)
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a running job's lease every third of it, from its own thread: work that holds the event loop (an
+    in-process model, a synchronous backend) must not let the lease lapse, or another worker would run the job
+    again."""
+
+    def __init__(self, queue: JobQueue, job_id: str):
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.queue, self.job_id, self.stopped = queue, job_id, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.queue.lease.total_seconds() / 3):
+            try:
+                self.queue.renew(self.job_id)
+            except Exception:  # a database hiccup: the next renewal tries again
+                log.exception("job %s: renewing the lease failed", self.job_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
