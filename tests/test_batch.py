@@ -186,3 +186,21 @@ def test_batch_infer_writes_to_the_services_database_on_sqlite_and_postgresql(tm
     with ProfileStore(database_url) as store:
         assert [(s.user_id, s.action) for s in store.list_profiles()] == [("user0", "infer"), ("user1", "infer")]
     assert "2 already done" in batch("infer", str(users), "--out", database_url).output
+
+
+def test_the_cli_runs_a_batch_on_ray_as_on_the_local_engine(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    users = users_file(tmp_path / "users.jsonl", 3)
+    try:
+        result = batch("infer", str(users), "--out", str(tmp_path / "ray"), "--engine", "ray")
+        assert result.exit_code == 0, result.output
+    finally:
+        ray.shutdown()
+    assert batch("infer", str(users), "--out", str(tmp_path / "local")).exit_code == 0
+    for name in ("user0", "user1", "user2"):
+        ray_profile, local_profile = (json.loads((tmp_path / where / f"{name}.json").read_text())
+                                      for where in ("ray", "local"))
+        assert ray_profile["hypotheses"] == local_profile["hypotheses"]
+    assert batch("infer", str(users), "--out", str(tmp_path / "p"), "--engine", "spark").exit_code == 2
