@@ -237,3 +237,15 @@ def test_cors_is_off_unless_origins_are_configured(database_url):
         finally:
             server.__exit__()
             service.store.close()
+
+
+def test_a_user_id_with_a_slash_is_addressed_percent_encoded(service):
+    with service.http() as http:
+        assert http.post("/v1/users/org%2F42/examples", json={"examples": EXAMPLES}).status_code == 201
+        assert [e["text"] for e in http.get("/v1/users/org%2F42/examples").json()] == [e["text"] for e in EXAMPLES]
+        assert http.get("/v1/users/org/examples").status_code == 404  # another user
+        job = http.post("/v1/users/org%2F42/jobs").json()
+    assert service.wait_for_job("org%2F42", job["id"])["status"] == "succeeded"
+    with service.http() as http:
+        assert http.get("/v1/users/org%2F42/profile").json()["user_id"] == "org/42"
+        assert http.delete("/v1/users/org%2F42").status_code == 204

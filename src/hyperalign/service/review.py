@@ -114,7 +114,7 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
         aspects=[a.value for a in Aspect], editable=shown.version == current)
 
 
-@router.post("/v1/users/{user_id}/review-link", response_model=ReviewLink, status_code=201,
+@router.post("/v1/users/{user_id:path}/review-link", response_model=ReviewLink, status_code=201,
              summary="A link where the person reviews and corrects their profile (no API key needed)")
 async def post_review_link(user_id: Annotated[str, Field(min_length=1, max_length=128)], caller: CallerDep,
                            state: StateDep, request: Request) -> ReviewLink:

@@ -23,7 +23,8 @@ from .refresh import REFRESH
 from .state import ServiceState
 from .users import EndUser, StoredExample, add_examples, delete_user, end_user, exists, list_examples
 
-router = APIRouter(prefix="/v1/users/{user_id}", tags=["profiles"])
+# `:path`: a user id may contain "/" (sent percent-encoded, decoded before routing), e.g. "org/42".
+router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"])
 UserPath = Annotated[str, Field(min_length=1, max_length=128)]
 
 
