@@ -204,3 +204,11 @@ def test_the_cli_runs_a_batch_on_ray_as_on_the_local_engine(tmp_path):
                                       for where in ("ray", "local"))
         assert ray_profile["hypotheses"] == local_profile["hypotheses"]
     assert batch("infer", str(users), "--out", str(tmp_path / "p"), "--engine", "spark").exit_code == 2
+
+
+def test_generate_refuses_profiles_that_are_not_there(tmp_path):
+    requests = write_jsonl(tmp_path / "r.jsonl", [{"user_id": "u", "task": "Hi."}])
+    for missing in (tmp_path / "no-such-folder", tmp_path / "no-such.sqlite3"):
+        result = batch("generate", str(requests), "-o", str(tmp_path / "o.jsonl"), "--profiles", str(missing))
+        assert result.exit_code == 2 and "no such" in result.output and not missing.exists()
+

@@ -57,3 +57,16 @@ def test_serve_refuses_a_bad_rate_limit_before_starting(tmp_path):
     result = runner.invoke(app, ["--backend", "fake", "serve", "--store", str(tmp_path / "s.sqlite3"),
                                  "--rate-limit", "lots"])
     assert result.exit_code == 2 and "--rate-limit" in result.output and "Traceback" not in result.output
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["--backend", "fake", "serve", "--store", str(tmp_path / "s.sqlite3"),
+                                     "--port", str(port)])
+    assert result.exit_code == 2 and f"--port {port}: cannot listen there" in result.output
+    assert "Traceback" not in result.output

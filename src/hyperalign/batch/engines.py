@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..api import HyperAlign
 from ..config import Settings
+from ..errors import InputError
 from .work import BatchOptions, Done, Work, perform
 
 
@@ -86,8 +87,12 @@ class RayEngine:
 
         if not ray.is_initialized():
             # A local Ray (address None) gets num_cpus; a cluster has its own.
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise InputError(f"cannot start {where}: {' '.join(str(exc).split())[:300]}") from None
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         count = min(count, concurrency)
         actor = ray.remote(BatchWorker)  # one CPU each: spread over the cluster

@@ -28,9 +28,11 @@ class Profiles(Protocol):
 
 
 class ProfileFolder:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, create: bool = True):
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: not a folder (a profile store needs a URL or a {'/'.join(STORE_SUFFIXES)} file)")
+        if not create and not path.is_dir():
+            raise InputError(f"{path}: no such folder of profiles (give the --out of `batch infer`)")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -56,7 +58,10 @@ class ProfileFolder:
 
 
 class StoreProfiles:
-    def __init__(self, location: str):
+    def __init__(self, location: str, *, create: bool = True):
+        path = Path(location)
+        if not create and "://" not in location and not path.is_file():
+            raise InputError(f"{location}: no such profile store (give the --out of `batch infer`)")
         self.store = ProfileStore(location)
         self.description = self.store.display_url
 
@@ -71,8 +76,9 @@ class StoreProfiles:
         self.store.close()
 
 
-def open_profiles(location: str) -> Profiles:
-    """A store for a URL or a database file name; a folder otherwise."""
+def open_profiles(location: str, *, create: bool = True) -> Profiles:
+    """A store for a URL or a database file name; a folder otherwise. `create=False` (reading profiles): it must
+    exist already."""
     if "://" in location or location.endswith(STORE_SUFFIXES):
-        return StoreProfiles(location)
-    return ProfileFolder(Path(location))
+        return StoreProfiles(location, create=create)
+    return ProfileFolder(Path(location), create=create)

@@ -131,7 +131,7 @@ def batch_generate(
     identity = run_identity({"backend": resolved.backend, "model": resolved.model, "base_url": resolved.base_url},
                             options)
     log = JsonlLog(output)
-    source = open_profiles(profiles) if profiles else None
+    source = open_profiles(profiles, create=False) if profiles else None
     try:
         works, impossible, skipped = plan_generate(records, source, finished_keys(log, identity), strategy)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from typing import Annotated, Optional
 
 import typer
@@ -48,6 +49,8 @@ def serve(
     require_serve_stack()
     import uvicorn
 
+    _check_address(host, port)
+
     from ..service.app import SPEC_VARIABLE, ServeSpec, build_app
     from ..service.state import ServiceConfig
 
@@ -77,6 +80,17 @@ def serve(
 
 
 cli_command(serve)
+
+
+def _check_address(host: str, port: int) -> None:
+    """An address the service cannot listen on is bad input (exit 2), said before any work, not uvicorn's exit 1."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
 
 @keys_app.command("create")
