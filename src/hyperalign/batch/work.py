@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ..api import HyperAlign
 from ..errors import HyperAlignError
-from ..pipeline.generate import GenerationOptions, Strategy
+from ..pipeline.generate import GenerationOptions, Strategy, agenerate
 from ..pipeline.infer import InferenceOptions
 from ..profiles.model import Profile, UserExample
 
@@ -61,7 +61,8 @@ async def perform(ha: HyperAlign, work: Work, options: BatchOptions) -> Done:
                 "cache_hits": report.cache_hits})
         assert work.task is not None
         profile_model = Profile.from_document(work.profile, f"the profile of {work.user_id!r}") if work.profile else None
-        generation = await _generate(ha, options.generation, profile_model, work)
+        generation = await agenerate(ha.client, work.task, work.strategy, profile=profile_model,
+                                     examples=work.examples or None, options=options.generation)
         return done.model_copy(update={
             "result": generation.model_dump(mode="json"), "prompt_tokens": generation.prompt_tokens,
             "completion_tokens": generation.completion_tokens,
@@ -70,10 +71,3 @@ async def perform(ha: HyperAlign, work: Work, options: BatchOptions) -> Done:
     except HyperAlignError as exc:
         return done.model_copy(update={"error": " ".join(str(exc).split())[:500]})
 
-
-async def _generate(ha: HyperAlign, options: GenerationOptions, profile: Profile | None, work: Work) -> Any:
-    from ..pipeline.generate import agenerate
-
-    assert work.task is not None
-    return await agenerate(ha.client, work.task, work.strategy, profile=profile, examples=work.examples or None,
-                           options=options)

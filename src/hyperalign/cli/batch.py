@@ -25,6 +25,7 @@ from ..batch.run import (
 )
 from ..batch.targets import open_profiles
 from ..batch.work import BatchOptions, Done
+from ..config import Settings
 from ..errors import InputError
 from ..io import JsonlLog, check_output_path
 from ..pipeline.generate import GenerationOptions, Strategy
@@ -39,8 +40,8 @@ RayAddress = Annotated[Optional[str], typer.Option(help="Ray cluster to join (de
 OnBadLine = Annotated[str, typer.Option(help="fail: stop at the first invalid line; skip: report it and go on.")]
 
 
-def _engine(name: str, options: BatchOptions, ray_address: str | None) -> Engine:
-    resolved = settings()
+def _engine(name: str, options: BatchOptions, ray_address: str | None, resolved: Settings | None = None) -> Engine:
+    resolved = resolved or settings()
     if name == "local":
         from ..api import HyperAlign
 
@@ -142,7 +143,7 @@ def batch_generate(
         summary.add(done)
     if skipped:
         say(f"Resuming: {skipped} of {len(records)} requests already in {output}.", style="")
-    runner = _engine(engine, options, ray_address)
+    runner = _engine(engine, options, ray_address, resolved)
     seconds = asyncio.run(_drive(abatch_generate(runner, works, log, identity), len(works), summary, "generate"))
     _report(summary, seconds, f"Outputs in {output}")
     if summary.failed:  # finished work is kept; a rerun retries only the failed units

@@ -189,7 +189,7 @@ class ProfileStore:
         if set(self.applied_migrations()[-1:]) == heads:
             return
         # The write lock serializes processes that open a fresh store at once; the second finds it migrated.
-        with self._transaction(write=True) as connection:
+        with self.transaction(write=True) as connection:
             if set(self._current_heads(connection)) != heads:
                 command.upgrade(self._alembic(connection), "head")
 
@@ -204,7 +204,7 @@ class ProfileStore:
         from alembic.script import ScriptDirectory
         from alembic.script.revision import RevisionError
 
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             heads = self._current_heads(connection)
         if not heads:
             return []
@@ -220,23 +220,18 @@ class ProfileStore:
     # --- transactions ----------------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, write: bool = False) -> Iterator[Connection]:
+    def transaction(self, write: bool = False) -> Iterator[Connection]:
+        """A transaction on the store's database (also for the tables kept beside the profiles: the service's)."""
         with self._errors(), self.engine.connect() as connection:
             if write:
                 connection.execution_options(hyperalign_write=True)
             with connection.begin():
                 yield connection
 
-    @contextmanager
-    def transaction(self, write: bool = False) -> Iterator[Connection]:
-        """A transaction on the store's database, for the tables kept beside the profiles (the service's)."""
-        with self._transaction(write) as connection:
-            yield connection
-
     # --- reading ---------------------------------------------------------------------------------------------
 
     def get(self, user_id: str, version: int | None = None) -> StoredProfile:
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             current = self._current(connection, user_id)
             if current is None:
                 raise self._not_found(user_id)
@@ -249,20 +244,20 @@ class ProfileStore:
         return StoredProfile(profile, _info(row))
 
     def current_version(self, user_id: str) -> int | None:
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             return self._current(connection, user_id)
 
     def current_stamp(self, user_id: str) -> tuple[int, datetime] | None:
         """The current version and when it was saved: together they name one saved state, even across a deletion
         and a new profile under the same id (what a cache of profiles may key on)."""
         p = profiles_table
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             row = connection.execute(select(p.c.current_version, p.c.updated_at).where(p.c.user_id == user_id)).first()
         return (row.current_version, as_utc(row.updated_at)) if row else None
 
     def history(self, user_id: str) -> list[VersionInfo]:
         v = versions_table
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             rows = connection.execute(select(v).where(v.c.user_id == user_id).order_by(v.c.version)).mappings().all()
         if not rows:
             raise self._not_found(user_id)
@@ -275,7 +270,7 @@ class ProfileStore:
             .join(v, (v.c.user_id == p.c.user_id) & (v.c.version == p.c.current_version))
             .order_by(p.c.user_id)
         )
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             rows = connection.execute(query).all()
         return [
             ProfileSummary(row.user_id, row.current_version, as_utc(row.updated_at), row.author, row.action,
@@ -315,7 +310,7 @@ class ProfileStore:
             raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
         now, version = datetime.now(UTC), expected_version + 1
         try:
-            with self._transaction(write=True) as connection:
+            with self.transaction(write=True) as connection:
                 if expected_version == 0:
                     connection.execute(insert(profiles_table).values(
                         user_id=user_id, current_version=1, created_at=now, updated_at=now))
@@ -375,7 +370,7 @@ class ProfileStore:
     def retired_ids(self, user_id: str) -> set[str]:
         """Ids of hypotheses that automated updates retired at some point."""
         v = versions_table
-        with self._transaction() as connection:
+        with self.transaction() as connection:
             rows = connection.execute(select(v.c.details).where(v.c.user_id == user_id, v.c.details.is_not(None)))
             return {hid for details in rows.scalars() for hid in json.loads(details).get("retired", [])}
 

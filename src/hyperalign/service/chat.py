@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import CallerDep, StateDep
 from .errors import as_response
-from .personalize import Applied, system_message
+from .personalize import FEW_SHOT_EXAMPLES, Applied, system_message
 from .state import ServiceState
 from .tenants import check_strategy
 from .upstream import UpstreamError
@@ -49,11 +49,11 @@ def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceSta
     body = request.model_dump(exclude_unset=True)
     body.pop("user", None)
     body["messages"] = messages
-    metadata = {k: v for k, v in (request.metadata or {}).items() if k != "user_id"}
-    if request.metadata is not None:
-        body["metadata"] = metadata
-        if not metadata:
-            del body["metadata"]
+    if request.metadata is not None:  # without the user id; dropped when nothing else is left
+        metadata = {k: v for k, v in request.metadata.items() if k != "user_id"}
+        body.pop("metadata")
+        if metadata:
+            body["metadata"] = metadata
     if user is not None:
         body["safety_identifier"] = hashed_id(state.user_hash_key, user)
     return body
@@ -62,7 +62,7 @@ def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceSta
 def _personalization(state: ServiceState, user: EndUser, strategy: str,
                      max_tokens: int | None) -> tuple[str | None, Applied]:
     if strategy == "few-shot":
-        examples = [s.example() for s in list_examples(state.store, user.key)]
+        examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
         return system_message(strategy, None, examples, max_tokens)
     stamp = state.store.current_stamp(user.key)
     if stamp is None:

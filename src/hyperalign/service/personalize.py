@@ -43,8 +43,7 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
     if strategy == "few-shot" and examples:
         recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, max_tokens or 600)
         system = render("personalize", strategy="few-shot", examples=recent)
-        applied = Applied(strategy=strategy, examples=len(recent),
-                          profile_version=stored.version if stored else None)
+        applied = Applied(strategy=strategy, examples=len(recent))
     elif strategy.startswith("hyperalign") and stored is not None:
         shown = stored.profile.supported_hypotheses
         facts = [h for h in shown if h.measure is not None] if strategy == "hyperalign" else []

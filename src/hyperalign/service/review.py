@@ -100,11 +100,11 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
     current = state.store.current_version(user.key)
     if current is None:
         raise NotFound(f"no profile for {user.id!r} yet")
-    shown = state.store.get(user.key, version if version and 1 <= version <= current else None)
-    history = state.store.history(user.key)
-    diffs = {info.version: diff_profiles(state.store.get(user.key, info.version - 1).profile,
-                                         state.store.get(user.key, info.version).profile)
-             for info in history[1:]}
+    versions = [state.store.get(user.key, number) for number in range(1, current + 1)]  # each read once
+    shown = versions[version - 1] if version and 1 <= version <= current else versions[-1]
+    history = [stored.info for stored in versions]
+    diffs = {new.version: diff_profiles(old.profile, new.profile)
+             for old, new in zip(versions[:-1], versions[1:], strict=True)}
     profile = shown.profile
     texts = [s.text for s in list_examples(state.store, user.key)]
     return _templates().get_template("review.html.j2").render(

@@ -83,14 +83,20 @@ class StoredExample(BaseModel):
         return UserExample(prompt=self.prompt, text=self.text)
 
 
-def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None) -> list[StoredExample]:
-    query = select(user_examples).where(user_examples.c.user_key == user_key).order_by(user_examples.c.id)
+def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None,
+                  latest: int | None = None) -> list[StoredExample]:
+    """The user's texts in the order they were added: all, those after `after_id`, or only the `latest` few."""
+    query = select(user_examples).where(user_examples.c.user_key == user_key)
     if after_id is not None:
         query = query.where(user_examples.c.id > after_id)
+    # The latest few: the newest first from the database, turned back into the order they were added.
+    newest_first = latest is not None
+    query = query.order_by(user_examples.c.id.desc()).limit(latest) if newest_first else query.order_by(user_examples.c.id)
     with store.transaction() as connection:
         rows = connection.execute(query).mappings().all()
-    return [StoredExample(id=r["id"], prompt=r["prompt"], text=r["text"], created_at=as_utc(r["created_at"]))
-            for r in rows]
+    found = [StoredExample(id=r["id"], prompt=r["prompt"], text=r["text"], created_at=as_utc(r["created_at"]))
+             for r in rows]
+    return found[::-1] if newest_first else found
 
 
 def exists(store: ProfileStore, user: EndUser) -> bool:
