@@ -385,3 +385,33 @@ def test_an_evaluation_with_ticl_runs_end_to_end_and_a_rerun_makes_no_calls(tmp_
     rerun = run_eval(corpus, folder, again)
     assert again.requests == []
     assert rerun["cost"] == results["cost"] and rerun["judge"] == results["judge"]
+
+
+def test_on_a_corpus_without_prompts_each_trial_practises_its_demonstrations_own_held_out_style_task(tmp_path):
+    corpus, folder = write_corpus(tmp_path / "corpus"), tmp_path / "run"
+    backend = FakeBackend(eval_responder)
+    run_eval(corpus, folder, backend)
+    tasks = [r.messages[-1]["content"] for r in trials(backend) if "<user_text id=\"2\">" in r.messages[0]["content"]
+             and "<user_text id=\"3\">" not in r.messages[0]["content"]]
+    assert len(tasks) == 9  # 3 authors x 3 demonstrations, each trial leaving its own demonstration out
+    for task in tasks:  # the news preset on the demonstration's first sentence, as the held-out items get
+        assert "Write an article that starts with the following:" in task and " story " in task
+        assert "usual style" not in task
+    state = TiclState.model_validate_json((folder / "profiles" / "ticl" / "bo.ticl.json").read_text())
+    assert all(i.example.prompt and i.example.text.startswith(i.example.prompt.rsplit(": ", 1)[1])
+               for i in state.items)
+
+
+def test_a_ticl_state_built_on_other_tasks_is_built_again_not_resumed(tmp_path):
+    corpus, folder = write_corpus(tmp_path / "corpus"), tmp_path / "run"
+    run_eval(corpus, folder, FakeBackend(eval_responder))
+    saved = folder / "profiles" / "ticl" / "bo.ticl.json"
+    stale = TiclState.model_validate_json(saved.read_text())
+    for item in stale.items:  # as an older version saved it: prompt-less demonstrations
+        item.example = item.example.model_copy(update={"prompt": None})
+    saved.write_text(stale.model_dump_json(), encoding="utf-8")
+    again = FakeBackend(eval_responder)
+    run_eval(corpus, folder, again)
+    rebuilt = TiclState.model_validate_json(saved.read_text())
+    assert all(i.example.prompt for i in rebuilt.items)
+    assert len(editors(again)) == 3  # bo's three demonstrations tried and explained again; nobody else's

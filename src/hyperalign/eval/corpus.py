@@ -107,14 +107,22 @@ def _load_directory(root: Path) -> list[Document]:
     return documents
 
 
-def _task_prompt(document: Document, style: PromptStyle) -> tuple[str, str]:
-    """(prompt, opening): the news preset hands each method the reference's first sentence."""
-    if style == "row" or (style == "auto" and document.prompt):
-        if not document.prompt:
-            raise InputError(f"{document.source}: prompt style 'row' needs a 'prompt' on every held-out text")
-        return document.prompt, ""
-    opening = first_sentence(document.text)
+def task_prompt(text: str, prompt: str | None, style: PromptStyle, source: str) -> tuple[str, str]:
+    """(prompt, opening) for a text: its own prompt, or the news preset handing over the text's first sentence."""
+    if style == "row" or (style == "auto" and prompt):
+        if not prompt:
+            raise InputError(f"{source}: prompt style 'row' needs a 'prompt' on every text of the split")
+        return prompt, ""
+    opening = first_sentence(text)
     return NEWS_PROMPT.format(opening=opening), opening
+
+
+def demonstration_tasks(author: AuthorSplit, style: PromptStyle = "auto") -> list[UserExample]:
+    """The author's demonstrations, each with the task it answers by the same rule as the held-out items, for the
+    methods that practise or train on the demonstrations' tasks (TICL's trials, DITTO): they must practise on the
+    kind of task they are tested on, not on a generic "write something"."""
+    return [UserExample(prompt=task_prompt(e.text, e.prompt, style, f"author {author.author!r}")[0], text=e.text)
+            for e in author.demonstrations]
 
 
 def make_split(
@@ -163,7 +171,7 @@ def make_split(
         demos = author_rng.sample(remaining, shots)
         items = []
         for index, document in enumerate(held):
-            prompt, opening = _task_prompt(document, prompt_style)
+            prompt, opening = task_prompt(document.text, document.prompt, prompt_style, document.source)
             items.append(
                 HeldOutItem(
                     id=f"{author}#{index}", author=author, prompt=prompt, opening=opening,

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..eval.corpus import (
-    NEWS_PROMPT,
     AuthorSplit,
     PromptStyle,
     Split,
-    first_sentence,
+    demonstration_tasks,
     load_corpus,
     make_split,
 )
@@ -52,13 +51,4 @@ def select_authors(split: Split, names: Sequence[str] = (), *, all_authors: bool
 
 def demonstrations_of(author: AuthorSplit, prompt_style: PromptStyle = "auto") -> list[Demonstration]:
     """The author's demonstrations, each with its row prompt or the news preset on its own first sentence."""
-    result = []
-    for example in author.demonstrations:
-        if prompt_style == "row" or (prompt_style == "auto" and example.prompt):
-            if not example.prompt:
-                raise InputError(f"author {author.author!r}: prompt style 'row' needs a prompt on every demonstration")
-            prompt = example.prompt
-        else:
-            prompt = NEWS_PROMPT.format(opening=first_sentence(example.text))
-        result.append(Demonstration(prompt=prompt, text=example.text.strip()))
-    return result
+    return [Demonstration(prompt=e.prompt or "", text=e.text.strip()) for e in demonstration_tasks(author, prompt_style)]

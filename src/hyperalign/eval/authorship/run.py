@@ -14,7 +14,7 @@ from ...errors import StructuredOutputError
 from ...llm import CompletionRequest
 from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
-from ..corpus import PromptStyle, Split, load_corpus, make_split
+from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
 from ..judge import Judge, aggregate, judge_identity, pair_orders
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from .methods import Method, imported_outputs, parse_methods
@@ -105,12 +105,15 @@ class AuthorshipRun:
             states[method.name] = {}
             for author in split.authors:
                 name = f"profiles/{method.folder}{author.author}.ticl.json"
+                demonstrations = demonstration_tasks(author, self.config.prompt_style)
                 saved = self.folder.read_model(name, TiclState) if self.folder.file(name).exists() else None
+                if saved is not None and [i.example for i in saved.items] != demonstrations:
+                    saved = None  # built on other demonstrations or tasks (an older version): start again
 
                 def save(state: TiclState, name: str = name) -> None:
                     self.folder.write_json(name, state.model_dump())
 
-                state = await abuild(self.ha.client, author.demonstrations,
+                state = await abuild(self.ha.client, demonstrations,
                                      method.ticl.model_copy(update={"seed": self.config.seed,
                                                                     "max_tokens": self.config.max_tokens}),
                                      saved, save=save)

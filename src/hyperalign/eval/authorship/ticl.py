@@ -10,6 +10,9 @@ shuffled order:
 3. an inconsistent trial is kept under its demonstration with its explanation; a consistent one marks the
    demonstration done.
 At test time one call: every demonstration with its drafts and critiques, then the task.
+The evaluation gives each demonstration the task it answers by the held-out items' rule (`demonstration_tasks`): on
+a corpus without prompts (CCAT50) the news preset on the text's own first sentence, as the paper's tasks come with
+their texts. A generic "write a text" made the 1.5B model ask what to write, and the critiques then taught nothing.
 
 Where this departs from the paper, and why: 1 epoch by default (the authors' code runs 4; on 2 CPU cores with a 1.5B
 model each trial-and-explain over 7 long texts costs minutes — `epochs` is an option); trials and test outputs use
