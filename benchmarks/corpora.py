@@ -8,7 +8,8 @@ essays per student, two for Author02); A's unknown text is one more essay and B'
 Each text is cut at paragraph boundaries into passages of 200–350 words (a longer paragraph at sentence boundaries),
 with the header lines (name, "Paper #5", a title) left out. The essays of the training texts go to `train/AUTHOR/`
 (the demonstrations); the unknown essay and the term paper to `test/AUTHOR/` (the held-out texts): held-out
-passages never come from a document a demonstration came from.
+passages never come from a document a demonstration came from. Its `task-template.txt` asks for an essay that starts
+with the held-out passage's first sentence (the evaluation's default asks for a news article).
 
     python benchmarks/corpora.py        # writes runs/corpora/aaac-essays/ and prints passage counts per author
 """
@@ -99,6 +100,8 @@ def aaac_essays(target: Path = CORPORA / "aaac-essays") -> Path:
             stem = Path(name).stem.replace("/", "-")
             for index, passage in enumerate(passages(text), 1):
                 (folder / f"{stem}-{index:02d}.txt").write_text(passage + "\n", encoding="utf-8")
+    (target / "task-template.txt").write_text("Write an essay that starts with the following: {opening}\n",
+                                              encoding="utf-8")
     return target
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hyperalign.errors import InputError
-from hyperalign.eval.corpus import NEWS_PROMPT, first_sentence, load_corpus, make_split
+from hyperalign.eval.corpus import NEWS_PROMPT, demonstration_tasks, first_sentence, load_corpus, make_split
 
 CCAT50 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccat50"
 
@@ -117,6 +117,41 @@ def test_news_prompt_hands_over_the_first_sentence(tmp_path):
         assert item.opening.startswith(block.author.title()) and item.opening.endswith("here.")
         assert item.prompt == NEWS_PROMPT.format(opening=item.opening)
         assert item.prompt == f"Write an article that starts with the following: {item.opening}"
+
+
+def test_a_folder_corpus_of_another_genre_names_its_task_for_held_out_texts_and_demonstrations(tmp_path):
+    root = write_authors(tmp_path / "c", {"ann": 3, "bo": 3})
+    (root / "task-template.txt").write_text("Write an essay {like} this, starting: {opening}\n", encoding="utf-8")
+    (root / "bo" / "000.txt").write_text("Bo writes {braces} first. Then more.", encoding="utf-8")
+    split = make_split(load_corpus(root), authors=2, shots=2, prompts_per_author=1, seed=0)
+    for block in split.authors:
+        item = block.held_out[0]
+        assert item.prompt == f"Write an essay {{like}} this, starting: {item.opening}"
+        for task, demo in zip(demonstration_tasks(block), block.demonstrations, strict=True):
+            assert task.text == demo.text and demo.prompt is None
+            assert task.prompt == f"Write an essay {{like}} this, starting: {first_sentence(demo.text)}"
+    prompts = [b.held_out[0].prompt for b in split.authors] + [
+        t.prompt for b in split.authors for t in demonstration_tasks(b)]
+    assert sum("Bo writes {braces} first." in (p or "") for p in prompts) == 1  # an opening's braces are kept as is
+
+
+@pytest.mark.parametrize("template", ["Write an essay.", "{opening} then {opening}", ""])
+def test_a_task_template_without_exactly_one_opening_is_refused_by_name(tmp_path, template):
+    root = write_authors(tmp_path / "c", {"ann": 3, "bo": 3})
+    (root / "task-template.txt").write_text(template, encoding="utf-8")
+    with pytest.raises(InputError, match=r"task-template\.txt: (a task template needs \{opening\} exactly once|the file is empty)"):
+        load_corpus(root)
+
+
+def test_a_split_saved_before_task_templates_reads_as_news(tmp_path):
+    split = make_split(load_corpus(write_authors(tmp_path / "c", {"ann": 3, "bo": 3})), authors=2, shots=2,
+                       prompts_per_author=1, seed=0)
+    saved = split.model_dump(mode="json")
+    for block in saved["authors"]:
+        del block["task_template"]
+    old = type(split).model_validate(saved)
+    assert [t.prompt for t in demonstration_tasks(old.authors[0])] == [
+        NEWS_PROMPT.format(opening=first_sentence(d.text)) for d in old.authors[0].demonstrations]
 
 
 def test_prompt_styles_news_and_row_on_jsonl(tmp_path):

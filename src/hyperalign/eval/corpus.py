@@ -2,7 +2,11 @@
 
 Two shapes: a directory with one sub-directory of plain-text files per author (optionally one level deeper under
 split directories whose names contain "train" / "test", as CCAT50's C50train and C50test), or JSONL lines
-{"author", "prompt"?, "text", "split"?}."""
+{"author", "prompt"?, "text", "split"?}.
+
+A text without a prompt is given the corpus's task template with its own first sentence as the opening. The template
+is news-like by default (CCAT50); a folder corpus of another genre says its own in a `task-template.txt` at its root,
+e.g. "Write an essay that starts with the following: {opening}", so methods are not asked for the wrong genre."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..errors import InputError, first_error
 from ..io import iter_jsonl, read_text_file
@@ -20,6 +24,8 @@ from ..profiles.model import UserExample
 
 PromptStyle = Literal["auto", "news", "row"]
 NEWS_PROMPT = "Write an article that starts with the following: {opening}"
+TASK_TEMPLATE_FILE = "task-template.txt"
+OPENING = "{opening}"
 _SENTENCE = re.compile(r"^(.+?[.!?][\"')\]]*)(?=\s|$)", re.DOTALL)
 
 
@@ -28,7 +34,15 @@ class Document(BaseModel):
     text: str
     prompt: str | None = None
     split: Literal["train", "test"] | None = None
+    task_template: str = NEWS_PROMPT
     source: str = ""
+
+    @field_validator("task_template")
+    @classmethod
+    def _one_opening(cls, value: str) -> str:
+        if value.count(OPENING) != 1:
+            raise ValueError(f"a task template needs {OPENING} exactly once, where the text's first sentence goes")
+        return value
 
 
 class HeldOutItem(BaseModel):
@@ -44,6 +58,7 @@ class AuthorSplit(BaseModel):
     author: str
     demonstrations: list[UserExample]
     held_out: list[HeldOutItem]
+    task_template: str = Field(NEWS_PROMPT, description="the corpus's task for a text without a prompt")
     classifier_texts: list[str] = Field(description="the author's texts the attribution classifier trains on")
 
 
@@ -97,31 +112,42 @@ def _load_directory(root: Path) -> list[Document]:
         layout = [(d, _split_of(d.name)) for d in split_dirs]
     else:
         layout = [(root, None)]
+    template = _task_template(root / TASK_TEMPLATE_FILE)
     documents = []
     for base, split in layout:
         for author_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for file in sorted(f for f in author_dir.iterdir() if f.is_file() and not f.name.startswith(".")):
-                documents.append(
-                    Document(author=author_dir.name, text=read_text_file(file), split=split, source=str(file.relative_to(root)))
-                )
+                documents.append(Document(author=author_dir.name, text=read_text_file(file), split=split,
+                                          task_template=template, source=str(file.relative_to(root))))
     return documents
 
 
-def task_prompt(text: str, prompt: str | None, style: PromptStyle, source: str) -> tuple[str, str]:
-    """(prompt, opening) for a text: its own prompt, or the news preset handing over the text's first sentence."""
+def _task_template(path: Path) -> str:
+    if not path.is_file():
+        return NEWS_PROMPT
+    template = read_text_file(path).strip()
+    if template.count(OPENING) != 1:
+        raise InputError(f"{path}: a task template needs {OPENING} exactly once, where the text's first sentence goes")
+    return template
+
+
+def task_prompt(text: str, prompt: str | None, style: PromptStyle, source: str,
+                template: str = NEWS_PROMPT) -> tuple[str, str]:
+    """(prompt, opening) for a text: its own prompt, or the task template handing over the text's first sentence."""
     if style == "row" or (style == "auto" and prompt):
         if not prompt:
             raise InputError(f"{source}: prompt style 'row' needs a 'prompt' on every text of the split")
         return prompt, ""
     opening = first_sentence(text)
-    return NEWS_PROMPT.format(opening=opening), opening
+    return template.replace(OPENING, opening), opening  # not str.format: an opening may hold braces
 
 
 def demonstration_tasks(author: AuthorSplit, style: PromptStyle = "auto") -> list[UserExample]:
     """The author's demonstrations, each with the task it answers by the same rule as the held-out items, for the
     methods that practise or train on the demonstrations' tasks (TICL's trials, DITTO): they must practise on the
     kind of task they are tested on, not on a generic "write something"."""
-    return [UserExample(prompt=task_prompt(e.text, e.prompt, style, f"author {author.author!r}")[0], text=e.text)
+    source = f"author {author.author!r}"
+    return [UserExample(prompt=task_prompt(e.text, e.prompt, style, source, author.task_template)[0], text=e.text)
             for e in author.demonstrations]
 
 
@@ -171,7 +197,8 @@ def make_split(
         demos = author_rng.sample(remaining, shots)
         items = []
         for index, document in enumerate(held):
-            prompt, opening = task_prompt(document.text, document.prompt, prompt_style, document.source)
+            prompt, opening = task_prompt(document.text, document.prompt, prompt_style, document.source,
+                                          document.task_template)
             items.append(
                 HeldOutItem(
                     id=f"{author}#{index}", author=author, prompt=prompt, opening=opening,
@@ -184,6 +211,7 @@ def make_split(
                 author=author,
                 demonstrations=[UserExample(prompt=d.prompt, text=d.text) for d in demos],
                 held_out=items,
+                task_template=demos[0].task_template,
                 classifier_texts=[d.text for d in classifier_pool],
             )
         )
