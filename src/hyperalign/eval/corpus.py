@@ -14,9 +14,9 @@ import random
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from ..errors import InputError, first_error
 from ..io import iter_jsonl, read_text_file
@@ -29,20 +29,22 @@ OPENING = "{opening}"
 _SENTENCE = re.compile(r"^(.+?[.!?][\"')\]]*)(?=\s|$)", re.DOTALL)
 
 
+def _one_opening(template: str) -> str:
+    if template.count(OPENING) != 1:
+        raise ValueError(f"a task template needs {OPENING} exactly once, where the text's first sentence goes")
+    return template
+
+
+TaskTemplate = Annotated[str, AfterValidator(_one_opening)]
+
+
 class Document(BaseModel):
     author: str
     text: str
     prompt: str | None = None
     split: Literal["train", "test"] | None = None
-    task_template: str = NEWS_PROMPT
+    task_template: TaskTemplate = NEWS_PROMPT
     source: str = ""
-
-    @field_validator("task_template")
-    @classmethod
-    def _one_opening(cls, value: str) -> str:
-        if value.count(OPENING) != 1:
-            raise ValueError(f"a task template needs {OPENING} exactly once, where the text's first sentence goes")
-        return value
 
 
 class HeldOutItem(BaseModel):
@@ -125,10 +127,10 @@ def _load_directory(root: Path) -> list[Document]:
 def _task_template(path: Path) -> str:
     if not path.is_file():
         return NEWS_PROMPT
-    template = read_text_file(path).strip()
-    if template.count(OPENING) != 1:
-        raise InputError(f"{path}: a task template needs {OPENING} exactly once, where the text's first sentence goes")
-    return template
+    try:
+        return _one_opening(read_text_file(path).strip())
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def task_prompt(text: str, prompt: str | None, style: PromptStyle, source: str,

@@ -50,5 +50,5 @@ def select_authors(split: Split, names: Sequence[str] = (), *, all_authors: bool
 
 
 def demonstrations_of(author: AuthorSplit, prompt_style: PromptStyle = "auto") -> list[Demonstration]:
-    """The author's demonstrations, each with its row prompt or the news preset on its own first sentence."""
+    """The author's demonstrations, each with its task: its row prompt or the corpus's task template."""
     return [Demonstration(prompt=e.prompt or "", text=e.text.strip()) for e in demonstration_tasks(author, prompt_style)]
