@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hyperalign import HyperAlign, UserExample
-from hyperalign.llm import CompletionCache, CompletionRequest, LLMClient
+from hyperalign.llm import Completion, CompletionCache, CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
 
 # A lighthouse keeper who writes terse logbook-style notes: short sentences, numbers, a recurring sign-off.
@@ -122,6 +122,15 @@ def examples() -> list[UserExample]:
 
 
 HyperAlignFactory = Callable[..., tuple[HyperAlign, FakeBackend]]
+
+
+class MeteredBackend(FakeBackend):
+    """Reports its own compute time for every call, as the embedded backend does from llama.cpp's timings."""
+
+    SECONDS = 2.5
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        return super().complete(request).model_copy(update={"seconds": self.SECONDS})
 
 
 def single_call(per_aspect: Callable[[CompletionRequest], str]) -> Callable[[CompletionRequest], str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
@@ -158,6 +159,14 @@ def test_best_of_4_samples_four_seeds_and_returns_the_most_adherent(make_hyperal
     prompt_words = sum(len(m["content"].split()) for m in backend.requests[0].messages)
     assert generation.prompt_tokens == 4 * prompt_words
     assert generation.completion_tokens == sum(len(c.split()) for c in CANDIDATES)
+
+
+def test_best_of_n_costs_the_backend_time_of_all_its_candidates(make_hyperalign):
+    ha, _ = make_hyperalign(cache=False, backend=MeteredBackend(by_seed))
+    ha.generation = GenerationOptions(best_of=4)
+    assert ha.generate(profile_of(style_facts(PERSON)), TASK).seconds == 4 * MeteredBackend.SECONDS
+    ha.generation = GenerationOptions()
+    assert ha.generate(profile_of(style_facts(PERSON)), TASK).seconds == MeteredBackend.SECONDS
 
 
 def test_best_of_n_seeds_start_at_the_configured_seed(make_hyperalign):

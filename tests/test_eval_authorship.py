@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
@@ -129,6 +130,18 @@ def test_end_to_end_results_and_records(corpus, tmp_path):
     assert inference >= 1 and cost["methods"]["few-shot"]["inference_calls_per_user"] == 0
     assert cost["hyperalign_over_few_shot_prompt_tokens_amortized"] > cost["hyperalign_over_few_shot_prompt_tokens"]
     assert len(backend.requests) == 3 * inference + len(generations) + len(judgments)
+
+
+def test_a_generations_seconds_are_its_own_calls_not_its_wait_behind_the_others(corpus, tmp_path):
+    # Every job of a stage starts at once and queues for the client's slots; each is charged its calls only.
+    results = run(config(corpus, methods=["hyperalign", "hyperalign:best-of=2", "few-shot"]), tmp_path / "run",
+                  MeteredBackend())
+    generations = rows(tmp_path / "run", "generations.jsonl")
+    assert generations and all(r["backend_seconds"] == MeteredBackend.SECONDS * r["llm_calls"] for r in generations)
+    cost = results["cost"]["methods"]
+    assert cost["hyperalign"]["seconds_per_generation"] == cost["few-shot"]["seconds_per_generation"] == 2.5
+    assert cost["hyperalign:best-of=2"]["seconds_per_generation"] == 5.0
+    assert all(r["backend_seconds"] == MeteredBackend.SECONDS for r in rows(tmp_path / "run", "judgments.jsonl"))
 
 
 @pytest.mark.parametrize("stage", ["profiles", "generations", "judgments"])

@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from pydantic import BaseModel
 
+from conftest import MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError, StructuredOutputError
 from hyperalign.llm import (
@@ -17,6 +18,7 @@ from hyperalign.llm import (
     RunStats,
     Usage,
     backend_names,
+    backend_seconds,
     create_backend,
     default_cache_path,
     register_backend,
@@ -29,6 +31,17 @@ from hyperalign.llm.fake import FakeBackend
 
 def request(text: str = "Fog again?", **params) -> CompletionRequest:
     return CompletionRequest(messages=[{"role": "user", "content": text}], **params)
+
+
+def test_a_calls_seconds_are_the_backends_own_and_a_cache_hit_has_none(tmp_cache):
+    client = LLMClient(MeteredBackend(), cache=tmp_cache)
+    first, again = client.complete(request()), client.complete(request())
+    assert not first.cached and first.seconds == MeteredBackend.SECONDS
+    assert again.cached and again.seconds is None  # nothing was computed for it in this run
+    plain = LLMClient(FakeBackend()).complete(request())
+    assert plain.seconds is not None and plain.seconds >= 0  # a backend that does not measure: the client does
+    assert backend_seconds([first, again, first]) == 2 * MeteredBackend.SECONDS
+    assert backend_seconds([again]) is None
 
 
 class Reading(BaseModel):

@@ -1,6 +1,6 @@
 """The LLM layer: one backend protocol, a registry of backends, a completion cache, and the client."""
 
-from .base import Completion, CompletionRequest, LLMBackend, Message, Usage
+from .base import Completion, CompletionRequest, LLMBackend, Message, Usage, backend_seconds
 from .cache import CompletionCache, default_cache_path
 from .client import LLMClient, RunStats
 from .registry import backend_names, create_backend, register_backend
@@ -15,6 +15,7 @@ __all__ = [
     "RunStats",
     "Usage",
     "backend_names",
+    "backend_seconds",
     "create_backend",
     "default_cache_path",
     "register_backend",

@@ -31,6 +31,10 @@ class Completion(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     model: str = ""
     cached: bool = False
+    # Time the backend spent on this call, without the wait for a free slot (so concurrent jobs are not charged
+    # for each other); None when served from the cache. The client fills it from the call's wall time where a
+    # backend does not measure its own.
+    seconds: float | None = None
 
     @field_validator("text")
     @classmethod
@@ -38,6 +42,12 @@ class Completion(BaseModel):
         # An endpoint can send "\ud800" or "\u0000" in its JSON; such text could not be cached, logged or read
         # back from a file, and the finished completion would be lost. U+FFFD marks the spot.
         return _UNSTORABLE.sub("\ufffd", value)
+
+
+def backend_seconds(completions: list[Completion]) -> float | None:
+    """The backend time of a job's calls; None when every one came from the cache (nothing was measured)."""
+    measured = [c.seconds for c in completions if c.seconds is not None]
+    return round(sum(measured), 3) if measured else None
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class LLMClient:
         was not takes over."""
         while (shared := state.in_flight.get(key)) is not None:
             try:
-                return (await asyncio.shield(shared)).model_copy(update={"cached": True})
+                return (await asyncio.shield(shared)).model_copy(update={"cached": True, "seconds": None})
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
@@ -150,7 +151,10 @@ class LLMClient:
         async with state.semaphore:
             if state.budget is not None:
                 await state.budget.acquire(min(estimated_tokens(request), state.budget.max_rate))
+            started = time.perf_counter()
             completion = await self.backend.acomplete(request)
+            if completion.seconds is None:
+                completion = completion.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
         if self.cache:
             self.cache.put(key, self.backend.name, request, completion)
         return completion

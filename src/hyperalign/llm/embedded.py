@@ -150,6 +150,9 @@ class EmbeddedBackend:
             raise LLMError(f"embedded model error: {error.get('message', error)}")
         choice = reply["choices"][0]
         usage = reply.get("usage", {})
+        # llama.cpp's own timings: the compute, not the wait for the lock that serializes calls on one slot.
+        timings = reply.get("timings") or {}
+        compute_ms = (timings.get("prompt_ms") or 0) + (timings.get("predicted_ms") or 0)
         return Completion(
             text=choice["message"].get("content") or "",
             finish_reason=choice.get("finish_reason") or "stop",
@@ -157,6 +160,7 @@ class EmbeddedBackend:
                 prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
             ),
             model=self.model,
+            seconds=round(compute_ms / 1000, 3) if compute_ms else None,
         )
 
     async def acomplete(self, request: CompletionRequest) -> Completion:

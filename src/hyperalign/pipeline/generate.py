@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
-from ..llm import CompletionRequest, LLMClient, Message
+from ..llm import CompletionRequest, LLMClient, Message, backend_seconds
 from ..profiles.model import Profile, UserExample
 from ..prompts import render_messages, version_tag
 from .adherence import aadherence
@@ -63,6 +63,8 @@ class Generation(BaseModel):
     adherence: float | None = None
     candidate_scores: list[float] = []
     llm_calls: int = 1
+    # Backend time of the calls (candidates and checks included); None when all came from the cache.
+    seconds: float | None = None
 
 
 def build_messages(
@@ -125,6 +127,7 @@ async def agenerate(
         cached=completion.cached,
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
+        seconds=completion.seconds,
     )
 
 
@@ -160,4 +163,5 @@ async def _best_of(
         cached=all(c.cached for c in completions), model=chosen.model or client.model,
         prompt_version=version_tag("generate"), adherence=scored[best][0].score,
         candidate_scores=[s.score for s, _ in scored], llm_calls=len(completions) + len(checks),
+        seconds=backend_seconds([*completions, *checks]),
     )

@@ -89,7 +89,9 @@ def cost_metrics(
         prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
         completion = sum(r["completion_tokens"] for r in mine) / len(mine)
         calls_per_generation = sum(r.get("llm_calls") or 1 for r in mine) / len(mine)
-        timed = [r["seconds"] for r in mine if r.get("seconds") is not None]
+        # The backend's time on the generation's own calls: rows of runs made before it was recorded have none
+        # (their wall time from the stage's start counted the wait behind every other job).
+        timed = [r["backend_seconds"] for r in mine if r.get("backend_seconds") is not None]
         seconds = sum(timed) / len(timed) if timed else None
         inference_seconds = None
         inference_calls = inference_prompt = 0.0

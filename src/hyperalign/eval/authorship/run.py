@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ...api import HyperAlign
 from ...errors import StructuredOutputError
-from ...llm import CompletionRequest
+from ...llm import CompletionRequest, backend_seconds
 from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
@@ -141,7 +141,8 @@ class AuthorshipRun:
                         max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed))
                     return row | {"output": completion.text.strip(), "prompt_tokens": completion.usage.prompt_tokens,
                                   "completion_tokens": completion.usage.completion_tokens,
-                                  "finish_reason": completion.finish_reason, "model": completion.model}
+                                  "finish_reason": completion.finish_reason, "model": completion.model,
+                                  "backend_seconds": completion.seconds}
                 assert method.strategy is not None  # imported methods have no generation job
                 generation = await agenerate(
                     self.ha.client, item.prompt, method.strategy, profile=profiles.get(method.name, {}).get(author.author),
@@ -150,7 +151,8 @@ class AuthorshipRun:
                 return row | {"output": generation.text, "prompt_tokens": generation.prompt_tokens,
                               "completion_tokens": generation.completion_tokens, "llm_calls": generation.llm_calls,
                               "finish_reason": generation.finish_reason, "model": generation.model,
-                              "adherence": generation.adherence, "candidate_scores": generation.candidate_scores}
+                              "adherence": generation.adherence, "candidate_scores": generation.candidate_scores,
+                              "backend_seconds": generation.seconds}
             return run
 
         jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy or m.ticl
@@ -171,7 +173,8 @@ class AuthorshipRun:
                         client, [item.reference], outputs[(a, item.id)], outputs[(b, item.id)]
                     )
                     row |= {"winner": a if verdict.closer == "A" else b, "reason": verdict.reason,
-                            "prompt_tokens": sum(c.usage.prompt_tokens for c in completions)}
+                            "prompt_tokens": sum(c.usage.prompt_tokens for c in completions),
+                            "backend_seconds": backend_seconds(completions)}
                 except StructuredOutputError as exc:
                     # Recorded, not fatal: an unusable verdict leaves that pair out and is counted in the report.
                     row |= {"winner": None, "error": str(exc)}
