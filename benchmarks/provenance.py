@@ -65,6 +65,8 @@ def run_recorded(name: str, script: str, command: list[str], *, run_dir: Path | 
     shown = [("hyperalign" if part == _hyperalign() else part) for part in command]
     print("$ " + shlex.join(shown), flush=True)
     version = code_version()  # the code that runs, not whatever is checked out when it ends
+    # A resumed run's invocation times only what was left to do: say so beside the number.
+    resumed = run_dir is not None and (ROOT / run_dir / "config.json").exists()
     started = time.perf_counter()
     status = subprocess.call(command, cwd=ROOT)
     wall = time.perf_counter() - started
@@ -75,6 +77,7 @@ def run_recorded(name: str, script: str, command: list[str], *, run_dir: Path | 
     record: dict[str, Any] = {
         "report": f"benchmarks/results/{name}.md", "script": script, "command": shlex.join(shown),
         "cwd": "the repository root", "wall_time_s": round(wall, 1),
+        "wall_time_covers": "this invocation only (it resumed a run folder)" if resumed else "the whole run",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "code": version, "machine": machine(), **(extra or {}),
     }
