@@ -155,6 +155,7 @@ def test_aggregate_consistent_wins_flips_and_standard_error():
     # scores 1, .5, 0: sample variance .25, se = sqrt(.25 / 3)
     assert cell["se"] == pytest.approx(math.sqrt(0.25 / 3))
     assert result["position_consistency"] == pytest.approx(2 / 3) and result["pairs_judged"] == 3
+    assert result["first_shown_share"] == pytest.approx(4 / 6) and result["judged_by_position"] is False
     assert result["invalid_verdicts"] == 0
     assert result["matrix"]["x"]["x"] is None
 
@@ -171,6 +172,15 @@ def test_aggregate_excludes_invalid_and_one_order_pairs():
     assert result["matrix"]["x"]["z"] is None and result["matrix"]["z"]["y"] is None
     empty = aggregate([], ["x", "y"])
     assert empty["position_consistency"] is None and empty["pairs_judged"] == 0
+    assert empty["first_shown_share"] is None and empty["judged_by_position"] is False
+
+
+def test_a_judge_that_always_picks_the_first_text_is_flagged_as_judging_by_position():
+    rows = [row for item in ("i1", "i2", "i3") for row in both("x", "y", item, "x", "y")]
+    result = aggregate(rows, ["x", "y"])
+    assert result["position_consistency"] == 0.0 and result["first_shown_share"] == 1.0
+    assert result["judged_by_position"] is True
+    assert result["matrix"]["x"]["y"]["ties"] == 3  # every pair flipped: ties, not evidence of equal methods
 
 
 def test_aggregate_matrix_is_symmetric():

@@ -65,6 +65,14 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
     assert "| *real held-out texts (ceiling)* | 1.00 [1.00, 1.00] (n=6) | 1.00 [1.00, 1.00] (n=6) |" in report
     assert "| *the given opening alone (floor)* |" in report
     assert "## Pairwise LLM judge" in report and "Position consistency:" in report and "over 18 pairs" in report
+    # The fake judge always answers "A": its verdicts follow the order, and the report says so above the matrix.
+    warning = ("**This judge chose by position, not by text:** its verdict survived swapping the order in 0% of "
+               "pairs (a coin would in half) and it chose the text shown first in 100% of verdicts.")
+    assert warning in report and report.index(warning) < report.index("| | hyperalign | few-shot | zero-shot |")
+    saved = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    saved["judge"] |= {"position_consistency": 0.9, "first_shown_share": 0.52, "judged_by_position": False}
+    (folder / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    assert "chose by position" not in write_report(RunFolder(folder)).read_text(encoding="utf-8")
     assert "| | hyperalign | few-shot | zero-shot |" in report
     assert "## Cost" in report
     ratio = results["cost"]["hyperalign_over_few_shot_prompt_tokens"]
@@ -131,6 +139,8 @@ def test_cli_eval_authorship_and_report(tmp_path):
     assert results["n_prompts"] == 3 and results["methods"] == ["hyperalign", "few-shot", "zero-shot"]
     assert results["config"]["backend"] == "fake" and results["judge"]["pairs_judged"] == 9
     assert "Stylometric attribution" in result.output and "LLM calls:" in result.output
+    # The fake judge always answers "A": the CLI warns once, beside the report that explains it.
+    assert flat(result.output).count("Warning: the judge chose by position, not by text") == 1
     (out / "report.md").unlink()
     (out / "plots" / "tokens.png").unlink()
     again = invoke("report", str(out))

@@ -24,6 +24,7 @@ from .common import (
     progress_bars,
     report_usage,
     say,
+    say_warning,
     terminal_safe,
 )
 
@@ -69,6 +70,10 @@ def run_and_report(start: Callable[[RunFolder, ProgressHook], Any], ha: HyperAli
     with stage_bars() as stage:
         results = run_sync(start(folder, stage).run())
     show_report(write_report(folder, results))
+    judge = results.get("judge") if isinstance(results, dict) else None
+    if isinstance(judge, dict) and judge.get("judged_by_position"):
+        say_warning(f"the judge chose by position, not by text (consistent across orders in "
+                    f"{judge['position_consistency']:.0%} of pairs): its win rates carry little signal")
     report_usage(ha)
 
 

@@ -109,8 +109,10 @@ def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:
 
 
 def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
-    """Win rate of each method against each other one (win 1, tie 0.5), its standard error over prompts, and the
-    share of pairs whose verdict survived swapping the order (position consistency)."""
+    """Win rate of each method against each other one (win 1, tie 0.5), its standard error over prompts, the
+    share of pairs whose verdict survived swapping the order (position consistency), and the share of verdicts that
+    chose the text shown first (a row's `a`). Below 0.5 consistency — what a coin would reach — the order predicts
+    the verdicts better than the texts do, and `judged_by_position` says so."""
     verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
     invalid = sum(1 for row in judgments if row.get("winner") is None)
     for row in judgments:
@@ -146,9 +148,13 @@ def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, 
                 "losses": sum(v == 0.0 for v in values),
             }
     all_consistent = [c for values in consistent.values() for c in values]
+    valid = [row for row in judgments if row.get("winner") is not None]
+    consistency = sum(all_consistent) / len(all_consistent) if all_consistent else None
     return {
         "matrix": matrix,
-        "position_consistency": sum(all_consistent) / len(all_consistent) if all_consistent else None,
+        "position_consistency": consistency,
+        "first_shown_share": sum(row["winner"] == row["a"] for row in valid) / len(valid) if valid else None,
+        "judged_by_position": consistency is not None and consistency < 0.5,
         "pairs_judged": len(all_consistent),
         "invalid_verdicts": invalid,
     }

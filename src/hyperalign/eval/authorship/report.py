@@ -118,6 +118,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Pairwise LLM judge", ""]
     if judge["pairs_judged"]:
         methods = list(judge["matrix"])
+        if judge.get("judged_by_position"):
+            lines += [f"**This judge chose by position, not by text:** its verdict survived swapping the order in "
+                      f"{judge['position_consistency']:.0%} of pairs (a coin would in half) and it chose the text "
+                      f"shown first in {judge['first_shown_share']:.0%} of verdicts. The win rates below are mostly "
+                      "ties by construction and carry little signal: judge with a stronger model.", ""]
         lines += ["Win rate of the row method against the column method (tie = ½; a verdict that flips when the "
                   "order is swapped is a tie) ± standard error.", "",
                   "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
