@@ -104,8 +104,11 @@ class _Server(ThreadingHTTPServer):
 class OpenAITestServer:
     """Start on enter (or `start()`), stop on exit (or `stop()`); `base_url` is "http://127.0.0.1:PORT/v1"."""
 
-    def __init__(self, default: Reply | None = None):
+    def __init__(self, default: Reply | None = None, keep_alive: bool = False):
+        """`keep_alive`: keep each connection open for the next request, as llama.cpp, vLLM and Ollama do (by
+        default every reply closes its connection, so no idle handler threads linger)."""
         self.default = default or completion()
+        self.keep_alive = keep_alive
         self.requests: list[RecordedRequest] = []
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
@@ -153,7 +156,8 @@ class OpenAITestServer:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
-                self.send_header("Connection", "close")  # one request per connection: no idle threads linger
+                if not server.keep_alive:
+                    self.send_header("Connection", "close")
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()

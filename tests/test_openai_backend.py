@@ -404,6 +404,17 @@ async def test_async_non_json_200_is_a_hyperalign_error(server):
         await backend_for(server).acomplete(request())
 
 
+def test_sync_calls_one_after_another_on_a_server_that_keeps_connections_open():
+    """The sync API runs each call in a fresh event loop, and real servers (llama.cpp, vLLM, Ollama) keep the
+    connection open: the second call must not reuse a connection of the first, closed loop."""
+    with OpenAITestServer(keep_alive=True) as server:
+        client = LLMClient(backend_for(server))
+        server.script(completion("first"), completion("second"), completion("third"))
+        answers = [client.complete(request(max_tokens=n)).text for n in (8, 9, 10)]
+    assert answers == ["first", "second", "third"]
+    assert len(server.requests) == 3
+
+
 # --- inference through a self-hosted endpoint ----------------------------------------------------------------------
 
 
