@@ -9,7 +9,6 @@ import json
 import re
 import threading
 import time
-import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from ..errors import StructuredOutputError, first_error
 from ..prompts import render
 from .base import Completion, CompletionRequest, LLMBackend, Message, backend_identity
 from .cache import CompletionCache
+from .event_loops import PerEventLoop
 
 T = TypeVar("T")
 # The cache key's format (see cache.py for the policy); bump it whenever what goes into the key changes.
@@ -98,24 +98,21 @@ class LLMClient:
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         # Per event loop (sync callers start a fresh loop per call): the semaphore, the budget, the calls in flight.
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        self._loop_state = PerEventLoop(self._new_loop_state)
 
     @property
     def model(self) -> str:
         return self.backend.model
 
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        if loop not in self._loops:
-            budget = AsyncLimiter(self.tokens_per_minute, 60) if self.tokens_per_minute else None
-            self._loops[loop] = _LoopState(asyncio.Semaphore(self.concurrency), budget, {})
-        return self._loops[loop]
+    def _new_loop_state(self) -> _LoopState:
+        budget = AsyncLimiter(self.tokens_per_minute, 60) if self.tokens_per_minute else None
+        return _LoopState(asyncio.Semaphore(self.concurrency), budget, {})
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
         key = cache_key(self.identity, request)
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
-            completion = await self._shared_call(self._state(), key, request)
+            completion = await self._shared_call(self._loop_state.get(), key, request)
         with self._stats_lock:
             self.stats.add(completion)
         return completion

@@ -5,9 +5,7 @@ Retry-After). Every error becomes one of hyperalign's, with the endpoint named w
 
 from __future__ import annotations
 
-import asyncio
 import os
-import weakref
 from typing import Any, ClassVar
 
 import openai
@@ -15,6 +13,7 @@ import openai
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
 from .base import Completion, CompletionRequest, Usage
 from .endpoint import redact_url, validate_base_url
+from .event_loops import PerEventLoop
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -51,13 +50,10 @@ class OpenAIBackend:
             )
         self.context_tokens = context_tokens
         options: dict[str, Any] = dict(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-        self._options = options
         self._sync = openai.OpenAI(**options)
-        # One async client per event loop: its connection pool belongs to the loop that opened it, and the sync API
-        # runs every call in a fresh loop (asyncio.run). A client kept across loops would send the next call on a
-        # kept-alive connection of a closed loop ("Event loop is closed") with any server that keeps connections open.
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary())
+        # Its connection pool belongs to the loop that opened it: one client kept across the sync API's loops would
+        # send the next call on a kept-alive connection of a closed loop ("Event loop is closed").
+        self._async = PerEventLoop(lambda: openai.AsyncOpenAI(**options))
 
     @property
     def constrained_decoding(self) -> bool:
@@ -149,15 +145,9 @@ class OpenAIBackend:
             raise self._not_json(exc) from None
         return self._completion(response)
 
-    def _async_client(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        if loop not in self._async:
-            self._async[loop] = openai.AsyncOpenAI(**self._options)
-        return self._async[loop]
-
     async def acomplete(self, request: CompletionRequest) -> Completion:
         try:
-            response = await self._async_client().chat.completions.create(**self._arguments(request))
+            response = await self._async.get().chat.completions.create(**self._arguments(request))
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None
         except ValueError as exc:
