@@ -32,8 +32,9 @@ def test_held_out_texts_are_attributed_to_their_author(training):
     model = DeltaModel(training, top=20)
     assert len(model.vocabulary) == 20
     for seed in range(100, 105):
-        assert model.score(formal(seed), "formal") == {"delta": pytest.approx(model.deltas(formal(seed))["formal"]),
-                                                       "correct": 1.0}
+        deltas = model.deltas(formal(seed))
+        assert model.score(formal(seed), "formal") == {"delta": pytest.approx(deltas["formal"]), "correct": 1.0,
+                                                       "margin": pytest.approx(deltas["chatty"] - deltas["formal"])}
         assert model.score(chatty(seed), "formal")["correct"] == 0.0
         deltas = model.deltas(chatty(seed))
         assert deltas["chatty"] < deltas["formal"]
@@ -58,6 +59,8 @@ def test_second_metrics_frame_ceiling_floor_and_methods(training):
     assert floor["delta"]["mean"] > result["ceiling_real_texts"]["delta"]["mean"]
     good, swapped = result["methods"]["good"], result["methods"]["swapped"]
     assert good["delta_accuracy"]["mean"] == 1.0 and swapped["delta_accuracy"]["mean"] == 0.0
+    assert good["delta_margin"]["mean"] > 0 > swapped["delta_margin"]["mean"]
+    assert result["ceiling_real_texts"]["delta_margin"]["mean"] > 0 > floor["delta_margin"]["mean"]
     assert good["facts_adherence"]["mean"] > swapped["facts_adherence"]["mean"]
     assert 0.0 <= swapped["facts_adherence"]["mean"] <= good["facts_adherence"]["mean"] <= 1.0
     assert result["features"].startswith(f"{len(DeltaModel(training).vocabulary)} most frequent words")
@@ -65,4 +68,17 @@ def test_second_metrics_frame_ceiling_floor_and_methods(training):
 
 def test_a_method_with_no_outputs_has_no_summary(training):
     result = second_metrics(training, training, {"empty": []}, [(formal(9), "formal")], seed=0)
-    assert result["methods"]["empty"] == {"n": 0, "delta_accuracy": None, "delta": None, "facts_adherence": None}
+    assert result["methods"]["empty"] == {"n": 0, "delta_accuracy": None, "delta": None, "delta_margin": None,
+                                          "facts_adherence": None}
+
+
+def test_the_margin_tells_writing_like_the_author_from_writing_like_everyone(training):
+    # A text half "formal", half "chatty" sits near the middle of the two authors: closer to "formal" than a chatty
+    # text is, yet no more formal's than chatty's. Delta to the target alone would credit it; the margin does not.
+    model = DeltaModel(training, top=20)
+    own, blend, other = formal(400), formal(401)[:300] + " " + chatty(401)[:300], chatty(402)
+    assert model.deltas(blend)["formal"] < model.deltas(other)["formal"]
+    margins = {name: model.score(text, "formal")["margin"] for name, text in
+               (("own", own), ("blend", blend), ("other", other))}
+    assert margins["own"] > 0 > margins["other"]
+    assert abs(margins["blend"]) < margins["own"] / 2

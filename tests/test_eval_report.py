@@ -58,6 +58,7 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
     assert path == folder / "report.md"
     report = path.read_text(encoding="utf-8")
     assert report.startswith("# Authorship evaluation: corpus")
+    assert "· judge: `" in report  # a judged run names its judge
     assert "## Stylometric attribution (judge-free)" in report
     assert "| method | masked: accuracy | raw: accuracy |" in report
     for method in ("hyperalign", "few-shot", "zero-shot"):
@@ -87,6 +88,14 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
     wins = [r for r in table if r["metric"] == "win_rate"]
     assert len(wins) == 6 and all(0.0 <= float(r["value"]) <= 1.0 and r["n"] == "6" for r in wins)
     assert any(r["metric"] == "prompt_tokens_per_generation" and r["method"] == "hyperalign" for r in table)
+    # The second metric is in the CSV too, with its interval, for every method and for the ceiling and floor.
+    second = saved["attribution"]["second"]
+    for method, block in [*second["methods"].items(), ("ceiling_real_texts", second["ceiling_real_texts"]),
+                          ("floor_other_authors", second["floor_other_authors"])]:
+        margin = [r for r in table if r["metric"] == "delta_margin" and r["method"] == method]
+        assert len(margin) == 1 and float(margin[0]["value"]) == pytest.approx(block["delta_margin"]["mean"])
+        assert float(margin[0]["low"]) <= float(margin[0]["value"]) <= float(margin[0]["high"])
+    assert "| method | Delta accuracy | Delta to target | Delta margin | facts adherence |" in report
 
     for name in ("attribution", "win_rates", "tokens"):
         png = folder / "plots" / f"{name}.png"
@@ -183,3 +192,5 @@ def test_a_failed_start_does_not_poison_the_run_folder(tmp_path):
     assert authorship(tmp_path / "typo", out).exit_code == 2
     result = authorship(corpus, out, "--methods", "few-shot,zero-shot", "--judge", "none")
     assert result.exit_code == 0, result.output
+    # Run without a judge, the header says so rather than naming an empty "judge model".
+    assert "· judge: none\n" in (out / "report.md").read_text(encoding="utf-8")

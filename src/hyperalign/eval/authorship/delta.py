@@ -6,7 +6,9 @@ ceiling) and on real texts of the other authors (the cross-author floor).
 Burrows' Delta (Burrows 2002): the relative frequencies of the `top` most frequent words of the authors' training
 texts, z-scored with the training texts' means and standard deviations; an author is the mean z-vector of their
 training texts; a text's Delta to an author is the mean absolute difference of its z-vector from that author's.
-Lower is closer. Attribution = the author with the lowest Delta.
+Lower is closer. Attribution = the author with the lowest Delta. The margin (mean Delta to the other authors minus
+Delta to the target; higher = more this author's) separates "writes like this person" from "writes like the genre":
+a text that moves towards every author alike lowers its Delta to the target without raising its margin.
 
 Facts adherence (pipeline/adherence.py) scores a text against facts measured from the author's demonstrations: it
 is what best-of-N reranks by, so for `best-of` methods it is not an independent judge — Delta is."""
@@ -57,7 +59,9 @@ class DeltaModel:
 
     def score(self, text: str, target: str) -> dict[str, float]:
         deltas = self.deltas(text)
-        return {"delta": deltas[target], "correct": float(min(deltas, key=lambda a: deltas[a]) == target)}
+        others = [d for author, d in deltas.items() if author != target]
+        return {"delta": deltas[target], "correct": float(min(deltas, key=lambda a: deltas[a]) == target),
+                "margin": float(np.mean(others)) - deltas[target]}
 
 
 def _summary(rows: list[dict[str, float]], key: str, seed: int) -> dict[str, Any] | None:
@@ -85,7 +89,8 @@ def second_metrics(
     def block(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         scored = rows(pairs)
         return {"n": len(scored), "delta_accuracy": _summary(scored, "correct", seed),
-                "delta": _summary(scored, "delta", seed), "facts_adherence": _summary(scored, "facts", seed)}
+                "delta": _summary(scored, "delta", seed), "delta_margin": _summary(scored, "margin", seed),
+                "facts_adherence": _summary(scored, "facts", seed)}
 
     floor_pairs = [(text, other) for text, author in references for other in training if other != author]
     floor = block(floor_pairs)

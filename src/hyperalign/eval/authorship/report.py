@@ -21,10 +21,11 @@ def _pct(block: dict[str, Any] | None) -> str:
     return f"{acc['mean']:.2f} [{acc['low']:.2f}, {acc['high']:.2f}] (n={acc['n']})"
 
 
-def _ci(block: dict[str, Any] | None) -> str:
+def _ci(block: dict[str, Any] | None, digits: int = 2) -> str:
     if not block or not block.get("n"):
         return "–"
-    return f"{block['mean']:.2f} [{block['low']:.2f}, {block['high']:.2f}]"
+    mean, low, high = (round(block[k], digits) + 0.0 for k in ("mean", "low", "high"))  # + 0.0: no "-0.00"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -49,6 +50,15 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                         high = summary["accuracy"]["high"] if metric == "attribution_accuracy" else ""
                         rows.append({"metric": metric, "view": view, "method": method, "subset": subset,
                                      "value": value, "low": low, "high": high, "n": summary["n"]})
+    second = results["attribution"].get("second") or {}
+    blocks = {**second.get("methods", {}), **{k: second[k] for k in ("ceiling_real_texts", "floor_other_authors")
+                                              if k in second}}
+    for name, block in blocks.items():
+        for metric in ("delta_accuracy", "delta", "delta_margin", "facts_adherence"):
+            if block.get(metric):
+                summary = block[metric]
+                rows.append({"metric": metric, "view": "", "method": name, "subset": "all", "value": summary["mean"],
+                             "low": summary["low"], "high": summary["high"], "n": summary["n"]})
     for row_method, cols in results["judge"]["matrix"].items():
         for col, cell in cols.items():
             if cell:
@@ -62,13 +72,24 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _second_cells(block: dict[str, Any]) -> str:
+    # "delta_margin" is absent from reports rendered before it existed: the cell stays empty, not a crash.
+    return " | ".join(_ci(block.get(key), digits=3 if key == "delta_margin" else 2)
+                      for key in ("delta_accuracy", "delta", "delta_margin", "facts_adherence"))
+
+
+def _judge_label(config: dict[str, Any], judge: dict[str, Any]) -> str:
+    if not judge.get("judge"):  # run with --judge none: there is no judge to name
+        return "none"
+    return f"`{config['judge_backend']}:{config['judge_model']}` ({judge['judge']})"
+
+
 def markdown(results: dict[str, Any]) -> str:
     c = results["config"]
     att = results["attribution"]
     lines = [
         f"# Authorship evaluation: {Path(c['corpus']).name}", "",
-        f"- Generation: `{c['backend']}:{c['model']}` · judge: `{c['judge_backend']}:{c['judge_model']}` "
-        f"({results['judge']['judge']})",
+        f"- Generation: `{c['backend']}:{c['model']}` · judge: " + _judge_label(c, results["judge"]),
         f"- {len(results['authors'])} authors × {c['prompts_per_author']} prompts = {results['n_prompts']} prompts; "
         f"{c['shots']} shots; seed {c['seed']}; methods: {', '.join(c['methods'])}",
         f"- Authors: {', '.join(results['authors'])}",
@@ -99,21 +120,22 @@ def markdown(results: dict[str, Any]) -> str:
     if second:
         lines += ["", "## A second judge-free metric, in the Authorship Gap frame", "",
                   f"Features: {second['features']}. *Delta*: Burrows' Delta to the target author (lower is closer) "
-                  "and attribution by the lowest Delta. *Facts*: adherence to the style facts measured from the target "
+                  "and attribution by the lowest Delta. *Margin*: mean Delta to the other authors minus Delta to the "
+                  "target (higher = more this author's than anyone's; a text that only moves towards the genre lowers "
+                  "its Delta without raising its margin). *Facts*: adherence to the style facts measured from the target "
                   "author's demonstrations (0–1; best-of-N reranks by it, so it is not independent for those methods). "
                   "Ceiling: real held-out texts against their own author; floor: real held-out texts against every "
                   "other author.", "",
-                  "| method | Delta accuracy | Delta to target | facts adherence |", "|---|---|---|---|"]
+                  "| method | Delta accuracy | Delta to target | Delta margin | facts adherence |",
+                  "|---|---|---|---|---|"]
         for name in results["methods"]:
             block = second["methods"].get(name)
             if block and block["n"]:
-                lines.append(f"| {name} | {_ci(block['delta_accuracy'])} | {_ci(block['delta'])} | "
-                             f"{_ci(block['facts_adherence'])} |")
+                lines.append(f"| {name} | {_second_cells(block)} |")
         for label, key in (("*real held-out texts (ceiling)*", "ceiling_real_texts"),
                            ("*other authors' real texts (floor)*", "floor_other_authors")):
             block = second[key]
-            lines.append(f"| {label} | {_ci(block['delta_accuracy'])} | {_ci(block['delta'])} | "
-                         f"{_ci(block['facts_adherence'])} |")
+            lines.append(f"| {label} | {_second_cells(block)} |")
     judge = results["judge"]
     lines += ["", "## Pairwise LLM judge", ""]
     if judge["pairs_judged"]:
