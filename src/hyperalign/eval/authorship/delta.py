@@ -64,6 +64,10 @@ class DeltaModel:
                 "margin": float(np.mean(others)) - deltas[target]}
 
 
+# Each summary in a second-metric block, and the per-text score it summarizes; the report's columns follow this order.
+SUMMARIES = {"delta_accuracy": "correct", "delta": "delta", "delta_margin": "margin", "facts_adherence": "facts"}
+
+
 def _summary(rows: list[dict[str, float]], key: str, seed: int) -> dict[str, Any] | None:
     return bootstrap([r[key] for r in rows], seed=seed).as_dict() if rows else None
 
@@ -88,9 +92,7 @@ def second_metrics(
 
     def block(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         scored = rows(pairs)
-        return {"n": len(scored), "delta_accuracy": _summary(scored, "correct", seed),
-                "delta": _summary(scored, "delta", seed), "delta_margin": _summary(scored, "margin", seed),
-                "facts_adherence": _summary(scored, "facts", seed)}
+        return {"n": len(scored), **{name: _summary(scored, key, seed) for name, key in SUMMARIES.items()}}
 
     floor_pairs = [(text, other) for text, author in references for other in training if other != author]
     floor = block(floor_pairs)

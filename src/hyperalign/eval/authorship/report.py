@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from ..runs import RunFolder
+from .delta import SUMMARIES
 
 
 def _pct(block: dict[str, Any] | None) -> str:
@@ -54,7 +55,7 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = {**second.get("methods", {}), **{k: second[k] for k in ("ceiling_real_texts", "floor_other_authors")
                                               if k in second}}
     for name, block in blocks.items():
-        for metric in ("delta_accuracy", "delta", "delta_margin", "facts_adherence"):
+        for metric in SUMMARIES:
             if block.get(metric):
                 summary = block[metric]
                 rows.append({"metric": metric, "view": "", "method": name, "subset": "all", "value": summary["mean"],
@@ -75,7 +76,7 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _second_cells(block: dict[str, Any]) -> str:
     # "delta_margin" is absent from reports rendered before it existed: the cell stays empty, not a crash.
     return " | ".join(_ci(block.get(key), digits=3 if key == "delta_margin" else 2)
-                      for key in ("delta_accuracy", "delta", "delta_margin", "facts_adherence"))
+                      for key in SUMMARIES)
 
 
 def _judge_label(config: dict[str, Any], judge: dict[str, Any]) -> str:
