@@ -1,9 +1,19 @@
 """The store's database: where it is (a URL, or a file path made into a SQLite URL) and the engine that opens it —
-SQLite in WAL mode with writers queueing for the lock, or any SQLAlchemy URL (PostgreSQL through psycopg)."""
+SQLite in WAL mode with writers queueing for the lock, or any SQLAlchemy URL (PostgreSQL through psycopg).
+
+Deleted data on SQLite: every connection runs with `secure_delete=ON` (some builds, Debian's among them, compile it
+in as the default; others do not), so the content of a deleted row, and any page
+that becomes free, is overwritten with zeros when the deletion is written (in the WAL, then in the database file at
+the next checkpoint) instead of lingering in free space. The WAL itself still holds the older copies of the pages
+(with the row in them) until a checkpoint restarts it; `erase_freed` checkpoints and truncates it to zero bytes,
+which the store does after deleting a person's data. The -shm file holds only the WAL's index (page numbers and
+checksums), never row content. What no database setting reaches: copies outside the database (backups, the file
+system's own journal or snapshots, the blocks of a truncated file until they are reused)."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +81,7 @@ def create_store_engine(url: str, ephemeral: bool = False) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted content is zeroed, not left in free pages
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
@@ -84,3 +95,26 @@ def create_store_engine(url: str, ephemeral: bool = False) -> Engine:
 
     return engine
 
+
+
+def erase_freed(engine: Engine) -> bool:
+    """After a deletion on SQLite: copy the WAL into the database file and truncate the WAL to zero bytes
+    (`wal_checkpoint(TRUNCATE)`), so the page images written before the deletion — the deleted rows among them — are
+    gone from the -wal file; with `secure_delete` the database file holds zeros where the rows were. It waits (the
+    busy timeout) for readers still on an older snapshot; False if one outlasted it, in which case the WAL is
+    checkpointed as far as it could be and the rest is overwritten as the WAL is reused. A no-op elsewhere: on
+    PostgreSQL a deleted row stays in its table's pages until VACUUM reuses them (autovacuum, or the operator's), and in
+    the server's WAL segments until they are recycled — retention there is the database operator's."""
+    database = str(engine.url.database or "")
+    if engine.url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file::memory:"):
+        return True
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    except sqlite3.Error:  # the deletion itself is committed; the WAL is overwritten as it is reused
+        return False
+    finally:
+        connection.close()
+    return bool(busy == 0)

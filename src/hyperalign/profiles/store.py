@@ -3,10 +3,16 @@
 SQLite by default, any SQLAlchemy URL otherwise. The schema is managed by alembic migrations shipped in
 `store_migrations/` and applied when a store opens. Writers never lose each other's changes: a save names the
 version it was based on (`expected_version`) and fails with ConflictError if the profile moved on since; the
-read-modify-write helper `modify` then re-reads and re-applies the change."""
+read-modify-write helper `modify` then re-reads and re-applies the change.
+
+A person's deletions win too: a version a person saves (action "edit") that drops hypotheses records each one, as it
+was, in `hypothesis_rejections`; an automated update never infers a rejected one again (same id, or the same
+statement once normalized), and a later version that holds the hypothesis again lifts the rejection
+(rejections.py: reading and restoring them)."""
 
 from __future__ import annotations
 
+import copy
 import getpass
 import json
 import random
@@ -39,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from ..errors import ConflictError, InputError, StoreError
 from ..io import check_name, check_text
-from .database import as_url, as_utc, create_store_engine, default_store_url
+from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
 from .model import Profile
 
 # Distinct from alembic's default so the store can share a database that already uses alembic for itself.
@@ -74,6 +80,21 @@ versions_table = Table(
     Column("profile", Text, nullable=False),  # the whole profile: any two versions can be shown and diffed
     # The last line of defence: whatever slips past the version check, two writers cannot both create N+1.
     UniqueConstraint("user_id", "version"),
+)
+
+# What a person deleted from their profile: kept so that no automated update brings it back, and so it can be
+# restored as it was. Deleted with the profile (and with the user).
+rejections_table = Table(
+    "hypothesis_rejections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(MAX_USER_ID), ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False),
+    Column("hypothesis_id", String(64), nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("hypothesis", Text, nullable=False),  # JSON: the hypothesis as it was when deleted, for restoring it
+    Column("author", String(200), nullable=False),
+    Column("version", Integer, nullable=False),  # the version that deleted it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "hypothesis_id"),
 )
 
 
@@ -141,6 +162,7 @@ class ProfileStore:
         self.url = as_url(url) if url is not None else default_store_url()
         self.attempts = attempts
         self.conflicts = 0  # changes `modify` had to re-apply because another writer saved first
+        self._fence: Callable[[Connection], None] | None = None
         self.engine = create_store_engine(self.url, ephemeral)
         self.display_url = self.engine.url.render_as_string(hide_password=True)
         with self._errors():
@@ -163,6 +185,19 @@ class ProfileStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def fenced(self, fence: Callable[[Connection], None]) -> ProfileStore:
+        """This store (same engine; not to be closed on its own) running `fence` first in each write transaction:
+        it raises to refuse the write (a job whose user was deleted), and what it locks stays locked until the write
+        commits — the check and the write are one transaction."""
+        view = copy.copy(self)
+        view._fence = fence
+        return view
+
+    def erase_freed(self) -> bool:
+        """After deleting data: leave no copy of it in the SQLite WAL (see `database.erase_freed`)."""
+        with self._errors():
+            return erase_freed(self.engine)
 
     def __enter__(self) -> ProfileStore:
         return self
@@ -226,6 +261,8 @@ class ProfileStore:
             if write:
                 connection.execution_options(hyperalign_write=True)
             with connection.begin():
+                if write and self._fence is not None:
+                    self._fence(connection)
                 yield connection
 
     # --- reading ---------------------------------------------------------------------------------------------
@@ -327,9 +364,27 @@ class ProfileStore:
                     message=message, details=json.dumps(details) if details else None,
                     profile=profile.model_dump_json(),
                 ))
+                self._note_rejections(connection, profile, expected_version, author, action, now)
         except IntegrityError:
             raise self._conflict(user_id, expected_version, self.current_version(user_id)) from None
         return VersionInfo(user_id, version, now, author, action, message, dict(details or {}))
+
+    def _note_rejections(self, connection: Connection, profile: Profile, based_on: int, author: str, action: str,
+                         now: datetime) -> None:
+        """In the save's transaction: a person's edit that drops hypotheses rejects them; a version that holds a
+        rejected hypothesis again lifts its rejection."""
+        r, v, user_id, dropped = rejections_table, versions_table, profile.user_id, []
+        if action == Action.EDIT and based_on > 0:
+            before = connection.execute(select(v.c.profile).where(v.c.user_id == user_id, v.c.version == based_on))
+            previous = Profile.from_json(before.scalar_one(), source=f"profile store: '{user_id}' version {based_on}")
+            kept = {h.id for h in profile.hypotheses}
+            dropped = [h for h in previous.hypotheses if h.id not in kept]
+        if named := [h.id for h in [*profile.hypotheses, *dropped]]:
+            connection.execute(delete(r).where(r.c.user_id == user_id, r.c.hypothesis_id.in_(named)))
+        if dropped:
+            connection.execute(insert(r), [
+                {"user_id": user_id, "hypothesis_id": h.id, "statement": h.statement, "hypothesis": h.model_dump_json(),
+                 "author": author, "version": based_on + 1, "created_at": now} for h in dropped])
 
     def _conflict(self, user_id: str, expected: int, current: int | None) -> Exception:
         if current is None:
@@ -362,7 +417,9 @@ class ProfileStore:
         raise ConflictError(f"profile '{user_id}' kept changing; gave up after {self.attempts} attempts")
 
     def delete(self, user_id: str, connection: Connection) -> int:
-        """Every version of the profile, inside the caller's write transaction; the number of versions removed."""
+        """Every version of the profile and what the person deleted from it, inside the caller's write transaction;
+        the number of versions removed."""
+        connection.execute(delete(rejections_table).where(rejections_table.c.user_id == user_id))
         removed = connection.execute(delete(versions_table).where(versions_table.c.user_id == user_id)).rowcount
         connection.execute(delete(profiles_table).where(profiles_table.c.user_id == user_id))
         return int(removed or 0)

@@ -2,7 +2,8 @@
 
 1. Rescore: every hypothesis is rated on each new text; the counts add to those it already has.
 2. Infer: new candidate hypotheses from the new texts (evidence-checked as always); ones the profile already
-   holds, or that an earlier update retired, are skipped.
+   holds, that an earlier update retired, or that the person deleted (by id or normalized statement; measured facts
+   by id), are skipped.
 3. Retire: an inferred, unpinned hypothesis rated at least `min_ratings` times whose score (Wilson lower bound of
    support) is below `retire_below` leaves the active profile; older versions keep it.
 
@@ -32,6 +33,7 @@ from .model import (
     UserExample,
     examples_hash,
 )
+from .rejections import rejections
 from .store import Action, Change, ProfileStore, VersionInfo
 
 AUTOMATED_AUTHOR = "hyperalign"
@@ -43,8 +45,11 @@ class UpdateOptions:
     min_ratings: int = 3
     infer_new: bool = True
     # Attributes are left alone: after the first inference they are the person's to edit.
+    # New hypotheses from the new texts come by the paper's one pass for now: an update rescores by held-out
+    # support (below), which is that method's. A contrastive update (the new texts against their default voice,
+    # verified by discrimination) is not built yet.
     inference: InferenceOptions = field(
-        default_factory=lambda: InferenceOptions(infer_attributes=False, style_facts=False))
+        default_factory=lambda: InferenceOptions(method="paper", infer_attributes=False, style_facts=False))
     # Recompute the measured style facts from the new texts and blend them in, weighted by text counts.
     update_facts: bool = True
 
@@ -69,6 +74,9 @@ class _Findings:
     inferred: InferenceReport | None
     examples: list[UserExample]
     skip: set[str]
+    # What the person deleted (rejections.py), read again for each attempt to save: never added back.
+    rejected_ids: set[str] = field(default_factory=set)
+    rejected_statements: set[str] = field(default_factory=set)
 
 
 def retirable(h: Hypothesis, options: UpdateOptions) -> bool:
@@ -115,7 +123,11 @@ async def aupdate_profile(
     merged: list[tuple[Change, dict[str, list[str]]]] = []
 
     def merge(profile: Profile) -> Change:
-        merged[:] = [merge_findings(profile, findings, options, message)]  # the last attempt is the one saved
+        # Re-read on every attempt: a deletion made during the LLM work moved the version, so this runs again.
+        rejected = [r.hypothesis for r in rejections(store, user_id)]
+        fresh = replace(findings, rejected_ids={h.id for h in rejected},
+                        rejected_statements={evidence.normalize(h.statement).lower() for h in rejected})
+        merged[:] = [merge_findings(profile, fresh, options, message)]  # the last attempt is the one saved
         return merged[0][0]
 
     version = store.modify(user_id, merge, author=author, action=Action.UPDATE)
@@ -149,8 +161,8 @@ def merge_findings(
             rescored.append(h.id)
         hypotheses.append(h)
 
-    known_ids = {h.id for h in hypotheses} | findings.skip
-    known_statements = {evidence.normalize(h.statement).lower() for h in hypotheses}
+    known_ids = {h.id for h in hypotheses} | findings.skip | findings.rejected_ids
+    known_statements = {evidence.normalize(h.statement).lower() for h in hypotheses} | findings.rejected_statements
     offset, added = profile.n_examples, []
     for candidate in findings.candidates:
         statement = evidence.normalize(candidate.statement).lower()
@@ -168,8 +180,9 @@ def merge_findings(
     hypotheses = [h for h in hypotheses if h.id not in retired]
     if findings.facts:
         kept = [h for h in hypotheses if h.measure is None]
-        facts = merge_facts([h for h in hypotheses if h.measure is not None], findings.facts, profile.n_examples,
-                            len(findings.examples))
+        facts = [f for f in merge_facts([h for h in hypotheses if h.measure is not None], findings.facts,
+                                        profile.n_examples, len(findings.examples))
+                 if f.id not in findings.rejected_ids]
         hypotheses = kept + facts
 
     report = profile.report.model_copy(deep=True)

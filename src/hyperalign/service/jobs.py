@@ -5,7 +5,13 @@ service's default store is SQLite; a broker (Celery, RQ, Dramatiq) would add a s
 is enough: a worker claims a queued job with one conditional UPDATE (only one replica's succeeds), holds a lease it
 renews while it works, and any replica re-queues a job whose lease ran out — its worker died — or marks it failed
 after `max_attempts`. A job writes its result as one new profile version in one transaction at its very end, so a
-killed job leaves nothing half-written, and running it again is safe."""
+killed job leaves nothing half-written, and running it again is safe.
+
+A job's row is also its fence: the transaction that saves the job's result first updates the job's own row, and only
+while it is still running under this worker's claim (`fence`). Deleting the user deletes their jobs' rows in the
+same transaction as their data, so a job that was running meanwhile finds its row gone and saves nothing
+(JobCancelled) — no tombstone is kept, which would itself be a trace of the deleted user. The same check stops a
+worker whose lease lapsed and whose job another worker took over."""
 
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
 
+from ..errors import HyperAlignError
 from ..profiles.database import as_utc
 from ..profiles.store import ProfileStore
 from .tables import jobs
@@ -27,6 +35,10 @@ from .tables import jobs
 log = logging.getLogger("hyperalign.service.jobs")
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+
+
+class JobCancelled(HyperAlignError):
+    """The job may no longer write: its user was deleted (and the job with them), or another worker holds it."""
 
 
 class Job(BaseModel):
@@ -100,6 +112,20 @@ class JobQueue:
                                                          jobs.c.status == RUNNING)
                                       .values(lease_until=now + self.lease, updated_at=now)).rowcount == 1
 
+    def fence(self, job: Job) -> Callable[[Connection], None]:
+        """The check a job's writes run first, in their own transaction (`ProfileStore.fenced`): the job's row must
+        still exist and be running under this claim (this worker, this attempt). The UPDATE also locks the row until
+        the write commits, so a deletion of the user waits for the write and then deletes its result too."""
+
+        def check(connection: Connection) -> None:
+            held = connection.execute(update(jobs).where(
+                jobs.c.id == job.id, jobs.c.worker == self.worker, jobs.c.status == RUNNING,
+                jobs.c.attempts == job.attempts).values(updated_at=datetime.now(UTC))).rowcount
+            if held != 1:
+                raise JobCancelled(f"job {job.id} was cancelled: its user was deleted, or another worker took it over")
+
+        return check
+
     def finish(self, job_id: str, *, version: int | None = None, through: int | None = None,
                error: str | None = None) -> None:
         now = datetime.now(UTC)
@@ -162,6 +188,8 @@ class JobWorker:
         keeper = _LeaseKeeper(self.queue, job.id)
         try:
             outcome = await self.handler(user_key, job)
+        except JobCancelled as exc:  # nothing was saved, and the job's row is gone or another worker's
+            log.info("%s", exc)
         except Exception as exc:  # the job fails with its reason; the worker goes on
             log.exception("job %s failed", job.id)
             await asyncio.to_thread(self.queue.finish, job.id, error=" ".join(str(exc).split())[:500] or type(exc).__name__)

@@ -1,6 +1,7 @@
 """The one kind of background job: bring a user's profile up to date with their examples — infer it from all of them
 when there is none, otherwise update it with the examples added since the last job (a person's edits survive an
-update, as on the command line). The new version is saved in one transaction at the end."""
+update, as on the command line). The new version is saved in one transaction at the end, through a store fenced by
+the job's row: if the user was deleted while the job ran, the save is refused (JobCancelled) and nothing returns."""
 
 from __future__ import annotations
 
@@ -21,18 +22,19 @@ class ProfileRefresher:
     async def __call__(self, user_key: str, job: Job) -> Outcome:
         if job.kind != REFRESH:
             raise InputError(f"unknown job kind {job.kind!r}")
-        if self.store.current_version(user_key) is None:
-            stored = list_examples(self.store, user_key)
+        store = self.store.fenced(self.queue.fence(job))  # every write of the job checks it may still write
+        if store.current_version(user_key) is None:
+            stored = list_examples(store, user_key)
             if not stored:
                 raise InputError("the user has no examples; add some first")
             profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored])
-            info = self.store.save(profile, expected_version=0, author=SERVICE_AUTHOR, action=Action.INFER,
+            info = store.save(profile, expected_version=0, author=SERVICE_AUTHOR, action=Action.INFER,
                                    details={"job": job.id})
             return Outcome(version=info.version, through=stored[-1].id)
         through = self.queue.examples_through(user_key)
-        stored = list_examples(self.store, user_key, after_id=through)
+        stored = list_examples(store, user_key, after_id=through)
         if not stored:
             return Outcome(through=through)
-        result = await self.ha.aupdate_profile(self.store, user_key, [s.example() for s in stored],
+        result = await self.ha.aupdate_profile(store, user_key, [s.example() for s in stored],
                                                author=SERVICE_AUTHOR, message=f"job {job.id}")
         return Outcome(version=result.version.version if result.version else None, through=stored[-1].id)

@@ -3,7 +3,8 @@
 Reached through a review link the tenant asks for (`POST /v1/users/{id}/review-link`): the link carries a signed,
 expiring token naming the tenant and the user, so the person needs no API key and sees only their own profile.
 Server-rendered HTML (jinja2, autoescaped), plain forms and links — keyboard-usable, no script, no build step. Each
-edit is a new version attributed to the person, exactly as the API's and the CLI's edits are."""
+edit is a new version attributed to the person, exactly as the API's and the CLI's edits are. What the person
+deleted is listed apart ("Deleted by you"): no automated update adds it back, and a button restores it as it was."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field
 from ..errors import InputError
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
 from ..profiles.model import Aspect, Hypothesis
+from ..profiles.rejections import rejections, restore
 from .auth import CallerDep, StateDep
 from .errors import NotFound
 from .state import ServiceState
@@ -56,8 +58,10 @@ def read_token(state: ServiceState, token: str) -> EndUser:
     try:
         payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         tenant_id, user_id, expires = payload.split("\n")
-        valid = hmac.compare_digest(signature, _sign(state.review_key, payload)) and int(expires) > time.time()
-    except ValueError:
+        # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), which a URL can carry.
+        valid = hmac.compare_digest(signature.encode(), _sign(state.review_key, payload).encode()) and \
+            int(expires) > time.time()
+    except ValueError:  # not base64, not UTF-8, not three fields, not a number: a bad link like any other
         valid = False
     tenant: Tenant | None = tenant_by_id(state.store, tenant_id) if valid else None
     if tenant is None:
@@ -111,6 +115,7 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
         user=user.id, token=token, profile=profile, version=shown.version, current=current, info=shown.info,
         inferred=[h for h in profile.hypotheses if h.measure is None], facts=profile.facts,
         texts=_highlighted(texts, profile.hypotheses), history=history, diffs=diffs, notice=notice,
+        rejected=rejections(state.store, user.key),
         aspects=[a.value for a in Aspect], editable=shown.version == current)
 
 
@@ -144,15 +149,19 @@ async def review_edit(token: str, state: StateDep, action: Annotated[str, Form()
         "reword": lambda: Edits(change={hypothesis: HypothesisChange(statement=statement.strip())}),
         "add": lambda: Edits(add=[NewHypothesis(aspect.strip(), statement.strip())]),
     }
-    if action not in edits:
+    if action not in edits and action != "restore":
         raise NotFound(f"unknown action {action!r}")
 
     def edit() -> str:
         user = read_token(state, token)
-        change: Edits = edits[action]()
+        author = f"{user.id} (review page)"
         try:
-            saved = state.store.modify(user.key, lambda p: apply_edits(p, change), author=f"{user.id} (review page)",
-                                       action=change.action(), message=change.summary())
+            if action == "restore":  # a hypothesis the person deleted, back as it was
+                saved = restore(state.store, user.key, hypothesis, author=author)
+            else:
+                change: Edits = edits[action]()
+                saved = state.store.modify(user.key, lambda p: apply_edits(p, change), author=author,
+                                           action=change.action(), message=change.summary())
         except InputError as exc:  # shown on the page, where the person can fix it
             return f"Not saved: {exc}"
         return f"Saved as version {saved.version}." if saved else "Nothing changed."

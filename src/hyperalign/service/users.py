@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from .errors import NotFound
 from .tables import jobs, user_examples
 from .tenants import Tenant
 
+log = logging.getLogger("hyperalign.service.users")
 MAX_USER_ID = 128
 USER_HEADER = "X-Hyperalign-User"
 # Where the end user is looked for, in this order: our header, then the OpenAI request fields that name one.
@@ -109,13 +111,21 @@ def exists(store: ProfileStore, user: EndUser) -> bool:
 
 
 def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
-    """Every row of the user, in one transaction: examples, profile versions, jobs. What was removed, by kind."""
+    """Every row of the user, in one transaction: jobs, examples, profile versions and the hypotheses the person
+    deleted. What was removed, by kind.
+
+    The jobs go first: their rows fence the jobs (service/jobs.py). On PostgreSQL deleting them waits for a job that
+    is committing its result right now, and the statements after it then see that result and delete it too; a job
+    that commits later finds its row gone and saves nothing. (SQLite runs one writer at a time anyway.) Afterwards
+    the SQLite WAL is checkpointed and truncated, so no copy of the deleted rows stays in the -wal file, and the
+    database file holds zeros where they were (`secure_delete`, profiles/database.py)."""
     with store.transaction(write=True) as connection:
-        removed = {
-            "examples": connection.execute(delete(user_examples).where(user_examples.c.user_key == user.key)).rowcount,
-            "profile_versions": store.delete(user.key, connection),
-            "jobs": connection.execute(delete(jobs).where(jobs.c.user_key == user.key)).rowcount,
-        }
+        removed = {"jobs": connection.execute(delete(jobs).where(jobs.c.user_key == user.key)).rowcount}
+        removed["examples"] = connection.execute(delete(user_examples).where(user_examples.c.user_key == user.key)
+                                                 ).rowcount
+        removed["profile_versions"] = store.delete(user.key, connection)
     if not any(removed.values()):
         raise NotFound(f"no user {user.id!r}")
+    if not store.erase_freed():
+        log.warning("after deleting a user, a reader kept the SQLite WAL from being truncated; it is reused later")
     return {k: int(v or 0) for k, v in removed.items()}

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..io import check_name
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
 from ..profiles.model import UserExample
+from ..profiles.rejections import rejections
 from ..profiles.store import StoredProfile, VersionInfo
 from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
@@ -209,12 +210,16 @@ async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> d
                     for v in range(1, (current or 0) + 1)]
         return {"user_id": user.id, "examples": [e.model_dump(mode="json") for e in examples],
                 "profile_versions": versions,
+                # What the person deleted from the profile, kept so that updates do not infer it again.
+                "rejected_hypotheses": [{"hypothesis": r.hypothesis.model_dump(mode="json"), "deleted_by": r.author,
+                                         "version": r.version, "deleted_at": r.created_at.isoformat()}
+                                        for r in rejections(state.store, user.key)],
                 "jobs": [j.model_dump(mode="json") for j in state.queue.for_user(user.key)]}
 
     return await asyncio.to_thread(export)
 
 
-@router.delete("", status_code=204, summary="Delete the user: every example, profile version and job")
+@router.delete("", status_code=204, summary="Delete the user: every example, profile version, job and deleted hypothesis")
 async def delete(user_id: UserPath, caller: CallerDep, state: StateDep) -> Response:
     user = _user(caller, user_id)
     await asyncio.to_thread(delete_user, state.store, user)
