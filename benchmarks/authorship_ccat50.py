@@ -29,7 +29,8 @@ def main() -> int:
         *args.extra,
     )
     return run_recorded(args.name, "benchmarks/authorship_ccat50.py", command, run_dir=Path(args.out),
-                        copy={"plots/attribution.png": f"{args.name}-attribution.png"})
+                        copy={"plots/attribution.png": f"{args.name}-attribution.png",
+                              "plots/delta_margin.png": f"{args.name}-delta-margin.png"})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ def responder(request: CompletionRequest) -> str:
     """Profile inference that quotes the examples (so hypotheses are supported), updates that rate everything as
     supported, and chat replies that say how many system messages they were given."""
     name = request.schema_name
+    if name == "verify_hypotheses":  # the person's text is the one the default voice (the reply below) did not write
+        prompt = request.messages[-1]["content"]
+        first = prompt.split('<user_text id="A">', 1)[1].split("</user_text>", 1)[0]
+        pick = "B" if "system message(s)" in first else "A"
+        return json.dumps({key: pick for key in request.json_schema["properties"]})
+    if name.startswith("infer_differences"):
+        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
+        drafts = {a: [{"statement": f"{STYLE} ({a})", "evidence": [QUOTE], "instead": "no motto"}] for a in aspects}
+        return json.dumps({**drafts, "attributes": ATTRIBUTES} if "attributes" in request.json_schema["properties"]
+                          else drafts)
     if name == "infer_profile":
         aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
         drafts = {a: [{"statement": f"{STYLE} ({a})", "evidence": [QUOTE]}] for a in aspects}

@@ -270,7 +270,7 @@ def test_the_reranker_only_ever_sees_facts_of_the_author_it_writes_for(tmp_path,
 
     monkeypatch.setattr(adherence_module, "check_facts", recording)
     corpus = write_corpus(tmp_path / "corpus")
-    methods = ["hyperalign:best-of=3", "few-shot:best-of=3"]
+    methods = ["hyperalign:paper:best-of=3", "few-shot:best-of=3"]  # the paper method's facts are every metric
     config = AuthorshipConfig(corpus=str(corpus), methods=methods, authors=3, shots=3, prompts_per_author=2, seed=0,
                               judge=None)
     folder = tmp_path / "run"
@@ -281,7 +281,7 @@ def test_the_reranker_only_ever_sees_facts_of_the_author_it_writes_for(tmp_path,
     split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
     own = {a.author: [f.measure for f in style_facts([d.text for d in a.demonstrations])] for a in split.authors}
     for author in MARKERS:
-        profile = Profile.load(folder / "profiles" / "hyperalign_best-of=3" / f"{author}.json")
+        profile = Profile.load(folder / "profiles" / "hyperalign_paper_best-of=3" / f"{author}.json")
         assert [f.measure for f in profile.facts] == own[author]  # the profile's facts are the author's own
         words = next(m.metric for m in own[author] if m.metric.startswith("uses:")).removeprefix("uses:").split("|")
         assert MARKERS[author][0] in words and not {MARKERS[o][0] for o in MARKERS if o != author} & set(words)

@@ -46,18 +46,25 @@ def assert_clean_failure(result, *fragments: str) -> None:
 def test_infer_writes_a_valid_profile_and_second_run_is_cached(tmp_path, examples_file):
     cache = tmp_path / "cache.sqlite3"
     out = tmp_path / "p.json"
-    first = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), "--attribute", "role=gardener", cache=cache)
+    first = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), "--attribute", "role=gardener",
+                   "--method", "paper", cache=cache)
     assert first.exit_code == 0, first.output
     profile = Profile.load(out)
     assert profile.user_id == "bev" and profile.n_examples == 2
     assert profile.attributes["role"] == "gardener"
     # One call for every aspect and the attributes; the fake's invented quotes are asked for once more.
     assert "LLM calls: 2 (cache hits: 0)" in first.output
-    second = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), cache=cache)
+    second = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), "--method", "paper", cache=cache)
     assert second.exit_code == 0
     assert "LLM calls: 0 (cache hits: 2)" in second.output
-    paper = invoke("infer", str(examples_file), "--user", "bev", "--proposal", "per-aspect", "--no-reask")
+    paper = invoke("infer", str(examples_file), "--user", "bev", "--proposal", "per-aspect", "--no-reask",
+                   "--method", "paper")
     assert paper.exit_code == 0 and "LLM calls: 4 (cache hits: 0)" in paper.output  # the paper's 3 aspects + attributes
+    # The default (contrastive): the model's default voice for each example is part of the profile.
+    contrastive = invoke("infer", str(examples_file), "--user", "bev", "-o", str(out), cache=cache)
+    assert contrastive.exit_code == 0 and "dropped as not telling bev from the default voice" in contrastive.output
+    stored = Profile.load(out)
+    assert stored.report.method == "contrastive" and stored.contrast and len(stored.contrast.texts) == 2
 
 
 def test_options_work_after_the_command(tmp_path, examples_file):

@@ -170,7 +170,7 @@ def missing_prompts_import(tmp_path: Path, corpus: Path) -> str:
 @pytest.mark.parametrize(
     ("case", "fragment"),
     [
-        ("unknown method", "unknown method 'bogus'; use hyperalign[:select]"),
+        ("unknown method", "unknown method 'bogus'; use hyperalign[:paper][:select]"),
         ("missing corpus", "no such corpus"),
         ("import missing prompts", "lacks 2 of the run's 3 prompts"),
         ("too few texts", "only 0 author(s) have enough texts for 2 shots + 1 held out (of 3 in the corpus)"),

@@ -21,7 +21,7 @@ from hyperalign.pipeline.facts import (
     style_facts,
 )
 from hyperalign.pipeline.infer import InferenceOptions
-from hyperalign.profiles.model import Hypothesis, Profile
+from hyperalign.profiles.model import PROFILE_SCHEMA_VERSION, Hypothesis, Profile
 
 # No number words, no person words, no contractions: only what a test adds is counted.
 FILLER = "maple river stone cloud garden window lantern meadow harbor pebble".split()
@@ -329,16 +329,16 @@ def test_merge_facts_keeps_pinned_and_person_edited_facts_and_one_sided_metrics(
 # --- facts in profiles ------------------------------------------------------------------------------------------------
 
 
-def test_inference_adds_measured_facts_and_can_leave_them_out(make_hyperalign, examples):
+def test_the_paper_method_adds_every_measured_fact_and_can_leave_them_out(make_hyperalign, examples):
     ha, _ = make_hyperalign()
-    profile = ha.infer_profile("morwenna", examples)
+    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper"))
     expected = style_facts([e.text for e in examples])
     assert profile.facts == expected and len(expected) >= 10
     assert all(f.origin == "measured" and f.aspect == "measured_style" and f.measure for f in profile.facts)
     assert profile.report.measured_facts == len(expected)
     assert not [h for h in profile.inferred_hypotheses if h.measure is not None]
     assert "ends_with:— Keeper Morwenna, North Light" in by_metric(profile.facts)
-    bare = ha.infer_profile("morwenna", examples, options=InferenceOptions(style_facts=False))
+    bare = ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper", style_facts=False))
     assert bare.facts == [] and bare.report.measured_facts == 0
     assert bare.hypotheses == [h for h in profile.hypotheses if h.measure is None]
 
@@ -353,7 +353,7 @@ def test_a_profile_with_facts_round_trips_json_and_shows_them_in_markdown(tmp_pa
     hypothesis = Hypothesis(aspect="writing_style", statement="Signs every note.", supported=True)
     profile = fact_profile([hypothesis, *facts])
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.facts == facts and again.schema_version == 2
+    assert again == profile and again.facts == facts and again.schema_version == PROFILE_SCHEMA_VERSION
     profile.save(tmp_path / "p.json")
     assert Profile.load(tmp_path / "p.json") == profile
     markdown = profile.to_markdown()
@@ -381,20 +381,21 @@ V1_DOCUMENT = {
 }
 
 
-def test_a_schema_1_profile_loads_migrated_to_2(tmp_path):
+def test_a_schema_1_profile_loads_migrated_to_the_current_schema(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(V1_DOCUMENT), encoding="utf-8")
     profile = Profile.load(path)
-    assert profile.schema_version == 2 and profile.facts == []
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 3 and profile.facts == []
+    assert profile.contrast is None and profile.report.method == "paper"  # what a version-1 profile was
     assert profile.hypotheses[0].measure is None and profile.hypotheses[0].origin == "person"
     assert profile.hypotheses[0].pinned and profile.report.measured_facts == 0 and profile.report.llm_calls == 4
-    assert json.loads(profile.to_json())["schema_version"] == 2
+    assert json.loads(profile.to_json())["schema_version"] == 3
     assert V1_DOCUMENT["schema_version"] == 1  # the migration copies, never changes its input
 
 
-def test_a_schema_3_profile_is_refused_by_name():
-    document = {**V1_DOCUMENT, "schema_version": 3}
-    with pytest.raises(InputError, match=r"schema_version 3 is newer than this hyperalign reads \(2\)"):
+def test_a_schema_4_profile_is_refused_by_name():
+    document = {**V1_DOCUMENT, "schema_version": 4}
+    with pytest.raises(InputError, match=r"schema_version 4 is newer than this hyperalign reads \(3\)"):
         Profile.from_document(document, "new.json")
 
 

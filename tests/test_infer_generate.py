@@ -23,7 +23,7 @@ ATTRIBUTES = {"likely_role": "lighthouse keeper", "domain": "maritime", "audienc
 
 def paper(**changes) -> InferenceOptions:
     """The paper's one pass: a call per aspect and one for attributes, no re-ask (these tests count those calls)."""
-    return InferenceOptions(proposal="per-aspect", reask=False, **changes)
+    return InferenceOptions(method="paper", proposal="per-aspect", reask=False, **changes)
 
 
 def is_hypotheses(request: CompletionRequest) -> bool:
@@ -240,7 +240,7 @@ def echo(request: CompletionRequest) -> str:
 @pytest.fixture
 def profile(make_hyperalign, examples):
     ha, _ = make_hyperalign(scripted, cache=False)
-    return ha.infer_profile("morwenna", examples)
+    return ha.infer_profile("morwenna", examples, options=paper())
 
 
 async def test_all_strategies_go_through_the_same_function(make_hyperalign, examples, profile, monkeypatch):
@@ -269,7 +269,7 @@ async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
     assert generation.text == "reply to: Write about fog."
     assert generation.prompt_tokens > 0 and generation.completion_tokens > 0
     assert (generation.finish_reason, generation.cached, generation.model) == ("stop", False, "fake-model")
-    assert generation.prompt_version == "generate.v2"
+    assert generation.prompt_version == "generate.v3"
     again = await ha.agenerate(profile, "Write about fog.")
     assert again.cached is True and again.text == generation.text
 
@@ -326,7 +326,7 @@ def test_the_single_call_asks_for_two_per_aspect_but_accepts_one(make_hyperalign
         return json.dumps({**{a: aspect_drafts(a)[:1] for a in aspects}, "attributes": ATTRIBUTES})
 
     ha, backend = make_hyperalign(one_each)
-    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(reask=False, style_facts=False))
+    profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper", reask=False, style_facts=False))
     (schema,) = seen  # one call, no repair turn
     aspects = [k for k in schema["properties"] if k != "attributes"]
     assert aspects and all(schema["properties"][a]["minItems"] == 2 for a in aspects)
@@ -349,6 +349,6 @@ class PrefixCachingFake(FakeBackend):
 def test_the_default_proposal_follows_the_backend(make_hyperalign, examples, backend_class, proposal, expected):
     backend = backend_class(scripted)
     ha, _ = make_hyperalign(backend=backend)
-    ha.infer_profile("morwenna", examples, options=InferenceOptions(proposal=proposal, reask=False))
+    ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper", proposal=proposal, reask=False))
     steps = sorted({re.sub(r"[\[-].*", "", r.schema_name) for r in backend.requests})
     assert steps == expected

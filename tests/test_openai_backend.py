@@ -436,7 +436,10 @@ def test_a_self_hosted_endpoint_gets_the_quote_menu_and_one_call(server, example
     answer["attributes"] = {"likely_role": "keeper", "domain": "lighthouse", "audience": "relief keepers",
                             "formality": "informal"}
     server.script(completion(json.dumps(answer)))
-    profile = HyperAlign(LLMClient(backend_for(server))).infer_profile("morwenna", examples)
+    from hyperalign.pipeline.infer import InferenceOptions
+
+    profile = HyperAlign(LLMClient(backend_for(server))).infer_profile("morwenna", examples,
+                                                                     options=InferenceOptions(method="paper"))
     [sent] = server.requests  # one call: an API endpoint is billed for every prompt token again
     menus = enum_lists(sent.body["response_format"]["json_schema"]["schema"])
     sentences = [m for m in menus if quote in m]

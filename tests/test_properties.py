@@ -27,6 +27,7 @@ from hyperalign.io import JsonlLog, iter_jsonl, parse_json, parse_json_object, w
 from hyperalign.llm.fake import _default_reply
 from hyperalign.pipeline.evidence import check
 from hyperalign.profiles.model import (
+    PROFILE_SCHEMA_VERSION,
     Aspect,
     HypothesisScore,
     InferenceReport,
@@ -423,7 +424,8 @@ def test_changing_one_top_level_key_loads_or_raises_input_error(profile, key, va
 
 
 @settings(max_examples=60, deadline=None)
-@given(profile=profiles(), version=st.integers(min_value=3) | st.integers(min_value=3, max_value=10**300))
+@given(profile=profiles(), version=st.integers(min_value=PROFILE_SCHEMA_VERSION + 1)
+       | st.integers(min_value=PROFILE_SCHEMA_VERSION + 1, max_value=10**300))
 def test_a_profile_from_a_newer_schema_is_refused_by_name(profile, version):
     document = json.loads(profile.to_json())
     document["schema_version"] = version
@@ -610,13 +612,13 @@ def test_an_attribute_key_over_80_characters_is_refused_before_inference(example
 
 def test_a_blank_statement_from_the_model_is_invalid_output_not_a_crash(make_hyperalign, examples):
     def reply(request):
-        if request.schema_name == "infer_profile":
+        if request.schema_name in ("infer_profile", "infer_differences"):
             blank = [{"statement": " " * 8, "evidence": ["Gears first, opinions later."]}]
             return json.dumps({k: blank for k in request.json_schema["properties"] if k != "attributes"})
         return _default_reply(request)
 
     ha, backend = make_hyperalign(reply, cache=False)
-    with pytest.raises(StructuredOutputError, match=r"step 'infer_profile'.*at least 8 characters"):
+    with pytest.raises(StructuredOutputError, match=r"step 'infer_differences'.*at least 8 characters"):
         ha.infer_profile("morwenna", examples)
     assert any(m["content"].startswith("That output is not valid") for r in backend.requests for m in r.messages)
 

@@ -116,7 +116,7 @@ def test_budget_without_scores_keeps_inferred_order():
 def test_selection_infers_on_part_and_scores_on_held_out():
     backend = FakeBackend(scripted({"Right then": "supports"}))
     ha = HyperAlign(LLMClient(backend))
-    profile = ha.infer_profile("bev", EXAMPLES, options=InferenceOptions(quote_menu=False, selection=SelectionOptions(held_out=2, per_aspect=1)))
+    profile = ha.infer_profile("bev", EXAMPLES, options=InferenceOptions(method="paper", quote_menu=False, selection=SelectionOptions(held_out=2, per_aspect=1)))
     inference_prompts = [r.messages[-1]["content"] for r in backend.requests if r.schema_name.startswith("infer_")]
     assert all(TEXTS[3] not in p and TEXTS[2] not in p for p in inference_prompts)  # held-out texts unseen
     scoring = [r for r in backend.requests if r.schema_name.startswith("score_")]
@@ -131,7 +131,7 @@ def test_selection_infers_on_part_and_scores_on_held_out():
 def test_refinement_infers_from_worst_described_texts():
     backend = FakeBackend(scripted({"Right then": "supports"}))
     ha = HyperAlign(LLMClient(backend))
-    ha.infer_profile("bev", EXAMPLES, options=InferenceOptions(quote_menu=False, selection=SelectionOptions(held_out=1, refine_rounds=1)))
+    ha.infer_profile("bev", EXAMPLES, options=InferenceOptions(method="paper", quote_menu=False, selection=SelectionOptions(held_out=1, refine_rounds=1)))
     inference_calls = [r for r in backend.requests if r.schema_name == "infer_profile"]
     assert len(inference_calls) == 2  # every aspect in one call, then again from the worst-described texts
 
@@ -139,13 +139,14 @@ def test_refinement_infers_from_worst_described_texts():
 def test_selection_needs_two_examples():
     ha = HyperAlign(LLMClient(FakeBackend(scripted({}))))
     with pytest.raises(InputError, match="at least 2 examples"):
-        ha.infer_profile("bev", EXAMPLES[:1], options=InferenceOptions(selection=SelectionOptions()))
+        ha.infer_profile("bev", EXAMPLES[:1], options=InferenceOptions(method="paper", selection=SelectionOptions()))
 
 
-def test_plain_one_pass_is_the_default():
+def test_the_paper_method_without_selection_is_one_pass_and_the_contrastive_method_is_the_default():
+    assert InferenceOptions().method == "contrastive"
     assert InferenceOptions().selection is None
     backend = FakeBackend(scripted({}))
-    HyperAlign(LLMClient(backend)).infer_profile("bev", EXAMPLES, options=InferenceOptions(quote_menu=False))
+    HyperAlign(LLMClient(backend)).infer_profile("bev", EXAMPLES, options=InferenceOptions(method="paper", quote_menu=False))
     assert not any(r.schema_name.startswith("score_") for r in backend.requests)
 
 

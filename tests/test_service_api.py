@@ -249,3 +249,27 @@ def test_a_user_id_with_a_slash_is_addressed_percent_encoded(service):
     with service.http() as http:
         assert http.get("/v1/users/org%2F42/profile").json()["user_id"] == "org/42"
         assert http.delete("/v1/users/org%2F42").status_code == 204
+
+
+@pytest.mark.parametrize("strategy", ["hyperalign", "hyperalign:no-facts", "few-shot"])
+def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, strategy):
+    """One generation path: the numbers measured by `generate` and the evaluations are about what the service sends."""
+    from hyperalign import UserExample
+    from hyperalign.pipeline.generate import GenerationOptions, build_messages
+    from hyperalign.profiles.model import Profile
+
+    with_profile(service)
+    task = "Write a note to the relief keeper about the spare wicks."
+    sdk(service).chat.completions.create(model="any", user="ann", messages=[{"role": "user", "content": task}],
+                                         extra_headers={"X-Hyperalign-Strategy": strategy})
+    sent = service.backend.requests[-1].messages
+    with service.http() as http:
+        profile = Profile.model_validate(http.get("/v1/users/ann/profile").json()["profile"])
+    options = GenerationOptions(include_facts=strategy == "hyperalign")
+    if strategy == "few-shot":
+        examples = [UserExample(**e) for e in EXAMPLES]
+        expected = build_messages(task, "few-shot", examples=examples, context_tokens=8192, options=options)
+    else:
+        expected = build_messages(task, "hyperalign", profile, options=options)
+    assert sent == expected
+    assert profile.contrast is not None  # the service infers by the same (contrastive) method as the library

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from ..io import JsonlLog
 from ..pipeline.generate import Strategy
+from ..pipeline.generic import GENERIC_SHARE, MIN_POPULATION, count_keys, marked
 from ..profiles.model import Profile, examples_hash
 from .engines import Engine
 from .records import BadLine, RequestRecord, UserRecord
@@ -64,6 +65,27 @@ async def abatch_infer(engine: Engine, works: Iterable[Work], target: Profiles) 
             assert done.result is not None
             target.write(Profile.from_document(done.result, f"the profile of {done.user_id!r}"))
         yield done
+
+
+def mark_generic_in(target: Profiles, user_ids: Iterable[str], *, threshold: float = GENERIC_SHARE,
+                    min_population: int = MIN_POPULATION) -> tuple[int, int, int]:
+    """Mark the hypotheses shared by `threshold` or more of these users' profiles as generic (pipeline/generic.py),
+    in two streaming passes (counts, then marks; one profile in memory at a time); rewrites only profiles whose
+    marks changed. Returns (profiles, hypotheses marked generic, hypotheses in all)."""
+    ids = list(dict.fromkeys(user_ids))
+    counts, population = count_keys(p for p in (target.get(u) for u in ids) if p is not None)
+    generic = total = 0
+    for user_id in ids:
+        profile = target.get(user_id)
+        if profile is None:
+            continue
+        hypotheses = marked(profile.hypotheses, counts, population, threshold=threshold,
+                            min_population=min_population)
+        generic += sum(h.generic for h in hypotheses)
+        total += sum(h.measure is None for h in hypotheses)
+        if hypotheses != profile.hypotheses:
+            target.write(profile.model_copy(update={"hypotheses": hypotheses}))
+    return population, generic, total
 
 
 def run_identity(engine_settings: dict[str, object], options: BatchOptions) -> str:

@@ -19,6 +19,7 @@ from ..batch.run import (
     abatch_generate,
     abatch_infer,
     finished_keys,
+    mark_generic_in,
     plan_generate,
     plan_infer,
     run_identity,
@@ -29,6 +30,7 @@ from ..config import Settings
 from ..errors import InputError
 from ..io import JsonlLog, check_output_path
 from ..pipeline.generate import GenerationOptions, Strategy
+from ..pipeline.generic import GENERIC_SHARE
 from .common import app, cli_command, err, say, say_warning, settings
 
 batch_app = typer.Typer(help="Many users at once: resumable, bounded concurrency (--concurrency), local or on Ray.",
@@ -106,6 +108,10 @@ def batch_infer(
                 style="")
         runner = _engine(engine, BatchOptions(), ray_address)
         seconds = asyncio.run(_drive(abatch_infer(runner, works, target), len(works), summary, "infer"))
+        population, generic, total = mark_generic_in(target, (user_id for user_id, _ in records))
+        if generic:
+            say(f"{generic} of {total} hypotheses are shared by {GENERIC_SHARE:.0%} or more of the batch's "
+                f"{population} profiles: marked generic (ranked last when generating).", style="")
     finally:
         target.close()
     _report(summary, seconds, f"Profiles in {target.description}")

@@ -25,6 +25,7 @@ from ..io import (
     validate_row,
 )
 from ..pipeline.adherence import check_facts, facts_adherence
+from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import Generation, Strategy
 from ..pipeline.infer import InferenceOptions
 from ..pipeline.selection import SelectionOptions
@@ -64,6 +65,16 @@ def parse_attributes(pairs: list[str]) -> dict[str, str]:
     return attributes
 
 
+def reference_stats(path: Path) -> ReferenceStats:
+    """A reference corpus's aggregates (its texts are read here and kept nowhere)."""
+    from ..eval.corpus import load_corpus
+
+    documents = load_corpus(path)
+    if not documents:
+        raise InputError(f"--reference {path}: holds no texts")
+    return ReferenceStats.of(path.name, [d.text for d in documents])
+
+
 def infer_with_status(ha: HyperAlign, user: str, examples: list[UserExample], attributes: dict[str, str],
                       options: InferenceOptions) -> Profile:
     with err.status(terminal_safe(f"Inferring hypotheses about {user} from {len(examples)} examples with "
@@ -91,8 +102,13 @@ def infer(
     facts: Annotated[bool, typer.Option("--facts/--no-facts", help="Add the measured style facts.")] = True,
     min_hypotheses: Annotated[int, typer.Option(min=0, help="Warn (or fail with --strict) below this many supported hypotheses.")] = 3,
     strict: Annotated[bool, typer.Option("--strict/", help="Fail instead of warning when too few hypotheses survive.")] = False,
+    method: Annotated[Optional[str], typer.Option(help="contrastive: how the person differs from the model's default voice, verified by telling them apart (default); paper: HyPerAlign's one pass (the default with --select or --budget).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(metavar="CORPUS", help="A corpus of the genre (one folder per author, or JSONL {author, text}): its aggregate statistics join the contrast; no text of it is used.")] = None,
+    genre_task: Annotated[Optional[str], typer.Option(help="The task the default voice answers for examples without a prompt (default: one built from each text's opening).")] = None,
+    min_fact_z: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep measured facts this many pooled spreads from the contrast.")] = 1.0,
 ) -> None:
-    """Infer an evidence-checked profile from a user's texts (one pass, as the paper; or scored and selected)."""
+    """Infer an evidence-checked profile from a user's texts: by default how they differ from the model's own
+    writing (contrastive); --method paper for the paper's one pass (optionally scored and selected)."""
     # Every input is checked before the first LLM call: a bad id or output path must not cost the inference.
     check_name(user, "--user")
     attributes = parse_attributes(attribute)
@@ -106,16 +122,28 @@ def infer(
                                      refine_rounds=refine, max_hypotheses=budget)
     if proposal not in (None, "single", "per-aspect"):
         raise InputError(f"--proposal must be single or per-aspect, got {proposal!r}")
-    options = InferenceOptions(max_per_aspect=max_per_aspect, keep_unsupported=keep_unsupported, selection=selection,
+    chosen = method or ("paper" if selection is not None else "contrastive")
+    if chosen not in ("contrastive", "paper"):
+        raise InputError(f"--method must be contrastive or paper, got {method!r}")
+    if chosen == "contrastive" and selection is not None:
+        raise InputError("--select and --budget belong to --method paper; the contrastive method verifies "
+                         "hypotheses by telling the person from the default voice")
+    options = InferenceOptions(method=chosen, max_per_aspect=max_per_aspect,  # type: ignore[arg-type]
+                               keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,  # type: ignore[arg-type]
-                               min_hypotheses=min_hypotheses, strict=strict)
+                               min_hypotheses=min_hypotheses, strict=strict, genre_task=genre_task,
+                               min_fact_z=min_fact_z, reference=reference_stats(reference) if reference else None)
     profile = infer_with_status(ha, user, examples, attributes, options)
     if output:
         profile.save(output)
         r = profile.report
+        verified = ""
+        if r.verification:
+            verified = (f", {r.verification.get('failed', 0):.0f} dropped as not telling {user} from the default "
+                        "voice")
         say(f"Wrote {output}: {len(profile.inferred_hypotheses)} supported hypotheses of {r.proposed} proposed "
-            f"({r.dropped_unsupported} dropped without a verbatim quote) and {len(profile.facts)} measured style facts.",
-            style="")
+            f"({r.dropped_unsupported} dropped without a verbatim quote{verified}) and {len(profile.facts)} "
+            "measured style facts.", style="")
     else:
         echo_json(profile.to_json())
     report_usage(ha)

@@ -159,7 +159,8 @@ def update(
     opened.get(user_id)  # a missing profile should fail before any LLM call
     ha = client()
     options = UpdateOptions(retire_below=retire_below, min_ratings=min_ratings, infer_new=infer_new,
-                            inference=InferenceOptions(max_per_aspect=max_per_aspect, infer_attributes=False))
+                            inference=InferenceOptions(method="paper", max_per_aspect=max_per_aspect,
+                                                       infer_attributes=False))  # as UpdateOptions' default
     with err.status(terminal_safe(f"Updating {user_id} from {len(examples)} new texts with {ha.client.model}…")):
         result = ha.update_profile(opened, user_id, examples, options,
                                 author=who, message=message)

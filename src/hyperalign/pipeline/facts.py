@@ -130,7 +130,7 @@ def measure(metric: str, text: str | Text) -> float | None:
     return function(t) if function else None
 
 
-def _measure_of(metric: str, values: Sequence[float], low: float | None = None, high: float | None = None) -> Measure:
+def measure_of(metric: str, values: Sequence[float], low: float | None = None, high: float | None = None) -> Measure:
     kind = metric.partition(":")[0]
     floor = SPREAD_FLOOR.get(metric, 0.25 if kind in ("opens_with", "ends_with") else RATE_FLOOR)
     average = mean(values)
@@ -139,14 +139,14 @@ def _measure_of(metric: str, values: Sequence[float], low: float | None = None, 
                    low=None if low is None else round(low, 3), high=None if high is None else round(high, 3))
 
 
-def _quartiles(values: list[float]) -> tuple[float, float]:
+def quartiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
     q1, _, q3 = quantiles(values, n=4, method="inclusive")
     return q1, q3
 
 
-def _statement(metric: str, m: Measure) -> str | None:
+def statement_of(metric: str, m: Measure) -> str | None:
     """The fact as a person reads it; None when the number is too unremarkable to state."""
     kind, _, argument = metric.partition(":")
     rate = round(m.mean)
@@ -185,7 +185,7 @@ def _statement(metric: str, m: Measure) -> str | None:
     return None
 
 
-def _shared_edge(texts: list[str], last: bool) -> str | None:
+def shared_edge(texts: list[str], last: bool) -> str | None:
     """The longest opening (or closing) of up to 5 words that at least half the texts, and at least two, share."""
     lines = []
     for text in texts:
@@ -204,10 +204,15 @@ def _shared_edge(texts: list[str], last: bool) -> str | None:
 
 
 @cache
-def _background(word: str, language: str) -> float:
+def background_frequency(word: str, language: str) -> float:
     from wordfreq import word_frequency  # general English (or `language`) word frequencies
 
     return float(word_frequency(word, language))
+
+
+def content_words(text: str) -> list[str]:
+    """The text's words, lowercased, letters only (numbers left out): what word counts are kept of."""
+    return [w.lower() for w in _WORD.findall(text) if w[0].isalpha()]
 
 
 def distinctive_words(texts: list[str], *, top: int = 8, language: str = "en", min_z: float = 3.0) -> list[str]:
@@ -218,7 +223,7 @@ def distinctive_words(texts: list[str], *, top: int = 8, language: str = "en", m
         import wordfreq  # noqa: F401
     except ImportError:
         return []
-    per_text = [Counter(w.lower() for w in _WORD.findall(t) if w[0].isalpha()) for t in texts]
+    per_text = [Counter(content_words(t)) for t in texts]
     counts: Counter[str] = sum(per_text, Counter())
     total = sum(counts.values())
     prior_total, background_total = 1_000.0, 1e9
@@ -227,7 +232,7 @@ def distinctive_words(texts: list[str], *, top: int = 8, language: str = "en", m
         documents = sum(1 for c in per_text if word in c)
         if count < 3 or documents < 2 or len(word) < 2:
             continue
-        frequency = max(_background(word, language), 1e-9)
+        frequency = max(background_frequency(word, language), 1e-9)
         alpha, background = prior_total * frequency, background_total * frequency
         delta = (math.log((count + alpha) / (total + prior_total - count - alpha))
                  - math.log((background + alpha) / (background_total + prior_total - background - alpha)))
@@ -259,7 +264,7 @@ def merge_facts(old: Sequence[Hypothesis], new: Sequence[Hypothesis], old_texts:
 
         m = Measure(metric=a.metric, mean=blend(a.mean, b.mean) or 0.0, spread=max(a.spread, b.spread),
                     low=blend(a.low, b.low), high=blend(a.high, b.high))
-        statement = _statement(a.metric, m) or fact.statement
+        statement = statement_of(a.metric, m) or fact.statement
         merged.append(fact.model_copy(update={"measure": m, "statement": statement}))
     return merged + list(by_metric.values())
 
@@ -277,20 +282,20 @@ def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Hypothesi
         values = [v for v in (measure(metric, t) for t in parsed) if v is not None]
         if not values:
             return
-        m = _measure_of(metric, values, *statement_low_high)
-        statement = _statement(metric, m)
+        m = measure_of(metric, values, *statement_low_high)
+        statement = statement_of(metric, m)
         if statement:
             facts.append(Hypothesis(id=fact_id(metric), aspect=ASPECT, statement=statement, evidence=evidence or [],
                                     supported=True, origin="measured", measure=m))
 
     sentence_lengths = [float(len(s)) for t in parsed for s in t.sentences]
     if sentence_lengths:
-        fact("sentence_words", _quartiles(sentence_lengths))
+        fact("sentence_words", quartiles(sentence_lengths))
     for metric in METRICS:
         if metric != "sentence_words":
             fact(metric)
     for last, kind in ((False, "opens_with"), (True, "ends_with")):
-        edge = _shared_edge(list(texts), last)
+        edge = shared_edge(list(texts), last)
         if edge:
             quotes = [Evidence(quote=edge, verified=True, example_index=i) for i, t in enumerate(texts)
                       if measure(f"{kind}:{edge}", t)][:2]

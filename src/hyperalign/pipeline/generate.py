@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
 from ..llm import CompletionRequest, LLMClient, Message, backend_seconds
-from ..profiles.model import Profile, UserExample
+from ..profiles.model import Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
 from .adherence import aadherence
 from .context import fit_examples
@@ -67,6 +68,15 @@ class Generation(BaseModel):
     seconds: float | None = None
 
 
+def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Hypothesis]]:
+    """(hypotheses, facts) a generator is shown of the profile: supported ones only (unless asked otherwise), facts
+    only when included, hypotheses marked generic last (they describe many people's writing, not this person's)."""
+    shown = [h for h in profile.hypotheses if h.supported or options.include_unsupported]
+    facts = [h for h in shown if h.measure is not None] if options.include_facts else []
+    hypotheses = sorted((h for h in shown if h.measure is None), key=lambda h: h.generic)
+    return hypotheses, facts
+
+
 def build_messages(
     task: str,
     strategy: Strategy | str,
@@ -76,25 +86,36 @@ def build_messages(
     context_tokens: int | None = None,
     options: GenerationOptions | None = None,
 ) -> list[Message]:
+    """The generation prompt: one system message (the same the service sends, `system_content`) and the task."""
     strategy = as_strategy(strategy)
     options = options or GenerationOptions()
     if not task.strip():
         raise InputError("the task is empty")
+    return render_messages("generate", task=task, **_context(strategy, profile, examples, context_tokens, options))
+
+
+def system_content(
+    strategy: Strategy | str, profile: Profile | None = None, examples: list[UserExample] | None = None, *,
+    context_tokens: int | None = None, options: GenerationOptions | None = None,
+) -> str:
+    """The system message that writes as the person — what `generate` sends before the task and the service before
+    a conversation: one rendering for the library, the CLI, every evaluation and the service."""
+    return build_messages("(task)", strategy, profile, examples, context_tokens=context_tokens,
+                          options=options)[0]["content"]
+
+
+def _context(strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
+             context_tokens: int | None, options: GenerationOptions) -> dict[str, Any]:
     if strategy is Strategy.HYPERALIGN and profile is None:
         raise InputError("strategy 'hyperalign' needs a profile")
     if strategy is Strategy.FEW_SHOT:
         if not examples:
             raise InputError("strategy 'few-shot' needs the user's examples (--examples FILE.jsonl)")
         examples, _ = fit_examples(examples, context_tokens, options.max_tokens)
-    hypotheses, facts = [], []
-    if profile is not None:
-        shown = [h for h in profile.hypotheses if h.supported or options.include_unsupported]
-        facts = [h for h in shown if h.measure is not None] if options.include_facts else []
-        hypotheses = [h for h in shown if h.measure is None]
-    return render_messages(
-        "generate", strategy=strategy.value, task=task, profile=profile, hypotheses=hypotheses, facts=facts,
-        examples=examples or [],
-    )
+    hypotheses, facts = shown_to_generator(profile, options) if profile is not None else ([], [])
+    return {"strategy": strategy.value, "attributes": profile.attributes if profile else {},
+            "hypotheses": hypotheses, "facts": facts, "examples": examples or [],
+            "contrasted": bool(profile and profile.contrast)}
 
 
 async def agenerate(

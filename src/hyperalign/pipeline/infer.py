@@ -1,21 +1,20 @@
-"""Inference, the method's first half: propose hypotheses and attributes (`propose`), keep those whose quotes the
-examples really contain (`evidence`), and — beyond the paper's one pass — optionally score them on held-out texts,
-select within a budget and refine (`selection`). Returns an evidence-checked `Profile`."""
+"""Inference, the method's first half. The default is the contrastive method (contrastive.py: how the person differs
+from the backbone's default voice, verified by discrimination). The paper's method (`method="paper"`) is here:
+propose hypotheses and attributes (`propose`), keep those whose quotes the examples really contain (`evidence`),
+and optionally score them on held-out texts, select within a budget and refine (`selection`). Either returns an
+evidence-checked `Profile`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Literal, Optional
+from dataclasses import replace
 
-from ..errors import InputError, StructuredOutputError, TooFewHypothesesError
+from ..errors import InputError
 from ..io import check_name
-from ..llm import Completion, LLMClient
+from ..llm import LLMClient
 from ..profiles.model import (
-    ASPECT_GUIDANCE,
-    Hypothesis,
     InferenceReport,
     Profile,
     UserExample,
@@ -24,71 +23,33 @@ from ..profiles.model import (
 from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples
+from .contrastive import ainfer_contrastive
+from .drafts import check_enough, checked_hypotheses, constrained_decoding, merge_usage, proposal_kind
 from .facts import style_facts
+from .options import InferenceOptions
 from .propose import (
     AttributesDraft,
-    FailedEvidence,
     HypothesisDraft,
     batch_schema,
-    fix_evidence,
     propose_attributes,
     propose_hypotheses,
     propose_profile,
     quote_menu,
 )
 from .selection import (
-    SelectionOptions,
     rate_on_text,
     score_hypotheses,
     select,
     worst_described,
 )
 
+__all__ = ["InferenceOptions", "ainfer_profile", "merge_usage"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class InferenceOptions:
-    aspects: dict[str, str] = field(default_factory=lambda: dict(ASPECT_GUIDANCE))
-    max_per_aspect: int = 4
-    keep_unsupported: bool = False
-    infer_attributes: bool = True
-    max_tokens: int = 900
-    # Offer the examples' own sentences as the only allowed evidence (a JSON-schema enum). With grammar-constrained
-    # decoding a weak model can then only cite real text; the evidence check runs either way. None = on for the
-    # embedded backend, whose small default model invents quotes otherwise; off elsewhere (it costs schema tokens).
-    quote_menu: Optional[bool] = None
-    quote_menu_size: int = 150
-    # Score candidates on held-out examples and keep the best (see selection.py). None: the paper's one pass.
-    selection: Optional[SelectionOptions] = None
-    # Add the measured style facts (facts.py): computed by code from all the examples, no LLM call.
-    style_facts: bool = True
-    language: str = "en"
-    # "single": one structured call for every aspect and the attributes (the examples are sent once); "per-aspect":
-    # the paper's call per aspect plus one for the attributes (each carrying all the examples). None: per-aspect where
-    # the backend caches the shared prompt prefix (the embedded one: the repeated examples cost little, and its small
-    # default model fills one multi-aspect schema with 2-3 hypotheses against 4-7 from per-aspect calls, for 14% more
-    # wall time, benchmarks/results/inference-cost-*.md), single elsewhere (an API bills every prompt token again).
-    proposal: Optional[Literal["single", "per-aspect"]] = None
-    # Hypotheses whose quotes are not found are asked for once more, with the failed quotes named.
-    reask: bool = True
-    # Fewer supported hypotheses than this: report.too_few, a warning, and with `strict` an error.
-    min_hypotheses: int = 3
-    strict: bool = False
 
 
 async def _nothing() -> None:
     return None
-
-
-def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
-    for completion in completions:
-        if completion.cached:
-            report.cache_hits += 1
-        else:
-            report.llm_calls += 1
-        report.prompt_tokens += completion.usage.prompt_tokens
-        report.completion_tokens += completion.usage.completion_tokens
 
 
 async def ainfer_profile(
@@ -103,6 +64,13 @@ async def ainfer_profile(
     if not examples:
         raise InputError("no examples: hypotheses need at least one text written by the user")
     started = time.perf_counter()
+    if options.method == "contrastive" and options.selection is not None:
+        raise InputError("hypothesis selection by held-out support belongs to the paper method (method='paper'); "
+                         "the contrastive method verifies hypotheses by telling the person from the default voice")
+    if options.method == "contrastive":
+        profile = await ainfer_contrastive(client, user_id, examples, attributes, options)
+        report = profile.report.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
+        return profile.model_copy(update={"report": report})
     if options.selection is not None:
         profile = await ainfer_selected(client, user_id, examples, attributes, options)
     else:
@@ -140,32 +108,8 @@ async def ainfer_one_pass(
     else:
         drafts, drafted_attributes = await _propose_per_aspect(client, shown, options, menu, report)
 
-    hypotheses: list[Hypothesis] = []
-    failed: list[Hypothesis] = []
-    seen: set[str] = set()
-    for aspect, batch in drafts.items():
-        for draft in batch[: options.max_per_aspect]:
-            key = evidence.normalize(draft.statement).lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            report.proposed += 1
-            hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
-            (hypotheses if hypothesis.supported else failed).append(hypothesis)
-    if failed and options.reask:
-        failed = await _reask(client, shown, examples, failed, menu, report, hypotheses)
-    if options.keep_unsupported:  # kept, flagged, never shown to the generator
-        hypotheses += failed
-    else:
-        report.dropped_unsupported = len(failed)
-    report.too_few = sum(h.supported for h in hypotheses) < options.min_hypotheses
-    if report.too_few:
-        message = (f"only {sum(h.supported for h in hypotheses)} of {report.proposed} proposed hypotheses about "
-                   f"{user_id} have a quote found in the texts (fewer than {options.min_hypotheses}); generation "
-                   "will rest on the attributes and the measured style facts")
-        if options.strict:
-            raise TooFewHypothesesError(message + " (strict)")
-        log.warning(message)
+    hypotheses = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
+    check_enough(hypotheses, report, options, user_id)
 
     inferred: dict[str, str] = {}
     if drafted_attributes is not None:
@@ -183,18 +127,6 @@ async def ainfer_one_pass(
         prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
         report=report,
     )
-
-
-def constrained_decoding(client: LLMClient) -> bool:
-    """Whether the backend enforces a JSON schema while decoding (llama.cpp in-process or as a server, vLLM,
-    Ollama): then the quote menu makes invented quotes impossible, at no cost in quality."""
-    return bool(getattr(client.backend, "constrained_decoding", False))
-
-
-def proposal_kind(client: LLMClient, options: InferenceOptions) -> str:
-    if options.proposal is not None:
-        return options.proposal
-    return "per-aspect" if getattr(client.backend, "caches_prompt_prefix", False) else "single"
 
 
 async def _propose_per_aspect(
@@ -218,31 +150,6 @@ async def _propose_per_aspect(
     attributes, completions = drafted_attributes
     merge_usage(report, completions)
     return drafts, attributes
-
-
-async def _reask(
-    client: LLMClient, shown: list[UserExample], examples: list[UserExample], failed: list[Hypothesis],
-    menu: list[str], report: InferenceReport, hypotheses: list[Hypothesis],
-) -> list[Hypothesis]:
-    """One more call for the failed hypotheses, naming their quotes; those now supported join `hypotheses`. The
-    hypotheses still without a found quote are returned."""
-    report.reasked = len(failed)
-    asked = [FailedEvidence(statement=h.statement, quotes=[e.quote for e in h.evidence]) for h in failed]
-    try:
-        fixes, completions = await fix_evidence(client, shown, asked, menu=menu, max_tokens=120 * len(asked) + 100)
-    except StructuredOutputError as exc:
-        log.warning("asking again for quotes failed: %s", exc)
-        return failed
-    merge_usage(report, completions)
-    still = []
-    for hypothesis, quotes in zip(failed, fixes, strict=True):
-        checked = evidence.check(hypothesis.aspect, hypothesis.statement, quotes, examples) if quotes else hypothesis
-        if checked.supported:
-            report.recovered += 1
-            hypotheses.append(checked)
-        else:
-            still.append(hypothesis)
-    return still
 
 
 async def ainfer_selected(

@@ -30,6 +30,13 @@ class HypothesisDraft(BaseModel):
     evidence: list[Quote] = Field(min_length=1, max_length=3, description="quotes copied word for word")
 
 
+class DifferenceDraft(HypothesisDraft):
+    """A contrastive hypothesis: what the person does, and what a typical answer does instead."""
+
+    instead: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = Field(
+        "", description="what a typical answer does instead, in a few words")
+
+
 class HypothesisBatch(BaseModel):
     hypotheses: list[HypothesisDraft] = Field(min_length=1, max_length=5)
 
@@ -74,10 +81,10 @@ def _quote_type(menu: list[str]) -> Any:
     return Literal.__getitem__(tuple(menu)) if menu else Quote
 
 
-def _draft(menu: list[str]) -> Any:
+def _draft(menu: list[str], base: type[HypothesisDraft] = HypothesisDraft) -> Any:
     if not menu:
-        return HypothesisDraft
-    return _create_model("HypothesisDraft", __base__=HypothesisDraft,
+        return base
+    return _create_model(base.__name__, __base__=base,
                          evidence=(_list_of(_quote_type(menu)), Field(min_length=1, max_length=3)))
 
 
@@ -93,7 +100,8 @@ def min_per_aspect(max_per_aspect: int) -> int:
     return min(2, max_per_aspect)
 
 
-def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool) -> type[BaseModel]:
+def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool,
+                   base: type[HypothesisDraft] = HypothesisDraft) -> type[BaseModel]:
     """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes.
 
     The schema asks for at least two per aspect (when the maximum allows): asked for every aspect at once, a small
@@ -102,7 +110,7 @@ def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], att
     has not failed, and a repair turn for it would cost more than it adds."""
     least = min_per_aspect(max_per_aspect)
     fields: dict[str, Any] = {
-        aspect: (_list_of(_draft(menu)), Field(min_length=1, max_length=max_per_aspect,
+        aspect: (_list_of(_draft(menu, base)), Field(min_length=1, max_length=max_per_aspect,
                                                json_schema_extra={"minItems": least}))
         for aspect in aspects}
     if attributes:
@@ -120,6 +128,22 @@ async def propose_profile(
                                min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
     proposal, completions = await client.acomplete_structured(messages, schema, step="infer_profile",
                                                               max_tokens=max_tokens)
+    drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
+    return drafts, getattr(proposal, "attributes", None), completions
+
+
+async def propose_differences(
+    client: LLMClient, pairs: list[dict[str, str]], aspects: dict[str, str], *, menu: list[str],
+    max_per_aspect: int, attributes: bool, max_tokens: int,
+) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None, list[Completion]]:
+    """Contrastive proposal: the person's texts beside the default voice's for the same tasks; each hypothesis is a
+    difference, quoted from the person's texts, with what a typical answer does instead. One call for the given
+    aspects (call it once per aspect for the paper's per-aspect shape: the pairs are a shared prefix)."""
+    schema = profile_schema(list(aspects), max_per_aspect, menu, attributes, base=DifferenceDraft)
+    messages = render_messages("infer_differences", pairs=pairs, aspects=aspects, max_hypotheses=max_per_aspect,
+                               min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
+    step = "infer_differences" if len(aspects) != 1 else f"infer_differences[{next(iter(aspects))}]"
+    proposal, completions = await client.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens)
     drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
     return drafts, getattr(proposal, "attributes", None), completions
 

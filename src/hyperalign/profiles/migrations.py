@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 2
+CURRENT_SCHEMA_VERSION = 3
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -20,9 +20,17 @@ def _v1_to_v2_measured_facts(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _v2_to_v3_contrast(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds the contrast (the default voice a profile was told apart from), hypotheses' discrimination,
+    counterpart and generic marks, and facts' distinctiveness. All are optional: a version-2 profile has none of them
+    (its method was the paper's), and every version-2 field means the same in version 3."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
+    2: ("0003_contrast", _v2_to_v3_contrast),
 }
 
 

@@ -111,6 +111,28 @@ class Measure(_Strict):
     spread: float = Field(gt=0)
     low: float | None = None
     high: float | None = None
+    # Against the contrast (the backbone's default voice, and a reference population where one was given): its mean
+    # on the same metric and the person's distinctiveness z = (person - contrast) / pooled spread (pipeline/
+    # distinctive.py). None for a fact measured without a contrast (the paper method, or an older profile).
+    contrast_mean: float | None = None
+    z: float | None = None
+
+
+class Discrimination(_Strict):
+    """Discriminative verification (pipeline/verify.py): on pairs of a text of the person and a contrast text for the
+    same task, shown in both orders, which text the hypothesis fits. A pair whose verdict flips with the order, or
+    says "same", is undecided. `value` is the Wilson lower bound of "picks the person" among decided pairs."""
+
+    person: int = Field(0, ge=0)
+    contrast: int = Field(0, ge=0)
+    undecided: int = Field(0, ge=0)
+    value: float = Field(0.0, ge=0.0, le=1.0)
+    provisional: bool = Field(False, description="too few texts to reach the bound: kept on every decided pair "
+                                                 "picking the person")
+
+    @property
+    def decided(self) -> int:
+        return self.person + self.contrast
 
 
 class HypothesisScore(_Strict):
@@ -137,11 +159,40 @@ class Hypothesis(_Strict):
     # inferred: the LLM's, evidence-checked; measured: computed from the texts by code; person: written or reworded
     origin: Literal["inferred", "measured", "person"] = "inferred"
     measure: Measure | None = None
+    # Contrastive proposal: what a typical answer does instead ("writes 'I think'"), when the model named it.
+    counterpart: Annotated[Text, Field(max_length=240)] | None = None
+    discrimination: Discrimination | None = None
+    # Share of the profiles of a population (a batch, a tenant) holding the same statement: a statistic, no other
+    # person's text. At or above the population's threshold the hypothesis is marked generic and ranked last.
+    shared_by: float | None = Field(default=None, ge=0.0, le=1.0)
+    generic: bool = False
 
     def model_post_init(self, __context: object) -> None:
         if not self.id:
             digest = hashlib.sha256(f"{self.aspect}\n{self.statement}".encode()).hexdigest()
             self.id = digest[:8]
+
+
+class ContrastText(_Strict):
+    """One default-voice text: the backbone's own zero-shot answer to one of the person's tasks."""
+
+    prompt: Text
+    text: Text
+    example_index: int = Field(ge=0, description="the person's example whose task it answers")
+
+
+class Contrast(_Strict):
+    """What the person is compared with: the backbone's default voice for their tasks (model output, nobody's
+    private text), and the name and size of a reference population's aggregate statistics where one was given."""
+
+    model: Text
+    texts: list[ContrastText] = Field(default_factory=list)
+    reference: Text | None = Field(default=None, description="the reference corpus's name (aggregates only)")
+    reference_texts: int = Field(0, ge=0)
+    llm_calls: int = Field(0, ge=0)
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+    seconds: float = Field(0.0, ge=0)
 
 
 class InferenceReport(_Strict):
@@ -160,6 +211,10 @@ class InferenceReport(_Strict):
     recovered: int = Field(0, description="of those, how many the re-ask made supported")
     too_few: bool = Field(False, description="fewer supported hypotheses survived than InferenceOptions.min_hypotheses")
     seconds: float = Field(0.0, ge=0, description="wall time of the inference")
+    method: Literal["paper", "contrastive"] = "paper"
+    verification: dict[str, float] | None = Field(
+        default=None, description="pairs, calls, kept, failed, and the checker's order consistency (contrastive)")
+    facts_measured: int = Field(0, ge=0, description="metrics measured before the distinctiveness threshold")
 
     def add_counts(self, other: InferenceReport) -> None:
         """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""
@@ -179,6 +234,7 @@ class Profile(_Strict):
     prompt_version: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     report: InferenceReport = Field(default_factory=InferenceReport)
+    contrast: Contrast | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +275,11 @@ class Profile(_Strict):
     def facts(self) -> list[Hypothesis]:
         """The measured style facts: statements with a metric any text can be checked on."""
         return [h for h in self.hypotheses if h.measure is not None]
+
+    @property
+    def contrast_texts(self) -> list[str]:
+        """The default voice's texts (empty for the paper method)."""
+        return [c.text for c in self.contrast.texts] if self.contrast else []
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -269,7 +330,15 @@ class Profile(_Strict):
                 if h.score:
                     score = (f" — held-out texts: {h.score.supports} support, {h.score.contradicts} contradict, "
                              f"{h.score.neutral} neutral (score {h.score.value:.2f})")
+                if h.discrimination:
+                    d = h.discrimination
+                    score += (f" — told apart from a typical answer: picked {d.person} times, the typical answer "
+                              f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f})")
+                if h.shared_by is not None:
+                    score += f" — shared by {h.shared_by:.0%} of profiles" + (" (generic)" if h.generic else "")
                 lines.append(f"- **{h.statement}**{flag}{marks} `[{h.id}]`{score}")
+                if h.counterpart:
+                    lines.append(f"    - a typical answer instead: “{h.counterpart}”")
                 for ev in h.evidence:
                     mark = f"example {ev.example_index + 1}" if ev.verified and ev.example_index is not None else "not found"
                     mark += ", near match" if ev.near_match else ""

@@ -28,18 +28,19 @@ VERSIONS: dict[str, int] = {
     "fix_evidence": 1,
     "infer_hypotheses": 1,
     "infer_attributes": 1,
-    "generate": 2,
+    "generate": 3,
     "repair": 1,
     "score_hypotheses": 1,
     "deliberate": 1,
     "safety_spec": 1,
     "ticl_generate": 1,
     "ticl_explain": 1,
-    "personalize": 1,
+    "infer_differences": 1,
+    "verify_hypotheses": 1,
 }
 
 _TAG = re.compile(
-    r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour|draft|critique)\b",
+    r"<(/?)(user_text|task|examples|profile|reference|candidate|request|answer|specification|behaviour|draft|critique|pair|typical_answer)\b",
     re.IGNORECASE,
 )
 
@@ -70,6 +71,16 @@ def as_data(text: str) -> str:
     return neutralize_control_tokens(text)
 
 
+EXCERPT_WORDS = 6
+
+
+def excerpt(text: str, words: int = EXCERPT_WORDS) -> str:
+    """The first few words of a quote: enough to show the habit, too few to be copied as a sentence (the copy rate
+    counts shared word 8-grams)."""
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
 def environment(loader: BaseLoader) -> Environment:
     """A template environment with hyperalign's conventions; judges use it with their own folder."""
     env = ImmutableSandboxedEnvironment(
@@ -81,6 +92,7 @@ def environment(loader: BaseLoader) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["data"] = as_data
+    env.filters["excerpt"] = excerpt
     return env
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..pipeline.context import fit_examples
+from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
 from ..profiles.model import UserExample
 from ..profiles.store import StoredProfile
-from ..prompts import render, version_tag
+from ..prompts import version_tag
 
 FEW_SHOT_EXAMPLES = 7  # the most recent texts; the paper's and our evaluations' k
 FEW_SHOT_CONTEXT_TOKENS = 8192  # fit them as for a small model's context when the upstream's is unknown
@@ -39,20 +40,20 @@ class Applied(BaseModel):
 
 def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],
                    max_tokens: int | None) -> tuple[str | None, Applied]:
-    """The system message that carries the user's profile (or texts), and what it applied; None for nothing."""
+    """The system message that carries the user's profile (or texts), and what it applied; None for nothing. It is
+    rendered by the same function as the library's and the evaluations' generation prompt (`system_content`)."""
+    options = GenerationOptions(max_tokens=max_tokens or 600)
     if strategy == "few-shot" and examples:
-        recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, max_tokens or 600)
-        system = render("personalize", strategy="few-shot", examples=recent)
+        recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, options.max_tokens)
+        system = system_content(Strategy.FEW_SHOT, examples=recent, options=options)
         applied = Applied(strategy=strategy, examples=len(recent))
     elif strategy.startswith("hyperalign") and stored is not None:
-        shown = stored.profile.supported_hypotheses
-        facts = [h for h in shown if h.measure is not None] if strategy == "hyperalign" else []
-        hypotheses = [h for h in shown if h.measure is None]
-        system = render("personalize", strategy="hyperalign", attributes=stored.profile.attributes,
-                        hypotheses=hypotheses, facts=facts)
+        options.include_facts = strategy == "hyperalign"
+        hypotheses, facts = shown_to_generator(stored.profile, options)
+        system = system_content(Strategy.HYPERALIGN, stored.profile, options=options)
         applied = Applied(strategy=strategy, profile_version=stored.version,
                           hypothesis_ids=[h.id for h in [*hypotheses, *facts]])
     else:
         return None, Applied(strategy="none")
-    applied.prompt_version = version_tag("personalize")
+    applied.prompt_version = version_tag("generate")
     return system, applied

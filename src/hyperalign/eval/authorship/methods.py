@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ...errors import InputError
 from ...io import iter_jsonl
@@ -36,14 +36,14 @@ class Method:
 
 # base -> the options it takes (name -> takes a whole number)
 OPTIONS: dict[str, dict[str, bool]] = {
-    "hyperalign": {"select": False, "refine": True, "budget": True, "per-aspect": True, "held-out": True,
-                   "best-of": True, "no-facts": False},
+    "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
+                   "held-out": True, "best-of": True, "no-facts": False},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10)}
-USAGE = ("hyperalign[:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts], "
+USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -80,7 +80,11 @@ def _inference(entry: str, settings: dict[str, int | bool]) -> InferenceOptions:
             refine_rounds=int(settings.get("refine", 0)),
             score=select_on,
         )
-    return InferenceOptions(selection=selection, style_facts=not settings.get("no-facts"))
+    # The contrastive method is hyperalign's default; `paper` is HyPerAlign's one pass, and selection by held-out
+    # support (select, budget) is that method's add-on.
+    method: Literal["contrastive", "paper"] = (
+        "paper" if settings.get("paper") or selection is not None else "contrastive")
+    return InferenceOptions(method=method, selection=selection, style_facts=not settings.get("no-facts"))
 
 
 def parse_methods(spec: list[str]) -> list[Method]:

@@ -173,8 +173,47 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", f"hyperalign / few-shot prompt tokens per generation: "
                       f"**{cost['hyperalign_over_few_shot_prompt_tokens']:.2f}** "
                       f"({cost['hyperalign_over_few_shot_prompt_tokens_amortized']:.2f} with the profile's inference amortized)."]
-    lines += ["", "Plots: `plots/attribution.png`, `plots/win_rates.png`, `plots/tokens.png`. Every number: `results.json`, `results.csv`.", ""]
+    profiles = results.get("profiles") or {}
+    if profiles:
+        lines += ["", "## Profiles", "",
+                  "Profile identification: a held-out text of the person matched to their own profile among the "
+                  "run's profiles by its facts (chance 1 / profiles). Shared: the share of inferred hypotheses whose "
+                  "statement is in two or more profiles.", "",
+                  "| method | hypotheses proposed | kept | failed verification | shared | facts kept | "
+                  "identification by facts | chance | s / profile (contrast) |", "|---|---|---|---|---|---|---|---|---|"]
+        for method, block in profiles.items():
+            lines.append(
+                f"| {method} | {_num(block['hypotheses_proposed'], 1)} | {_num(block['hypotheses_kept'], 1)} | "
+                f"{_num(block['hypotheses_failed_verification'], 1)} | {block['shared_share']:.0%} | "
+                f"{_num(block['facts_kept'], 1)} | {_ci(block['identification_by_facts'])} | "
+                f"{block['identification_chance']:.2f} | {_num(block['seconds_per_profile'])} "
+                f"({_num(block['contrast_seconds_per_profile'])}) |")
+    lines += ["", "Plots: `plots/delta_margin.png`, `plots/attribution.png`, `plots/win_rates.png`, `plots/tokens.png`. Every number: `results.json`, `results.csv`.", ""]
     return "\n".join(lines)
+
+
+def _margin_plot(second: dict[str, Any], folder: Path) -> Path:
+    """The Delta margin (the primary score) per method, with the real-text ceiling and the cross-author floor; the
+    legend sits outside the axes so no bar is hidden."""
+    methods = [m for m, b in second["methods"].items() if b.get("delta_margin")]
+    blocks = [second["methods"][m]["delta_margin"] for m in methods]
+    fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 4.5, 4))
+    ax.bar(methods, [b["mean"] for b in blocks], color="#4C72B0",
+           yerr=[[b["mean"] - b["low"] for b in blocks], [b["high"] - b["mean"] for b in blocks]], capsize=4)
+    for name, style, color, label in (("ceiling_real_texts", "--", "green", "real held-out texts (ceiling)"),
+                                      ("floor_other_authors", ":", "orange", "other authors' texts (floor)")):
+        margin = (second.get(name) or {}).get("delta_margin")
+        if margin:
+            ax.axhline(margin["mean"], color=color, linestyle=style, label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_title("Delta margin: closer to the author than to the others (higher is better)")
+    ax.tick_params(axis="x", rotation=20)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    path = folder / "delta_margin.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def plots(results: dict[str, Any], folder: Path) -> list[Path]:
@@ -202,11 +241,15 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_title(f"attribution accuracy ({view})")
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", rotation=20)
-    axes[0].legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     paths.append(folder / "attribution.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+    second = results["attribution"].get("second")
+    if second:
+        paths.append(_margin_plot(second, folder))
 
     matrix = results["judge"]["matrix"]
     names = list(matrix)

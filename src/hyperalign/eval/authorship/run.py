@@ -19,6 +19,7 @@ from ..judge import Judge, aggregate, judge_identity, pair_orders
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
+from .profiles import profile_metrics
 from .ticl import TiclState, abuild, final_messages
 
 GENERATIONS = "generations.jsonl"
@@ -208,6 +209,7 @@ class AuthorshipRun:
             "attribution": attribution_metrics(split, rows, names, self.config),
             "judge": {**aggregate(judgments, names), "judge": self.judge.version if self.judge else None},
             "cost": cost_metrics(split, rows, profiles, names, ticl),
+            "profiles": profile_metrics(split, profiles, self.config.seed),
         }
         self.folder.write_json("results.json", results)
         return results

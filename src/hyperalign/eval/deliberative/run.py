@@ -123,7 +123,8 @@ class DeliberativeRun:
         if "hyperalign" not in self.config.methods:
             return profiles
         advance = self.progress("infer profiles", len(users))
-        options = InferenceOptions(aspects=dict(INTENT_ASPECTS), style_facts=False)  # intent, not style
+        options = InferenceOptions(method="paper", aspects=dict(INTENT_ASPECTS),  # intent, not style:
+                                   style_facts=False)  # no default voice to tell it from
         for user in users:
             path = self.folder.file(f"profiles/{user.id}.json")
             if path.exists():

@@ -1,0 +1,112 @@
+"""The contrastive method measured (issue "[1 of 5] The person, not the genre"): `hyperalign` (contrastive, the
+default) vs `hyperalign:paper` (HyPerAlign's one pass) vs few-shot vs zero-shot on one corpus, the same split for
+every method, through `benchmarks/authorship_ccat50.py` (which records the command, the code version and the
+machine beside the report in benchmarks/results/NAME.*).
+
+The run folder is runs/NAME/ (not tracked); it is committed as ONE compressed file, benchmarks/runs/NAME.tar.gz,
+written every `--checkpoint-minutes` while the run goes on and once more when it stops (finished or interrupted).
+Rerunning the same command on any machine unpacks that file when runs/NAME/ is missing and resumes.
+
+`--reuse FOLDER` seeds a new run folder from an earlier run of the same corpus, split, seed and generator, so that
+finished work is not redone: its split, its few-shot and zero-shot generations (generate.v3 renders their prompts
+byte for byte as generate.v2 did: tests/test_prompts.py) and its plain `hyperalign` profiles as `hyperalign:paper`'s
+(the paper method's inference prompts are unchanged). Its hyperalign generations are not reused (v3 shows the
+profile differently), nor anything of other methods.
+
+    python benchmarks/contrast_run.py --name aaac-contrast-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
+        --reuse benchmarks/runs/aaac-qwen1.5b-10x3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = "hyperalign,hyperalign:paper,few-shot,zero-shot"
+REUSED_METHODS = ("few-shot", "zero-shot")
+MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
+
+
+def archive(folder: Path, target: Path) -> None:
+    """The run folder as one .tar.gz, replaced atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    partial.replace(target)
+
+
+def unpack(target: Path, folder: Path) -> None:
+    with tarfile.open(target, "r:gz") as tar:
+        tar.extractall(folder.parent, filter="data")
+
+
+def seed_from(previous: Path, folder: Path) -> None:
+    """A new run folder holding what an earlier run finished that this one may reuse (module docstring)."""
+    folder.mkdir(parents=True)
+    shutil.copy(previous / "split.json", folder / "split.json")
+    config = json.loads((previous / "config.json").read_text(encoding="utf-8"))
+    config["methods"] = METHODS.split(",")
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    kept = [r for r in rows if r.get("method") in REUSED_METHODS]
+    with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
+        out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    paper = folder / "profiles" / "hyperalign_paper"
+    paper.mkdir(parents=True)
+    for profile in (previous / "profiles").glob("*.json"):
+        shutil.copy(profile, paper / profile.name)
+    print(f"seeded {folder} from {previous}: split, {len(kept)} generations of {', '.join(REUSED_METHODS)}, "
+          f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--authors", type=int, default=10)
+    parser.add_argument("--prompts-per-author", type=int, default=3)
+    parser.add_argument("--methods", default=METHODS)
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--reuse", type=Path, help="an earlier run folder of the same corpus and split")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    folder = ROOT / "runs" / args.name
+    target = ROOT / "benchmarks" / "runs" / f"{args.name}.tar.gz"
+    if not folder.exists():
+        if target.exists():
+            unpack(target, folder)
+        elif args.reuse:
+            seed_from(args.reuse, folder)
+    stop = threading.Event()
+
+    def checkpoints() -> None:
+        while not stop.wait(args.checkpoint_minutes * 60):
+            if folder.exists():
+                archive(folder, target)
+
+    watcher = threading.Thread(target=checkpoints, daemon=True)
+    watcher.start()
+    command = [sys.executable, str(ROOT / "benchmarks" / "authorship_ccat50.py"), "--name", args.name,
+               "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
+               "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
+               # No judge: the 1.5B judge chose by position in 99% of verdicts (aaac-qwen1.5b-10x3); issue [3 of 5].
+               "--", "--model", args.model, "--max-tokens", "400", "--judge", "none"]
+    try:
+        return subprocess.run(command, cwd=ROOT).returncode
+    finally:
+        stop.set()
+        if folder.exists():
+            archive(folder, target)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

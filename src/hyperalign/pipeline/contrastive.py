@@ -1,0 +1,129 @@
+"""The contrastive method (the default): a profile of how this person differs from what the model writes anyway.
+
+1. The contrast: the backbone's default voice for the person's own tasks (contrast.py), once per profile, cached,
+   stored with the profile and its cost counted in the report.
+2. Contrastive proposal: the person's text beside the default voice's for the same task; each hypothesis is a
+   difference, with the person's quoted evidence (quote menu and evidence check as in the paper's method) and what
+   a typical answer does instead (propose.py).
+3. Discriminative verification: kept only when, given the hypothesis, a check tells the person's text from the
+   default's in both orders (verify.py).
+4. Facts and words by code, kept only where the person stands apart from the contrast (distinctive.py).
+
+No other person's text is used: the contrast is model output, and a reference population enters as aggregates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..llm import LLMClient
+from ..profiles.model import (
+    Contrast,
+    Hypothesis,
+    InferenceReport,
+    Profile,
+    UserExample,
+    examples_hash,
+)
+from ..prompts import version_tag
+from .context import fit_examples
+from .contrast import default_voice
+from .distinctive import distinctive_facts
+from .drafts import check_enough, checked_hypotheses, constrained_decoding, merge_usage, proposal_kind
+from .options import InferenceOptions
+from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences, quote_menu
+from .verify import discriminate
+
+log = logging.getLogger(__name__)
+
+
+def _pairs(examples: list[UserExample], contrast: Contrast, context_tokens: int | None,
+           reserve: int) -> tuple[list[dict[str, str]], list[UserExample], list[int]]:
+    """The person's texts and the default voice's, fitted together into the context; the person's texts as shown."""
+    by_example = {c.example_index: c for c in contrast.texts}
+    both = [*examples, *(UserExample(text=c.text) for c in contrast.texts)]
+    fitted, truncated = fit_examples(both, context_tokens, reserve)
+    shown = fitted[: len(examples)]
+    typical = dict(zip((c.example_index for c in contrast.texts), fitted[len(examples):], strict=True))
+    pairs = [{"task": by_example[i].prompt, "person": shown[i].text, "typical": typical[i].text}
+             for i in range(len(examples)) if i in by_example]
+    return pairs, shown, [i for i in truncated if i < len(examples)]
+
+
+async def ainfer_contrastive(
+    client: LLMClient, user_id: str, examples: list[UserExample], attributes: dict[str, str] | None,
+    options: InferenceOptions,
+) -> Profile:
+    contrast = await default_voice(client, examples, genre_task=options.genre_task,
+                                   max_tokens=options.contrast_max_tokens)
+    if options.reference is not None:
+        contrast = contrast.model_copy(update={"reference": options.reference.name,
+                                               "reference_texts": options.reference.texts})
+    report = InferenceReport(method="contrastive", llm_calls=contrast.llm_calls,
+                             prompt_tokens=contrast.prompt_tokens, completion_tokens=contrast.completion_tokens)
+    single = proposal_kind(client, options) == "single"
+    budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
+    if client.backend.context_tokens:
+        budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
+    pairs, shown, truncated = _pairs(examples, contrast, client.backend.context_tokens, budget)
+    report.truncated_examples = truncated
+    for index in truncated:
+        log.warning("example %d is too long for the model's context and was truncated", index + 1)
+    use_menu = options.quote_menu if options.quote_menu is not None else constrained_decoding(client)
+    menu = quote_menu(shown, options.quote_menu_size) if use_menu else []
+
+    drafted_attributes: AttributesDraft | None = None
+    drafts: dict[str, list[HypothesisDraft]] = {}
+    if single:
+        drafts, drafted_attributes, completions = await propose_differences(
+            client, pairs, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
+            attributes=options.infer_attributes, max_tokens=budget)
+        merge_usage(report, completions)
+    else:
+        per_aspect = [propose_differences(client, pairs, {aspect: guidance}, menu=menu,
+                                          max_per_aspect=options.max_per_aspect, attributes=False,
+                                          max_tokens=budget)
+                      for aspect, guidance in options.aspects.items()]
+        results = await asyncio.gather(*per_aspect)
+        for found, _, completions in results:
+            drafts.update(found)
+            merge_usage(report, completions)
+        if options.infer_attributes:
+            drafted_attributes, completions = await propose_attributes(client, shown)
+            merge_usage(report, completions)
+
+    candidates = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
+    supported = [h for h in candidates if h.supported]
+    kept, failed, stats, completions = await discriminate(
+        client, supported, examples, contrast, max_pairs=options.verify_pairs, z=options.verify_z,
+        min_score=options.min_discrimination)
+    merge_usage(report, completions)
+    report.verification = stats
+    # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote
+    # found) are kept, flagged, only with keep_unsupported, as in the paper's method.
+    hypotheses = kept + ([h for h in candidates if not h.supported] if options.keep_unsupported else [])
+    check_enough(hypotheses, report, options, user_id, why="tell the person's texts from the default voice's")
+
+    facts: list[Hypothesis] = []
+    measured = 0
+    if options.style_facts:
+        facts, measured = distinctive_facts([e.text for e in examples], [c.text for c in contrast.texts],
+                                            reference=options.reference, min_z=options.min_fact_z,
+                                            language=options.language)
+    report.measured_facts, report.facts_measured = len(facts), measured
+    inferred: dict[str, str] = {}
+    if drafted_attributes is not None:
+        inferred = {k: v.strip() for k, v in drafted_attributes.model_dump().items() if v and v.strip()}
+    steps = ["infer_differences", "verify_hypotheses"] + (["infer_attributes"] if options.infer_attributes and not single else [])
+    return Profile(
+        user_id=user_id,
+        attributes={**inferred, **(attributes or {})},
+        hypotheses=[*hypotheses, *facts],
+        examples_hash=examples_hash(examples),
+        n_examples=len(examples),
+        backend=client.backend.name,
+        model=client.model,
+        prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
+        report=report,
+        contrast=contrast,
+    )

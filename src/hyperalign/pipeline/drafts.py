@@ -1,0 +1,105 @@
+"""From proposed drafts to evidence-checked hypotheses — the part every inference path shares: duplicates dropped,
+quotes checked against the texts, failed quotes asked for once more, and a warning when too few survive."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from ..errors import StructuredOutputError, TooFewHypothesesError
+from ..llm import Completion, LLMClient
+from ..profiles.model import Hypothesis, InferenceReport, UserExample
+from . import evidence
+from .options import InferenceOptions
+from .propose import DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence
+
+log = logging.getLogger(__name__)
+
+
+def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
+    for completion in completions:
+        if completion.cached:
+            report.cache_hits += 1
+        else:
+            report.llm_calls += 1
+        report.prompt_tokens += completion.usage.prompt_tokens
+        report.completion_tokens += completion.usage.completion_tokens
+
+
+def constrained_decoding(client: LLMClient) -> bool:
+    """Whether the backend enforces a JSON schema while decoding (llama.cpp in-process or as a server, vLLM,
+    Ollama): then the quote menu makes invented quotes impossible, at no cost in quality."""
+    return bool(getattr(client.backend, "constrained_decoding", False))
+
+
+def proposal_kind(client: LLMClient, options: InferenceOptions) -> str:
+    if options.proposal is not None:
+        return options.proposal
+    return "per-aspect" if getattr(client.backend, "caches_prompt_prefix", False) else "single"
+
+
+async def checked_hypotheses(
+    client: LLMClient, drafts: Mapping[str, Sequence[HypothesisDraft]], examples: list[UserExample],
+    shown: list[UserExample], menu: list[str], report: InferenceReport, options: InferenceOptions,
+) -> list[Hypothesis]:
+    """The drafts whose quotes the examples contain (one re-ask for the others); unsupported ones are kept, flagged,
+    only with `keep_unsupported`. A draft's `instead` (contrastive proposal) becomes the hypothesis's counterpart."""
+    hypotheses: list[Hypothesis] = []
+    failed: list[Hypothesis] = []
+    seen: set[str] = set()
+    for aspect, batch in drafts.items():
+        for draft in batch[: options.max_per_aspect]:
+            key = evidence.normalize(draft.statement).lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            report.proposed += 1
+            hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
+            counterpart = draft.instead.strip() if isinstance(draft, DifferenceDraft) else ""
+            if counterpart:
+                hypothesis = hypothesis.model_copy(update={"counterpart": counterpart})
+            (hypotheses if hypothesis.supported else failed).append(hypothesis)
+    if failed and options.reask:
+        failed = await _reask(client, shown, examples, failed, menu, report, hypotheses)
+    if options.keep_unsupported:  # kept, flagged, never shown to the generator
+        hypotheses += failed
+    else:
+        report.dropped_unsupported = len(failed)
+    return hypotheses
+
+
+def check_enough(hypotheses: list[Hypothesis], report: InferenceReport, options: InferenceOptions, user_id: str,
+                 why: str = "have a quote found in the texts") -> None:
+    supported = sum(h.supported for h in hypotheses)
+    report.too_few = supported < options.min_hypotheses
+    if report.too_few:
+        message = (f"only {supported} of {report.proposed} proposed hypotheses about {user_id} {why} (fewer than "
+                   f"{options.min_hypotheses}); generation will rest on the attributes and the measured style facts")
+        if options.strict:
+            raise TooFewHypothesesError(message + " (strict)")
+        log.warning(message)
+
+
+async def _reask(
+    client: LLMClient, shown: list[UserExample], examples: list[UserExample], failed: list[Hypothesis],
+    menu: list[str], report: InferenceReport, hypotheses: list[Hypothesis],
+) -> list[Hypothesis]:
+    """One more call for the failed hypotheses, naming their quotes; those now supported join `hypotheses`. The
+    hypotheses still without a found quote are returned."""
+    report.reasked = len(failed)
+    asked = [FailedEvidence(statement=h.statement, quotes=[e.quote for e in h.evidence]) for h in failed]
+    try:
+        fixes, completions = await fix_evidence(client, shown, asked, menu=menu, max_tokens=120 * len(asked) + 100)
+    except StructuredOutputError as exc:
+        log.warning("asking again for quotes failed: %s", exc)
+        return failed
+    merge_usage(report, completions)
+    still = []
+    for hypothesis, quotes in zip(failed, fixes, strict=True):
+        checked = evidence.check(hypothesis.aspect, hypothesis.statement, quotes, examples) if quotes else hypothesis
+        if checked.supported:
+            report.recovered += 1
+            hypotheses.append(checked.model_copy(update={"counterpart": hypothesis.counterpart}))
+        else:
+            still.append(hypothesis)
+    return still

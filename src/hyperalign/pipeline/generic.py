@@ -1,0 +1,75 @@
+"""Generic hypotheses: statements that many profiles of a population (a batch, a tenant) share.
+
+"The person is humorous" in 40% of a tenant's profiles says nothing about any one of them. Each inferred
+hypothesis gets `shared_by` — the share of the population's profiles holding the same statement — and is marked
+`generic` at or above a threshold; generators rank generic hypotheses last and the review page shows the share.
+Statements are compared by a canonical key (lowercased words, without the words every statement about a writer has:
+"the person", "uses", "often"), so that "This person is humorous." and "The person is humorous" are one statement.
+Only the keys are counted: a statistic, no other person's text, and linear in the population's size."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from ..profiles.model import Hypothesis, Profile
+
+GENERIC_SHARE = 0.2
+MIN_POPULATION = 5  # below this, a share says little
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_FILLER = frozenset("""a an the this that person writer author they them their he she his her is are was be uses use
+often tends to tend of in and or with by s""".split())
+
+
+def canonical(statement: str) -> str:
+    words = [w for w in _WORD.findall(statement.lower().replace("’", "'")) if w not in _FILLER]
+    return " ".join(sorted(set(words)))
+
+
+def statement_keys(profile: Profile) -> set[str]:
+    """The canonical keys of a profile's statements (the LLM's and the person's; measured facts are numbers)."""
+    return {canonical(h.statement) for h in profile.hypotheses if h.measure is None}
+
+
+def count_keys(profiles: Iterable[Profile]) -> tuple[Counter[str], int]:
+    counts: Counter[str] = Counter()
+    population = 0
+    for profile in profiles:
+        counts.update(statement_keys(profile))
+        population += 1
+    return counts, population
+
+
+def marked(hypotheses: Sequence[Hypothesis], counts: Counter[str], population: int, *,
+           threshold: float = GENERIC_SHARE, min_population: int = MIN_POPULATION) -> list[Hypothesis]:
+    """The hypotheses with `shared_by` and `generic` set from a population's key counts (which include this one)."""
+    if population <= 0:
+        return list(hypotheses)
+    result = []
+    for h in hypotheses:
+        if h.measure is not None:
+            result.append(h)
+            continue
+        share = round(min(1.0, counts[canonical(h.statement)] / population), 3)
+        generic = population >= min_population and share >= threshold and h.origin != "person"
+        result.append(h.model_copy(update={"shared_by": share, "generic": generic}))
+    return result
+
+
+def mark_generic(profiles: Sequence[Profile], *, threshold: float = GENERIC_SHARE,
+                 min_population: int = MIN_POPULATION) -> list[Profile]:
+    """Every profile of the population with its hypotheses' shares and generic marks."""
+    counts, population = count_keys(profiles)
+    return [p.model_copy(update={"hypotheses": marked(p.hypotheses, counts, population, threshold=threshold,
+                                                      min_population=min_population)})
+            for p in profiles]
+
+
+def generic_share(profiles: Sequence[Profile]) -> float:
+    """The share of the population's inferred hypotheses whose statement is in two or more profiles (the issue's
+    "word-for-word in two or more profiles", on canonical keys)."""
+    counts, _ = count_keys(profiles)
+    statements = [canonical(h.statement) for p in profiles for h in p.hypotheses
+                  if h.measure is None and h.origin == "inferred"]
+    return sum(counts[k] >= 2 for k in statements) / len(statements) if statements else 0.0

@@ -1,0 +1,207 @@
+"""The contrastive method on hand-made texts whose right answer is known: the default voice, contrastive proposal,
+discriminative verification, distinctive facts and words, the generic flag, and that no other person's text is used."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from hyperalign import HyperAlign, UserExample
+from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm.fake import FakeBackend
+from hyperalign.pipeline.contrast import ReferenceStats, task_for
+from hyperalign.pipeline.distinctive import distinctive_facts, distinctive_words
+from hyperalign.pipeline.facts import Text
+from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
+from hyperalign.pipeline.infer import InferenceOptions
+from hyperalign.profiles.model import Hypothesis, Profile
+
+# One stream of common words for everyone: the person and the default voice differ only in how they cut it into
+# sentences (6 words against 18), so sentence length is the one true difference.
+POOL = ("we went down to the old mill after lunch and found the river high so we walked back along the top field "
+        "where the grass was long and wet from the rain last night").split()
+SPECIFIC = "Writes very short sentences of about six words."
+GENERIC = "Writes in a clear and friendly tone."
+
+
+def stream_text(offset: int, words_per_sentence: int, sentences: int) -> str:
+    words = [POOL[(offset + i) % len(POOL)] for i in range(words_per_sentence * sentences)]
+    out = []
+    for start in range(0, len(words), words_per_sentence):
+        chunk = words[start:start + words_per_sentence]
+        out.append(" ".join([chunk[0].capitalize(), *chunk[1:]]) + ".")
+    return " ".join(out)
+
+
+PERSON = [UserExample(prompt=f"Write a note about walk {i}.", text=stream_text(7 * i, 6, 18)) for i in range(6)]
+
+
+def mean_sentence_words(text: str) -> float:
+    sentences = Text.of(text).sentences
+    return sum(map(len, sentences)) / max(1, len(sentences))
+
+
+def pair_texts(prompt: str) -> tuple[str, str]:
+    texts = re.findall(r'<user_text id="[AB]">\n(.*?)\n</user_text>', prompt, re.S)
+    return texts[0], texts[1]
+
+
+def oracle(request: CompletionRequest, *, biased: bool = False) -> str:
+    """The default voice writes long sentences; the proposal names one true and one generic difference; the checker
+    picks the text with shorter sentences for the true one and says "same" for the generic one (or, `biased`,
+    always answers "A", as a position-biased small model does)."""
+    prompt = request.messages[-1]["content"]
+    if request.json_schema is None:  # the default voice (zero-shot)
+        offset = sum(map(ord, prompt)) % len(POOL)
+        return stream_text(offset, 18, 6)
+    if request.schema_name == "infer_differences":
+        quote = PERSON[0].text.split(". ")[1] + "."
+        drafts = [{"statement": SPECIFIC, "evidence": [quote], "instead": "sentences of 18 words"},
+                  {"statement": GENERIC, "evidence": [quote], "instead": ""}]
+        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
+        reply = {a: drafts if i == 0 else drafts[1:] for i, a in enumerate(aspects)}
+        reply["attributes"] = {"likely_role": "walker", "domain": "walks", "audience": "friends",
+                               "formality": "informal"}
+        return json.dumps(reply)
+    if request.schema_name == "verify_hypotheses":
+        first, second = pair_texts(prompt)
+        statements = re.findall(r"^h(\d+): (.*)$", prompt, re.M)
+        shorter = "A" if mean_sentence_words(first) < mean_sentence_words(second) else "B"
+        return json.dumps({f"h{n}": "A" if biased else (shorter if s == SPECIFIC else "same")
+                           for n, s in statements})
+    if request.schema_name == "fix_evidence":
+        return json.dumps({key: [] for key in request.json_schema["properties"]})
+    raise AssertionError(f"unexpected call {request.schema_name}")
+
+
+def infer(responder, examples=PERSON, **options) -> tuple[Profile, FakeBackend]:
+    backend = FakeBackend(responder)
+    ha = HyperAlign(LLMClient(backend))
+    options.setdefault("proposal", "single")
+    return ha.infer_profile("walker", examples, options=InferenceOptions(**options)), backend
+
+
+def test_a_person_who_differs_only_in_sentence_length_gets_that_fact_and_no_generic_hypothesis():
+    profile, _ = infer(oracle)
+    statements = [h.statement for h in profile.inferred_hypotheses]
+    assert statements == [SPECIFIC]  # the generic one fit both texts: undecided, dropped
+    kept = profile.inferred_hypotheses[0]
+    assert kept.counterpart == "sentences of 18 words"
+    assert kept.discrimination is not None and kept.discrimination.contrast == 0
+    assert kept.discrimination.person == 5 - 1  # verify_pairs=5 pairs, less the one whose text it quotes
+    assert kept.discrimination.value > 0.5
+    metrics = [f.measure.metric for f in profile.facts]
+    assert "sentence_words" in metrics
+    fact = next(f for f in profile.facts if f.measure.metric == "sentence_words")
+    assert fact.measure.z < -1 and fact.measure.contrast_mean == pytest.approx(18, abs=0.5)
+    assert "a typical answer" in fact.statement
+    # Nothing else sets this person apart: same words, same punctuation, same letters per word.
+    assert not any(m.startswith(("punctuation:", "uses:", "word_letters", "contractions")) for m in metrics)
+    assert profile.report.method == "contrastive" and profile.report.verification["failed"] == 1
+
+
+def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
+    examples = [*PERSON[:3], UserExample(text="Fog again. The lamp turned all night. Gears first, opinions later.")]
+    profile, backend = infer(oracle, examples=examples)
+    zero_shot = [r for r in backend.requests if r.json_schema is None]
+    assert len(zero_shot) == len(examples)
+    assert [r.messages[-1]["content"] for r in zero_shot[:3]] == [e.prompt for e in examples[:3]]
+    assert zero_shot[3].messages[-1]["content"] == task_for(examples[3])
+    assert "starts with the following: Fog again." in task_for(examples[3])
+    assert profile.contrast is not None and len(profile.contrast.texts) == len(examples)
+    assert [c.example_index for c in profile.contrast.texts] == list(range(len(examples)))
+    assert profile.report.llm_calls == len(backend.requests)  # the contrast's calls are counted too
+    assert profile.contrast.llm_calls == len(examples)
+    again = Profile.from_json(profile.to_json())
+    assert again == profile and again.schema_version == 3
+
+
+def test_a_position_biased_checker_decides_nothing_instead_of_deciding_wrong():
+    profile, _ = infer(lambda r: oracle(r, biased=True))
+    assert profile.inferred_hypotheses == []
+    assert profile.report.too_few
+    assert profile.report.verification["position_bound"] == 1.0
+    assert profile.facts  # the facts are measured by code and do not depend on the checker
+
+
+def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():
+    def paper(request: CompletionRequest) -> str:
+        assert request.json_schema is not None, "the paper method writes no default voice"
+        assert request.schema_name != "verify_hypotheses"
+        return FakeBackend()._responder(request)
+
+    profile, backend = infer(paper, method="paper")
+    assert profile.contrast is None and profile.report.method == "paper"
+    assert all(f.measure.z is None for f in profile.facts)
+
+
+def test_distinctive_words_are_habits_not_topics_or_names():
+    person = [f"Indeed we went to see Lucy at the mill. Indeed the river was high. We saw {topic} there. "
+              "Indeed it rained, and Lucy laughed." for topic in ("gears", "sheep", "a heron", "the boats")]
+    contrast = ["We went to the mill. The river was high. It rained and we laughed."] * 4
+    uses, avoids = distinctive_words(person, contrast)
+    assert "indeed" in uses
+    assert "lucy" not in uses  # a proper noun: the texts' subject
+    assert "gears" not in uses  # in one text only: topic, not habit
+    contrast_with_a_tic = [c + " Additionally, overall it was nice." for c in contrast] * 2
+    _, avoids = distinctive_words(person, contrast_with_a_tic)
+    assert "additionally" in avoids and "overall" in avoids
+
+
+def test_a_reference_population_makes_a_genre_habit_not_the_persons():
+    person = [PERSON[i].text.replace(".", "!", 3) for i in range(4)]
+    default_voice = [stream_text(i, 6, 18) for i in range(4)]  # the model never exclaims
+    alone, _ = distinctive_facts(person, default_voice)
+    assert "punctuation:exclamation" in [f.measure.metric for f in alone]
+    genre = ReferenceStats.of("genre", person)  # every writer of the genre exclaims as much
+    with_genre, _ = distinctive_facts(person, default_voice, reference=genre)
+    assert "punctuation:exclamation" not in [f.measure.metric for f in with_genre]
+
+
+def test_no_text_of_the_reference_population_reaches_any_prompt_or_the_profile():
+    marker = "zanzibarquokka"
+    reference = ReferenceStats.of("others", [f"{marker} wrote this. {marker} again, {marker}."] * 5)
+    profile, backend = infer(oracle, reference=reference)
+    assert all(marker not in m["content"] for r in backend.requests for m in r.messages)
+    assert marker not in profile.to_json()
+    assert profile.contrast.reference == "others" and profile.contrast.reference_texts == 5
+
+
+def hypothesis(statement: str) -> Hypothesis:
+    return Hypothesis(aspect="personality", statement=statement, supported=True)
+
+
+def profile_with(user: str, *statements: str) -> Profile:
+    return Profile(user_id=user, hypotheses=[hypothesis(s) for s in statements], examples_hash="x", n_examples=0,
+                   backend="fake", model="m", prompt_version="v")
+
+
+def test_statements_many_profiles_share_are_marked_generic_and_ranked_last():
+    assert canonical("The person is humorous.") == canonical("This person is humorous")
+    population = [profile_with(f"u{i}", "The person is humorous.", f"Signs off with 'cheers {i}'.")
+                  for i in range(6)]
+    population[0] = profile_with("u0", "This person is humorous", "Opens with a weather report.")
+    marked = mark_generic(population)
+    first = {h.statement: h for h in marked[0].hypotheses}
+    assert first["This person is humorous"].generic and first["This person is humorous"].shared_by == 1.0
+    assert not first["Opens with a weather report."].generic
+    assert generic_share(population) == pytest.approx(0.5)
+    from hyperalign.pipeline.generate import GenerationOptions, shown_to_generator
+
+    shown, _ = shown_to_generator(marked[0], GenerationOptions())
+    assert [h.statement for h in shown][-1] == "This person is humorous"
+
+
+def test_batch_marks_what_many_of_its_profiles_share_in_the_target(tmp_path):
+    from hyperalign.batch.run import mark_generic_in
+    from hyperalign.batch.targets import ProfileFolder
+
+    target = ProfileFolder(tmp_path / "profiles")
+    for i in range(6):
+        target.write(profile_with(f"u{i}", "The person is humorous.", f"Signs off with 'cheers {i}'."))
+    population, generic, total = mark_generic_in(target, [f"u{i}" for i in range(6)])
+    assert (population, generic, total) == (6, 6, 12)
+    reread = target.get("u3")
+    assert [(h.generic, h.shared_by) for h in reread.hypotheses] == [(True, 1.0), (False, round(1 / 6, 3))]
