@@ -205,3 +205,18 @@ def test_batch_marks_what_many_of_its_profiles_share_in_the_target(tmp_path):
     assert (population, generic, total) == (6, 6, 12)
     reread = target.get("u3")
     assert [(h.generic, h.shared_by) for h in reread.hypotheses] == [(True, 1.0), (False, round(1 / 6, 3))]
+
+
+def test_a_held_out_text_is_identified_by_the_profile_whose_facts_it_follows():
+    from hyperalign.eval.authorship.profiles import identify
+
+    short = stream_text(0, 5, 20)
+    long = stream_text(3, 20, 5)
+    profiles = {}
+    for author, texts, others in (("terse", [stream_text(i, 5, 20) for i in range(4)], [long] * 4),
+                                  ("wordy", [stream_text(i, 20, 5) for i in range(4)], [short] * 4)):
+        facts, _ = distinctive_facts(texts, others)
+        profiles[author] = Profile(user_id=author, hypotheses=facts, examples_hash="x", n_examples=4,
+                                   backend="fake", model="m", prompt_version="v")
+    assert identify(stream_text(9, 5, 20), profiles) == "terse"
+    assert identify(stream_text(9, 20, 5), profiles) == "wordy"

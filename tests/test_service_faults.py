@@ -29,9 +29,10 @@ def upstream():
 
 
 @pytest.mark.parametrize(("replies", "status", "kind"), [
-    ([error(500, "boom"), error(503, "still down")], 502, "upstream_error"),
-    ([error(429, "slow down", headers={"Retry-After": "0"})] * 2, 429, "rate_limit_exceeded"),
-    ([delayed(1.5), delayed(1.5)], 504, "upstream_timeout"),
+    ([error(500, "boom"), error(502, "still broken")], 502, "upstream_error"),
+    # Overloaded or too slow: the service is unavailable for now (503, retry), not the client rate-limited.
+    ([error(429, "slow down", headers={"Retry-After": "0"})] * 2, 503, "upstream_unavailable"),
+    ([delayed(1.5), delayed(1.5)], 503, "upstream_unavailable"),
 ])
 def test_an_upstream_failure_is_retried_then_a_clean_openai_error(upstream, tmp_path, replies, status, kind):
     server, service = start_service(f"sqlite:///{tmp_path / 's.db'}", upstream_base_url=upstream.base_url,

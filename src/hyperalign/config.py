@@ -3,7 +3,8 @@
 OPENAI_BASE_URL, as the openai SDK does.
 
 Every value is checked where it enters (a URL must be http(s) with a host and a valid port, counts must be
-positive), and each setting remembers where it came from (`Settings.sources`), so a hyperalign.toml in the working
+positive); a URL is only ever shown without its credentials, in its user part or its query (`redact_url`); and
+each setting remembers where it came from (`Settings.sources`), so a hyperalign.toml in the working
 directory that redirects the endpoint is visible to the person running the command (`hyperalign settings`)."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic_settings import (
 from .errors import InputError
 from .io import check_text, read_text_file
 from .llm.cache import default_cache_path
-from .llm.endpoint import redact_url, validate_base_url
+from .llm.endpoint import redact_text, redact_url, validate_base_url
 
 DEFAULT_CONFIG_FILE = "hyperalign.toml"
 
@@ -165,7 +166,7 @@ def load_settings(**overrides: Any) -> Settings:
         name = str(first["loc"][0]) if first["loc"] else ""
         origin = sources.get(name, "")
         where = f" (from {origin.removeprefix('file ')})" if origin and origin != "flag" else ""
-        message = first["msg"].removeprefix("Value error, ")
+        message = redact_text(first["msg"].removeprefix("Value error, "), [given.get("api_key")])
         raise InputError(f"invalid setting '{name}'{where}: {message}") from None
     settings._sources = sources
     return settings

@@ -41,6 +41,7 @@ from typer.exceptions import TyperException
 from ..api import HyperAlign
 from ..config import Settings, load_settings
 from ..errors import HyperAlignError
+from ..llm.endpoint import redact_argv, redact_text
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -74,15 +75,17 @@ def echo_json(text: str) -> None:
 
 
 def say_error(message: str) -> None:
-    err.print(Text("Error: ", style="bold red") + Text(one_line(message)), highlight=False)
+    err.print(Text("Error: ", style="bold red") + Text(one_line(redact_text(message))), highlight=False)
 
 
 def say_warning(message: str) -> None:
-    err.print(Text("Warning: ", style="yellow") + Text(one_line(message)), highlight=False)
+    err.print(Text("Warning: ", style="yellow") + Text(one_line(redact_text(message))), highlight=False)
 
 
 def say(message: str, style: str = "dim") -> None:
-    err.print(Text(one_line(message), style=style), highlight=False)
+    """A line on stderr for the person running the command: never a credential, wherever the text came from (a
+    store URL in a database error, a key an endpoint echoed)."""
+    err.print(Text(one_line(redact_text(message)), style=style), highlight=False)
 
 
 class _WarningHandler(logging.Handler):
@@ -106,15 +109,22 @@ def crash_log_dir() -> Path:
 
 
 def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path | None:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    body = (f"hyperalign {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n"
-            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    """The traceback of a bug, for the person to read and report: readable by them only (0600, in a 0700 folder
+    when it is created here), its command line and text without any secret (`redact_argv`, `redact_text`). Falls
+    back to the temp folder, where the name is unpredictable and the file created exclusively."""
+    now = datetime.datetime.now()
+    body = (f"hyperalign {' '.join(redact_argv(argv))}\n{now.isoformat()}\n\n"
+            + redact_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
     for folder in (crash_log_dir(), Path(tempfile.gettempdir())):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"crash-{stamp}-{os.getpid()}.log"
-            path.write_text(body, encoding="utf-8", errors="backslashreplace")
-            return path
+            if not folder.exists():
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o700, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(prefix=f"crash-{now:%Y%m%d-%H%M%S}-{os.getpid()}-", suffix=".log",
+                                                dir=folder)  # O_EXCL, mode 0600
+            with os.fdopen(descriptor, "w", encoding="utf-8", errors="backslashreplace") as log:
+                log.write(body)
+            return Path(name)
         except OSError:
             continue
     return None

@@ -6,14 +6,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..errors import InputError
+from ..io import check_name
+from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
 from .common import app, cli_command, echo, say, settings
 from .profiles import Store
+
+if TYPE_CHECKING:
+    from ..service.state import ServiceConfig
 
 SERVE_INSTALL_HINT = "pip install 'hyperalign[serve]'"
 
@@ -49,17 +54,14 @@ def serve(
     require_serve_stack()
     import uvicorn
 
+    config = _service_config(rate_limit=rate_limit, max_request_bytes=max_request_bytes,
+                             cors_origins=cors_origin or [], run_jobs=not no_jobs, job_lease_seconds=job_lease_seconds)
+    _check_upstream(upstream_base_url, upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
+                    upstream_model)
     _check_address(host, port)
 
     from ..service.app import SPEC_VARIABLE, ServeSpec, build_app
-    from ..service.state import ServiceConfig
 
-    try:
-        config = ServiceConfig(rate_limit=rate_limit, max_request_bytes=max_request_bytes,
-                               cors_origins=cors_origin or [], run_jobs=not no_jobs,
-                               job_lease_seconds=job_lease_seconds)
-    except ValueError as exc:
-        raise InputError(f"--rate-limit: {str(exc).splitlines()[-1].strip()}") from None
     if upstream_api_key:
         os.environ["HYPERALIGN_UPSTREAM_API_KEY"] = upstream_api_key
     resolved = settings()
@@ -71,7 +73,7 @@ def serve(
                      upstream_base_url=upstream_base_url, upstream_model=upstream_model)
     app = build_app(spec)  # built here first, so that bad settings or an unusable store fail before serving
     state = app.state.service
-    say(f"hyperalign service on http://{host}:{port} (docs: /docs) · store {state.store.display_url} · "
+    say(f"hyperalign service on http://{host}:{port} (docs: /docs) · store {redact_url(state.store.display_url)} · "
         f"upstream {state.upstream.description} · {workers} worker{'s' if workers > 1 else ''}")
     if workers > 1:
         os.environ[SPEC_VARIABLE] = spec.model_dump_json()
@@ -80,6 +82,40 @@ def serve(
 
 
 cli_command(serve)
+
+
+# The option each setting of the service's configuration comes from, to name it in an error.
+_OPTIONS = {"rate_limit": "--rate-limit", "max_request_bytes": "--max-request-bytes", "cors_origins": "--cors-origin",
+            "job_lease_seconds": "--job-lease-seconds"}
+
+
+def _service_config(**values: Any) -> ServiceConfig:
+    """The service's configuration, or one line naming the option at fault (exit 2) — never pydantic's report."""
+    from pydantic import ValidationError
+
+    from ..service.state import ServiceConfig
+
+    try:
+        return ServiceConfig(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = _OPTIONS.get(str(first["loc"][0]) if first["loc"] else "", "an option")
+        raise InputError(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _check_upstream(base_url: str | None, api_key: str | None, model: str | None) -> None:
+    """The upstream's URL must be http(s) with a host; its key and model go into HTTP headers and bodies, so no
+    control character or space may hide in them."""
+    if base_url is not None:
+        try:
+            validate_base_url(base_url)
+        except (ValueError, InputError) as exc:
+            raise InputError(f"--upstream-base-url: {exc}") from None
+    if api_key is not None and (not api_key.strip() or any(c.isspace() or not c.isprintable() for c in api_key)):
+        raise InputError("--upstream-api-key (or HYPERALIGN_UPSTREAM_API_KEY): a key is one word of printable "
+                         "characters, without spaces or line breaks")
+    if model is not None:
+        check_name(model, "--upstream-model")
 
 
 def _check_address(host: str, port: int) -> None:
@@ -146,4 +182,4 @@ def db_upgrade(store: Store = None) -> None:
     """Bring the database's schema to this version's (the alembic migrations; opening a store also does this)."""
     with ProfileStore(store) as database:
         applied = database.applied_migrations()
-    say(f"{database.display_url}: at {applied[-1]} ({len(applied)} migrations applied)")
+    say(f"{redact_url(database.display_url)}: at {applied[-1]} ({len(applied)} migrations applied)")

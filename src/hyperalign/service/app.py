@@ -8,7 +8,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,8 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api import HyperAlign
 from ..config import load_settings
+from ..errors import InputError
+from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
 from . import chat, errors, review, users_api
+from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
 from .state import ServiceConfig, ServiceState
@@ -55,6 +58,19 @@ class RequestSizeLimit:
         await self.app(scope, counted, send)
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Status(Health):
+    version: str
+    database: Literal["ok"]
+    upstream: str  # as it may be shown: without credentials (redact_url)
+    tenant: str
+    strategy: str  # the tenant's default personalization
+    jobs: bool  # whether this process also works on background jobs
+
+
 def create_app(state: ServiceState) -> FastAPI:
     worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
                        poll_seconds=state.config.job_poll_seconds)
@@ -81,10 +97,26 @@ def create_app(state: ServiceState) -> FastAPI:
     app.include_router(users_api.router)
     app.include_router(review.router)
 
-    @app.get("/healthz", tags=["service"], summary="The service and its database answer")
-    def healthz() -> dict[str, Any]:
+    # Probes answer anyone, so they say nothing about the deployment (no host, no URL, no version); the
+    # authenticated /v1/status says more, to a tenant's key.
+    @app.get("/healthz", tags=["service"], summary="The service process answers (liveness)",
+             response_model=Health)
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", tags=["service"], summary="The service can serve requests: its database answers (readiness)",
+             response_model=Health, responses={503: {"description": "The database does not answer"}})
+    def readyz() -> Health:
         state.store.current_version("-")  # one query: a database that is down answers 503 through the handler
-        return {"status": "ok", "upstream": state.upstream.description}
+        return Health(status="ok")
+
+    @app.get("/v1/status", tags=["service"], summary="What serves this tenant: version, database, upstream",
+             response_model=Status)
+    def status(caller: CallerDep) -> Status:
+        state.store.current_version("-")
+        return Status(status="ok", version=version("hyperalign"), database="ok",
+                      upstream=redact_url(state.upstream.description), tenant=caller.tenant.name,
+                      strategy=caller.tenant.strategy, jobs=state.config.run_jobs)
 
     app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
     if state.config.cors_origins:
@@ -98,6 +130,11 @@ def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | Non
                 upstream_model: str | None = None, upstream_timeout: float = 120.0,
                 upstream_retries: int = 2) -> ServiceState:
     """Chat requests go to the OpenAI-compatible upstream when one is given, else to `ha`'s own backend."""
+    if upstream_base_url:
+        try:
+            validate_base_url(upstream_base_url)
+        except ValueError as exc:
+            raise InputError(f"the upstream base URL: {exc}") from None
     upstream: Upstream = (
         OpenAIUpstream(upstream_base_url, upstream_api_key, model=upstream_model, timeout=upstream_timeout,
                        max_retries=upstream_retries)

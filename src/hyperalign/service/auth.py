@@ -30,6 +30,7 @@ def service(request: Request) -> ServiceState:
 
 
 async def caller(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     state: Annotated[ServiceState, Depends(service)],
 ) -> Caller:
@@ -38,6 +39,7 @@ async def caller(
     if found is None:
         raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)")
     key_id, tenant = found
+    request.state.tenant_id = tenant.id  # so that no error message shows the client our key for its users
     for limit in state.limits:
         if not await state.limiter.hit(limit, key_id):
             reset = (await state.limiter.get_window_stats(limit, key_id)).reset_time

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from ..errors import InputError
 from .auth import CallerDep, StateDep
-from .errors import as_response
+from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, system_message
 from .state import ServiceState
 from .tenants import check_strategy
@@ -26,22 +27,60 @@ from .users import EndUser, hashed_id, list_examples, resolve_user
 router = APIRouter(tags=["chat"])
 
 
-class ChatMessage(BaseModel):
+MAX_TOKENS = 2**31 - 1
+Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_TOKENS)]
+Penalty = Annotated[float, Field(strict=True, ge=-2, le=2)]
+
+
+class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class ContentPart(_Open):
+    """One part of a message's content: text, an image, audio, a file (what is not text passes through)."""
+
+    type: str = Field(min_length=1, max_length=100)
+    text: StrictStr | None = None
+
+
+class ChatMessage(_Open):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    content: StrictStr | list[ContentPart] | None = None
 
 
-class ChatRequest(BaseModel):
-    """OpenAI's chat-completion request; fields not named here pass through to the upstream untouched."""
+class ResponseFormat(_Open):
+    type: str = Field(min_length=1, max_length=100)  # text, json_object, json_schema (and servers' own kinds)
+    json_schema: dict[str, Any] | None = None
 
-    model_config = ConfigDict(extra="allow")
+
+class ChatRequest(_Open):
+    """OpenAI's chat-completion request, validated the same way whichever upstream answers it: the parameters that
+    matter are typed and bounded as OpenAI documents them (a bad one is a 400 naming it in `param`, never a 500 or
+    an upstream's surprise); fields not named here pass through to an OpenAI-compatible upstream untouched."""
+
     model: str = Field(max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=2_000)
-    stream: bool = False
-    user: str | None = None
-    safety_identifier: str | None = None
-    metadata: dict[str, str] | None = None
+    stream: StrictBool = False
+    max_tokens: Tokens | None = None
+    max_completion_tokens: Tokens | None = None
+    temperature: Annotated[float, Field(strict=True, ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(strict=True, ge=0, le=1)] | None = None
+    n: Annotated[int, Field(strict=True, ge=1, le=128)] | None = None
+    seed: Annotated[int, Field(strict=True, ge=-2**63, le=2**64 - 1)] | None = None
+    stop: Annotated[StrictStr, Field(max_length=1_000)] | Annotated[
+        list[Annotated[StrictStr, Field(max_length=1_000)]], Field(max_length=64)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: dict[Annotated[str, Field(pattern=r"^-?\d{1,12}$")],
+                     Annotated[float, Field(strict=True, ge=-100, le=100)]] | None = Field(None, max_length=10_000)
+    response_format: ResponseFormat | None = None
+    user: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+    metadata: dict[str, StrictStr] | None = None
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
 
 def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceState,
@@ -77,15 +116,18 @@ async def chat_completions(
     x_hyperalign_user: Annotated[str | None, Header(description="The end user (first in the resolution order)")] = None,
     x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | few-shot | none")] = None,
 ) -> Any:
-    strategy = check_strategy(x_hyperalign_strategy or caller.tenant.strategy)
+    strategy = caller.tenant.strategy
+    if x_hyperalign_strategy:
+        try:
+            strategy = check_strategy(x_hyperalign_strategy)
+        except InputError as exc:
+            raise RequestError(f"the X-Hyperalign-Strategy header: {exc}", "X-Hyperalign-Strategy") from None
     user = resolve_user(caller.tenant, x_hyperalign_user, {"user": request.user, "metadata": request.metadata,
                                                            "safety_identifier": request.safety_identifier})
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
-        max_tokens = getattr(request, "max_tokens", None)
-        system, applied = await asyncio.to_thread(_personalization, state, user, strategy,
-                                                  max_tokens if isinstance(max_tokens, int) else None)
+        system, applied = await asyncio.to_thread(_personalization, state, user, strategy, request.token_limit)
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)

@@ -1,10 +1,18 @@
 """Every error the service answers with has OpenAI's shape — {"error": {"message", "type", "param", "code"}} — so
-an OpenAI client raises its usual exceptions; no body ever carries a traceback (those go to the server's log)."""
+an OpenAI client raises its usual exceptions; no body ever carries a traceback (those go to the server's log).
+
+Messages speak the API's language: the library's errors are written for the command line, so before one reaches a
+client it loses what only the service knows or only a shell can use — the tenant-scoped key a user is stored under
+(`t89d6eda2e170:ann` is `ann` to the client), CLI advice (`hyperalign profile show …`, `--flag`) — and every
+credential (`redact_text`)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,9 +20,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import ConflictError, HyperAlignError, InputError, StoreError
+from ..llm.endpoint import redact_text
 from .upstream import UpstreamError
 
 log = logging.getLogger("hyperalign.service")
+
+_TENANT_PREFIX = re.compile(r"\bt[0-9a-f]{12}:")  # tenants.py: "t" + 12 hex digits, then the user id
+_CLI_ADVICE = (
+    re.compile(r"\s*\([^()]*(?:`hyperalign\b|(?<![\w-])--[a-z])[^()]*\)"),  # "(`hyperalign profile list`)"
+    re.compile(r"\s*[;,—:]\s*(?:use|run|see|try|pass|give|set|add|or)\b[^;]*(?:`hyperalign\b|(?<![\w-])--[a-z])[^;]*"),
+    re.compile(r"\s*`hyperalign\b[^`]*`"),
+)
+
+
+# What pydantic adds to an error's location inside a union ("stop.str", "stop.list[str]"): not a field of the request.
+_UNION_TAG = re.compile(r"^(?:str|int|float|bool|list|dict|none|constrained-[a-z]+|[a-z-]+\[.*\]|\[key\])$")
 
 
 class NotFound(HyperAlignError):
@@ -25,34 +45,55 @@ class Unauthorized(HyperAlignError):
     pass
 
 
+class RequestError(InputError):
+    """A bad request, naming the field, header or parameter at fault (the error's `param`)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"rate limit exceeded for this API key; retry in {retry_after} s")
         self.retry_after = retry_after
 
 
+def public_message(message: str, tenant_id: str | None = None) -> str:
+    """A library message as an API client may read it: no internal key, no CLI advice, no credential."""
+    text = _TENANT_PREFIX.sub("", message)
+    if tenant_id:
+        text = text.replace(f"{tenant_id}:", "").replace(tenant_id, "the tenant")
+    for pattern in _CLI_ADVICE:
+        text = pattern.sub("", text)
+    return redact_text(" ".join(text.split())) or "the request was refused"
+
+
 def error_response(status: int, message: str, kind: str, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
+                   headers: dict[str, str] | None = None, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
                         status_code=status, headers=headers)
 
 
-def as_response(exc: Exception) -> JSONResponse:
-    """The answer to an exception raised while serving a request."""
+def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
+    """The answer to an exception raised while serving a request (`tenant_id`: the caller's, when known)."""
     if isinstance(exc, Unauthorized):
         return error_response(401, str(exc), "invalid_request_error", "invalid_api_key",
                               {"WWW-Authenticate": "Bearer"})
     if isinstance(exc, NotFound):
-        return error_response(404, str(exc), "invalid_request_error", "not_found")
+        return error_response(404, public_message(str(exc), tenant_id), "invalid_request_error", "not_found")
     if isinstance(exc, StoreError):  # the database, not the request: say so without its address
-        log.error("store error: %s", exc)
-        return error_response(503, "the service's database is unavailable; try again later", "server_error")
+        log.error("store error: %s", redact_text(str(exc)))
+        return error_response(503, "the service's database is unavailable; try again later", "server_error",
+                              "database_unavailable")
     if isinstance(exc, ConflictError):
-        return error_response(409, str(exc), "invalid_request_error", "conflict")
+        return error_response(409, public_message(str(exc), tenant_id), "invalid_request_error", "conflict")
     if isinstance(exc, InputError):
-        return error_response(400, str(exc), "invalid_request_error")
+        return error_response(400, public_message(str(exc), tenant_id), "invalid_request_error",
+                              param=getattr(exc, "param", None))
     if isinstance(exc, UpstreamError):
-        return error_response(exc.status, exc.message, exc.kind)
+        return error_response(exc.status, public_message(exc.message, tenant_id), exc.kind, exc.code, exc.headers,
+                              exc.param)
     if isinstance(exc, RateLimited):
         return error_response(429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded",
                               {"Retry-After": str(exc.retry_after)})
@@ -61,15 +102,39 @@ def as_response(exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error {incident}; the server's log has the details", "server_error")
 
 
+def _param(location: Sequence[Any]) -> str | None:
+    """Where a validation error is, as a client names it: `max_tokens`, `messages[0].role`, the query parameter
+    `version`, the header `x-hyperalign-author`."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    parts = [p for p in parts if not (isinstance(p, str) and _UNION_TAG.match(p))]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or None
+
+
+def validation_message(errors: Sequence[Any]) -> tuple[str, str | None]:
+    """The first validation error as (message, param)."""
+    first = dict(errors[0]) if errors else {}
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    param = _param(first.get("loc", ()))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") == "missing" and param is None:
+        return "the request needs a JSON body", None
+    return f"{param or 'the request'}: {message}", param
+
+
 def install(app: FastAPI) -> None:
-    async def any_error(_: Request, exc: Exception) -> JSONResponse:
-        return as_response(exc)
+    async def any_error(request: Request, exc: Exception) -> JSONResponse:
+        return as_response(exc, getattr(request.state, "tenant_id", None))
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
-        return error_response(400, f"{where}: {first.get('msg', 'invalid')}", "invalid_request_error")
+        message, param = validation_message(exc.errors())
+        return error_response(400, message, "invalid_request_error", "invalid_value" if param else None, param=param)
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

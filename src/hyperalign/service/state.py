@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
@@ -18,6 +20,9 @@ from .jobs import JobQueue
 from .personalize import Applied, system_message
 from .tenants import service_secret
 from .upstream import Upstream
+
+# What a browser sends as its Origin: scheme://host[:port], nothing else — no path, no spaces, no CR/LF (a header).
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.\-]*://(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class ServiceConfig(BaseModel):
@@ -35,11 +40,32 @@ class ServiceConfig(BaseModel):
     @field_validator("rate_limit")
     @classmethod
     def _parses(cls, value: str) -> str:
+        expected = "expected e.g. '600/minute' or '10/second;600/minute'"
         try:
-            parse_many(value)
-        except ValueError as exc:
-            raise ValueError(f"not a rate limit such as '600/minute': {exc}") from None
+            items = parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit; {expected}") from None
+        if not items:
+            raise ValueError(f"{value!r} is not a rate limit; {expected}")
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} allows 0 requests, so every request would be refused; allow at least 1 per "
+                             "period")
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for origin in values:
+            if origin == "*":
+                continue
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin; expected scheme://host[:port] without a path, "
+                                 "e.g. https://app.example.com, or *")
+            try:
+                urlsplit(origin).port  # noqa: B018 (a port that is not a number in 0..65535 raises)
+            except ValueError:
+                raise ValueError(f"{origin!r} has an invalid port; expected e.g. https://app.example.com:8443") from None
+        return values
 
 
 @dataclass

@@ -3,12 +3,25 @@
   (its retries with backoff on timeouts, 429 and 5xx, honouring Retry-After), streaming token by token;
 - any hyperalign backend (the embedded model, the fake one in tests): one completion, streamed in pieces.
 Both answer with OpenAI's JSON: `complete` the completion's bytes, `stream` each server-sent event's data. An
-OpenAI-compatible upstream's bytes pass through unparsed (parsing them into the SDK's models and back was most of the
-service's cost per request). Failures become an UpstreamError with the HTTP status to answer with."""
+OpenAI-compatible upstream's bytes pass through unparsed by the SDK (parsing them into its models and back was most
+of the service's cost per request); only their shape is checked.
+
+Failures become an UpstreamError with the HTTP status to answer with, in OpenAI's error shape:
+- 400 (413): the upstream refused the client's own request body (an invalid parameter): its message, `code` and
+  `param`, with anything key-like scrubbed;
+- 502 (bad gateway): the upstream refused the service's credentials (401/403), does not serve the model (404), any
+  other 4xx, a 5xx, or an answer that is not a chat completion — the operator's fault or the upstream's, never
+  shown as the client's (a 401 would tell an OpenAI client that *its* key is wrong);
+- 503 (unavailable, retry): the upstream cannot be reached, timed out, or is overloaded (429, 503), with the
+  upstream's Retry-After passed on.
+The operator's key never appears in an answer; the upstream's message goes to the server's log, scrubbed."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,15 +29,20 @@ from typing import Any, Protocol
 
 import openai
 
-from ..errors import HyperAlignError
+from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignError
 from ..llm import CompletionRequest, LLMClient
-from ..llm.endpoint import redact_url
+from ..llm.endpoint import redact_text, redact_url
+
+log = logging.getLogger("hyperalign.service.upstream")
+BAD_GATEWAY, UNAVAILABLE = "upstream_error", "upstream_unavailable"
 
 
 class UpstreamError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "upstream_error"):
+    def __init__(self, status: int, message: str, kind: str = BAD_GATEWAY, code: str | None = None,
+                 param: str | None = None, retry_after: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
+        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
+        self.headers = {"Retry-After": retry_after} if retry_after else None
 
 
 class Upstream(Protocol):
@@ -35,6 +53,28 @@ class Upstream(Protocol):
     def stream(self, body: dict[str, Any]) -> AsyncIterator[str]: ...
 
 
+def _retry_after(headers: Any) -> str | None:
+    """The upstream's Retry-After (seconds or an HTTP date), or its retry-after-ms in whole seconds."""
+    value = str(headers.get("retry-after") or "").strip()
+    if value.isdigit() and len(value) <= 6:
+        return value
+    if value and email.utils.parsedate_tz(value) is not None:
+        return value
+    milliseconds = str(headers.get("retry-after-ms") or "").strip()
+    try:
+        return str(max(1, math.ceil(float(milliseconds) / 1000))) if milliseconds else None
+    except ValueError:
+        return None
+
+
+def _safe_field(value: Any) -> str | None:
+    """An upstream `code` or `param` worth passing on: a short identifier, never free text."""
+    if isinstance(value, str) and 0 < len(value) <= 100 and value.replace("_", "").replace(".", "").replace(
+            "[", "").replace("]", "").replace("-", "").isalnum():
+        return value
+    return None
+
+
 class OpenAIUpstream:
     def __init__(self, base_url: str | None, api_key: str | None, *, model: str | None = None,
                  timeout: float = 120.0, max_retries: int = 2):
@@ -42,6 +82,7 @@ class OpenAIUpstream:
                                          max_retries=max_retries)
         self.model = model  # when set, every request goes to this model, whatever the client asked for
         self.description = redact_url(base_url) if base_url else "https://api.openai.com/v1"
+        self._secrets = [api_key, base_url]  # never in an answer, nor in the server's log
 
     def _arguments(self, body: dict[str, Any]) -> dict[str, Any]:
         rest = dict(body)
@@ -53,10 +94,19 @@ class OpenAIUpstream:
         try:
             raw = await self.client.chat.completions.with_raw_response.create(**self._arguments(body))
         except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        return raw.http_response.content
+            raise self._error(exc, body) from None
+        content = raw.http_response.content
+        try:
+            parsed = json.loads(content)
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
+                raise ValueError("not a chat completion")
+        except ValueError:
+            raise self._bad_response(f"a {raw.http_response.status_code} answer that is not a chat completion: "
+                                     f"{content[:200]!r}") from None
+        return content
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
+        events = 0
         try:
             async with self.client.chat.completions.with_streaming_response.create(
                     stream=True, **self._arguments(body)) as response:
@@ -64,24 +114,73 @@ class OpenAIUpstream:
                     if line.startswith("data:"):
                         data = line.removeprefix("data:").strip()
                         if data == "[DONE]":
-                            return
+                            break
+                        if not events and not _is_json_object(data):
+                            raise self._bad_response(f"a stream whose first event is not JSON: {data[:200]!r}")
+                        events += 1
                         yield data
         except openai.OpenAIError as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, body) from None
+        if not events:
+            raise self._bad_response("a stream without any event")
 
-    def _error(self, exc: openai.OpenAIError) -> UpstreamError:
-        detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:300]
+    def _bad_response(self, detail: str) -> UpstreamError:
+        log.warning("the upstream %s answered with %s", self.description, redact_text(detail, self._secrets))
+        return UpstreamError(502, "the upstream model answered with something that is not a chat completion",
+                             BAD_GATEWAY, "upstream_bad_response")
+
+    def _error(self, exc: openai.OpenAIError, body: dict[str, Any]) -> UpstreamError:
+        error = self._classify(exc, body)
+        detail = redact_text(" ".join(str(getattr(exc, "message", None) or exc).split())[:500], self._secrets)
+        log.warning("the upstream %s failed (answered %d %s): %s", self.description, error.status, error.code, detail)
+        return error
+
+    def _classify(self, exc: openai.OpenAIError, body: dict[str, Any]) -> UpstreamError:
         if isinstance(exc, openai.APITimeoutError):
-            return UpstreamError(504, "the upstream model did not answer in time", "upstream_timeout")
+            return UpstreamError(503, "the upstream model did not answer in time; retry later", UNAVAILABLE,
+                                 "upstream_timeout")
         if isinstance(exc, openai.APIConnectionError):
-            return UpstreamError(502, "cannot reach the upstream model", "upstream_unavailable")
-        if isinstance(exc, openai.RateLimitError):
-            return UpstreamError(429, f"the upstream model is rate-limiting requests: {detail}", "rate_limit_exceeded")
-        if isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500:
-            # The client's request was at fault (unknown model, bad parameter): its status and the reason.
-            return UpstreamError(exc.status_code, f"the upstream model refused the request: {detail}",
-                                 "invalid_request_error")
-        return UpstreamError(502, f"the upstream model failed: {detail}", "upstream_error")
+            return UpstreamError(503, "the upstream model cannot be reached; retry later", UNAVAILABLE,
+                                 "upstream_unreachable")
+        if not isinstance(exc, openai.APIStatusError):  # e.g. a response the SDK could not read
+            return UpstreamError(502, "the upstream model answered with something that is not a chat completion",
+                                 BAD_GATEWAY, "upstream_bad_response")
+        status, headers = exc.status_code, exc.response.headers
+        error = exc.body if isinstance(exc.body, dict) else {}
+        message = " ".join(str(error.get("message") or "").split())[:500]
+        said = redact_text(message, self._secrets)
+        code, param = _safe_field(getattr(exc, "code", None)), _safe_field(getattr(exc, "param", None))
+        if status in (400, 422):  # the client's request body, as the upstream read it
+            return UpstreamError(400, f"the model refused the request: {said or 'invalid request'}",
+                                 "invalid_request_error", code, param)
+        if status == 413:
+            return UpstreamError(413, "the request is too large for the upstream model", "invalid_request_error",
+                                 code, param)
+        if status in (401, 403):
+            return UpstreamError(502, f"the upstream model refused this service's own credentials (HTTP {status}); "
+                                 "this is not about your API key — the service's operator has to fix it",
+                                 BAD_GATEWAY, "upstream_authentication_failed")
+        if status == 404:
+            model = self.model or body.get("model")
+            return UpstreamError(502, f"the upstream does not serve the model {model!r} (HTTP 404)", BAD_GATEWAY,
+                                 "upstream_model_not_found", "model" if not self.model else None)
+        if status == 429 and code == "insufficient_quota":
+            return UpstreamError(502, "the upstream account is out of quota; the service's operator has to fix it",
+                                 BAD_GATEWAY, "upstream_quota_exceeded")
+        if status in (408, 504):
+            return UpstreamError(503, "the upstream model did not answer in time; retry later", UNAVAILABLE,
+                                 "upstream_timeout", retry_after=_retry_after(headers))
+        if status in (429, 503, 529):
+            return UpstreamError(503, "the upstream model is overloaded; retry later", UNAVAILABLE,
+                                 "upstream_overloaded", retry_after=_retry_after(headers))
+        return UpstreamError(502, f"the upstream model failed (HTTP {status})", BAD_GATEWAY, "upstream_error")
+
+
+def _is_json_object(data: str) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
 
 
 def _text(content: Any) -> str:
@@ -89,7 +188,8 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(p["text"] for p in content
+                       if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
     return ""
 
 
@@ -101,16 +201,26 @@ class BackendUpstream:
         self.description = f"{client.backend.name} backend ({client.model})"
 
     async def _completion(self, body: dict[str, Any]) -> tuple[str, Any]:
+        # The body was validated by the chat endpoint's model (service/chat.py): these are the types it allows.
+        seed = body.get("seed")
         request = CompletionRequest(
             messages=[{"role": str(m.get("role", "user")), "content": _text(m.get("content"))} for m in body["messages"]],
             max_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 512),
             temperature=float(body.get("temperature") or 0.0),
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else 0,
+            seed=seed % 2**31 if isinstance(seed, int) else 0,  # what every runtime takes (llama.cpp: 32 bits)
         )
         try:
             completion = await self.client.acomplete(request)
+        except ContextOverflowError:
+            raise UpstreamError(400, "the conversation does not fit into the model's context; send a shorter one",
+                                "invalid_request_error", "context_length_exceeded", "messages") from None
+        except BackendUnavailableError as exc:
+            log.warning("the model is unavailable: %s", redact_text(str(exc)))
+            raise UpstreamError(503, "the model is unavailable; retry later", UNAVAILABLE,
+                                "upstream_unreachable") from None
         except HyperAlignError as exc:
-            raise UpstreamError(502, f"the model failed: {' '.join(str(exc).split())[:300]}") from None
+            log.warning("the model failed: %s", redact_text(str(exc)))
+            raise UpstreamError(502, "the model failed to answer", BAD_GATEWAY, "upstream_error") from None
         return f"chatcmpl-{uuid.uuid4().hex}", completion
 
     async def complete(self, body: dict[str, Any]) -> bytes:
