@@ -96,3 +96,22 @@ def test_profile_text_is_escaped_on_the_page(service):
                                                           "statement": "<script>alert(1)</script> bold"}]})
         page = http.get(f"/review/{review_link(service).rsplit('/', 1)[1]}").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; bold" in page
+
+
+def test_a_statement_most_of_the_tenants_profiles_share_is_shown_as_generic(service):
+    """The review page shows each hypothesis's share of the tenant's profiles (a statistic, no other user's text);
+    another tenant's profiles do not count. In service_support every user gets the same statements."""
+    with service.http() as http:
+        for user in ("bo", "cy", "di", "ed"):
+            http.post(f"/v1/users/{user}/examples", json={"examples": EXAMPLES}).raise_for_status()
+            job = http.post(f"/v1/users/{user}/jobs").json()
+            assert service.wait_for_job(user, job["id"])["status"] == "succeeded"
+        page = http.get(f"/review/{review_link(service).rsplit('/', 1)[1]}").text
+    assert "shared by 100% of profiles (generic: says little about you)" in page
+    with service.http("other") as http:
+        http.post("/v1/users/ann/examples", json={"examples": EXAMPLES}).raise_for_status()
+        job = http.post("/v1/users/ann/jobs").json()
+        assert service.wait_for_job("ann", job["id"], "other")["status"] == "succeeded"
+        link = http.post("/v1/users/ann/review-link").json()["url"]
+        page = http.get(f"/review/{link.rsplit('/', 1)[1]}").text
+    assert "shared by 100% of profiles" in page and "(generic" not in page  # alone in its tenant: not generic

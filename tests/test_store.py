@@ -54,21 +54,22 @@ def tables(path: Path) -> set[str]:
 
 
 def test_opening_applies_and_records_the_migrations(store, store_path):
-    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections"]
+    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts"]
     assert {"profiles", "profile_versions", VERSION_TABLE} <= tables(store_path)
     with sqlite3.connect(store_path) as db:
-        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003_rejections",)]
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004_statement_counts",)]
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(store):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from hyperalign.profiles.statements import metadata as statements_metadata
     from hyperalign.service.tables import metadata as service_metadata
 
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert compare_metadata(context, [metadata, service_metadata]) == []
+        assert compare_metadata(context, [metadata, service_metadata, statements_metadata]) == []
 
 
 def test_reopening_is_idempotent_and_keeps_the_data(store, store_path):
@@ -77,7 +78,7 @@ def test_reopening_is_idempotent_and_keeps_the_data(store, store_path):
     store.close()
     for _ in range(2):
         with ProfileStore(store_path) as again:
-            assert again.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections"]
+            assert again.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts"]
             assert again.get("ann").profile == profile
     with sqlite3.connect(store_path) as db:
         assert db.execute(f"SELECT COUNT(*) FROM {VERSION_TABLE}").fetchone() == (1,)

@@ -3,33 +3,23 @@
 "The person is humorous" in 40% of a tenant's profiles says nothing about any one of them. Each inferred
 hypothesis gets `shared_by` — the share of the population's profiles holding the same statement — and is marked
 `generic` at or above a threshold; generators rank generic hypotheses last and the review page shows the share.
-Statements are compared by a canonical key (lowercased words, without the words every statement about a writer has:
-"the person", "uses", "often"), so that "This person is humorous." and "The person is humorous" are one statement.
-Only the keys are counted: a statistic, no other person's text, and linear in the population's size."""
+Statements are compared by a canonical key (profiles/statements.py: lowercased words, without the words every
+statement about a writer has), so that "This person is humorous." and "The person is humorous" are one statement.
+Only the keys are counted: a statistic, no other person's text, and linear in the population's size. A batch counts
+its own profiles here; a profile store (the service's tenants) keeps the counts as it saves (statements.py)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from ..profiles.model import Hypothesis, Profile
+from ..profiles.statements import canonical, statement_keys
+
+__all__ = ["GENERIC_SHARE", "MIN_POPULATION", "canonical", "count_keys", "generic_share", "mark_generic", "marked"]
 
 GENERIC_SHARE = 0.2
 MIN_POPULATION = 5  # below this, a share says little
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_FILLER = frozenset("""a an the this that person writer author they them their he she his her is are was be uses use
-often tends to tend of in and or with by s""".split())
-
-
-def canonical(statement: str) -> str:
-    words = [w for w in _WORD.findall(statement.lower().replace("’", "'")) if w not in _FILLER]
-    return " ".join(sorted(set(words)))
-
-
-def statement_keys(profile: Profile) -> set[str]:
-    """The canonical keys of a profile's statements (the LLM's and the person's; measured facts are numbers)."""
-    return {canonical(h.statement) for h in profile.hypotheses if h.measure is None}
 
 
 def count_keys(profiles: Iterable[Profile]) -> tuple[Counter[str], int]:
@@ -51,8 +41,10 @@ def marked(hypotheses: Sequence[Hypothesis], counts: Counter[str], population: i
         if h.measure is not None:
             result.append(h)
             continue
-        share = round(min(1.0, counts[canonical(h.statement)] / population), 3)
-        generic = population >= min_population and share >= threshold and h.origin != "person"
+        holders = counts[canonical(h.statement)]
+        share = round(min(1.0, holders / population), 3)
+        # Shared means held by another profile too: alone in a population of 5, a statement has 20% by itself.
+        generic = population >= min_population and holders >= 2 and share >= threshold and h.origin != "person"
         result.append(h.model_copy(update={"shared_by": share, "generic": generic}))
     return result
 

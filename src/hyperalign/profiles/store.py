@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from ..errors import ConflictError, InputError, StoreError
 from ..io import check_name, check_text
+from . import statements
 from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
 from .model import Profile
 
@@ -359,24 +360,29 @@ class ProfileStore:
                     ).rowcount
                     if moved != 1:
                         raise self._conflict(user_id, expected_version, self._current(connection, user_id))
+                before = self._version(connection, user_id, expected_version) if expected_version else None
                 connection.execute(insert(versions_table).values(
                     user_id=user_id, version=version, created_at=now, author=author, action=action,
                     message=message, details=json.dumps(details) if details else None,
                     profile=profile.model_dump_json(),
                 ))
-                self._note_rejections(connection, profile, expected_version, author, action, now)
+                self._note_rejections(connection, profile, before, version, author, action, now)
+                statements.adjust(connection, user_id, before, profile)  # the generic mark's counts
         except IntegrityError:
             raise self._conflict(user_id, expected_version, self.current_version(user_id)) from None
         return VersionInfo(user_id, version, now, author, action, message, dict(details or {}))
 
-    def _note_rejections(self, connection: Connection, profile: Profile, based_on: int, author: str, action: str,
-                         now: datetime) -> None:
+    def _version(self, connection: Connection, user_id: str, version: int) -> Profile:
+        v = versions_table
+        row = connection.execute(select(v.c.profile).where(v.c.user_id == user_id, v.c.version == version))
+        return Profile.from_json(row.scalar_one(), source=f"profile store: '{user_id}' version {version}")
+
+    def _note_rejections(self, connection: Connection, profile: Profile, previous: Profile | None, version: int,
+                         author: str, action: str, now: datetime) -> None:
         """In the save's transaction: a person's edit that drops hypotheses rejects them; a version that holds a
         rejected hypothesis again lifts its rejection."""
-        r, v, user_id, dropped = rejections_table, versions_table, profile.user_id, []
-        if action == Action.EDIT and based_on > 0:
-            before = connection.execute(select(v.c.profile).where(v.c.user_id == user_id, v.c.version == based_on))
-            previous = Profile.from_json(before.scalar_one(), source=f"profile store: '{user_id}' version {based_on}")
+        r, user_id, dropped = rejections_table, profile.user_id, []
+        if action == Action.EDIT and previous is not None:
             kept = {h.id for h in profile.hypotheses}
             dropped = [h for h in previous.hypotheses if h.id not in kept]
         if named := [h.id for h in [*profile.hypotheses, *dropped]]:
@@ -384,7 +390,7 @@ class ProfileStore:
         if dropped:
             connection.execute(insert(r), [
                 {"user_id": user_id, "hypothesis_id": h.id, "statement": h.statement, "hypothesis": h.model_dump_json(),
-                 "author": author, "version": based_on + 1, "created_at": now} for h in dropped])
+                 "author": author, "version": version, "created_at": now} for h in dropped])
 
     def _conflict(self, user_id: str, expected: int, current: int | None) -> Exception:
         if current is None:
@@ -419,6 +425,8 @@ class ProfileStore:
     def delete(self, user_id: str, connection: Connection) -> int:
         """Every version of the profile and what the person deleted from it, inside the caller's write transaction;
         the number of versions removed."""
+        if (current := self._current(connection, user_id)) is not None:
+            statements.adjust(connection, user_id, self._version(connection, user_id, current), None)
         connection.execute(delete(rejections_table).where(rejections_table.c.user_id == user_id))
         removed = connection.execute(delete(versions_table).where(versions_table.c.user_id == user_id)).rowcount
         connection.execute(delete(profiles_table).where(profiles_table.c.user_id == user_id))

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from ..errors import HyperAlignError
 from ..profiles.database import as_utc
 from ..profiles.store import ProfileStore
+from .errors import public_message
 from .tables import jobs
 
 log = logging.getLogger("hyperalign.service.jobs")
@@ -192,7 +193,9 @@ class JobWorker:
             log.info("%s", exc)
         except Exception as exc:  # the job fails with its reason; the worker goes on
             log.exception("job %s failed", job.id)
-            await asyncio.to_thread(self.queue.finish, job.id, error=" ".join(str(exc).split())[:500] or type(exc).__name__)
+            # The reason is shown to API clients (GET .../jobs/ID): in the API's words, without credentials.
+            reason = public_message(" ".join(str(exc).split()))[:500] or type(exc).__name__
+            await asyncio.to_thread(self.queue.finish, job.id, error=reason)
         else:
             await asyncio.to_thread(self.queue.finish, job.id, version=outcome.version, through=outcome.through)
         finally:

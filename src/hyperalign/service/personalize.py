@@ -8,8 +8,10 @@ from pydantic import BaseModel
 
 from ..pipeline.context import fit_examples
 from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
-from ..profiles.model import UserExample
-from ..profiles.store import StoredProfile
+from ..pipeline.generic import marked
+from ..profiles.model import Profile, UserExample
+from ..profiles.statements import scope_of, shares, statement_keys
+from ..profiles.store import ProfileStore, StoredProfile
 from ..prompts import version_tag
 
 FEW_SHOT_EXAMPLES = 7  # the most recent texts; the paper's and our evaluations' k
@@ -36,6 +38,14 @@ class Applied(BaseModel):
         if self.prompt_version:
             headers["X-Hyperalign-Prompt"] = self.prompt_version
         return headers
+
+
+def with_generic_marks(store: ProfileStore, user_key: str, profile: Profile) -> Profile:
+    """The profile with each statement's share of the tenant's profiles (`shared_by`) and the generic mark
+    (pipeline/generic.py), from the counts the store keeps as it saves (profiles/statements.py): one indexed read."""
+    with store.transaction() as connection:
+        counts, population = shares(connection, scope_of(user_key), statement_keys(profile))
+    return profile.model_copy(update={"hypotheses": marked(profile.hypotheses, counts, population)})
 
 
 def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],

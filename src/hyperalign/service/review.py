@@ -29,6 +29,7 @@ from ..profiles.model import Aspect, Hypothesis
 from ..profiles.rejections import rejections, restore
 from .auth import CallerDep, StateDep
 from .errors import NotFound
+from .personalize import with_generic_marks
 from .state import ServiceState
 from .tenants import Tenant, tenant_by_id
 from .users import EndUser, end_user, exists, list_examples
@@ -109,7 +110,7 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
     history = [stored.info for stored in versions]
     diffs = {new.version: diff_profiles(old.profile, new.profile)
              for old, new in zip(versions[:-1], versions[1:], strict=True)}
-    profile = shown.profile
+    profile = with_generic_marks(state.store, user.key, shown.profile)  # "shared by 37% of profiles"
     texts = [s.text for s in list_examples(state.store, user.key)]
     return _templates().get_template("review.html.j2").render(
         user=user.id, token=token, profile=profile, version=shown.version, current=current, info=shown.info,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from ..api import HyperAlign
 from ..profiles.store import ProfileStore
 from .jobs import JobQueue
-from .personalize import Applied, system_message
+from .personalize import Applied, system_message, with_generic_marks
 from .tenants import service_secret
 from .upstream import Upstream
 
@@ -96,4 +96,6 @@ class ServiceState:
 
     def _personalization(self, user_key: str, version: int, saved_at: datetime, strategy: str) -> tuple[str | None,
                                                                                                          Applied]:
-        return system_message(strategy, self.store.get(user_key, version), [], None)
+        stored = self.store.get(user_key, version)  # generic statements (shared across the tenant) go last
+        stored = replace(stored, profile=with_generic_marks(self.store, user_key, stored.profile))
+        return system_message(strategy, stored, [], None)

@@ -1,0 +1,93 @@
+"""How many profiles of a population hold each statement: the statistic behind the generic mark.
+
+"The person is humorous" in 40% of a tenant's profiles says nothing about any one of them (pipeline/generic.py). A
+population is a *scope*: the part of a user id before its first ":" — the service's tenant-scoped keys ("t…:ann")
+— and "" for ids without one (a store of the CLI's). Statements are counted by a canonical key (lowercased words
+without the filler every statement about a writer has, so "This person is humorous." and "The person is humorous"
+are one), each profile once. The counts are kept in the transaction of every save and deletion (store.py), so they
+stay exact under concurrent writers on PostgreSQL and SQLite, and a share is one indexed read however many users a
+tenant has. Only keys and counts are kept: a statistic, no user's text — and a deleted user's keys are subtracted
+in the transaction that deletes them."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from .model import Profile
+
+metadata = MetaData(naming_convention={"pk": "pk_%(table_name)s"})  # as the store's tables
+statement_counts = Table(
+    "statement_counts", metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("statement_key", String(400), primary_key=True),
+    Column("profiles", Integer, nullable=False),
+)
+POPULATION = ""  # the row that counts the scope's profiles
+KEY_CHARS = 400
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_FILLER = frozenset("""a an the this that person writer author they them their he she his her is are was be uses use
+often tends to tend of in and or with by s""".split())
+
+
+def canonical(statement: str) -> str:
+    words = [w for w in _WORD.findall(statement.lower().replace("’", "'")) if w not in _FILLER]
+    return " ".join(sorted(set(words)))[:KEY_CHARS] or "-"
+
+
+def statement_keys(profile: Profile | None) -> set[str]:
+    """The canonical keys of a profile's statements (the LLM's and the person's; measured facts are numbers)."""
+    return {canonical(h.statement) for h in profile.hypotheses if h.measure is None} if profile else set()
+
+
+def scope_of(user_id: str) -> str:
+    scope, sep, _ = user_id.partition(":")
+    return scope if sep else ""
+
+
+def _increment(connection: Connection, scope: str, keys: list[str]) -> None:
+    if not keys:
+        return
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(statement_counts).values([{"scope": scope, "statement_key": k, "profiles": 1} for k in keys])
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=["scope", "statement_key"], set_={"profiles": statement_counts.c.profiles + 1}))
+
+
+def _decrement(connection: Connection, scope: str, keys: list[str]) -> None:
+    if not keys:
+        return
+    c = statement_counts.c
+    connection.execute(update(statement_counts).where(c.scope == scope, c.statement_key.in_(keys))
+                       .values(profiles=c.profiles - 1))
+    connection.execute(delete(statement_counts).where(c.scope == scope, c.statement_key.in_(keys), c.profiles <= 0))
+
+
+def adjust(connection: Connection, user_id: str, before: Profile | None, after: Profile | None) -> None:
+    """In the caller's transaction: the user's profile goes from `before` to `after` (None: none). Keys are touched
+    in sorted order, so two concurrent writers lock rows in the same order and cannot deadlock."""
+    old, new = statement_keys(before), statement_keys(after)
+    added, removed = sorted(new - old), sorted(old - new)
+    if before is None and after is not None:
+        added = [POPULATION, *added]
+    if after is None and before is not None:
+        removed = [POPULATION, *removed]
+    scope = scope_of(user_id)
+    _increment(connection, scope, added)
+    _decrement(connection, scope, removed)
+
+
+def shares(connection: Connection, scope: str, keys: Iterable[str]) -> tuple[Counter[str], int]:
+    """(how many of the scope's profiles hold each key, the scope's number of profiles)."""
+    wanted = sorted({*keys, POPULATION})
+    c = statement_counts.c
+    rows = connection.execute(select(c.statement_key, c.profiles).where(c.scope == scope,
+                                                                         c.statement_key.in_(wanted)))
+    counts = Counter({key: count for key, count in rows})
+    return counts, counts.pop(POPULATION, 0)
