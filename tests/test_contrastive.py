@@ -220,3 +220,27 @@ def test_a_held_out_text_is_identified_by_the_profile_whose_facts_it_follows():
                                    backend="fake", model="m", prompt_version="v")
     assert identify(stream_text(9, 5, 20), profiles) == "terse"
     assert identify(stream_text(9, 20, 5), profiles) == "wordy"
+
+
+def test_a_population_leaves_each_persons_own_texts_out():
+    texts = {"a": [stream_text(0, 6, 10)], "b": [stream_text(1, 18, 4)], "c": [stream_text(2, 18, 4)]}
+    everyone = ReferenceStats.of("batch", [t for ts in texts.values() for t in ts])
+    others = everyone.without(texts["a"])
+    alone = ReferenceStats.of("b+c", texts["b"] + texts["c"])
+    assert others.texts == 2 and others.metrics["sentence_words"] == pytest.approx(alone.metrics["sentence_words"])
+    assert others.words == alone.words
+
+
+def test_batch_infer_with_population_compares_each_user_with_the_others_aggregates(tmp_path):
+    from typer.testing import CliRunner
+
+    from hyperalign.cli import app
+
+    users = tmp_path / "users.jsonl"
+    users.write_text("".join(json.dumps({"id": f"u{i}", "examples": [{"text": stream_text(i, 6 + 4 * i, 6)}]}) + "\n"
+                             for i in range(3)))
+    result = CliRunner().invoke(app, ["--backend", "fake", "--no-cache", "batch", "infer", str(users), "--out",
+                                      str(tmp_path / "profiles"), "--population"])
+    assert result.exit_code == 0, result.output
+    profile = Profile.load(tmp_path / "profiles" / "u0.json")
+    assert profile.contrast.reference == "the batch's other users" and profile.contrast.reference_texts == 2

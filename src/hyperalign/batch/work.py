@@ -3,12 +3,14 @@ runs in this process (local engine) and inside Ray workers, so both engines give
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
 from ..api import HyperAlign
 from ..errors import HyperAlignError
+from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import GenerationOptions, Strategy, agenerate
 from ..pipeline.infer import InferenceOptions
 from ..profiles.model import Profile, UserExample
@@ -17,6 +19,9 @@ from ..profiles.model import Profile, UserExample
 class BatchOptions(BaseModel):
     inference: InferenceOptions = Field(default_factory=InferenceOptions)
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
+    # The batch's users as a reference population (aggregates only, contrast.py): each user is compared with the
+    # aggregates of everyone else (their own texts taken out).
+    population: Optional[ReferenceStats] = None
 
 
 class Work(BaseModel):
@@ -53,7 +58,11 @@ async def perform(ha: HyperAlign, work: Work, options: BatchOptions) -> Done:
     done = Done(key=work.key, kind=work.kind, user_id=work.user_id)
     try:
         if work.kind == "infer":
-            profile = await ha.ainfer_profile(work.user_id, work.examples, work.attributes or None, options.inference)
+            inference = options.inference
+            if options.population is not None:
+                others = options.population.without([e.text for e in work.examples])
+                inference = replace(inference, reference=others)
+            profile = await ha.ainfer_profile(work.user_id, work.examples, work.attributes or None, inference)
             report = profile.report
             return done.model_copy(update={
                 "result": profile.model_dump(mode="json"), "prompt_tokens": report.prompt_tokens,

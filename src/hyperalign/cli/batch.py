@@ -29,6 +29,7 @@ from ..batch.work import BatchOptions, Done
 from ..config import Settings
 from ..errors import InputError
 from ..io import JsonlLog, check_output_path
+from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import GenerationOptions, Strategy
 from ..pipeline.generic import GENERIC_SHARE
 from .common import app, cli_command, err, say, say_warning, settings
@@ -95,10 +96,15 @@ def batch_infer(
     engine: EngineName = "local",
     ray_address: RayAddress = None,
     on_bad_line: OnBadLine = "fail",
+    population: Annotated[bool, typer.Option("--population/--no-population", help="Compare each user also with the aggregates of the batch's other users (word counts and metric distributions; no text of theirs is used).")] = False,
 ) -> None:
     """Infer a profile for every user of USERS.jsonl; users whose profile for these examples exists are skipped."""
     policy = _policy(on_bad_line)
     records, bad = read_records(users, UserRecord, "id", policy)
+    options = BatchOptions()
+    if population:
+        options.population = ReferenceStats.of("the batch's other users",
+                                               [e.text for _, record in records for e in record.examples])
     target = open_profiles(out)
     try:
         works, skipped = plan_infer(records, target)
@@ -106,12 +112,12 @@ def batch_infer(
         if skipped:
             say(f"Resuming: {skipped} of {len(records)} users already have their profile in {target.description}.",
                 style="")
-        runner = _engine(engine, BatchOptions(), ray_address)
+        runner = _engine(engine, options, ray_address)
         seconds = asyncio.run(_drive(abatch_infer(runner, works, target), len(works), summary, "infer"))
-        population, generic, total = mark_generic_in(target, (user_id for user_id, _ in records))
+        profiles, generic, total = mark_generic_in(target, (user_id for user_id, _ in records))
         if generic:
             say(f"{generic} of {total} hypotheses are shared by {GENERIC_SHARE:.0%} or more of the batch's "
-                f"{population} profiles: marked generic (ranked last when generating).", style="")
+                f"{profiles} profiles: marked generic (ranked last when generating).", style="")
     finally:
         target.close()
     _report(summary, seconds, f"Profiles in {target.description}")

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import mean, pstdev
+from math import sqrt
 
 from ..llm import LLMClient
 from ..profiles.model import Contrast, ContrastText, UserExample
@@ -76,22 +76,51 @@ async def default_voice(
 
 @dataclass
 class ReferenceStats:
-    """A population's aggregates: per metric the values' mean and spread, and word counts — no text."""
+    """A population's aggregates — per metric the count, sum and sum of squares of its texts' values, and word
+    counts — never a text. Sums, so that one person's own texts can be taken out again (`without`): in a batch, each
+    user is compared with everyone else."""
 
     name: str
     texts: int
-    metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
+    sums: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     words: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def of(cls, name: str, texts: Sequence[str]) -> ReferenceStats:
+        stats = cls(name=name, texts=0)
+        stats._add(texts, 1)
+        return stats
+
+    def without(self, texts: Sequence[str]) -> ReferenceStats:
+        """The population less these texts (theirs are in it): aggregates of everyone else."""
+        other = ReferenceStats(self.name, self.texts, dict(self.sums), Counter(self.words))
+        other._add(texts, -1)
+        return other
+
+    def _add(self, texts: Sequence[str], sign: int) -> None:
         parsed = [Text.of(t) for t in texts if t.strip()]
-        metrics = {}
+        self.texts += sign * len(parsed)
         for metric in METRICS:
-            values = [v for v in (measure(metric, t) for t in parsed) if v is not None]
-            if len(values) >= 2:
-                metrics[metric] = (mean(values), pstdev(values))
-        words: Counter[str] = Counter()
+            n, total, squares = self.sums.get(metric, (0, 0.0, 0.0))
+            for t in parsed:
+                value = measure(metric, t)
+                if value is not None:
+                    n, total, squares = n + sign, total + sign * value, squares + sign * value * value
+            self.sums[metric] = (n, total, squares)
         for t in parsed:
-            words.update(content_words(t.raw))
-        return cls(name=name, texts=len(parsed), metrics=metrics, words=words)
+            counts = Counter(content_words(t.raw))
+            if sign > 0:
+                self.words.update(counts)
+            else:
+                self.words.subtract(counts)
+        self.words = +self.words  # drop zero and negative counts
+
+    @property
+    def metrics(self) -> dict[str, tuple[float, float]]:
+        """metric -> (mean, population standard deviation), where at least two texts give a value."""
+        result = {}
+        for metric, (n, total, squares) in self.sums.items():
+            if n >= 2:
+                average = total / n
+                result[metric] = (average, sqrt(max(0.0, squares / n - average * average)))
+        return result
