@@ -48,10 +48,11 @@ def pair_texts(prompt: str) -> tuple[str, str]:
     return texts[0], texts[1]
 
 
-def oracle(request: CompletionRequest, *, biased: bool = False) -> str:
+def oracle(request: CompletionRequest, *, biased: bool = False, acquiescent: bool = False) -> str:
     """The default voice writes long sentences; the proposal names one true and one generic difference; the checker
     picks the text with shorter sentences for the true one and says "same" for the generic one (or, `biased`,
-    always answers "A", as a position-biased small model does)."""
+    always answers "A", as a position-biased small model does). Rating one text alone, it says "supports" to the
+    true difference only on short sentences (or, `acquiescent`, to everything)."""
     prompt = request.messages[-1]["content"]
     if request.json_schema is None:  # the default voice (zero-shot)
         offset = sum(map(ord, prompt)) % len(POOL)
@@ -70,6 +71,12 @@ def oracle(request: CompletionRequest, *, biased: bool = False) -> str:
         statements = re.findall(r"^h(\d+): (.*)$", prompt, re.M)
         shorter = "A" if mean_sentence_words(first) < mean_sentence_words(second) else "B"
         return json.dumps({f"h{n}": "A" if biased else (shorter if s == SPECIFIC else "same")
+                           for n, s in statements})
+    if request.schema_name == "verify_hypotheses-text":  # one text alone (after a position-bound pass)
+        text = prompt.split("<user_text>\n", 1)[1].split("\n</user_text>", 1)[0].split("]\n", 1)[-1]
+        statements = re.findall(r"^h(\d+): (.*)$", prompt, re.M)
+        short = mean_sentence_words(text) < 12
+        return json.dumps({f"h{n}": "supports" if acquiescent or s != SPECIFIC or short else "neutral"
                            for n, s in statements})
     if request.schema_name == "fix_evidence":
         return json.dumps({key: [] for key in request.json_schema["properties"]})
@@ -119,11 +126,19 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
 
 
 def test_a_position_biased_checker_decides_nothing_instead_of_deciding_wrong():
-    profile, _ = infer(lambda r: oracle(r, biased=True))
+    profile, _ = infer(lambda r: oracle(r, biased=True, acquiescent=True))
     assert profile.inferred_hypotheses == []
     assert profile.report.too_few
     assert profile.report.verification["position_bound"] == 1.0
+    assert profile.report.verification["per_text"] == 1.0  # rated alone too, and "supports" everything
     assert profile.facts  # the facts are measured by code and do not depend on the checker
+
+
+def test_after_a_position_bound_pass_each_text_is_rated_alone():
+    profile, backend = infer(lambda r: oracle(r, biased=True))
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    assert profile.report.verification["calls"] == 20  # 5 pairs in both orders, then their 10 texts alone
+    assert sum(r.schema_name == "verify_hypotheses-text" for r in backend.requests) == 10
 
 
 def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():

@@ -37,7 +37,8 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     # bev differs from it. The 135M checker mostly cannot tell two texts apart in both orders (it answers by
     # position), so few or no hypotheses pass verification on it: the measured facts carry the profile.
     assert profile.report.method == "contrastive" and len(profile.contrast.texts) == len(demo_examples)
-    assert profile.report.verification["calls"] in (0, 2 * min(5, len(demo_examples)))
+    pairs = min(5, len(demo_examples))  # both orders; each text alone too when the checker answered by position
+    assert profile.report.verification["calls"] in (0, 2 * pairs, 4 * pairs)
     assert all(abs(f.measure.z) >= 1 for f in profile.facts)
     for hypothesis in profile.inferred_hypotheses:  # every shown quote is real text of the example it names
         quotes = [e.quote for e in hypothesis.evidence if e.verified]

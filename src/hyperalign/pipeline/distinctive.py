@@ -7,9 +7,9 @@ the smaller |z| counts (and the two must agree in sign): a habit the model lacks
 the genre's, not the person's. Kept facts are stated relative to the default ("sentences average 12 words — about
 half a typical answer's 23"), so a generator reads the direction, not a bare number.
 
-Distinctive words are function words, discourse markers, contractions, interjections — habits, not topics: proper
-nouns (capitalized where they are not sentence-initial) and words found in only one of the person's texts are left
-out, as are rare words (wordfreq's Zipf frequency below `COMMON_ZIPF`: the texts' subjects). They are scored by
+Distinctive words are function words, discourse markers, contractions, interjections — habits, not topics: only
+those closed classes count (`HABIT_WORDS`), and of them not proper nouns (capitalized where they are not
+sentence-initial, "May") nor words found in only one of the person's texts. They are scored by
 log-odds with an informative Dirichlet prior (Monroe, Colaresi & Quinn 2008) against the contrast's word counts, the
 general language's frequencies as the prior. Words the contrast leans on and the person never uses are the facts'
 other side ("avoids")."""
@@ -39,7 +39,32 @@ from .facts import (
     statement_of,
 )
 
-COMMON_ZIPF = 4.0  # wordfreq's scale: 4 = once per 10,000 words ("habit", "reckon"); content words sit lower
+# Habits, not topics: English function words, discourse markers and interjections (closed classes: a topic cannot
+# lend them to a text), beside contractions. "nation", "dream", "civil" are common words too, and they were one
+# essayist's "distinctive words" when any common word counted: the subject of her essays, not her style.
+HABIT_WORDS = frozenset("""
+a about above across after afterwards again against all almost alone along already also although always am among
+amongst an and another any anybody anyhow anyone anything anyway anyways anywhere are around as at away back be
+became because become been before beforehand behind being below beside besides between beyond both but by can
+cannot could did do does doing done down during each either else elsewhere enough especially even ever every
+everybody everyone everything everywhere except few for former formerly from further furthermore had has have
+having he hence her here hereby herein hers herself him himself his how however i if in indeed instead into is it
+its itself just last latter least less lest like likewise many may maybe me meanwhile might mine more moreover most
+mostly much must my myself namely neither never nevertheless next no nobody none nonetheless noone nor not nothing
+now nowhere of off often on once one ones only onto or other others otherwise ought our ours ourselves out over own
+perhaps quite rather really same several shall she should since so some somebody somehow someone something
+sometime sometimes somewhat somewhere soon still such than that the their theirs them themselves then thence there
+thereafter thereby therefore therein these they this those though through throughout thus till to together too
+toward towards under unless until up upon us very via was we well were what whatever when whence whenever where
+whereas whereby wherein wherever whether which while whilst who whoever whole whom whomever whose why will with
+within without would yet you your yours yourself yourselves
+absolutely accordingly actually additionally admittedly alright apparently arguably basically certainly clearly
+consequently definitely essentially eventually finally firstly frankly generally hopefully honestly ideally
+incidentally lastly literally luckily naturally notably obviously okay ok overall personally plainly possibly
+presumably pretty probably secondly seriously simply specifically surely thankfully totally truly typically
+ultimately undoubtedly unfortunately
+ah aha alas cheers eh gosh hey hmm hooray huh nah nope oh oops ouch phew ugh um wow yeah yep yes
+""".split())
 AVOID_EXPECTED = 3.0
 PRIOR_WORDS = 10_000.0  # the prior's weight in words: a word the contrast never uses is not infinitely distinctive
 _RATIOS = ((0.3, "about a quarter of"), (0.42, "about a third of"), (0.62, "about half"), (0.8, "less than"),
@@ -187,8 +212,7 @@ def _habit_counts(texts: Sequence[str]) -> tuple[list[Counter[str]], Counter[str
 def _is_habit(word: str, language: str) -> bool:
     if "'" in word or "’" in word:
         return True  # contractions
-    frequency = background_frequency(word, language)
-    return frequency > 0 and math.log10(frequency) + 9 >= COMMON_ZIPF
+    return language != "en" or word in HABIT_WORDS  # other languages: no closed-class list yet, every word counts
 
 
 def _log_odds(count: int, total: int, other: int, other_total: int, prior: float) -> float:

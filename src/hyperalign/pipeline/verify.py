@@ -7,7 +7,9 @@ which text it describes: "A", "B" or "same". Each pair is shown in both orders; 
 both orders point to the same text (a verdict that follows the position is undecided, so a position-biased checker
 decides nothing instead of deciding wrongly). A hypothesis's score is the Wilson lower bound of "picks the person"
 among its decided pairs (one-sided 95% by default); it is kept when the bound is above `min_score` (0.5: better
-than a coin). A generic hypothesis fits both texts, is undecided, and falls out by itself.
+than a coin). A generic hypothesis fits both texts, is undecided, and falls out by itself. A checker that answers by
+position (Qwen2.5-Coder-1.5B named the same letter in both orders in 90% of its verdicts) decides nothing this
+way; then each text is rated alone, where no position exists (`discriminate`).
 
 A hypothesis is tested only on pairs whose person text it does not quote as evidence: the texts it was read from
 cannot confirm it. A person with few texts (fewer than MIN_PAIRS such pairs) cannot reach the bound at all; their
@@ -26,11 +28,12 @@ from ..llm import Completion, LLMClient
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample
 from ..prompts import render_messages
 from .context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
-from .selection import wilson_lower_bound
+from .selection import rate_on_text, wilson_lower_bound
 
 Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
 MIN_PAIRS = 3
+POSITION_BOUND = 0.8  # share of position-following verdicts above which the pairs said nothing about the texts
 
 
 def _verdict_schema(count: int) -> type[BaseModel]:
@@ -50,11 +53,23 @@ async def _check(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str,
     return [getattr(verdicts, f"h{i + 1}") for i in range(len(hypotheses))], completions
 
 
+async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, text: str) -> tuple[list[str],
+                                                                                              list[Completion]]:
+    """One text alone, every statement rated on it (selection.py's check): no second text, so no position."""
+    verdicts, completions = await rate_on_text(client, list(hypotheses), UserExample(prompt=task, text=text),
+                                               step="verify_hypotheses[text]")
+    return list(verdicts), completions
+
+
 async def discriminate(
     client: LLMClient, hypotheses: list[Hypothesis], examples: Sequence[UserExample], contrast: Contrast, *,
     max_pairs: int = 8, z: float = ONE_SIDED_95, min_score: float = 0.5,
 ) -> tuple[list[Hypothesis], list[Hypothesis], dict[str, float], list[Completion]]:
-    """(kept, failed, the verification's statistics, the completions). Hypotheses come back with `discrimination`."""
+    """(kept, failed, the verification's statistics, the completions). Hypotheses come back with `discrimination`.
+
+    Pairs first; when the checker answered by position in most verdicts (POSITION_BOUND), it said nothing about the
+    texts, and each text of the pairs is rated alone instead (per-text: "supports" for the person's text and not for
+    the default's decides for the person, the reverse for the default, anything else is undecided)."""
     pairs = [(c.example_index, c.prompt, examples[c.example_index].text, c.text)
              for c in contrast.texts if c.example_index < len(examples)][:max_pairs]
     if not hypotheses or not pairs:
@@ -64,38 +79,68 @@ async def discriminate(
         statements = sum(len(h.statement) for h in hypotheses) / CHARS_PER_TOKEN + 10 * len(hypotheses)
         free = client.backend.context_tokens - PROMPT_OVERHEAD_TOKENS - 2 * statements - 40
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
+    clipped = [(i, task, *((_clip(p, room), _clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
     jobs = []
-    for _, task, person, other in pairs:
-        person, other = (_clip(person, room), _clip(other, room)) if room else (person, other)
+    for _, task, person, other in clipped:
         jobs += [_check(client, hypotheses, task, person, other), _check(client, hypotheses, task, other, person)]
     results = await asyncio.gather(*jobs)
     completions = [c for _, cs in results for c in cs]
+    picks = [[_pick_in_pairs(results[2 * p][0][h], results[2 * p + 1][0][h]) for h in range(len(hypotheses))]
+             for p in range(len(pairs))]
+    judged = len(pairs) * len(hypotheses)
+    positional = sum(results[2 * p][0][h] == results[2 * p + 1][0][h] != "same"
+                     for p in range(len(pairs)) for h in range(len(hypotheses)))
+    stats = {"pairs": float(len(pairs)), "calls": float(len(jobs)),
+             # the share of verdicts that named the same position in both orders: a checker that reads positions
+             "position_bound": round(positional / judged, 3)}
+    if positional / judged >= POSITION_BOUND:
+        rated = await asyncio.gather(*(_rate(client, hypotheses, task, text)
+                                       for _, task, person, other in clipped for text in (person, other)))
+        completions += [c for _, cs in rated for c in cs]
+        picks = [[_pick_alone(rated[2 * p][0][h], rated[2 * p + 1][0][h]) for h in range(len(hypotheses))]
+                 for p in range(len(pairs))]
+        stats.update({"calls": float(len(jobs) + len(rated)), "per_text": 1.0})
+    kept, failed = _score(hypotheses, [i for i, *_ in pairs], picks, z, min_score)
+    stats.update({"kept": float(len(kept)), "failed": float(len(failed))})
+    return kept, failed, stats, completions
+
+
+def _pick_in_pairs(person_first: str, person_second: str) -> str:
+    if person_first == "A" and person_second == "B":
+        return "person"
+    if person_first == "B" and person_second == "A":
+        return "contrast"
+    return "undecided"
+
+
+def _pick_alone(on_person: str, on_contrast: str) -> str:
+    if on_person == "supports" and on_contrast != "supports":
+        return "person"
+    if on_contrast == "supports" and on_person != "supports":
+        return "contrast"
+    return "undecided"
+
+
+def _score(hypotheses: list[Hypothesis], pair_examples: list[int], picks: list[list[str]], z: float,
+           min_score: float) -> tuple[list[Hypothesis], list[Hypothesis]]:
     kept: list[Hypothesis] = []
     failed: list[Hypothesis] = []
-    positional = judged = 0
     for h_index, hypothesis in enumerate(hypotheses):
         quoted = {e.example_index for e in hypothesis.evidence if e.verified}
-        held_out = [i for i, (example_index, *_rest) in enumerate(pairs) if example_index not in quoted]
+        held_out = [i for i, example_index in enumerate(pair_examples) if example_index not in quoted]
         few = len(held_out) < MIN_PAIRS
         tally = Discrimination(provisional=few)
-        for pair_index in range(len(pairs)) if few else held_out:
-            person_first = results[2 * pair_index][0][h_index]
-            person_second = results[2 * pair_index + 1][0][h_index]
-            judged += 1
-            if person_first == "A" and person_second == "B":
+        for pair_index in range(len(pair_examples)) if few else held_out:
+            pick = picks[pair_index][h_index]
+            if pick == "person":
                 tally.person += 1
-            elif person_first == "B" and person_second == "A":
+            elif pick == "contrast":
                 tally.contrast += 1
             else:
                 tally.undecided += 1
-                positional += person_first == person_second != "same"
         tally.value = round(wilson_lower_bound(tally.person, tally.decided, z), 4)
         checked = hypothesis.model_copy(update={"discrimination": tally})
         keep = tally.value > min_score or (
             few and tally.person >= 1 and tally.contrast == 0 and tally.person >= tally.undecided)
         (kept if keep else failed).append(checked)
-    stats = {"pairs": float(len(pairs)), "calls": float(len(jobs)), "kept": float(len(kept)),
-             "failed": float(len(failed)),
-             # the share of verdicts that named the same position in both orders: a checker that reads positions
-             "position_bound": round(positional / judged, 3) if judged else 0.0}
-    return kept, failed, stats, completions
+    return kept, failed
