@@ -267,7 +267,8 @@ def write_atomically(path: Path, text: str) -> None:
         raise InputError(f"{path}: is not a regular file (a device, pipe or socket); give a file path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # The temporary name must fit NAME_MAX (255) even when the target's own name nearly fills it.
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
     except OSError as exc:
         raise InputError(f"{path}: cannot write it ({_os_reason(exc)})") from None
     try:
@@ -293,7 +294,7 @@ def write_atomically(path: Path, text: str) -> None:
 def rescue(text: str, intended: Path) -> Path | None:
     """Keep a finished result that could not be written where it was asked to go: a file in the temp directory."""
     try:
-        handle, name = tempfile.mkstemp(prefix=f"hyperalign-rescued-{Path(intended).name}-", suffix=".txt")
+        handle, name = tempfile.mkstemp(prefix=f"hyperalign-rescued-{Path(intended).name[:100]}-", suffix=".txt")
         with os.fdopen(handle, "w", encoding="utf-8") as sink:
             sink.write(text)
         return Path(name)

@@ -81,4 +81,6 @@ def read_records(path: Path, model: type[R], key: str, on_bad_line: BadLinePolic
         records.append((record_key, record))
     if not records and not bad:
         raise InputError(f"{path}: holds no records")
+    if not records:  # skipping every line leaves nothing to do: that is bad input, not a finished batch
+        raise InputError(f"{path}: all {len(bad)} lines are invalid, e.g. line {bad[0].number}: {bad[0].message}")
     return records, bad

@@ -28,6 +28,8 @@ from .common import (
 )
 from .core import infer_with_status, parse_attributes, print_markdown
 
+MAX_VERSION = 2**31 - 1  # what every database stores as a version number (larger: bad input, not a bug)
+
 profile_app = typer.Typer(
     help="Living profiles: stored, versioned, editable by a person, updated from new texts.", no_args_is_help=True
 )
@@ -79,7 +81,7 @@ def list_profiles(store: Store = None) -> None:
 @command("show")
 def show(
     user_id: UserId,
-    version: Annotated[Optional[int], typer.Option(help="An older version (default: the current one).")] = None,
+    version: Annotated[Optional[int], typer.Option(min=1, max=MAX_VERSION, help="An older version (default: the current one).")] = None,
     plain: Annotated[bool, typer.Option("--plain/", help="Print raw Markdown even on a terminal.")] = False,
     store: Store = None,
 ) -> None:
@@ -102,8 +104,8 @@ def history(user_id: UserId, store: Store = None) -> None:
 @command("diff")
 def diff(
     user_id: UserId,
-    old: Annotated[int, typer.Argument(metavar="V1", help="The earlier version.")],
-    new: Annotated[int, typer.Argument(metavar="V2", help="The later version.")],
+    old: Annotated[int, typer.Argument(metavar="V1", min=1, max=MAX_VERSION, help="The earlier version.")],
+    new: Annotated[int, typer.Argument(metavar="V2", min=1, max=MAX_VERSION, help="The later version.")],
     store: Store = None,
 ) -> None:
     """What changed between two versions of a profile."""
@@ -209,7 +211,7 @@ def infer(
 def export(
     user_id: UserId,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the JSON here, not to stdout.")] = None,
-    version: Annotated[Optional[int], typer.Option(help="An older version (default: the current one).")] = None,
+    version: Annotated[Optional[int], typer.Option(min=1, max=MAX_VERSION, help="An older version (default: the current one).")] = None,
     store: Store = None,
 ) -> None:
     """Export a profile as JSON (the format `hyperalign show`, `generate --profile` and `import` read)."""

@@ -126,7 +126,7 @@ def messages_from(template: Template, **context: object) -> list[dict[str, str]]
             {"role": role, "content": "".join(template.blocks[role](ctx)).strip()}
             for role in ("system", "user")
         ]
-    except SecurityError as exc:
+    except (SecurityError, OverflowError) as exc:  # OverflowError: the sandbox's range() limit
         raise InputError(f"template {template.name}: refused by the sandbox ({exc})") from None
     except TemplateError as exc:
         raise InputError(f"template {template.name}: {exc}") from None
