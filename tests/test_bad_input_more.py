@@ -49,3 +49,16 @@ def test_output_names_near_name_max_are_written_and_rescued(tmp_path):
     kept = rescue("finished work", tmp_path / ("q" * 254))
     assert kept is not None and kept.read_text() == "finished work" and len(kept.name) <= 255
     kept.unlink()
+
+
+def test_a_resumed_batch_without_ids_follows_the_requests_not_their_line_numbers(tmp_path):
+    from hyperalign.batch.records import RequestRecord, read_records
+
+    lines = [{"user_id": "ann", "task": "Write about fog."}, {"user_id": "bo", "task": "Write about gears."},
+             {"user_id": "ann", "task": "Write about fog."}]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    second.write_text("".join(json.dumps(r) + "\n" for r in [lines[1], lines[0], lines[2]]))  # reordered
+    keys = {key: (r.user_id, r.task) for key, r in read_records(first, RequestRecord, "id", "fail")[0]}
+    again = {key: (r.user_id, r.task) for key, r in read_records(second, RequestRecord, "id", "fail")[0]}
+    assert keys == again and len(keys) == 3  # the same request keeps its key; a repeated one gets its own

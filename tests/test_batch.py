@@ -177,8 +177,12 @@ def test_records_refuse_what_they_cannot_use(tmp_path):
     path = write_jsonl(tmp_path / "r.jsonl", [{"user_id": "u", "task": "Hi.", "extra": 1}])
     with pytest.raises(InputError, match="line 1"):
         read_records(path, RequestRecord, "id", "fail")
+    with pytest.raises(InputError, match="all 1 lines are invalid"):  # skipping everything leaves nothing to do
+        read_records(path, RequestRecord, "id", "skip")
+    path = write_jsonl(tmp_path / "r2.jsonl", [{"user_id": "u", "task": "Hi."}, {"user_id": "u", "task": "Hi.",
+                                                                                  "extra": 1}])
     records, bad = read_records(path, RequestRecord, "id", "skip")
-    assert records == [] and bad[0].number == 1
+    assert len(records) == 1 and bad[0].number == 2
 
 
 def test_batch_infer_writes_to_the_services_database_on_sqlite_and_postgresql(tmp_path, database_url):

@@ -3,6 +3,7 @@ that is not valid is reported with its number; the run either stops there or ski
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -54,10 +55,23 @@ class BadLine:
     message: str
 
 
+def content_key(record: BaseModel, seen: set[str]) -> str:
+    """The key of a record without an id: a hash of its content, so that a resumed batch recognizes its finished
+    work whatever the lines' order (by line number, reordered lines were attributed to each other's outputs).
+    The second identical record gets "#2", and so on."""
+    digest = hashlib.sha256(record.model_dump_json().encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    key, copy = f"sha-{digest}", 1
+    while key in seen:
+        copy += 1
+        key = f"sha-{digest}#{copy}"
+    return key
+
+
 def read_records(path: Path, model: type[R], key: str, on_bad_line: BadLinePolicy) -> tuple[list[tuple[str, R]],
                                                                                             list[BadLine]]:
     """(key, record) for every valid line, in file order, and the lines skipped. `key` names the field that
-    identifies a record (a line without one is keyed by its number); a key seen twice is a bad line."""
+    identifies a record (a line without one is keyed by its content: `content_key`); a key seen twice is a bad
+    line."""
     records: list[tuple[str, R]] = []
     bad: list[BadLine] = []
     seen: set[str] = set()
@@ -68,7 +82,7 @@ def read_records(path: Path, model: type[R], key: str, on_bad_line: BadLinePolic
         try:
             record = validate_row(model, parse_json_object(line, where), where)
             value = getattr(record, key)
-            record_key = str(value) if value is not None else f"line-{number}"
+            record_key = str(value) if value is not None else content_key(record, seen)
             check_name(record_key, f"{where}: the {key}", MAX_USER_ID)
             if record_key in seen:
                 raise InputError(f"{where}: duplicate {key} {record_key!r}")
