@@ -62,3 +62,13 @@ def test_a_resumed_batch_without_ids_follows_the_requests_not_their_line_numbers
     keys = {key: (r.user_id, r.task) for key, r in read_records(first, RequestRecord, "id", "fail")[0]}
     again = {key: (r.user_id, r.task) for key, r in read_records(second, RequestRecord, "id", "fail")[0]}
     assert keys == again and len(keys) == 3  # the same request keeps its key; a repeated one gets its own
+
+
+def test_a_wrong_value_in_the_settings_file_is_named_even_when_an_override_hides_it(tmp_path, monkeypatch):
+    config = tmp_path / "hyperalign.toml"
+    config.write_text('concurrency = "lots"\n')
+    monkeypatch.setenv("HYPERALIGN_CONFIG", str(config))
+    monkeypatch.setenv("HYPERALIGN_CONCURRENCY", "4")
+    result = runner.invoke(app, ["settings"])
+    assert result.exit_code == 2, result.output
+    assert "invalid setting 'concurrency'" in result.output and str(config) in result.output.replace("\n", "")

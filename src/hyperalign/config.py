@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -143,6 +143,19 @@ def _file_values(path: Path) -> dict[str, Any]:
         raise InputError(f"the settings file {exc}") from None
 
 
+def _check_file_values(path: Path, values: dict[str, Any]) -> None:
+    """Every value the settings file holds, checked by its field's type even where a flag or an environment variable
+    overrides it: a file that is wrong is said to be wrong now, not on the day the override goes away."""
+    for name, value in values.items():
+        try:
+            field = Settings.model_fields[name]
+            kind: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            TypeAdapter(kind).validate_python(value)  # its type and bounds
+        except ValidationError as exc:
+            message = redact_text(exc.errors()[0]["msg"].removeprefix("Value error, "))
+            raise InputError(f"invalid setting '{name}' (from {path}): {message}") from None
+
+
 def load_settings(**overrides: Any) -> Settings:
     given = {k: v for k, v in overrides.items() if v is not None}
     path = config_file()
@@ -151,6 +164,7 @@ def load_settings(**overrides: Any) -> Settings:
     if unknown:
         raise InputError(f"{path}: unknown setting '{unknown[0]}' (known: {', '.join(Settings.model_fields)})")
     env = EnvSettingsSource(Settings)()
+    _check_file_values(path, file_values)
     sources: dict[str, str] = {}
     for name in Settings.model_fields:
         if name in given:
