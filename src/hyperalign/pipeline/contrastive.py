@@ -29,9 +29,9 @@ from ..prompts import version_tag
 from .context import fit_examples
 from .contrast import default_voice
 from .distinctive import distinctive_facts
-from .drafts import check_enough, checked_hypotheses, constrained_decoding, merge_usage, proposal_kind
+from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
 from .options import InferenceOptions
-from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences, quote_menu
+from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
 from .verify import discriminate
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,10 @@ async def ainfer_contrastive(
     report = InferenceReport(method="contrastive", llm_calls=contrast.llm_calls,
                              prompt_tokens=contrast.prompt_tokens, completion_tokens=contrast.completion_tokens)
     single = proposal_kind(client, options) == "single"
-    budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
-    if client.backend.context_tokens:
-        budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
+    budget = proposal_budget(client, options, single)
     pairs, shown, truncated = _pairs(examples, contrast, client.backend.context_tokens, budget)
     report.truncated_examples = truncated
-    for index in truncated:
-        log.warning("example %d is too long for the model's context and was truncated", index + 1)
-    use_menu = options.quote_menu if options.quote_menu is not None else constrained_decoding(client)
-    menu = quote_menu(shown, options.quote_menu_size) if use_menu else []
+    menu = menu_for(client, shown, options, truncated)
 
     drafted_attributes: AttributesDraft | None = None
     drafts: dict[str, list[HypothesisDraft]] = {}

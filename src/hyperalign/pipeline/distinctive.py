@@ -31,11 +31,11 @@ from .facts import (
     Text,
     background_frequency,
     content_words,
+    edge_metrics,
     fact_id,
     measure,
     measure_of,
     quartiles,
-    shared_edge,
     statement_of,
 )
 
@@ -167,12 +167,8 @@ def distinctive_facts(
     lengths = [float(len(s)) for t in person for s in t.sentences]
     for metric in METRICS:
         consider(metric, quartiles(lengths) if metric == "sentence_words" and lengths else (None, None))
-    for last, kind in ((False, "opens_with"), (True, "ends_with")):
-        edge = shared_edge(list(texts), last)
-        if edge:
-            quotes = [Evidence(quote=edge, verified=True, example_index=i) for i, t in enumerate(texts)
-                      if measure(f"{kind}:{edge}", t)][:2]
-            consider(f"{kind}:{edge}", evidence=quotes if len(edge) >= 12 else [])
+    for metric, quotes in edge_metrics(texts):
+        consider(metric, evidence=quotes)
     uses, avoids = distinctive_words(texts, [t.raw for t in contrast], reference=reference, language=language)
     for words, verb in ((uses, "uses"), (avoids, "avoids")):
         if words:

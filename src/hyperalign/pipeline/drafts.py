@@ -11,7 +11,7 @@ from ..llm import Completion, LLMClient
 from ..profiles.model import Hypothesis, InferenceReport, UserExample
 from . import evidence
 from .options import InferenceOptions
-from .propose import DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence
+from .propose import DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence, quote_menu
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,24 @@ def proposal_kind(client: LLMClient, options: InferenceOptions) -> str:
     if options.proposal is not None:
         return options.proposal
     return "per-aspect" if getattr(client.backend, "caches_prompt_prefix", False) else "single"
+
+
+def proposal_budget(client: LLMClient, options: InferenceOptions, single: bool) -> int:
+    """Tokens reserved for the proposal's answer: every aspect's in one call, never more than a third of a small
+    context (the examples need the rest)."""
+    budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
+    if client.backend.context_tokens:
+        budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
+    return budget
+
+
+def menu_for(client: LLMClient, shown: list[UserExample], options: InferenceOptions,
+             truncated: list[int]) -> list[str]:
+    """The quote menu for these (fitted) examples, or none; warns of each example the context cut."""
+    for index in truncated:
+        log.warning("example %d is too long for the model's context and was truncated", index + 1)
+    use_menu = options.quote_menu if options.quote_menu is not None else constrained_decoding(client)
+    return quote_menu(shown, options.quote_menu_size) if use_menu else []
 
 
 async def checked_hypotheses(

@@ -269,6 +269,19 @@ def merge_facts(old: Sequence[Hypothesis], new: Sequence[Hypothesis], old_texts:
     return merged + list(by_metric.values())
 
 
+def edge_metrics(texts: Sequence[str]) -> list[tuple[str, list[Evidence]]]:
+    """The opening and the sign-off most of the texts share, as metrics ("opens_with:Right then."), each with up to
+    two of the texts as evidence when it is long enough to quote."""
+    found = []
+    for last, kind in ((False, "opens_with"), (True, "ends_with")):
+        edge = shared_edge(list(texts), last)
+        if edge:
+            quotes = [Evidence(quote=edge, verified=True, example_index=i) for i, t in enumerate(texts)
+                      if measure(f"{kind}:{edge}", t)][:2]
+            found.append((f"{kind}:{edge}", quotes if len(edge) >= 12 else []))
+    return found
+
+
 def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Hypothesis]:
     """The person's measured style facts, from their texts alone."""
     texts = [t for t in texts if t.strip()]
@@ -294,12 +307,8 @@ def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Hypothesi
     for metric in METRICS:
         if metric != "sentence_words":
             fact(metric)
-    for last, kind in ((False, "opens_with"), (True, "ends_with")):
-        edge = shared_edge(list(texts), last)
-        if edge:
-            quotes = [Evidence(quote=edge, verified=True, example_index=i) for i, t in enumerate(texts)
-                      if measure(f"{kind}:{edge}", t)][:2]
-            fact(f"{kind}:{edge}", evidence=quotes if len(edge) >= 12 else [])
+    for metric, quotes in edge_metrics(texts):
+        fact(metric, evidence=quotes)
     words = distinctive_words(list(texts), language=language)
     if words:
         fact("uses:" + "|".join(words))

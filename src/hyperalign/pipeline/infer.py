@@ -24,7 +24,7 @@ from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples
 from .contrastive import ainfer_contrastive
-from .drafts import check_enough, checked_hypotheses, constrained_decoding, merge_usage, proposal_kind
+from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
 from .facts import style_facts
 from .options import InferenceOptions
 from .propose import (
@@ -34,7 +34,6 @@ from .propose import (
     propose_attributes,
     propose_hypotheses,
     propose_profile,
-    quote_menu,
 )
 from .selection import (
     rate_on_text,
@@ -91,14 +90,9 @@ async def ainfer_one_pass(
     """Propose (one call for everything, or the paper's call per aspect), check the evidence, ask once more for the
     quotes that failed, and say so when too few hypotheses survive."""
     single = proposal_kind(client, options) == "single"
-    budget = options.max_tokens * len(options.aspects) if single else options.max_tokens
-    if client.backend.context_tokens:  # the one answer's share of a small context
-        budget = min(budget, max(options.max_tokens, client.backend.context_tokens // 3))
+    budget = proposal_budget(client, options, single)
     shown, truncated = fit_examples(examples, client.backend.context_tokens, budget)
-    for index in truncated:
-        log.warning("example %d is too long for the model's context and was truncated", index + 1)
-    use_menu = options.quote_menu if options.quote_menu is not None else constrained_decoding(client)
-    menu = quote_menu(shown, options.quote_menu_size) if use_menu else []
+    menu = menu_for(client, shown, options, truncated)
     report = InferenceReport(truncated_examples=truncated)
     if single:
         drafts, drafted_attributes, completions = await propose_profile(
