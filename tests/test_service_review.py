@@ -115,3 +115,25 @@ def test_a_statement_most_of_the_tenants_profiles_share_is_shown_as_generic(serv
         link = http.post("/v1/users/ann/review-link").json()["url"]
         page = http.get(f"/review/{link.rsplit('/', 1)[1]}").text
     assert "shared by 100% of profiles" in page and "(generic" not in page  # alone in its tenant: not generic
+
+
+def test_the_page_guards_its_link_frames_referrers_caches_foreign_posts_and_notices(service):
+    token = review_link(service).rsplit("/", 1)[1]
+    with service.http(tenant="") as http:
+        page = http.get(f"/review/{token}")
+        assert page.status_code == 200
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["cache-control"] == "no-store"
+        forged = http.get(f"/review/{token}", params={"notice": "Your account is locked: call 555-0100"}).text
+        assert "555-0100" not in forged  # a notice this server did not sign is not shown
+        key = service.store.list_profiles()[0].user_id  # ann's tenant-scoped key
+        before = service.store.current_version(key)
+        ids = [h.id for h in service.store.get(key).profile.hypotheses]
+        foreign = http.post(f"/review/{token}", data={"action": "delete", "hypothesis": ids[0]},
+                            headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 404 and service.store.current_version(key) == before == 1
+        own = http.post(f"/review/{token}", data={"action": "pin", "hypothesis": ids[0]},
+                        headers={"Origin": service.url}, follow_redirects=True)
+        assert own.status_code == 200 and "Saved as version 2." in own.text
+        assert service.store.current_version(key) == 2

@@ -132,18 +132,41 @@ async def post_review_link(user_id: Annotated[str, Field(min_length=1, max_lengt
     return ReviewLink(url=url, expires_at=expires_at)
 
 
-@router.get("/review/{token}", response_class=HTMLResponse, name="review_page", include_in_schema=False)
-async def review_page(token: str, state: StateDep, version: int | None = None, notice: str | None = None) -> str:
-    def render() -> str:
-        return _page(state, read_token(state, token), token, version, notice[:200] if notice else None)
+# The link is the credential: the page must not be framed, cached, leak its URL as a referrer, load anything from
+# elsewhere, or post its forms anywhere but here.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
 
-    return await asyncio.to_thread(render)
+
+def _notice_signature(state: ServiceState, token: str, notice: str) -> str:
+    """A notice is shown only with the signature this server gave it: `?notice=` cannot print a stranger's text."""
+    return hmac.new(state.review_key, f"notice\n{token}\n{notice}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+@router.get("/review/{token}", response_class=HTMLResponse, name="review_page", include_in_schema=False)
+async def review_page(token: str, state: StateDep, version: int | None = None, notice: str | None = None,
+                      signed: str | None = None) -> HTMLResponse:
+    def render() -> str:
+        shown = None
+        if notice and signed and hmac.compare_digest(signed.encode("utf-8", "replace"),
+                                                     _notice_signature(state, token, notice).encode()):
+            shown = notice[:200]
+        return _page(state, read_token(state, token), token, version, shown)
+
+    return HTMLResponse(await asyncio.to_thread(render), headers=PAGE_HEADERS)
 
 
 @router.post("/review/{token}", include_in_schema=False)
-async def review_edit(token: str, state: StateDep, action: Annotated[str, Form()],
+async def review_edit(token: str, state: StateDep, request: Request, action: Annotated[str, Form()],
                       hypothesis: Annotated[str, Form()] = "", statement: Annotated[str, Form()] = "",
                       aspect: Annotated[str, Form()] = "") -> RedirectResponse:
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise NotFound("this form can only be sent from its own page")  # a foreign site posting with the link
     edits = {
         "pin": lambda: Edits(pin=[hypothesis]), "unpin": lambda: Edits(unpin=[hypothesis]),
         "delete": lambda: Edits(delete=[hypothesis]),
@@ -167,5 +190,7 @@ async def review_edit(token: str, state: StateDep, action: Annotated[str, Form()
             return f"Not saved: {exc}"
         return f"Saved as version {saved.version}." if saved else "Nothing changed."
 
-    notice = await asyncio.to_thread(edit)
-    return RedirectResponse(f"/review/{token}?notice={quote(notice[:200])}", status_code=303)
+    notice = (await asyncio.to_thread(edit))[:200]
+    signature = _notice_signature(state, token, notice)
+    return RedirectResponse(f"/review/{token}?notice={quote(notice)}&signed={signature}", status_code=303,
+                            headers=PAGE_HEADERS)
