@@ -123,7 +123,7 @@ def test_the_page_guards_its_link_frames_referrers_caches_foreign_posts_and_noti
         page = http.get(f"/review/{token}")
         assert page.status_code == 200
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "same-origin"
         assert page.headers["cache-control"] == "no-store"
         forged = http.get(f"/review/{token}", params={"notice": "Your account is locked: call 555-0100"}).text
         assert "555-0100" not in forged  # a notice this server did not sign is not shown
