@@ -273,3 +273,26 @@ def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, st
         expected = build_messages(task, "hyperalign", profile, options=options)
     assert sent == expected
     assert profile.contrast is not None  # the service infers by the same (contrastive) method as the library
+
+
+def test_a_job_whose_profile_is_thin_says_so(database_url):
+    """A profile with fewer supported hypotheses than asked for is finished work, but thin: the job says which."""
+    from hyperalign.llm.fake import FakeBackend
+
+    server, service = start_service(database_url, backend=FakeBackend())  # the fake's quotes are never found
+    try:
+        with service.http() as http:
+            assert http.post("/v1/users/ann/examples", json={"examples": EXAMPLES}).status_code == 201
+            job = http.post("/v1/users/ann/jobs").json()
+        finished = service.wait_for_job("ann", job["id"])
+        assert finished["status"] == "succeeded" and finished["thin"] is True
+    finally:
+        server.__exit__()
+        service.store.close()
+    server, service = start_service(database_url)
+    try:
+        finished = with_profile(service, user="bo")
+        assert finished["thin"] is False  # service_support's responder gives enough hypotheses
+    finally:
+        server.__exit__()
+        service.store.close()

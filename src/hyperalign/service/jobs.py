@@ -51,13 +51,16 @@ class Job(BaseModel):
     attempts: int
     error: str | None = None
     result_version: int | None = None
+    # A succeeded job whose profile has fewer supported hypotheses than the inference asks for (the report's
+    # too_few): the profile exists, but rests on its measured facts and attributes. None until it succeeded.
+    thin: bool | None = None
 
 
 def _job(row: object) -> Job:
     values = dict(row._mapping)  # type: ignore[attr-defined]
     for name in ("created_at", "updated_at"):
         values[name] = as_utc(values[name])
-    return Job.model_validate({k: values[k] for k in Job.model_fields})
+    return Job.model_validate({k: values[k] for k in Job.model_fields if k in values})
 
 
 class JobQueue:

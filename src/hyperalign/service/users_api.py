@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InputError
 from ..io import check_name
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
 from ..profiles.model import UserExample
@@ -140,6 +141,12 @@ async def get_job(user_id: UserPath, job_id: Annotated[str, Field(max_length=64)
     job = await asyncio.to_thread(state.queue.get, user.key, job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r} for user {user.id!r}")
+    if job.status == "succeeded" and job.result_version is not None:
+        try:  # what the job made: a profile with enough hypotheses, or a thin one
+            stored = await asyncio.to_thread(state.store.get, user.key, job.result_version)
+            job.thin = stored.profile.report.too_few
+        except InputError:  # the version is gone (the user was deleted and came back): nothing to say
+            pass
     return job
 
 
