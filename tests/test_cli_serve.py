@@ -42,6 +42,10 @@ def test_the_tenants_strategy_and_bad_values(tmp_path):
     store = tmp_path / "s.sqlite3"
     assert keys(store, "create", "--tenant", "acme").exit_code == 0
     assert keys(store, "strategy", "acme", "none").exit_code == 0
+    # Another key for the tenant does not change every key's default behind their back.
+    other = keys(store, "create", "--tenant", "acme", "--strategy", "few-shot")
+    assert other.exit_code == 2 and "keys strategy acme few-shot" in other.output
+    assert keys(store, "create", "--tenant", "acme", "--strategy", "none").exit_code == 0  # the same: fine
     bad = keys(store, "strategy", "acme", "telepathy")
     assert bad.exit_code == 2 and "unknown strategy 'telepathy'" in bad.output
     missing = keys(store, "strategy", "ghost", "none")

@@ -133,7 +133,7 @@ def _check_address(host: str, port: int) -> None:
 def keys_create(
     tenant: Annotated[str, typer.Option(help="The tenant the key belongs to (created if new).")],
     name: Annotated[Optional[str], typer.Option(help="What the key is for.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="Set the tenant's default personalization: hyperalign, hyperalign:no-facts, few-shot, none.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="A new tenant's default personalization: hyperalign, hyperalign:no-facts, few-shot, none (an existing tenant's: `keys strategy`).")] = None,
     store: Store = None,
 ) -> None:
     """Create a key; it is shown once, here, and kept only hashed."""

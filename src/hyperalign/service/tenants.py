@@ -57,9 +57,10 @@ def _tenant(connection: Connection, name: str, strategy: str | None) -> Tenant:
         connection.execute(insert(tenants).values(id=tenant.id, name=name, strategy=tenant.strategy,
                                                   created_at=datetime.now(UTC)))
         return tenant
-    if strategy is not None and strategy != row["strategy"]:
-        connection.execute(update(tenants).where(tenants.c.id == row["id"]).values(strategy=strategy))
-    return Tenant(row["id"], row["name"], strategy or row["strategy"])
+    if strategy is not None and strategy != row["strategy"]:  # a new key must not change every other key's default
+        raise InputError(f"tenant {name!r} already exists with the default strategy {row['strategy']!r}; "
+                         f"a key's creation does not change it (`hyperalign keys strategy {name} {strategy}` does)")
+    return Tenant(row["id"], row["name"], row["strategy"])
 
 
 def create_key(store: ProfileStore, tenant: str, *, name: str | None = None,
@@ -82,9 +83,11 @@ def create_key(store: ProfileStore, tenant: str, *, name: str | None = None,
 def set_strategy(store: ProfileStore, tenant: str, strategy: str) -> Tenant:
     check_strategy(strategy)
     with store.transaction(write=True) as connection:
-        if connection.execute(select(tenants.c.id).where(tenants.c.name == tenant)).first() is None:
+        row = connection.execute(select(tenants.c.id).where(tenants.c.name == tenant)).first()
+        if row is None:
             raise InputError(f"no tenant {tenant!r} (`hyperalign keys list`)")
-        return _tenant(connection, tenant, strategy)
+        connection.execute(update(tenants).where(tenants.c.id == row.id).values(strategy=strategy))
+        return Tenant(row.id, tenant, strategy)
 
 
 def list_keys(store: ProfileStore) -> list[KeyInfo]:
