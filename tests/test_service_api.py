@@ -296,3 +296,10 @@ def test_a_job_whose_profile_is_thin_says_so(database_url):
     finally:
         server.__exit__()
         service.store.close()
+
+
+def test_the_model_list_names_the_models_behind_the_chat_endpoint(service):
+    models = sdk(service).models.list()
+    assert [m.id for m in models.data] == ["fake-model"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{service.url}/v1", api_key="ha-wrong", max_retries=0).models.list()

@@ -27,6 +27,28 @@ from .users import EndUser, hashed_id, list_examples, resolve_user
 router = APIRouter(tags=["chat"])
 
 
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "hyperalign"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+@router.get("/v1/models", response_model=ModelList, summary="The models behind the chat endpoint")
+async def list_models(caller: CallerDep, state: StateDep) -> Any:
+    """OpenAI's model list: what `model` a chat request may name (the upstream's models, or the one it is fixed to)."""
+    try:
+        names = await state.upstream.models()
+    except UpstreamError as exc:
+        return as_response(exc)
+    return ModelList(data=[ModelCard(id=name) for name in names])
+
+
 MAX_TOKENS = 2**31 - 1
 Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_TOKENS)]
 Penalty = Annotated[float, Field(strict=True, ge=-2, le=2)]

@@ -48,6 +48,8 @@ class UpstreamError(Exception):
 class Upstream(Protocol):
     description: str
 
+    async def models(self) -> list[str]: ...
+
     async def complete(self, body: dict[str, Any]) -> bytes: ...
 
     def stream(self, body: dict[str, Any]) -> AsyncIterator[str]: ...
@@ -89,6 +91,15 @@ class OpenAIUpstream:
         messages, model = rest.pop("messages"), rest.pop("model", None)
         rest.pop("stream", None)
         return {"model": self.model or model, "messages": messages, "extra_body": rest or None}
+
+    async def models(self) -> list[str]:
+        """The model every request goes to, or else the upstream's own list."""
+        if self.model:
+            return [self.model]
+        try:
+            return [m.id async for m in self.client.models.list()]
+        except openai.OpenAIError as exc:
+            raise self._error(exc, {}) from None
 
     async def complete(self, body: dict[str, Any]) -> bytes:
         try:
@@ -199,6 +210,9 @@ class BackendUpstream:
     def __init__(self, client: LLMClient):
         self.client = client
         self.description = f"{client.backend.name} backend ({client.model})"
+
+    async def models(self) -> list[str]:
+        return [self.client.model]
 
     async def _completion(self, body: dict[str, Any]) -> tuple[str, Any]:
         # The body was validated by the chat endpoint's model (service/chat.py): these are the types it allows.
