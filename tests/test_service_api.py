@@ -303,3 +303,22 @@ def test_the_model_list_names_the_models_behind_the_chat_endpoint(service):
     assert [m.id for m in models.data] == ["fake-model"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{service.url}/v1", api_key="ha-wrong", max_retries=0).models.list()
+
+
+def test_one_text_can_be_deleted_and_the_profile_inferred_again_from_the_rest(service):
+    with_profile(service)
+    with service.http() as http:
+        texts = http.get("/v1/users/ann/examples").json()
+        assert http.delete(f"/v1/users/ann/examples/{texts[0]['id']}").status_code == 204
+        assert [t["id"] for t in http.get("/v1/users/ann/examples").json()] == [t["id"] for t in texts[1:]]
+        assert http.delete(f"/v1/users/ann/examples/{texts[0]['id']}").status_code == 404  # gone already
+        assert http.delete("/v1/users/ann/examples/0").status_code == 400  # not an id: bad request
+        job = http.post("/v1/users/ann/jobs", json={"full": True}).json()
+    finished = service.wait_for_job("ann", job["id"])
+    assert finished["status"] == "succeeded" and finished["kind"] == "reinfer" and finished["result_version"] == 2
+    with service.http() as http:
+        versions = http.get("/v1/users/ann/profile/versions").json()
+        assert [v["action"] for v in versions] == ["infer", "infer"]
+        assert http.get("/v1/users/ann/profile").json()["profile"]["n_examples"] == len(texts) - 1
+    with service.http("other") as http:  # another tenant's key cannot touch ann's texts
+        assert http.delete(f"/v1/users/ann/examples/{texts[1]['id']}").status_code == 404

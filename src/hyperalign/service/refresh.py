@@ -13,6 +13,7 @@ from .users import list_examples
 
 SERVICE_AUTHOR = "hyperalign-service"
 REFRESH = "refresh"
+REINFER = "reinfer"  # infer again from every text, as the first time (a new version on top of the current one)
 
 
 class ProfileRefresher:
@@ -20,16 +21,17 @@ class ProfileRefresher:
         self.ha, self.store, self.queue = ha, store, queue
 
     async def __call__(self, user_key: str, job: Job) -> Outcome:
-        if job.kind != REFRESH:
+        if job.kind not in (REFRESH, REINFER):
             raise InputError(f"unknown job kind {job.kind!r}")
         store = self.store.fenced(self.queue.fence(job))  # every write of the job checks it may still write
-        if store.current_version(user_key) is None:
+        current = store.current_version(user_key)
+        if current is None or job.kind == REINFER:
             stored = list_examples(store, user_key)
             if not stored:
                 raise InputError("the user has no examples; add some first")
             profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored])
-            info = store.save(profile, expected_version=0, author=SERVICE_AUTHOR, action=Action.INFER,
-                                   details={"job": job.id})
+            info = store.save(profile, expected_version=current or 0, author=SERVICE_AUTHOR, action=Action.INFER,
+                              details={"job": job.id})
             return Outcome(version=info.version, through=stored[-1].id)
         through = self.queue.examples_through(user_key)
         stored = list_examples(store, user_key, after_id=through)

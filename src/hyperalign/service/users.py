@@ -101,6 +101,17 @@ def list_examples(store: ProfileStore, user_key: str, after_id: int | None = Non
     return found[::-1] if newest_first else found
 
 
+def delete_example(store: ProfileStore, user: EndUser, example_id: int) -> None:
+    """One text of the user, gone (and no copy left in the SQLite WAL). The profile keeps what was inferred until a
+    full re-inference (`POST .../jobs` with `full`) rebuilds it from the texts that are left."""
+    with store.transaction(write=True) as connection:
+        removed = connection.execute(delete(user_examples).where(
+            user_examples.c.user_key == user.key, user_examples.c.id == example_id)).rowcount
+    if not removed:
+        raise NotFound(f"no example {example_id} for user {user.id!r}")
+    store.erase_freed()
+
+
 def exists(store: ProfileStore, user: EndUser) -> bool:
     """Whether anything is kept of the user (examples or a profile)."""
     if store.current_version(user.key) is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
@@ -21,9 +21,18 @@ from ..profiles.store import StoredProfile, VersionInfo
 from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
 from .jobs import Job
-from .refresh import REFRESH
+from .refresh import REFRESH, REINFER
 from .state import ServiceState
-from .users import EndUser, StoredExample, add_examples, delete_user, end_user, exists, list_examples
+from .users import (
+    EndUser,
+    StoredExample,
+    add_examples,
+    delete_example,
+    delete_user,
+    end_user,
+    exists,
+    list_examples,
+)
 
 # `:path`: a user id may contain "/" (sent percent-encoded, decoded before routing), e.g. "org/42".
 router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"])
@@ -125,13 +134,26 @@ async def get_examples(user_id: UserPath, caller: CallerDep, state: StateDep) ->
     return found
 
 
+@router.delete("/examples/{example_id}", status_code=204, summary="Delete one of the user's texts")
+async def delete_one_example(user_id: UserPath, example_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+                             caller: CallerDep, state: StateDep) -> Response:
+    await asyncio.to_thread(delete_example, state.store, _user(caller, user_id), example_id)
+    return Response(status_code=204)
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    full: bool = Field(False, description="Infer the profile again from all of the user's texts (a new version; "
+                                          "a person's edits are not carried over), instead of updating it")
+
+
 @router.post("/jobs", status_code=202, response_model=Job,
              summary="Infer the profile (or update it with the texts added since) in the background")
-async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep) -> Job:
+async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, body: JobIn | None = None) -> Job:
     user = _user(caller, user_id)
     if not await asyncio.to_thread(exists, state.store, user):
         raise NotFound(f"no examples for user {user.id!r}; add some first")
-    return await asyncio.to_thread(state.queue.enqueue, user.key, REFRESH)
+    return await asyncio.to_thread(state.queue.enqueue, user.key, REINFER if body and body.full else REFRESH)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, summary="A job's status")
