@@ -322,3 +322,16 @@ def test_one_text_can_be_deleted_and_the_profile_inferred_again_from_the_rest(se
         assert http.get("/v1/users/ann/profile").json()["profile"]["n_examples"] == len(texts) - 1
     with service.http("other") as http:  # another tenant's key cannot touch ann's texts
         assert http.delete(f"/v1/users/ann/examples/{texts[1]['id']}").status_code == 404
+
+
+def test_the_tenants_users_come_a_page_at_a_time_and_only_the_tenants(service):
+    with service.http() as http:
+        for user in ("cy", "ann", "bo", "dee"):
+            assert http.post(f"/v1/users/{user}/examples", json={"examples": EXAMPLES[:1]}).status_code == 201
+        first = http.get("/v1/users", params={"limit": 3}).json()
+        assert [u["id"] for u in first["data"]] == ["ann", "bo", "cy"] and first["has_more"]
+        rest = http.get("/v1/users", params={"limit": 3, "after": first["next_cursor"]}).json()
+        assert [u["id"] for u in rest["data"]] == ["dee"] and not rest["has_more"] and rest["next_cursor"] is None
+        assert http.get("/v1/users", params={"limit": 0}).status_code == 400
+    with service.http("other") as http:
+        assert http.get("/v1/users").json()["data"] == []  # another tenant sees none of them

@@ -94,6 +94,7 @@ def create_app(state: ServiceState) -> FastAPI:
     app.state.service = state
     errors.install(app)
     app.include_router(chat.router)
+    app.include_router(users_api.listing)  # before the router whose paths start /v1/users/{user_id}
     app.include_router(users_api.router)
     app.include_router(review.router)
 

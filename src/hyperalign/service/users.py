@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, union
 
 from ..errors import InputError
 from ..io import check_name
 from ..profiles.database import as_utc
 from ..profiles.model import UserExample
-from ..profiles.store import ProfileStore
+from ..profiles.store import ProfileStore, profiles_table
 from .errors import NotFound
 from .tables import jobs, user_examples
 from .tenants import Tenant
@@ -110,6 +110,20 @@ def delete_example(store: ProfileStore, user: EndUser, example_id: int) -> None:
     if not removed:
         raise NotFound(f"no example {example_id} for user {user.id!r}")
     store.erase_freed()
+
+
+def list_users(store: ProfileStore, tenant: Tenant, *, after: str | None, limit: int) -> tuple[list[str], bool]:
+    """The tenant's user ids (those with texts or a profile), in id order, after the cursor `after`; and whether
+    more follow. Keyset pagination: each page is one indexed range read, however many users come before it."""
+    prefix = f"{tenant.id}:"
+    start = prefix + (after or "")
+    keys = union(select(user_examples.c.user_key.label("key")).where(user_examples.c.user_key.startswith(prefix)),
+                 select(profiles_table.c.user_id.label("key")).where(profiles_table.c.user_id.startswith(prefix))
+                 ).subquery()
+    query = select(keys.c.key).where(keys.c.key > start).order_by(keys.c.key).limit(limit + 1)
+    with store.transaction() as connection:
+        found = [row[0].removeprefix(prefix) for row in connection.execute(query)]
+    return found[:limit], len(found) > limit
 
 
 def exists(store: ProfileStore, user: EndUser) -> bool:

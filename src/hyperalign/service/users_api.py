@@ -7,7 +7,7 @@ exist (404)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from .jobs import Job
 from .refresh import REFRESH, REINFER
 from .state import ServiceState
 from .users import (
+    MAX_USER_ID,
     EndUser,
     StoredExample,
     add_examples,
@@ -32,10 +33,31 @@ from .users import (
     end_user,
     exists,
     list_examples,
+    list_users,
 )
 
 # `:path`: a user id may contain "/" (sent percent-encoded, decoded before routing), e.g. "org/42".
 router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"])
+listing = APIRouter(tags=["profiles"])
+
+
+class UserRef(BaseModel):
+    id: str
+
+
+class UserPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UserRef]
+    has_more: bool
+    next_cursor: str | None = Field(None, description="Pass as `after` for the next page")
+
+
+@listing.get("/v1/users", response_model=UserPage, summary="The tenant's users, a page at a time")
+async def get_users(caller: CallerDep, state: StateDep,
+                    after: Annotated[str | None, Query(max_length=MAX_USER_ID, description="the cursor")] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> UserPage:
+    ids, more = await asyncio.to_thread(list_users, state.store, caller.tenant, after=after, limit=limit)
+    return UserPage(data=[UserRef(id=i) for i in ids], has_more=more, next_cursor=ids[-1] if more and ids else None)
 UserPath = Annotated[str, Field(min_length=1, max_length=128)]
 
 
