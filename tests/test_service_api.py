@@ -335,3 +335,17 @@ def test_the_tenants_users_come_a_page_at_a_time_and_only_the_tenants(service):
         assert http.get("/v1/users", params={"limit": 0}).status_code == 400
     with service.http("other") as http:
         assert http.get("/v1/users").json()["data"] == []  # another tenant sees none of them
+
+
+def test_a_browser_client_may_read_what_was_applied(database_url):
+    server, service = start_service(database_url, config=ServiceConfig(cors_origins=["https://app.example"]))
+    try:
+        with_profile(service)
+        answer = httpx.post(f"{service.url}/v1/chat/completions", json={
+            "model": "any", "user": "ann", "messages": [{"role": "user", "content": "Write a note."}]},
+            headers={"Origin": "https://app.example", "Authorization": f"Bearer {service.keys['acme']}"})
+        exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+        assert {"x-hyperalign-strategy", "x-hyperalign-profile-version", "x-hyperalign-hypotheses"} <= exposed
+    finally:
+        server.__exit__()
+        service.store.close()

@@ -122,8 +122,14 @@ def create_app(state: ServiceState) -> FastAPI:
     app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
     if state.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins,
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["*"])
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["*"],
+                           # what was applied to an answer, readable by a browser client too
+                           expose_headers=EXPOSED_HEADERS)
     return app
+
+
+EXPOSED_HEADERS = ["X-Hyperalign-Strategy", "X-Hyperalign-Profile-Version", "X-Hyperalign-Hypotheses",
+                   "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "Retry-After"]
 
 
 def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | None = None, *,
