@@ -21,7 +21,7 @@ from ..config import load_settings
 from ..errors import InputError
 from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
-from . import chat, errors, review, users_api
+from . import chat, errors, metrics, review, users_api
 from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
@@ -97,6 +97,7 @@ def create_app(state: ServiceState) -> FastAPI:
     app.include_router(users_api.listing)  # before the router whose paths start /v1/users/{user_id}
     app.include_router(users_api.router)
     app.include_router(review.router)
+    metrics.install(app, state)
 
     # Probes answer anyone, so they say nothing about the deployment (no host, no URL, no version); the
     # authenticated /v1/status says more, to a tenant's key.
