@@ -475,7 +475,7 @@ def cases() -> list[Case]:
     store = ["--store", "s.db"]
     for name, args, fragment in [
         ("show a missing user", ["profile", "show", "nobody"], "no profile 'nobody'"),
-        ("show version 0", ["profile", "show", "bev", "--version", "0"], "no version 0"),
+        ("show version 0", ["profile", "show", "bev", "--version", "0"], "'--version'"),
         ("diff with a missing version", ["profile", "diff", "bev", "1", "99"], "no version 99"),
         ("edit an unknown id", ["profile", "edit", "bev", "--pin", "zz"], "no hypothesis zz"),
         ("edit --set without =", ["profile", "edit", "bev", "--set", "abc"], "--set"),

@@ -68,10 +68,11 @@ def test_cli_demo_offline_then_from_the_cache(cache_path):
     for column in ("zero-shot (task only)", "hyperalign (with the profile)", "hyperalign, best of 4"):
         assert column in cold.stdout
     assert cold.stdout.count("adherence to bev's measured style:") == 3
-    # 5 default-voice texts, 4 proposal calls, 10 verification checks (5 pairs, both orders), zero-shot, hyperalign,
-    # 3 more candidates (the first candidate is the plain output: cached)
-    assert "LLM calls: 24 (cache hits: 1)" in cold.output
+    # 5 default-voice texts, 4 proposal calls, 10 pairwise checks (5 pairs, both orders) and, the 135M checker
+    # answering by position, 10 more with each text alone; zero-shot, hyperalign, 3 more candidates (the first
+    # candidate is the plain output: cached)
+    assert "LLM calls: 34 (cache hits: 1)" in cold.output
     warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
                               env={"COLUMNS": "200"})
-    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 25)" in warm.output
+    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 35)" in warm.output
     assert without_clock(warm.stdout) == without_clock(cold.stdout)  # the profile's time may cross a minute

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .state import ServiceState
 from .tables import jobs
@@ -37,11 +37,30 @@ class JobStates(Collector):
         yield family
 
 
-def _route(request: Request) -> str:
-    """The template of the route that answered ("/v1/users/{user_id:path}/jobs"); the routing puts it in the
-    request's scope."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+class _Measured:
+    """Pure ASGI (no BaseHTTPMiddleware, which would stand between the size limit and the body it counts): the
+    answer's status from the response start, the route template from the scope the router filled in."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram):
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            self.requests.labels(route, scope.get("method", ""), str(status[0])).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
 
 
 def install(app: FastAPI, state: ServiceState) -> None:
@@ -52,15 +71,7 @@ def install(app: FastAPI, state: ServiceState) -> None:
                         registry=registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
     registry.register(JobStates(state))
 
-    async def measure(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = _route(request)
-        requests.labels(route, request.method, str(response.status_code)).inc()
-        latency.labels(route).observe(time.perf_counter() - started)
-        return response
-
-    app.add_middleware(BaseHTTPMiddleware, dispatch=measure)
+    app.add_middleware(_Measured, requests=requests, latency=latency)
 
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics: requests, latency, jobs by state",
              response_class=Response, include_in_schema=False)
