@@ -14,7 +14,6 @@ No other person's text is used: the contrast is model output, and a reference po
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from ..llm import LLMClient
 from ..profiles.model import (
@@ -33,8 +32,6 @@ from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, pro
 from .options import InferenceOptions
 from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
 from .verify import discriminate
-
-log = logging.getLogger(__name__)
 
 
 def _pairs(examples: list[UserExample], contrast: Contrast, context_tokens: int | None,

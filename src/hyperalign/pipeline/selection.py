@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, create_model
 
@@ -51,9 +51,14 @@ class SelectionOptions:
     min_score: float = 0.0
 
 
-def _verdict_schema(count: int) -> type[BaseModel]:
-    fields = {f"h{i + 1}": (Verdict, ...) for i in range(count)}
-    return create_model("HypothesisVerdicts", **fields)  # type: ignore[call-overload]
+def verdict_schema(count: int, verdict: Any = Verdict, name: str = "HypothesisVerdicts") -> type[BaseModel]:
+    """One required field per hypothesis (h1..hN), each one of the verdicts: a check of every hypothesis in one call."""
+    fields = {f"h{i + 1}": (verdict, ...) for i in range(count)}
+    return create_model(name, **fields)  # type: ignore[call-overload]
+
+
+def verdicts_of(answer: BaseModel, count: int) -> list[Any]:
+    return [getattr(answer, f"h{i + 1}") for i in range(count)]
 
 
 async def rate_on_text(
@@ -61,9 +66,9 @@ async def rate_on_text(
 ) -> tuple[list[Verdict], list[Completion]]:
     messages = render_messages("score_hypotheses", example=text, hypotheses=hypotheses)
     verdicts, completions = await client.acomplete_structured(
-        messages, _verdict_schema(len(hypotheses)), step=step, max_tokens=12 * len(hypotheses) + 40
+        messages, verdict_schema(len(hypotheses)), step=step, max_tokens=12 * len(hypotheses) + 40
     )
-    return [getattr(verdicts, f"h{i + 1}") for i in range(len(hypotheses))], completions
+    return verdicts_of(verdicts, len(hypotheses)), completions
 
 
 async def score_hypotheses(

@@ -22,23 +22,16 @@ import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, create_model
-
 from ..llm import Completion, LLMClient
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample
 from ..prompts import render_messages
 from .context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
-from .selection import rate_on_text, wilson_lower_bound
+from .selection import rate_on_text, verdict_schema, verdicts_of, wilson_lower_bound
 
 Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
 MIN_PAIRS = 3
 POSITION_BOUND = 0.8  # share of position-following verdicts above which the pairs said nothing about the texts
-
-
-def _verdict_schema(count: int) -> type[BaseModel]:
-    fields = {f"h{i + 1}": (Pick, ...) for i in range(count)}
-    return create_model("Discrimination", **fields)  # type: ignore[call-overload]
 
 
 def _clip(text: str, chars: int) -> str:
@@ -49,8 +42,9 @@ async def _check(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str,
                  ) -> tuple[list[str], list[Completion]]:
     messages = render_messages("verify_hypotheses", task=task, first=first, second=second, hypotheses=hypotheses)
     verdicts, completions = await client.acomplete_structured(
-        messages, _verdict_schema(len(hypotheses)), step="verify_hypotheses", max_tokens=10 * len(hypotheses) + 40)
-    return [getattr(verdicts, f"h{i + 1}") for i in range(len(hypotheses))], completions
+        messages, verdict_schema(len(hypotheses), Pick, "Discrimination"), step="verify_hypotheses",
+        max_tokens=10 * len(hypotheses) + 40)
+    return verdicts_of(verdicts, len(hypotheses)), completions
 
 
 async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, text: str) -> tuple[list[str],
