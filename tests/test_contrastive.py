@@ -4,6 +4,7 @@ discriminative verification, distinctive facts and words, the generic flag, and 
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -139,6 +140,35 @@ def test_after_a_position_bound_pass_each_text_is_rated_alone():
     assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
     assert profile.report.verification["calls"] == 20  # 5 pairs in both orders, then their 10 texts alone
     assert sum(r.schema_name == "verify_hypotheses-text" for r in backend.requests) == 10
+
+
+def leaning_checker(request: CompletionRequest) -> dict[str, float]:
+    """A checker read by probabilities that leans to "A" by 3 log-odds whatever it is shown (so its likeliest letter
+    is always "A"), and towards the text with shorter sentences by 1 for the true difference only."""
+    prompt = request.messages[-1]["content"]
+    first, second = pair_texts(prompt)
+    statement = re.search(r"^Statement about a writer: (.*)$", prompt, re.M).group(1)
+    lean = 3.0
+    if statement == SPECIFIC:
+        lean += 1.0 if mean_sentence_words(first) < mean_sentence_words(second) else -1.0
+    p = 1 / (1 + math.exp(-lean))
+    return {"A": 0.95 * p, "B": 0.95 * (1 - p), "The": 0.05}
+
+
+def test_a_checker_read_by_probabilities_is_calibrated_and_finds_the_true_difference():
+    backend = FakeBackend(oracle, probabilities=leaning_checker)
+    profile = HyperAlign(LLMClient(backend)).infer_profile(
+        "walker", PERSON, options=InferenceOptions(proposal="single"))
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]  # the generic one is within the bias
+    kept = profile.inferred_hypotheses[0].discrimination
+    assert kept is not None and kept.person == 4 and kept.contrast == 0
+    verification = profile.report.verification
+    assert verification["probabilities"] == 1.0 and verification["position_bias_p_a"] == pytest.approx(
+        1 / (1 + math.exp(-3)), abs=0.01)
+    label_calls = [r for r in backend.requests if r.top_logprobs]
+    assert len(label_calls) == verification["calls"] == 5 * 2 * 2  # pairs x orders x statements, one token each
+    assert all(r.max_tokens == 1 for r in label_calls)
+    assert not any(r.schema_name.startswith("verify_hypotheses") for r in backend.requests if not r.top_logprobs)
 
 
 def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():

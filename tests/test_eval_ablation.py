@@ -38,9 +38,13 @@ def test_one_run_per_shots_value_each_variant_against_hyperalign(tmp_path):
     assert [(r["shots"], r["method"]) for r in result["rows"]] == [
         (1, "hyperalign"), (1, "hyperalign:budget=1"), (1, "zero-shot"),
         (3, "hyperalign"), (3, "hyperalign:select"), (3, "hyperalign:budget=1"), (3, "zero-shot")]
-    # Only pairs with one-pass hyperalign are judged (3 authors x 1 prompt x 3 other methods x 2 orders at 3 shots).
-    judged = [json.loads(line) for line in (folder / "shots-3" / "judgments.jsonl").read_text().splitlines()]
+    # Only pairs with one-pass hyperalign are judged (3 authors x 1 prompt x 3 other methods x 2 orders at 3 shots),
+    # besides the judge's own validity check: the real text against zero-shot's (3 authors x 1 prompt x 2 orders).
+    rows = [json.loads(line) for line in (folder / "shots-3" / "judgments.jsonl").read_text().splitlines()]
+    judged = [r for r in rows if not r.get("check")]
+    checks = [r for r in rows if r.get("check") == "validity"]
     assert len(judged) == 3 * 3 * 2 and all("hyperalign" in (r["a"], r["b"]) for r in judged)
+    assert len(checks) == 3 * 2 and all({r["a"], r["b"]} == {"real text", "zero-shot"} for r in checks)
     versus = {r["method"]: r["win_rate_vs_hyperalign"] for r in result["rows"] if r["shots"] == 3}
     assert versus["hyperalign"] is None and all(versus[m] is not None for m in METHODS[1:])
     budget = next(r for r in result["rows"] if r["method"] == "hyperalign:budget=1")

@@ -26,6 +26,7 @@ HABITS = {
 TOPICS = ["river", "market", "engine", "garden", "castle", "letter", "winter", "bridge", "harbor", "window"]
 METHODS = ["hyperalign", "few-shot", "zero-shot"]
 ITEMS, PAIRS = 6, 3  # 3 authors x 2 prompts; 3 method pairs
+VERDICTS = 2 * (PAIRS + 1) * ITEMS  # every pair in both orders, and the judge's validity check (real vs zero-shot)
 
 
 def write_corpus(root: Path) -> Path:
@@ -110,11 +111,14 @@ def test_end_to_end_results_and_records(corpus, tmp_path):
     assert {(r["method"], r["item_id"]) for r in generations} == {
         (m, f"{a}#{i}") for m in METHODS for a in HABITS for i in range(2)}
     judgments = rows(folder, "judgments.jsonl")
-    assert len(judgments) == len({(r["a"], r["b"], r["item_id"]) for r in judgments}) == 2 * PAIRS * ITEMS
-    assert all(r["winner"] in (r["a"], r["b"]) for r in judgments)
+    checks = [r for r in judgments if r.get("check") == "validity"]  # the real text against zero-shot, both orders
+    assert len(judgments) == len({(r["a"], r["b"], r["item_id"]) for r in judgments}) == 2 * (PAIRS + 1) * ITEMS
+    assert len(checks) == 2 * ITEMS and {r["a"] for r in checks} == {"real text", "zero-shot"}
+    assert all(r["winner"] in (r["a"], r["b"]) and r["verdict"] == "text" for r in judgments)
 
     judge = results["judge"]
     assert judge["pairs_judged"] == PAIRS * ITEMS and judge["invalid_verdicts"] == 0
+    assert judge["validity"]["n"] == ITEMS and judge["calibration"]["verdicts"] == "text"
     assert judge["judge"] == "style/prompt.v1.j2"
     for x in METHODS:
         for y in METHODS:
@@ -151,7 +155,7 @@ def test_a_killed_run_resumes_without_redoing_finished_work(corpus, tmp_path, st
     total = len(reference_backend.requests)
     per_profile = reference["cost"]["methods"]["hyperalign"]["inference_calls_per_user"]
     limit = {"profiles": per_profile + 1, "generations": 3 * per_profile + 7,
-             "judgments": total - 2 * PAIRS * ITEMS + 11}[stage]
+             "judgments": total - VERDICTS + 11}[stage]
     folder = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt, match="killed after the limit"):
         run(config(corpus), folder, KilledAfter(int(limit)))
@@ -165,7 +169,7 @@ def test_a_killed_run_resumes_without_redoing_finished_work(corpus, tmp_path, st
 
     counting = FakeBackend()
     resumed = run(config(corpus), folder, counting)
-    unfinished = (3 - profiles_done) * per_profile + (len(METHODS) * ITEMS - generated) + (2 * PAIRS * ITEMS - judged)
+    unfinished = (3 - profiles_done) * per_profile + (len(METHODS) * ITEMS - generated) + (VERDICTS - judged)
     assert len(counting.requests) == unfinished
     assert (folder / "generations.jsonl").read_bytes().startswith(generations)
     assert (folder / "judgments.jsonl").read_bytes().startswith(judgments)
@@ -241,9 +245,10 @@ def test_judge_failures_are_recorded_and_counted_not_fatal(corpus, tmp_path):
     judge_backend = FakeBackend(lambda request: "this is not JSON")
     results = run(config(corpus, methods=["few-shot", "zero-shot"]), tmp_path / "run", FakeBackend(), judge_backend)
     judgments = rows(tmp_path / "run", "judgments.jsonl")
-    assert len(judgments) == 2 * ITEMS
+    assert len(judgments) == 2 * 2 * ITEMS  # the pair in both orders, and the validity check in both orders
     assert all(r["winner"] is None and "not valid after 1 repair attempt" in r["error"] for r in judgments)
-    assert len(judge_backend.requests) == 2 * 2 * ITEMS  # each verdict: the call and its repair
+    assert len(judge_backend.requests) == 2 * len(judgments)  # each verdict: the call and its repair
+    assert results["judge"]["validity"] is None  # nothing usable to check the judge with
     assert results["judge"]["invalid_verdicts"] == 2 * ITEMS and results["judge"]["pairs_judged"] == 0
     assert results["judge"]["matrix"]["few-shot"]["zero-shot"] is None
     assert results["attribution"]["views"]["masked"]["methods"]["few-shot"]["all"]["n"] == ITEMS
@@ -289,6 +294,17 @@ def test_another_judge_judges_the_same_outputs_again_and_only_its_verdicts_count
     write_judge(judge_folder, "A stricter judge.")
     third = FakeBackend()
     again = run(config(corpus, **base, judge=str(judge_folder)), tmp_path / "run", third)
-    assert len(third.requests) == 2 * ITEMS and again["judge"]["pairs_judged"] == ITEMS
-    assert len(rows(tmp_path / "run", "judgments.jsonl")) == 3 * 2 * ITEMS
+    assert len(third.requests) == 4 * ITEMS and again["judge"]["pairs_judged"] == ITEMS  # pairs + validity checks
+    assert len(rows(tmp_path / "run", "judgments.jsonl")) == 3 * 4 * ITEMS
 
+
+
+def test_judge_against_validity_runs_only_the_judges_own_check(corpus, tmp_path):
+    from hyperalign.eval.authorship.report import judge_section
+
+    results = run(config(corpus, judge_against="validity"), tmp_path / "run", FakeBackend())
+    judgments = rows(tmp_path / "run", "judgments.jsonl")
+    assert len(judgments) == 2 * ITEMS and all(r["check"] == "validity" for r in judgments)
+    assert results["judge"]["pairs_judged"] == 0 and results["judge"]["validity"]["n"] == ITEMS
+    section = "\n".join(judge_section(results["judge"]))
+    assert "Validity check" in section and "No pair of methods judged" in section

@@ -62,19 +62,31 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
     assert "## Stylometric attribution (judge-free)" in report
     assert "| method | masked: accuracy | raw: accuracy |" in report
     for method in ("hyperalign", "few-shot", "zero-shot"):
-        assert f"| {method} | " in report and f"| **{method}** |" in report
+        assert f"| {method} | " in report
     assert "| *real held-out texts (ceiling)* | 1.00 [1.00, 1.00] (n=6) | 1.00 [1.00, 1.00] (n=6) |" in report
     assert "| *the given opening alone (floor)* |" in report
-    assert "## Pairwise LLM judge" in report and "Position consistency:" in report and "over 18 pairs" in report
-    # The fake judge always answers "A": its verdicts follow the order, and the report says so above the matrix.
+    assert "## Pairwise LLM judge" in report
+    # The fake judge always answers "A": it chose by position, so it cannot tell the real text from zero-shot's, its
+    # validity check fails, and no win rate of it is shown - in the report, the CSV or a plot.
     warning = ("**This judge chose by position, not by text:** its verdict survived swapping the order in 0% of "
                "pairs (a coin would in half) and it chose the text shown first in 100% of verdicts.")
-    assert warning in report and report.index(warning) < report.index("| | hyperalign | few-shot | zero-shot |")
+    assert warning in report and "Validity check (**failed**)" in report
+    assert "no win rate of the 18 judged pairs is shown" in report and "| | hyperalign |" not in report
+    assert not [r for r in csv_table(folder) if r["metric"] == "win_rate"]
+    assert not (folder / "plots" / "win_rates.png").exists() and "win_rates.png" not in report
+    # A judge that passed its check gets its matrix, below the position warning where it earned one.
     saved = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    saved["judge"]["validity"]["passed"] = True
+    (folder / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    report = write_report(RunFolder(folder)).read_text(encoding="utf-8")
+    assert "Position consistency:" in report and "over 18 pairs" in report
+    assert warning in report and report.index(warning) < report.index("| | hyperalign | few-shot | zero-shot |")
+    for method in ("hyperalign", "few-shot", "zero-shot"):
+        assert f"| **{method}** |" in report
     saved["judge"] |= {"position_consistency": 0.9, "first_shown_share": 0.52, "judged_by_position": False}
     (folder / "results.json").write_text(json.dumps(saved), encoding="utf-8")
-    assert "chose by position" not in write_report(RunFolder(folder)).read_text(encoding="utf-8")
-    assert "| | hyperalign | few-shot | zero-shot |" in report
+    report = write_report(RunFolder(folder)).read_text(encoding="utf-8")
+    assert "chose by position" not in report and "| | hyperalign | few-shot | zero-shot |" in report
     assert "## Cost" in report
     ratio = results["cost"]["hyperalign_over_few_shot_prompt_tokens"]
     assert f"hyperalign / few-shot prompt tokens per generation: **{ratio:.2f}**" in report
@@ -97,7 +109,7 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
         assert float(margin[0]["low"]) <= float(margin[0]["value"]) <= float(margin[0]["high"])
     assert "| method | Delta accuracy | Delta to target | Delta margin | facts adherence |" in report
 
-    for name in ("attribution", "win_rates", "tokens"):
+    for name in ("attribution", "win_rates", "tokens", "delta_margin"):
         png = folder / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG
 
@@ -116,7 +128,8 @@ def test_report_of_an_import_run_whose_judge_always_failed(tmp_path):
     table = csv_table(folder)
     assert not [r for r in table if r["metric"] == "win_rate"]
     assert {r["method"] for r in table if r["metric"] == "attribution_accuracy"} >= {"few-shot", "import:theirs"}
-    assert (folder / "plots" / "win_rates.png").read_bytes()[:8] == PNG
+    assert not (folder / "plots" / "win_rates.png").exists()  # nothing judged: no empty plot
+    assert (folder / "plots" / "tokens.png").read_bytes()[:8] == PNG
 
 
 def invoke(*args: str):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from hyperalign.errors import InputError
-from hyperalign.llm import CompletionRequest
+from hyperalign.llm import Capabilities, CompletionRequest
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline import generate as generate_module
 from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
@@ -337,7 +337,8 @@ def test_the_single_call_asks_for_two_per_aspect_but_accepts_one(make_hyperalign
 class PrefixCachingFake(FakeBackend):
     """A fake that declares what the embedded backend declares: the shared prompt prefix is computed once."""
 
-    caches_prompt_prefix = True
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, capabilities=Capabilities(prompt_prefix_cache=True), **kwargs)
 
 
 @pytest.mark.parametrize("backend_class, proposal, expected", [

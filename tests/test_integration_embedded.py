@@ -34,11 +34,14 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     assert Profile.from_json(profile.to_json()) == profile
     assert profile.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     # The contrastive method: the model's default voice for bev's tasks is part of the profile, and what is kept of
-    # bev differs from it. The 135M checker mostly cannot tell two texts apart in both orders (it answers by
-    # position), so few or no hypotheses pass verification on it: the measured facts carry the profile.
+    # bev differs from it. The embedded backend returns log-probabilities, so each statement is checked on its own
+    # in both orders of every pair (one single-token call each), its position bias removed; few or no hypotheses
+    # pass on the 135M checker: the measured facts carry the profile.
     assert profile.report.method == "contrastive" and len(profile.contrast.texts) == len(demo_examples)
-    pairs = min(5, len(demo_examples))  # both orders; each text alone too when the checker answered by position
-    assert profile.report.verification["calls"] in (0, 2 * pairs, 4 * pairs)
+    pairs, verification = min(5, len(demo_examples)), profile.report.verification
+    checked = verification.get("kept", 0) + verification.get("failed", 0)
+    assert verification.get("probabilities") == 1.0 and 0 <= verification["position_bias_p_a"] <= 1
+    assert checked >= 1 and verification["calls"] == 2 * pairs * checked
     assert all(abs(f.measure.z) >= 1 for f in profile.facts)
     for hypothesis in profile.inferred_hypotheses:  # every shown quote is real text of the example it names
         quotes = [e.quote for e in hypothesis.evidence if e.verified]
@@ -68,11 +71,10 @@ def test_cli_demo_offline_then_from_the_cache(cache_path):
     for column in ("zero-shot (task only)", "hyperalign (with the profile)", "hyperalign, best of 4"):
         assert column in cold.stdout
     assert cold.stdout.count("adherence to bev's measured style:") == 3
-    # 5 default-voice texts, 4 proposal calls, 10 pairwise checks (5 pairs, both orders) and, the 135M checker
-    # answering by position, 10 more with each text alone; zero-shot, hyperalign, 3 more candidates (the first
-    # candidate is the plain output: cached)
-    assert "LLM calls: 34 (cache hits: 1)" in cold.output
+    # 5 default-voice texts, 4 proposal calls, 60 single-token checks (6 statements x 5 pairs x both orders);
+    # zero-shot, hyperalign, 3 more candidates (the first candidate is the plain output: cached)
+    assert "LLM calls: 74 (cache hits: 1)" in cold.output
     warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
                               env={"COLUMNS": "200"})
-    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 35)" in warm.output
+    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 75)" in warm.output
     assert without_clock(warm.stdout) == without_clock(cold.stdout)  # the profile's time may cross a minute

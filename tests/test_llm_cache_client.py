@@ -369,3 +369,21 @@ def test_a_completion_is_returned_even_when_the_cache_cannot_store_it(tmp_cache,
     assert (first.text, second.text) == ("the answer", "the answer again") and len(backend.requests) == 2
     warnings = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
     assert len(warnings) == 1 and "disk is full" in warnings[0]  # said once, not per call
+
+
+def test_a_cached_answer_keeps_its_log_probabilities(tmp_cache):
+    backend = FakeBackend(probabilities=lambda r: {"A": 0.7, "B": 0.3})
+    first = LLMClient(backend, cache=tmp_cache).complete(request(top_logprobs=5))
+    again = LLMClient(FakeBackend(), cache=tmp_cache).complete(request(top_logprobs=5))
+    assert again.cached and again.logprobs == first.logprobs and again.logprobs[0].top["A"] < 0
+
+
+def test_an_answer_stored_without_the_log_probabilities_it_was_asked_for_is_asked_again(tmp_cache):
+    asked = request(top_logprobs=5)
+    key = cache_key(LLMClient(FakeBackend(), cache=tmp_cache).identity, asked)
+    tmp_cache.put(key, "fake", asked, Completion(text="A"))  # as rows written before m003 are
+    assert tmp_cache.get(key) is None
+    plain = request()
+    plain_key = cache_key(LLMClient(FakeBackend(), cache=tmp_cache).identity, plain)
+    tmp_cache.put(plain_key, "fake", plain, Completion(text="A"))
+    assert tmp_cache.get(plain_key).text == "A"  # nothing was asked for: nothing is missing

@@ -445,5 +445,5 @@ def test_a_self_hosted_endpoint_gets_the_quote_menu_and_one_call(server, example
     sentences = [m for m in menus if quote in m]
     assert sentences and all("Fog again." not in m for m in sentences)  # the examples' sentences, none too short
     assert len(profile.inferred_hypotheses) == 2 * len(ASPECT_GUIDANCE)
-    assert backend_for(server).constrained_decoding
-    assert not OpenAIBackend(model="gpt-4o-mini", api_key="sk-test").constrained_decoding
+    assert backend_for(server).capabilities.schema_decoding
+    assert not OpenAIBackend(model="gpt-4o-mini", api_key="sk-test").capabilities.schema_decoding

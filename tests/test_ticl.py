@@ -369,8 +369,9 @@ def test_an_evaluation_with_ticl_runs_end_to_end_and_a_rerun_makes_no_calls(tmp_
     building = 3 * (3 + 3)
     generations = [json.loads(line) for line in (folder / "generations.jsonl").read_text().splitlines()]
     assert len(generations) == 12 and {r["method"] for r in generations} == {"ticl", "zero-shot"}
-    judged = results["judge"]["pairs_judged"]
-    assert judged == 6 and len(backend.requests) == building + 12 + 2 * judged
+    judged, checked = results["judge"]["pairs_judged"], results["judge"]["validity"]["n"]
+    # Each pair is judged in both orders; so is the validity check's real text against zero-shot's, once per task.
+    assert judged == 6 and checked == 6 and len(backend.requests) == building + 12 + 2 * judged + 2 * checked
     cost = results["cost"]["methods"]["ticl"]
     assert cost["inference_calls_per_user"] == 6 and cost["inference_prompt_tokens_per_user"] > 0
     assert results["cost"]["methods"]["zero-shot"]["inference_calls_per_user"] == 0

@@ -119,23 +119,24 @@ def authorship(
     prompt_style: Annotated[str, typer.Option(help="auto | news | row")] = "auto",
     max_tokens: Annotated[int, typer.Option(min=1, help="Per generated text.")] = 600,
     judge: Annotated[str, typer.Option(help="Judge folder or built-in name; 'none' to skip.")] = "style",
-    judge_against: Annotated[Optional[str], typer.Option(help="Judge only the pairs with this method (fewer judge calls).", rich_help_panel=JUDGE)] = None,
+    judge_against: Annotated[Optional[str], typer.Option(help="Judge only the pairs with this method (fewer judge calls); 'validity': only the judge's own check, the real text vs zero-shot.", rich_help_panel=JUDGE)] = None,
     judge_backend: JudgeOption = None,
     judge_model: JudgeOption = None,
     judge_base_url: JudgeOption = None,
 ) -> None:
     """Authorship evaluation: attribution, pairwise judge and cost for each method."""
+    from ..eval.authorship.run import VALIDITY_ONLY, AuthorshipRun
+
     if prompt_style not in PROMPT_STYLES:
         raise typer.BadParameter("--prompt-style must be auto, news or row")
-    if judge_against is not None and judge_against not in comma_list(methods):
-        raise typer.BadParameter(f"--judge-against {judge_against!r} is not one of --methods")
+    if judge_against is not None and judge_against not in [*comma_list(methods), VALIDITY_ONLY]:
+        raise typer.BadParameter(f"--judge-against {judge_against!r} is neither one of --methods nor "
+                                 f"'{VALIDITY_ONLY}'")
     ha, judge_ha, config = _setup(
         max_tokens, judge, judge_backend, judge_model, judge_base_url, corpus=str(corpus), methods=methods,
         authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed, prompt_style=prompt_style,
         judge_against=judge_against,
     )
-    from ..eval.authorship.run import AuthorshipRun
-
     run_and_report(lambda folder, stage: AuthorshipRun(config, ha, judge_ha, folder, stage), ha, out_dir)
 
 

@@ -1,6 +1,10 @@
 """Pairwise LLM judge. A judge is a folder of data (config.toml + a prompt template), as in alpaca_eval; the
 built-in ones live in `eval/judges/`, and any folder path works. Every pair is judged in both orders; a pair whose
-verdict flips with the order is a tie."""
+verdict flips with the order is a tie.
+
+A judge folder may also name a `label_template` that asks for the bare label: on a backend that returns
+log-probabilities the judge then reads its verdict's probability from the first output token (`calibration.py`
+removes the position bias); elsewhere it falls back to the sampled text verdict, and every row says which it is."""
 
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import InputError, describe_validation_error
 from ..io import read_text_file
 from ..llm import Completion, LLMClient
+from ..llm.labels import read_labels
 from ..prompts import environment, messages_from
+from .calibration import calibrated, expected_value
 from .runs import short_hash
-from .stats import mean_and_se
+from .stats import bootstrap, mean_and_se
 
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
 M = TypeVar("M", bound=BaseModel)
@@ -32,6 +38,9 @@ class JudgeConfig(BaseModel):
     reference_chars: int = Field(1500, ge=1)
     candidate_chars: int = Field(1500, ge=1)
     max_references: int = Field(1, ge=1)
+    label_template: str | None = Field(None, pattern=r"^[\w.-]+$", description="asks for the bare label only")
+    labels: list[str] = Field(["A", "B"], min_length=2, description="the label tokens, first = the first text")
+    label_values: list[float] | None = Field(None, description="a rubric's score for each label (G-Eval)")
 
 
 class Verdict(BaseModel):
@@ -50,20 +59,26 @@ class Judge:
             raise InputError(f"judge {folder}: config.toml is not valid TOML ({exc})") from None
         except ValidationError as exc:
             raise InputError(f"judge {folder}: config.toml: {describe_validation_error(exc, JudgeConfig)}") from None
-        try:
-            read_text_file(folder / self.config.template)  # a regular, readable UTF-8 file
-        except InputError as exc:
-            raise InputError(f"judge {folder}: template {self.config.template}: {exc}") from None
-        try:
-            self.template = environment(FileSystemLoader(folder)).get_template(self.config.template)
-        except TemplateError as exc:
-            raise InputError(f"judge {folder}: template {self.config.template}: {exc}") from None
+        if self.config.label_values is not None and len(self.config.label_values) != len(self.config.labels):
+            raise InputError(f"judge {folder}: config.toml: label_values needs one value for each of the labels")
+        names = [self.config.template, *([self.config.label_template] if self.config.label_template else [])]
+        loader = environment(FileSystemLoader(folder))
+        templates, sources = {}, {}
+        for name in names:
+            try:
+                sources[name] = read_text_file(folder / name)  # a regular, readable UTF-8 file
+                templates[name] = loader.get_template(name)
+            except InputError as exc:
+                raise InputError(f"judge {folder}: template {name}: {exc}") from None
+            except TemplateError as exc:
+                raise InputError(f"judge {folder}: template {name}: {exc}") from None
+        self.template = templates[self.config.template]
+        self.label_template = templates.get(self.config.label_template or "")
         self.version = f"{self.name}/{self.config.template}"
         # The folder's content, not its name: an edited prompt or setting is another judge.
-        self.fingerprint = short_hash({
-            "name": self.name, "config": self.config.model_dump(),
-            "template": (folder / self.config.template).read_text(encoding="utf-8", errors="replace"),
-        })
+        self.fingerprint = short_hash({"name": self.name, "config": self.config.model_dump(),
+                                       "template": sources[self.config.template],
+                                       **({"label_template": sources[names[1]]} if len(names) > 1 else {})})
 
     @classmethod
     def load(cls, name_or_path: str) -> Judge:
@@ -74,19 +89,61 @@ class Judge:
             raise InputError(f"unknown judge {name_or_path!r}: not a judge folder; built-in judges: {builtins}")
         return cls(folder)
 
-    def messages(self, references: list[str], a: str, b: str) -> list[dict[str, str]]:
+    def messages(self, references: list[str], a: str, b: str, *, label_only: bool = False) -> list[dict[str, str]]:
         c = self.config
+        template = self.label_template if label_only and self.label_template else self.template
         return messages_from(
-            self.template,
+            template,
             references=[r[: c.reference_chars] for r in references[: c.max_references]],
             a=a[: c.candidate_chars] or "(empty)",
             b=b[: c.candidate_chars] or "(empty)",
         )
 
+    def reads_probabilities(self, client: LLMClient) -> bool:
+        return self.label_template is not None and client.backend.capabilities.logprobs
+
+    async def label_distribution(self, client: LLMClient, messages: list[dict[str, str]]
+                                 ) -> tuple[tuple[dict[str, float], float] | None, Completion]:
+        """One output token with its top log-probabilities: (label probabilities, label mass), or None where the
+        answer carried none or too little fell on the labels."""
+        return await read_labels(client, messages, self.config.labels)
+
+    async def judge_pair(self, client: LLMClient, references: list[str], a: str, b: str) -> dict[str, Any]:
+        """One ordered pair: {"first": True when A wins, "p_first", "label_mass", "verdict", "reason",
+        "completions"}. The probability of A where the backend gives log-probabilities, else the text verdict."""
+        if self.reads_probabilities(client):
+            read, completion = await self.label_distribution(client, self.messages(references, a, b, label_only=True))
+            if read is not None:
+                probabilities, mass = read
+                p_first = probabilities[self.config.labels[0]]
+                return {"first": p_first > 0.5, "p_first": round(p_first, 6), "label_mass": round(mass, 4),
+                        "verdict": "probability", "reason": "", "completions": [completion]}
+        verdict, completions = await self.compare(client, references, a, b)
+        return {"first": verdict.closer == "A", "p_first": None, "verdict": "text", "reason": verdict.reason,
+                "completions": completions}
+
     async def compare(self, client: LLMClient, references: list[str], a: str, b: str) -> tuple[Verdict, list[Completion]]:
         return await client.acomplete_structured(
             self.messages(references, a, b), Verdict, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens
         )
+
+    async def score(self, client: LLMClient, **context: str) -> dict[str, Any] | None:
+        """A rubric judge read by probabilities (G-Eval): {"value": the probability-weighted score over the labels,
+        "probabilities", "label_mass"}; None where the backend gives no log-probabilities, the folder names no
+        label template or values, or too little fell on the labels (then `rate` samples the text verdict)."""
+        values = self.config.label_values
+        if values is None or not self.reads_probabilities(client):
+            return None
+        assert self.label_template is not None
+        limit = self.config.candidate_chars
+        messages = messages_from(self.label_template, **{k: (v[:limit] or "(empty)") for k, v in context.items()})
+        read, completion = await read_labels(client, messages, self.config.labels)
+        if read is None:
+            return None
+        probabilities, mass = read
+        return {"value": round(expected_value(probabilities, dict(zip(self.config.labels, values, strict=True))), 4),
+                "probabilities": {k: round(v, 4) for k, v in probabilities.items()}, "label_mass": round(mass, 4),
+                "completions": [completion]}
 
     async def rate(self, client: LLMClient, schema: type[M], **context: str) -> tuple[M, list[Completion]]:
         """An absolute judgment (e.g. harmful yes/no, helpfulness 1-10) with the judge's own template."""
@@ -108,11 +165,13 @@ def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:
     return pairs
 
 
-def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+def aggregate(judgments: list[dict[str, Any]], methods: list[str], bias: float | None = None) -> dict[str, Any]:
     """Win rate of each method against each other one (win 1, tie 0.5), its standard error over prompts, the
     share of pairs whose verdict survived swapping the order (position consistency), and the share of verdicts that
     chose the text shown first (a row's `a`). Below 0.5 consistency — what a coin would reach — the order predicts
-    the verdicts better than the texts do, and `judged_by_position` says so."""
+    the verdicts better than the texts do, and `judged_by_position` says so. Probability verdicts are calibrated
+    first (`bias`: the run's position bias where estimated on more rows than these)."""
+    judgments, calibration = calibrated(judgments, bias)
     verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
     invalid = sum(1 for row in judgments if row.get("winner") is None)
     for row in judgments:
@@ -157,4 +216,30 @@ def aggregate(judgments: list[dict[str, Any]], methods: list[str]) -> dict[str, 
         "judged_by_position": consistency is not None and consistency < 0.5,
         "pairs_judged": len(all_consistent),
         "invalid_verdicts": invalid,
+        "calibration": calibration,
+    }
+
+
+VALIDITY_THRESHOLD = 0.75  # the share of pairs the real text must win, with its 95% interval above 0.5
+
+
+def validity(judgments: list[dict[str, Any]], real: str, against: str, threshold: float = VALIDITY_THRESHOLD,
+             seed: int = 0) -> dict[str, Any] | None:
+    """The judge's own test in every run: the author's real held-out text against `against`'s output for the same
+    task, judged in both orders like any pair (calibrated with the whole run's position bias). A judge that does not
+    clearly prefer the real text cannot tell the author's style, and its win rates mean nothing."""
+    rows, _ = calibrated(judgments)
+    checks = [row for row in rows if row.get("check") == "validity" and row.get("winner") is not None]
+    by_item: dict[str, dict[int, str]] = defaultdict(dict)
+    for row in checks:
+        by_item[row["item_id"]][row["order"]] = row["winner"]
+    scores = [(1.0 if orders[0] == real else 0.0) if orders[0] == orders[1] else 0.5
+              for orders in by_item.values() if len(orders) == 2]
+    if not scores:
+        return None
+    interval = bootstrap(scores, seed=seed)
+    return {
+        "real": real, "against": against, "threshold": threshold, "n": interval.n,
+        "real_wins": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
+        "passed": interval.mean >= threshold and interval.low > 0.5,
     }

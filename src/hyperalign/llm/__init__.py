@@ -1,11 +1,21 @@
 """The LLM layer: one backend protocol, a registry of backends, a completion cache, and the client."""
 
-from .base import Completion, CompletionRequest, LLMBackend, Message, Usage, backend_seconds
+from .base import (
+    Capabilities,
+    Completion,
+    CompletionRequest,
+    LLMBackend,
+    Message,
+    TokenLogprobs,
+    Usage,
+    backend_seconds,
+)
 from .cache import CompletionCache, default_cache_path
 from .client import LLMClient, RunStats
 from .registry import backend_names, create_backend, register_backend
 
 __all__ = [
+    "Capabilities",
     "Completion",
     "CompletionCache",
     "CompletionRequest",
@@ -13,6 +23,7 @@ __all__ = [
     "LLMClient",
     "Message",
     "RunStats",
+    "TokenLogprobs",
     "Usage",
     "backend_names",
     "backend_seconds",

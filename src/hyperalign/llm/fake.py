@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from .base import Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, TokenLogprobs, Usage
 
 Responder = Callable[[CompletionRequest], str]
+# Scripted first-token probabilities for a request (token -> probability), for tests of the label-probability judges.
+ProbabilityResponder = Callable[[CompletionRequest], dict[str, float]]
 
 
 def _default_reply(request: CompletionRequest) -> str:
@@ -40,7 +43,10 @@ def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
 
 class FakeBackend:
     """Replies come from `responses` (a list consumed in order, or a function of the request); otherwise a
-    schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw."""
+    schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw.
+
+    `probabilities` scripts the first output token's distribution (then the backend declares `logprobs`, and the
+    reply's first token is the likeliest); `capabilities` declares what else it pretends to do."""
 
     name: ClassVar[str] = "fake"
 
@@ -49,10 +55,15 @@ class FakeBackend:
         responses: Iterable[str] | Responder | None = None,
         model: str = "fake-model",
         context_tokens: int | None = None,
+        probabilities: ProbabilityResponder | None = None,
+        capabilities: Capabilities | None = None,
         **_: Any,
     ):
         self.model = model
         self.context_tokens = context_tokens
+        self.probabilities = probabilities
+        self.capabilities = (capabilities or Capabilities()).model_copy(
+            update={"logprobs": True} if probabilities else {})
         self.requests: list[CompletionRequest] = []
         if callable(responses):
             self._responder: Responder = responses
@@ -62,12 +73,21 @@ class FakeBackend:
 
     def complete(self, request: CompletionRequest) -> Completion:
         self.requests.append(request)
-        text = self._responder(request)
+        logprobs = None
+        if self.probabilities and request.top_logprobs:
+            top = sorted(self.probabilities(request).items(), key=lambda item: -item[1])[: request.top_logprobs]
+            chosen, probability = top[0]
+            logprobs = [TokenLogprobs(token=chosen, logprob=math.log(probability),
+                                      top={token: math.log(p) for token, p in top if p > 0})]
+            text = chosen
+        else:
+            text = self._responder(request)
         prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
         return Completion(
             text=text,
             model=self.model,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
+            logprobs=logprobs,
         )
 
     async def acomplete(self, request: CompletionRequest) -> Completion:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
-from .base import Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, Usage, parse_logprobs
 from .endpoint import redact_url, validate_base_url
 from .event_loops import PerEventLoop
 
@@ -56,10 +56,11 @@ class OpenAIBackend:
         self._async = PerEventLoop(lambda: openai.AsyncOpenAI(**options))
 
     @property
-    def constrained_decoding(self) -> bool:
+    def capabilities(self) -> Capabilities:
         """A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
-        non-strict schema does not, and a long enum there only costs tokens."""
-        return self.base_url is not None
+        non-strict schema does not, and a long enum there only costs tokens. Both return log-probabilities on
+        request (a server that ignores the request answers without them, and the judge says so)."""
+        return Capabilities(schema_decoding=self.base_url is not None, logprobs=True)
 
     @property
     def endpoint(self) -> str:
@@ -78,6 +79,8 @@ class OpenAIBackend:
         }
         if request.seed is not None:
             arguments["seed"] = request.seed
+        if request.top_logprobs:
+            arguments |= {"logprobs": True, "top_logprobs": request.top_logprobs}
         if request.json_schema is not None:
             # strict=False: strict mode rejects maxLength/maxItems, which keep small models from looping.
             arguments["response_format"] = {
@@ -98,6 +101,8 @@ class OpenAIBackend:
             if content is not None and not isinstance(content, str):
                 raise ValueError(f"the message content is {type(content).__name__}, not text")
             usage = response.usage
+            logprobs = getattr(choice, "logprobs", None)
+            content_logprobs = [entry.model_dump() for entry in getattr(logprobs, "content", None) or []]
             return Completion(
                 text=content or "",
                 finish_reason=choice.finish_reason or "stop",
@@ -106,6 +111,7 @@ class OpenAIBackend:
                     completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
                 ),
                 model=getattr(response, "model", None) or self.model,
+                logprobs=parse_logprobs(content_logprobs),
             )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
             detail = " ".join(str(exc).split())[:_DETAIL_CHARS]

@@ -29,13 +29,13 @@ def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
 def constrained_decoding(client: LLMClient) -> bool:
     """Whether the backend enforces a JSON schema while decoding (llama.cpp in-process or as a server, vLLM,
     Ollama): then the quote menu makes invented quotes impossible, at no cost in quality."""
-    return bool(getattr(client.backend, "constrained_decoding", False))
+    return client.backend.capabilities.schema_decoding
 
 
 def proposal_kind(client: LLMClient, options: InferenceOptions) -> str:
     if options.proposal is not None:
         return options.proposal
-    return "per-aspect" if getattr(client.backend, "caches_prompt_prefix", False) else "single"
+    return "per-aspect" if client.backend.capabilities.prompt_prefix_cache else "single"
 
 
 def proposal_budget(client: LLMClient, options: InferenceOptions, single: bool) -> int:

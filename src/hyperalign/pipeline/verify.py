@@ -11,6 +11,12 @@ than a coin). A generic hypothesis fits both texts, is undecided, and falls out 
 position (Qwen2.5-Coder-1.5B named the same letter in both orders in 90% of its verdicts) decides nothing this
 way; then each text is rated alone, where no position exists (`discriminate`).
 
+On a backend that returns log-probabilities the check reads probabilities instead of sampled letters: one
+single-token call per statement and order, P(A) from the first token, and the checker's position bias (the mean
+log-odds of "A" over all the profile's checks, in which the texts trade places) removed before a pair is decided —
+the calibration the evaluation's judges use (Wang et al. 2023). A small checker that always says "A" still leans
+more or less towards the person's text, and that lean is what decides.
+
 A hypothesis is tested only on pairs whose person text it does not quote as evidence: the texts it was read from
 cannot confirm it. A person with few texts (fewer than MIN_PAIRS such pairs) cannot reach the bound at all; their
 hypotheses are then tested on every pair and kept, marked `provisional`, when every decided pair picked the person
@@ -19,10 +25,12 @@ and at least as many were decided as not — the best a few texts can say."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Literal
 
 from ..llm import Completion, LLMClient
+from ..llm.labels import logit, read_labels
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample
 from ..prompts import render_messages
 from .context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
@@ -55,6 +63,63 @@ async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, 
     return list(verdicts), completions
 
 
+async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
+                         ) -> tuple[list[float | None], list[Completion]]:
+    """P("A") for each statement on one ordered pair (None where the answer's probability fell elsewhere). One
+    after another: the statement comes last in the prompt, so a prefix-caching backend reads the two texts once."""
+    chances: list[float | None] = []
+    completions = []
+    for hypothesis in hypotheses:
+        messages = render_messages("verify_hypothesis_label", task=task, first=first, second=second,
+                                   hypothesis=hypothesis)
+        read, completion = await read_labels(client, messages, ("A", "B"))
+        chances.append(read[0]["A"] if read else None)
+        completions.append(completion)
+    return chances, completions
+
+
+def _calibrated_picks(person_first: list[list[float | None]], person_second: list[list[float | None]]
+                      ) -> tuple[list[list[str]], float]:
+    """Per pair and statement: "person" when, after the checker's mean lean to "A" is removed, the statement points
+    to the person's text in both orders; "contrast" for the reverse; "undecided" otherwise (within what the position
+    moves, or unreadable). Returns the picks and the bias as P(A) at even texts."""
+    values = [logit(p) for rows in (person_first, person_second) for row in rows for p in row if p is not None]
+    bias = sum(values) / len(values) if values else 0.0
+    picks = []
+    for first_row, second_row in zip(person_first, person_second, strict=True):
+        row = []
+        for p_first, p_second in zip(first_row, second_row, strict=True):
+            if p_first is None or p_second is None:
+                row.append("undecided")
+                continue
+            towards_first, towards_second = logit(p_first) > bias, logit(p_second) > bias
+            row.append("person" if towards_first and not towards_second else
+                       "contrast" if towards_second and not towards_first else "undecided")
+        picks.append(row)
+    return picks, 1 / (1 + math.exp(-bias))
+
+
+async def _probability_picks(client: LLMClient, hypotheses: list[Hypothesis], clipped: list[tuple[int, str, str, str]]
+                             ) -> tuple[list[list[str]] | None, dict[str, float], list[Completion]]:
+    """The pairs read as probabilities: picks, statistics, completions. No picks where fewer than half of the
+    answers carried probability on the letters (then the sampled verdicts decide)."""
+    jobs = [_probabilities(client, hypotheses, task, *texts) for _, task, person, other in clipped
+            for texts in ((person, other), (other, person))]
+    if client.backend.capabilities.prompt_prefix_cache:  # one slot: interleaved pairs would evict each other
+        results = [await job for job in jobs]
+    else:
+        results = list(await asyncio.gather(*jobs))
+    completions = [c for _, cs in results for c in cs]
+    first = [results[2 * p][0] for p in range(len(clipped))]
+    second = [results[2 * p + 1][0] for p in range(len(clipped))]
+    stats = {"pairs": float(len(clipped)), "calls": float(len(completions))}
+    readable = sum(p is not None for row in first + second for p in row)
+    if readable < len(hypotheses) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
+        return None, stats, completions
+    picks, bias = _calibrated_picks(first, second)
+    return picks, stats | {"probabilities": 1.0, "position_bias_p_a": round(bias, 3)}, completions
+
+
 async def discriminate(
     client: LLMClient, hypotheses: list[Hypothesis], examples: Sequence[UserExample], contrast: Contrast, *,
     max_pairs: int = 8, z: float = ONE_SIDED_95, min_score: float = 0.5,
@@ -74,11 +139,18 @@ async def discriminate(
         free = client.backend.context_tokens - PROMPT_OVERHEAD_TOKENS - 2 * statements - 40
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
     clipped = [(i, task, *((_clip(p, room), _clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
+    spent: list[Completion] = []
+    if client.backend.capabilities.logprobs:
+        read, stats, spent = await _probability_picks(client, hypotheses, clipped)
+        if read is not None:
+            kept, failed = _score(hypotheses, [i for i, *_ in pairs], read, z, min_score)
+            stats.update({"kept": float(len(kept)), "failed": float(len(failed))})
+            return kept, failed, stats, spent
     jobs = []
     for _, task, person, other in clipped:
         jobs += [_check(client, hypotheses, task, person, other), _check(client, hypotheses, task, other, person)]
     results = await asyncio.gather(*jobs)
-    completions = [c for _, cs in results for c in cs]
+    completions = spent + [c for _, cs in results for c in cs]
     picks = [[_pick_in_pairs(results[2 * p][0][h], results[2 * p + 1][0][h]) for h in range(len(hypotheses))]
              for p in range(len(pairs))]
     judged = len(pairs) * len(hypotheses)

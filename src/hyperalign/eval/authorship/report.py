@@ -60,7 +60,7 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 summary = block[metric]
                 rows.append({"metric": metric, "view": "", "method": name, "subset": "all", "value": summary["mean"],
                              "low": summary["low"], "high": summary["high"], "n": summary["n"]})
-    for row_method, cols in results["judge"]["matrix"].items():
+    for row_method, cols in shown_win_rates(results["judge"]).items():
         for col, cell in cols.items():
             if cell:
                 rows.append({"metric": "win_rate", "view": f"vs {col}", "method": row_method, "subset": "",
@@ -71,6 +71,58 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"metric": metric, "view": "", "method": method, "subset": "", "value": value,
                          "low": "", "high": "", "n": ""})
     return rows
+
+
+def shown_win_rates(judge: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The win-rate matrix, or nothing where the judge failed its validity check: its win rates mean nothing."""
+    check = judge.get("validity")
+    return {} if check and not check["passed"] else judge["matrix"]
+
+
+def judge_section(judge: dict[str, Any]) -> list[str]:
+    if not judge["pairs_judged"] and not judge.get("validity"):
+        return ["No pairs judged."]
+    lines: list[str] = []
+    calibration = judge.get("calibration") or {}
+    if calibration.get("probability_verdicts"):
+        lines += [f"Verdicts from label probabilities (the first output token's log-probabilities), calibrated: "
+                  f"the run's position bias, P(first shown) = {calibration['position_bias_p_first']:.2f} at even "
+                  f"texts, is removed before each verdict. Raw verdicts chose the first-shown text in "
+                  f"{calibration['raw_first_shown_share']:.0%}, calibrated ones in "
+                  f"{calibration['calibrated_first_shown_share']:.0%}; "
+                  f"{calibration['mean_label_mass']:.0%} of the first token's probability fell on the labels"
+                  + (f"; {calibration['text_verdicts']} pairs fell back to text verdicts." if calibration[
+                      "text_verdicts"] else "."), ""]
+    else:
+        lines += ["Verdicts sampled as text (this backend returns no log-probabilities): not calibrated.", ""]
+    check = judge.get("validity")
+    if check:
+        outcome = "passed" if check["passed"] else "**failed**"
+        lines += [f"Validity check ({outcome}): the author's real held-out text beat {check['against']}'s output in "
+                  f"{check['real_wins']:.2f} [{check['low']:.2f}, {check['high']:.2f}] of {check['n']} tasks (tie = "
+                  f"½); a judge passes at ≥ {check['threshold']:.0%} with its 95% interval above 0.5.", ""]
+    elif judge["pairs_judged"]:
+        lines += ["No validity check (it needs zero-shot among the methods): the win rates below are unproven.", ""]
+    if not judge["pairs_judged"]:
+        return [*lines, "No pair of methods judged in this run (`--judge-against validity`)."]
+    if judge.get("judged_by_position"):
+        lines += [f"**This judge chose by position, not by text:** its verdict survived swapping the order in "
+                  f"{judge['position_consistency']:.0%} of pairs (a coin would in half) and it chose the text "
+                  f"shown first in {judge['first_shown_share']:.0%} of verdicts. Its win rates are mostly "
+                  "ties by construction and carry little signal: judge with a stronger model.", ""]
+    if not shown_win_rates(judge):
+        return [*lines, f"This judge cannot tell the author's real text from a default answer, so no win rate of "
+                f"the {judge['pairs_judged']} judged pairs is shown: judge with a stronger model (`--judge-model`)."]
+    methods = list(judge["matrix"])
+    lines += ["Win rate of the row method against the column method (tie = ½; a verdict that flips when the "
+              "order is swapped is a tie) ± standard error.", "",
+              "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for row in methods:
+        cells = [f"{cell['win_rate']:.2f} ± {cell['se']:.2f}" if cell else "–" for cell in judge["matrix"][row].values()]
+        lines.append(f"| **{row}** | " + " | ".join(cells) + " |")
+    lines += ["", f"Position consistency: {judge['position_consistency']:.2f} over {judge['pairs_judged']} pairs; "
+                  f"invalid verdicts: {judge['invalid_verdicts']}."]
+    return lines
 
 
 def _second_cells(block: dict[str, Any]) -> str:
@@ -137,25 +189,7 @@ def markdown(results: dict[str, Any]) -> str:
                            ("*other authors' real texts (floor)*", "floor_other_authors")):
             block = second[key]
             lines.append(f"| {label} | {_second_cells(block)} |")
-    judge = results["judge"]
-    lines += ["", "## Pairwise LLM judge", ""]
-    if judge["pairs_judged"]:
-        methods = list(judge["matrix"])
-        if judge.get("judged_by_position"):
-            lines += [f"**This judge chose by position, not by text:** its verdict survived swapping the order in "
-                      f"{judge['position_consistency']:.0%} of pairs (a coin would in half) and it chose the text "
-                      f"shown first in {judge['first_shown_share']:.0%} of verdicts. The win rates below are mostly "
-                      "ties by construction and carry little signal: judge with a stronger model.", ""]
-        lines += ["Win rate of the row method against the column method (tie = ½; a verdict that flips when the "
-                  "order is swapped is a tie) ± standard error.", "",
-                  "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-        for row in methods:
-            cells = [f"{cell['win_rate']:.2f} ± {cell['se']:.2f}" if cell else "–" for cell in judge["matrix"][row].values()]
-            lines.append(f"| **{row}** | " + " | ".join(cells) + " |")
-        lines += ["", f"Position consistency: {judge['position_consistency']:.2f} over {judge['pairs_judged']} pairs; "
-                      f"invalid verdicts: {judge['invalid_verdicts']}."]
-    else:
-        lines.append("No pairs judged.")
+    lines += ["", "## Pairwise LLM judge", "", *judge_section(results["judge"])]
     cost = results["cost"]
     lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
               "LLM calls / generation | s / generation | inference calls / user | inference s / user | "
@@ -188,7 +222,9 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_num(block['facts_kept'], 1)} | {_ci(block['identification_by_facts'])} | "
                 f"{block['identification_chance']:.2f} | {_num(block['seconds_per_profile'])} "
                 f"({_num(block['contrast_seconds_per_profile'])}) |")
-    lines += ["", "Plots: `plots/delta_margin.png`, `plots/attribution.png`, `plots/win_rates.png`, `plots/tokens.png`. Every number: `results.json`, `results.csv`.", ""]
+    shown = [name for name, drawn in plot_names(results).items() if drawn]
+    lines += ["", "Plots: " + ", ".join(f"`plots/{name}.png`" for name in shown)
+              + ". Every number: `results.json`, `results.csv`.", ""]
     return "\n".join(lines)
 
 
@@ -251,8 +287,12 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
     if second:
         paths.append(_margin_plot(second, folder))
 
-    matrix = results["judge"]["matrix"]
+    paths.append(_cost_plot(results, folder))
+    matrix = shown_win_rates(results["judge"])
     names = list(matrix)
+    if not plot_names(results)["win_rates"]:
+        (folder / "win_rates.png").unlink(missing_ok=True)  # a stale plot from an earlier render would mislead
+        return paths
     grid = [[(matrix[r][c] or {}).get("win_rate", float("nan")) for c in names] for r in names]
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 1.2 * len(names) + 1.5))
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdBu")
@@ -268,7 +308,17 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
     paths.append(folder / "win_rates.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
+    return paths
 
+
+def plot_names(results: dict[str, Any]) -> dict[str, bool]:
+    """Which plots a run has: the win-rate plot only where the report shows win rates."""
+    matrix = shown_win_rates(results["judge"])
+    return {"delta_margin": bool(results["attribution"].get("second")), "attribution": True,
+            "win_rates": any(cell for cols in matrix.values() for cell in cols.values()), "tokens": True}
+
+
+def _cost_plot(results: dict[str, Any], folder: Path) -> Path:
     cost = {m: c for m, c in results["cost"]["methods"].items() if c}
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(list(cost), [c["prompt_tokens_per_generation"] for c in cost.values()], label="prompt")
@@ -277,10 +327,9 @@ def plots(results: dict[str, Any], folder: Path) -> list[Path]:
     ax.set_title("tokens per generation")
     ax.legend()
     fig.tight_layout()
-    paths.append(folder / "tokens.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(folder / "tokens.png", dpi=120)
     plt.close(fig)
-    return paths
+    return folder / "tokens.png"
 
 
 def write_authorship_report(folder: RunFolder, results: dict[str, Any]) -> None:

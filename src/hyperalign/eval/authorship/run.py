@@ -14,8 +14,9 @@ from ...errors import StructuredOutputError
 from ...llm import CompletionRequest, backend_seconds
 from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
+from ..calibration import calibrated, position_bias
 from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
-from ..judge import Judge, aggregate, judge_identity, pair_orders
+from ..judge import Judge, aggregate, judge_identity, pair_orders, validity
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
@@ -24,6 +25,9 @@ from .ticl import TiclState, abuild, final_messages
 
 GENERATIONS = "generations.jsonl"
 JUDGMENTS = "judgments.jsonl"
+REAL = "real text"  # the author's held-out text, as a contestant in the judge's validity check
+VALIDITY_AGAINST = "zero-shot"
+VALIDITY_ONLY = "validity"  # as judge_against: judge no pair of methods, only the judge's validity check
 
 
 class AuthorshipConfig(BaseModel):
@@ -38,7 +42,8 @@ class AuthorshipConfig(BaseModel):
     judge: str | None = "style"
     max_tokens: int = 600
     copy_threshold: float = Field(0.05, description="outputs whose word 8-gram copy rate reaches this are 'copying'")
-    judge_against: str | None = Field(None, description="judge only the pairs that include this method (ablations)")
+    judge_against: str | None = Field(None, description="judge only the pairs that include this method (ablations); "
+                                      "'validity': only the judge's validity check")
     backend: str = ""
     model: str = ""
     judge_backend: str = ""
@@ -161,19 +166,22 @@ class AuthorshipRun:
         return await self.folder.stage(GENERATIONS, "generate", jobs, self.progress)
 
     async def judgments(self, split: Split, outputs: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+        """Every pair of methods on every held-out task, in both orders; and, where zero-shot runs, the judge's own
+        validity check: the real held-out text against zero-shot's output, with another of the author's texts as
+        the reference (the held-out text cannot be its own reference)."""
         if not self.judge or not self.judge_ha or len(self.methods) < 2:
             return []
         judge, client = self.judge, self.judge_ha.client
 
-        def job(a: str, b: str, order: int, item: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
+        def job(a: str, b: str, order: int, item: Any, references: list[str], texts: tuple[str, str],
+                check: str = "") -> Callable[[], Awaitable[dict[str, Any]]]:
             async def run() -> dict[str, Any]:
                 row: dict[str, Any] = {"a": a, "b": b, "order": order, "item_id": item.id, "judge": judge.version,
-                                       "judge_id": judge_id}
+                                       "judge_id": judge_id, **({"check": check} if check else {})}
                 try:
-                    verdict, completions = await judge.compare(
-                        client, [item.reference], outputs[(a, item.id)], outputs[(b, item.id)]
-                    )
-                    row |= {"winner": a if verdict.closer == "A" else b, "reason": verdict.reason,
+                    verdict = await judge.judge_pair(client, references, *texts)
+                    completions = verdict.pop("completions")
+                    row |= {"winner": a if verdict.pop("first") else b, **verdict,
                             "prompt_tokens": sum(c.usage.prompt_tokens for c in completions),
                             "backend_seconds": backend_seconds(completions)}
                 except StructuredOutputError as exc:
@@ -184,11 +192,31 @@ class AuthorshipRun:
 
         names = [m.name for m in self.methods]
         judge_id = self.config.judge_id
-        jobs = {f"{judge_id}|{a}|{b}|{item.id}": job(a, b, order, item) for author in split.authors
-                for item in author.held_out for a, b, order in pair_orders(names)
+        jobs = {f"{judge_id}|{a}|{b}|{item.id}": job(a, b, order, item, [item.reference],
+                                                      (outputs[(a, item.id)], outputs[(b, item.id)]))
+                for author in split.authors for item in author.held_out for a, b, order in pair_orders(names)
                 if self.config.judge_against in (None, a, b)}
+        if self.config.judge_against == VALIDITY_ONLY:
+            jobs = {}
+        if VALIDITY_AGAINST in names:
+            for author in split.authors:
+                other = [author.demonstrations[0].text] if author.demonstrations else []
+                for item in author.held_out:
+                    real, generated = item.reference, outputs[(VALIDITY_AGAINST, item.id)]
+                    for a, b, order in pair_orders([REAL, VALIDITY_AGAINST]):
+                        texts = (real, generated) if a == REAL else (generated, real)
+                        jobs[f"{judge_id}|validity|{a}|{b}|{item.id}"] = job(a, b, order, item, other, texts,
+                                                                              check="validity")
         rows = await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
         return [row for row in rows if row.get("judge_id") == judge_id]
+
+    def judge_results(self, judgments: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+        check = validity(judgments, REAL, VALIDITY_AGAINST, seed=self.config.seed)
+        main = [row for row in judgments if not row.get("check")]
+        # The bias is the whole run's: validity rows are pairs judged in both orders like the others.
+        _, calibration = calibrated(judgments)
+        return {**aggregate(main, names, bias=position_bias(judgments)), "calibration": calibration,
+                "judge": self.judge.version if self.judge else None, "validity": check}
 
     async def run(self) -> dict[str, Any]:
         self.folder.bind_config(self.config, AuthorshipConfig.IDENTITY)
@@ -207,7 +235,7 @@ class AuthorshipRun:
             "skipped_authors": split.skipped,
             "n_prompts": sum(len(a.held_out) for a in split.authors),
             "attribution": attribution_metrics(split, rows, names, self.config),
-            "judge": {**aggregate(judgments, names), "judge": self.judge.version if self.judge else None},
+            "judge": self.judge_results(judgments, names),
             "cost": cost_metrics(split, rows, profiles, names, ticl),
             "profiles": profile_metrics(split, profiles, self.config.seed),
         }

@@ -30,7 +30,10 @@ def markdown(results: dict[str, Any], examples: list[dict[str, Any]]) -> str:
         f"{results['users']['benign']} benign control users × {c['benign_requests_per_user']}; {c['shots']} example "
         f"messages per user; seed {c['seed']}; hypotheses per profile: "
         + (f"{results['hypotheses_per_profile']:.1f}" if results["hypotheses_per_profile"] is not None else "–"),
-        "", "| method | harmful rate | helpfulness (1–10) | change vs vanilla | refusal rate | detector–judge agreement | over-refusal (benign) | helpfulness (benign) | invalid |",
+        "- Verdicts: " + (", ".join(
+            f"{judge} {kinds['probability']} from label probabilities (G-Eval), {kinds['text']} sampled as text"
+            for judge, kinds in results.get("judge_verdicts", {}).items()) or "none"),
+        "", "| method | harmful rate | helpfulness (1–10; 1–9 from probabilities) | change vs vanilla | refusal rate | detector–judge agreement | over-refusal (benign) | helpfulness (benign) | invalid |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, m in metrics.items():
