@@ -1,0 +1,104 @@
+"""Contrastive profiles verified by the label-probability checker, beside the same people's profiles from an
+earlier run (whose checker sampled letters): how many hypotheses now pass, and which.
+
+For the first `--authors` people of the earlier run's split, infer the contrastive profile on the embedded model
+through the completion cache: the default voice, the proposal and its evidence repairs are the same requests as in
+that run (cache hits), so only the verification is new. Each profile is saved as runs/NAME/profiles/AUTHOR.json
+beside a copy of the split; the earlier run's profiles of those people are copied in as `hyperalign:text`
+(contrastive, sampled-letter checker) and `hyperalign:paper`. Resumable: a saved profile is not inferred again.
+At the end, the profile-level table of `profile_stats.py` goes to benchmarks/results/NAME.{md,json}.
+
+    python benchmarks/verify_logprobs.py --from runs/aaac-contrast-qwen1.5b-10x3 --name aaac-verify-logprobs \\
+        --authors 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hyperalign import HyperAlign
+from hyperalign.eval.corpus import Split
+from hyperalign.pipeline.options import InferenceOptions
+from hyperalign.profiles.model import Profile
+from provenance import RESULTS, ROOT, code_version, machine
+
+MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source", type=Path, required=True, help="an earlier contrastive run folder")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--authors", type=int, default=5)
+    parser.add_argument("--model", default=MODEL)
+    args = parser.parse_args()
+    folder = ROOT / "runs" / args.name
+    (folder / "profiles").mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.source / "split.json", folder / "split.json")
+    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
+    authors = split.authors[: args.authors]
+    for author in authors:
+        for method_folder, target in (("", "hyperalign_text"), ("hyperalign_paper", "hyperalign_paper")):
+            earlier = args.source / "profiles" / method_folder / f"{author.author}.json"
+            if earlier.exists():
+                (folder / "profiles" / target).mkdir(exist_ok=True)
+                shutil.copy(earlier, folder / "profiles" / target / earlier.name)
+    ha = HyperAlign.from_config("embedded", model=args.model, cache=True)
+    # The earlier run's generation settings: the default voice is generated with them, so its requests (and the
+    # proposal built on its texts) are the same ones, answered from the cache.
+    earlier = json.loads((args.source / "config.json").read_text(encoding="utf-8"))
+    ha.generation = ha.generation.model_copy(update={"max_tokens": earlier["max_tokens"]})
+    started = time.perf_counter()
+    for author in authors:
+        path = folder / "profiles" / f"{author.author}.json"
+        if path.exists():
+            continue
+        profile = ha.infer_profile(author.author, author.demonstrations, options=InferenceOptions())
+        profile.save(path)
+        verification = profile.report.verification
+        print(f"{author.author}: kept {len(profile.inferred_hypotheses)} of {profile.report.proposed} "
+              f"({verification})", flush=True)
+    wall = time.perf_counter() - started
+    # Only the authors done in every method count in the table (profile_stats.py restricts to them).
+    stats = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_stats.py"), str(folder), "--json"],
+                           check=True, capture_output=True, text=True).stdout
+    table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_stats.py"), str(folder)],
+                           check=True, capture_output=True, text=True).stdout
+    kept = {}
+    for author in authors:
+        profile = Profile.load(folder / "profiles" / f"{author.author}.json")
+        kept[author.author] = {
+            "verification": profile.report.verification,
+            "kept": [{"statement": h.statement, "discrimination": h.discrimination.model_dump()
+                      if h.discrimination else None} for h in profile.inferred_hypotheses],
+        }
+    command = "python benchmarks/verify_logprobs.py " + shlex.join(sys.argv[1:])
+    record = {"report": f"benchmarks/results/{args.name}.md", "script": "benchmarks/verify_logprobs.py",
+              "command": command, "wall_time_s": round(wall, 1), "code": code_version(), "machine": machine(),
+              "model": Path(args.model).name, "profiles": json.loads(stats), "kept_hypotheses": kept}
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    lines = [f"# Contrastive verification from label probabilities: {args.name}", "",
+             f"`{command}` on `{Path(args.model).name}` (embedded). `hyperalign`: verified by the label-probability "
+             "checker (calibrated for position); `hyperalign:text`: the same proposals verified by sampled letters "
+             f"in {args.source.name}; `hyperalign:paper`: HyPerAlign's one pass.", "", table.strip(), "",
+             "## Kept hypotheses", ""]
+    for author, block in kept.items():
+        lines.append(f"- **{author}** ({block['verification'].get('kept', 0):.0f} kept, position bias "
+                     f"P(A) = {block['verification'].get('position_bias_p_a', float('nan')):.2f}):")
+        lines += [f"  - {h['statement']} (person {h['discrimination']['person']}, default "
+                  f"{h['discrimination']['contrast']}, undecided {h['discrimination']['undecided']})"
+                  for h in block["kept"] if h["discrimination"]]
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
