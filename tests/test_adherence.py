@@ -14,6 +14,7 @@ import pytest
 from conftest import MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
+from hyperalign.eval.authorship.methods import parse_methods
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.corpus import Split
 from hyperalign.eval.runs import RunFolder
@@ -281,7 +282,7 @@ def test_the_reranker_only_ever_sees_facts_of_the_author_it_writes_for(tmp_path,
     split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
     own = {a.author: [f.measure for f in style_facts([d.text for d in a.demonstrations])] for a in split.authors}
     for author in MARKERS:
-        profile = Profile.load(folder / "profiles" / "hyperalign_paper_best-of=3" / f"{author}.json")
+        profile = Profile.load(folder / "profiles" / parse_methods(methods)[0].folder / f"{author}.json")
         assert [f.measure for f in profile.facts] == own[author]  # the profile's facts are the author's own
         words = next(m.metric for m in own[author] if m.metric.startswith("uses:")).removeprefix("uses:").split("|")
         assert MARKERS[author][0] in words and not {MARKERS[o][0] for o in MARKERS if o != author} & set(words)

@@ -127,9 +127,10 @@ async def test_judge_reads_probabilities_where_the_backend_gives_them_and_text_e
 
 
 def test_end_to_end_a_biased_probability_judge_passes_its_validity_check_and_ranks_by_truth(corpus, tmp_path):
-    # The fake generator's outputs all start "[fake completion"; the real held-out texts do not. A judge that
-    # leans to the first-shown text by 3 log-odds but sees real text as better by 1.5 says "A" every time.
-    judge_backend = FakeBackend(probabilities=biased_judge(lambda t: 0.0 if t.startswith("[fake") else 1.5, 3.0))
+    # The fake generator's outputs all hold "[fake completion" (hyperalign's after the opening its steering puts in
+    # front); the real held-out texts do not. A judge that leans to the first-shown text by 3 log-odds but sees
+    # real text as better by 1.5 says "A" every time.
+    judge_backend = FakeBackend(probabilities=biased_judge(lambda t: 0.0 if "[fake" in t else 1.5, 3.0))
     results = run(config(corpus), tmp_path / "run", FakeBackend(), judge_backend)
     judgments = rows(tmp_path / "run", "judgments.jsonl")
     checks = [r for r in judgments if r.get("check") == "validity"]
@@ -151,7 +152,8 @@ def test_a_judge_that_fails_its_validity_check_shows_no_win_rate(corpus, tmp_pat
     assert judge["validity"] is not None and not judge["validity"]["passed"]
     assert shown_win_rates(judge) == {}
     section = "\n".join(judge_section(judge))
-    assert "Validity check (**failed**)" in section and "no win rate is shown" in section and "| **" not in section
+    assert "Validity check (**failed**)" in section and "| **" not in section
+    assert f"no win rate of the {judge['pairs_judged']} judged pairs is shown" in section
 
 
 def test_the_embedded_and_fake_backends_declare_logprobs():

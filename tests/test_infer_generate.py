@@ -12,7 +12,7 @@ from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline import generate as generate_module
 from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from hyperalign.pipeline.evidence import locate, normalize
-from hyperalign.pipeline.generate import Generation, Strategy
+from hyperalign.pipeline.generate import Generation, GenerationOptions, Strategy
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.profiles.model import UserExample, examples_hash
 
@@ -263,15 +263,19 @@ async def test_all_strategies_go_through_the_same_function(make_hyperalign, exam
 
 async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
     ha, _ = make_hyperalign(echo)
-    generation = await ha.agenerate(profile, "Write about fog.")
+    # The reply as the backend gave it: steering (which would add morwenna's sign-off) is tests/test_steer.py's.
+    generation = await ha.agenerate(profile, "Write about fog.", options=GenerationOptions(steer="off"))
     assert isinstance(generation, Generation)
     assert generation.strategy is Strategy.HYPERALIGN and generation.task == "Write about fog."
     assert generation.text == "reply to: Write about fog."
     assert generation.prompt_tokens > 0 and generation.completion_tokens > 0
     assert (generation.finish_reason, generation.cached, generation.model) == ("stop", False, "fake-model")
     assert generation.prompt_version == "generate.v3"
-    again = await ha.agenerate(profile, "Write about fog.")
+    again = await ha.agenerate(profile, "Write about fog.", options=GenerationOptions(steer="off"))
     assert again.cached is True and again.text == generation.text
+    # Steered, the same request (this backend takes no biases) comes from the cache, finished by code.
+    steered = await ha.agenerate(profile, "Write about fog.")
+    assert steered.cached and steered.text == "reply to: Write about fog.\n\n— Keeper Morwenna, North Light"
 
 
 def test_generate_and_agenerate_return_the_same_generation(make_hyperalign, examples):
@@ -308,6 +312,7 @@ class ReverseSpeedBackend(FakeBackend):
 
 def test_generate_many_calls_on_done_for_every_task_and_keeps_order(make_hyperalign, profile):
     ha, _ = make_hyperalign(backend=ReverseSpeedBackend(echo))
+    ha.generation = ha.generation.model_copy(update={"steer": "off"})  # the replies as given, to check their order
     tasks = [f"Task number {i}" for i in range(6)]
     done: dict[int, Generation] = {}
     results = ha.generate_many(profile, tasks, on_done=lambda i, g: done.__setitem__(i, g))

@@ -68,13 +68,18 @@ def test_cli_demo_offline_then_from_the_cache(cache_path):
                               env={"COLUMNS": "200"})
     assert cold.exit_code == 0, cold.output
     assert "Profile of bev" in cold.stdout and "Measured style" in cold.stdout
-    for column in ("zero-shot (task only)", "hyperalign (with the profile)", "hyperalign, best of 4"):
+    for column in ("zero-shot (task only)", "hyperalign, profile in the prompt only", "hyperalign, steered (light)"):
         assert column in cold.stdout
     assert cold.stdout.count("adherence to bev's measured style:") == 3
+    # bev's habits per text, and the levers: her opening and sign-off by code (the default), token steering.
+    assert "bev's measured habits in each text" in cold.stdout and "opens with “Right then.”" in cold.stdout
+    said = " ".join(cold.output.split())  # as printed, but for the terminal's line wrapping
+    assert "opening “Right then.”: code" in said and "sign-off “Bev (compost is not optional)”: code" in said
+    assert ": steering" in said  # the embedded backend takes token biases
     # 5 default-voice texts, 4 proposal calls, 60 single-token checks (6 statements x 5 pairs x both orders);
-    # zero-shot, hyperalign, 3 more candidates (the first candidate is the plain output: cached)
-    assert "LLM calls: 74 (cache hits: 1)" in cold.output
+    # zero-shot, the profile in the prompt only, the steered text
+    assert "LLM calls: 72 (cache hits: 0)" in cold.output
     warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
                               env={"COLUMNS": "200"})
-    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 75)" in warm.output
+    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 72)" in warm.output
     assert without_clock(warm.stdout) == without_clock(cold.stdout)  # the profile's time may cross a minute

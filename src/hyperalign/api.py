@@ -99,14 +99,17 @@ class HyperAlign:
         task: str,
         strategy: Strategy | str = Strategy.HYPERALIGN,
         examples: Sequence[UserExample] | None = None,
+        *,
+        options: GenerationOptions | None = None,
     ) -> Generation:
+        """Write `task` as the person would (`options`: this call's, else the instance's `generation`)."""
         return await agenerate(
             self.client,
             task,
             strategy,
             profile=profile,
             examples=list(examples) if examples else None,
-            options=self.generation,
+            options=options or self.generation,
         )
 
     def generate(
@@ -115,8 +118,11 @@ class HyperAlign:
         task: str,
         strategy: Strategy | str = Strategy.HYPERALIGN,
         examples: Sequence[UserExample] | None = None,
+        *,
+        options: GenerationOptions | None = None,
     ) -> Generation:
-        return run_sync(self.agenerate(profile, task, strategy, examples))
+        """The blocking `agenerate`."""
+        return run_sync(self.agenerate(profile, task, strategy, examples, options=options))
 
     async def agenerate_many(
         self,

@@ -1,6 +1,6 @@
 """The `hyperalign` command: a thin shell over the library."""
 
-from . import batch, core, evaluate, profiles, serve, train  # noqa: F401  (importing them registers their commands)
+from . import batch, core, demo, evaluate, profiles, serve, train  # noqa: F401  (importing them registers their commands)
 from .common import app
 
 

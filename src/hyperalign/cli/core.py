@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from pydantic import BaseModel, ConfigDict, StrictInt, field_validator, model_validator
 from rich.markdown import Markdown
-from rich.table import Table
-from rich.text import Text
 
 from ..api import HyperAlign
 from ..batch.run import finished_keys
@@ -24,11 +22,11 @@ from ..io import (
     iter_jsonl,
     validate_row,
 )
-from ..pipeline.adherence import check_facts, facts_adherence
 from ..pipeline.contrast import ReferenceStats
-from ..pipeline.generate import Generation, Strategy
+from ..pipeline.generate import Generation, GenerationOptions, Strategy
 from ..pipeline.infer import InferenceOptions
 from ..pipeline.selection import SelectionOptions
+from ..pipeline.steer import SteerLevel
 from ..profiles.model import Profile, UserExample, examples_hash, read_examples
 from .common import (
     app,
@@ -187,11 +185,17 @@ def read_tasks(path: Path) -> list[tuple[str, str]]:
     return tasks
 
 
+class OpeningChoice(StrEnum):
+    CODE = "code"
+    PREFILL = "prefill"
+
+
 def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | None,
                         examples: list[UserExample] | None, max_tokens: int) -> str:
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
     parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens), str(ha.generation.best_of),
+             ha.generation.steer.value, ha.generation.opening,
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -207,6 +211,8 @@ def generate(
     max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
     best_of: Annotated[int, typer.Option(min=1, max=64, help="Sample N and return the one most adherent to the person.")] = 1,
     check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
+    steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
+    opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
@@ -230,10 +236,13 @@ def generate(
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens, "best_of": best_of,
-                                                     "check_hypotheses": check_hypotheses})
+                                                     "check_hypotheses": check_hypotheses, "steer": steer,
+                                                     "opening": opening.value})
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples)
         echo(generation.text)
+        if generation.levers:
+            say(f"Steering ({generation.steer.value}): " + " · ".join(str(lever) for lever in generation.levers))
         if generation.adherence is not None:
             say(f"Best of {best_of}: adherence {generation.adherence:.2f} (candidates: "
                 f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.llm_calls} LLM calls).")
@@ -276,41 +285,6 @@ def show(
 ) -> None:
     """Show a profile as Markdown."""
     print_markdown(Profile.load(profile_file).to_markdown(), plain)
-
-
-@cli_command
-def demo(
-    task: Annotated[str, typer.Option(help="The task to personalize.")] = DEMO_TASK,
-    max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 300,
-    best_of: Annotated[int, typer.Option(min=1, max=16, help="Candidates for the reranked column.")] = 4,
-) -> None:
-    """Offline demo: infer a profile (hypotheses and measured facts) from bundled texts, then write the task
-    zero-shot, with the profile, and with the profile best-of-N — each with its adherence to the person's facts."""
-    check_text(task, "--task")
-    source = resources.files("hyperalign") / "data" / "demo_user.jsonl"
-    with resources.as_file(source) as path:
-        examples = read_examples(path)
-    ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
-    say(f"Backend: {ha.client.backend.name} · model: {ha.client.model} · {len(examples)} example texts by 'bev'")
-    profile = infer_with_status(ha, "bev", examples, {}, InferenceOptions())
-    print_markdown(profile.to_markdown(), plain=False)
-    with err.status(f"Writing the zero-shot text, the personalized one and {best_of} candidates to rerank…"):
-        zero_shot = ha.generate(None, task, Strategy.ZERO_SHOT).text
-        personalized = ha.generate(profile, task, Strategy.HYPERALIGN).text
-        ha.generation = ha.generation.model_copy(update={"best_of": best_of})
-        reranked = ha.generate(profile, task, Strategy.HYPERALIGN)
-    table = Table(title=Text(terminal_safe(f"Task: {task}")), show_lines=True, expand=True)
-    columns = [("zero-shot (task only)", zero_shot), ("hyperalign (with the profile)", personalized),
-               (f"hyperalign, best of {best_of} (most adherent)", reranked.text)]
-    for title, text in columns:
-        score = facts_adherence(check_facts(text, profile.facts)) or 0.0
-        table.add_column(f"{title}\nadherence to bev's measured style: {score:.2f}", ratio=1)
-    table.add_row(*(Text(terminal_safe(text)) for _, text in columns))
-    out.print(table, markup=False, highlight=False)
-    say(f"Adherence: how close each text's numbers are to bev's over her {len(profile.facts)} measured style facts, "
-        "exp(-mean(z²)/2) with z in her own spreads (1 = on all her means; 0.61 = one spread off on average).")
-    report_usage(ha)
 
 
 def show_settings() -> None:

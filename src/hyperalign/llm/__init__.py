@@ -6,12 +6,13 @@ from .base import (
     CompletionRequest,
     LLMBackend,
     Message,
+    TextBias,
     TokenLogprobs,
     Usage,
     backend_seconds,
 )
 from .cache import CompletionCache, default_cache_path
-from .client import LLMClient, RunStats
+from .client import LLMClient, RunStats, unbiased_identity
 from .registry import backend_names, create_backend, register_backend
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LLMClient",
     "Message",
     "RunStats",
+    "TextBias",
     "TokenLogprobs",
     "Usage",
     "backend_names",
@@ -30,4 +32,5 @@ __all__ = [
     "create_backend",
     "default_cache_path",
     "register_backend",
+    "unbiased_identity",
 ]

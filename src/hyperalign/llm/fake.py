@@ -46,7 +46,8 @@ class FakeBackend:
     schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw.
 
     `probabilities` scripts the first output token's distribution (then the backend declares `logprobs`, and the
-    reply's first token is the likeliest); `capabilities` declares what else it pretends to do."""
+    reply's first token is the likeliest); `capabilities` declares what else it pretends to do (with `prefill`, a
+    reply continues the request's prefill; `logit_bias` it records in `requests`, as a real backend receives it)."""
 
     name: ClassVar[str] = "fake"
 
@@ -82,6 +83,8 @@ class FakeBackend:
             text = chosen
         else:
             text = self._responder(request)
+            if request.prefill and self.capabilities.prefill:  # a continuation of the given start, as llama.cpp's
+                text = f"{request.prefill} {text}"
         prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
         return Completion(
             text=text,

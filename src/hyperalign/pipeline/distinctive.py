@@ -102,7 +102,8 @@ def combined_z(z_default: float, z_reference: float | None) -> float:
     return min(z_default, z_reference, key=abs)
 
 
-def _fmt(metric: str, value: float) -> str:
+def format_value(metric: str, value: float) -> str:
+    """A metric's value as its statements write it ("12", "40%", "3 per 1,000 words")."""
     kind = metric.partition(":")[0]
     if metric in ("numbers_as_digits", "lowercase_starts") or kind in ("opens_with", "ends_with"):
         return f"{value:.0%}"
@@ -117,13 +118,13 @@ def _fmt(metric: str, value: float) -> str:
 
 def relative(metric: str, person: float, contrast: float) -> str:
     """How the person's value compares with the typical answer's, in words."""
-    typical = f"a typical answer's {_fmt(metric, contrast)}"
+    typical = f"a typical answer's {format_value(metric, contrast)}"
     if contrast <= 0:
         return "a typical answer: none"
     ratio = person / contrast
     phrase = next(p for bound, p in _RATIOS if ratio <= bound)
     if person == 0:
-        return f"where a typical answer has {_fmt(metric, contrast)}"
+        return f"where a typical answer has {format_value(metric, contrast)}"
     if phrase is None:  # a kept fact differs by a pooled spread or more, even where the ratio is near 1
         phrase = "less than" if person < contrast else "more than"
     return f"{phrase} {typical}"

@@ -146,6 +146,26 @@ def quartiles(values: list[float]) -> tuple[float, float]:
     return q1, q3
 
 
+LABELS = {"sentence_words": "words per sentence", "paragraph_sentences": "sentences per paragraph",
+          "word_letters": "letters per word", "vocabulary": "different words in 50", "contractions": "contractions",
+          "numbers_as_digits": "numbers as digits", "first_person": "first-person words",
+          "second_person": "second-person words", "lowercase_starts": "lowercase sentence starts",
+          "caps_words": "ALL-CAPS words"}
+
+
+def metric_label(metric: str) -> str:
+    """A short name of what a metric measures, for tables ("exclamation marks", "opens with “Right then.”")."""
+    kind, _, argument = metric.partition(":")
+    if kind == "punctuation" and argument in PUNCTUATION:
+        return PUNCTUATION[argument][0]
+    if kind in ("opens_with", "ends_with"):
+        return f"{'opens' if kind == 'opens_with' else 'ends'} with “{argument}”"
+    if kind == "uses":
+        words = argument.split("|")
+        return "the words " + ", ".join(f"“{w}”" for w in words[:4]) + (" …" if len(words) > 4 else "")
+    return LABELS.get(metric, metric)
+
+
 def statement_of(metric: str, m: Measure) -> str | None:
     """The fact as a person reads it; None when the number is too unremarkable to state."""
     kind, _, argument = metric.partition(":")

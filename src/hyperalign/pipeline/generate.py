@@ -9,6 +9,7 @@ measured from the person's own examples; zero-shot has nothing of the person to 
 from __future__ import annotations
 
 import asyncio
+import logging
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,10 @@ from ..prompts import render_messages, version_tag
 from .adherence import aadherence
 from .context import fit_examples
 from .facts import style_facts
+from .steer import Lever, OpeningMode, Steering, SteerLevel, finish, plan, prefill_text
+
+log = logging.getLogger(__name__)
+_SAID: set[str] = set()
 
 
 class Strategy(StrEnum):
@@ -48,6 +53,10 @@ class GenerationOptions(BaseModel):
     sample_temperature: float = Field(0.8, gt=0, le=2)
     # Best-of-N also checks the inferred hypotheses on each candidate (one LLM call per candidate).
     check_hypotheses: bool = False
+    # Apply the profile's facts while and after the model writes (steer.py): opening, sign-off, token biases.
+    steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
+    opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
+                                 "prefilled where the backend continues a given start")
 
 
 class Generation(BaseModel):
@@ -66,6 +75,10 @@ class Generation(BaseModel):
     llm_calls: int = 1
     # Backend time of the calls (candidates and checks included); None when all came from the cache.
     seconds: float | None = None
+    # Steering (steer.py): the level, and each lever applied: the habit's metric, what and how (prefill, code or
+    # token steering).
+    steer: SteerLevel = SteerLevel.OFF
+    levers: list[Lever] = []
 
 
 def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Hypothesis]]:
@@ -132,16 +145,15 @@ async def agenerate(
     messages = build_messages(
         task, strategy, profile, examples, context_tokens=client.backend.context_tokens, options=options
     )
+    steering = steering_for(client, strategy, profile, options)
     if options.best_of > 1:
-        return await _best_of(client, task, strategy, messages, profile, examples, options)
-    request = CompletionRequest(
-        messages=messages, max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed
-    )
+        return await _best_of(client, task, strategy, messages, profile, examples, options, steering)
+    request = _request(messages, options, steering, options.temperature, options.seed)
     completion = await client.acomplete(request)
     return Generation(
         task=task,
         strategy=strategy,
-        text=completion.text.strip(),
+        text=finish(completion.text.strip(), steering),
         finish_reason=completion.finish_reason,
         prompt_tokens=completion.usage.prompt_tokens,
         completion_tokens=completion.usage.completion_tokens,
@@ -149,12 +161,34 @@ async def agenerate(
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
         seconds=completion.seconds,
+        steer=steering.level,
+        levers=steering.levers,
     )
+
+
+def steering_for(client: LLMClient, strategy: Strategy, profile: Profile | None,
+                 options: GenerationOptions) -> Steering:
+    """The steering a generation gets: the profile's levers for the hyperalign strategy, none for the baselines."""
+    if strategy is not Strategy.HYPERALIGN:
+        return Steering()
+    steering = plan(profile, options.steer, client.backend.capabilities, opening=options.opening)
+    for reason in steering.unavailable:
+        if reason not in _SAID:  # once per process, not once per generation
+            _SAID.add(reason)
+            log.warning("%s", reason)
+    return steering
+
+
+def _request(messages: list[Message], options: GenerationOptions, steering: Steering, temperature: float,
+             seed: int | None) -> CompletionRequest:
+    return CompletionRequest(messages=messages, max_tokens=options.max_tokens, temperature=temperature, seed=seed,
+                             logit_bias=steering.biases,
+                             prefill=prefill_text(steering))
 
 
 async def _best_of(
     client: LLMClient, task: str, strategy: Strategy, messages: list[Message], profile: Profile | None,
-    examples: list[UserExample] | None, options: GenerationOptions,
+    examples: list[UserExample] | None, options: GenerationOptions, steering: Steering,
 ) -> Generation:
     # What the reranker may read: this person's profile, or facts measured from this person's own examples.
     if strategy is Strategy.HYPERALIGN and profile is not None:
@@ -166,23 +200,23 @@ async def _best_of(
     if not facts and not (options.check_hypotheses and hypotheses):
         raise InputError("best-of-N needs measured style facts in the profile (infer it again) or --check-hypotheses")
     base_seed = options.seed or 0
-    requests = [CompletionRequest(messages=messages, max_tokens=options.max_tokens,
-                                  temperature=options.temperature if i == 0 else options.sample_temperature,
-                                  seed=base_seed + i)
+    requests = [_request(messages, options, steering,
+                         options.temperature if i == 0 else options.sample_temperature, base_seed + i)
                 for i in range(options.best_of)]
     completions = await asyncio.gather(*(client.acomplete(r) for r in requests))
+    texts = [finish(c.text.strip(), steering) for c in completions]
     checker = client if options.check_hypotheses else None
-    scored = await asyncio.gather(*(aadherence(c.text.strip(), facts, hypotheses, client=checker)
-                                    for c in completions))
+    scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
     best = max(range(len(completions)), key=lambda i: scored[i][0].score)  # the first of equals: seed order
     chosen = completions[best]
     checks = [c for _, cs in scored for c in cs]
     return Generation(
-        task=task, strategy=strategy, text=chosen.text.strip(), finish_reason=chosen.finish_reason,
+        task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason,
         prompt_tokens=sum(c.usage.prompt_tokens for c in [*completions, *checks]),
         completion_tokens=sum(c.usage.completion_tokens for c in [*completions, *checks]),
         cached=all(c.cached for c in completions), model=chosen.model or client.model,
         prompt_version=version_tag("generate"), adherence=scored[best][0].score,
         candidate_scores=[s.score for s, _ in scored], llm_calls=len(completions) + len(checks),
-        seconds=backend_seconds([*completions, *checks]),
+        seconds=backend_seconds([*completions, *checks]), steer=steering.level,
+        levers=steering.levers,
     )

@@ -15,6 +15,7 @@ from ...pipeline.evidence import normalize
 from ...pipeline.generate import Strategy
 from ...pipeline.infer import InferenceOptions
 from ...pipeline.selection import SelectionOptions
+from ...pipeline.steer import SteerLevel
 from ..corpus import Split
 from .ticl import TiclOptions
 
@@ -30,34 +31,56 @@ class Method:
 
     @property
     def folder(self) -> str:
-        """Where this method's profiles live under profiles/ (plain hyperalign at the top)."""
-        return "" if self.name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.name) + "/"
+        """Where this method's profiles live under profiles/ (plain hyperalign at the top). Options that change only
+        how the text is written (best-of, steer) are not in it: such variants share the profiles they would
+        otherwise infer again, identically."""
+        base, *parts = self.name.split(":")
+        name = ":".join([base, *(p for p in parts if p.partition("=")[0] not in GENERATION_ONLY)])
+        return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-# base -> the options it takes (name -> takes a whole number)
-OPTIONS: dict[str, dict[str, bool]] = {
+GENERATION_ONLY = ("best-of", "steer")
+
+
+STEER_LEVELS = tuple(level.value for level in SteerLevel)
+# base -> the options it takes (name -> True: takes a whole number, False: a flag, a tuple: one of these words)
+OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
-                   "held-out": True, "best-of": True, "no-facts": False},
+                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10)}
-USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts], "
+USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
+         "[:steer=off|light|strong], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
-def _options(entry: str) -> tuple[str, dict[str, int | bool]]:
+def _allowed(takes: bool | tuple[str, ...], value: str, sep: str) -> bool:
+    if isinstance(takes, tuple):
+        return bool(sep) and value in takes
+    return bool(sep) == takes and (not sep or value.isdigit())
+
+
+def _spelled(key: str, takes: bool | tuple[str, ...]) -> str:
+    return f"{key}={'|'.join(takes)}" if isinstance(takes, tuple) else f"{key}=N" if takes else key
+
+
+def _options(entry: str) -> tuple[str, dict[str, int | bool | str]]:
     base, *parts = entry.split(":")
     if base not in OPTIONS:
         raise InputError(f"unknown method {entry!r}; use {USAGE}")
-    settings: dict[str, int | bool] = {}
+    settings: dict[str, int | bool | str] = {}
     for part in parts:
         key, sep, value = part.partition("=")
-        takes_number = OPTIONS[base].get(key)
-        if takes_number is None or bool(sep) != takes_number or (sep and not value.isdigit()) or key in settings:
-            allowed = ", ".join(f"{k}=N" if n else k for k, n in OPTIONS[base].items()) or "none"
+        takes = OPTIONS[base].get(key)
+        if takes is None or not _allowed(takes, value, sep) or key in settings:
+            allowed = ", ".join(_spelled(k, t) for k, t in OPTIONS[base].items()) or "none"
             raise InputError(f"method {entry!r}: unknown or repeated option {part!r} (for {base}: {allowed})")
+        if isinstance(takes, tuple):
+            settings[key] = value
+            continue
         settings[key] = int(value) if sep else True
         low, high = LIMITS.get(key, (1, 1_000_000))
         if sep and not low <= int(value) <= high:
@@ -67,7 +90,7 @@ def _options(entry: str) -> tuple[str, dict[str, int | bool]]:
     return base, settings
 
 
-def _inference(entry: str, settings: dict[str, int | bool]) -> InferenceOptions:
+def _inference(entry: str, settings: dict[str, int | bool | str]) -> InferenceOptions:
     select_on = bool(settings.get("select"))
     if not select_on and {"refine", "held-out"} & set(settings):
         raise InputError(f"method {entry!r}: refine and held-out need 'select'")
@@ -98,7 +121,9 @@ def parse_methods(spec: list[str]) -> list[Method]:
             methods.append(Method(name=f"import:{path.stem}", import_path=path))
             continue
         base, settings = _options(entry)
-        generation = {"best_of": settings["best-of"]} if "best-of" in settings else {}
+        generation: dict[str, Any] = {"best_of": settings["best-of"]} if "best-of" in settings else {}
+        if "steer" in settings:
+            generation["steer"] = settings["steer"]
         if base == "ticl":
             methods.append(Method(name=entry, ticl=TiclOptions(epochs=int(settings.get("epochs", 1)))))
         elif base == "hyperalign":

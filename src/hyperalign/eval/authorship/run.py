@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ...api import HyperAlign
 from ...errors import StructuredOutputError
-from ...llm import CompletionRequest, backend_seconds
+from ...llm import CompletionRequest, backend_seconds, unbiased_identity
 from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..calibration import calibrated, position_bias
@@ -71,7 +71,8 @@ class AuthorshipRun:
         if self.judge:
             self.judge.messages(["reference"], "a", "b")  # a template that cannot render fails before any LLM call
         judge_id = judge_identity(self.judge, judge_ha) if self.judge and judge_ha else ""
-        self.config = config.model_copy(update={"generator": short_hash(ha.client.identity), "judge_id": judge_id})
+        generator = short_hash(unbiased_identity(ha.client.identity))
+        self.config = config.model_copy(update={"generator": generator, "judge_id": judge_id})
 
     def prepare_split(self) -> Split:
         if self.folder.file("split.json").exists():
@@ -158,7 +159,8 @@ class AuthorshipRun:
                               "completion_tokens": generation.completion_tokens, "llm_calls": generation.llm_calls,
                               "finish_reason": generation.finish_reason, "model": generation.model,
                               "adherence": generation.adherence, "candidate_scores": generation.candidate_scores,
-                              "backend_seconds": generation.seconds}
+                              "backend_seconds": generation.seconds, "steer": generation.steer.value,
+                              "levers": [str(lever) for lever in generation.levers]}
             return run
 
         jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy or m.ticl

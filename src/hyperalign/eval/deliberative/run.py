@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ...api import HyperAlign
 from ...errors import InputError, StructuredOutputError
+from ...llm import unbiased_identity
 from ...pipeline.deliberate import (
     INTENT_ASPECTS,
     DeliberationMethod,
@@ -107,7 +108,7 @@ class DeliberativeRun:
             if method not in {m.value for m in DeliberationMethod}:
                 raise InputError(f"unknown method {method!r}; use vanilla, spec, hyperalign")
         self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
-        self.config = config.model_copy(update={"generator": short_hash(ha.client.identity)})
+        self.config = config.model_copy(update={"generator": short_hash(unbiased_identity(ha.client.identity))})
         self.harm, self.helpfulness = Judge.load("harm"), Judge.load("helpfulness")
         self.judge_ids = {judge.name: judge_identity(judge, judge_ha) for judge in (self.harm, self.helpfulness)}
 
