@@ -130,7 +130,8 @@ def create_app(state: ServiceState) -> FastAPI:
 
 
 EXPOSED_HEADERS = ["X-Hyperalign-Strategy", "X-Hyperalign-Profile-Version", "X-Hyperalign-Hypotheses",
-                   "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "Retry-After"]
+                   "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "X-Hyperalign-Steer", "X-Hyperalign-Levers",
+                   "Retry-After"]
 
 
 def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | None = None, *,

@@ -16,10 +16,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from ..errors import InputError
+from ..pipeline.generate import GenerationOptions
+from ..pipeline.steer import SteerLevel, as_steer_level
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, system_message
 from .state import ServiceState
+from .steering import finish_completion, finish_stream
 from .tenants import check_strategy
 from .upstream import UpstreamError
 from .users import EndUser, hashed_id, list_examples, resolve_user
@@ -121,14 +124,14 @@ def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceSta
 
 
 def _personalization(state: ServiceState, user: EndUser, strategy: str,
-                     max_tokens: int | None) -> tuple[str | None, Applied]:
+                     max_tokens: int | None, steer: SteerLevel) -> tuple[str | None, Applied]:
     if strategy == "few-shot":
         examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
         return system_message(strategy, None, examples, max_tokens)
     stamp = state.store.current_stamp(user.key)
     if stamp is None:
         return None, Applied(strategy="none")
-    system, applied = state.personalization(user.key, *stamp, strategy)
+    system, applied = state.personalization(user.key, *stamp, strategy, steer)
     return system, applied.model_copy()
 
 
@@ -137,6 +140,7 @@ async def chat_completions(
     request: ChatRequest, caller: CallerDep, state: StateDep,
     x_hyperalign_user: Annotated[str | None, Header(description="The end user (first in the resolution order)")] = None,
     x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | few-shot | none")] = None,
+    x_hyperalign_steer: Annotated[str | None, Header(description="off | light | strong: the profile's habits applied while and after the model writes (default light)")] = None,
 ) -> Any:
     strategy = caller.tenant.strategy
     if x_hyperalign_strategy:
@@ -144,20 +148,28 @@ async def chat_completions(
             strategy = check_strategy(x_hyperalign_strategy)
         except InputError as exc:
             raise RequestError(f"the X-Hyperalign-Strategy header: {exc}", "X-Hyperalign-Strategy") from None
+    steer = GenerationOptions().steer
+    if x_hyperalign_steer:
+        try:
+            steer = as_steer_level(x_hyperalign_steer.strip())
+        except InputError as exc:
+            raise RequestError(f"the X-Hyperalign-Steer header: {exc}", "X-Hyperalign-Steer") from None
     user = resolve_user(caller.tenant, x_hyperalign_user, {"user": request.user, "metadata": request.metadata,
                                                            "safety_identifier": request.safety_identifier})
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
-        system, applied = await asyncio.to_thread(_personalization, state, user, strategy, request.token_limit)
+        system, applied = await asyncio.to_thread(_personalization, state, user, strategy, request.token_limit,
+                                                  steer)
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
     if not request.stream:
-        completion = await state.upstream.complete(body)
-        return Response(completion, media_type="application/json", headers=headers)
-    chunks = state.upstream.stream(body)
+        completion = await state.upstream.complete(body, applied.steering)
+        return Response(finish_completion(completion, applied.steering), media_type="application/json",
+                        headers=headers)
+    chunks = finish_stream(state.upstream.stream(body, applied.steering), applied.steering)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
     except StopAsyncIteration:

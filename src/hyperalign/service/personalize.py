@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from ..llm import Capabilities
 from ..pipeline.context import fit_examples
 from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
 from ..pipeline.generic import marked
+from ..pipeline.steer import Steering, SteerLevel, plan
 from ..profiles.model import Profile, UserExample
 from ..profiles.statements import scope_of, shares, statement_keys
 from ..profiles.store import ProfileStore, StoredProfile
@@ -27,6 +29,8 @@ class Applied(BaseModel):
     hypothesis_ids: list[str] = []
     examples: int = 0
     prompt_version: str | None = None
+    # The profile's habits applied while and after the model writes (pipeline/steer.py); hyperalign strategies only.
+    steering: Steering = Steering()
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Hyperalign-Strategy": self.strategy,
@@ -37,6 +41,10 @@ class Applied(BaseModel):
             headers["X-Hyperalign-Examples"] = str(self.examples)
         if self.prompt_version:
             headers["X-Hyperalign-Prompt"] = self.prompt_version
+        if self.strategy.startswith("hyperalign"):
+            headers["X-Hyperalign-Steer"] = self.steering.level.value
+        if self.steering.levers:  # the facts' ids, each with how it was applied (ASCII, whatever the fact says)
+            headers["X-Hyperalign-Levers"] = ",".join(f"{lever.fact_id}={lever.how}" for lever in self.steering.levers)
         return headers
 
 
@@ -49,9 +57,12 @@ def with_generic_marks(store: ProfileStore, user_key: str, profile: Profile) -> 
 
 
 def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],
-                   max_tokens: int | None) -> tuple[str | None, Applied]:
+                   max_tokens: int | None, *, steer: SteerLevel = SteerLevel.OFF,
+                   capabilities: Capabilities | None = None) -> tuple[str | None, Applied]:
     """The system message that carries the user's profile (or texts), and what it applied; None for nothing. It is
-    rendered by the same function as the library's and the evaluations' generation prompt (`system_content`)."""
+    rendered by the same function as the library's and the evaluations' generation prompt (`system_content`). The
+    steering is planned as the library plans it, for an upstream that can do `capabilities`; `hyperalign:no-facts`
+    shows no facts and is steered by none."""
     options = GenerationOptions(max_tokens=max_tokens or 600)
     if strategy == "few-shot" and examples:
         recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, options.max_tokens)
@@ -61,8 +72,10 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
         options.include_facts = strategy == "hyperalign"
         hypotheses, facts = shown_to_generator(stored.profile, options)
         system = system_content(Strategy.HYPERALIGN, stored.profile, options=options)
+        steering = plan(stored.profile, steer if strategy == "hyperalign" else SteerLevel.OFF,
+                        capabilities or Capabilities())
         applied = Applied(strategy=strategy, profile_version=stored.version,
-                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]])
+                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]], steering=steering)
     else:
         return None, Applied(strategy="none")
     applied.prompt_version = version_tag("generate")

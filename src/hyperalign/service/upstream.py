@@ -30,8 +30,9 @@ from typing import Any, Protocol
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignError
-from ..llm import CompletionRequest, LLMClient
+from ..llm import Capabilities, CompletionRequest, LLMClient
 from ..llm.endpoint import redact_text, redact_url
+from ..pipeline.steer import Steering, prefill_text
 
 log = logging.getLogger("hyperalign.service.upstream")
 BAD_GATEWAY, UNAVAILABLE = "upstream_error", "upstream_unavailable"
@@ -47,12 +48,14 @@ class UpstreamError(Exception):
 
 class Upstream(Protocol):
     description: str
+    # What the model behind it can do beyond chat: the token levers of steering need `logit_bias` and `prefill`.
+    capabilities: Capabilities
 
     async def models(self) -> list[str]: ...
 
-    async def complete(self, body: dict[str, Any]) -> bytes: ...
+    async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes: ...
 
-    def stream(self, body: dict[str, Any]) -> AsyncIterator[str]: ...
+    def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]: ...
 
 
 def _retry_after(headers: Any) -> str | None:
@@ -84,6 +87,8 @@ class OpenAIUpstream:
                                          max_retries=max_retries)
         self.model = model  # when set, every request goes to this model, whatever the client asked for
         self.description = redact_url(base_url) if base_url else "https://api.openai.com/v1"
+        # Its tokenizer and whether it continues a given start are unknown: steering applies the code levers only.
+        self.capabilities = Capabilities()
         self._secrets = [api_key, base_url]  # never in an answer, nor in the server's log
 
     def _arguments(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +106,7 @@ class OpenAIUpstream:
         except openai.OpenAIError as exc:
             raise self._error(exc, {}) from None
 
-    async def complete(self, body: dict[str, Any]) -> bytes:
+    async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes:
         try:
             raw = await self.client.chat.completions.with_raw_response.create(**self._arguments(body))
         except openai.OpenAIError as exc:
@@ -116,7 +121,7 @@ class OpenAIUpstream:
                                      f"{content[:200]!r}") from None
         return content
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
+    async def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]:
         events = 0
         try:
             async with self.client.chat.completions.with_streaming_response.create(
@@ -210,11 +215,12 @@ class BackendUpstream:
     def __init__(self, client: LLMClient):
         self.client = client
         self.description = f"{client.backend.name} backend ({client.model})"
+        self.capabilities = client.backend.capabilities
 
     async def models(self) -> list[str]:
         return [self.client.model]
 
-    async def _completion(self, body: dict[str, Any]) -> tuple[str, Any]:
+    async def _completion(self, body: dict[str, Any], steering: Steering | None) -> tuple[str, Any]:
         # The body was validated by the chat endpoint's model (service/chat.py): these are the types it allows.
         seed = body.get("seed")
         request = CompletionRequest(
@@ -222,6 +228,8 @@ class BackendUpstream:
             max_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 512),
             temperature=float(body.get("temperature") or 0.0),
             seed=seed % 2**31 if isinstance(seed, int) else 0,  # what every runtime takes (llama.cpp: 32 bits)
+            logit_bias=steering.biases if steering else [],
+            prefill=prefill_text(steering) if steering else None,
         )
         try:
             completion = await self.client.acomplete(request)
@@ -237,8 +245,8 @@ class BackendUpstream:
             raise UpstreamError(502, "the model failed to answer", BAD_GATEWAY, "upstream_error") from None
         return f"chatcmpl-{uuid.uuid4().hex}", completion
 
-    async def complete(self, body: dict[str, Any]) -> bytes:
-        completion_id, completion = await self._completion(body)
+    async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes:
+        completion_id, completion = await self._completion(body, steering)
         return json.dumps({
             "id": completion_id, "object": "chat.completion", "created": int(time.time()),
             "model": completion.model or self.client.model,
@@ -249,8 +257,8 @@ class BackendUpstream:
                       "total_tokens": completion.usage.prompt_tokens + completion.usage.completion_tokens},
         }).encode()
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
-        completion_id, completion = await self._completion(body)
+    async def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]:
+        completion_id, completion = await self._completion(body, steering)
         base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": completion.model or self.client.model}
         deltas = [({"role": "assistant", "content": ""}, None), *(({"content": p}, None) for p in _pieces(completion.text)),
