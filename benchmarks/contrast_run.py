@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,38 +69,57 @@ def seed_from(previous: Path, folder: Path) -> None:
           f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser:
+    """The arguments every checkpointed evaluation run takes."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--authors", type=int, default=10)
     parser.add_argument("--prompts-per-author", type=int, default=3)
-    parser.add_argument("--methods", default=METHODS)
+    parser.add_argument("--methods", default=methods)
     parser.add_argument("--model", default=MODEL)
-    parser.add_argument("--reuse", type=Path, help="an earlier run folder of the same corpus and split")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    return parser
+
+
+def main() -> int:
+    parser = run_parser(__doc__, METHODS)
+    parser.add_argument("--reuse", type=Path, help="an earlier run folder of the same corpus and split")
     args = parser.parse_args()
-    folder = ROOT / "runs" / args.name
-    target = ROOT / "benchmarks" / "runs" / f"{args.name}.tar.gz"
+    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder) if args.reuse else None)
+    return run_with_checkpoints(eval_command(args, folder, 400), folder, target, args.checkpoint_minutes)
+
+
+def prepared(name: str, seed: Callable[[Path], None]) -> tuple[Path, Path]:
+    """The run folder runs/NAME (unpacked from its archive, else seeded, where missing) and its archive."""
+    folder = ROOT / "runs" / name
+    target = ROOT / "benchmarks" / "runs" / f"{name}.tar.gz"
     if not folder.exists():
         if target.exists():
             unpack(target, folder)
-        elif args.reuse:
-            seed_from(args.reuse, folder)
+        else:
+            seed(folder)
+    return folder, target
+
+
+def eval_command(args: argparse.Namespace, folder: Path, max_tokens: int) -> list[str]:
+    return [sys.executable, str(ROOT / "benchmarks" / "authorship_ccat50.py"), "--name", args.name,
+            "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
+            "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
+            # No judge: the 1.5B judge chose by position in 99% of verdicts (aaac-qwen1.5b-10x3); issue [3 of 5].
+            "--", "--model", args.model, "--max-tokens", str(max_tokens), "--judge", "none"]
+
+
+def run_with_checkpoints(command: list[str], folder: Path, target: Path, minutes: float) -> int:
+    """Run the evaluation, archiving its run folder to `target` every `minutes` and once more when it stops."""
     stop = threading.Event()
 
     def checkpoints() -> None:
-        while not stop.wait(args.checkpoint_minutes * 60):
+        while not stop.wait(minutes * 60):
             if folder.exists():
                 archive(folder, target)
 
-    watcher = threading.Thread(target=checkpoints, daemon=True)
-    watcher.start()
-    command = [sys.executable, str(ROOT / "benchmarks" / "authorship_ccat50.py"), "--name", args.name,
-               "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
-               "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
-               # No judge: the 1.5B judge chose by position in 99% of verdicts (aaac-qwen1.5b-10x3); issue [3 of 5].
-               "--", "--model", args.model, "--max-tokens", "400", "--judge", "none"]
+    threading.Thread(target=checkpoints, daemon=True).start()
     try:
         return subprocess.run(command, cwd=ROOT).returncode
     finally:

@@ -25,17 +25,14 @@ every `--checkpoint-minutes` and when the run stops; rerunning the command unpac
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from contrast_run import MODEL, archive, unpack
+from contrast_run import eval_command, prepared, run_parser, run_with_checkpoints, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "hyperalign:steer=off,hyperalign:steer=light,hyperalign:steer=strong,few-shot,zero-shot,hyperalign:paper"
@@ -100,45 +97,15 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--corpus", required=True)
-    parser.add_argument("--authors", type=int, default=10)
-    parser.add_argument("--prompts-per-author", type=int, default=3)
-    parser.add_argument("--methods", default=METHODS)
-    parser.add_argument("--model", default=MODEL)
+    parser = run_parser(__doc__, METHODS)
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--reuse", type=Path, help="a finished run's .tar.gz of the same corpus, split and generator")
     parser.add_argument("--check-reuse", action="store_true")
-    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     args = parser.parse_args()
-    folder = ROOT / "runs" / args.name
-    target = ROOT / "benchmarks" / "runs" / f"{args.name}.tar.gz"
-    if not folder.exists():
-        if target.exists():
-            unpack(target, folder)
-        elif args.reuse:
-            seed_from(args.reuse, folder)
+    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder) if args.reuse else None)
     if args.check_reuse and not check_reuse(folder, args.model, args.max_tokens):
         return 1
-    stop = threading.Event()
-
-    def checkpoints() -> None:
-        while not stop.wait(args.checkpoint_minutes * 60):
-            if folder.exists():
-                archive(folder, target)
-
-    threading.Thread(target=checkpoints, daemon=True).start()
-    command = [sys.executable, str(ROOT / "benchmarks" / "authorship_ccat50.py"), "--name", args.name,
-               "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
-               "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
-               "--", "--model", args.model, "--max-tokens", str(args.max_tokens), "--judge", "none"]
-    try:
-        return subprocess.run(command, cwd=ROOT).returncode
-    finally:
-        stop.set()
-        if folder.exists():
-            archive(folder, target)
+    return run_with_checkpoints(eval_command(args, folder, args.max_tokens), folder, target, args.checkpoint_minutes)
 
 
 if __name__ == "__main__":

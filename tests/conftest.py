@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,15 @@ def make_hyperalign(tmp_cache: CompletionCache) -> HyperAlignFactory:
         return HyperAlign(LLMClient(fake, cache=store, concurrency=concurrency)), fake
 
     return build
+
+
+@pytest.fixture
+def service(database_url: str) -> Iterator[Any]:
+    """The service over a real store (SQLite or PostgreSQL), the fake backend behind it (service_support.py); a
+    module needing another set-up defines its own `service`."""
+    from service_support import start_service
+
+    server, running = start_service(database_url)
+    yield running
+    server.__exit__()
+    running.store.close()

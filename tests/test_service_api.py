@@ -17,14 +17,6 @@ EXAMPLES = [{"prompt": "Note on the lamp.", "text": f"Fog again. The lamp turned
             {"text": f"Storm from the west, force nine by midnight. {QUOTE}"}]
 
 
-@pytest.fixture
-def service(database_url):
-    server, service = start_service(database_url)
-    yield service
-    server.__exit__()
-    service.store.close()
-
-
 def with_profile(service: Service, user: str = "ann", tenant: str = "acme") -> dict:
     with service.http(tenant) as http:
         assert http.post(f"/v1/users/{user}/examples", json={"examples": EXAMPLES}).status_code == 201

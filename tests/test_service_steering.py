@@ -36,14 +36,6 @@ def sdk(service: Service) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{service.url}/v1", api_key=service.keys["acme"], max_retries=0)
 
 
-@pytest.fixture
-def service(database_url):
-    server, service = start_service(database_url)
-    yield service
-    server.__exit__()
-    service.store.close()
-
-
 def test_the_code_levers_apply_and_the_response_names_each_lever(service):
     ids = put_bev(service)
     raw = sdk(service).chat.completions.with_raw_response.create(model="m", user="bev", messages=TASK)

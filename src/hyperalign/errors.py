@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -96,3 +97,15 @@ class ConflictError(HyperAlignError):
 class StoreError(InputError):
     """The profile store or the completion cache cannot be opened, read or written (not a database, read-only,
     disk full, unreachable server)."""
+
+
+Choice = TypeVar("Choice", bound=Enum)
+
+
+def parse_choice(kind: type[Choice], value: Any, what: str) -> Choice:
+    """`value` as one of `kind`'s members, or an InputError naming the input and the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(member.value) for member in kind)
+        raise InputError(f"unknown {what} {value!r}; use one of: {choices}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import InputError
+from ..errors import InputError, parse_choice
 from ..llm import CompletionRequest, LLMClient, Message, backend_seconds
 from ..profiles.model import Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
@@ -35,10 +35,7 @@ class Strategy(StrEnum):
 
 
 def as_strategy(value: Strategy | str) -> Strategy:
-    try:
-        return Strategy(value)
-    except ValueError:
-        raise InputError(f"unknown strategy {value!r}; use one of: {', '.join(s.value for s in Strategy)}") from None
+    return parse_choice(Strategy, value, "strategy")
 
 
 class GenerationOptions(BaseModel):

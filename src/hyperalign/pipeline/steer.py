@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InputError
+from ..errors import parse_choice
 from ..llm import Capabilities, TextBias
 from ..profiles.model import Measure, Profile
 from .facts import FIRST_PERSON, LABELS, SECOND_PERSON, measure
@@ -69,10 +69,7 @@ STRENGTHS = {
 
 
 def as_steer_level(value: SteerLevel | str) -> SteerLevel:
-    try:
-        return SteerLevel(value)
-    except ValueError:
-        raise InputError(f"unknown steering level {value!r}; use one of: off, light, strong") from None
+    return parse_choice(SteerLevel, value, "steering level")
 
 
 class Lever(BaseModel):
