@@ -195,7 +195,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
     parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens), str(ha.generation.best_of),
-             ha.generation.steer.value, ha.generation.opening,
+             ha.generation.steer.value, ha.generation.opening, str(ha.generation.example_texts),
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -213,6 +213,7 @@ def generate(
     check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
+    example_texts: Annotated[int, typer.Option(min=0, max=8, help="With the profile: also show the K texts of --examples most similar to the task (BM25).")] = 0,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
@@ -231,13 +232,15 @@ def generate(
         raise InputError("--strategy hyperalign needs --profile PROFILE.json")
     if strategy is Strategy.FEW_SHOT and examples is None:
         raise InputError("--strategy few-shot needs --examples EXAMPLES.jsonl")
+    if example_texts and examples is None:
+        raise InputError("--example-texts needs --examples EXAMPLES.jsonl (the texts to choose from)")
     if profile and examples and examples_hash(examples) != profile.examples_hash:
         say_warning("these examples are not the ones the profile was inferred from.")
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens, "best_of": best_of,
                                                      "check_hypotheses": check_hypotheses, "steer": steer,
-                                                     "opening": opening.value})
+                                                     "opening": opening.value, "example_texts": example_texts})
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples)
         echo(generation.text)

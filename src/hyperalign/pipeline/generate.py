@@ -21,6 +21,7 @@ from ..profiles.model import Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
 from .adherence import aadherence
 from .context import fit_examples
+from .examples import closest_examples
 from .facts import style_facts
 from .steer import Lever, OpeningMode, Steering, SteerLevel, finish, plan, prefill_text
 
@@ -54,6 +55,8 @@ class GenerationOptions(BaseModel):
     steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
     opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
                                  "prefilled where the backend continues a given start")
+    example_texts: int = Field(0, ge=0, le=8, description="hyperalign: also show the K of the person's texts most "
+                               "similar to the task (examples.py); needs the examples")
 
 
 class Generation(BaseModel):
@@ -101,7 +104,8 @@ def build_messages(
     options = options or GenerationOptions()
     if not task.strip():
         raise InputError("the task is empty")
-    return render_messages("generate", task=task, **_context(strategy, profile, examples, context_tokens, options))
+    return render_messages("generate", task=task,
+                           **_context(task, strategy, profile, examples, context_tokens, options))
 
 
 def system_content(
@@ -114,7 +118,7 @@ def system_content(
                           options=options)[0]["content"]
 
 
-def _context(strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
+def _context(task: str, strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
              context_tokens: int | None, options: GenerationOptions) -> dict[str, Any]:
     if strategy is Strategy.HYPERALIGN and profile is None:
         raise InputError("strategy 'hyperalign' needs a profile")
@@ -122,6 +126,14 @@ def _context(strategy: Strategy, profile: Profile | None, examples: list[UserExa
         if not examples:
             raise InputError("strategy 'few-shot' needs the user's examples (--examples FILE.jsonl)")
         examples, _ = fit_examples(examples, context_tokens, options.max_tokens)
+    elif strategy is Strategy.HYPERALIGN and options.example_texts:
+        if not examples:
+            raise InputError(f"showing {options.example_texts} of the person's texts beside the profile needs "
+                             "the user's examples")
+        examples, _ = fit_examples(closest_examples(task, examples, options.example_texts), context_tokens,
+                                   options.max_tokens)
+    else:
+        examples = []  # the profile alone (the examples may be given all the same: the evaluation passes them)
     hypotheses, facts = shown_to_generator(profile, options) if profile is not None else ([], [])
     return {"strategy": strategy.value, "attributes": profile.attributes if profile else {},
             "hypotheses": hypotheses, "facts": facts, "examples": examples or [],

@@ -32,28 +32,28 @@ class Method:
     @property
     def folder(self) -> str:
         """Where this method's profiles live under profiles/ (plain hyperalign at the top). Options that change only
-        how the text is written (best-of, steer) are not in it: such variants share the profiles they would
+        how the text is written (best-of, steer, examples) are not in it: such variants share the profiles they would
         otherwise infer again, identically."""
         base, *parts = self.name.split(":")
         name = ":".join([base, *(p for p in parts if p.partition("=")[0] not in GENERATION_ONLY)])
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer")
+GENERATION_ONLY = ("best-of", "steer", "examples")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
 # base -> the options it takes (name -> True: takes a whole number, False: a flag, a tuple: one of these words)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
-                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS},
+                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
-LIMITS = {"best-of": (1, 64), "epochs": (1, 10)}
+LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong], "
+         "[:steer=off|light|strong][:examples=K], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -124,6 +124,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
         generation: dict[str, Any] = {"best_of": settings["best-of"]} if "best-of" in settings else {}
         if "steer" in settings:
             generation["steer"] = settings["steer"]
+        if "examples" in settings:
+            generation["example_texts"] = settings["examples"]
         if base == "ticl":
             methods.append(Method(name=entry, ticl=TiclOptions(epochs=int(settings.get("epochs", 1)))))
         elif base == "hyperalign":
