@@ -18,6 +18,11 @@ every `--checkpoint-minutes` and when the run stops; rerunning the command unpac
     python benchmarks/steering_run.py --name aaac-steer-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-contrast-qwen1.5b-10x3.tar.gz --check-reuse \\
         --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
+    # a profile plus 1 or 2 real texts, beside the steered and unsteered rows of aaac-steer2:
+    python benchmarks/steering_run.py --name aaac-examples-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
+        --reuse benchmarks/runs/aaac-steer2-qwen1.5b-10x3.tar.gz --keep hyperalign:steer=light \\
+        --methods hyperalign:examples=1,hyperalign:examples=2,hyperalign:steer=light,hyperalign:steer=off,few-shot,zero-shot \\
+        --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
     # the same after the word mapping left out bare forms (the first run's steered rows made again):
     python benchmarks/steering_run.py --name aaac-steer2-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-steer-qwen1.5b-10x3.tar.gz --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
@@ -42,7 +47,7 @@ UNSTEERED = ("hyperalign:steer=off", "few-shot", "zero-shot", "hyperalign:paper"
 SAME_START = 200  # characters
 
 
-def seed_from(archive_path: Path, folder: Path) -> None:
+def seed_from(archive_path: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         unpacked = Path(scratch) / "previous"
         unpack(archive_path, unpacked)
@@ -59,7 +64,7 @@ def seed_from(archive_path: Path, folder: Path) -> None:
                 row = json.loads(line)
                 row["method"] = RENAMED.get(row["method"], row["method"])
                 row["key"] = f"{row['method']}|{row['item_id']}"
-                if row["method"] in UNSTEERED:
+                if row["method"] in UNSTEERED or row["method"] in keep:
                     rows.append(row)
     with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
         out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -101,8 +106,10 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--reuse", type=Path, help="a finished run's .tar.gz of the same corpus, split and generator")
     parser.add_argument("--check-reuse", action="store_true")
+    parser.add_argument("--keep", default="", help="steered methods whose reused rows stand (made by this code)")
     args = parser.parse_args()
-    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder) if args.reuse else None)
+    keep = tuple(m for m in args.keep.split(",") if m)
+    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder, keep) if args.reuse else None)
     if args.check_reuse and not check_reuse(folder, args.model, args.max_tokens):
         return 1
     return run_with_checkpoints(eval_command(args, folder, args.max_tokens), folder, target, args.checkpoint_minutes)
