@@ -243,7 +243,7 @@ def test_a_user_id_with_a_slash_is_addressed_percent_encoded(service):
         assert http.delete("/v1/users/org%2F42").status_code == 204
 
 
-@pytest.mark.parametrize("strategy", ["hyperalign", "hyperalign:no-facts", "few-shot"])
+@pytest.mark.parametrize("strategy", ["hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "few-shot"])
 def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, strategy):
     """One generation path: the numbers measured by `generate` and the evaluations are about what the service sends."""
     from hyperalign import UserExample
@@ -257,10 +257,14 @@ def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, st
     sent = service.backend.requests[-1].messages
     with service.http() as http:
         profile = Profile.model_validate(http.get("/v1/users/ann/profile").json()["profile"])
-    options = GenerationOptions(include_facts=strategy == "hyperalign")
+    options = GenerationOptions(include_facts=strategy != "hyperalign:no-facts",
+                                example_texts=1 if strategy == "hyperalign:examples=1" else 0)
+    examples = [UserExample(**e) for e in EXAMPLES]
     if strategy == "few-shot":
-        examples = [UserExample(**e) for e in EXAMPLES]
         expected = build_messages(task, "few-shot", examples=examples, context_tokens=8192, options=options)
+    elif options.example_texts:  # the text closest to the task ("the relief keeper ... wicks": the lamp note)
+        expected = build_messages(task, "hyperalign", profile, examples, context_tokens=8192, options=options)
+        assert expected[0]["content"].count("<user_text id=") == 1
     else:
         expected = build_messages(task, "hyperalign", profile, options=options)
     assert sent == expected
@@ -352,3 +356,14 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_state(service):
     assert 'route="/v1/users/{user_id:path}/jobs"' in text
     assert 'hyperalign_jobs{state="succeeded"} 1.0' in text
     assert "with-a-secret-id" not in text  # routes by template: no user id reaches a metric
+
+
+def test_a_profile_with_one_real_text_says_how_many_texts_it_showed(service):
+    with_profile(service)
+    raw = sdk(service).chat.completions.with_raw_response.create(
+        model="any", user="ann", messages=[{"role": "user", "content": "A note on the lamp."}],
+        extra_headers={"X-Hyperalign-Strategy": "hyperalign:examples=1"})
+    assert raw.headers["x-hyperalign-strategy"] == "hyperalign:examples=1"
+    assert raw.headers["x-hyperalign-examples"] == "1" and raw.headers["x-hyperalign-hypotheses"]
+    system = service.backend.requests[-1].messages[0]["content"]
+    assert "<profile>" in system and "The lamp turned 412 times" in system and "force nine" not in system

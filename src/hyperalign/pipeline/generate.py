@@ -110,11 +110,12 @@ def build_messages(
 
 def system_content(
     strategy: Strategy | str, profile: Profile | None = None, examples: list[UserExample] | None = None, *,
-    context_tokens: int | None = None, options: GenerationOptions | None = None,
+    context_tokens: int | None = None, options: GenerationOptions | None = None, task: str = "(task)",
 ) -> str:
     """The system message that writes as the person — what `generate` sends before the task and the service before
-    a conversation: one rendering for the library, the CLI, every evaluation and the service."""
-    return build_messages("(task)", strategy, profile, examples, context_tokens=context_tokens,
+    a conversation: one rendering for the library, the CLI, every evaluation and the service. The task is not in it;
+    it only chooses the texts shown with `example_texts`."""
+    return build_messages(task, strategy, profile, examples, context_tokens=context_tokens,
                           options=options)[0]["content"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -20,11 +21,11 @@ from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
-from .personalize import FEW_SHOT_EXAMPLES, Applied, system_message
+from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message, with_generic_marks
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
 from .tenants import check_strategy
-from .upstream import UpstreamError
+from .upstream import UpstreamError, message_text
 from .users import EndUser, hashed_id, list_examples, resolve_user
 
 router = APIRouter(tags=["chat"])
@@ -124,13 +125,19 @@ def _upstream_body(request: ChatRequest, user: EndUser | None, state: ServiceSta
 
 
 def _personalization(state: ServiceState, user: EndUser, strategy: str,
-                     max_tokens: int | None, steer: SteerLevel) -> tuple[str | None, Applied]:
+                     max_tokens: int | None, steer: SteerLevel, task: str) -> tuple[str | None, Applied]:
     if strategy == "few-shot":
         examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
         return system_message(strategy, None, examples, max_tokens)
     stamp = state.store.current_stamp(user.key)
     if stamp is None:
         return None, Applied(strategy="none")
+    if example_texts(strategy):  # the texts are chosen for this conversation's task: rendered for it, not cached
+        stored = state.store.get(user.key, stamp[0])
+        stored = replace(stored, profile=with_generic_marks(state.store, user.key, stored.profile))
+        examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
+        return system_message(strategy, stored, examples, max_tokens, steer=steer,
+                              capabilities=state.upstream.capabilities, task=task)
     system, applied = state.personalization(user.key, *stamp, strategy, steer)
     return system, applied.model_copy()
 
@@ -139,7 +146,7 @@ def _personalization(state: ServiceState, user: EndUser, strategy: str,
 async def chat_completions(
     request: ChatRequest, caller: CallerDep, state: StateDep,
     x_hyperalign_user: Annotated[str | None, Header(description="The end user (first in the resolution order)")] = None,
-    x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | few-shot | none")] = None,
+    x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | hyperalign:examples=1 | hyperalign:examples=2 | few-shot | none")] = None,
     x_hyperalign_steer: Annotated[str | None, Header(description="off | light | strong: the profile's habits applied while and after the model writes (default light)")] = None,
 ) -> Any:
     strategy = caller.tenant.strategy
@@ -159,8 +166,9 @@ async def chat_completions(
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
+        task = next((message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         system, applied = await asyncio.to_thread(_personalization, state, user, strategy, request.token_limit,
-                                                  steer)
+                                                  steer, task or "(task)")
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)

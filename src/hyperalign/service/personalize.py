@@ -56,26 +56,35 @@ def with_generic_marks(store: ProfileStore, user_key: str, profile: Profile) -> 
     return profile.model_copy(update={"hypotheses": marked(profile.hypotheses, counts, population)})
 
 
+def example_texts(strategy: str) -> int:
+    """How many of the user's texts `hyperalign:examples=K` shows beside the profile (0 for any other strategy)."""
+    prefix = "hyperalign:examples="
+    return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else 0
+
+
 def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],
                    max_tokens: int | None, *, steer: SteerLevel = SteerLevel.OFF,
-                   capabilities: Capabilities | None = None) -> tuple[str | None, Applied]:
+                   capabilities: Capabilities | None = None, task: str = "(task)") -> tuple[str | None, Applied]:
     """The system message that carries the user's profile (or texts), and what it applied; None for nothing. It is
     rendered by the same function as the library's and the evaluations' generation prompt (`system_content`). The
     steering is planned as the library plans it, for an upstream that can do `capabilities`; `hyperalign:no-facts`
-    shows no facts and is steered by none."""
-    options = GenerationOptions(max_tokens=max_tokens or 600)
+    shows no facts and is steered by none. `hyperalign:examples=K` adds the K of `examples` closest to `task`."""
+    options = GenerationOptions(max_tokens=max_tokens or 600, example_texts=example_texts(strategy))
     if strategy == "few-shot" and examples:
         recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, options.max_tokens)
         system = system_content(Strategy.FEW_SHOT, examples=recent, options=options)
         applied = Applied(strategy=strategy, examples=len(recent))
     elif strategy.startswith("hyperalign") and stored is not None:
-        options.include_facts = strategy == "hyperalign"
+        with_facts = strategy != "hyperalign:no-facts"
+        options.include_facts = with_facts
         hypotheses, facts = shown_to_generator(stored.profile, options)
-        system = system_content(Strategy.HYPERALIGN, stored.profile, options=options)
-        steering = plan(stored.profile, steer if strategy == "hyperalign" else SteerLevel.OFF,
-                        capabilities or Capabilities())
+        shown = examples[-FEW_SHOT_EXAMPLES:] if options.example_texts else None
+        system = system_content(Strategy.HYPERALIGN, stored.profile, shown, options=options, task=task,
+                                context_tokens=FEW_SHOT_CONTEXT_TOKENS if shown else None)
+        steering = plan(stored.profile, steer if with_facts else SteerLevel.OFF, capabilities or Capabilities())
         applied = Applied(strategy=strategy, profile_version=stored.version,
-                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]], steering=steering)
+                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]], steering=steering,
+                          examples=min(options.example_texts, len(shown or [])))
     else:
         return None, Applied(strategy="none")
     applied.prompt_version = version_tag("generate")

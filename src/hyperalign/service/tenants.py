@@ -21,7 +21,8 @@ from ..profiles.store import ProfileStore
 from .tables import api_keys, service_secrets, tenants
 
 KEY_PREFIX = "ha-"
-STRATEGIES = ("hyperalign", "hyperalign:no-facts", "few-shot", "none")
+STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2", "few-shot",
+              "none")
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,7 @@ def _is_json_object(data: str) -> bool:
         return False
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
     """A message's content as text: a string, or the text parts of a list of parts."""
     if isinstance(content, str):
         return content
@@ -224,7 +224,7 @@ class BackendUpstream:
         # The body was validated by the chat endpoint's model (service/chat.py): these are the types it allows.
         seed = body.get("seed")
         request = CompletionRequest(
-            messages=[{"role": str(m.get("role", "user")), "content": _text(m.get("content"))} for m in body["messages"]],
+            messages=[{"role": str(m.get("role", "user")), "content": message_text(m.get("content"))} for m in body["messages"]],
             max_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 512),
             temperature=float(body.get("temperature") or 0.0),
             seed=seed % 2**31 if isinstance(seed, int) else 0,  # what every runtime takes (llama.cpp: 32 bits)
