@@ -24,6 +24,7 @@ from hyperalign.pipeline.adherence import check_facts, facts_adherence
 from hyperalign.pipeline.distinctive import format_value
 from hyperalign.pipeline.facts import measure, metric_label
 from hyperalign.pipeline.generate import GenerationOptions, Strategy
+from hyperalign.pipeline.steer import plan
 from hyperalign.profiles.model import read_examples
 from provenance import ROOT, Recorder
 
@@ -72,9 +73,8 @@ def main() -> int:
                   f"on task {rows[-1]['on_task']!s:<5} {text[:70]!r}", flush=True)
     lines = [f"# Steering on {embedded.model}: bev, {len(TASKS)} tasks", "",
              f"Command: `{recorder.command}`. Greedy decoding, {args.max_tokens} tokens at most. Levers of bev's "
-             "profile: " + " · ".join(str(lever) for lever in
-                                      ha.generate(profile, next(iter(TASKS)), options=GenerationOptions(
-                                          max_tokens=args.max_tokens, steer="strong")).levers) + ".", "",
+             "profile: " + " · ".join(str(lever) for lever in plan(profile, "strong", embedded.capabilities).levers)
+             + ".", "",
              "| configuration | adherence (mean) | echoes its prompt | on task | words (mean) |",
              "|---|---|---|---|---|"]
     for name, *_ in CONFIGS:

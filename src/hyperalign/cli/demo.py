@@ -4,6 +4,7 @@ shown in each text, beside the lever that acted on it. A lever that moves nothin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from .common import cli_command, client, err, out, report_usage, say, terminal_s
 from .core import DEMO_TASK, OpeningChoice, infer_with_status, print_markdown
 
 
-def _habits(profile: Profile, texts: list[str], levers: dict[str, str]) -> Table:
+def _habits(profile: Profile, texts: list[str], how: Mapping[str, str]) -> Table:
     table = Table(title="bev's measured habits in each text", show_lines=False)
     for heading in ("habit", "bev", "zero-shot", "prompt only", "steered", "lever"):
         table.add_column(heading)
@@ -33,8 +34,7 @@ def _habits(profile: Profile, texts: list[str], levers: dict[str, str]) -> Table
             continue
         values = [measure(m.metric, text) for text in texts]
         cells = [format_value(m.metric, v) if v is not None else "–" for v in values]
-        table.add_row(metric_label(m.metric), format_value(m.metric, m.mean), *cells,
-                      levers.get(m.metric, "prompt only").rpartition(": ")[2])
+        table.add_row(metric_label(m.metric), format_value(m.metric, m.mean), *cells, how.get(m.metric, "prompt only"))
     return table
 
 
@@ -71,9 +71,10 @@ def demo(
         table.add_column(f"{title}\nadherence to bev's measured style: {score:.2f}", ratio=1)
     table.add_row(*(Text(terminal_safe(text)) for _, text in columns))
     out.print(table, markup=False, highlight=False)
-    levers = {lever.metric: str(lever) for lever in steered.levers}
-    out.print(_habits(profile, [text for _, text in columns], levers), markup=False, highlight=False)
-    say("Levers: " + (" · ".join(levers.values()) if levers else "none (none of bev's habits asked for one)"))
+    how = {lever.metric: lever.how for lever in steered.levers}
+    out.print(_habits(profile, [text for _, text in columns], how), markup=False, highlight=False)
+    levers = " · ".join(str(lever) for lever in steered.levers)
+    say("Levers: " + (levers or "none (none of bev's habits asked for one)"))
     say(f"Adherence: how close each text's numbers are to bev's over her {len(profile.facts)} measured style facts, "
         "exp(-mean(z²)/2) with z in her own spreads (1 = on all her means; 0.61 = one spread off on average).")
     report_usage(ha)

@@ -54,6 +54,9 @@ class Vocabulary:
 
     def __init__(self, texts: list[str | None]):
         self.texts = texts
+        # (text, kind) -> its tokens: a character's are found by scanning the whole vocabulary, once per process
+        # rather than once per request.
+        self._found: dict[tuple[str, str], list[int]] = {}
         self.by_text: dict[str, list[int]] = {}
         for token_id, text in enumerate(texts):
             if text:
@@ -86,6 +89,12 @@ class Vocabulary:
     def ids(self, bias: TextBias) -> list[int]:
         """The tokens a bias applies to: a character's, every token that contains it; a word's, the tokens that are
         the word led by a space, in its lower, capitalized and upper case."""
+        key = (bias.text, bias.kind)
+        if key not in self._found:
+            self._found[key] = self._lookup(bias)
+        return self._found[key]
+
+    def _lookup(self, bias: TextBias) -> list[int]:
         if bias.kind == "character":
             return [i for i, text in enumerate(self.texts) if text and bias.text in text]
         word = bias.text.strip()

@@ -11,9 +11,9 @@ backend allows and each recorded with how it was applied:
 - token biases (backend capability `logit_bias`): up for the person's distinctive words and, where the person uses
   them far more than the default voice, punctuation, contractions and first- or second-person pronouns; down for
   the words the default voice leans on and the person never uses; strongly down for punctuation the person never
-  uses; the full stop up for a person of shorter sentences than the default voice's, down for longer ones. Biases are said in text
-  (`TextBias`); the backend maps them onto its own vocabulary. A backend without the capability gets none, and the
-  plan says so.
+  uses; the full stop up for a person of shorter sentences than the default voice's, down for longer ones. Biases
+  are said in text (`TextBias`); the backend maps them onto its own vocabulary. A backend without the capability
+  gets none, and the plan says so.
 
 `off` applies nothing; `light` nudges and discourages; `strong` pushes harder and bans never-used punctuation.
 Only the hyperalign strategy is steered (the baselines have no profile)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -21,7 +20,7 @@ from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
-from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message, with_generic_marks
+from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
 from .tenants import check_strategy
@@ -133,10 +132,8 @@ def _personalization(state: ServiceState, user: EndUser, strategy: str,
     if stamp is None:
         return None, Applied(strategy="none")
     if example_texts(strategy):  # the texts are chosen for this conversation's task: rendered for it, not cached
-        stored = state.store.get(user.key, stamp[0])
-        stored = replace(stored, profile=with_generic_marks(state.store, user.key, stored.profile))
         examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
-        return system_message(strategy, stored, examples, max_tokens, steer=steer,
+        return system_message(strategy, state.marked_profile(user.key, stamp[0]), examples, max_tokens, steer=steer,
                               capabilities=state.upstream.capabilities, task=task)
     system, applied = state.personalization(user.key, *stamp, strategy, steer)
     return system, applied.model_copy()

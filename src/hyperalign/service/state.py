@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..api import HyperAlign
 from ..pipeline.steer import SteerLevel
-from ..profiles.store import ProfileStore
+from ..profiles.store import ProfileStore, StoredProfile
 from .jobs import JobQueue
 from .personalize import Applied, system_message, with_generic_marks
 from .tenants import service_secret
@@ -95,8 +95,12 @@ class ServiceState:
         # saved (so a deleted-and-recreated profile never meets a stale entry), and the strategy.
         self.personalization = functools.lru_cache(maxsize=self.config.profile_cache_size)(self._personalization)
 
+    def marked_profile(self, user_key: str, version: int) -> StoredProfile:
+        """A stored profile version with its generic statements (shared across the tenant) marked, to go last."""
+        stored = self.store.get(user_key, version)
+        return replace(stored, profile=with_generic_marks(self.store, user_key, stored.profile))
+
     def _personalization(self, user_key: str, version: int, saved_at: datetime, strategy: str,
                          steer: SteerLevel) -> tuple[str | None, Applied]:
-        stored = self.store.get(user_key, version)  # generic statements (shared across the tenant) go last
-        stored = replace(stored, profile=with_generic_marks(self.store, user_key, stored.profile))
-        return system_message(strategy, stored, [], None, steer=steer, capabilities=self.upstream.capabilities)
+        return system_message(strategy, self.marked_profile(user_key, version), [], None, steer=steer,
+                              capabilities=self.upstream.capabilities)
