@@ -76,9 +76,12 @@ def rendered_prompts(payload: str) -> dict[str, list[dict[str, str]]]:
         prompts[f"generate-{strategy.value}"] = build_messages(f"Write {payload}", strategy, profile, examples)
     prompts["judge-style"] = Judge.load("style").messages([f"Ref {payload}"], f"A {payload}", f"B {payload}")
     for name, context in (("harm", {"behaviour": payload, "answer": payload}),
-                          ("helpfulness", {"request": payload, "answer": payload})):
+                          ("helpfulness", {"request": payload, "answer": payload}),
+                          ("refusal", {"request": payload, "answer": payload})):
         judge = Judge.load(name)
         prompts[f"judge-{name}"] = messages_from(judge.template, **context)
+        assert judge.label_template is not None
+        prompts[f"judge-{name}-label"] = messages_from(judge.label_template, **context)
     return prompts
 
 

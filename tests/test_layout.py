@@ -120,7 +120,7 @@ def test_the_pipeline_and_profiles_have_one_module_per_stage():
     assert all((PACKAGE / "profiles" / f"{part}.py").is_file() for part in ("model", "migrations", "store", "edit", "update"))
     assert all((PACKAGE / "eval" / task / "__init__.py").is_file() for task in ("authorship", "deliberative", "ablation"))
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "io.py"]
+    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "io.py", "text.py"]
 
 
 def test_modules_stay_small():

@@ -16,11 +16,11 @@ import re
 import unicodedata
 
 from ..profiles.model import Evidence, Hypothesis, UserExample
+from ..text import SENTENCE_BOUNDARY
 
 MIN_QUOTE_CHARS = 12
 NEAR_MIN_CHARS = 20
 NEAR_RATIO = 0.9
-_SENTENCES = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n+")
 _TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " ",
                             # zero-width characters (the prompt layer breaks up control tokens with U+2060)
                             "\u2060": None, "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
@@ -68,7 +68,7 @@ def nearest_sentence(quote: str, examples: list[UserExample]) -> tuple[int, str]
         return None
     best: tuple[float, int, str] | None = None
     for index, example in enumerate(examples):
-        for sentence in _SENTENCES.split(example.text):
+        for sentence in SENTENCE_BOUNDARY.split(example.text):
             real = normalize(sentence)
             if not real or abs(len(real) - len(wanted)) > 0.2 * len(wanted):
                 continue
