@@ -96,3 +96,52 @@ def test_when_the_first_caller_is_cancelled_a_waiting_caller_takes_over():
     first, answer = asyncio.run(run())
     assert first.cancelled() and answer.text and not answer.cached
     assert len(backend.arrivals) == 2  # the cancelled call was abandoned; the waiter made its own
+
+
+# --- one event loop for every caller: limits hold across sync calls and threads ----------------------------------
+
+
+def _most_in_flight(arrivals: list[float], seconds: float) -> int:
+    """The most requests the server held at once, each for `seconds` after it arrived."""
+    return max(sum(start <= at < start + seconds for start in arrivals) for at in arrivals)
+
+
+def test_concurrency_holds_across_threads_making_sync_calls():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openai_test_server import OpenAITestServer, delayed
+
+    from hyperalign.llm.openai import OpenAIBackend
+
+    pause = 0.3
+    with OpenAITestServer(default=delayed(pause)) as server:
+        client = LLMClient(OpenAIBackend(model="m", base_url=server.base_url), concurrency=2)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(lambda i: client.complete(request(f"thread {i}")), range(6)))
+        arrivals = [r.at for r in server.requests]
+    assert len(answers) == 6 and len(arrivals) == 6
+    assert _most_in_flight(arrivals, pause) <= 2
+
+
+def test_a_tokens_per_minute_budget_holds_across_sync_calls():
+    backend = SlowFake(pause=0)
+    # Room for one call and a bit (as above): the second sync call must wait for the bucket to drain, though it is a
+    # separate call of the sync API (which used to start a fresh event loop, and with it a full budget, every time).
+    client = LLMClient(backend, tokens_per_minute=390)
+    client.complete(request("x" * 400, 100))
+    client.complete(request("y" * 400, 100))
+    first, second = sorted(backend.arrivals)
+    assert second - first >= 1.0
+
+
+def test_the_library_s_sync_api_shares_one_budget_across_a_thread_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hyperalign import HyperAlign
+
+    backend = SlowFake(pause=0.2)
+    ha = HyperAlign(LLMClient(backend, concurrency=1))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(lambda i: ha.generate(None, f"Write note {i}.", "zero-shot").text, range(4)))
+    assert len(texts) == 4
+    assert _most_in_flight(backend.arrivals, 0.2) == 1
