@@ -130,8 +130,8 @@ class MeteredBackend(FakeBackend):
 
     SECONDS = 2.5
 
-    def complete(self, request: CompletionRequest) -> Completion:
-        return super().complete(request).model_copy(update={"seconds": self.SECONDS})
+    def reply(self, request: CompletionRequest) -> Completion:
+        return super().reply(request).model_copy(update={"seconds": self.SECONDS})
 
 
 def single_call(per_aspect: Callable[[CompletionRequest], str]) -> Callable[[CompletionRequest], str]:

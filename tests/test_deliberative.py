@@ -214,10 +214,10 @@ class StopAfter(FakeBackend):
         super().__init__()
         self.limit = limit
 
-    def complete(self, request):
+    def reply(self, request):
         if len(self.requests) >= self.limit:
             raise Killed("killed")
-        return super().complete(request)
+        return super().reply(request)
 
 
 def run(config: DeliberativeConfig, folder: Path, backend: FakeBackend, client: LLMClient | None = None):

@@ -50,7 +50,7 @@ def test_a_usage_error_is_one_line_too(tmp_path):
 def test_a_bug_exits_1_with_one_line_and_the_traceback_in_a_log_file(tmp_path, monkeypatch):
     """A real bug, planted: a backend plugin whose completion raises ZeroDivisionError."""
     path = plugin_backend(tmp_path, "class Buggy(FakeBackend):\n    name = 'buggy'\n"
-                                    "    def complete(self, request):\n        return 1 / 0\n"
+                                    "    def reply(self, request):\n        return 1 / 0\n"
                                     "register_backend('buggy', Buggy)\n")
     done = run(["--backend", "buggy", "--no-cache", "generate", "--strategy", "zero-shot", "Hi."], tmp_path,
                PYTHONPATH=path)
@@ -91,9 +91,10 @@ def plugin_backend(tmp_path: Path, body: str) -> str:
 
 
 def test_ctrl_c_keeps_finished_results_and_a_rerun_finishes_the_rest(tmp_path):
-    path = plugin_backend(tmp_path, "class Slow(FakeBackend):\n    name = 'slow'\n"
-                                    "    def complete(self, request):\n        time.sleep(0.2)\n"
-                                    "        return super().complete(request)\n"
+    # A backend that waits on its endpoint (it yields to the event loop while it waits, as every real one does).
+    path = plugin_backend(tmp_path, "import asyncio\nclass Slow(FakeBackend):\n    name = 'slow'\n"
+                                    "    async def acomplete(self, request):\n        await asyncio.sleep(0.2)\n"
+                                    "        return self.reply(request)\n"
                                     "register_backend('slow', Slow)\n")
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps({"id": f"t{i}", "task": f"Task {i}."}) + "\n" for i in range(40)))

@@ -83,10 +83,10 @@ class KilledAfter(FakeBackend):
         super().__init__()
         self.limit = limit
 
-    def complete(self, request):
+    def reply(self, request):
         if len(self.requests) >= self.limit:
             raise KeyboardInterrupt("killed after the limit")
-        return super().complete(request)
+        return super().reply(request)
 
 
 def test_end_to_end_results_and_records(corpus, tmp_path):

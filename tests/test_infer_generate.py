@@ -307,7 +307,7 @@ class ReverseSpeedBackend(FakeBackend):
     async def acomplete(self, request: CompletionRequest):
         task = request.messages[-1]["content"]
         await asyncio.sleep(0.001 * (10 - int(task.split()[-1])))
-        return self.complete(request)
+        return self.reply(request)
 
 
 def test_generate_many_calls_on_done_for_every_task_and_keeps_order(make_hyperalign, profile):

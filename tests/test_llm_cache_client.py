@@ -25,8 +25,9 @@ from hyperalign.llm import (
     registry,
 )
 from hyperalign.llm.cache import MIGRATIONS
-from hyperalign.llm.client import cache_key, run_sync
+from hyperalign.llm.client import cache_key
 from hyperalign.llm.fake import FakeBackend
+from hyperalign.llm.loop import run_sync
 
 
 def request(text: str = "Fog again?", **params) -> CompletionRequest:
@@ -191,8 +192,8 @@ def test_structured_invalid_twice_raises_naming_the_step():
 
 
 class TruncatingBackend(FakeBackend):
-    def complete(self, request: CompletionRequest) -> Completion:
-        return super().complete(request).model_copy(update={"finish_reason": "length"})
+    def reply(self, request: CompletionRequest) -> Completion:
+        return super().reply(request).model_copy(update={"finish_reason": "length"})
 
 
 def test_structured_length_finish_reason_message():
@@ -219,7 +220,7 @@ class InFlightBackend(FakeBackend):
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(0.01)
-            return self.complete(request)
+            return self.reply(request)
         finally:
             self.in_flight -= 1
 
@@ -309,6 +310,58 @@ def test_run_sync_without_a_loop():
         return "ok"
 
     assert run_sync(answer()) == "ok"
+
+
+def test_the_caller_s_context_travels_to_the_llm_loop():
+    import contextvars
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    marker.set("the caller's")
+
+    async def read() -> str:
+        return marker.get()
+
+    assert run_sync(read()) == "the caller's"
+
+
+def test_a_blocking_call_on_the_llm_loop_itself_is_refused_not_deadlocked():
+    ha = HyperAlign(LLMClient(FakeBackend()))
+    seen: list[str] = []
+
+    def on_done(index, generation):
+        try:
+            ha.generate(None, "again", "zero-shot")
+        except RuntimeError as exc:
+            seen.append(str(exc))
+
+    ha.generate_many(None, ["one"], "zero-shot", on_done=on_done)
+    assert seen and "use the async API" in seen[0]
+
+
+async def test_cancelling_an_async_caller_cancels_the_work_on_the_llm_loop():
+    started, cancelled = asyncio.Event(), []
+
+    class Hanging(FakeBackend):
+        async def acomplete(self, request):
+            loop.call_soon_threadsafe(started.set)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+            return self.reply(request)
+
+    loop = asyncio.get_running_loop()
+    call = asyncio.ensure_future(LLMClient(Hanging()).acomplete(request()))
+    await asyncio.wait_for(started.wait(), 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    for _ in range(100):  # the cancellation crosses to the other thread's loop
+        if cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert cancelled == [True]
 
 
 # --- the cache-key policy and a cache that fails --------------------------------------------------------------------

@@ -25,7 +25,7 @@ class SlowFake(FakeBackend):
     async def acomplete(self, request: CompletionRequest) -> Completion:
         self.arrivals.append(time.monotonic())
         await asyncio.sleep(self.pause)
-        return self.complete(request)
+        return self.reply(request)
 
 
 def request(text: str, max_tokens: int = 10) -> CompletionRequest:
@@ -109,9 +109,8 @@ def _most_in_flight(arrivals: list[float], seconds: float) -> int:
 def test_concurrency_holds_across_threads_making_sync_calls():
     from concurrent.futures import ThreadPoolExecutor
 
-    from openai_test_server import OpenAITestServer, delayed
-
     from hyperalign.llm.openai import OpenAIBackend
+    from openai_test_server import OpenAITestServer, delayed
 
     pause = 0.3
     with OpenAITestServer(default=delayed(pause)) as server:

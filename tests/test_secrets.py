@@ -41,7 +41,7 @@ def buggy_backend(tmp_path: Path) -> str:
     plugin.mkdir()
     (plugin / "buggy_plugin.py").write_text(
         "from hyperalign.llm.fake import FakeBackend\nfrom hyperalign.llm.registry import register_backend\n"
-        "class Buggy(FakeBackend):\n    name = 'buggy'\n    def complete(self, request):\n"
+        "class Buggy(FakeBackend):\n    name = 'buggy'\n    def reply(self, request):\n"
         f"        raise ZeroDivisionError('while calling http://u:{SECRET}@h/v1?key={SECRET} with {KEY}')\n"
         "register_backend('buggy', Buggy)\n", encoding="utf-8")
     (plugin / "sitecustomize.py").write_text("import buggy_plugin\n", encoding="utf-8")

@@ -31,7 +31,7 @@ class GatedBackend(FakeBackend):
         if self.gated:
             self.entered.set()
             await asyncio.to_thread(self.gate.wait, 60)  # the bound only keeps a broken test from hanging
-        return self.complete(request)
+        return self.reply(request)
 
 
 @pytest.fixture

@@ -157,10 +157,10 @@ class KilledAfter(FakeBackend):
         super().__init__(responses)
         self.limit = limit
 
-    def complete(self, request):
+    def reply(self, request):
         if len(self.requests) >= self.limit:
             raise Killed(f"killed after {self.limit} calls")
-        return super().complete(request)
+        return super().reply(request)
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 5, 6, 7, 8, 9])

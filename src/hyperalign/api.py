@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import Settings, load_settings
 from .llm import CompletionCache, LLMBackend, LLMClient, RunStats, create_backend
-from .llm.client import run_sync
+from .llm.loop import run_sync
 from .pipeline.deliberate import Deliberation, DeliberationMethod, adeliberate
 from .pipeline.generate import Generation, GenerationOptions, Strategy, agenerate
 from .pipeline.infer import InferenceOptions, ainfer_profile

@@ -15,7 +15,7 @@ from rich.markdown import Markdown
 
 from ..api import HyperAlign
 from ..errors import InputError
-from ..llm.client import run_sync
+from ..llm.loop import run_sync
 from .common import (
     app,
     cli_command,

@@ -1,12 +1,16 @@
-"""The backend protocol: chat messages in; text, token usage, finish reason (and, where the backend can, the
-output tokens' log-probabilities) out. What a backend can do beyond that it declares in `capabilities`."""
+"""The backend contract: chat messages in; text, token usage, finish reason (and, where the backend can, the
+output tokens' log-probabilities) out. One async method is required; what a backend can do beyond plain chat it
+declares in `capabilities`, and the pipeline asks those, never the backend's attributes."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .loop import run_sync
 
 Message = dict[str, str]
 _UNSTORABLE = re.compile(r"[\ud800-\udfff\x00]")
@@ -51,6 +55,10 @@ class Capabilities(BaseModel):
         False, description="keeps the last prompt's tokens, so calls sharing a prefix pay for it once")
     logit_bias: bool = Field(False, description="maps a request's text biases onto its vocabulary while decoding")
     prefill: bool = Field(False, description="continues a given start of the answer (assistant prefill)")
+    tokenize: bool = Field(False, description="turns text into the model's token ids (`atokenize`)")
+    count_tokens: bool = Field(
+        False, description="counts the model's tokens in a text exactly (`count_tokens`); where it cannot, the "
+        "pipeline estimates from characters (text.CHARS_PER_TOKEN)")
 
 
 class TokenLogprobs(BaseModel):
@@ -92,28 +100,51 @@ def backend_seconds(completions: list[Completion]) -> float | None:
     return round(sum(measured), 3) if measured else None
 
 
-@runtime_checkable
-class LLMBackend(Protocol):
-    """What every backend provides. Register new ones in `hyperalign.llm.registry`."""
+class LLMBackend(ABC):
+    """What every backend is: a subclass that sets `name`, `model` and `capabilities` and implements `acomplete`.
+
+    Register it under the entry-point group ``hyperalign.backends`` (plugins.py says how), or with
+    `register_backend`. Its constructor takes keyword options — ``model``, ``base_url``, ``api_key`` and its own —
+    and must accept and ignore the ones it has no use for (``**_``), so one configuration serves every backend.
+    Every method but `acomplete` has a default; override `atokenize` / `count_tokens` only together with the
+    capability that says so."""
 
     name: ClassVar[str]
     model: str
     # Tokens the model can attend to, or None where unknown (then nothing is truncated client-side).
-    context_tokens: int | None
-    capabilities: Capabilities
+    context_tokens: int | None = None
+    capabilities: Capabilities = Capabilities()
 
-    def complete(self, request: CompletionRequest) -> Completion: ...
+    @abstractmethod
+    async def acomplete(self, request: CompletionRequest) -> Completion:
+        """Answer one chat request. Raise hyperalign's errors (`BackendUnavailableError`, `LLMError`,
+        `ContextOverflowError`) for what goes wrong on the way, each with a message written for a person."""
 
-    async def acomplete(self, request: CompletionRequest) -> Completion: ...
+    def identity(self) -> dict[str, Any]:
+        """Everything beyond `name` and `model` that changes this backend's answers to the same request (an
+        endpoint, a model file's content fingerprint, sampling parameters it adds): part of the completion cache's
+        key."""
+        return {}
+
+    async def atokenize(self, text: str) -> list[int]:
+        """The model's token ids for `text` (capability `tokenize`)."""
+        raise NotImplementedError(f"the {self.name} backend does not declare `tokenize`")
+
+    def count_tokens(self, text: str) -> int:
+        """The model's number of tokens in `text` (capability `count_tokens`)."""
+        raise NotImplementedError(f"the {self.name} backend does not declare `count_tokens`")
+
+    async def aclose(self) -> None:  # noqa: B027 (optional: most backends hold nothing open)
+        """Release what the backend holds open (connections); it may not be used afterwards."""
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """The blocking `acomplete`, for scripts and tests: run on the process's LLM loop (loop.py)."""
+        return run_sync(self.acomplete(request))
 
 
 def backend_identity(backend: LLMBackend) -> dict[str, Any]:
-    """Everything about a backend that changes its answers to the same request, for the completion cache's key:
-    a backend's own `identity()` (endpoint, the model file's content fingerprint, sampling parameters it adds), or,
-    for a plugin without one, its name and model."""
-    identity = getattr(backend, "identity", None)
-    described = identity() if callable(identity) else {}
-    return {"backend": backend.name, "model": backend.model, **described}
+    """Everything about a backend that changes its answers to the same request, for the completion cache's key."""
+    return {"backend": backend.name, "model": backend.model, **backend.identity()}
 
 
 def parse_logprobs(content: Any) -> list[TokenLogprobs] | None:

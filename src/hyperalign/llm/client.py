@@ -9,7 +9,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,9 +19,8 @@ from ..errors import StructuredOutputError, first_error
 from ..prompts import render
 from .base import Completion, CompletionRequest, LLMBackend, Message, backend_identity
 from .cache import CompletionCache
-from .event_loops import PerEventLoop
+from .loop import on_llm_loop, run_sync
 
-T = TypeVar("T")
 # The cache key's format (see cache.py for the policy); bump it whenever what goes into the key changes.
 CACHE_KEY_POLICY = 2
 M = TypeVar("M", bound=BaseModel)
@@ -116,22 +114,30 @@ class LLMClient:
         self.identity = backend_identity(backend)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
-        # Per event loop (sync callers start a fresh loop per call): the semaphore, the budget, the calls in flight.
-        self._loop_state = PerEventLoop(self._new_loop_state)
+        # The semaphore, the budget and the calls in flight, on the process's one LLM loop (loop.py), where every
+        # call of this client runs, whichever thread or loop it came from.
+        self._state: _LoopState | None = None
 
     @property
     def model(self) -> str:
         return self.backend.model
 
-    def _new_loop_state(self) -> _LoopState:
-        budget = AsyncLimiter(self.tokens_per_minute, 60) if self.tokens_per_minute else None
-        return _LoopState(asyncio.Semaphore(self.concurrency), budget, {})
+    def _loop_state(self) -> _LoopState:
+        """Made on the LLM loop's first call (again in a forked child, whose loop is new)."""
+        loop = asyncio.get_running_loop()
+        if self._state is None or self._state.loop is not loop:
+            budget = AsyncLimiter(self.tokens_per_minute, 60) if self.tokens_per_minute else None
+            self._state = _LoopState(loop, asyncio.Semaphore(self.concurrency), budget, {})
+        return self._state
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
+        return await on_llm_loop(self._acomplete(request))
+
+    async def _acomplete(self, request: CompletionRequest) -> Completion:
         key = cache_key(self.identity, request)
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
-            completion = await self._shared_call(self._loop_state.get(), key, request)
+            completion = await self._shared_call(self._loop_state(), key, request)
         with self._stats_lock:
             self.stats.add(completion)
         return completion
@@ -216,6 +222,7 @@ class LLMClient:
 
 @dataclass
 class _LoopState:
+    loop: asyncio.AbstractEventLoop
     semaphore: asyncio.Semaphore
     budget: AsyncLimiter | None
     in_flight: dict[str, asyncio.Future[Completion]]  # the first caller's answer, awaited by identical requests
@@ -226,25 +233,3 @@ def _describe(exc: ValidationError, completion: Completion) -> str:
         return "the JSON was cut off at the token limit; write shorter values"
     where, message = first_error(exc, "the output")
     return f"{where}: {message}"
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when the caller already runs an event loop (e.g. Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: dict[str, Any] = {}
-
-    def worker() -> None:
-        try:
-            result["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]

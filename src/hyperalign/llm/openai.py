@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
-from .base import Capabilities, Completion, CompletionRequest, Usage, parse_logprobs
+from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, parse_logprobs
 from .endpoint import redact_url, validate_base_url
-from .event_loops import PerEventLoop
+from .loop import on_llm_loop
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -21,7 +21,7 @@ OPENAI_API_URL = "https://api.openai.com/v1"
 _DETAIL_CHARS = 300
 
 
-class OpenAIBackend:
+class OpenAIBackend(LLMBackend):
     name: ClassVar[str] = "openai"
 
     def __init__(
@@ -50,17 +50,13 @@ class OpenAIBackend:
             )
         self.context_tokens = context_tokens
         options: dict[str, Any] = dict(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-        self._sync = openai.OpenAI(**options)
-        # Its connection pool belongs to the loop that opened it: one client kept across the sync API's loops would
-        # send the next call on a kept-alive connection of a closed loop ("Event loop is closed").
-        self._async = PerEventLoop(lambda: openai.AsyncOpenAI(**options))
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
-        non-strict schema does not, and a long enum there only costs tokens. Both return log-probabilities on
-        request (a server that ignores the request answers without them, and the judge says so)."""
-        return Capabilities(schema_decoding=self.base_url is not None, logprobs=True)
+        # Its connection pool belongs to the loop that opened it: every call runs on the process's one LLM loop
+        # (loop.py), so one client serves them all.
+        self._async = openai.AsyncOpenAI(**options)
+        # A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
+        # non-strict schema does not, and a long enum there only costs tokens. Both return log-probabilities on
+        # request (a server that ignores the request answers without them, and the judge says so).
+        self.capabilities = Capabilities(schema_decoding=self.base_url is not None, logprobs=True)
 
     @property
     def endpoint(self) -> str:
@@ -142,20 +138,17 @@ class OpenAIBackend:
         return LLMError(f"{self.endpoint} answered with a body that is not JSON ({' '.join(str(exc).split())[:120]}); "
                         "is it an OpenAI-compatible /v1 endpoint?")
 
-    def complete(self, request: CompletionRequest) -> Completion:
-        try:
-            response = self._sync.chat.completions.create(**self._arguments(request))
-        except openai.OpenAIError as exc:
-            raise self._translate(exc) from None
-        except ValueError as exc:  # the SDK's json() on a body that is not JSON
-            raise self._not_json(exc) from None
-        return self._completion(response)
-
     async def acomplete(self, request: CompletionRequest) -> Completion:
+        return await on_llm_loop(self._acomplete(request))
+
+    async def _acomplete(self, request: CompletionRequest) -> Completion:
         try:
-            response = await self._async.get().chat.completions.create(**self._arguments(request))
+            response = await self._async.chat.completions.create(**self._arguments(request))
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None
         except ValueError as exc:
             raise self._not_json(exc) from None
         return self._completion(response)
+
+    async def aclose(self) -> None:
+        await on_llm_loop(self._async.close())

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..llm import Completion, LLMClient
-from ..llm.client import run_sync
+from ..llm.loop import run_sync
 from ..pipeline import evidence
 from ..pipeline.facts import merge_facts, style_facts
 from ..pipeline.infer import InferenceOptions, ainfer_profile, merge_usage
