@@ -359,7 +359,7 @@ def cases() -> list[Case]:
         ("HYPERALIGN_CONCURRENCY=0", {"HYPERALIGN_CONCURRENCY": "0"}, "concurrency"),
         ("HYPERALIGN_MAX_REPAIRS=-1", {"HYPERALIGN_MAX_REPAIRS": "-1"}, "max_repairs"),
         ("HYPERALIGN_BASE_URL=ftp://x", {"HYPERALIGN_BASE_URL": "ftp://x"}, "base_url"),
-        ("OPENAI_BASE_URL=not a url", {"OPENAI_BASE_URL": "not a url", "HYPERALIGN_BACKEND": "openai"}, "base URL"),
+        ("OPENAI_BASE_URL=not a url", {"OPENAI_BASE_URL": "not a url", "HYPERALIGN_BACKEND": "openai"}, "OPENAI_BASE_URL"),
     ]:
         add(Case(f"environment: {name}", "settings", ["generate", "--strategy", "zero-shot", "Hi."], fragment=fragment,
                  env=env))

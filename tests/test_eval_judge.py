@@ -47,7 +47,7 @@ def test_custom_judge_folder(tmp_path):
 
 
 def test_unknown_judge_lists_the_builtins(tmp_path):
-    with pytest.raises(InputError, match="unknown judge .nonesuch.*built-in judges: .*style"):
+    with pytest.raises(InputError, match="unknown judge .nonesuch.*known judges: .*style"):
         Judge.load("nonesuch")
     (tmp_path / "no-config").mkdir()
     with pytest.raises(InputError, match="not a judge folder"):

@@ -65,17 +65,17 @@ def test_a_failure_reaches_every_caller_that_waited_for_it():
 
 def test_a_tokens_per_minute_budget_makes_calls_wait_for_room():
     backend = SlowFake(pause=0)
-    each = estimated_tokens(request("x" * 400, max_tokens=100))  # 100 prompt + 100 completion
-    assert each == 200
-    # Room for one call and a bit: the second must wait until (2 x 200 - 390) tokens have drained at 390/60 a second.
-    client = LLMClient(backend, tokens_per_minute=390)
+    each = estimated_tokens(request("x" * 400, max_tokens=100))  # the prompt's estimate + 100 completion
+    assert each == 115 + 100
+    # Room for one call and a bit: the second must wait until 10 tokens have drained at (2 x each - 10)/60 a second.
+    client = LLMClient(backend, tokens_per_minute=2 * each - 10)
 
     async def run():
         await asyncio.gather(client.acomplete(request("x" * 400, 100)), client.acomplete(request("y" * 400, 100)))
 
     asyncio.run(run())
     first, second = sorted(backend.arrivals)
-    assert second - first >= 1.0  # 10 tokens / 6.5 tokens per second ≈ 1.5 s
+    assert second - first >= 1.0  # 10 tokens / 7 tokens per second ≈ 1.4 s
     with pytest.raises(ValueError, match="at least 1"):
         LLMClient(backend, tokens_per_minute=0)
 
@@ -126,7 +126,7 @@ def test_a_tokens_per_minute_budget_holds_across_sync_calls():
     backend = SlowFake(pause=0)
     # Room for one call and a bit (as above): the second sync call must wait for the bucket to drain, though it is a
     # separate call of the sync API (which used to start a fresh event loop, and with it a full budget, every time).
-    client = LLMClient(backend, tokens_per_minute=390)
+    client = LLMClient(backend, tokens_per_minute=2 * estimated_tokens(request("x" * 400, 100)) - 10)
     client.complete(request("x" * 400, 100))
     client.complete(request("y" * 400, 100))
     first, second = sorted(backend.arrivals)

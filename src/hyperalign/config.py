@@ -1,6 +1,6 @@
 """Settings, from (highest first): explicit arguments or CLI flags, HYPERALIGN_* environment variables, a TOML file
-(HYPERALIGN_CONFIG, else ./hyperalign.toml), defaults. The openai backend also reads OPENAI_API_KEY and
-OPENAI_BASE_URL, as the openai SDK does.
+(HYPERALIGN_CONFIG, else ./hyperalign.toml), defaults; `api_key` and `base_url` then fall back to OPENAI_API_KEY and
+OPENAI_BASE_URL, the variables the openai SDK reads. This module is where hyperalign reads its environment.
 
 Every value is checked where it enters (a URL must be http(s) with a host and a valid port, counts must be
 positive); a URL is only ever shown without its credentials, in its user part or its query (`redact_url`); and
@@ -29,6 +29,8 @@ from .llm.cache import default_cache_path
 from .llm.endpoint import redact_text, redact_url, validate_base_url
 
 DEFAULT_CONFIG_FILE = "hyperalign.toml"
+# Settings that fall back to the openai SDK's own environment variables.
+SDK_VARIABLES = {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"}
 
 
 def config_file() -> Path:
@@ -105,12 +107,8 @@ class Settings(BaseSettings):
             source = self._sources.get(name, "default")
             if name == "api_key":
                 shown = "(set)" if value else "(not set)"
-                if not value and os.environ.get("OPENAI_API_KEY"):
-                    shown, source = "(set)", "env OPENAI_API_KEY"
             elif name == "base_url":
                 shown = redact_url(value) if value else "(not set)"
-                if not value and os.environ.get("OPENAI_BASE_URL"):
-                    shown, source = redact_url(os.environ["OPENAI_BASE_URL"]), "env OPENAI_BASE_URL"
             else:
                 shown = "(not set)" if value is None else str(value)
             rows.append((name, shown, source))
@@ -126,7 +124,7 @@ class Settings(BaseSettings):
         where = self._sources[from_file[0]].removeprefix("file ")
         shown = ", ".join(f"{n}={v}" for n, v, s in self.describe() if n in from_file)
         line = f"Settings from {where}: {shown}"
-        key_from_env = not self.api_key and os.environ.get("OPENAI_API_KEY")
+        key_from_env = self._sources.get("api_key", "").startswith("env ")
         if "base_url" in from_file and key_from_env:
             line += " — requests (with the API key from OPENAI_API_KEY) go to this endpoint"
         return line + " (`hyperalign settings` lists every setting and its source)"
@@ -173,8 +171,11 @@ def load_settings(**overrides: Any) -> Settings:
             sources[name] = f"env HYPERALIGN_{name.upper()}"
         elif name in file_values:
             sources[name] = f"file {path}"
+    fallbacks: dict[str, Any] = {name: os.environ[variable] for name, variable in SDK_VARIABLES.items()
+                 if name not in sources and os.environ.get(variable)}
+    sources |= {name: f"env {SDK_VARIABLES[name]}" for name in fallbacks}
     try:
-        settings = Settings(**given)
+        settings = Settings(**{**given, **fallbacks})
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""

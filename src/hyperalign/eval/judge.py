@@ -21,6 +21,7 @@ from ..errors import InputError, describe_validation_error
 from ..io import read_text_file
 from ..llm import Completion, LLMClient
 from ..llm.labels import read_labels
+from ..plugins import JUDGES, judge_folder, plugins
 from ..prompts import environment, messages_from
 from .calibration import calibrated, expected_value
 from .runs import short_hash
@@ -82,11 +83,16 @@ class Judge:
 
     @classmethod
     def load(cls, name_or_path: str) -> Judge:
+        """A judge folder's path, a built-in judge's name, or a judge plugin's (entry-point group
+        ``hyperalign.judges``)."""
         path = Path(name_or_path)
         folder = path if path.is_dir() else BUILTIN_JUDGES / name_or_path
+        installed = plugins(JUDGES)
+        if not (folder / "config.toml").is_file() and name_or_path in installed:
+            folder = judge_folder(installed[name_or_path])
         if not (folder / "config.toml").is_file():
-            builtins = ", ".join(sorted(p.name for p in BUILTIN_JUDGES.iterdir() if p.is_dir()))
-            raise InputError(f"unknown judge {name_or_path!r}: not a judge folder; built-in judges: {builtins}")
+            known = sorted({p.name for p in BUILTIN_JUDGES.iterdir() if p.is_dir()} | set(installed))
+            raise InputError(f"unknown judge {name_or_path!r}: not a judge folder; known judges: {', '.join(known)}")
         return cls(folder)
 
     def messages(self, references: list[str], a: str, b: str, *, label_only: bool = False) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import StructuredOutputError, first_error
 from ..prompts import render
+from ..text import estimate_tokens
 from .base import Completion, CompletionRequest, LLMBackend, Message, backend_identity
 from .cache import CompletionCache
 from .loop import on_llm_loop, run_sync
@@ -86,9 +87,9 @@ def cache_key(identity: dict[str, Any], request: CompletionRequest) -> str:
 
 
 def estimated_tokens(request: CompletionRequest) -> int:
-    """What a request may cost, counted before it is sent: its prompt (about 4 characters a token) and the most it
+    """What a request may cost, counted before it is sent: its prompt (estimated from its length) and the most it
     may write. An upper bound on the completion, so a budget on it is never exceeded."""
-    return sum(len(m.get("content", "")) for m in request.messages) // 4 + request.max_tokens
+    return sum(estimate_tokens(m.get("content", "")) for m in request.messages) + request.max_tokens
 
 
 class LLMClient:

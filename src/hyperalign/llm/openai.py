@@ -5,7 +5,6 @@ Retry-After). Every error becomes one of hyperalign's, with the endpoint named w
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import openai
@@ -18,6 +17,7 @@ from .loop import on_llm_loop
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
 OPENAI_API_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
 _DETAIL_CHARS = 300
 
 
@@ -34,29 +34,33 @@ class OpenAIBackend(LLMBackend):
         max_retries: int = 4,
         **_: Any,
     ):
-        self.model = model or os.environ.get("HYPERALIGN_MODEL") or "gpt-4o-mini"
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.model = model or DEFAULT_MODEL
         if base_url is not None:
             try:
                 validate_base_url(base_url)
             except ValueError as exc:
                 raise InputError(f"invalid base URL: {exc}") from None
-        self.base_url = base_url
-        key = api_key or os.environ.get("OPENAI_API_KEY") or (_PLACEHOLDER_KEY if self.base_url else None)
-        if key is None:
-            raise BackendUnavailableError(
-                "the openai backend needs an API key: set OPENAI_API_KEY or pass --api-key "
-                "(or --base-url for a local server that needs none)"
-            )
         self.context_tokens = context_tokens
-        options: dict[str, Any] = dict(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+        options: dict[str, Any] = dict(base_url=base_url, timeout=timeout, max_retries=max_retries)
         # Its connection pool belongs to the loop that opened it: every call runs on the process's one LLM loop
-        # (loop.py), so one client serves them all.
-        self._async = openai.AsyncOpenAI(**options)
+        # (loop.py), so one client serves them all. What is not given the SDK takes from its own environment
+        # variables (OPENAI_API_KEY, OPENAI_BASE_URL), as it does for any caller; a local server needs no key.
+        try:
+            self._async = openai.AsyncOpenAI(api_key=api_key, **options)
+        except openai.OpenAIError:  # no key given, none in the environment
+            self._async = openai.AsyncOpenAI(api_key=_PLACEHOLDER_KEY, **options)
+            if self._endpoint_url() == OPENAI_API_URL:
+                raise BackendUnavailableError(
+                    "the openai backend needs an API key (the api_key setting, or OPENAI_API_KEY); a local "
+                    "OpenAI-compatible server at a base_url needs none") from None
+        self.base_url = base_url or (None if self._endpoint_url() == OPENAI_API_URL else self._endpoint_url())
         # A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
         # non-strict schema does not, and a long enum there only costs tokens. Both return log-probabilities on
         # request (a server that ignores the request answers without them, and the judge says so).
         self.capabilities = Capabilities(schema_decoding=self.base_url is not None, logprobs=True)
+
+    def _endpoint_url(self) -> str:
+        return str(self._async.base_url).rstrip("/")
 
     @property
     def endpoint(self) -> str:

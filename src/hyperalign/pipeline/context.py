@@ -3,26 +3,42 @@ rather than refused, since a profile from the first few thousand characters of e
 
 from __future__ import annotations
 
-from ..errors import InputError
-from ..profiles.model import UserExample
+from collections.abc import Callable
 
-# Rough: English prose runs ~4 characters per token; 3.5 keeps a margin for numbers and names.
-CHARS_PER_TOKEN = 3.5
+from ..errors import InputError
+from ..llm import LLMClient
+from ..profiles.model import UserExample
+from ..text import CHARS_PER_TOKEN
+
 PROMPT_OVERHEAD_TOKENS = 400
 TRUNCATION_MARK = " […truncated]"
+TokenCounter = Callable[[str], int]
+
+
+def token_counter(client: LLMClient) -> TokenCounter | None:
+    """The backend's exact token count, where its capabilities say it has one."""
+    backend = client.backend
+    return backend.count_tokens if backend.capabilities.count_tokens else None
 
 
 def fit_examples(
-    examples: list[UserExample], context_tokens: int | None, reserve_tokens: int
+    examples: list[UserExample], context_tokens: int | None, reserve_tokens: int,
+    count_tokens: TokenCounter | None = None,
 ) -> tuple[list[UserExample], list[int]]:
     """Truncate the longest examples so that all of them fit in the context; return the truncated indices.
 
-    Truncation (with a warning) rather than refusal: a profile from the first few thousand characters of each
-    text is still useful, and the caller learns exactly which examples were cut."""
+    Sizes are the backend's token counts where it can count (`count_tokens`), else characters against a budget
+    estimated at CHARS_PER_TOKEN. Truncation (with a warning) rather than refusal: a profile from the first few
+    thousand characters of each text is still useful, and the caller learns exactly which examples were cut."""
     if context_tokens is None:
         return examples, []
-    budget = int((context_tokens - reserve_tokens - PROMPT_OVERHEAD_TOKENS) * CHARS_PER_TOKEN)
-    lengths = [len(e.text) + len(e.prompt or "") for e in examples]
+    room_tokens = context_tokens - reserve_tokens - PROMPT_OVERHEAD_TOKENS
+    chars = [len(e.text) + len(e.prompt or "") for e in examples]
+    if count_tokens is None:
+        budget, lengths = int(room_tokens * CHARS_PER_TOKEN), chars
+    else:
+        budget = room_tokens
+        lengths = [count_tokens(e.text) + (count_tokens(e.prompt) if e.prompt else 0) for e in examples]
     if budget <= 0:
         raise InputError(f"the model's context ({context_tokens} tokens) leaves no room for examples")
     if sum(lengths) <= budget:
@@ -36,9 +52,10 @@ def fit_examples(
             break
         remaining -= length
     fitted, truncated = [], []
-    for index, (example, length) in enumerate(zip(examples, lengths, strict=True)):
+    for index, (example, length, size) in enumerate(zip(examples, lengths, chars, strict=True)):
         if length > cap:
-            room = max(0, cap - len(TRUNCATION_MARK))
+            cap_chars = cap if count_tokens is None else size * cap // length
+            room = max(0, cap_chars - len(TRUNCATION_MARK))
             prompt = (example.prompt or "")[: room // 2] or None  # a huge prompt must not crowd out the text
             keep = room - len(prompt or "")
             fitted.append(example.model_copy(update={"prompt": prompt, "text": example.text[:keep] + TRUNCATION_MARK}))

@@ -25,7 +25,7 @@ from ..profiles.model import (
     examples_hash,
 )
 from ..prompts import version_tag
-from .context import fit_examples
+from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
 from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
@@ -34,12 +34,12 @@ from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propo
 from .verify import discriminate
 
 
-def _pairs(examples: list[UserExample], contrast: Contrast, context_tokens: int | None,
-           reserve: int) -> tuple[list[dict[str, str]], list[UserExample], list[int]]:
+def _pairs(examples: list[UserExample], contrast: Contrast, context_tokens: int | None, reserve: int,
+           count_tokens: TokenCounter | None) -> tuple[list[dict[str, str]], list[UserExample], list[int]]:
     """The person's texts and the default voice's, fitted together into the context; the person's texts as shown."""
     by_example = {c.example_index: c for c in contrast.texts}
     both = [*examples, *(UserExample(text=c.text) for c in contrast.texts)]
-    fitted, truncated = fit_examples(both, context_tokens, reserve)
+    fitted, truncated = fit_examples(both, context_tokens, reserve, count_tokens)
     shown = fitted[: len(examples)]
     typical = dict(zip((c.example_index for c in contrast.texts), fitted[len(examples):], strict=True))
     pairs = [{"task": by_example[i].prompt, "person": shown[i].text, "typical": typical[i].text}
@@ -60,7 +60,7 @@ async def ainfer_contrastive(
                              prompt_tokens=contrast.prompt_tokens, completion_tokens=contrast.completion_tokens)
     single = proposal_kind(client, options) == "single"
     budget = proposal_budget(client, options, single)
-    pairs, shown, truncated = _pairs(examples, contrast, client.backend.context_tokens, budget)
+    pairs, shown, truncated = _pairs(examples, contrast, client.backend.context_tokens, budget, token_counter(client))
     report.truncated_examples = truncated
     menu = menu_for(client, shown, options, truncated)
 

@@ -21,10 +21,10 @@ from functools import cache
 from statistics import mean, pstdev, quantiles
 
 from ..profiles.model import Evidence, Hypothesis, Measure
+from ..text import SENTENCE_BOUNDARY
 
 ASPECT = "measured_style"
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\d+(?:[.,:]\d+)*")
-_SENTENCE = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _CONTRACTION = re.compile(r"\b\w+['’](?:t|re|ve|ll|d|m|s)\b", re.IGNORECASE)
 NUMBER_WORDS = frozenset(
@@ -60,7 +60,7 @@ class Text:
         blocks = [b for b in _PARAGRAPH.split(text) if b.strip()]
         if len(blocks) <= 1:
             blocks = [line for line in text.split("\n") if line.strip()]
-        paragraphs = [[_WORD.findall(s) for s in _SENTENCE.split(" ".join(b.split())) if _WORD.findall(s)]
+        paragraphs = [[_WORD.findall(s) for s in SENTENCE_BOUNDARY.split(" ".join(b.split())) if _WORD.findall(s)]
                       for b in blocks]
         paragraphs = [p for p in paragraphs if p]
         sentences = [s for p in paragraphs for s in p]

@@ -20,7 +20,7 @@ from ..llm import CompletionRequest, LLMClient, Message, backend_seconds
 from ..profiles.model import Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
 from .adherence import aadherence
-from .context import fit_examples
+from .context import TokenCounter, fit_examples, token_counter
 from .examples import closest_examples
 from .facts import style_facts
 from .steer import Lever, OpeningMode, Steering, SteerLevel, finish, plan, prefill_text
@@ -98,14 +98,16 @@ def build_messages(
     *,
     context_tokens: int | None = None,
     options: GenerationOptions | None = None,
+    count_tokens: TokenCounter | None = None,
 ) -> list[Message]:
-    """The generation prompt: one system message (the same the service sends, `system_content`) and the task."""
+    """The generation prompt: one system message (the same the service sends, `system_content`) and the task.
+    Examples are fitted into `context_tokens`, counted by `count_tokens` where the backend can count."""
     strategy = as_strategy(strategy)
     options = options or GenerationOptions()
     if not task.strip():
         raise InputError("the task is empty")
     return render_messages("generate", task=task,
-                           **_context(task, strategy, profile, examples, context_tokens, options))
+                           **_context(task, strategy, profile, examples, context_tokens, options, count_tokens))
 
 
 def system_content(
@@ -120,19 +122,20 @@ def system_content(
 
 
 def _context(task: str, strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
-             context_tokens: int | None, options: GenerationOptions) -> dict[str, Any]:
+             context_tokens: int | None, options: GenerationOptions,
+             count_tokens: TokenCounter | None) -> dict[str, Any]:
     if strategy is Strategy.HYPERALIGN and profile is None:
         raise InputError("strategy 'hyperalign' needs a profile")
     if strategy is Strategy.FEW_SHOT:
         if not examples:
             raise InputError("strategy 'few-shot' needs the user's examples (--examples FILE.jsonl)")
-        examples, _ = fit_examples(examples, context_tokens, options.max_tokens)
+        examples, _ = fit_examples(examples, context_tokens, options.max_tokens, count_tokens)
     elif strategy is Strategy.HYPERALIGN and options.example_texts:
         if not examples:
             raise InputError(f"showing {options.example_texts} of the person's texts beside the profile needs "
                              "the user's examples")
         examples, _ = fit_examples(closest_examples(task, examples, options.example_texts), context_tokens,
-                                   options.max_tokens)
+                                   options.max_tokens, count_tokens)
     else:
         examples = []  # the profile alone (the examples may be given all the same: the evaluation passes them)
     hypotheses, facts = shown_to_generator(profile, options) if profile is not None else ([], [])
@@ -153,7 +156,8 @@ async def agenerate(
     options = options or GenerationOptions()
     strategy = as_strategy(strategy)
     messages = build_messages(
-        task, strategy, profile, examples, context_tokens=client.backend.context_tokens, options=options
+        task, strategy, profile, examples, context_tokens=client.backend.context_tokens, options=options,
+        count_tokens=token_counter(client),
     )
     steering = steering_for(client, strategy, profile, options)
     if options.best_of > 1:

@@ -22,7 +22,7 @@ from ..profiles.model import (
 )
 from ..prompts import version_tag
 from . import evidence
-from .context import fit_examples
+from .context import fit_examples, token_counter
 from .contrastive import ainfer_contrastive
 from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
 from .facts import style_facts
@@ -91,7 +91,7 @@ async def ainfer_one_pass(
     quotes that failed, and say so when too few hypotheses survive."""
     single = proposal_kind(client, options) == "single"
     budget = proposal_budget(client, options, single)
-    shown, truncated = fit_examples(examples, client.backend.context_tokens, budget)
+    shown, truncated = fit_examples(examples, client.backend.context_tokens, budget, token_counter(client))
     menu = menu_for(client, shown, options, truncated)
     report = InferenceReport(truncated_examples=truncated)
     if single:

@@ -7,7 +7,6 @@ only allowed evidence (a JSON-schema enum), so a weak model can only cite real t
 
 from __future__ import annotations
 
-import re
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
@@ -16,12 +15,12 @@ from pydantic import BaseModel, Field, StringConstraints, create_model
 from ..llm import Completion, LLMClient
 from ..profiles.model import UserExample
 from ..prompts import render_messages
+from ..text import SENTENCE_BOUNDARY
 from . import evidence
 
 QUOTE_MAX_CHARS = 160
 Quote = Annotated[str, StringConstraints(min_length=3, max_length=QUOTE_MAX_CHARS)]
 ShortText = Annotated[str, StringConstraints(max_length=60)]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 class HypothesisDraft(BaseModel):
@@ -53,7 +52,7 @@ def quote_menu(examples: list[UserExample], size: int) -> list[str]:
     per_example = []
     for example in examples:
         sentences = []
-        for sentence in _SENTENCE_END.split(example.text):
+        for sentence in SENTENCE_BOUNDARY.split(example.text):
             sentence = " ".join(sentence.split())
             if len(sentence) > QUOTE_MAX_CHARS:
                 sentence = sentence[:QUOTE_MAX_CHARS].rsplit(" ", 1)[0]

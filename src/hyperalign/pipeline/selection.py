@@ -18,6 +18,7 @@ from pydantic import BaseModel, create_model
 from ..llm import Completion, LLMClient
 from ..profiles.model import Hypothesis, HypothesisScore, UserExample
 from ..prompts import render_messages
+from ..text import estimate_tokens
 
 Verdict = Literal["supports", "contradicts", "neutral"]
 Z_95 = 1.96
@@ -96,7 +97,7 @@ async def score_hypotheses(
 
 def _tokens(hypothesis: Hypothesis) -> int:
     quote = next((e.quote for e in hypothesis.evidence if e.verified), "")
-    return math.ceil((len(hypothesis.statement) + len(quote) + 20) / 4)
+    return estimate_tokens(f"{hypothesis.statement} {quote}") + 5
 
 
 def select(hypotheses: list[Hypothesis], options: SelectionOptions) -> list[Hypothesis]:

@@ -33,7 +33,8 @@ from ..llm import Completion, LLMClient
 from ..llm.labels import logit, read_labels
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample
 from ..prompts import render_messages
-from .context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
+from ..text import CHARS_PER_TOKEN
+from .context import PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
 from .selection import rate_on_text, verdict_schema, verdicts_of, wilson_lower_bound
 
 Pick = Literal["A", "B", "same"]

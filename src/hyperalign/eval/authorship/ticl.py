@@ -31,9 +31,10 @@ from pydantic import BaseModel, Field
 
 from ...errors import StructuredOutputError
 from ...llm import Completion, CompletionRequest, LLMClient
-from ...pipeline.context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, fit_examples
+from ...pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from ...profiles.model import UserExample
 from ...prompts import render_messages, version_tag
+from ...text import CHARS_PER_TOKEN
 
 
 class Negative(BaseModel):

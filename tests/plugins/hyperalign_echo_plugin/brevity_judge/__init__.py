@@ -1,0 +1,1 @@
+"""A judge plugin: this package's folder holds the judge (config.toml and its template)."""
