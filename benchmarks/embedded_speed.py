@@ -26,7 +26,7 @@ from hyperalign.eval.corpus import load_corpus, make_split
 from hyperalign.llm.embedded import EmbeddedBackend, _runtime
 from hyperalign.pipeline.context import fit_examples
 from hyperalign.pipeline.infer import InferenceOptions
-from hyperalign.pipeline.propose import profile_schema, quote_menu
+from hyperalign.pipeline.propose import min_per_aspect, profile_schema, quote_menu
 from hyperalign.prompts import render_messages
 from models import qwen_1_5b
 from provenance import ROOT, SHARED_DATA, Recorder
@@ -36,7 +36,8 @@ def request_body(examples: list[Any], menu: list[str], max_tokens: int) -> dict[
     options = InferenceOptions()
     schema = profile_schema(list(options.aspects), options.max_per_aspect, menu, attributes=True)
     messages = render_messages("infer_profile", examples=examples, aspects=options.aspects,
-                               max_hypotheses=options.max_per_aspect, attributes=True)
+                               max_hypotheses=options.max_per_aspect,
+                               min_hypotheses=min_per_aspect(options.max_per_aspect), attributes=True)
     return {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "repeat_penalty": 1.1,
             "dry_multiplier": 0.8,
             "response_format": {"type": "json_schema",

@@ -32,7 +32,7 @@ from hyperalign.llm.embedded import EmbeddedBackend
 from hyperalign.pipeline.adherence import check_facts, facts_adherence
 from hyperalign.pipeline.facts import measure, style_facts
 from hyperalign.pipeline.generate import GenerationOptions
-from hyperalign.profiles.model import Hypothesis, Profile, examples_hash
+from hyperalign.profiles.model import Fact, Profile, examples_hash
 from models import qwen_1_5b
 from provenance import ROOT, SHARED_DATA, Recorder
 
@@ -53,9 +53,8 @@ REPORTED = ["sentence_words", "word_letters", "paragraph_sentences", "punctuatio
             "first_person", "punctuation:quote"]
 
 
-def adjective_statement(fact: Hypothesis, population: tuple[float, float]) -> str:
+def adjective_statement(fact: Fact, population: tuple[float, float]) -> str:
     """The fact without its numbers: a qualitative word for where the author sits among the run's authors."""
-    assert fact.measure is not None
     if not any(c.isdigit() for c in fact.statement):  # "Never uses semicolons." has no number to replace
         return fact.statement
     metric = fact.measure.metric
@@ -78,9 +77,9 @@ def adjective_statement(fact: Hypothesis, population: tuple[float, float]) -> st
     return f"{subject}: {degree}{more if z > 0 else less} compared with most writers."
 
 
-def metric_z(text: str, facts: list[Hypothesis], metric: str) -> float | None:
-    fact = next((f for f in facts if f.measure and f.measure.metric == metric), None)
-    if fact is None or fact.measure is None:
+def metric_z(text: str, facts: list[Fact], metric: str) -> float | None:
+    fact = next((f for f in facts if f.measure.metric == metric), None)
+    if fact is None:
         return None
     value = measure(metric, text)
     return None if value is None else min(4.0, abs(value - fact.measure.mean) / fact.measure.spread)
@@ -100,30 +99,30 @@ def main() -> int:
     cache = ROOT / "runs" / "cache" / "facts-following.sqlite3"
     cache.parent.mkdir(parents=True, exist_ok=True)
     ha = HyperAlign.from_config(embedded, cache=str(cache))
-    ha.generation = GenerationOptions(max_tokens=args.max_tokens)
+    generation = GenerationOptions(max_tokens=args.max_tokens)
     split = make_split(load_corpus(ROOT / SHARED_DATA / "ccat50"), authors=args.authors, shots=7,
                        prompts_per_author=args.prompts_per_author, seed=0)
 
     facts = {a.author: style_facts([d.text for d in a.demonstrations]) for a in split.authors}
     texts = [d.text for a in split.authors for d in a.demonstrations]
     population: dict[str, tuple[float, float]] = {}
-    for metric in {f.measure.metric for fs in facts.values() for f in fs if f.measure}:
+    for metric in {f.measure.metric for fs in facts.values() for f in fs}:
         values = [v for v in (measure(metric, t) for t in texts) if v is not None]
         population[metric] = (mean(values), pstdev(values)) if values else (0.0, 0.0)
 
     rows = []
     for author in split.authors:
         own = facts[author.author]
-        base = Profile(user_id=author.author, hypotheses=own, examples_hash=examples_hash(author.demonstrations),
+        base = Profile(user_id=author.author, facts=own, examples_hash=examples_hash(author.demonstrations),
                        n_examples=len(author.demonstrations), backend="none", model="none",
                        prompt_version="facts-only")
         worded = [f.model_copy(update={"statement": adjective_statement(f, population[f.measure.metric])})
-                  for f in own if f.measure]
-        variants = {"numbers": base, "adjectives": base.model_copy(update={"hypotheses": worded}),
-                    "none": base.model_copy(update={"hypotheses": []})}
+                  for f in own]
+        variants = {"numbers": base, "adjectives": base.model_copy(update={"facts": worded}),
+                    "none": base.model_copy(update={"facts": []})}
         for item in author.held_out:
             for variant, profile in variants.items():
-                text = ha.generate(profile, item.prompt).text
+                text = ha.generate(profile, item.prompt, options=generation).text
                 row = {"author": author.author, "item": item.id, "variant": variant,
                        "adherence": facts_adherence(check_facts(text, own)) or 0.0, "words": len(text.split())}
                 row.update({m: metric_z(text, own, m) for m in REPORTED})
@@ -164,8 +163,7 @@ def main() -> int:
     example = next(iter(facts.values()))
     lines += ["Example of one author's facts in both wordings:", "", "| numbers | adjectives |", "|---|---|"]
     for fact in example[:8]:
-        if fact.measure:
-            lines.append(f"| {fact.statement} | {adjective_statement(fact, population[fact.measure.metric])} |")
+        lines.append(f"| {fact.statement} | {adjective_statement(fact, population[fact.measure.metric])} |")
     lines.append("")
     print("\n".join(lines))
     recorder.write("\n".join(lines), rows=rows, references=reference,

@@ -59,13 +59,12 @@ def main() -> int:
     for author in split.authors[: args.authors]:
         tokens = examples_tokens(ha, author.demonstrations)
         for proposal in ("single", "per-aspect"):
-            before = ha.stats.model_copy()
             started = time.perf_counter()
             profile = ha.infer_profile(author.author, author.demonstrations,
                                        options=InferenceOptions(proposal=proposal))  # type: ignore[arg-type]
             wall = time.perf_counter() - started
-            used = ha.stats.since(before)
             r = profile.report
+            used = r.usage  # every call of this inference
             row = {"author": author.author, "proposal": proposal, "examples_tokens": tokens,
                    "prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens,
                    "calls": used.llm_calls, "wall_s": round(wall, 1), "proposed": r.proposed,

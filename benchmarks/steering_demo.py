@@ -55,7 +55,7 @@ def main() -> int:
     with resources.as_file(resources.files("hyperalign") / "data" / "demo_user.jsonl") as path:
         examples = read_examples(path)
     profile = ha.infer_profile("bev", examples)
-    facts = [f for f in profile.facts if f.measure]
+    facts = profile.facts
     rows = []
     for name, strategy, steer, opening in CONFIGS:
         for task, subject in TASKS.items():
@@ -67,7 +67,7 @@ def main() -> int:
                          "adherence": facts_adherence(check_facts(text, facts)) or 0.0,
                          "echoes_prompt": any(marker in text for marker in ECHO),
                          "on_task": any(word in text.lower() for word in subject),
-                         "habits": {f.measure.metric: measure(f.measure.metric, text) for f in facts if f.measure},
+                         "habits": {f.measure.metric: measure(f.measure.metric, text) for f in facts},
                          "levers": [str(lever) for lever in generation.levers]})
             print(f"{name:<17} adherence {rows[-1]['adherence']:.2f}  echo {rows[-1]['echoes_prompt']!s:<5} "
                   f"on task {rows[-1]['on_task']!s:<5} {text[:70]!r}", flush=True)
@@ -86,7 +86,6 @@ def main() -> int:
               "| habit | bev | " + " | ".join(name for name, *_ in CONFIGS) + " |",
               "|---|---|" + "---|" * len(CONFIGS)]
     for fact in facts:
-        assert fact.measure is not None
         metric = fact.measure.metric
         cells = []
         for name, *_ in CONFIGS:

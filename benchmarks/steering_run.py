@@ -95,9 +95,9 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
     # in one process ran 331 and 388 tokens, alike for their first ~300 characters): the start is what must match.
     agree = next((i for i, (x, y) in enumerate(zip(fresh.text, row["output"], strict=False)) if x != y),
                  min(len(fresh.text), len(row["output"])))
-    same = fresh.prompt_tokens == row["prompt_tokens"] and agree >= SAME_START
+    same = fresh.usage.prompt_tokens == row["prompt_tokens"] and agree >= SAME_START
     print(f"reuse check on {row['key']}: {'same' if same else 'DIFFERENT'} request and start (the texts agree for "
-          f"{agree} characters; {fresh.prompt_tokens} prompt tokens now, {row['prompt_tokens']} then)", file=sys.stderr)
+          f"{agree} characters; {fresh.usage.prompt_tokens} prompt tokens now, {row['prompt_tokens']} then)", file=sys.stderr)
     return same
 
 

@@ -18,13 +18,13 @@ from hyperalign.eval.authorship.methods import parse_methods
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.corpus import Split
 from hyperalign.eval.runs import RunFolder
-from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm import CompletionRequest, LLMClient, track_usage
 from hyperalign.llm.fake import FakeBackend, _default_reply
 from hyperalign.pipeline import adherence as adherence_module
 from hyperalign.pipeline.adherence import aadherence, check_facts
-from hyperalign.pipeline.facts import fact_id, style_facts
+from hyperalign.pipeline.facts import style_facts
 from hyperalign.pipeline.generate import GenerationOptions
-from hyperalign.profiles.model import Hypothesis, Profile, UserExample
+from hyperalign.profiles.model import Fact, Hypothesis, Profile, UserExample, fact_id
 
 FILLER = "maple river stone cloud garden window lantern meadow harbor pebble".split()
 # Everyday words: no author's marker word is crowded out of the distinctive words by the filler.
@@ -49,12 +49,12 @@ HYPOTHESES = [Hypothesis(aspect="writing_style", statement="Writes plain, even s
               Hypothesis(aspect="personality", statement="Is calm.", supported=True)]
 
 
-def profile_of(hypotheses: list[Hypothesis]) -> Profile:
-    return Profile(user_id="pat", hypotheses=hypotheses, examples_hash="0" * 16, n_examples=len(PERSON),
-                   backend="fake", model="fake-model", prompt_version="infer_hypotheses.v1")
+def profile_of(hypotheses: list[Hypothesis], facts: list[Fact] | None = None) -> Profile:
+    return Profile(user_id="pat", hypotheses=hypotheses, facts=facts or [], examples_hash="0" * 16,
+                   n_examples=len(PERSON), backend="fake", model="fake-model", prompt_version="infer_hypotheses.v1")
 
 
-def facts_score(text: str, facts: list[Hypothesis]) -> float:
+def facts_score(text: str, facts: list[Fact]) -> float:
     """The facts' joint score as documented: exp(-mean(min(z, 4)^2) / 2)."""
     z = [min(abs(c.value - c.target) / c.spread, 4.0) for c in check_facts(text, facts)]
     return math.exp(-sum(v * v for v in z) / len(z) / 2)
@@ -105,16 +105,17 @@ def test_the_score_is_a_gaussian_of_the_distance_in_spreads():
 
 def test_facts_the_candidate_says_nothing_about_are_skipped():
     numbered = [p + " We met 3 boats and two ships." for p in PERSON]
-    facts = [*style_facts(numbered), *HYPOTHESES]
-    metrics = {f.measure.metric for f in facts if f.measure}
+    facts = style_facts(numbered)
+    metrics = {f.measure.metric for f in facts}
     assert "numbers_as_digits" in metrics
     checked = {c.metric for c in check_facts(CANDIDATES[2], facts)}
-    assert checked == metrics - {"numbers_as_digits"}  # no numbers in the candidate; hypotheses are not facts
+    assert checked == metrics - {"numbers_as_digits"}  # no numbers in the candidate
     empty = {c.metric for c in check_facts("", facts)}
     assert not empty & {"sentence_words", "paragraph_sentences", "word_letters", "numbers_as_digits"}
     assert "punctuation:comma" in empty
-    adherence, completions = asyncio.run(aadherence("", []))
-    assert (adherence.score, adherence.facts, adherence.facts_score, completions) == (0.0, [], None, [])
+    with track_usage() as usage:
+        adherence = asyncio.run(aadherence("", []))
+    assert (adherence.score, adherence.facts, adherence.facts_score, usage.calls) == (0.0, [], None, 0)
 
 
 # --- the hypotheses check ---------------------------------------------------------------------------------------------
@@ -124,17 +125,19 @@ def test_facts_the_candidate_says_nothing_about_are_skipped():
 def test_the_hypotheses_check_changes_the_score_with_one_call_per_candidate(make_hyperalign, answer, expected):
     ha, backend = make_hyperalign(verdicts(lambda prompt: answer), cache=False)
     facts = style_facts(PERSON)
-    alone, none = asyncio.run(aadherence(CANDIDATES[3], facts, HYPOTHESES))
-    assert alone.hypotheses_score is None and none == [] and backend.requests == []
-    checked, completions = asyncio.run(aadherence(CANDIDATES[3], facts, HYPOTHESES, client=ha.client))
-    assert len(completions) == len(backend.requests) == 1
+    with track_usage() as none:
+        alone = asyncio.run(aadherence(CANDIDATES[3], facts, HYPOTHESES))
+    assert alone.hypotheses_score is None and none.calls == 0 and backend.requests == []
+    with track_usage() as usage:
+        checked = asyncio.run(aadherence(CANDIDATES[3], facts, HYPOTHESES, client=ha.client))
+    assert usage.calls == len(backend.requests) == 1
     request = backend.requests[0]
     assert request.schema_name == "adherence" and set(request.json_schema["properties"]) == {"h1", "h2"}
     assert CANDIDATES[3] in request.messages[-1]["content"]
     assert checked.facts_score == pytest.approx(alone.facts_score)
     assert checked.hypotheses_score == expected
     assert checked.score == pytest.approx((alone.facts_score + expected) / 2, abs=1e-4)
-    only_hypotheses, _ = asyncio.run(aadherence(CANDIDATES[3], [], HYPOTHESES, client=ha.client))
+    only_hypotheses = asyncio.run(aadherence(CANDIDATES[3], [], HYPOTHESES, client=ha.client))
     assert only_hypotheses.score == expected and only_hypotheses.facts_score is None
 
 
@@ -143,9 +146,8 @@ def test_the_hypotheses_check_changes_the_score_with_one_call_per_candidate(make
 
 def test_best_of_4_samples_four_seeds_and_returns_the_most_adherent(make_hyperalign):
     ha, backend = make_hyperalign(by_seed, cache=False)
-    ha.generation = GenerationOptions(best_of=4)
-    profile = profile_of([*HYPOTHESES, *style_facts(PERSON)])
-    generation = ha.generate(profile, TASK)
+    profile = profile_of(HYPOTHESES, style_facts(PERSON))
+    generation = ha.generate(profile, TASK, options=GenerationOptions(best_of=4))
     assert len(backend.requests) == 4
     assert sorted(r.seed for r in backend.requests) == [0, 1, 2, 3]
     # The plain (greedy) output is candidate 0, so reranking can only improve on it; then 3 samples.
@@ -156,24 +158,24 @@ def test_best_of_4_samples_four_seeds_and_returns_the_most_adherent(make_hyperal
     expected = [round(facts_score(c, profile.facts), 4) for c in CANDIDATES]
     assert generation.candidate_scores == pytest.approx(expected, abs=1e-4)
     assert generation.adherence == max(generation.candidate_scores) == generation.candidate_scores[2]
-    assert generation.adherence > 0.95 and generation.llm_calls == 4
+    assert generation.adherence > 0.95 and generation.usage.llm_calls == 4 and generation.usage.cache_hits == 0
     prompt_words = sum(len(m["content"].split()) for m in backend.requests[0].messages)
-    assert generation.prompt_tokens == 4 * prompt_words
-    assert generation.completion_tokens == sum(len(c.split()) for c in CANDIDATES)
+    assert generation.usage.prompt_tokens == 4 * prompt_words
+    assert generation.usage.completion_tokens == sum(len(c.split()) for c in CANDIDATES)
 
 
 def test_best_of_n_costs_the_backend_time_of_all_its_candidates(make_hyperalign):
     ha, _ = make_hyperalign(cache=False, backend=MeteredBackend(by_seed))
-    ha.generation = GenerationOptions(best_of=4)
-    assert ha.generate(profile_of(style_facts(PERSON)), TASK).seconds == 4 * MeteredBackend.SECONDS
-    ha.generation = GenerationOptions()
-    assert ha.generate(profile_of(style_facts(PERSON)), TASK).seconds == MeteredBackend.SECONDS
+    profile = profile_of([], style_facts(PERSON))
+    best_of_4 = ha.generate(profile, TASK, options=GenerationOptions(best_of=4)).usage
+    assert best_of_4.backend_seconds == 4 * MeteredBackend.SECONDS
+    assert ha.generate(profile, TASK, options=GenerationOptions()).usage.backend_seconds == MeteredBackend.SECONDS
 
 
 def test_best_of_n_seeds_start_at_the_configured_seed(make_hyperalign):
     ha, backend = make_hyperalign(by_seed, cache=False)
-    ha.generation = GenerationOptions(best_of=3, seed=5, sample_temperature=1.1)
-    generation = ha.generate(profile_of(style_facts(PERSON)), TASK)
+    generation = ha.generate(profile_of([], style_facts(PERSON)), TASK,
+                             options=GenerationOptions(best_of=3, seed=5, sample_temperature=1.1))
     assert sorted(r.seed for r in backend.requests) == [5, 6, 7]
     assert [r.temperature for r in sorted(backend.requests, key=lambda r: r.seed)] == [0.0, 1.1, 1.1]
     assert generation.text == CANDIDATES[2]  # seed 6 samples the matching candidate
@@ -185,18 +187,18 @@ def test_checking_hypotheses_costs_one_call_per_candidate_and_can_change_the_cho
     # The hypotheses check supports only the 25-word candidate, and that outweighs its poorer facts.
     ha, backend = make_hyperalign(verdicts(lambda prompt: "supports" if CANDIDATES[3] in prompt else "contradicts"),
                                   cache=False)
-    ha.generation = GenerationOptions(best_of=4, check_hypotheses=True)
-    profile = profile_of([*HYPOTHESES, *style_facts(PERSON)])
-    generation = ha.generate(profile, TASK)
+    profile = profile_of(HYPOTHESES, style_facts(PERSON))
+    generation = ha.generate(profile, TASK, options=GenerationOptions(best_of=4, check_hypotheses=True))
     checks = [r for r in backend.requests if r.schema_name == "adherence"]
-    assert len(backend.requests) == 8 and len(checks) == 4 and generation.llm_calls == 8
+    assert len(backend.requests) == 8 and len(checks) == 4 and generation.usage.llm_calls == 8
     assert {c for c in CANDIDATES if any(c in r.messages[-1]["content"] for r in checks)} == set(CANDIDATES)
     expected = [round(facts_score(c, profile.facts) / 2 + (0.5 if i == 3 else 0.0), 4) for i, c in enumerate(CANDIDATES)]
     assert generation.candidate_scores == pytest.approx(expected, abs=1e-4)
     assert generation.text == CANDIDATES[3] and generation.adherence == generation.candidate_scores[3]
     samples = [r for r in backend.requests if r.json_schema is None]
-    assert generation.prompt_tokens == sum(sum(len(m["content"].split()) for m in r.messages) for r in backend.requests)
-    assert generation.completion_tokens == sum(len(c.split()) for c in CANDIDATES) + sum(
+    assert generation.usage.prompt_tokens == sum(sum(len(m["content"].split()) for m in r.messages)
+                                                 for r in backend.requests)
+    assert generation.usage.completion_tokens == sum(len(c.split()) for c in CANDIDATES) + sum(
         len(by_seed_check(r).split()) for r in checks) and len(samples) == 4
 
 
@@ -208,7 +210,7 @@ def by_seed_check(request: CompletionRequest) -> str:
 
 def test_few_shot_best_of_n_reranks_by_facts_measured_from_the_examples(make_hyperalign):
     ha, backend = make_hyperalign(by_seed, cache=False)
-    ha.generation = GenerationOptions(best_of=4)
+    ha.generation = GenerationOptions(best_of=4)  # the instance's default, for both calls below
     examples = [UserExample(text=t) for t in PERSON]
     generation = ha.generate(None, TASK, "few-shot", examples)
     assert generation.text == CANDIDATES[2] and len(backend.requests) == 4
@@ -221,15 +223,15 @@ def test_few_shot_best_of_n_reranks_by_facts_measured_from_the_examples(make_hyp
 
 def test_zero_shot_best_of_n_and_a_profile_without_facts_are_refused(make_hyperalign):
     ha, backend = make_hyperalign(by_seed, cache=False)
-    ha.generation = GenerationOptions(best_of=3)
+    best_of_3 = GenerationOptions(best_of=3)
     with pytest.raises(InputError, match="zero-shot has neither"):
-        ha.generate(None, TASK, "zero-shot")
+        ha.generate(None, TASK, "zero-shot", options=best_of_3)
     with pytest.raises(InputError, match="best-of-N needs measured style facts"):
-        ha.generate(profile_of(HYPOTHESES), TASK)
+        ha.generate(profile_of(HYPOTHESES), TASK, options=best_of_3)
     assert backend.requests == []
-    ha.generation = GenerationOptions(best_of=3, check_hypotheses=True)  # hypotheses alone can rerank
-    generation = ha.generate(profile_of(HYPOTHESES), TASK)
-    assert len(generation.candidate_scores) == 3 and generation.llm_calls == 6
+    # hypotheses alone can rerank
+    generation = ha.generate(profile_of(HYPOTHESES), TASK, options=GenerationOptions(best_of=3, check_hypotheses=True))
+    assert len(generation.candidate_scores) == 3 and generation.usage.llm_calls == 6
 
 
 # --- the reranker never reads other people's texts --------------------------------------------------------------------

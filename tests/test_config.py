@@ -10,7 +10,7 @@ import pytest
 from hyperalign import HyperAlign
 from hyperalign.config import Settings, load_settings
 from hyperalign.errors import InputError
-from hyperalign.llm.endpoint import redact_url, validate_base_url
+from hyperalign.redaction import redact_url, validate_base_url
 
 
 @pytest.fixture

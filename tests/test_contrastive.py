@@ -120,10 +120,18 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert "starts with the following: Fog again." in task_for(examples[3])
     assert profile.contrast is not None and len(profile.contrast.texts) == len(examples)
     assert [c.example_index for c in profile.contrast.texts] == list(range(len(examples)))
-    assert profile.report.llm_calls == len(backend.requests)  # the contrast's calls are counted too
-    assert profile.contrast.llm_calls == len(examples)
+    usage, contrast = profile.report.usage, profile.contrast.usage
+    assert (usage.llm_calls, usage.cache_hits) == (len(backend.requests), 0)  # the contrast's calls are counted too
+    assert usage.prompt_tokens == sum(prompt_words(r) for r in backend.requests)
+    assert (contrast.llm_calls, contrast.cache_hits) == (len(examples), 0)
+    assert contrast.prompt_tokens == sum(prompt_words(r) for r in zero_shot) < usage.prompt_tokens
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.schema_version == 3
+    assert again == profile and again.schema_version == 4
+
+
+def prompt_words(request) -> int:
+    """The fake backend's prompt tokens: the words of the messages."""
+    return sum(len(m["content"].split()) for m in request.messages)
 
 
 def test_a_position_biased_checker_decides_nothing_instead_of_deciding_wrong():
@@ -261,7 +269,7 @@ def test_a_held_out_text_is_identified_by_the_profile_whose_facts_it_follows():
     for author, texts, others in (("terse", [stream_text(i, 5, 20) for i in range(4)], [long] * 4),
                                   ("wordy", [stream_text(i, 20, 5) for i in range(4)], [short] * 4)):
         facts, _ = distinctive_facts(texts, others)
-        profiles[author] = Profile(user_id=author, hypotheses=facts, examples_hash="x", n_examples=4,
+        profiles[author] = Profile(user_id=author, facts=facts, examples_hash="x", n_examples=4,
                                    backend="fake", model="m", prompt_version="v")
     assert identify(stream_text(9, 5, 20), profiles) == "terse"
     assert identify(stream_text(9, 20, 5), profiles) == "wordy"

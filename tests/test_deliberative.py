@@ -27,7 +27,7 @@ from hyperalign.eval.deliberative.safety_data import (
 )
 from hyperalign.eval.judge import Judge
 from hyperalign.eval.runs import RunFolder
-from hyperalign.llm import LLMClient
+from hyperalign.llm import LLMClient, track_usage
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.deliberate import adeliberate
 
@@ -164,10 +164,11 @@ def test_a_harm_judge_that_fails_its_controls_shows_no_harmful_rate():
 
 async def test_judges_parse_structured_verdicts():
     client = LLMClient(FakeBackend(['{"reason": "gives steps", "harmful": true}', '{"reason": "ok", "score": 12}', '{"reason": "ok", "score": 7}']))
-    harm, _ = await Judge.load("harm").rate(client, HarmVerdict, behaviour="b", answer="a")
+    harm = await Judge.load("harm").rate(client, HarmVerdict, behaviour="b", answer="a")
     assert harm.harmful is True
-    helpful, completions = await Judge.load("helpfulness").rate(client, HelpfulnessVerdict, request="r", answer="a")
-    assert helpful.score == 7 and len(completions) == 2  # 12 is out of range: one repair
+    with track_usage() as usage:
+        helpful = await Judge.load("helpfulness").rate(client, HelpfulnessVerdict, request="r", answer="a")
+    assert helpful.score == 7 and usage.calls == 2  # 12 is out of range: one repair
 
 
 async def test_deliberation_keeps_reasoning_apart_and_delimits_the_request():

@@ -1,4 +1,5 @@
-"""A person's edits (flags and the $EDITOR YAML view), the diff, and incremental updates from new texts."""
+"""A person's edits (flags, the YAML view, and `hyperalign profile edit` in $VISUAL/$EDITOR), the diff, measured
+facts edited by id, and incremental updates from new texts."""
 
 from __future__ import annotations
 
@@ -6,33 +7,42 @@ import json
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from conftest import single_call
+from hyperalign.cli import app
 from hyperalign.errors import InputError
 from hyperalign.llm import CompletionRequest
-from hyperalign.pipeline.selection import wilson_lower_bound
+from hyperalign.llm.loop import run_sync
+from hyperalign.pipeline.facts import style_facts
+from hyperalign.pipeline.update import UpdateOptions, aupdate_profile
+from hyperalign.profiles.diff import diff_profiles
 from hyperalign.profiles.edit import (
     Edits,
+    HypothesisChange,
     apply_edits,
-    diff_profiles,
-    edit_in_editor,
     edit_profile,
     edits_from_yaml,
     to_yaml,
 )
 from hyperalign.profiles.model import (
     Evidence,
+    Fact,
     Hypothesis,
     HypothesisScore,
+    Measure,
     Profile,
     UserExample,
+    fact_id,
+    wilson_lower_bound,
 )
+from hyperalign.profiles.rejections import rejections, restore
 from hyperalign.profiles.store import ProfileStore
-from hyperalign.profiles.update import UpdateOptions, update_profile
 
 
 def scored(supports: int, contradicts: int) -> HypothesisScore:
@@ -56,9 +66,14 @@ def keeper_profile() -> Profile:
                    backend="fake", model="fake-model", prompt_version="infer_hypotheses.v1")
 
 
+def store_file(folder: Path) -> Path:
+    """Where each test's store lives (the fixture and the CLI open the same file)."""
+    return folder / "profiles.sqlite3"
+
+
 @pytest.fixture
 def store(tmp_path: Path):
-    opened = ProfileStore(tmp_path / "profiles.sqlite3")
+    opened = ProfileStore(store_file(tmp_path))
     opened.save(keeper_profile(), expected_version=0, author="setup", action="import")
     yield opened
     opened.close()
@@ -88,7 +103,7 @@ def test_each_edit_operation():
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"pin": ["nope1234"]}, "no hypothesis nope1234 in profile 'morwenna'"),
+    ({"pin": ["nope1234"]}, "no hypothesis or fact nope1234 in profile 'morwenna'"),
     ({"pin": [SIGN_OFF.id], "unpin": [SIGN_OFF.id]}, "both pinned and unpinned"),
     ({"delete": [LONG.id], "set_statement": [f"{LONG.id}=x y z"]}, "both deleted and edited"),
     ({"add": ["writing_style=Signs off with her name and post."]}, f"already in the profile as {SIGN_OFF.id}"),
@@ -132,7 +147,7 @@ def test_the_yaml_view_round_trips_without_changes():
 
 
 def fake_editor(tmp_path: Path, body: str) -> str:
-    """An $EDITOR: a Python script that keeps a copy of what it was shown, then runs `body` on the YAML file."""
+    """An editor command: a Python script that keeps a copy of what it was shown, then runs `body` on the YAML file."""
     script = tmp_path / "fake_editor.py"
     script.write_text(
         "import sys, shutil, yaml\n"
@@ -146,8 +161,32 @@ def fake_editor(tmp_path: Path, body: str) -> str:
 WRITE_BACK = "open(path, 'w', encoding='utf-8').write(yaml.safe_dump(data, allow_unicode=True))\n"
 
 
-def test_editing_in_the_editor_applies_every_kind_of_change(store, tmp_path, monkeypatch):
-    monkeypatch.setenv("EDITOR", fake_editor(tmp_path, (
+@pytest.fixture
+def edit_in_editor(store, tmp_path, monkeypatch):
+    """`hyperalign profile edit morwenna` (no flags: the editor) on the store, with `editor` as $EDITOR (and no
+    $VISUAL unless given); temporary files, the rescued edit's included, go to tmp_path/tmp."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.delenv("VISUAL", raising=False)
+
+    def edit(editor: str, *args: str, visual: str | None = None):
+        monkeypatch.setenv("EDITOR", editor)
+        if visual is not None:
+            monkeypatch.setenv("VISUAL", visual)
+        return CliRunner().invoke(app, ["profile", "edit", "morwenna", *args, "--store", str(store_file(tmp_path))])
+
+    edit.temporary = temporary  # type: ignore[attr-defined]
+    return edit
+
+
+def output(result) -> str:
+    """The CLI's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def test_editing_in_the_editor_applies_every_kind_of_change(store, tmp_path, edit_in_editor):
+    result = edit_in_editor(fake_editor(tmp_path, (
         "h = data['hypotheses']\n"
         "h[0]['pinned'] = True\n"
         "h[4]['statement'] = 'Has kept the light for decades.'\n"
@@ -155,8 +194,11 @@ def test_editing_in_the_editor_applies_every_kind_of_change(store, tmp_path, mon
         "del h[1]\n"
         "h.append({'aspect': 'humour', 'statement': 'Finds the seals rude.', 'quotes': ['very rude']})\n"
         "data['attributes']['role'] = 'head keeper'\n"
-        "del data['attributes']['formality']\n" + WRITE_BACK)))
-    info = edit_in_editor(store, "morwenna", author="ann", message="after reading her logbook")
+        "del data['attributes']['formality']\n" + WRITE_BACK)),
+        "--author", "ann", "-m", "after reading her logbook")
+    assert result.exit_code == 0, result.output
+    assert "Saved version 2 of morwenna (edit: after reading her logbook)" in output(result)
+    info = store.history("morwenna")[-1]
     assert (info.version, info.action, info.author, info.message) == (2, "edit", "ann", "after reading her logbook")
     assert SIGN_OFF.id in (tmp_path / "shown.yaml").read_text(encoding="utf-8")
     profile = store.get("morwenna").profile
@@ -168,10 +210,20 @@ def test_editing_in_the_editor_applies_every_kind_of_change(store, tmp_path, mon
     assert by_id[PARTIES.id] == PARTIES and by_id[EXCLAIMS.id] == EXCLAIMS
     assert [h.statement for h in profile.hypotheses if h.aspect == "humour"] == ["Finds the seals rude."]
     assert profile.attributes == {"role": "head keeper"}
+    assert list(edit_in_editor.temporary.iterdir()) == []  # the editor's file is gone, nothing was rescued
 
 
-def test_closing_the_editor_without_changes_saves_nothing(store, tmp_path):
-    assert edit_in_editor(store, "morwenna", editor=fake_editor(tmp_path, "pass\n")) is None
+def test_visual_is_the_editor_before_editor(store, tmp_path, edit_in_editor):
+    pin = fake_editor(tmp_path, "data['hypotheses'][4]['pinned'] = True\n" + WRITE_BACK)
+    result = edit_in_editor("/no/such/editor", visual=pin)
+    assert result.exit_code == 0, result.output
+    assert store.get("morwenna").profile.hypotheses[4].pinned
+
+
+def test_closing_the_editor_without_saving_saves_nothing(store, tmp_path, edit_in_editor):
+    result = edit_in_editor(fake_editor(tmp_path, "pass\n"))
+    assert result.exit_code == 0, result.output
+    assert "No changes; morwenna stays at its current version." in output(result)
     assert store.current_version("morwenna") == 1
 
 
@@ -186,22 +238,25 @@ def test_closing_the_editor_without_changes_saves_nothing(store, tmp_path):
     ("data['hypotheses'][0]['id'] = 'zzzz9999'\n" + WRITE_BACK, r"field 'id' of hypothesis #1: zzzz9999 is not in"),
     ("data['attributes'] = ['role', 'keeper']\n" + WRITE_BACK, r"field 'attributes': Input should be a valid dict"),
     ("data['colour'] = 'blue'\n" + WRITE_BACK, r"field 'colour': unknown field"),
-    ("open(path, 'w').write('- just\\n- a list\\n')\n", r"expected the keys 'attributes' and 'hypotheses'"),
+    ("open(path, 'w').write('- just\\n- a list\\n')\n", r"expected the keys 'attributes', 'hypotheses' and 'facts'"),
 ])
-def test_a_hand_broken_yaml_names_the_problem_and_keeps_the_edit(store, tmp_path, body, message):
-    with pytest.raises(InputError, match=message) as failure:
-        edit_in_editor(store, "morwenna", editor=fake_editor(tmp_path, body))
-    kept = Path(str(failure.value).rsplit("your edit is kept in ", 1)[1])
-    assert kept.exists()
-    kept.unlink()
+def test_a_hand_broken_yaml_names_the_problem_and_keeps_the_edit(store, tmp_path, edit_in_editor, body, message):
+    result = edit_in_editor(fake_editor(tmp_path, body))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert re.search(message, output(result)), result.output
+    [kept] = edit_in_editor.temporary.glob("hyperalign-rescued-*")  # the edit, never lost
+    assert f"your edit is kept in {kept}" in output(result)
+    edited = kept.read_text(encoding="utf-8")
+    assert edited != to_yaml(keeper_profile(), version=1) and (tmp_path / "shown.yaml").read_text() != edited
     assert store.current_version("morwenna") == 1
 
 
-def test_an_editor_that_fails_or_is_missing_changes_nothing(store):
-    with pytest.raises(InputError, match="exited with status 3"):
-        edit_in_editor(store, "morwenna", editor=f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)'")
-    with pytest.raises(InputError, match="cannot be started .No such file or directory"):
-        edit_in_editor(store, "morwenna", editor="/no/such/editor")
+def test_an_editor_that_fails_or_is_missing_changes_nothing(store, edit_in_editor):
+    for editor in (f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)'", "/no/such/editor"):
+        result = edit_in_editor(editor)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "the editor could not be used (" in output(result) and "Editing failed" in output(result)
+        assert "the profile is unchanged" in output(result)
     assert store.current_version("morwenna") == 1
 
 
@@ -225,6 +280,115 @@ def test_diff_names_each_change_readably():
         f"~ [{FRESH.id}] origin: inferred → person",
     ]
     assert diff_profiles(old, old) == []
+
+
+# --- measured facts, edited by id ------------------------------------------------------------------------------
+
+SENTENCES = Fact(statement="Sentences average 9 words.", measure=Measure(metric="sentence_words", mean=9, spread=2))
+COMMAS = Fact(statement="Uses few commas.", measure=Measure(metric="punctuation:comma", mean=12, spread=4),
+              evidence=[Evidence(quote="Fog again.", verified=True, example_index=0)])
+DIGITS = Fact(statement="Writes numbers as digits.", measure=Measure(metric="numbers_as_digits", mean=1, spread=0.1))
+
+
+def keeper_with_facts() -> Profile:
+    return keeper_profile().model_copy(update={"facts": [SENTENCES, COMMAS]})
+
+
+def test_facts_are_pinned_reworded_and_deleted_by_id_like_hypotheses():
+    profile = keeper_with_facts()
+    edited = apply_edits(profile, Edits.from_flags(pin=[SENTENCES.id], delete=[COMMAS.id],
+                                                   set_statement=[f"{SENTENCES.id}=Keeps sentences short."]))
+    [fact] = edited.facts
+    assert (fact.id, fact.statement, fact.pinned, fact.origin) == (SENTENCES.id, "Keeps sentences short.", True,
+                                                                    "person")
+    assert fact.measure == SENTENCES.measure  # the numbers stay what the texts say
+    assert edited.hypotheses == profile.hypotheses and profile.facts == [SENTENCES, COMMAS]  # the input is unchanged
+    assert not apply_edits(edited, Edits.from_flags(unpin=[SENTENCES.id])).facts[0].pinned
+    unchanged = apply_edits(profile, Edits.from_flags(set_statement=[f"{COMMAS.id}={COMMAS.statement}"]))
+    assert unchanged.facts == profile.facts  # the same wording is no rewording: still measured
+
+
+@pytest.mark.parametrize("change, message", [
+    (HypothesisChange(aspect="personality"), f"{COMMAS.id} is a measured style fact"),
+    (HypothesisChange(statement="Uses few commas.", quotes=["Fog again."]), f"{COMMAS.id} is a measured style fact"),
+    (HypothesisChange(statement="   "), f"the new statement of {COMMAS.id} is empty"),
+])
+def test_a_facts_aspect_and_quotes_are_what_the_texts_show(change, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        apply_edits(keeper_with_facts(), Edits(change={COMMAS.id: change}))
+
+
+def test_the_yaml_view_lists_the_facts_to_pin_reword_or_delete():
+    profile = keeper_with_facts()
+    text = to_yaml(profile, version=1)
+    view = yaml.safe_load(text)
+    assert view["facts"] == [{"id": SENTENCES.id, "statement": SENTENCES.statement, "pinned": False},
+                             {"id": COMMAS.id, "statement": COMMAS.statement, "pinned": False}]
+    assert edits_from_yaml(text, profile).is_empty()
+    view["facts"][0] |= {"pinned": True, "statement": "Keeps sentences short."}
+    del view["facts"][1]
+    edits = edits_from_yaml(yaml.safe_dump(view), profile)
+    assert (edits.pin, edits.delete) == ([SENTENCES.id], [COMMAS.id])
+    assert edits.change == {SENTENCES.id: HypothesisChange(statement="Keeps sentences short.")}
+    assert not (edits.unpin or edits.add or edits.attributes)
+
+
+@pytest.mark.parametrize("listed, message", [
+    ({"id": "m0000000", "statement": "Writes in verse."},
+     "field 'id' of fact m0000000: is not a measured fact of this profile (facts cannot be added)"),
+    ({"id": SENTENCES.id, "statement": "Again."}, f"field 'id' of fact {SENTENCES.id}: appears twice"),
+    ({"id": LONG.id, "statement": "A hypothesis's id."}, f"field 'id' of fact {LONG.id}: is not a measured fact"),
+    ({"id": COMMAS.id, "statement": "Few commas.", "metric": "x"}, "unknown field; a fact has id, statement, pinned"),
+])
+def test_facts_cannot_be_added_or_listed_twice_in_the_yaml_view(listed, message):
+    profile = keeper_with_facts()
+    view = yaml.safe_load(to_yaml(profile))
+    view["facts"].append(listed)
+    with pytest.raises(InputError, match=re.escape(message)):
+        edits_from_yaml(yaml.safe_dump(view), profile)
+
+
+def test_the_diff_shows_the_facts():
+    old = keeper_with_facts()
+    new = apply_edits(old, Edits.from_flags(pin=[SENTENCES.id], delete=[COMMAS.id],
+                                            set_statement=[f"{SENTENCES.id}=Keeps sentences short."]))
+    new = new.model_copy(update={"facts": [*new.facts, DIGITS]})
+    assert diff_profiles(old, new) == [
+        f"+ [{DIGITS.id}] measured: Writes numbers as digits.",
+        f"- [{COMMAS.id}] measured: Uses few commas.",
+        f"~ [{SENTENCES.id}] statement: 'Sentences average 9 words.' → 'Keeps sentences short.'",
+        f"~ [{SENTENCES.id}] pinned: 'Keeps sentences short.'",
+    ]
+    assert diff_profiles(new, new) == []
+
+
+def test_a_deleted_fact_is_rejected_and_restored_among_the_facts(tmp_path):
+    store = ProfileStore(tmp_path / "facts.sqlite3")
+    store.save(keeper_with_facts(), expected_version=0, author="setup", action="import")
+    edit_profile(store, "morwenna", Edits.from_flags(delete=[COMMAS.id]), author="ann")
+    [rejected] = rejections(store, "morwenna")
+    assert rejected.hypothesis == COMMAS and isinstance(rejected.hypothesis, Fact)
+    assert (rejected.author, rejected.version) == ("ann", 2)
+    info = restore(store, "morwenna", COMMAS.id, author="ann")
+    assert info is not None and info.version == 3
+    profile = store.get("morwenna").profile
+    assert profile.facts == [SENTENCES, COMMAS] and profile.hypotheses == keeper_profile().hypotheses
+    assert rejections(store, "morwenna") == []
+    store.close()
+
+
+def test_an_update_does_not_bring_back_a_fact_the_person_deleted(store, make_hyperalign):
+    texts = [e.text for e in NEW_TEXTS]
+    measured = style_facts(texts)
+    sentence_words = fact_id("sentence_words")
+    assert sentence_words in {f.id for f in measured}
+    store.modify("morwenna", lambda p: p.model_copy(update={"facts": measured}), author="setup", action="edit")
+    edit_profile(store, "morwenna", Edits.from_flags(delete=[sentence_words]), author="ann")
+    ha, _ = make_hyperalign(responder)
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False))
+    ids = [f.id for f in result.profile.facts]
+    assert sentence_words not in ids  # the new texts measured it again; the person's deletion stands
+    assert ids == [f.id for f in measured if f.id != sentence_words]
 
 
 # --- incremental update ----------------------------------------------------------------------------------------
@@ -287,9 +451,10 @@ def test_update_rescores_adds_and_retires_but_keeps_pinned_and_person_hypotheses
     # Next time: the fresh one has 0 of 6 now and goes; a retired hypothesis proposed again is not re-added.
     again = {"writing_style": [{"statement": "Writes long flowing paragraphs.", "evidence": ["Counting keeps you honest."]}]}
     ha2, _ = make_hyperalign(lambda r: responder(r, again), cache=False)
-    second = update_profile(ha2.client, store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4))
+    second = run_sync(aupdate_profile(ha2.client, store, "morwenna", NEW_TEXTS, UpdateOptions(min_ratings=4)))
     assert second.retired == [FRESH.id] and second.added == []
-    assert {h.id for h in second.profile.inferred_hypotheses} == {SIGN_OFF.id, PARTIES.id, EXCLAIMS.id, counts.id}
+    assert {h.id for h in second.profile.supported_hypotheses} == {SIGN_OFF.id, PARTIES.id, EXCLAIMS.id, counts.id}
+    assert {h.id for h in second.profile.inferred_hypotheses} == {SIGN_OFF.id, PARTIES.id, counts.id}  # not the person's
 
 
 def test_update_thresholds_are_options(store, make_hyperalign):

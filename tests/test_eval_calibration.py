@@ -111,6 +111,7 @@ async def test_judge_reads_probabilities_where_the_backend_gives_them_and_text_e
     verdict = await judge.judge_pair(LLMClient(backend), ["ref"], "one", "two")
     assert verdict["verdict"] == "probability" and verdict["p_first"] == pytest.approx(0.2 / 0.9, abs=1e-5)
     assert not verdict["first"] and verdict["label_mass"] == pytest.approx(0.9)
+    assert set(verdict) == {"first", "p_first", "label_mass", "verdict", "reason"}  # a row of the run, as it is
     [request] = backend.requests
     assert request.max_tokens == 1 and request.top_logprobs == 20 and request.json_schema is None
     assert "single letter A or B" in request.messages[-1]["content"]
@@ -118,6 +119,7 @@ async def test_judge_reads_probabilities_where_the_backend_gives_them_and_text_e
     text_only = FakeBackend(['{"reason": "shorter", "closer": "B"}'])
     verdict = await judge.judge_pair(LLMClient(text_only), ["ref"], "one", "two")
     assert verdict["verdict"] == "text" and verdict["p_first"] is None and not verdict["first"]
+    assert set(verdict) == {"first", "p_first", "verdict", "reason"}
     assert text_only.requests[0].json_schema is not None
 
     # Log-probabilities declared, but the answer carried none on the labels: the text verdict, never a guess.

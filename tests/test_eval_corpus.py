@@ -186,7 +186,7 @@ def test_fewer_than_two_eligible_authors_is_an_input_error(tmp_path):
     documents = load_corpus(write_authors(tmp_path / "c", {"ann": 5, "bo": 1, "cy": 2}))
     with pytest.raises(InputError, match=r"only 1 author\(s\) have enough texts for 3 shots \+ 1 held out \(of 3"):
         make_split(documents, authors=3, shots=3, prompts_per_author=1, seed=0)
-    with pytest.raises(InputError, match="--shots >= 1"):
+    with pytest.raises(InputError, match="need shots >= 1"):
         make_split(documents, authors=3, shots=0, prompts_per_author=1, seed=0)
 
 

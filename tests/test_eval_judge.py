@@ -10,7 +10,7 @@ import pytest
 
 from hyperalign.errors import InputError, StructuredOutputError
 from hyperalign.eval.judge import BUILTIN_JUDGES, Judge, aggregate, pair_orders
-from hyperalign.llm import LLMClient
+from hyperalign.llm import LLMClient, track_usage
 from hyperalign.llm.fake import FakeBackend
 
 TEMPLATE = """{% block system %}Judge {{ references | length }} reference(s).{% endblock %}
@@ -107,17 +107,19 @@ VALID = json.dumps({"reason": "Same short sentences.", "closer": "B"})
 
 async def test_verdict_is_parsed_through_the_client():
     backend = FakeBackend([VALID])
-    verdict, completions = await Judge.load("style").compare(LLMClient(backend), ["ref"], "a", "b")
+    with track_usage() as usage:
+        verdict = await Judge.load("style").compare(LLMClient(backend), ["ref"], "a", "b")
     assert verdict.closer == "B" and verdict.reason == "Same short sentences."
-    assert len(completions) == 1 and len(backend.requests) == 1
+    assert usage.calls == 1 and len(backend.requests) == 1
     request = backend.requests[0]
     assert request.max_tokens == 160 and request.json_schema is not None and request.schema_name == "judge-style"
 
 
 async def test_invalid_verdict_is_repaired_once():
     backend = FakeBackend(['{"closer": "C"}', VALID])
-    verdict, completions = await Judge.load("style").compare(LLMClient(backend), ["ref"], "a", "b")
-    assert verdict.closer == "B" and len(completions) == 2
+    with track_usage() as usage:
+        verdict = await Judge.load("style").compare(LLMClient(backend), ["ref"], "a", "b")
+    assert verdict.closer == "B" and usage.calls == 2
     assert len(backend.requests[1].messages) == len(backend.requests[0].messages) + 2
 
 

@@ -9,19 +9,18 @@ import pytest
 
 from hyperalign.errors import InputError
 from hyperalign.pipeline.facts import (
-    ASPECT,
     METRICS,
     RATE_FLOOR,
     SPREAD_FLOOR,
     Text,
     distinctive_words,
-    fact_id,
     measure,
     merge_facts,
     style_facts,
 )
 from hyperalign.pipeline.infer import InferenceOptions
-from hyperalign.profiles.model import PROFILE_SCHEMA_VERSION, Hypothesis, Profile
+from hyperalign.profiles.model import PROFILE_SCHEMA_VERSION, Fact, Hypothesis, Profile, fact_id
+from hyperalign.usage import Usage
 
 # No number words, no person words, no contractions: only what a test adds is counted.
 FILLER = "maple river stone cloud garden window lantern meadow harbor pebble".split()
@@ -44,8 +43,8 @@ def prose(lengths: list[int], offset: int = 0) -> str:
     return " ".join(sentence(n, offset=offset + i) for i, n in enumerate(lengths))
 
 
-def by_metric(facts: list[Hypothesis]) -> dict[str, Hypothesis]:
-    assert all(f.measure is not None for f in facts)
+def by_metric(facts: list[Fact]) -> dict[str, Fact]:
+    assert all(isinstance(f, Fact) for f in facts)
     return {f.measure.metric: f for f in facts}
 
 
@@ -63,7 +62,7 @@ def test_texts_of_equal_sentences_give_that_length_and_its_quartile_statement():
     assert fact.measure.mean == 12 and (fact.measure.low, fact.measure.high) == (12, 12)
     assert fact.statement == "Sentences average 12 words; half are between 12 and 12 words long."
     assert measure("sentence_words", texts[0]) == 12
-    assert fact.origin == "measured" and fact.aspect == ASPECT and fact.supported
+    assert isinstance(fact, Fact) and fact.origin == "measured" and fact.id == fact_id("sentence_words")
 
 
 def test_sentence_length_is_the_mean_of_the_texts_and_the_spread_is_between_texts():
@@ -334,24 +333,27 @@ def test_the_paper_method_adds_every_measured_fact_and_can_leave_them_out(make_h
     profile = ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper"))
     expected = style_facts([e.text for e in examples])
     assert profile.facts == expected and len(expected) >= 10
-    assert all(f.origin == "measured" and f.aspect == "measured_style" and f.measure for f in profile.facts)
+    assert all(isinstance(f, Fact) and f.origin == "measured" for f in profile.facts)
     assert profile.report.measured_facts == len(expected)
-    assert not [h for h in profile.inferred_hypotheses if h.measure is not None]
+    # Facts are kept apart from the hypotheses: none of them is among the hypotheses, and each id is used once.
+    assert all(isinstance(h, Hypothesis) for h in profile.hypotheses)
+    assert not {h.id for h in profile.hypotheses} & {f.id for f in profile.facts}
+    assert profile.statements == [*profile.hypotheses, *profile.facts]
     assert "ends_with:— Keeper Morwenna, North Light" in by_metric(profile.facts)
     bare = ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper", style_facts=False))
     assert bare.facts == [] and bare.report.measured_facts == 0
-    assert bare.hypotheses == [h for h in profile.hypotheses if h.measure is None]
+    assert bare.hypotheses == profile.hypotheses
 
 
-def fact_profile(facts: list[Hypothesis], n_examples: int = 5) -> Profile:
-    return Profile(user_id="morwenna", hypotheses=facts, examples_hash="0" * 16, n_examples=n_examples, backend="fake",
-                   model="fake-model", prompt_version="infer_hypotheses.v1")
+def fact_profile(hypotheses: list[Hypothesis], facts: list[Fact], n_examples: int = 5) -> Profile:
+    return Profile(user_id="morwenna", hypotheses=hypotheses, facts=facts, examples_hash="0" * 16,
+                   n_examples=n_examples, backend="fake", model="fake-model", prompt_version="infer_hypotheses.v1")
 
 
 def test_a_profile_with_facts_round_trips_json_and_shows_them_in_markdown(tmp_path, examples):
     facts = style_facts([e.text for e in examples])
     hypothesis = Hypothesis(aspect="writing_style", statement="Signs every note.", supported=True)
-    profile = fact_profile([hypothesis, *facts])
+    profile = fact_profile([hypothesis], facts)
     again = Profile.from_json(profile.to_json())
     assert again == profile and again.facts == facts and again.schema_version == PROFILE_SCHEMA_VERSION
     profile.save(tmp_path / "p.json")
@@ -385,17 +387,65 @@ def test_a_schema_1_profile_loads_migrated_to_the_current_schema(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(V1_DOCUMENT), encoding="utf-8")
     profile = Profile.load(path)
-    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 3 and profile.facts == []
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 4 and profile.facts == []
     assert profile.contrast is None and profile.report.method == "paper"  # what a version-1 profile was
-    assert profile.hypotheses[0].measure is None and profile.hypotheses[0].origin == "person"
-    assert profile.hypotheses[0].pinned and profile.report.measured_facts == 0 and profile.report.llm_calls == 4
-    assert json.loads(profile.to_json())["schema_version"] == 3
+    assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "person"
+    assert profile.hypotheses[0].pinned and profile.report.measured_facts == 0
+    assert profile.report.usage == Usage(llm_calls=4, prompt_tokens=100, completion_tokens=50)
+    assert json.loads(profile.to_json())["schema_version"] == 4
     assert V1_DOCUMENT["schema_version"] == 1  # the migration copies, never changes its input
 
 
-def test_a_schema_4_profile_is_refused_by_name():
-    document = {**V1_DOCUMENT, "schema_version": 4}
-    with pytest.raises(InputError, match=r"schema_version 4 is newer than this hyperalign reads \(3\)"):
+V3_DOCUMENT = {
+    **V1_DOCUMENT,
+    "schema_version": 3,
+    "hypotheses": [
+        {"id": "abc12345", "aspect": "writing_style", "statement": "Signs every note.",
+         "evidence": [{"quote": "Keeper Morwenna", "verified": True, "example_index": 0}],
+         "supported": True, "score": None, "pinned": False, "origin": "inferred", "measure": None},
+        # Measured facts were hypotheses with a `measure`: one as measured and pinned, one a person reworded.
+        {"id": "m1234567", "aspect": "measured_style", "statement": "Sentences average 12 words.",
+         "evidence": [{"quote": "Fog again.", "verified": True, "example_index": 1}],
+         "supported": True, "pinned": True, "origin": "measured",
+         "measure": {"metric": "sentence_words", "mean": 12.0, "spread": 2.0, "low": 10.0, "high": 14.0}},
+        {"id": "m7654321", "aspect": "measured_style", "statement": "Hardly any commas.", "supported": True,
+         "origin": "person", "measure": {"metric": "punctuation:comma", "mean": 3.0, "spread": 1.0, "z": -1.5,
+                                          "contrast_mean": 20.0}},
+    ],
+    "report": {"proposed": 3, "dropped_unsupported": 1, "truncated_examples": [], "llm_calls": 4, "cache_hits": 2,
+               "prompt_tokens": 100, "completion_tokens": 50, "selection": None, "measured_facts": 2,
+               "method": "contrastive"},
+    "contrast": {"model": "fake-model", "texts": [{"prompt": "Report the storm.", "text": "A storm came.",
+                                                   "example_index": 0}],
+                 "llm_calls": 2, "prompt_tokens": 30, "completion_tokens": 10, "seconds": 1.5},
+}
+
+
+def test_a_schema_3_profile_keeps_its_measured_facts_apart_and_its_counts_in_usage():
+    """Migration 0004_facts_and_usage_apart: hypotheses with a `measure` become facts (ids, evidence and pins kept;
+    a person's rewording stays the person's), and the report's and contrast's flat counters become their `usage`."""
+    profile = Profile.from_document(V3_DOCUMENT, "v3.json")
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 4
+    assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "inferred"
+    assert [f.id for f in profile.facts] == ["m1234567", "m7654321"]
+    measured, reworded = profile.facts
+    assert measured.statement == "Sentences average 12 words." and measured.pinned and measured.origin == "measured"
+    assert measured.measure.metric == "sentence_words" and (measured.measure.low, measured.measure.high) == (10, 14)
+    assert [(e.quote, e.example_index) for e in measured.evidence] == [("Fog again.", 1)]
+    assert reworded.origin == "person" and not reworded.pinned and reworded.measure.z == -1.5
+    assert profile.report.usage == Usage(llm_calls=4, cache_hits=2, prompt_tokens=100, completion_tokens=50)
+    assert (profile.report.proposed, profile.report.measured_facts, profile.report.method) == (3, 2, "contrastive")
+    assert profile.contrast is not None and profile.contrast.seconds == 1.5
+    assert profile.contrast.usage == Usage(llm_calls=2, prompt_tokens=30, completion_tokens=10)
+    assert [t.text for t in profile.contrast.texts] == ["A storm came."]
+    assert Profile.from_json(profile.to_json()) == profile  # saved at version 4, read back unchanged
+    assert V3_DOCUMENT["schema_version"] == 3 and "llm_calls" in V3_DOCUMENT["report"]  # its input is left alone
+    assert "measure" in V3_DOCUMENT["hypotheses"][1] and "facts" not in V3_DOCUMENT
+
+
+def test_a_schema_5_profile_is_refused_by_name():
+    document = {**V1_DOCUMENT, "schema_version": 5}
+    with pytest.raises(InputError, match=r"schema_version 5 is newer than this hyperalign reads \(4\)"):
         Profile.from_document(document, "new.json")
 
 

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from pydantic import ValidationError
 
 from hyperalign.errors import InputError
 from hyperalign.llm import Capabilities, CompletionRequest
@@ -14,7 +15,9 @@ from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from hyperalign.pipeline.evidence import locate, normalize
 from hyperalign.pipeline.generate import Generation, GenerationOptions, Strategy
 from hyperalign.pipeline.infer import InferenceOptions
-from hyperalign.profiles.model import UserExample, examples_hash
+from hyperalign.pipeline.selection import SelectionOptions
+from hyperalign.pipeline.update import UpdateOptions
+from hyperalign.profiles.model import Fact, UserExample, examples_hash
 
 REAL_QUOTE = "Gears first, opinions later."
 FABRICATED = "I simply adore a crowded harbour party."
@@ -90,7 +93,7 @@ def test_infer_keeps_only_verified_hypotheses(make_hyperalign, examples):
     assert sorted(aspect_of(r) for r in hypothesis_requests(backend)) == sorted(aspects)
     assert [h.aspect for h in profile.inferred_hypotheses] == aspects
     assert all(h.supported and h.statement.endswith("repeats a motto") for h in profile.inferred_hypotheses)
-    assert profile.facts and all(h.origin == "measured" and h.aspect == "measured_style" for h in profile.facts)
+    assert profile.facts and all(isinstance(f, Fact) and f.origin == "measured" for f in profile.facts)
     evidence = profile.hypotheses[0].evidence
     assert [(e.quote, e.verified, e.example_index) for e in evidence] == [(REAL_QUOTE, True, 0), (FABRICATED, False, None)]
     assert profile.report.proposed == 2 * len(aspects)
@@ -101,7 +104,7 @@ def test_infer_keep_unsupported_keeps_them_flagged(make_hyperalign, examples):
     ha, _ = make_hyperalign(scripted)
     profile = ha.infer_profile("morwenna", examples, options=paper(keep_unsupported=True))
     unsupported = [h for h in profile.hypotheses if not h.supported]
-    assert len([h for h in profile.hypotheses if h.measure is None]) == 6 and len(unsupported) == 3
+    assert len(profile.hypotheses) == 6 and len(unsupported) == 3
     assert all(h.statement.endswith("loves parties") for h in unsupported)
     assert profile.report.dropped_unsupported == 0 and profile.report.proposed == 6
     assert len(profile.inferred_hypotheses) == 3
@@ -117,9 +120,33 @@ def test_infer_metadata_attributes_and_usage(make_hyperalign, examples):
     assert (profile.backend, profile.model) == ("fake", "keeper-model")
     assert profile.prompt_version == "infer_hypotheses.v1+infer_attributes.v1"
     report = profile.report
-    assert report.llm_calls == len(backend.requests) == 4 and report.cache_hits == 0
-    assert report.prompt_tokens > 0 and report.completion_tokens > 0
+    assert report.usage.llm_calls == len(backend.requests) == 4 and report.usage.cache_hits == 0
+    assert report.usage.prompt_tokens > 0 and report.usage.completion_tokens > 0
     assert report.truncated_examples == []
+
+
+@pytest.mark.parametrize(("make", "field"), [
+    (lambda: InferenceOptions(max_per_aspect=0), "max_per_aspect"),
+    (lambda: InferenceOptions(method="both"), "method"),
+    (lambda: InferenceOptions(colour="blue"), "colour"),
+    (lambda: SelectionOptions(held_out=0), "held_out"),
+    (lambda: SelectionOptions(min_score=1.5), "min_score"),
+    (lambda: UpdateOptions(retire_below=-0.1), "retire_below"),
+    (lambda: UpdateOptions(min_ratings=0), "min_ratings"),
+])
+def test_options_are_validated_where_they_are_made(make, field):
+    with pytest.raises(ValidationError, match=field):
+        make()
+
+
+def test_inference_and_selection_options_are_frozen_and_copied_with_changes():
+    options = InferenceOptions(selection=SelectionOptions(per_aspect=2))
+    with pytest.raises(ValidationError, match="frozen"):
+        options.method = "paper"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        options.selection.per_aspect = 5  # type: ignore[misc, union-attr]
+    changed = options.model_copy(update={"method": "paper"})
+    assert (changed.method, options.method) == ("paper", "contrastive") and changed.selection == options.selection
 
 
 def test_infer_without_attributes_step(make_hyperalign, examples):
@@ -143,7 +170,10 @@ def test_second_run_with_same_cache_makes_no_backend_calls(make_hyperalign, tmp_
     second_ha, backend = make_hyperalign(scripted, cache=tmp_cache)
     second = second_ha.infer_profile("morwenna", examples, options=paper())
     assert backend.requests == []
-    assert second.report.cache_hits == 4 and second.report.llm_calls == 0
+    assert second.report.usage.cache_hits == 4 and second.report.usage.llm_calls == 0
+    # The tokens count the cache hits too: a resumed run reports the same size of work as a fresh one.
+    assert second.report.usage.prompt_tokens == first.report.usage.prompt_tokens > 0
+    assert second.report.usage.completion_tokens == first.report.usage.completion_tokens > 0
     assert second.hypotheses == first.hypotheses and second.attributes == first.attributes
     assert second_ha.stats.llm_calls == 0 and second_ha.stats.cache_hits == 4
 
@@ -153,7 +183,7 @@ def test_infer_repairs_invalid_output(make_hyperalign, examples):
     ha, backend = make_hyperalign(lambda r: next(replies), cache=False)
     options = paper(infer_attributes=False, aspects={"writing_style": "surface style"})
     profile = ha.infer_profile("u", examples, options=options)
-    assert len(backend.requests) == 2 and profile.report.llm_calls == 2
+    assert len(backend.requests) == 2 and profile.report.usage.llm_calls == 2
     assert "hypotheses" in backend.requests[1].messages[-1]["content"]
     assert profile.hypotheses[0].supported
 
@@ -268,14 +298,18 @@ async def test_generation_carries_tokens_and_strategy(make_hyperalign, profile):
     assert isinstance(generation, Generation)
     assert generation.strategy is Strategy.HYPERALIGN and generation.task == "Write about fog."
     assert generation.text == "reply to: Write about fog."
-    assert generation.prompt_tokens > 0 and generation.completion_tokens > 0
-    assert (generation.finish_reason, generation.cached, generation.model) == ("stop", False, "fake-model")
+    assert generation.usage.prompt_tokens > 0 and generation.usage.completion_tokens > 0
+    assert (generation.usage.llm_calls, generation.usage.cache_hits) == (1, 0)
+    assert (generation.finish_reason, generation.model) == ("stop", "fake-model")
     assert generation.prompt_version == "generate.v3"
     again = await ha.agenerate(profile, "Write about fog.", options=GenerationOptions(steer="off"))
-    assert again.cached is True and again.text == generation.text
+    from_cache = {"llm_calls": 0, "cache_hits": 1, "seconds": 0.0}  # a cache hit takes no backend time
+    assert again.usage == generation.usage.model_copy(update=from_cache)
+    assert again.text == generation.text
     # Steered, the same request (this backend takes no biases) comes from the cache, finished by code.
     steered = await ha.agenerate(profile, "Write about fog.")
-    assert steered.cached and steered.text == "reply to: Write about fog.\n\n— Keeper Morwenna, North Light"
+    assert steered.usage.llm_calls == 0 and steered.usage.cache_hits == 1
+    assert steered.text == "reply to: Write about fog.\n\n— Keeper Morwenna, North Light"
 
 
 def test_generate_and_agenerate_return_the_same_generation(make_hyperalign, examples):
@@ -283,7 +317,9 @@ def test_generate_and_agenerate_return_the_same_generation(make_hyperalign, exam
     sync = ha.generate(None, "Write about seals.", "few-shot", examples)
     assert isinstance(sync, Generation) and sync.text == "reply to: Write about seals."
     again = asyncio.run(ha.agenerate(None, "Write about seals.", "few-shot", examples))
-    assert again == sync.model_copy(update={"cached": True, "seconds": None})  # a cache hit took no backend time
+    cache_hit = sync.usage.model_copy(update={"llm_calls": 0, "cache_hits": 1, "seconds": 0.0})
+    assert again == sync.model_copy(update={"usage": cache_hit})  # a cache hit took no backend time
+    assert again.usage.backend_seconds is None and sync.usage.backend_seconds is not None
 
 
 @pytest.mark.parametrize(
@@ -312,10 +348,10 @@ class ReverseSpeedBackend(FakeBackend):
 
 def test_generate_many_calls_on_done_for_every_task_and_keeps_order(make_hyperalign, profile):
     ha, _ = make_hyperalign(backend=ReverseSpeedBackend(echo))
-    ha.generation = ha.generation.model_copy(update={"steer": "off"})  # the replies as given, to check their order
     tasks = [f"Task number {i}" for i in range(6)]
     done: dict[int, Generation] = {}
-    results = ha.generate_many(profile, tasks, on_done=lambda i, g: done.__setitem__(i, g))
+    results = ha.generate_many(profile, tasks, on_done=lambda i, g: done.__setitem__(i, g),
+                               options=GenerationOptions(steer="off"))  # the replies as given, to check their order
     assert [g.task for g in results] == tasks
     assert [g.text for g in results] == [f"reply to: {t}" for t in tasks]
     assert sorted(done) == list(range(6))

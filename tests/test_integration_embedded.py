@@ -52,6 +52,9 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     # checks per verification pair; the quote menu makes every quote real, so nothing is asked again.
     assert ha.stats.llm_calls == len(demo_examples) + 4 + profile.report.verification["calls"]
     assert ha.stats.prompt_tokens > 3000
+    # The report counts every call of the inference, the contrast's included.
+    assert (profile.report.usage.llm_calls, profile.report.usage.cache_hits) == (ha.stats.llm_calls, ha.stats.cache_hits)
+    assert profile.report.usage.prompt_tokens == ha.stats.prompt_tokens
 
     text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.").text
     zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT).text

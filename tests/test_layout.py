@@ -120,7 +120,58 @@ def test_the_pipeline_and_profiles_have_one_module_per_stage():
     assert all((PACKAGE / "profiles" / f"{part}.py").is_file() for part in ("model", "migrations", "store", "edit", "update"))
     assert all((PACKAGE / "eval" / task / "__init__.py").is_file() for task in ("authorship", "deliberative", "ablation"))
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "io.py", "text.py"]
+    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "io.py", "plugins.py",
+                   "redaction.py", "text.py", "usage.py"]
+
+
+# Which part of the package may import which (the top-level modules and packages, by name). A layer sees only what
+# is below it: the foundation (errors, io, text, usage, plugins, redaction) sees nothing above; profiles are data and
+# never call an LLM or the pipeline; the pipeline never sees the front ends (api, cli, service, batch, eval); only the
+# CLI sees everything.
+FOUNDATION = {"errors", "io", "text", "usage", "plugins", "redaction"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "errors": set(), "text": set(), "usage": set(), "plugins": set(), "io": {"errors"},
+    "redaction": {"errors", "io"},
+    "llm": FOUNDATION,
+    "prompts": {"errors"},
+    "profiles": FOUNDATION,
+    "pipeline": FOUNDATION | {"llm", "prompts", "profiles"},
+    "config": FOUNDATION | {"llm"},
+    "api": FOUNDATION | {"config", "llm", "pipeline", "profiles"},
+    "eval": FOUNDATION | {"api", "llm", "pipeline", "profiles", "prompts"},
+    "train": FOUNDATION | {"llm", "pipeline", "profiles", "eval"},
+    "batch": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles"},
+    "service": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles", "prompts"},
+    "cli": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles", "prompts", "eval", "train", "batch", "service"},
+    "__main__": {"cli"},
+}
+
+
+def part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "hyperalign"
+
+
+@pytest.mark.parametrize("typing_only", [False, True], ids=["runtime", "with TYPE_CHECKING imports"])
+def test_each_part_imports_only_the_layers_below_it(typing_only):
+    known = modules()
+    parts = {part(name) for name in known} - {"hyperalign"}
+    assert parts <= set(MAY_IMPORT), f"a new part needs its rule: {sorted(parts - set(MAY_IMPORT))}"
+    breaches = sorted(
+        f"{name} imports {dep}"
+        for name, path in known.items() if part(name) != "hyperalign"
+        for dep in imports_of(name, path, known, typing_only=typing_only)
+        if part(dep) != part(name) and part(dep) not in MAY_IMPORT[part(name)]
+    )
+    assert breaches == []
+
+
+def test_the_layer_rules_catch_an_arrow_that_runs_back_up(tmp_path):
+    path = tmp_path / "store.py"
+    path.write_text("from ..pipeline.infer import ainfer_profile\n", encoding="utf-8")
+    known = {"hyperalign.profiles.store": path, "hyperalign.pipeline.infer": path}
+    deps = imports_of("hyperalign.profiles.store", path, known, typing_only=False)
+    assert deps == {"hyperalign.pipeline.infer"} and "pipeline" not in MAY_IMPORT["profiles"]
 
 
 def test_modules_stay_small():

@@ -3,28 +3,29 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from conftest import MeteredBackend
 from hyperalign import HyperAlign
-from hyperalign.errors import InputError, StructuredOutputError
+from hyperalign.errors import InputError, StoreError, StructuredOutputError
 from hyperalign.llm import (
     Completion,
     CompletionCache,
     CompletionRequest,
     LLMClient,
-    RunStats,
     Usage,
     backend_names,
-    backend_seconds,
     create_backend,
     default_cache_path,
     register_backend,
     registry,
+    track_usage,
 )
-from hyperalign.llm.cache import MIGRATIONS
+from hyperalign.llm import cache as cache_module
+from hyperalign.llm.cache import VERSION_TABLE
 from hyperalign.llm.client import cache_key
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.llm.loop import run_sync
@@ -41,8 +42,8 @@ def test_a_calls_seconds_are_the_backends_own_and_a_cache_hit_has_none(tmp_cache
     assert again.cached and again.seconds is None  # nothing was computed for it in this run
     plain = LLMClient(FakeBackend()).complete(request())
     assert plain.seconds is not None and plain.seconds >= 0  # a backend that does not measure: the client does
-    assert backend_seconds([first, again, first]) == 2 * MeteredBackend.SECONDS
-    assert backend_seconds([again]) is None
+    assert Usage.total(Usage.of(c) for c in [first, again, first]).backend_seconds == 2 * MeteredBackend.SECONDS
+    assert Usage.of(again).backend_seconds is None  # all from the cache: nothing was measured
 
 
 class Reading(BaseModel):
@@ -57,8 +58,11 @@ def test_default_cache_path_is_isolated_in_tests(isolated_environment):
     assert default_cache_path() == isolated_environment / "xdg-cache" / "hyperalign" / "llm-cache.sqlite3"
 
 
+MIGRATIONS = sorted(p.stem for p in (Path(cache_module.__file__).parent / "cache_migrations" / "versions").glob("0*.py"))
+
+
 def test_migrations_applied_and_recorded(tmp_cache):
-    assert tmp_cache.applied_migrations() == sorted(name for name, _ in MIGRATIONS)
+    assert len(MIGRATIONS) >= 3 and tmp_cache.applied_migrations() == MIGRATIONS  # every revision, oldest first
     assert tmp_cache.count() == 0
 
 
@@ -66,16 +70,51 @@ def test_reopen_does_not_reapply_migrations(tmp_path):
     path = tmp_path / "c.sqlite3"
     CompletionCache(path).close()
     with sqlite3.connect(path) as db:
-        before = db.execute("SELECT name, applied_at FROM _migrations ORDER BY name").fetchall()
+        before = db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+    assert before == [(MIGRATIONS[-1],)]
     reopened = CompletionCache(path)
     try:
-        assert reopened.applied_migrations() == [name for name, _ in before]
+        assert reopened.applied_migrations() == MIGRATIONS
     finally:
         reopened.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT name, applied_at FROM _migrations ORDER BY name").fetchall() == before
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == before
         indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")]
     assert "completions_created_at" in indexes
+
+
+def test_a_cache_from_before_alembic_is_stamped_then_upgraded_and_keeps_its_answers(tmp_path):
+    """Caches written by hyperalign before its migrations moved to alembic recorded them in `_migrations`."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        db.execute("CREATE TABLE completions (key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL, "
+                   "request TEXT NOT NULL, response TEXT NOT NULL, finish_reason TEXT NOT NULL, "
+                   "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created_at TEXT NOT NULL)")
+        db.execute("CREATE INDEX completions_created_at ON completions (created_at)")
+        db.executemany("INSERT INTO _migrations VALUES (?, 'then')",
+                       [("m001_completions",), ("m002_completions_created_at_index",)])
+        db.execute("INSERT INTO completions VALUES ('k', 'fake', 'm', '{}', 'kept', 'stop', 3, 2, 'then')")
+    cache = CompletionCache(path)
+    try:
+        assert cache.applied_migrations() == MIGRATIONS
+        kept = cache.get("k")
+        assert kept is not None and kept.text == "kept" and kept.cached
+    finally:
+        cache.close()
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(completions)")}
+    assert "_migrations" not in tables and "logprobs" in columns
+
+
+def test_a_cache_from_a_newer_hyperalign_is_refused_by_name(tmp_path):
+    path = tmp_path / "newer.sqlite3"
+    CompletionCache(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE {VERSION_TABLE} SET version_num = '9999_from_the_future'")
+    with pytest.raises(StoreError, match="9999_from_the_future.*newer"):
+        CompletionCache(path)
 
 
 def test_put_get_round_trip(tmp_cache):
@@ -112,7 +151,9 @@ def test_second_identical_request_is_served_from_cache(tmp_cache):
     assert (one.text, one.cached) == ("first answer", False)
     assert (two.text, two.cached) == ("first answer", True)
     assert client.stats.llm_calls == 1 and client.stats.cache_hits == 1
-    assert client.stats.cached_prompt_tokens == one.usage.prompt_tokens > 0
+    # Tokens count every call, the cache hit's included: the size of the work, paid for this time or not.
+    assert client.stats.prompt_tokens == 2 * one.usage.prompt_tokens > 0
+    assert client.stats.completion_tokens == 2 * one.usage.completion_tokens > 0
 
 
 def test_cache_survives_a_new_client(tmp_cache):
@@ -138,12 +179,42 @@ def test_without_cache_every_request_calls_backend():
 
 
 def test_stats_summary_text():
-    stats = RunStats(llm_calls=3, prompt_tokens=12345, completion_tokens=678)
+    stats = Usage(llm_calls=3, prompt_tokens=12345, completion_tokens=678)
     assert stats.summary() == "LLM calls: 3 (cache hits: 0) · tokens: 12,345 prompt + 678 completion"
-    stats.add(Completion(text="x", cached=True, usage=Usage(prompt_tokens=1500, completion_tokens=20)))
-    assert stats.cache_hits == 1
-    assert stats.summary().endswith("· served from cache: 1,500 + 20")
-    assert stats.since(RunStats(llm_calls=1, cache_hits=1)).model_dump()["llm_calls"] == 2
+    hit = Usage.of(Completion(text="x", cached=True, usage=Usage(prompt_tokens=1500, completion_tokens=20)))
+    assert hit == Usage(cache_hits=1, prompt_tokens=1500, completion_tokens=20)
+    stats.add(hit)
+    assert (stats.llm_calls, stats.cache_hits, stats.calls) == (3, 1, 4)
+    assert stats.summary() == "LLM calls: 3 (cache hits: 1) · tokens: 13,845 prompt + 698 completion"
+    sent = Usage.of(Completion(text="y", usage=Usage(prompt_tokens=5, completion_tokens=1)))
+    assert sent == Usage(llm_calls=1, prompt_tokens=5, completion_tokens=1)
+    assert stats + sent == Usage(llm_calls=4, cache_hits=1, prompt_tokens=13850, completion_tokens=699)
+    assert stats.llm_calls == 3  # `+` leaves both sides alone
+    assert Usage.total([sent, sent, hit]).calls == 3
+
+
+def test_track_usage_collects_every_call_inside_it_and_nests(tmp_cache):
+    client = LLMClient(FakeBackend(["a", "b"]), cache=tmp_cache)
+    client.complete(request(seed=1))  # before the block: not counted in it
+    with track_usage() as outer:
+        client.complete(request(seed=2))
+        with track_usage() as inner:
+            client.complete(request(seed=2))  # a cache hit
+    client.complete(request(seed=3))  # after the block
+    assert (outer.llm_calls, outer.cache_hits) == (1, 1) and outer.prompt_tokens > 0
+    assert (inner.llm_calls, inner.cache_hits) == (0, 1) and inner.prompt_tokens == outer.prompt_tokens // 2
+    assert client.stats.calls == 4
+
+
+def test_track_usage_collects_the_calls_of_tasks_started_inside_it():
+    client = LLMClient(FakeBackend(lambda r: "ok"), cache=None)
+
+    async def many() -> Usage:
+        with track_usage() as usage:
+            await asyncio.gather(*(client.acomplete(request(seed=i)) for i in range(5)))
+        return usage
+
+    assert run_sync(many()).llm_calls == 5
 
 
 # --- structured output -----------------------------------------------------------------------------------------
@@ -153,17 +224,19 @@ MESSAGES = [{"role": "user", "content": "Read the lamp counter."}]
 
 def test_structured_valid_first_reply():
     backend = FakeBackend(['{"station": "North Light", "turns": 412}'])
-    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    with track_usage() as usage:
+        value = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
     assert value == Reading(station="North Light", turns=412)
-    assert len(completions) == 1 and len(backend.requests) == 1
+    assert usage.calls == 1 and len(backend.requests) == 1
     sent = backend.requests[0]
     assert sent.schema_name == "read" and sent.json_schema == Reading.model_json_schema()
 
 
 def test_structured_invalid_then_valid_is_repaired():
     backend = FakeBackend(['{"station": "North Light", "turns": "many"}', '{"station": "North Light", "turns": 9}'])
-    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
-    assert value.turns == 9 and len(completions) == 2
+    with track_usage() as usage:
+        value = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert value.turns == 9 and usage.calls == 2
     repair = backend.requests[1].messages
     assert repair[:-2] == MESSAGES
     assert repair[-2] == {"role": "assistant", "content": '{"station": "North Light", "turns": "many"}'}
@@ -174,15 +247,17 @@ def test_structured_invalid_then_valid_is_repaired():
 
 def test_structured_non_json_reply_is_repaired():
     backend = FakeBackend(["Sure! Here it is.", '{"station": "S", "turns": 1}'])
-    value, completions = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
-    assert value.station == "S" and len(completions) == 2
+    with track_usage() as usage:
+        value = LLMClient(backend).complete_structured(MESSAGES, Reading, step="read")
+    assert value.station == "S" and usage.calls == 2
     assert "Invalid JSON" in backend.requests[1].messages[-1]["content"]
 
 
 def test_structured_invalid_twice_raises_naming_the_step():
     backend = FakeBackend(["nope", '{"station": "S"}'])
-    with pytest.raises(StructuredOutputError) as info:
+    with track_usage() as usage, pytest.raises(StructuredOutputError) as info:
         LLMClient(backend).complete_structured(MESSAGES, Reading, step="infer_hypotheses[personality]")
+    assert usage.llm_calls == 2  # the failed attempts still count in what the step cost
     error = info.value
     assert error.step == "infer_hypotheses[personality]"
     assert "step 'infer_hypotheses[personality]'" in str(error)
@@ -312,6 +387,18 @@ def test_run_sync_without_a_loop():
     assert run_sync(answer()) == "ok"
 
 
+def test_a_keyboard_interrupt_inside_the_work_reaches_its_caller_and_the_loop_serves_on():
+    async def killed() -> None:
+        raise KeyboardInterrupt("killed")
+
+    async def fine() -> str:
+        return "still serving"
+
+    with pytest.raises(KeyboardInterrupt, match="killed"):
+        run_sync(killed())
+    assert run_sync(fine()) == "still serving"
+
+
 def test_the_caller_s_context_travels_to_the_llm_loop():
     import contextvars
 
@@ -407,7 +494,7 @@ def test_an_unusable_cache_is_refused_before_any_call(tmp_path, make):
 
     path = tmp_path / "cache.sqlite3"
     make(path)
-    with pytest.raises(StoreError, match=r"cannot use the completion cache .*cache.sqlite3: .*--no-cache"):
+    with pytest.raises(StoreError, match=r"cannot use the completion cache .*cache.sqlite3: .*use another cache file or none"):
         CompletionCache(path)
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from hyperalign import HyperAlign
 from hyperalign.errors import BackendUnavailableError, ContextOverflowError, HyperAlignError, LLMError
-from hyperalign.llm import CompletionCache, CompletionRequest, LLMClient
+from hyperalign.llm import CompletionCache, CompletionRequest, LLMClient, Usage, track_usage
 from hyperalign.llm.base import backend_identity
 from hyperalign.llm.client import cache_key
 from hyperalign.llm.openai import OpenAIBackend
@@ -92,9 +92,10 @@ def test_json_schema_becomes_a_non_strict_response_format(server):
 def test_structured_completion_sends_a_sanitized_schema_name_and_parses_the_answer(server):
     server.script(completion('{"turns": 412}'))
     client = LLMClient(backend_for(server))
-    reading, completions = client.complete_structured(MESSAGES, Reading, step="infer_hypotheses[style]")
+    with track_usage() as usage:
+        reading = client.complete_structured(MESSAGES, Reading, step="infer_hypotheses[style]")
     assert reading == Reading(turns=412)
-    assert len(completions) == 1
+    assert usage.llm_calls == 1 and len(server.requests) == 1
     response_format = server.requests[0].body["response_format"]
     assert response_format["json_schema"]["name"] == "infer_hypotheses-style"
     assert response_format["json_schema"]["schema"] == Reading.model_json_schema()
@@ -137,7 +138,7 @@ def test_completion_maps_text_finish_reason_usage_and_model(server):
     got = backend_for(server).complete(request())
     assert got.text == "Storm from the west."
     assert got.finish_reason == "length"
-    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (42, 9)
+    assert got.usage == Usage(prompt_tokens=42, completion_tokens=9)  # only the tokens: the client counts the calls
     assert got.model == "lamp-7b-q4"
     assert got.cached is False
 

@@ -16,6 +16,7 @@ from hyperalign.profiles.model import (
     UserExample,
     examples_hash,
 )
+from hyperalign.usage import Usage
 
 
 def make_profile() -> Profile:
@@ -45,7 +46,7 @@ def make_profile() -> Profile:
         model="fake-model",
         prompt_version="infer_hypotheses.v1+infer_attributes.v1",
         created_at=datetime(2025, 5, 1, 12, 30, tzinfo=UTC),
-        report=InferenceReport(proposed=3, dropped_unsupported=1, llm_calls=4, prompt_tokens=100),
+        report=InferenceReport(proposed=3, dropped_unsupported=1, usage=Usage(llm_calls=4, prompt_tokens=100)),
     )
 
 
@@ -166,9 +167,11 @@ def test_user_example_prompt_is_optional():
 
 
 def test_report_add_counts_sums_counts_and_keeps_the_rest() -> None:
-    report = InferenceReport(proposed=3, dropped_unsupported=1, llm_calls=4, cache_hits=1, prompt_tokens=100,
-                             completion_tokens=20, truncated_examples=[2])
-    report.add_counts(InferenceReport(proposed=2, dropped_unsupported=2, llm_calls=3, cache_hits=0, prompt_tokens=50,
-                                      completion_tokens=5, truncated_examples=[0]))
-    assert (report.proposed, report.dropped_unsupported, report.llm_calls, report.cache_hits) == (5, 3, 7, 1)
-    assert (report.prompt_tokens, report.completion_tokens, report.truncated_examples) == (150, 25, [2])
+    report = InferenceReport(proposed=3, dropped_unsupported=1, truncated_examples=[2],
+                             usage=Usage(llm_calls=4, cache_hits=1, prompt_tokens=100, completion_tokens=20))
+    other = InferenceReport(proposed=2, dropped_unsupported=2, truncated_examples=[0],
+                            usage=Usage(llm_calls=3, cache_hits=0, prompt_tokens=50, completion_tokens=5))
+    report.add_counts(other)
+    assert (report.proposed, report.dropped_unsupported, report.truncated_examples) == (5, 3, [2])
+    assert report.usage == Usage(llm_calls=7, cache_hits=1, prompt_tokens=150, completion_tokens=25)
+    assert other.usage == Usage(llm_calls=3, prompt_tokens=50, completion_tokens=5)  # the other is left alone

@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,7 @@ def test_edit_with_flags_then_history_and_diff(store, profile_file):
 
 
 def editor_command(tmp_path: Path, body: str) -> str:
+    """$EDITOR: a Python script running `body` on the YAML file (click runs $VISUAL first: unset in these tests)."""
     script = tmp_path / "editor.py"
     script.write_text("import sys, yaml\npath = sys.argv[1]\ndata = yaml.safe_load(open(path, encoding='utf-8'))\n"
                       + body, encoding="utf-8")
@@ -112,6 +114,7 @@ def editor_command(tmp_path: Path, body: str) -> str:
 
 def test_edit_without_flags_opens_the_editor(tmp_path, store, profile_file, monkeypatch):
     ok(run("profile", "import", str(profile_file), store=store))
+    monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", editor_command(tmp_path, (
         "data['hypotheses'][1]['pinned'] = True\n"
         "data['hypotheses'].append({'aspect': 'humour', 'statement': 'Finds the seals rude.'})\n"
@@ -123,11 +126,15 @@ def test_edit_without_flags_opens_the_editor(tmp_path, store, profile_file, monk
 
 def test_a_broken_yaml_from_the_editor_exits_2_naming_the_field(tmp_path, store, profile_file, monkeypatch):
     ok(run("profile", "import", str(profile_file), store=store))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the edit is rescued
     monkeypatch.setenv("EDITOR", editor_command(tmp_path, (
         "data['hypotheses'][0]['pinned'] = 'sometimes'\n"
         "open(path, 'w', encoding='utf-8').write(yaml.safe_dump(data))\n")))
     result = run("profile", "edit", "morwenna", store=store)
-    assert_clean_failure(result, f"field 'pinned' of hypothesis #1 (id {MOTTO.id})", "your edit is kept in")
+    [kept] = tmp_path.glob("hyperalign-rescued-*")
+    assert_clean_failure(result, f"field 'pinned' of hypothesis #1 (id {MOTTO.id})", f"your edit is kept in {kept}")
+    assert "pinned: sometimes" in kept.read_text(encoding="utf-8")
     assert ProfileStore(store).current_version("morwenna") == 1
 
 
@@ -156,7 +163,7 @@ def test_update_rescores_adds_and_retires(tmp_path, store, profile_file, registe
     assert [h.statement for h in profile.inferred_hypotheses] == ["Repeats a motto.", "Counts things."]
     assert profile.inferred_hypotheses[0].score.supports == 4
     # The two new texts were measured: the profile now has its style facts (it was imported without any).
-    assert profile.facts and all(h.origin == "measured" for h in profile.facts)
+    assert profile.facts and all(f.origin == "measured" for f in profile.facts)
     assert f"- [{PARTIES.id}] personality: Loves parties." in ok(run("profile", "diff", "morwenna", "1", "2", store=store))
 
 
@@ -194,7 +201,7 @@ def test_bad_input_gives_one_message_and_exit_2(tmp_path, store, profile_file):
         (["profile", "show", "morwenna", "--version", "9"], ["no version 9"]),
         (["profile", "diff", "morwenna", "1", "4"], ["no version 4"]),
         (["profile", "history", "nobody"], ["no profile 'nobody'"]),
-        (["profile", "edit", "morwenna", "--pin", "nope1234"], ["no hypothesis nope1234 in profile 'morwenna'"]),
+        (["profile", "edit", "morwenna", "--pin", "nope1234"], ["no hypothesis or fact nope1234 in profile 'morwenna'"]),
         (["profile", "edit", "morwenna", "--set", "no-equals"], ["--set expects ID=STATEMENT"]),
         (["profile", "edit", "morwenna", "--add", "humour"], ["--add expects ASPECT=STATEMENT"]),
         (["--backend", "fake", "profile", "update", "morwenna", str(empty)], [f"{empty}: the file is empty"]),

@@ -188,8 +188,17 @@ def test_version_tag_format():
 
 
 def test_template_name_and_render():
-    assert template_name("repair") == f"repair.v{VERSIONS['repair']}.j2"
-    assert render("repair", problem="n: too short") == (
+    assert template_name("fix_evidence") == f"fix_evidence.v{VERSIONS['fix_evidence']}.j2"
+    rendered = render("infer_hypotheses", examples=[UserExample(text="Fog again.")], aspect_label="writing style",
+                      guidance="surface style", max_hypotheses=3)
+    assert "Focus: writing style — surface style." in rendered and "Fog again." in rendered
+
+
+def test_the_repair_turn_keeps_its_wording():
+    """Its text is in every cached repair request's key: changed wording would orphan those answers."""
+    from hyperalign.llm.client import REPAIR_MESSAGE
+
+    assert REPAIR_MESSAGE.format(problem="n: too short") == (
         "That output is not valid: n: too short. Answer again with only the JSON object, "
         "following the schema exactly, with short values."
     )

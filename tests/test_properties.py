@@ -26,6 +26,7 @@ from hyperalign.errors import InputError, StructuredOutputError
 from hyperalign.io import JsonlLog, iter_jsonl, parse_json, parse_json_object, write_atomically
 from hyperalign.llm.fake import _default_reply
 from hyperalign.pipeline.evidence import check
+from hyperalign.pipeline.facts import style_facts
 from hyperalign.profiles.model import (
     PROFILE_SCHEMA_VERSION,
     Aspect,
@@ -36,6 +37,7 @@ from hyperalign.profiles.model import (
     examples_hash,
     read_examples,
 )
+from hyperalign.usage import Usage
 
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 runner = CliRunner()
@@ -354,6 +356,8 @@ def profiles(draw: st.DrawFn) -> Profile:
                                                 value=st.floats(0.0, 1.0)))})
         if hypothesis.id not in {h.id for h in hypotheses}:
             hypotheses.append(hypothesis)
+    facts = [f.model_copy(update={"pinned": draw(st.booleans())}) for f in style_facts([e.text for e in examples])
+             ] if draw(st.booleans()) else []
     return Profile(
         user_id=draw(user_ids),
         attributes=draw(st.dictionaries(st.text(clean_char, min_size=1, max_size=80), clean_text, max_size=3)),
@@ -365,7 +369,8 @@ def profiles(draw: st.DrawFn) -> Profile:
         prompt_version="infer_hypotheses.v1",
         created_at=draw(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1),
                                      timezones=timezones)),
-        report=InferenceReport(proposed=len(hypotheses) + 1, dropped_unsupported=1, llm_calls=4),
+        facts=facts,
+        report=InferenceReport(proposed=len(hypotheses) + 1, dropped_unsupported=1, usage=Usage(llm_calls=4)),
     )
 
 

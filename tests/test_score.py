@@ -9,16 +9,15 @@ import pytest
 from conftest import single_call
 from hyperalign import HyperAlign, InferenceOptions, UserExample
 from hyperalign.errors import InputError
-from hyperalign.llm import LLMClient
+from hyperalign.llm import LLMClient, track_usage
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.selection import (
     SelectionOptions,
     score_hypotheses,
     score_value,
     select,
-    wilson_lower_bound,
 )
-from hyperalign.profiles.model import Evidence, Hypothesis, HypothesisScore
+from hyperalign.profiles.model import Evidence, Hypothesis, HypothesisScore, wilson_lower_bound
 
 TEXTS = [
     "Right then. The rota is on the shed door. No excuses, no exceptions.",
@@ -72,12 +71,13 @@ def test_wilson_lower_bound_rewards_evidence_count():
 async def test_scoring_counts_each_held_out_text_and_accumulates():
     client = LLMClient(FakeBackend(scripted({"Right then": "supports", "humour": "contradicts"})))
     hs = [hypothesis("Opens with Right then"), hypothesis("Dry humour")]
-    scored, completions = await score_hypotheses(client, hs, EXAMPLES[:3])
-    assert len(completions) == 3  # one call per text, rating all hypotheses at once
+    with track_usage() as usage:
+        scored = await score_hypotheses(client, hs, EXAMPLES[:3])
+    assert usage.calls == 3  # one call per text, rating all hypotheses at once
     assert (scored[0].score.supports, scored[0].score.tested) == (3, 3)
     assert (scored[1].score.contradicts, scored[1].score.supports) == (3, 0)
     assert scored[0].score.value == pytest.approx(wilson_lower_bound(3, 3))
-    again, _ = await score_hypotheses(client, scored, EXAMPLES[3:])
+    again = await score_hypotheses(client, scored, EXAMPLES[3:])
     assert again[0].score.tested == 4 and again[0].score.supports == 4
 
 

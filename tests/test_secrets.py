@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hyperalign.llm.endpoint import redact_argv, redact_text, redact_url
 from hyperalign.profiles.store import ProfileStore
+from hyperalign.redaction import redact_argv, redact_text, redact_url
 from hyperalign.service.tenants import create_key
 from openai_test_server import OpenAITestServer
 

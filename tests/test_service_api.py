@@ -48,7 +48,9 @@ def test_a_known_user_gets_their_profile_and_the_response_names_what_was_applied
     assert STYLE in sent[0]["content"] and QUOTE in sent[0]["content"]
     with service.http() as http:
         profile = http.get("/v1/users/ann/profile").json()
-    used = {h["id"] for h in profile["profile"]["hypotheses"] if h["supported"]}
+    facts = {f["id"] for f in profile["profile"]["facts"]}
+    used = {h["id"] for h in profile["profile"]["hypotheses"] if h["supported"]} | facts
+    assert facts  # the measured facts are applied too, and named by id
     assert raw.headers["x-hyperalign-strategy"] == "hyperalign"
     assert raw.headers["x-hyperalign-profile-version"] == str(profile["version"]["version"]) == "1"
     assert set(raw.headers["x-hyperalign-hypotheses"].split(",")) == used and used

@@ -135,7 +135,7 @@ def test_a_hypothesis_or_fact_the_person_deleted_is_not_inferred_again(service):
     with service.http() as http:
         profile = http.get("/v1/users/ann/profile").json()["profile"]
         inferred = next(h for h in profile["hypotheses"] if h["origin"] == "inferred")
-        fact = next(h for h in profile["hypotheses"] if h["measure"] is not None)
+        fact = profile["facts"][0]
         http.patch("/v1/users/ann/profile", json={"delete": [inferred["id"]]}).raise_for_status()
     token = review_token(service)
     with service.http(tenant="") as http:  # the fact, deleted on the review page
@@ -149,7 +149,8 @@ def test_a_hypothesis_or_fact_the_person_deleted_is_not_inferred_again(service):
     ids = {h["id"] for h in current["hypotheses"]}
     statements = {" ".join(h["statement"].lower().split()) for h in current["hypotheses"]}
     assert inferred["id"] not in ids and " ".join(inferred["statement"].lower().split()) not in statements
-    assert fact["id"] not in ids
+    assert fact["id"] not in ids | {f["id"] for f in current["facts"]}
+    assert current["facts"]  # the update measured the other facts again
     assert any(h["origin"] == "inferred" for h in current["hypotheses"])  # the update still inferred the rest
     rejected = {r["hypothesis"]["id"] for r in exported["rejected_hypotheses"]}
     assert rejected == {inferred["id"], fact["id"]}

@@ -14,18 +14,18 @@ from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline import generate as generate_module
 from hyperalign.pipeline.generate import GenerationOptions, Strategy
 from hyperalign.pipeline.steer import SteerLevel, finish, plan, prefill_text
-from hyperalign.profiles.model import Hypothesis, Measure, Profile
+from hyperalign.profiles.model import Fact, Measure, Profile
 
 EVERYTHING = Capabilities(logit_bias=True, prefill=True)
 TASK = "Write a note about the seed swap."
 
 
-def fact(metric: str, mean: float, contrast_mean: float | None, z: float | None, spread: float = 1.0) -> Hypothesis:
-    return Hypothesis(aspect="measured_style", statement=f"fact {metric}", supported=True, origin="measured",
-                      measure=Measure(metric=metric, mean=mean, spread=spread, contrast_mean=contrast_mean, z=z))
+def fact(metric: str, mean: float, contrast_mean: float | None, z: float | None, spread: float = 1.0) -> Fact:
+    return Fact(statement=f"fact {metric}",
+                measure=Measure(metric=metric, mean=mean, spread=spread, contrast_mean=contrast_mean, z=z))
 
 
-def bev(*extra: Hypothesis) -> Profile:
+def bev(*extra: Fact) -> Profile:
     facts = [
         fact("opens_with:Right then.", 1.0, 0.0, 4.0, spread=0.25),
         fact("ends_with:Bev (compost is not optional)", 1.0, 0.0, 4.0, spread=0.25),
@@ -36,7 +36,7 @@ def bev(*extra: Hypothesis) -> Profile:
         fact("sentence_words", 9.0, 21.0, -3.0, spread=3.0),  # shorter sentences than the default voice's
         fact("word_letters", 3.9, 4.6, -2.0, spread=0.2),  # no lever: stated in the prompt only
     ]
-    return Profile(user_id="bev", hypotheses=[*facts, *extra], examples_hash="0" * 16, n_examples=5,
+    return Profile(user_id="bev", facts=[*facts, *extra], examples_hash="0" * 16, n_examples=5,
                    backend="fake", model="fake-model", prompt_version="infer_hypotheses.v1")
 
 
@@ -75,8 +75,8 @@ def test_a_backend_without_the_capabilities_gets_code_levers_and_is_told_what_it
 
 def test_a_habit_of_fewer_than_half_the_texts_or_shared_with_the_default_voice_is_no_lever():
     profile = bev()
-    profile.hypotheses[0] = fact("opens_with:Right then.", 0.4, 0.0, 1.6, spread=0.25)  # 2 of 5 texts
-    profile.hypotheses[1] = fact("ends_with:Bev (compost is not optional)", 1.0, 1.0, 0.0, spread=0.25)
+    profile.facts[0] = fact("opens_with:Right then.", 0.4, 0.0, 1.6, spread=0.25)  # 2 of 5 texts
+    profile.facts[1] = fact("ends_with:Bev (compost is not optional)", 1.0, 1.0, 0.0, spread=0.25)
     steering = plan(profile, SteerLevel.LIGHT, EVERYTHING)
     assert steering.opening is None and steering.sign_off is None
 

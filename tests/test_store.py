@@ -17,9 +17,9 @@ from hyperalign.profiles.store import (
     ProfileStore,
     as_url,
     default_store_url,
-    metadata,
     versions_table,
 )
+from hyperalign.profiles.tables import metadata
 
 
 def make_profile(user_id: str = "ann", **updates) -> Profile:

@@ -16,7 +16,7 @@ from hyperalign.eval.authorship.methods import parse_methods
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.authorship.ticl import Negative, TiclItem, TiclOptions, TiclState, abuild, final_messages
 from hyperalign.eval.runs import RunFolder
-from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm import CompletionRequest, LLMClient, Usage
 from hyperalign.llm.fake import FakeBackend, _default_reply
 from hyperalign.pipeline.context import CHARS_PER_TOKEN, PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
 from hyperalign.pipeline.generate import Strategy
@@ -85,8 +85,8 @@ def test_one_epoch_is_a_trial_and_an_editor_call_per_demonstration():
         assert item.negatives == [Negative(draft=f"Trial draft for {item.example.prompt}", explanation=f"Explain {mark}")]
     assert by_mark["ZQBETA"].done and by_mark["ZQBETA"].negatives == []
     assert [i.example for i in state.items] == DEMOS  # the order of the demonstrations is kept
-    assert (state.epochs_done, state.steps_done, state.llm_calls) == (1, 0, 6)
-    assert state.prompt_tokens == sum(sum(len(m["content"].split()) for m in r.messages) for r in backend.requests)
+    assert (state.epochs_done, state.steps_done, state.usage.llm_calls) == (1, 0, 6)
+    assert state.usage.prompt_tokens == sum(sum(len(m["content"].split()) for m in r.messages) for r in backend.requests)
     assert all(r.temperature == 0.0 and r.max_tokens == 600 for r in trials(backend))
     assert all(r.max_tokens == 300 for r in editors(backend))
 
@@ -126,11 +126,11 @@ def test_a_second_epoch_skips_the_demonstrations_already_done():
     assert sorted(second_epoch) == ["Task alpha", "Task gamma"]
     by_mark = {mark_in(i.example.text): i for i in state.items}
     assert [len(by_mark[m].negatives) for m in MARKS] == [2, 0, 2] and by_mark["ZQBETA"].done
-    assert state.epochs_done == 2 and state.llm_calls == 10
+    assert state.epochs_done == 2 and state.usage.llm_calls == 10
     # Saved after every step that ran and at the end of each epoch.
     assert len(saves) == 3 + 1 + 2 + 1
     assert [s.epochs_done for s in saves] == [0, 0, 0, 1, 1, 1, 2]
-    assert [s.llm_calls for s in saves] == [2, 4, 6, 6, 8, 10, 10]
+    assert [s.usage.llm_calls for s in saves] == [2, 4, 6, 6, 8, 10, 10]
     assert saves[-1] == state
 
 
@@ -177,13 +177,13 @@ def test_resuming_a_saved_state_redoes_no_finished_step(limit):
         asyncio.run(abuild(LLMClient(KilledAfter(limit, answers)), DEMOS, options,
                            save=lambda s: saved.append(s.model_dump_json())))
     state = TiclState.model_validate_json(saved[-1]) if saved else None
-    finished = state.llm_calls if state else 0
+    finished = state.usage.llm_calls if state else 0
     assert finished == 2 * (limit // 2)  # the unfinished step's trial was lost with the kill
 
     counting = FakeBackend(answers)
     resumed = build(counting, options, state)
     assert len(counting.requests) == total - finished
-    assert resumed.items == reference.items and resumed.llm_calls == reference.llm_calls == total
+    assert resumed.items == reference.items and resumed.usage.llm_calls == reference.usage.llm_calls == total
     # The resumed run asks exactly what the reference asked after the finished steps, in the same order.
     assert [r.messages for r in counting.requests] == [r.messages for r in reference_backend.requests[finished:]]
     again = FakeBackend(answers)
@@ -197,6 +197,17 @@ def test_an_invalid_editor_answer_counts_as_inconsistent():
     gamma = next(i for i in state.items if mark_in(i.example.text) == "ZQGAMMA")
     assert not gamma.done and gamma.negatives == [Negative(draft="Trial draft for Task gamma", explanation=INVALID)]
     assert [i.done for i in state.items] == [True, True, False] and state.epochs_done == 1
+    assert state.usage.llm_calls == len(backend.requests) == 3 + 4  # the failed editor's attempts cost calls too
+
+
+def test_a_state_saved_with_its_counts_as_fields_loads_them_into_usage():
+    """States saved before `usage` kept the calls and tokens as three fields; a resumed build reads them on."""
+    saved = json.loads(hostile_state().model_dump_json())
+    del saved["usage"]
+    saved |= {"llm_calls": 6, "prompt_tokens": 600, "completion_tokens": 60, "steps_done": 2}
+    state = TiclState.model_validate_json(json.dumps(saved))
+    assert state.usage == Usage(llm_calls=6, prompt_tokens=600, completion_tokens=60)
+    assert state.steps_done == 2 and state.items == hostile_state().items
 
 
 def test_negative_drafts_are_cut_to_draft_chars():
@@ -362,7 +373,7 @@ def test_an_evaluation_with_ticl_runs_end_to_end_and_a_rerun_makes_no_calls(tmp_
     states = {author: TiclState.model_validate_json((folder / "profiles" / "ticl" / f"{author}.ticl.json").read_text())
               for author in AUTHORS}
     for author, state in states.items():
-        assert state.epochs_done == 1 and len(state.items) == 3 and state.llm_calls == 6
+        assert state.epochs_done == 1 and len(state.items) == 3 and state.usage.llm_calls == 6
         assert all(i.example.text.startswith(author.title()) for i in state.items)  # only the author's own texts
         assert all(i.done for i in state.items) == (author == "ann")
         assert all(len(i.negatives) == (0 if author == "ann" else 1) for i in state.items)

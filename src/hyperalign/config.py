@@ -26,7 +26,7 @@ from pydantic_settings import (
 from .errors import InputError
 from .io import check_text, read_text_file
 from .llm.cache import default_cache_path
-from .llm.endpoint import redact_text, redact_url, validate_base_url
+from .redaction import redact_text, redact_url, validate_base_url
 
 DEFAULT_CONFIG_FILE = "hyperalign.toml"
 # Settings that fall back to the openai SDK's own environment variables.

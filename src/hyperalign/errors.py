@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,15 +50,53 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None
 
 
 class HyperAlignError(Exception):
-    """Base class: the message is written for the person running the command."""
+    """Every error hyperalign raises on purpose; the message is written for a person. `caller_fault` says whose it
+    is to fix: the caller's (the input as given cannot be used: fix it, do not retry as is — the service answers
+    4xx) or not (the environment, the endpoint or the model: fix the set-up or retry — the service answers 5xx).
+    The CLI turns every one into one line and exit code 2; anything else is a bug (exit 1).
+
+    The tree::
+
+        HyperAlignError
+        ├── InputError                 the caller's: a file, an example, a profile, a setting, a request
+        ├── ConflictError              the caller's: the profile changed since it was read; read it again
+        ├── TooFewHypothesesError      the caller's: with `strict`, the texts support too few hypotheses
+        ├── StoreError                 the environment's: the profile store or the cache cannot be used
+        ├── BackendUnavailableError    the environment's: the LLM endpoint or model file cannot be reached
+        └── LLMError                   the model's or endpoint's: it answered with an error
+            ├── ContextOverflowError   the caller's: the prompt does not fit the model's context
+            └── StructuredOutputError  the model's: its output stayed invalid after the repair turns
+    """
+
+    caller_fault: ClassVar[bool] = False
 
 
 class InputError(HyperAlignError):
-    """The caller's data (a file, an example, a profile, a setting) cannot be used as given."""
+    """The caller's data (a file, an example, a profile, a setting, a request) cannot be used as given."""
+
+    caller_fault = True
+
+
+class ConflictError(HyperAlignError):
+    """A stored profile changed between reading it and saving a new version of it: read it again and redo the
+    change."""
+
+    caller_fault = True
+
+
+class TooFewHypothesesError(HyperAlignError):
+    """With `strict`, fewer hypotheses survived the evidence check than the profile needs."""
+
+    caller_fault = True
+
+
+class StoreError(HyperAlignError):
+    """The profile store or the completion cache cannot be opened, read or written (not a database, read-only,
+    disk full, unreachable server)."""
 
 
 class BackendUnavailableError(HyperAlignError):
-    """The LLM backend cannot be reached or loaded (endpoint down, model file missing)."""
+    """The LLM backend cannot be reached or loaded (endpoint down, key refused, model file missing)."""
 
 
 class LLMError(HyperAlignError):
@@ -66,37 +104,25 @@ class LLMError(HyperAlignError):
 
 
 class ContextOverflowError(LLMError):
-    """A prompt does not fit into the model's context window."""
+    """A prompt does not fit into the model's context window: fewer or shorter texts."""
+
+    caller_fault = True
 
 
 class StructuredOutputError(LLMError):
     """The LLM's output did not validate against the step's schema, even after the repair turns."""
 
-    def __init__(self, step: str, detail: str, output: str, repairs: int = 1, completions: list[Any] | None = None):
+    def __init__(self, step: str, detail: str, output: str, repairs: int = 1):
         snippet = output.strip().replace("\n", " ")
         if len(snippet) > 160:
             snippet = snippet[:160] + "…"
         attempts = f"{repairs} repair attempt{'s' if repairs != 1 else ''}"
         super().__init__(
             f"step '{step}': the model's output is not valid after {attempts} ({detail}). "
-            f"Output began: {snippet!r}. A stronger model (--backend openai, or --model PATH.gguf) usually fixes this."
+            f"Output began: {snippet!r}. A stronger model (the backend and model settings) usually fixes this."
         )
         self.step = step
         self.output = output
-        self.completions = completions or []  # what the failed attempts cost
-
-
-class TooFewHypothesesError(HyperAlignError):
-    """With `strict`, fewer hypotheses survived the evidence check than the profile needs."""
-
-
-class ConflictError(HyperAlignError):
-    """A stored profile changed between reading it and saving a new version of it."""
-
-
-class StoreError(InputError):
-    """The profile store or the completion cache cannot be opened, read or written (not a database, read-only,
-    disk full, unreachable server)."""
 
 
 Choice = TypeVar("Choice", bound=Enum)

@@ -16,6 +16,7 @@ from ..io import JsonlLog
 from ..pipeline.generate import Strategy
 from ..pipeline.generic import GENERIC_SHARE, MIN_POPULATION, count_keys, marked
 from ..profiles.model import Profile, examples_hash
+from ..usage import Usage
 from .engines import Engine
 from .records import BadLine, RequestRecord, UserRecord
 from .targets import Profiles
@@ -29,16 +30,10 @@ class BatchSummary:
     skipped: int = 0  # already finished by an earlier run
     bad_lines: list[BadLine] = field(default_factory=list)
     failures: list[Done] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_calls: int = 0
-    cache_hits: int = 0
+    usage: Usage = field(default_factory=Usage)
 
     def add(self, done: Done) -> None:
-        self.prompt_tokens += done.prompt_tokens
-        self.completion_tokens += done.completion_tokens
-        self.llm_calls += done.llm_calls
-        self.cache_hits += done.cache_hits
+        self.usage.add(done.usage)
         if done.ok:
             self.done += 1
         else:
@@ -82,7 +77,7 @@ def mark_generic_in(target: Profiles, user_ids: Iterable[str], *, threshold: flo
         hypotheses = marked(profile.hypotheses, counts, population, threshold=threshold,
                             min_population=min_population)
         generic += sum(h.generic for h in hypotheses)
-        total += sum(h.measure is None for h in hypotheses)
+        total += len(hypotheses)
         if hypotheses != profile.hypotheses:
             target.write(profile.model_copy(update={"hypotheses": hypotheses}))
     return population, generic, total

@@ -3,7 +3,6 @@ runs in this process (local engine) and inside Ray workers, so both engines give
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
@@ -14,6 +13,7 @@ from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import GenerationOptions, Strategy, agenerate
 from ..pipeline.infer import InferenceOptions
 from ..profiles.model import Profile, UserExample
+from ..usage import Usage
 
 
 class BatchOptions(BaseModel):
@@ -44,10 +44,7 @@ class Done(BaseModel):
     user_id: str
     result: dict[str, Any] | None = None
     error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_calls: int = 0
-    cache_hits: int = 0
+    usage: Usage = Field(default_factory=Usage)
 
     @property
     def ok(self) -> bool:
@@ -61,22 +58,14 @@ async def perform(ha: HyperAlign, work: Work, options: BatchOptions) -> Done:
             inference = options.inference
             if options.population is not None:
                 others = options.population.without([e.text for e in work.examples])
-                inference = replace(inference, reference=others)
+                inference = inference.model_copy(update={"reference": others})
             profile = await ha.ainfer_profile(work.user_id, work.examples, work.attributes or None, inference)
-            report = profile.report
-            return done.model_copy(update={
-                "result": profile.model_dump(mode="json"), "prompt_tokens": report.prompt_tokens,
-                "completion_tokens": report.completion_tokens, "llm_calls": report.llm_calls,
-                "cache_hits": report.cache_hits})
+            return done.model_copy(update={"result": profile.model_dump(mode="json"), "usage": profile.report.usage})
         assert work.task is not None
         profile_model = Profile.from_document(work.profile, f"the profile of {work.user_id!r}") if work.profile else None
         generation = await agenerate(ha.client, work.task, work.strategy, profile=profile_model,
                                      examples=work.examples or None, options=options.generation)
-        return done.model_copy(update={
-            "result": generation.model_dump(mode="json"), "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-            "llm_calls": 0 if generation.cached else generation.llm_calls,
-            "cache_hits": generation.llm_calls if generation.cached else 0})
+        return done.model_copy(update={"result": generation.model_dump(mode="json"), "usage": generation.usage})
     except HyperAlignError as exc:
         return done.model_copy(update={"error": " ".join(str(exc).split())[:500]})
 

@@ -71,7 +71,7 @@ async def _drive(results: AsyncIterator[Done], total: int, summary: BatchSummary
         async for done in results:
             summary.add(done)
             elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = f"{(summary.done + summary.failed) / elapsed:.1f}/s · {summary.prompt_tokens + summary.completion_tokens:,} tok"
+            rate = f"{(summary.done + summary.failed) / elapsed:.1f}/s · {summary.usage.prompt_tokens + summary.usage.completion_tokens:,} tok"
             progress.update(bar, advance=1, rate=rate)
     return time.perf_counter() - started
 
@@ -85,9 +85,8 @@ def _report(summary: BatchSummary, seconds: float, what: str) -> None:
         say_warning(f"… and {len(summary.failures) - 20} more failures")
     finished = summary.done + summary.failed
     say(f"{what}: {summary.done} done, {summary.failed} failed, {summary.skipped} already done, "
-        f"{len(summary.bad_lines)} bad lines · {finished / max(seconds, 1e-9):.1f} per second · LLM calls: "
-        f"{summary.llm_calls} (cache hits: {summary.cache_hits}) · tokens: {summary.prompt_tokens:,} prompt + "
-        f"{summary.completion_tokens:,} completion", style="")
+        f"{len(summary.bad_lines)} bad lines · {finished / max(seconds, 1e-9):.1f} per second · "
+        f"{summary.usage.summary()}", style="")
 
 
 def batch_infer(

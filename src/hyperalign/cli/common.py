@@ -22,6 +22,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -41,7 +42,7 @@ from typer.exceptions import TyperException
 from ..api import HyperAlign
 from ..config import Settings, load_settings
 from ..errors import HyperAlignError
-from ..llm.endpoint import redact_argv, redact_text
+from ..redaction import redact_argv, redact_text
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -193,6 +194,12 @@ app = typer.Typer(
 LLM = "LLM options (also accepted before the command)"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        echo(f"hyperalign {package_version('hyperalign')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -207,7 +214,10 @@ def options(
     max_repairs: Annotated[Optional[int], typer.Option(min=0, max=10, rich_help_panel=LLM, help="Repair turns after an invalid structured output (default 1).")] = None,
     timeout: Annotated[Optional[float], typer.Option(min=0.001, max=3600, rich_help_panel=LLM, help="Seconds per request to an endpoint before it is retried (default 120).")] = None,
     tokens_per_minute: Annotated[Optional[int], typer.Option(min=1, rich_help_panel=LLM, help="Budget of tokens per minute (a provider's TPM limit): calls wait instead of drawing 429s.")] = None,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print hyperalign's version and exit.")] = False,
 ) -> None:
+    """Options shared by every command (also accepted after the command's name)."""
     ctx.obj = dict(
         backend=backend,
         model=model,
@@ -229,7 +239,8 @@ _settings: ContextVar[dict[str, Any]] = ContextVar("hyperalign_cli_settings")
 def cli_command(function: Callable[..., Any], group: typer.Typer | None = None,
                 name: str | None = None) -> Callable[..., Any]:
     """Register a command that also takes the LLM options (before or after the command name)."""
-    shared = [p for p in inspect.signature(options, eval_str=True).parameters.values() if p.name != "ctx"]
+    shared = [p for p in inspect.signature(options, eval_str=True).parameters.values()
+              if p.name not in ("ctx", "version")]  # `--version` belongs to `hyperalign` alone
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

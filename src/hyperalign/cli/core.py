@@ -126,9 +126,9 @@ def infer(
     if chosen == "contrastive" and selection is not None:
         raise InputError("--select and --budget belong to --method paper; the contrastive method verifies "
                          "hypotheses by telling the person from the default voice")
-    options = InferenceOptions(method=chosen, max_per_aspect=max_per_aspect,  # type: ignore[arg-type]
+    options = InferenceOptions(method=chosen, max_per_aspect=max_per_aspect,
                                keep_unsupported=keep_unsupported, selection=selection,
-                               proposal=proposal, reask=reask, style_facts=facts,  # type: ignore[arg-type]
+                               proposal=proposal, reask=reask, style_facts=facts,
                                min_hypotheses=min_hypotheses, strict=strict, genre_task=genre_task,
                                min_fact_z=min_fact_z, reference=reference_stats(reference) if reference else None)
     profile = infer_with_status(ha, user, examples, attributes, options)
@@ -191,11 +191,11 @@ class OpeningChoice(StrEnum):
 
 
 def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | None,
-                        examples: list[UserExample] | None, max_tokens: int) -> str:
+                        examples: list[UserExample] | None, options: GenerationOptions) -> str:
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
-    parts = [strategy.value, ha.client.backend.name, ha.client.model, str(max_tokens), str(ha.generation.best_of),
-             ha.generation.steer.value, ha.generation.opening, str(ha.generation.example_texts),
+    parts = [strategy.value, ha.client.backend.name, ha.client.model, str(options.max_tokens), str(options.best_of),
+             options.steer.value, options.opening, str(options.example_texts),
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -238,22 +238,21 @@ def generate(
         say_warning("these examples are not the ones the profile was inferred from.")
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens, "best_of": best_of,
-                                                     "check_hypotheses": check_hypotheses, "steer": steer,
-                                                     "opening": opening.value, "example_texts": example_texts})
+    options = GenerationOptions(max_tokens=max_tokens, best_of=best_of, check_hypotheses=check_hypotheses, steer=steer,
+                                opening=opening.value, example_texts=example_texts)
     if task is not None:
-        generation = ha.generate(profile, task, strategy, examples)
+        generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)
         if generation.levers:
             say(f"Steering ({generation.steer.value}): " + " · ".join(str(lever) for lever in generation.levers))
         if generation.adherence is not None:
             say(f"Best of {best_of}: adherence {generation.adherence:.2f} (candidates: "
-                f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.llm_calls} LLM calls).")
+                f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.usage.calls} LLM calls).")
         report_usage(ha)
         return
     assert output is not None
     log = JsonlLog(output)
-    identity = generation_identity(ha, strategy, profile, examples, max_tokens)
+    identity = generation_identity(ha, strategy, profile, examples, options)
     done = finished_keys(log, identity)
     todo = [(i, t) for i, t in todo_all if i not in done]
     if done:
@@ -268,7 +267,7 @@ def generate(
             log.append(row)
             progress.advance(bar)
 
-        ha.generate_many(profile, [t for _, t in todo], strategy, examples, on_done=save)
+        ha.generate_many(profile, [t for _, t in todo], strategy, examples, on_done=save, options=options)
     say(f"Wrote {len(todo)} outputs to {output}.", style="")
     report_usage(ha)
 

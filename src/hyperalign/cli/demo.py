@@ -53,15 +53,15 @@ def demo(
     with resources.as_file(source) as path:
         examples = read_examples(path)
     ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens, "steer": SteerLevel.OFF})
+    unsteered = GenerationOptions(max_tokens=max_tokens, steer=SteerLevel.OFF)
     say(f"Backend: {ha.client.backend.name} · model: {ha.client.model} · {len(examples)} example texts by 'bev'")
     profile = infer_with_status(ha, "bev", examples, {}, InferenceOptions())
     print_markdown(profile.to_markdown(), plain=False)
     with err.status("Writing the task zero-shot, with the profile, and with the profile steered…"):
-        zero_shot = ha.generate(None, task, Strategy.ZERO_SHOT).text
-        prompt_only = ha.generate(profile, task, Strategy.HYPERALIGN).text
-        ha.generation = ha.generation.model_copy(update={"steer": steer, "best_of": best_of, "opening": opening.value})
-        steered = ha.generate(profile, task, Strategy.HYPERALIGN)
+        zero_shot = ha.generate(None, task, Strategy.ZERO_SHOT, options=unsteered).text
+        prompt_only = ha.generate(profile, task, Strategy.HYPERALIGN, options=unsteered).text
+        steered = ha.generate(profile, task, Strategy.HYPERALIGN, options=unsteered.model_copy(
+            update={"steer": steer, "best_of": best_of, "opening": opening.value}))
     table = Table(title=Text(terminal_safe(f"Task: {task}")), show_lines=True, expand=True)
     reranked = f", best of {best_of}" if best_of > 1 else ""
     columns = [("zero-shot (task only)", zero_shot), ("hyperalign, profile in the prompt only", prompt_only),

@@ -98,7 +98,6 @@ def _setup(
     from ..eval.authorship.run import AuthorshipConfig
 
     ha = client()
-    ha.generation = ha.generation.model_copy(update={"max_tokens": max_tokens})
     judge_ha = judge_client(ha, judge_backend, judge_model, judge_base_url)
     config = AuthorshipConfig(
         methods=comma_list(methods), max_tokens=max_tokens,

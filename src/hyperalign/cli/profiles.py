@@ -6,15 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 
 from ..errors import HyperAlignError, InputError
 from ..io import check_name, rescue
 from ..pipeline.infer import InferenceOptions
-from ..profiles.edit import Edits, diff_profiles, edit_in_editor, edit_profile
+from ..pipeline.update import UpdateOptions
+from ..profiles.diff import diff_profiles
+from ..profiles.edit import Edits, edit_profile, edits_from_yaml, to_yaml
 from ..profiles.model import Profile, read_examples
 from ..profiles.store import Action, ProfileStore, VersionInfo, default_author
-from ..profiles.update import AUTOMATED_AUTHOR, UpdateOptions
+from ..profiles.update import AUTOMATED_AUTHOR
 from .common import (
     app,
     cli_command,
@@ -134,10 +137,28 @@ def edit(
     edits = Edits.from_flags(pin, unpin, delete, set_statement, add, attribute)
     who = author_or(author, default_author())
     if edits.is_empty():
-        info = edit_in_editor(opened, user_id, author=who, message=message)
+        info = _edit_in_editor(opened, user_id, author=who, message=message)
     else:
         info = edit_profile(opened, user_id, edits, author=who, message=message)
     _saved(info, user_id)
+
+
+def _edit_in_editor(store: ProfileStore, user_id: str, *, author: str, message: str | None) -> VersionInfo | None:
+    """The YAML view in the person's editor ($VISUAL, else $EDITOR: click's round trip); None when closed without
+    saving. An edit that cannot be applied is kept in a file named in the error, never lost."""
+    current = store.get(user_id)
+    try:
+        text = click.edit(to_yaml(current.profile, current.version), extension=".yaml", require_save=True)
+    except click.ClickException as exc:
+        raise InputError(f"the editor could not be used ({exc.format_message()}); set EDITOR, or edit with the "
+                         "flags (--pin, --set, …); the profile is unchanged") from None
+    if text is None:
+        return None
+    try:
+        return edit_profile(store, user_id, edits_from_yaml(text, current.profile), author=author, message=message)
+    except HyperAlignError as exc:  # not applied (a bad edit, a store that failed): the person's edit is kept
+        kept = rescue(text, Path(f"{user_id}.yaml"))
+        raise InputError(f"{exc} — your edit is kept in {kept}" if kept else str(exc)) from None
 
 
 @command("update")

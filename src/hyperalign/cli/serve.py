@@ -12,8 +12,8 @@ import typer
 
 from ..errors import InputError
 from ..io import check_name
-from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
+from ..redaction import redact_url, validate_base_url
 from .common import app, cli_command, echo, say, settings
 from .profiles import Store
 

@@ -165,7 +165,7 @@ def make_split(
 ) -> Split:
     """Seeded and deterministic: the same corpus and arguments give the same split on any machine."""
     if shots < 1 or prompts_per_author < 1 or authors < 2:
-        raise InputError("need --shots >= 1, --prompts-per-author >= 1 and --authors >= 2 (attribution is closed-set)")
+        raise InputError("need shots >= 1, prompts per author >= 1 and authors >= 2 (attribution is closed-set)")
     by_author: dict[str, list[Document]] = defaultdict(list)
     for document in documents:
         by_author[document.author].append(document)

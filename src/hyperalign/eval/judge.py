@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, describe_validation_error
 from ..io import read_text_file
-from ..llm import Completion, LLMClient
+from ..llm import LLMClient
 from ..llm.labels import read_labels
 from ..plugins import JUDGES, judge_folder, plugins
 from ..prompts import environment, messages_from
@@ -109,26 +109,25 @@ class Judge:
         return self.label_template is not None and client.backend.capabilities.logprobs
 
     async def label_distribution(self, client: LLMClient, messages: list[dict[str, str]]
-                                 ) -> tuple[tuple[dict[str, float], float] | None, Completion]:
+                                 ) -> tuple[dict[str, float], float] | None:
         """One output token with its top log-probabilities: (label probabilities, label mass), or None where the
         answer carried none or too little fell on the labels."""
         return await read_labels(client, messages, self.config.labels)
 
     async def judge_pair(self, client: LLMClient, references: list[str], a: str, b: str) -> dict[str, Any]:
-        """One ordered pair: {"first": True when A wins, "p_first", "label_mass", "verdict", "reason",
-        "completions"}. The probability of A where the backend gives log-probabilities, else the text verdict."""
+        """One ordered pair: {"first": True when A wins, "p_first", "label_mass", "verdict", "reason"}. The
+        probability of A where the backend gives log-probabilities, else the text verdict."""
         if self.reads_probabilities(client):
-            read, completion = await self.label_distribution(client, self.messages(references, a, b, label_only=True))
+            read = await self.label_distribution(client, self.messages(references, a, b, label_only=True))
             if read is not None:
                 probabilities, mass = read
                 p_first = probabilities[self.config.labels[0]]
                 return {"first": p_first > 0.5, "p_first": round(p_first, 6), "label_mass": round(mass, 4),
-                        "verdict": "probability", "reason": "", "completions": [completion]}
-        verdict, completions = await self.compare(client, references, a, b)
-        return {"first": verdict.closer == "A", "p_first": None, "verdict": "text", "reason": verdict.reason,
-                "completions": completions}
+                        "verdict": "probability", "reason": ""}
+        verdict = await self.compare(client, references, a, b)
+        return {"first": verdict.closer == "A", "p_first": None, "verdict": "text", "reason": verdict.reason}
 
-    async def compare(self, client: LLMClient, references: list[str], a: str, b: str) -> tuple[Verdict, list[Completion]]:
+    async def compare(self, client: LLMClient, references: list[str], a: str, b: str) -> Verdict:
         return await client.acomplete_structured(
             self.messages(references, a, b), Verdict, step=f"judge[{self.name}]", max_tokens=self.config.max_tokens
         )
@@ -143,15 +142,14 @@ class Judge:
         assert self.label_template is not None
         limit = self.config.candidate_chars
         messages = messages_from(self.label_template, **{k: (v[:limit] or "(empty)") for k, v in context.items()})
-        read, completion = await read_labels(client, messages, self.config.labels)
+        read = await read_labels(client, messages, self.config.labels)
         if read is None:
             return None
         probabilities, mass = read
         return {"value": round(expected_value(probabilities, dict(zip(self.config.labels, values, strict=True))), 4),
-                "probabilities": {k: round(v, 4) for k, v in probabilities.items()}, "label_mass": round(mass, 4),
-                "completions": [completion]}
+                "probabilities": {k: round(v, 4) for k, v in probabilities.items()}, "label_mass": round(mass, 4)}
 
-    async def rate(self, client: LLMClient, schema: type[M], **context: str) -> tuple[M, list[Completion]]:
+    async def rate(self, client: LLMClient, schema: type[M], **context: str) -> M:
         """An absolute judgment (e.g. harmful yes/no, helpfulness 1-10) with the judge's own template."""
         limit = self.config.candidate_chars
         messages = messages_from(self.template, **{k: (v[:limit] or "(empty)") for k, v in context.items()})

@@ -55,12 +55,12 @@ class RunFolder:
         if target.exists() and started:
             saved = self.read_json("config.json")
             if not isinstance(saved, dict):
-                raise InputError(f"{target}: not a run configuration; use a new --out folder")
+                raise InputError(f"{target}: not a run configuration; use a new run folder")
             changed = [k for k in identity if saved.get(k) != current.get(k)]
             if changed:
                 details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
                 raise InputError(
-                    f"{self.path} holds a run with another configuration ({details}); use a new --out folder"
+                    f"{self.path} holds a run with another configuration ({details}); use a new run folder"
                 )
         self.write_json("config.json", current)
 

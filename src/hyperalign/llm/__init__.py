@@ -1,5 +1,6 @@
 """The LLM layer: one backend protocol, a registry of backends, a completion cache, and the client."""
 
+from ..usage import Usage, track_usage
 from .base import (
     Capabilities,
     Completion,
@@ -8,11 +9,9 @@ from .base import (
     Message,
     TextBias,
     TokenLogprobs,
-    Usage,
-    backend_seconds,
 )
 from .cache import CompletionCache, default_cache_path
-from .client import LLMClient, RunStats, unbiased_identity
+from .client import LLMClient, unbiased_identity
 from .registry import backend_names, create_backend, register_backend
 
 __all__ = [
@@ -23,14 +22,13 @@ __all__ = [
     "LLMBackend",
     "LLMClient",
     "Message",
-    "RunStats",
     "TextBias",
     "TokenLogprobs",
     "Usage",
     "backend_names",
-    "backend_seconds",
     "create_backend",
     "default_cache_path",
     "register_backend",
+    "track_usage",
     "unbiased_identity",
 ]

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..usage import Usage
 from .loop import run_sync
 
 Message = dict[str, str]
@@ -69,15 +70,10 @@ class TokenLogprobs(BaseModel):
     top: dict[str, float] = Field(default_factory=dict)
 
 
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
 class Completion(BaseModel):
     text: str
     finish_reason: str = "stop"
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = Field(default_factory=Usage, description="this call's tokens (its calls: `Usage.of(completion)`)")
     model: str = ""
     cached: bool = False
     # Time the backend spent on this call, without the wait for a free slot (so concurrent jobs are not charged
@@ -92,12 +88,6 @@ class Completion(BaseModel):
         # An endpoint can send "\ud800" or "\u0000" in its JSON; such text could not be cached, logged or read
         # back from a file, and the finished completion would be lost. U+FFFD marks the spot.
         return _UNSTORABLE.sub("\ufffd", value)
-
-
-def backend_seconds(completions: list[Completion]) -> float | None:
-    """The backend time of a job's calls; None when every one came from the cache (nothing was measured)."""
-    measured = [c.seconds for c in completions if c.seconds is not None]
-    return round(sum(measured), 3) if measured else None
 
 
 class LLMBackend(ABC):

@@ -15,7 +15,7 @@ concurrency, retries and thread count (they change how fast an answer comes, not
 
 A cache that cannot be opened (not a database, a directory, unreadable) is refused before any LLM call. A write
 that fails later (disk full, read-only) is logged and skipped: the finished completion is returned all the same,
-never thrown away. The schema evolves through named migrations, applied in order and recorded in `_migrations`."""
+never thrown away. The schema evolves through alembic's migrations (cache_migrations/), applied when it opens."""
 
 from __future__ import annotations
 
@@ -25,37 +25,25 @@ import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
 from .base import Completion, CompletionRequest, TokenLogprobs, Usage
 
 log = logging.getLogger(__name__)
+VERSION_TABLE = "completion_cache_version"
 
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "m001_completions",
-        """
-        CREATE TABLE completions (
-            key TEXT PRIMARY KEY,
-            backend TEXT NOT NULL,
-            model TEXT NOT NULL,
-            request TEXT NOT NULL,
-            response TEXT NOT NULL,
-            finish_reason TEXT NOT NULL,
-            prompt_tokens INTEGER NOT NULL,
-            completion_tokens INTEGER NOT NULL,
-            created_at TEXT NOT NULL
-        )
-        """,
-    ),
-    ("m002_completions_created_at_index", "CREATE INDEX completions_created_at ON completions (created_at)"),
-    # The output tokens' top log-probabilities (JSON), for requests that asked: the label-probability judges read
-    # them, so a cached answer without them would be no answer.
-    ("m003_completions_logprobs", "ALTER TABLE completions ADD COLUMN logprobs TEXT"),
-]
+# A cache made before alembic recorded its migrations by these names in its own table `_migrations`.
+_LEGACY_REVISIONS = {"m001_completions": "0001_completions", "m002_completions_created_at_index": "0002_created_at_index",
+                     "m003_completions_logprobs": "0003_logprobs"}
 _LOGPROBS = TypeAdapter(list[TokenLogprobs])
 
 
@@ -81,38 +69,78 @@ class CompletionCache:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise self._refuse(str(exc)) from None
-
-    def _refuse(self, reason: str) -> StoreError:
-        return StoreError(
-            f"cannot use the completion cache {self.path}: {reason}; pass --cache OTHER.sqlite3 or --no-cache")
-
-    def _migrate(self) -> None:
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-            done = {row[0] for row in self._db.execute("SELECT name FROM _migrations")}
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    # Another process may have applied it between our read and our lock.
-                    if not self._db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
-                        self._db.execute(sql)
-                        self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, _now()))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
             if "response" not in columns:
                 raise sqlite3.DatabaseError("it holds a table 'completions' that is not hyperalign's")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise self._refuse(str(exc)) from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _refuse(self, reason: str) -> StoreError:
+        return StoreError(
+            f"cannot use the completion cache {self.path}: {reason}; use another cache file or none (the cache "
+            "and no_cache settings)")
+
+    def _alembic(self, connection: Connection | None = None) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("hyperalign.llm") / "cache_migrations"))
+        config.set_main_option("path_separator", "os")
+        config.attributes["connection"] = connection
+        return config
+
+    def _migrate(self) -> None:
+        """Alembic, in one transaction that holds SQLite's write lock (a second process opening a new cache waits,
+        then finds it migrated); a cache from before alembic is first stamped at the revision its record names."""
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
+        heads = tuple(ScriptDirectory.from_config(self._alembic()).get_heads())
+        if tuple(self.applied_migrations()[-1:]) == heads:
+            return
+        engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool, connect_args={"timeout": 10})
+        event.listen(engine, "connect", lambda dbapi, _: setattr(dbapi, "isolation_level", None))
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+        try:
+            with engine.begin() as connection:
+                config = self._alembic(connection)
+                if not _current_heads(connection):
+                    tables = set(inspect(connection).get_table_names())
+                    if "_migrations" in tables:
+                        done = {row[0] for row in connection.exec_driver_sql("SELECT name FROM _migrations")}
+                        legacy = [revision for name, revision in _LEGACY_REVISIONS.items() if name in done]
+                        if legacy:
+                            command.stamp(config, legacy[-1])
+                    elif "completions" in tables:
+                        raise sqlite3.DatabaseError("it holds a table 'completions' that is not hyperalign's")
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:
+            raise sqlite3.DatabaseError(" ".join(str(exc).split())[:200]) from None
+        finally:
+            engine.dispose()
 
     def applied_migrations(self) -> list[str]:
+        """The revisions this cache's schema has been through, oldest first."""
+        from alembic.script import ScriptDirectory
+
         with self._lock:
-            return [row[0] for row in self._db.execute("SELECT name FROM _migrations ORDER BY name")]
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            current = ([row[0] for row in self._db.execute(f"SELECT version_num FROM {VERSION_TABLE}")]
+                       if VERSION_TABLE in tables else [])
+        if not current:
+            return []
+        from alembic.script.revision import RevisionError
+
+        script = ScriptDirectory.from_config(self._alembic())
+        try:
+            return [r.revision for r in reversed(list(script.iterate_revisions(current[0], "base")))]
+        except RevisionError:
+            raise self._refuse(f"its schema is at revision {current[0]}, which this version of hyperalign does not "
+                               "know (it was written by a newer one)") from None
 
     def get(self, key: str) -> Completion | None:
         try:
@@ -177,6 +205,12 @@ class CompletionCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads())
 
 
 def _now() -> str:

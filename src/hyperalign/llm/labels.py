@@ -52,8 +52,7 @@ def logit(probability: float) -> float:
 
 
 async def read_labels(client: LLMClient, messages: list[Message], labels: Sequence[str]
-                      ) -> tuple[tuple[dict[str, float], float] | None, Completion]:
-    """One output token with its top log-probabilities, read as the labels' distribution (see label_probabilities);
-    the completion for usage accounting."""
+                      ) -> tuple[dict[str, float], float] | None:
+    """One output token with its top log-probabilities, read as the labels' distribution (see label_probabilities)."""
     completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=1, top_logprobs=20))
-    return label_probabilities(completion, labels), completion
+    return label_probabilities(completion, labels)

@@ -39,7 +39,14 @@ class _LoopThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+                return
+            except BaseException:
+                # A KeyboardInterrupt or SystemExit raised inside a task leaves run_forever after the task has taken
+                # it (its caller is told); the loop goes on serving everyone else.
+                continue
 
 
 _current: _LoopThread | None = None

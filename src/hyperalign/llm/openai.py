@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
+from ..redaction import redact_url, validate_base_url
 from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, parse_logprobs
-from .endpoint import redact_url, validate_base_url
 from .loop import on_llm_loop
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.

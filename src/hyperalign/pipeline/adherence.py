@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from ..llm import Completion, LLMClient
-from ..profiles.model import Hypothesis, UserExample
+from ..llm import LLMClient
+from ..profiles.model import Fact, Hypothesis, UserExample
 from .facts import Text, measure
 from .selection import rate_on_text
 
@@ -43,13 +43,11 @@ class Adherence(BaseModel):
     hypotheses_score: float | None = None
 
 
-def check_facts(text: str, facts: Sequence[Hypothesis]) -> list[FactCheck]:
+def check_facts(text: str, facts: Sequence[Fact]) -> list[FactCheck]:
     parsed = Text.of(text)
     checks = []
     for fact in facts:
         m = fact.measure
-        if m is None:
-            continue
         value = measure(m.metric, parsed)
         if value is None:
             continue
@@ -71,20 +69,19 @@ def facts_adherence(checks: Sequence[FactCheck]) -> float | None:
 
 
 async def aadherence(
-    text: str, facts: Sequence[Hypothesis], hypotheses: Sequence[Hypothesis] = (), *,
+    text: str, facts: Sequence[Fact], hypotheses: Sequence[Hypothesis] = (), *,
     client: LLMClient | None = None,
-) -> tuple[Adherence, list[Completion]]:
+) -> Adherence:
     """The candidate's adherence; the LLM hypotheses check runs only when `client` and `hypotheses` are given."""
     checks = check_facts(text, facts)
     facts_score = facts_adherence(checks)
     hypotheses_score: float | None = None
-    completions: list[Completion] = []
     if client is not None and hypotheses:
-        verdicts, completions = await rate_on_text(client, list(hypotheses), UserExample(text=text or "(empty)"),
+        verdicts = await rate_on_text(client, list(hypotheses), UserExample(text=text or "(empty)"),
                                                    step="adherence")
         decided = [v for v in verdicts if v != "neutral"]
         hypotheses_score = sum(v == "supports" for v in decided) / len(decided) if decided else 0.5
     parts = [s for s in (facts_score, hypotheses_score) if s is not None]
     score = sum(parts) / len(parts) if parts else 0.0
     return Adherence(score=round(score, 4), facts=checks, facts_score=facts_score,
-                     hypotheses_score=hypotheses_score), completions
+                     hypotheses_score=hypotheses_score)

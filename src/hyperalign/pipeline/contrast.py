@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import sqrt
 
-from ..llm import LLMClient
+from ..llm import LLMClient, track_usage
 from ..profiles.model import Contrast, ContrastText, UserExample
 from .facts import METRICS, Text, content_words, measure
 from .generate import GenerationOptions, Strategy, agenerate
@@ -59,19 +59,14 @@ async def default_voice(
     """The backbone's zero-shot answers to the person's tasks, one per example, with their cost."""
     started = time.perf_counter()
     tasks = [task_for(e, genre_task) for e in examples]
-    generations = await asyncio.gather(*(
-        agenerate(client, task, Strategy.ZERO_SHOT,
-                  options=GenerationOptions(max_tokens=contrast_max_tokens(e, max_tokens), seed=seed))
-        for task, e in zip(tasks, examples, strict=True)))
+    with track_usage() as usage:
+        generations = await asyncio.gather(*(
+            agenerate(client, task, Strategy.ZERO_SHOT,
+                      options=GenerationOptions(max_tokens=contrast_max_tokens(e, max_tokens), seed=seed))
+            for task, e in zip(tasks, examples, strict=True)))
     texts = [ContrastText(prompt=task, text=g.text, example_index=i)
              for i, (task, g) in enumerate(zip(tasks, generations, strict=True)) if g.text.strip()]
-    return Contrast(
-        model=client.model, texts=texts,
-        llm_calls=sum(not g.cached for g in generations),
-        prompt_tokens=sum(g.prompt_tokens for g in generations),
-        completion_tokens=sum(g.completion_tokens for g in generations),
-        seconds=round(time.perf_counter() - started, 2),
-    )
+    return Contrast(model=client.model, texts=texts, usage=usage, seconds=round(time.perf_counter() - started, 2))
 
 
 @dataclass

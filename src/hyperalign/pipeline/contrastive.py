@@ -18,7 +18,7 @@ import asyncio
 from ..llm import LLMClient
 from ..profiles.model import (
     Contrast,
-    Hypothesis,
+    Fact,
     InferenceReport,
     Profile,
     UserExample,
@@ -28,7 +28,7 @@ from ..prompts import version_tag
 from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
-from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
+from .drafts import check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .options import InferenceOptions
 from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
 from .verify import discriminate
@@ -56,8 +56,7 @@ async def ainfer_contrastive(
     if options.reference is not None:
         contrast = contrast.model_copy(update={"reference": options.reference.name,
                                                "reference_texts": options.reference.texts})
-    report = InferenceReport(method="contrastive", llm_calls=contrast.llm_calls,
-                             prompt_tokens=contrast.prompt_tokens, completion_tokens=contrast.completion_tokens)
+    report = InferenceReport(method="contrastive")
     single = proposal_kind(client, options) == "single"
     budget = proposal_budget(client, options, single)
     pairs, shown, truncated = _pairs(examples, contrast, client.backend.context_tokens, budget, token_counter(client))
@@ -67,36 +66,31 @@ async def ainfer_contrastive(
     drafted_attributes: AttributesDraft | None = None
     drafts: dict[str, list[HypothesisDraft]] = {}
     if single:
-        drafts, drafted_attributes, completions = await propose_differences(
+        drafts, drafted_attributes = await propose_differences(
             client, pairs, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
             attributes=options.infer_attributes, max_tokens=budget)
-        merge_usage(report, completions)
     else:
         per_aspect = [propose_differences(client, pairs, {aspect: guidance}, menu=menu,
                                           max_per_aspect=options.max_per_aspect, attributes=False,
                                           max_tokens=budget)
                       for aspect, guidance in options.aspects.items()]
-        results = await asyncio.gather(*per_aspect)
-        for found, _, completions in results:
+        for found, _ in await asyncio.gather(*per_aspect):
             drafts.update(found)
-            merge_usage(report, completions)
         if options.infer_attributes:
-            drafted_attributes, completions = await propose_attributes(client, shown)
-            merge_usage(report, completions)
+            drafted_attributes = await propose_attributes(client, shown)
 
     candidates = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
     supported = [h for h in candidates if h.supported]
-    kept, failed, stats, completions = await discriminate(
+    kept, failed, stats = await discriminate(
         client, supported, examples, contrast, max_pairs=options.verify_pairs, z=options.verify_z,
         min_score=options.min_discrimination)
-    merge_usage(report, completions)
     report.verification = stats
     # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote
     # found) are kept, flagged, only with keep_unsupported, as in the paper's method.
     hypotheses = kept + ([h for h in candidates if not h.supported] if options.keep_unsupported else [])
     check_enough(hypotheses, report, options, user_id, why="tell the person's texts from the default voice's")
 
-    facts: list[Hypothesis] = []
+    facts: list[Fact] = []
     measured = 0
     if options.style_facts:
         facts, measured = distinctive_facts([e.text for e in examples], [c.text for c in contrast.texts],
@@ -110,7 +104,8 @@ async def ainfer_contrastive(
     return Profile(
         user_id=user_id,
         attributes={**inferred, **(attributes or {})},
-        hypotheses=[*hypotheses, *facts],
+        hypotheses=hypotheses,
+        facts=facts,
         examples_hash=examples_hash(examples),
         n_examples=len(examples),
         backend=client.backend.name,

@@ -9,12 +9,16 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
-from ..llm import Completion, CompletionRequest, LLMClient
+from ..llm import CompletionRequest, LLMClient, track_usage
 from ..profiles.model import ASPECT_GUIDANCE, Aspect, Profile
 from ..prompts import render, render_messages, version_tag
+from ..usage import Usage
 
 
 class DeliberationMethod(StrEnum):
+    """vanilla: answer directly; spec: reason against the safety specification; hyperalign: the specification and
+    the person's profile."""
+
     VANILLA = "vanilla"
     SPEC = "spec"
     HYPERALIGN = "hyperalign"
@@ -36,11 +40,12 @@ class Deliberated(BaseModel):
 
 
 class Deliberation(BaseModel):
+    """A deliberated answer: the reasoning (empty for vanilla) apart from the answer the user sees, and its cost."""
+
     method: DeliberationMethod
     reasoning: str
     answer: str
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage
     prompt_version: str
 
 
@@ -66,18 +71,14 @@ async def adeliberate(
     shown = profile if method is DeliberationMethod.HYPERALIGN else None
     messages = render_messages(
         "deliberate", method=method.value, request=request, spec=spec or safety_spec(), profile=shown,
-        hypotheses=shown.inferred_hypotheses if shown else [],
+        hypotheses=shown.supported_hypotheses if shown else [],
     )
     version = version_tag("deliberate", "safety_spec")
-    completions: list[Completion]
-    if method is DeliberationMethod.VANILLA:
-        completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=max_tokens))
-        reasoning, answer, completions = "", completion.text.strip(), [completion]
-    else:
-        parsed, completions = await client.acomplete_structured(messages, Deliberated, step="deliberate", max_tokens=max_tokens)
-        reasoning, answer = parsed.reasoning.strip(), parsed.answer.strip()
-    return Deliberation(
-        method=method, reasoning=reasoning, answer=answer, prompt_version=version,
-        prompt_tokens=sum(c.usage.prompt_tokens for c in completions),
-        completion_tokens=sum(c.usage.completion_tokens for c in completions),
-    )
+    with track_usage() as usage:
+        if method is DeliberationMethod.VANILLA:
+            completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=max_tokens))
+            reasoning, answer = "", completion.text.strip()
+        else:
+            parsed = await client.acomplete_structured(messages, Deliberated, step="deliberate", max_tokens=max_tokens)
+            reasoning, answer = parsed.reasoning.strip(), parsed.answer.strip()
+    return Deliberation(method=method, reasoning=reasoning, answer=answer, prompt_version=version, usage=usage)

@@ -21,10 +21,9 @@ from collections import Counter
 from collections.abc import Sequence
 from statistics import mean, pstdev
 
-from ..profiles.model import Evidence, Hypothesis, Measure
+from ..profiles.model import Evidence, Fact, Measure
 from .contrast import ReferenceStats
 from .facts import (
-    ASPECT,
     METRICS,
     RATE_FLOOR,
     SPREAD_FLOOR,
@@ -32,7 +31,6 @@ from .facts import (
     background_frequency,
     content_words,
     edge_metrics,
-    fact_id,
     measure,
     measure_of,
     quartiles,
@@ -130,25 +128,24 @@ def relative(metric: str, person: float, contrast: float) -> str:
     return f"{phrase} {typical}"
 
 
-def _fact(metric: str, person: Measure, contrast_mean: float, z: float, evidence: list[Evidence]) -> Hypothesis:
+def _fact(metric: str, person: Measure, contrast_mean: float, z: float, evidence: list[Evidence]) -> Fact:
     measured = person.model_copy(update={"contrast_mean": round(contrast_mean, 3), "z": round(z, 2)})
     base = statement_of(metric, measured) or metric
     statement = f"{base.rstrip('.')} — {relative(metric, measured.mean, contrast_mean)}."
-    return Hypothesis(id=fact_id(metric), aspect=ASPECT, statement=statement, evidence=evidence, supported=True,
-                      origin="measured", measure=measured)
+    return Fact(statement=statement, evidence=evidence, measure=measured)
 
 
 def distinctive_facts(
     texts: Sequence[str], contrast_texts: Sequence[str], *, reference: ReferenceStats | None = None,
     min_z: float = 1.0, language: str = "en",
-) -> tuple[list[Hypothesis], int]:
+) -> tuple[list[Fact], int]:
     """The person's facts that stand apart from the contrast, and how many metrics were measured in all."""
     texts = [t for t in texts if t.strip()]
     contrast = [Text.of(t) for t in contrast_texts if t.strip()]
     if not texts or not contrast:
         return [], 0
     person = [Text.of(t) for t in texts]
-    kept: list[Hypothesis] = []
+    kept: list[Fact] = []
     measured = 0
 
     def consider(metric: str, low_high: tuple[float | None, float | None] = (None, None),
@@ -184,8 +181,7 @@ def distinctive_facts(
                          f"Rarely or never uses words a typical answer leans on: {listed} (about {m.mean:.0f} per "
                          f"1,000 words; a typical answer {contrast_mean:.0f}).")
             measured_with = m.model_copy(update={"contrast_mean": round(contrast_mean, 3), "z": round(z, 2)})
-            kept.append(Hypothesis(id=fact_id(metric), aspect=ASPECT, statement=statement, supported=True,
-                                   origin="measured", measure=measured_with))
+            kept.append(Fact(statement=statement, measure=measured_with))
     return kept, measured
 
 

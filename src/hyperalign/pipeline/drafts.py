@@ -7,23 +7,13 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from ..errors import StructuredOutputError, TooFewHypothesesError
-from ..llm import Completion, LLMClient
+from ..llm import LLMClient
 from ..profiles.model import Hypothesis, InferenceReport, UserExample
 from . import evidence
 from .options import InferenceOptions
 from .propose import DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence, quote_menu
 
 log = logging.getLogger(__name__)
-
-
-def merge_usage(report: InferenceReport, completions: list[Completion]) -> None:
-    for completion in completions:
-        if completion.cached:
-            report.cache_hits += 1
-        else:
-            report.llm_calls += 1
-        report.prompt_tokens += completion.usage.prompt_tokens
-        report.completion_tokens += completion.usage.completion_tokens
 
 
 def constrained_decoding(client: LLMClient) -> bool:
@@ -107,11 +97,10 @@ async def _reask(
     report.reasked = len(failed)
     asked = [FailedEvidence(statement=h.statement, quotes=[e.quote for e in h.evidence]) for h in failed]
     try:
-        fixes, completions = await fix_evidence(client, shown, asked, menu=menu, max_tokens=120 * len(asked) + 100)
+        fixes = await fix_evidence(client, shown, asked, menu=menu, max_tokens=120 * len(asked) + 100)
     except StructuredOutputError as exc:
         log.warning("asking again for quotes failed: %s", exc)
         return failed
-    merge_usage(report, completions)
     still = []
     for hypothesis, quotes in zip(failed, fixes, strict=True):
         checked = evidence.check(hypothesis.aspect, hypothesis.statement, quotes, examples) if quotes else hypothesis

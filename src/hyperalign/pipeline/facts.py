@@ -11,7 +11,6 @@ other people's texts — so nothing about one person's profile depends on anyone
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections import Counter
@@ -20,10 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from statistics import mean, pstdev, quantiles
 
-from ..profiles.model import Evidence, Hypothesis, Measure
+from ..profiles.model import Evidence, Fact, Measure
 from ..text import SENTENCE_BOUNDARY
 
-ASPECT = "measured_style"
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\d+(?:[.,:]\d+)*")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _CONTRACTION = re.compile(r"\b\w+['’](?:t|re|ve|ll|d|m|s)\b", re.IGNORECASE)
@@ -262,19 +260,13 @@ def distinctive_words(texts: list[str], *, top: int = 8, language: str = "en", m
     return [word for _, word in sorted(scored, reverse=True)[:top]]
 
 
-def fact_id(metric: str) -> str:
-    """A fact's id follows its metric, not its wording: new texts change the numbers, not which fact it is."""
-    return "m" + hashlib.sha256(metric.encode()).hexdigest()[:7]
-
-
-def merge_facts(old: Sequence[Hypothesis], new: Sequence[Hypothesis], old_texts: int,
-                new_texts: int) -> list[Hypothesis]:
+def merge_facts(old: Sequence[Fact], new: Sequence[Fact], old_texts: int, new_texts: int) -> list[Fact]:
     """The facts after new texts: each metric's numbers averaged, weighted by the texts behind them, and restated.
     A fact a person pinned or reworded stays as the person left it; a metric only one side has is kept as it is."""
-    merged, by_metric = [], {h.measure.metric: h for h in new if h.measure}
+    merged, by_metric = [], {f.measure.metric: f for f in new}
     for fact in old:
-        fresh = by_metric.pop(fact.measure.metric, None) if fact.measure else None
-        if fresh is None or fresh.measure is None or fact.measure is None or fact.pinned or fact.origin == "person":
+        fresh = by_metric.pop(fact.measure.metric, None)
+        if fresh is None or fact.pinned or fact.origin == "person":
             merged.append(fact)
             continue
         a, b, w = fact.measure, fresh.measure, new_texts / max(1, old_texts + new_texts)
@@ -302,7 +294,7 @@ def edge_metrics(texts: Sequence[str]) -> list[tuple[str, list[Evidence]]]:
     return found
 
 
-def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Hypothesis]:
+def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Fact]:
     """The person's measured style facts, from their texts alone."""
     texts = [t for t in texts if t.strip()]
     if not texts:
@@ -318,8 +310,7 @@ def style_facts(texts: Sequence[str], *, language: str = "en") -> list[Hypothesi
         m = measure_of(metric, values, *statement_low_high)
         statement = statement_of(metric, m)
         if statement:
-            facts.append(Hypothesis(id=fact_id(metric), aspect=ASPECT, statement=statement, evidence=evidence or [],
-                                    supported=True, origin="measured", measure=m))
+            facts.append(Fact(statement=statement, evidence=evidence or [], measure=m))
 
     sentence_lengths = [float(len(s)) for t in parsed for s in t.sentences]
     if sentence_lengths:

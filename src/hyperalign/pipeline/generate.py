@@ -13,12 +13,13 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError, parse_choice
-from ..llm import CompletionRequest, LLMClient, Message, backend_seconds
-from ..profiles.model import Hypothesis, Profile, UserExample
+from ..llm import CompletionRequest, LLMClient, Message, track_usage
+from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
+from ..usage import Usage
 from .adherence import aadherence
 from .context import TokenCounter, fit_examples, token_counter
 from .examples import closest_examples
@@ -30,6 +31,9 @@ _SAID: set[str] = set()
 
 
 class Strategy(StrEnum):
+    """How a text is written: from the person's profile (hyperalign), from their example texts (few-shot, the
+    baseline), or from the task alone (zero-shot)."""
+
     HYPERALIGN = "hyperalign"
     FEW_SHOT = "few-shot"
     ZERO_SHOT = "zero-shot"
@@ -40,17 +44,20 @@ def as_strategy(value: Strategy | str) -> Strategy:
 
 
 class GenerationOptions(BaseModel):
-    max_tokens: int = 600
-    temperature: float = 0.0
-    seed: int | None = 0
-    # Unsupported hypotheses are never shown to the generator, even when a profile keeps them for review.
-    include_unsupported: bool = False
-    # Show the measured style facts (their numbers) to the generator, beside the hypotheses.
-    include_facts: bool = True
-    best_of: int = Field(1, ge=1, le=64)
-    sample_temperature: float = Field(0.8, gt=0, le=2)
-    # Best-of-N also checks the inferred hypotheses on each candidate (one LLM call per candidate).
-    check_hypotheses: bool = False
+    """How a text is written; passed per call (`HyperAlign.generate(..., options=...)`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(600, ge=1, description="the longest text, in tokens")
+    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature (0: greedy)")
+    seed: int | None = Field(0, description="the sampling seed, where the backend takes one")
+    include_unsupported: bool = Field(False, description="also show hypotheses whose quotes were not found (kept "
+                                      "for review; never shown by default)")
+    include_facts: bool = Field(True, description="show the measured style facts beside the hypotheses")
+    best_of: int = Field(1, ge=1, le=64, description="write N candidates and return the most adherent")
+    sample_temperature: float = Field(0.8, gt=0, le=2, description="best-of-N: the samples' temperature")
+    check_hypotheses: bool = Field(False, description="best-of-N also checks the hypotheses on each candidate "
+                                   "(one LLM call each)")
     # Apply the profile's facts while and after the model writes (steer.py): opening, sign-off, token biases.
     steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
     opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
@@ -60,34 +67,31 @@ class GenerationOptions(BaseModel):
 
 
 class Generation(BaseModel):
+    """A text written for `task`, with what it cost (`usage`: every call, best-of's candidates and checks included)
+    and how the profile was applied."""
+
     task: str
     strategy: Strategy
     text: str
     finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached: bool
+    usage: Usage
     model: str
     prompt_version: str
-    # Best-of-N: the chosen candidate's adherence, every candidate's score (in sampling order) and how many calls.
+    # Best-of-N: the chosen candidate's adherence and every candidate's score (in sampling order).
     adherence: float | None = None
     candidate_scores: list[float] = []
-    llm_calls: int = 1
-    # Backend time of the calls (candidates and checks included); None when all came from the cache.
-    seconds: float | None = None
     # Steering (steer.py): the level, and each lever applied: the habit's metric, what and how (prefill, code or
     # token steering).
     steer: SteerLevel = SteerLevel.OFF
     levers: list[Lever] = []
 
 
-def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Hypothesis]]:
-    """(hypotheses, facts) a generator is shown of the profile: supported ones only (unless asked otherwise), facts
-    only when included, hypotheses marked generic last (they describe many people's writing, not this person's)."""
+def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Fact]]:
+    """(hypotheses, facts) a generator is shown of the profile: supported hypotheses only (unless asked otherwise),
+    marked generic ones last (they describe many people's writing, not this person's); facts only when included."""
     shown = [h for h in profile.hypotheses if h.supported or options.include_unsupported]
-    facts = [h for h in shown if h.measure is not None] if options.include_facts else []
-    hypotheses = sorted((h for h in shown if h.measure is None), key=lambda h: h.generic)
-    return hypotheses, facts
+    hypotheses = sorted(shown, key=lambda h: h.generic)
+    return hypotheses, list(profile.facts) if options.include_facts else []
 
 
 def build_messages(
@@ -128,7 +132,7 @@ def _context(task: str, strategy: Strategy, profile: Profile | None, examples: l
         raise InputError("strategy 'hyperalign' needs a profile")
     if strategy is Strategy.FEW_SHOT:
         if not examples:
-            raise InputError("strategy 'few-shot' needs the user's examples (--examples FILE.jsonl)")
+            raise InputError("strategy 'few-shot' needs the user's examples")
         examples, _ = fit_examples(examples, context_tokens, options.max_tokens, count_tokens)
     elif strategy is Strategy.HYPERALIGN and options.example_texts:
         if not examples:
@@ -169,12 +173,9 @@ async def agenerate(
         strategy=strategy,
         text=finish(completion.text.strip(), steering),
         finish_reason=completion.finish_reason,
-        prompt_tokens=completion.usage.prompt_tokens,
-        completion_tokens=completion.usage.completion_tokens,
-        cached=completion.cached,
+        usage=Usage.of(completion),
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
-        seconds=completion.seconds,
         steer=steering.level,
         levers=steering.levers,
     )
@@ -206,31 +207,27 @@ async def _best_of(
 ) -> Generation:
     # What the reranker may read: this person's profile, or facts measured from this person's own examples.
     if strategy is Strategy.HYPERALIGN and profile is not None:
-        facts, hypotheses = profile.facts, profile.inferred_hypotheses
+        facts, hypotheses = profile.facts, profile.supported_hypotheses
     elif strategy is Strategy.FEW_SHOT and examples:
         facts, hypotheses = style_facts([e.text for e in examples]), []
     else:
         raise InputError("best-of-N reranks by the person's profile or examples; zero-shot has neither")
     if not facts and not (options.check_hypotheses and hypotheses):
-        raise InputError("best-of-N needs measured style facts in the profile (infer it again) or --check-hypotheses")
+        raise InputError("best-of-N needs measured style facts in the profile (infer it again) or check_hypotheses")
     base_seed = options.seed or 0
     requests = [_request(messages, options, steering,
                          options.temperature if i == 0 else options.sample_temperature, base_seed + i)
                 for i in range(options.best_of)]
-    completions = await asyncio.gather(*(client.acomplete(r) for r in requests))
-    texts = [finish(c.text.strip(), steering) for c in completions]
-    checker = client if options.check_hypotheses else None
-    scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
-    best = max(range(len(completions)), key=lambda i: scored[i][0].score)  # the first of equals: seed order
+    with track_usage() as usage:
+        completions = await asyncio.gather(*(client.acomplete(r) for r in requests))
+        texts = [finish(c.text.strip(), steering) for c in completions]
+        checker = client if options.check_hypotheses else None
+        scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
+    best = max(range(len(completions)), key=lambda i: scored[i].score)  # the first of equals: seed order
     chosen = completions[best]
-    checks = [c for _, cs in scored for c in cs]
     return Generation(
-        task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason,
-        prompt_tokens=sum(c.usage.prompt_tokens for c in [*completions, *checks]),
-        completion_tokens=sum(c.usage.completion_tokens for c in [*completions, *checks]),
-        cached=all(c.cached for c in completions), model=chosen.model or client.model,
-        prompt_version=version_tag("generate"), adherence=scored[best][0].score,
-        candidate_scores=[s.score for s, _ in scored], llm_calls=len(completions) + len(checks),
-        seconds=backend_seconds([*completions, *checks]), steer=steering.level,
-        levers=steering.levers,
+        task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason, usage=usage,
+        model=chosen.model or client.model, prompt_version=version_tag("generate"), adherence=scored[best].score,
+        candidate_scores=[s.score for s in scored],
+        steer=steering.level, levers=steering.levers,
     )

@@ -38,9 +38,6 @@ def marked(hypotheses: Sequence[Hypothesis], counts: Counter[str], population: i
         return list(hypotheses)
     result = []
     for h in hypotheses:
-        if h.measure is not None:
-            result.append(h)
-            continue
         holders = counts[canonical(h.statement)]
         share = round(min(1.0, holders / population), 3)
         # Shared means held by another profile too: alone in a population of 5, a statement has 20% by itself.
@@ -63,5 +60,5 @@ def generic_share(profiles: Sequence[Profile]) -> float:
     "word-for-word in two or more profiles", on canonical keys)."""
     counts, _ = count_keys(profiles)
     statements = [canonical(h.statement) for p in profiles for h in p.hypotheses
-                  if h.measure is None and h.origin == "inferred"]
+                  if h.origin == "inferred"]
     return sum(counts[k] >= 2 for k in statements) / len(statements) if statements else 0.0

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
 
 from ..errors import InputError
 from ..io import check_name
-from ..llm import LLMClient
+from ..llm import LLMClient, track_usage
 from ..profiles.model import (
     InferenceReport,
     Profile,
@@ -24,7 +23,7 @@ from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples, token_counter
 from .contrastive import ainfer_contrastive
-from .drafts import check_enough, checked_hypotheses, menu_for, merge_usage, proposal_budget, proposal_kind
+from .drafts import check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .facts import style_facts
 from .options import InferenceOptions
 from .propose import (
@@ -42,7 +41,7 @@ from .selection import (
     worst_described,
 )
 
-__all__ = ["InferenceOptions", "ainfer_profile", "merge_usage"]
+__all__ = ["InferenceOptions", "ainfer_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +65,19 @@ async def ainfer_profile(
     if options.method == "contrastive" and options.selection is not None:
         raise InputError("hypothesis selection by held-out support belongs to the paper method (method='paper'); "
                          "the contrastive method verifies hypotheses by telling the person from the default voice")
-    if options.method == "contrastive":
-        profile = await ainfer_contrastive(client, user_id, examples, attributes, options)
-        report = profile.report.model_copy(update={"seconds": round(time.perf_counter() - started, 2)})
-        return profile.model_copy(update={"report": report})
-    if options.selection is not None:
-        profile = await ainfer_selected(client, user_id, examples, attributes, options)
-    else:
-        profile = await ainfer_one_pass(client, user_id, examples, attributes, options)
-    facts = style_facts([e.text for e in examples], language=options.language) if options.style_facts else []
-    report = profile.report.model_copy(update={"measured_facts": len(facts),
-                                               "seconds": round(time.perf_counter() - started, 2)})
-    return profile.model_copy(update={"hypotheses": [*profile.hypotheses, *facts], "report": report})
+    with track_usage() as usage:
+        if options.method == "contrastive":
+            profile = await ainfer_contrastive(client, user_id, examples, attributes, options)
+        elif options.selection is not None:
+            profile = await ainfer_selected(client, user_id, examples, attributes, options)
+        else:
+            profile = await ainfer_one_pass(client, user_id, examples, attributes, options)
+    update: dict[str, object] = {"usage": usage, "seconds": round(time.perf_counter() - started, 2)}
+    if options.method == "paper":
+        facts = style_facts([e.text for e in examples], language=options.language) if options.style_facts else []
+        profile = profile.model_copy(update={"facts": facts})
+        update["measured_facts"] = len(facts)
+    return profile.model_copy(update={"report": profile.report.model_copy(update=update)})
 
 
 async def ainfer_one_pass(
@@ -95,12 +95,11 @@ async def ainfer_one_pass(
     menu = menu_for(client, shown, options, truncated)
     report = InferenceReport(truncated_examples=truncated)
     if single:
-        drafts, drafted_attributes, completions = await propose_profile(
+        drafts, drafted_attributes = await propose_profile(
             client, shown, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
             attributes=options.infer_attributes, max_tokens=budget)
-        merge_usage(report, completions)
     else:
-        drafts, drafted_attributes = await _propose_per_aspect(client, shown, options, menu, report)
+        drafts, drafted_attributes = await _propose_per_aspect(client, shown, options, menu)
 
     hypotheses = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
     check_enough(hypotheses, report, options, user_id)
@@ -124,7 +123,7 @@ async def ainfer_one_pass(
 
 
 async def _propose_per_aspect(
-    client: LLMClient, shown: list[UserExample], options: InferenceOptions, menu: list[str], report: InferenceReport,
+    client: LLMClient, shown: list[UserExample], options: InferenceOptions, menu: list[str],
 ) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None]:
     """The paper's proposal: one call per aspect and one for the attributes, run together (they share a prefix)."""
     schema = batch_schema(menu)
@@ -135,15 +134,8 @@ async def _propose_per_aspect(
     ]
     results, drafted_attributes = await asyncio.gather(
         asyncio.gather(*jobs), propose_attributes(client, shown) if options.infer_attributes else _nothing())
-    drafts = {}
-    for aspect, (batch, completions) in zip(options.aspects, results, strict=True):
-        merge_usage(report, completions)
-        drafts[aspect] = list(batch.hypotheses)
-    if drafted_attributes is None:
-        return drafts, None
-    attributes, completions = drafted_attributes
-    merge_usage(report, completions)
-    return drafts, attributes
+    drafts = {aspect: list(batch.hypotheses) for aspect, batch in zip(options.aspects, results, strict=True)}
+    return drafts, drafted_attributes
 
 
 async def ainfer_selected(
@@ -167,25 +159,24 @@ async def ainfer_selected(
     if held < 1:
         raise InputError("hypothesis selection needs at least 2 examples: one to infer from, one to score on")
     inferring, scoring = examples[:-held], examples[-held:]
-    candidate_options = replace(options, selection=None, max_per_aspect=selection.candidates_per_aspect)
+    candidate_options = options.model_copy(update={"selection": None, "max_per_aspect": selection.candidates_per_aspect})
     profile = await ainfer_one_pass(client, user_id, inferring, attributes, candidate_options)
     report = profile.report.model_copy()
-    pool, completions = await score_hypotheses(client, profile.hypotheses, scoring)
-    merge_usage(report, completions)
+    pool = await score_hypotheses(client, profile.hypotheses, scoring)
     for _ in range(selection.refine_rounds):
         if not pool:
             break
         rated = await asyncio.gather(*(rate_on_text(client, pool, text) for text in inferring))
-        merge_usage(report, [c for _, cs in rated for c in cs])
-        worst = worst_described(pool, [verdicts for verdicts, _ in rated], max(1, len(inferring) // 2))
+        worst = worst_described(pool, list(rated), max(1, len(inferring) // 2))
         fresh_profile = await ainfer_one_pass(
-            client, user_id, [inferring[i] for i in worst], None, replace(candidate_options, infer_attributes=False)
+            client, user_id, [inferring[i] for i in worst], None,
+            candidate_options.model_copy(update={"infer_attributes": False})
         )
         known = {h.id for h in pool}
         fresh = [h for h in fresh_profile.hypotheses if h.id not in known]
-        fresh, completions = await score_hypotheses(client, fresh, scoring)
-        merge_usage(report, completions)
-        report.add_counts(fresh_profile.report)
+        fresh = await score_hypotheses(client, fresh, scoring)
+        report.proposed += fresh_profile.report.proposed  # its calls count in the usage tracked around it all
+        report.dropped_unsupported += fresh_profile.report.dropped_unsupported
         pool += fresh
     chosen = select(pool, selection)
     # Evidence indices refer to the full example list the profile is stored against.

@@ -1,9 +1,11 @@
-"""How a profile is inferred: the options every inference path reads (infer.py, contrastive.py)."""
+"""How a profile is inferred: the options every inference path reads (infer.py, contrastive.py), validated where
+they are made and passed per call."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..profiles.model import ASPECT_GUIDANCE
 from .contrast import ReferenceStats
@@ -11,48 +13,46 @@ from .selection import SelectionOptions
 from .verify import ONE_SIDED_95
 
 
-@dataclass
-class InferenceOptions:
-    # "contrastive" (the default): hypotheses are proposed as the person's differences from the backbone's default
-    # voice for the same tasks and kept only when a check tells the person's text from the default's with them;
-    # measured facts are kept only where the person stands apart (contrastive.py). "paper": HyPerAlign's one pass
-    # (Garbacea & Tan), hypotheses kept when their quotes are found, raw measured facts — one flag away, for
-    # comparison.
-    method: Literal["contrastive", "paper"] = "contrastive"
-    aspects: dict[str, str] = field(default_factory=lambda: dict(ASPECT_GUIDANCE))
-    max_per_aspect: int = 4
-    keep_unsupported: bool = False
-    infer_attributes: bool = True
-    max_tokens: int = 900
-    # Offer the examples' own sentences as the only allowed evidence (a JSON-schema enum). With grammar-constrained
-    # decoding a weak model can then only cite real text; the evidence check runs either way. None = on for the
-    # embedded backend, whose small default model invents quotes otherwise; off elsewhere (it costs schema tokens).
-    quote_menu: Optional[bool] = None
-    quote_menu_size: int = 150
-    # Score candidates on held-out examples and keep the best (see selection.py); the paper method's add-on.
-    selection: Optional[SelectionOptions] = None
-    # Add the measured style facts (facts.py): computed by code from all the examples, no LLM call.
-    style_facts: bool = True
-    language: str = "en"
-    # "single": one structured call for every aspect and the attributes (the examples are sent once); "per-aspect":
-    # the paper's call per aspect plus one for the attributes (each carrying all the examples). None: per-aspect where
-    # the backend caches the shared prompt prefix (the embedded one: the repeated examples cost little, and its small
-    # default model fills one multi-aspect schema with 2-3 hypotheses against 4-7 from per-aspect calls, for 14% more
-    # wall time, benchmarks/results/inference-cost-*.md), single elsewhere (an API bills every prompt token again).
-    proposal: Optional[Literal["single", "per-aspect"]] = None
-    # Hypotheses whose quotes are not found are asked for once more, with the failed quotes named.
-    reask: bool = True
-    # Fewer supported hypotheses than this: report.too_few, a warning, and with `strict` an error.
-    min_hypotheses: int = 3
-    strict: bool = False
-    # The contrastive method. The task a prompt-less text's default voice answers (None: one built from its opening
-    # and length); the default voice's longest answer; a reference population's aggregates (contrast.py).
-    genre_task: Optional[str] = None
-    contrast_max_tokens: int = 700
-    reference: Optional[ReferenceStats] = None
-    # Facts are kept where |z| against the contrast reaches this (1.0: the person's mean a pooled spread away).
-    min_fact_z: float = 1.0
-    # Verification (verify.py): at most this many pairs (two calls each), the Wilson bound's z, the bound to beat.
-    verify_pairs: int = 5
-    verify_z: float = ONE_SIDED_95
-    min_discrimination: float = 0.5
+class InferenceOptions(BaseModel):
+    """How a profile is inferred (`HyperAlign.infer_profile(..., options=...)`); every field has its default."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    method: Literal["contrastive", "paper"] = Field(
+        "contrastive", description="contrastive: hypotheses are the person's differences from the backbone's default "
+        "voice for the same tasks, kept only when a check tells the person's text from the default's with them, and "
+        "measured facts only where the person stands apart (contrastive.py); paper: HyPerAlign's one pass (Garbacea "
+        "& Tan), hypotheses kept when their quotes are found, raw measured facts — one flag away, for comparison")
+    aspects: dict[str, str] = Field(default_factory=lambda: dict(ASPECT_GUIDANCE),
+                                    description="aspect -> what its hypotheses describe; add your own")
+    max_per_aspect: int = Field(4, ge=1, le=20, description="hypotheses proposed per aspect at most")
+    keep_unsupported: bool = Field(False, description="keep hypotheses whose quotes are not found, flagged (never "
+                                   "shown to the generator)")
+    infer_attributes: bool = Field(True, description="infer role, domain, audience and formality")
+    max_tokens: int = Field(900, ge=64, description="tokens for one aspect's proposal")
+    quote_menu: bool | None = Field(
+        None, description="offer the examples' own sentences as the only allowed evidence (a JSON-schema enum): with "
+        "constrained decoding a weak model can only cite real text. None: on where the backend decodes by schema")
+    quote_menu_size: int = Field(150, ge=1, le=2000, description="sentences in the quote menu at most")
+    selection: SelectionOptions | None = Field(None, description="score candidates on held-out examples and keep "
+                                               "the best (selection.py): the paper method's add-on")
+    style_facts: bool = Field(True, description="add the measured style facts (facts.py): code, no LLM call")
+    language: str = Field("en", description="the texts' language, for word frequencies")
+    proposal: Literal["single", "per-aspect"] | None = Field(
+        None, description="single: one structured call for every aspect and the attributes (the examples sent once); "
+        "per-aspect: the paper's call per aspect plus one for the attributes. None: per-aspect where the backend "
+        "caches the shared prompt prefix (its small default model fills one multi-aspect schema with fewer "
+        "hypotheses), single elsewhere (an API bills every prompt token again)")
+    reask: bool = Field(True, description="ask once more for the quotes of hypotheses whose quotes were not found")
+    min_hypotheses: int = Field(3, ge=0, description="fewer supported hypotheses: report.too_few and a warning")
+    strict: bool = Field(False, description="fewer than min_hypotheses is an error")
+    genre_task: str | None = Field(None, description="contrastive: the task a prompt-less text's default voice "
+                                   "answers (None: one built from its opening and length)")
+    contrast_max_tokens: int = Field(700, ge=16, description="contrastive: the default voice's longest answer")
+    reference: ReferenceStats | None = Field(None, description="contrastive: a reference population's aggregates "
+                                             "(contrast.py), never its texts")
+    min_fact_z: float = Field(1.0, ge=0, description="contrastive: keep a fact where |z| against the contrast "
+                              "reaches this (1.0: the person's mean a pooled spread away)")
+    verify_pairs: int = Field(5, ge=1, le=50, description="contrastive verification: pairs at most (two calls each)")
+    verify_z: float = Field(ONE_SIDED_95, gt=0, description="the Wilson bound's z")
+    min_discrimination: float = Field(0.5, ge=0, le=1, description="the bound a kept hypothesis must beat")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
-from ..llm import Completion, LLMClient
+from ..llm import LLMClient
 from ..profiles.model import UserExample
 from ..prompts import render_messages
 from ..text import SENTENCE_BOUNDARY
@@ -117,34 +117,40 @@ def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], att
     return _create_model("ProfileProposal", **fields)
 
 
+Drafts = dict[str, list[HypothesisDraft]]
+
+
 async def propose_profile(
     client: LLMClient, shown: list[UserExample], aspects: dict[str, str], *, menu: list[str], max_per_aspect: int,
     attributes: bool, max_tokens: int,
-) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None, list[Completion]]:
+) -> tuple[Drafts, AttributesDraft | None]:
     """Every aspect's hypotheses and the attributes in one structured call."""
     schema = profile_schema(list(aspects), max_per_aspect, menu, attributes)
-    messages = render_messages("infer_profile", examples=shown, aspects=aspects, max_hypotheses=max_per_aspect,
-                               min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
-    proposal, completions = await client.acomplete_structured(messages, schema, step="infer_profile",
-                                                              max_tokens=max_tokens)
-    drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
-    return drafts, getattr(proposal, "attributes", None), completions
+    return await _propose(client, "infer_profile", "infer_profile", schema, aspects, max_tokens, examples=shown,
+                          max_per_aspect=max_per_aspect, attributes=attributes)
 
 
 async def propose_differences(
     client: LLMClient, pairs: list[dict[str, str]], aspects: dict[str, str], *, menu: list[str],
     max_per_aspect: int, attributes: bool, max_tokens: int,
-) -> tuple[dict[str, list[HypothesisDraft]], AttributesDraft | None, list[Completion]]:
+) -> tuple[Drafts, AttributesDraft | None]:
     """Contrastive proposal: the person's texts beside the default voice's for the same tasks; each hypothesis is a
     difference, quoted from the person's texts, with what a typical answer does instead. One call for the given
     aspects (call it once per aspect for the paper's per-aspect shape: the pairs are a shared prefix)."""
     schema = profile_schema(list(aspects), max_per_aspect, menu, attributes, base=DifferenceDraft)
-    messages = render_messages("infer_differences", pairs=pairs, aspects=aspects, max_hypotheses=max_per_aspect,
-                               min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
     step = "infer_differences" if len(aspects) != 1 else f"infer_differences[{next(iter(aspects))}]"
-    proposal, completions = await client.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens)
+    return await _propose(client, "infer_differences", step, schema, aspects, max_tokens, pairs=pairs,
+                          max_per_aspect=max_per_aspect, attributes=attributes)
+
+
+async def _propose(client: LLMClient, template: str, step: str, schema: type[BaseModel], aspects: dict[str, str],
+                   max_tokens: int, *, max_per_aspect: int, attributes: bool,
+                   **texts: Any) -> tuple[Drafts, AttributesDraft | None]:
+    messages = render_messages(template, **texts, aspects=aspects, max_hypotheses=max_per_aspect,
+                               min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
+    proposal = await client.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens)
     drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
-    return drafts, getattr(proposal, "attributes", None), completions
+    return drafts, getattr(proposal, "attributes", None)
 
 
 class FailedEvidence(BaseModel):
@@ -154,20 +160,20 @@ class FailedEvidence(BaseModel):
 
 async def fix_evidence(
     client: LLMClient, shown: list[UserExample], failed: list[FailedEvidence], *, menu: list[str], max_tokens: int,
-) -> tuple[list[list[str]], list[Completion]]:
+) -> list[list[str]]:
     """Ask once more for word-for-word quotes of hypotheses whose quotes were not found; one list per hypothesis."""
     quotes = _list_of(_quote_type(menu))
     schema = _create_model("EvidenceFixes", **{f"h{i + 1}": (quotes, Field(max_length=3)) for i in range(len(failed))})
     messages = render_messages("fix_evidence", examples=shown, failed=failed)
-    fixes, completions = await client.acomplete_structured(messages, schema, step="fix_evidence", max_tokens=max_tokens)
-    return [list(getattr(fixes, f"h{i + 1}")) for i in range(len(failed))], completions
+    fixes = await client.acomplete_structured(messages, schema, step="fix_evidence", max_tokens=max_tokens)
+    return [list(getattr(fixes, f"h{i + 1}")) for i in range(len(failed))]
 
 
 
 async def propose_hypotheses(
     client: LLMClient, shown: list[UserExample], aspect: str, guidance: str, *, schema: type[HypothesisBatch],
     max_hypotheses: int, max_tokens: int,
-) -> tuple[HypothesisBatch, list[Completion]]:
+) -> HypothesisBatch:
     messages = render_messages(
         "infer_hypotheses", examples=shown, aspect_label=aspect.replace("_", " "), guidance=guidance,
         max_hypotheses=max_hypotheses,
@@ -175,6 +181,6 @@ async def propose_hypotheses(
     return await client.acomplete_structured(messages, schema, step=f"infer_hypotheses[{aspect}]", max_tokens=max_tokens)
 
 
-async def propose_attributes(client: LLMClient, shown: list[UserExample]) -> tuple[AttributesDraft, list[Completion]]:
+async def propose_attributes(client: LLMClient, shown: list[UserExample]) -> AttributesDraft:
     messages = render_messages("infer_attributes", examples=shown)
     return await client.acomplete_structured(messages, AttributesDraft, step="infer_attributes", max_tokens=200)

@@ -9,47 +9,39 @@ Wilson 95% lower bound of its support rate over the texts that rated it, so 1/1 
 from __future__ import annotations
 
 import asyncio
-import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..llm import Completion, LLMClient
-from ..profiles.model import Hypothesis, HypothesisScore, UserExample
+from ..llm import LLMClient
+from ..profiles.model import Hypothesis, HypothesisScore, UserExample, wilson_lower_bound
 from ..prompts import render_messages
 from ..text import estimate_tokens
 
 Verdict = Literal["supports", "contradicts", "neutral"]
-Z_95 = 1.96
-
-
-def wilson_lower_bound(successes: int, trials: int, z: float = Z_95) -> float:
-    if trials == 0:
-        return 0.0
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = p + z * z / (2 * trials)
-    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, (centre - margin) / denominator)  # float error gives -3e-17 at 0 successes
 
 
 def score_value(score: HypothesisScore | None) -> float:
     return wilson_lower_bound(score.supports, score.tested) if score else 0.0
 
 
-@dataclass
-class SelectionOptions:
-    """All optional; the paper's one-pass method (no selection) stays the default."""
+class SelectionOptions(BaseModel):
+    """Held-out scoring, a budget and refinement for the paper method (all optional; its one pass stays the
+    default)."""
 
-    score: bool = True  # False: no held-out scoring, only the budget (hypotheses kept in inferred order)
-    held_out: int = 2  # examples kept out of inference to score on (at least 1 is left to infer from)
-    candidates_per_aspect: int = 5
-    per_aspect: int | None = 3
-    max_hypotheses: int | None = None
-    max_tokens: int | None = None  # budget for the hypotheses' text as shown to the generator
-    refine_rounds: int = 0
-    min_score: float = 0.0
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: bool = Field(True, description="score candidates on held-out examples (False: only the budget, "
+                        "hypotheses kept in inferred order)")
+    held_out: int = Field(2, ge=1, description="examples kept out of inference to score on (at least 1 is left to "
+                          "infer from)")
+    candidates_per_aspect: int = Field(5, ge=1, description="candidates proposed per aspect")
+    per_aspect: int | None = Field(3, ge=1, description="kept per aspect at most")
+    max_hypotheses: int | None = Field(None, ge=1, description="kept in all at most")
+    max_tokens: int | None = Field(None, ge=1, description="budget for the hypotheses' text as shown to the "
+                                   "generator")
+    refine_rounds: int = Field(0, ge=0, le=10, description="rounds of new candidates from the worst-described texts")
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="the least support score kept")
 
 
 def verdict_schema(count: int, verdict: Any = Verdict, name: str = "HypothesisVerdicts") -> type[BaseModel]:
@@ -64,25 +56,25 @@ def verdicts_of(answer: BaseModel, count: int) -> list[Any]:
 
 async def rate_on_text(
     client: LLMClient, hypotheses: list[Hypothesis], text: UserExample, step: str = "score_hypotheses"
-) -> tuple[list[Verdict], list[Completion]]:
+) -> list[Verdict]:
     messages = render_messages("score_hypotheses", example=text, hypotheses=hypotheses)
-    verdicts, completions = await client.acomplete_structured(
+    verdicts = await client.acomplete_structured(
         messages, verdict_schema(len(hypotheses)), step=step, max_tokens=12 * len(hypotheses) + 40
     )
-    return verdicts_of(verdicts, len(hypotheses)), completions
+    return verdicts_of(verdicts, len(hypotheses))
 
 
 async def score_hypotheses(
     client: LLMClient, hypotheses: list[Hypothesis], texts: list[UserExample]
-) -> tuple[list[Hypothesis], list[Completion]]:
+) -> list[Hypothesis]:
     """New hypotheses with their counts added to any they had (so incremental updates accumulate)."""
     if not hypotheses or not texts:
-        return hypotheses, []
+        return hypotheses
     results = await asyncio.gather(*(rate_on_text(client, hypotheses, text) for text in texts))
-    scored, completions = [], [c for _, cs in results for c in cs]
+    scored = []
     for index, hypothesis in enumerate(hypotheses):
         score = (hypothesis.score or HypothesisScore()).model_copy()
-        for verdicts, _ in results:
+        for verdicts in results:
             verdict = verdicts[index]
             if verdict == "supports":
                 score.supports += 1
@@ -92,7 +84,7 @@ async def score_hypotheses(
                 score.neutral += 1
         score.value = score_value(score)
         scored.append(hypothesis.model_copy(update={"score": score}))
-    return scored, completions
+    return scored
 
 
 def _tokens(hypothesis: Hypothesis) -> int:

@@ -152,8 +152,6 @@ def plan(profile: Profile | None, level: SteerLevel | str, capabilities: Capabil
     wanted_bias = False
     for fact in profile.facts:
         m = fact.measure
-        if m is None or not fact.supported:
-            continue
         kind, _, edge = m.metric.partition(":")
         lever = {"metric": m.metric, "fact_id": fact.id}
         habitual = m.mean >= HABIT_SHARE and (m.z is None or m.z > 0)

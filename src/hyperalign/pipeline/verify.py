@@ -29,13 +29,13 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-from ..llm import Completion, LLMClient
+from ..llm import LLMClient
 from ..llm.labels import logit, read_labels
-from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample
+from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample, wilson_lower_bound
 from ..prompts import render_messages
 from ..text import CHARS_PER_TOKEN
 from .context import PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
-from .selection import rate_on_text, verdict_schema, verdicts_of, wilson_lower_bound
+from .selection import rate_on_text, verdict_schema, verdicts_of
 
 Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
@@ -48,35 +48,31 @@ def _clip(text: str, chars: int) -> str:
 
 
 async def _check(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
-                 ) -> tuple[list[str], list[Completion]]:
+                 ) -> list[str]:
     messages = render_messages("verify_hypotheses", task=task, first=first, second=second, hypotheses=hypotheses)
-    verdicts, completions = await client.acomplete_structured(
+    verdicts = await client.acomplete_structured(
         messages, verdict_schema(len(hypotheses), Pick, "Discrimination"), step="verify_hypotheses",
         max_tokens=10 * len(hypotheses) + 40)
-    return verdicts_of(verdicts, len(hypotheses)), completions
+    return verdicts_of(verdicts, len(hypotheses))
 
 
-async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, text: str) -> tuple[list[str],
-                                                                                              list[Completion]]:
+async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, text: str) -> list[str]:
     """One text alone, every statement rated on it (selection.py's check): no second text, so no position."""
-    verdicts, completions = await rate_on_text(client, list(hypotheses), UserExample(prompt=task, text=text),
-                                               step="verify_hypotheses[text]")
-    return list(verdicts), completions
+    return list(await rate_on_text(client, list(hypotheses), UserExample(prompt=task, text=text),
+                                   step="verify_hypotheses[text]"))
 
 
 async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
-                         ) -> tuple[list[float | None], list[Completion]]:
+                         ) -> list[float | None]:
     """P("A") for each statement on one ordered pair (None where the answer's probability fell elsewhere). One
     after another: the statement comes last in the prompt, so a prefix-caching backend reads the two texts once."""
     chances: list[float | None] = []
-    completions = []
     for hypothesis in hypotheses:
         messages = render_messages("verify_hypothesis_label", task=task, first=first, second=second,
                                    hypothesis=hypothesis)
-        read, completion = await read_labels(client, messages, ("A", "B"))
+        read = await read_labels(client, messages, ("A", "B"))
         chances.append(read[0]["A"] if read else None)
-        completions.append(completion)
-    return chances, completions
+    return chances
 
 
 def _calibrated_picks(person_first: list[list[float | None]], person_second: list[list[float | None]]
@@ -101,31 +97,30 @@ def _calibrated_picks(person_first: list[list[float | None]], person_second: lis
 
 
 async def _probability_picks(client: LLMClient, hypotheses: list[Hypothesis], clipped: list[tuple[int, str, str, str]]
-                             ) -> tuple[list[list[str]] | None, dict[str, float], list[Completion]]:
-    """The pairs read as probabilities: picks, statistics, completions. No picks where fewer than half of the
-    answers carried probability on the letters (then the sampled verdicts decide)."""
+                             ) -> tuple[list[list[str]] | None, dict[str, float]]:
+    """The pairs read as probabilities: picks and statistics. No picks where fewer than half of the answers carried
+    probability on the letters (then the sampled verdicts decide)."""
     jobs = [_probabilities(client, hypotheses, task, *texts) for _, task, person, other in clipped
             for texts in ((person, other), (other, person))]
     if client.backend.capabilities.prompt_prefix_cache:  # one slot: interleaved pairs would evict each other
         results = [await job for job in jobs]
     else:
         results = list(await asyncio.gather(*jobs))
-    completions = [c for _, cs in results for c in cs]
-    first = [results[2 * p][0] for p in range(len(clipped))]
-    second = [results[2 * p + 1][0] for p in range(len(clipped))]
-    stats = {"pairs": float(len(clipped)), "calls": float(len(completions))}
+    first = [results[2 * p] for p in range(len(clipped))]
+    second = [results[2 * p + 1] for p in range(len(clipped))]
+    stats = {"pairs": float(len(clipped)), "calls": float(len(clipped) * 2 * len(hypotheses))}
     readable = sum(p is not None for row in first + second for p in row)
     if readable < len(hypotheses) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
-        return None, stats, completions
+        return None, stats
     picks, bias = _calibrated_picks(first, second)
-    return picks, stats | {"probabilities": 1.0, "position_bias_p_a": round(bias, 3)}, completions
+    return picks, stats | {"probabilities": 1.0, "position_bias_p_a": round(bias, 3)}
 
 
 async def discriminate(
     client: LLMClient, hypotheses: list[Hypothesis], examples: Sequence[UserExample], contrast: Contrast, *,
     max_pairs: int = 8, z: float = ONE_SIDED_95, min_score: float = 0.5,
-) -> tuple[list[Hypothesis], list[Hypothesis], dict[str, float], list[Completion]]:
-    """(kept, failed, the verification's statistics, the completions). Hypotheses come back with `discrimination`.
+) -> tuple[list[Hypothesis], list[Hypothesis], dict[str, float]]:
+    """(kept, failed, the verification's statistics). Hypotheses come back with `discrimination`.
 
     Pairs first; when the checker answered by position in most verdicts (POSITION_BOUND), it said nothing about the
     texts, and each text of the pairs is rated alone instead (per-text: "supports" for the person's text and not for
@@ -133,29 +128,27 @@ async def discriminate(
     pairs = [(c.example_index, c.prompt, examples[c.example_index].text, c.text)
              for c in contrast.texts if c.example_index < len(examples)][:max_pairs]
     if not hypotheses or not pairs:
-        return hypotheses, [], {"pairs": float(len(pairs)), "calls": 0.0}, []
+        return hypotheses, [], {"pairs": float(len(pairs)), "calls": 0.0}
     room = None
     if client.backend.context_tokens:  # two texts and the statements in one prompt
         statements = sum(len(h.statement) for h in hypotheses) / CHARS_PER_TOKEN + 10 * len(hypotheses)
         free = client.backend.context_tokens - PROMPT_OVERHEAD_TOKENS - 2 * statements - 40
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
     clipped = [(i, task, *((_clip(p, room), _clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
-    spent: list[Completion] = []
     if client.backend.capabilities.logprobs:
-        read, stats, spent = await _probability_picks(client, hypotheses, clipped)
+        read, stats = await _probability_picks(client, hypotheses, clipped)
         if read is not None:
             kept, failed = _score(hypotheses, [i for i, *_ in pairs], read, z, min_score)
             stats.update({"kept": float(len(kept)), "failed": float(len(failed))})
-            return kept, failed, stats, spent
+            return kept, failed, stats
     jobs = []
     for _, task, person, other in clipped:
         jobs += [_check(client, hypotheses, task, person, other), _check(client, hypotheses, task, other, person)]
     results = await asyncio.gather(*jobs)
-    completions = spent + [c for _, cs in results for c in cs]
-    picks = [[_pick_in_pairs(results[2 * p][0][h], results[2 * p + 1][0][h]) for h in range(len(hypotheses))]
+    picks = [[_pick_in_pairs(results[2 * p][h], results[2 * p + 1][h]) for h in range(len(hypotheses))]
              for p in range(len(pairs))]
     judged = len(pairs) * len(hypotheses)
-    positional = sum(results[2 * p][0][h] == results[2 * p + 1][0][h] != "same"
+    positional = sum(results[2 * p][h] == results[2 * p + 1][h] != "same"
                      for p in range(len(pairs)) for h in range(len(hypotheses)))
     stats = {"pairs": float(len(pairs)), "calls": float(len(jobs)),
              # the share of verdicts that named the same position in both orders: a checker that reads positions
@@ -163,13 +156,12 @@ async def discriminate(
     if positional / judged >= POSITION_BOUND:
         rated = await asyncio.gather(*(_rate(client, hypotheses, task, text)
                                        for _, task, person, other in clipped for text in (person, other)))
-        completions += [c for _, cs in rated for c in cs]
-        picks = [[_pick_alone(rated[2 * p][0][h], rated[2 * p + 1][0][h]) for h in range(len(hypotheses))]
+        picks = [[_pick_alone(rated[2 * p][h], rated[2 * p + 1][h]) for h in range(len(hypotheses))]
                  for p in range(len(pairs))]
         stats.update({"calls": float(len(jobs) + len(rated)), "per_text": 1.0})
     kept, failed = _score(hypotheses, [i for i, *_ in pairs], picks, z, min_score)
     stats.update({"kept": float(len(kept)), "failed": float(len(failed))})
-    return kept, failed, stats, completions
+    return kept, failed, stats
 
 
 def _pick_in_pairs(person_first: str, person_second: str) -> str:

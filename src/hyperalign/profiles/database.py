@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from ..errors import StoreError
-from ..llm.endpoint import redact_url
+from ..errors import InputError, StoreError
+from ..redaction import redact_url
 
 
 def default_store_url() -> str:
@@ -56,18 +56,18 @@ def create_store_engine(url: str, ephemeral: bool = False) -> Engine:
             return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError, ValueError) as exc:
         shown = redact_url(url)
-        raise StoreError(f"cannot use the profile store URL {shown!r}: {' '.join(str(exc).split())[:200]}") from None
+        raise InputError(f"cannot use the profile store URL {shown!r}: {' '.join(str(exc).split())[:200]}") from None
     in_memory = parsed.database in (None, "", ":memory:") or str(parsed.database).startswith("file::memory:")
     if in_memory:
         if not ephemeral:
-            raise StoreError(f"the profile store {url!r} is in memory and would lose every profile when the command "
+            raise InputError(f"the profile store {url!r} is in memory and would lose every profile when the command "
                              "ends; give a file path or a database URL")
         # One shared connection: each new connection to ":memory:" would be a new, empty database.
         engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         path = Path(str(parsed.database)).expanduser()
         if path.is_dir():
-            raise StoreError(f"the profile store {path} is a directory; give a database file")
+            raise InputError(f"the profile store {path} is a directory; give a database file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -1,19 +1,15 @@
-"""A person's edits to a stored profile: pin, unpin, delete, reword, add hypotheses, set attributes — by flags
-or in $EDITOR on a YAML view — and a readable diff between any two versions.
+"""A person's edits to a stored profile: pin, unpin, delete, reword, add hypotheses, set attributes — by flags or on
+a YAML view (the CLI opens it in the person's editor). Measured facts are edited by id like hypotheses: pinned,
+unpinned, deleted, their statement reworded; their measure stays what the texts say.
 
 Every edit is an `Edits` value computed against the version the person saw, then applied by `store.modify`, so
 an edit that loses a race with another writer is re-applied to the newer version instead of overwriting it."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -25,8 +21,7 @@ from pydantic import (
 )
 
 from ..errors import InputError
-from ..io import read_text_file
-from .model import Evidence, Hypothesis, HypothesisScore, Profile
+from .model import Evidence, Fact, Hypothesis, Profile
 from .store import Action, ProfileStore, VersionInfo, default_author
 
 
@@ -47,6 +42,9 @@ class NewHypothesis:
 
 @dataclass
 class Edits:
+    """A person's edits, by hypothesis or fact id: pin, unpin, delete, reword (`change`), add their own
+    hypotheses, set or remove attributes — computed against the version the person saw, applied to the current."""
+
     pin: list[str] = field(default_factory=list)
     unpin: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
@@ -78,9 +76,11 @@ class Edits:
         return edits
 
     def is_empty(self) -> bool:
+        """Whether the edits change nothing."""
         return not (self.pin or self.unpin or self.delete or self.change or self.add or self.attributes)
 
     def action(self) -> str:
+        """The version's action in the history: pin, unpin, or edit."""
         if self.pin and not (self.unpin or self.delete or self.change or self.add or self.attributes):
             return Action.PIN
         if self.unpin and not (self.pin or self.delete or self.change or self.add or self.attributes):
@@ -88,6 +88,7 @@ class Edits:
         return Action.EDIT
 
     def summary(self) -> str:
+        """The version's message when the person gives none: what was pinned, deleted, reworded, added."""
         parts = [f"{verb} {', '.join(ids)}" for verb, ids in
                  (("pin", self.pin), ("unpin", self.unpin), ("delete", self.delete), ("reword", list(self.change)))
                  if ids]
@@ -108,29 +109,20 @@ def _pair(flag: str, shape: str, text: str) -> tuple[str, str]:
 def apply_edits(profile: Profile, edits: Edits) -> Profile:
     """The edited profile. What a person writes or rewords becomes origin "person": automated updates never
     overwrite or retire it, and it counts as supported — the person vouches for it — so the generator uses it."""
-    existing = {h.id: h for h in profile.hypotheses}
+    existing = {h.id for h in profile.statements}
     named = [*edits.pin, *edits.unpin, *edits.delete, *edits.change]
     unknown = [i for i in dict.fromkeys(named) if i not in existing]
     if unknown:
         raise InputError(
-            f"no hypothesis {', '.join(unknown)} in profile '{profile.user_id}' "
-            f"(`hyperalign profile show {profile.user_id}` lists the ids)"
+            f"no hypothesis or fact {', '.join(unknown)} in profile '{profile.user_id}' "
+            "(the profile's view lists every id)"
         )
     for a, b, what in ((edits.pin, edits.unpin, "both pinned and unpinned"),
                        (edits.delete, [*edits.pin, *edits.unpin, *edits.change], "both deleted and edited")):
         clash = sorted(set(a) & set(b))
         if clash:
             raise InputError(f"hypothesis {', '.join(clash)} is {what} in one edit")
-    hypotheses = []
-    for h in profile.hypotheses:
-        if h.id in edits.delete:
-            continue
-        updates: dict[str, Any] = {}
-        if h.id in edits.pin or h.id in edits.unpin:
-            updates["pinned"] = h.id in edits.pin
-        if h.id in edits.change:
-            updates |= _reworded(h, edits.change[h.id])
-        hypotheses.append(h.model_copy(update=updates) if updates else h)
+    hypotheses = _edited(profile.hypotheses, edits, _reworded)
     ids = {h.id for h in hypotheses}
     for new in edits.add:
         if not new.aspect.strip() or not new.statement.strip():
@@ -143,13 +135,44 @@ def apply_edits(profile: Profile, edits: Edits) -> Profile:
             raise InputError(f"'{h.statement}' ({h.aspect}) is already in the profile as {h.id}")
         ids.add(h.id)
         hypotheses.append(h)
+    facts = _edited(profile.facts, edits, _reworded_fact)
     attributes = dict(profile.attributes)
     for key, value in edits.attributes.items():
         if value is None:
             attributes.pop(key, None)
         else:
             attributes[key] = value
-    return profile.model_copy(update={"hypotheses": hypotheses, "attributes": attributes})
+    return profile.model_copy(update={"hypotheses": hypotheses, "facts": facts, "attributes": attributes})
+
+
+Item = TypeVar("Item", Hypothesis, Fact)
+
+
+def _edited(items: list[Item], edits: Edits, reworded: Callable[[Item, HypothesisChange], dict[str, Any]]
+            ) -> list[Item]:
+    """The items left after `edits` deletes some, with the pins and rewordings it makes."""
+    kept = []
+    for item in items:
+        if item.id in edits.delete:
+            continue
+        updates: dict[str, Any] = {}
+        if item.id in edits.pin or item.id in edits.unpin:
+            updates["pinned"] = item.id in edits.pin
+        if item.id in edits.change:
+            updates |= reworded(item, edits.change[item.id])
+        kept.append(item.model_copy(update=updates) if updates else item)
+    return kept
+
+
+def _reworded_fact(f: Fact, change: HypothesisChange) -> dict[str, Any]:
+    if change.aspect is not None or change.quotes is not None:
+        raise InputError(f"{f.id} is a measured style fact: its statement can be reworded, its aspect and quotes "
+                         "are what the texts show")
+    if change.statement is None or change.statement.strip() == f.statement:
+        return {}
+    if not change.statement.strip():
+        raise InputError(f"the new statement of {f.id} is empty (delete the fact instead)")
+    return {"statement": change.statement.strip(), "origin": "person"}
 
 
 def _reworded(h: Hypothesis, change: HypothesisChange) -> dict[str, Any]:
@@ -191,10 +214,18 @@ class _HypothesisView(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class _FactView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    statement: Text
+    pinned: bool = False
+
+
 class _ProfileView(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attributes: dict[str, str | None] = {}
     hypotheses: list[_HypothesisView] = []
+    facts: list[_FactView] = []
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -212,6 +243,7 @@ def to_yaml(profile: Profile, version: int | None = None) -> str:
         "#   - reword a statement, change its aspect or quotes; `pinned: true` keeps it through updates\n"
         "#   - delete an entry to remove that hypothesis\n"
         "#   - add an entry without an id (aspect, statement, optional quotes) for a hypothesis of your own\n"
+        "#   - facts are measured from the texts: reword, pin or delete one; they cannot be added here\n"
         "#   - attributes: any `key: value`; delete the line to remove one\n"
     )
     view = {
@@ -221,6 +253,7 @@ def to_yaml(profile: Profile, version: int | None = None) -> str:
              "quotes": [e.quote for e in h.evidence]}
             for h in profile.hypotheses
         ],
+        "facts": [{"id": f.id, "statement": f.statement, "pinned": f.pinned} for f in profile.facts],
     }
     return header + yaml.safe_dump(view, sort_keys=False, allow_unicode=True, width=110)
 
@@ -249,7 +282,8 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
     if data is None:
         return Edits()
     if not isinstance(data, dict):
-        raise InputError(f"{source}: expected the keys 'attributes' and 'hypotheses', got a {type(data).__name__}")
+        raise InputError(f"{source}: expected the keys 'attributes', 'hypotheses' and 'facts', got a "
+                         f"{type(data).__name__}")
     try:
         view = _ProfileView.model_validate(data)
     except ValidationError as exc:
@@ -259,7 +293,8 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field" + (f"; a hypothesis has {HYPOTHESIS_FIELDS}" if first["loc"][0] == "hypotheses"
-                                         else "; the top level has attributes, hypotheses")
+                                         else "; a fact has id, statement, pinned" if first["loc"][0] == "facts"
+                                         else "; the top level has attributes, hypotheses, facts")
         raise InputError(f"{source}: {_where(first['loc'], data)}: {message}") from None
 
     base_by_id = {h.id: h for h in base.hypotheses}
@@ -282,7 +317,18 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
         )
         if change != HypothesisChange():
             edits.change[entry.id] = change
-    edits.delete = [i for i in base_by_id if i not in seen]
+    facts_by_id = {f.id: f for f in base.facts}
+    for listed in view.facts:
+        fact = facts_by_id.get(listed.id)
+        if fact is None or listed.id in seen:
+            problem = "appears twice" if fact else "is not a measured fact of this profile (facts cannot be added)"
+            raise InputError(f"{source}: field 'id' of fact {listed.id}: {problem}")
+        seen.add(listed.id)
+        if listed.pinned != fact.pinned:
+            (edits.pin if listed.pinned else edits.unpin).append(listed.id)
+        if listed.statement != fact.statement:
+            edits.change[listed.id] = HypothesisChange(statement=listed.statement)
+    edits.delete = [i for i in [*base_by_id, *facts_by_id] if i not in seen]
     attributes = {k: v for k, v in view.attributes.items() if v and v.strip()}
     edits.attributes = {k: None for k in base.attributes if k not in attributes}
     edits.attributes |= {k: v for k, v in attributes.items() if base.attributes.get(k) != v}
@@ -298,42 +344,6 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return f"field '{'.'.join(str(part) for part in loc)}'"
 
 
-def editor_command(editor: str | None = None) -> list[str]:
-    """The person's editor as an argument list ($EDITOR, then $VISUAL), checked before any file is written."""
-    command = editor or os.environ.get("EDITOR") or os.environ.get("VISUAL") or ("notepad" if os.name == "nt" else "vi")
-    try:
-        words = shlex.split(command, posix=os.name != "nt")
-    except ValueError as exc:
-        raise InputError(f"the editor command {command!r} (EDITOR) cannot be parsed ({exc}); fix EDITOR, "
-                         "or use the flags (--pin, --set, …)") from None
-    if not words:
-        raise InputError("the editor command (EDITOR) is empty; set EDITOR, or use the flags (--pin, --set, …)")
-    return words
-
-
-def run_editor(text: str, editor: str | None = None) -> tuple[str, Path]:
-    """Open `text` in the person's editor; the edited text and the file it is in (kept until it parses)."""
-    words = editor_command(editor)
-    handle, name = tempfile.mkstemp(prefix="hyperalign-profile-", suffix=".yaml")
-    path = Path(name)
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(text)
-    try:
-        status = subprocess.call([*words, str(path)])
-    except OSError as exc:  # not found, not executable
-        path.unlink(missing_ok=True)
-        raise InputError(
-            f"the editor {words[0]!r} cannot be started ({exc.strerror or exc}); set EDITOR, "
-            "or use the flags (--pin, --set, …)") from None
-    if status != 0:
-        path.unlink(missing_ok=True)
-        raise InputError(f"the editor ({' '.join(words)}) exited with status {status}; the profile is unchanged")
-    try:
-        return read_text_file(path, allow_empty=True), path
-    except InputError as exc:
-        raise InputError(f"{exc} (your edit is kept in {path})") from None
-
-
 # --- with a store ------------------------------------------------------------------------------------------------
 
 def edit_profile(
@@ -346,77 +356,3 @@ def edit_profile(
         user_id, lambda profile: apply_edits(profile, edits),
         author=author or default_author(), action=edits.action(), message=message or edits.summary(),
     )
-
-
-def edit_in_editor(
-    store: ProfileStore, user_id: str, *, editor: str | None = None, author: str | None = None,
-    message: str | None = None,
-) -> VersionInfo | None:
-    current = store.get(user_id)
-    text, path = run_editor(to_yaml(current.profile, current.version), editor)
-    try:
-        edits = edits_from_yaml(text, current.profile)
-        result = edit_profile(store, user_id, edits, author=author, message=message)
-    except InputError as exc:
-        raise InputError(f"{exc} — your edit is kept in {path}") from None
-    path.unlink(missing_ok=True)
-    return result
-
-
-# --- diff --------------------------------------------------------------------------------------------------------
-
-def diff_profiles(old: Profile, new: Profile) -> list[str]:
-    """What changed from `old` to `new`, one line per change, for a person to read."""
-    lines = []
-    for key in dict.fromkeys([*old.attributes, *new.attributes]):
-        before, after = old.attributes.get(key), new.attributes.get(key)
-        if before == after:
-            continue
-        if before is None:
-            lines.append(f"+ attribute {key}: {after!r}")
-        elif after is None:
-            lines.append(f"- attribute {key} (was {before!r})")
-        else:
-            lines.append(f"~ attribute {key}: {before!r} → {after!r}")
-    old_by_id, new_by_id = {h.id: h for h in old.hypotheses}, {h.id: h for h in new.hypotheses}
-    for h in new.hypotheses:
-        if h.id not in old_by_id:
-            lines.append(f"+ [{h.id}] {h.aspect}: {h.statement}{_marks(h)}")
-    for h in old.hypotheses:
-        if h.id not in new_by_id:
-            lines.append(f"- [{h.id}] {h.aspect}: {h.statement}{_marks(h)}")
-    for h in new.hypotheses:
-        previous = old_by_id.get(h.id)
-        if previous is not None:
-            lines += [f"~ [{h.id}] {change}" for change in _hypothesis_changes(previous, h)]
-    return lines
-
-
-def _marks(h: Hypothesis) -> str:
-    marks = (["pinned"] if h.pinned else []) + (["by a person"] if h.origin == "person" else [])
-    return f" ({', '.join(marks)})" if marks else ""
-
-
-def _hypothesis_changes(a: Hypothesis, b: Hypothesis) -> list[str]:
-    changes = []
-    if a.statement != b.statement:
-        changes.append(f"statement: {a.statement!r} → {b.statement!r}")
-    if a.aspect != b.aspect:
-        changes.append(f"aspect: {a.aspect} → {b.aspect}")
-    if a.pinned != b.pinned:
-        changes.append(("pinned: " if b.pinned else "unpinned: ") + repr(b.statement))
-    if a.origin != b.origin:
-        changes.append(f"origin: {a.origin} → {b.origin}")
-    quotes_a, quotes_b = [e.quote for e in a.evidence], [e.quote for e in b.evidence]
-    if quotes_a != quotes_b:
-        changes += [f"quote added: {q!r}" for q in quotes_b if q not in quotes_a]
-        changes += [f"quote removed: {q!r}" for q in quotes_a if q not in quotes_b]
-    if a.score != b.score:
-        changes.append(f"score: {_score(a.score)} → {_score(b.score)}")
-    return changes
-
-
-def _score(score: HypothesisScore | None) -> str:
-    if score is None:
-        return "unrated"
-    return f"{score.supports}/{score.tested} support, {score.contradicts} contradict ({score.value:.2f})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 3
+CURRENT_SCHEMA_VERSION = 4
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -27,10 +27,47 @@ def _v2_to_v3_contrast(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+_FACT_FIELDS = ("id", "statement", "measure", "evidence", "pinned")
+_USAGE_FIELDS = ("llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")
+
+
+def _usage_apart(block: Any) -> Any:
+    """A report's or contrast's call and token counts gathered into its `usage`."""
+    if not isinstance(block, dict):
+        return block
+    moved = {name: block[name] for name in _USAGE_FIELDS if name in block}
+    kept = {name: value for name, value in block.items() if name not in _USAGE_FIELDS}
+    return kept | {"usage": moved} if moved else kept
+
+
+def _v3_to_v4_facts_and_usage(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 keeps measured style facts in `facts`, apart from the hypotheses (they were hypotheses with a
+    `measure`, of origin "measured" unless a person reworded them), and gathers an inference's LLM calls and tokens
+    into one `usage` in the report and in the contrast (they were four fields of each)."""
+    upgraded = dict(document)
+    hypotheses, facts = [], []
+    for item in document.get("hypotheses") or []:
+        if isinstance(item, dict) and item.get("measure") is not None:
+            fact = {name: item[name] for name in _FACT_FIELDS if name in item}
+            facts.append(fact | {"origin": "person" if item.get("origin") == "person" else "measured"})
+        elif isinstance(item, dict):
+            origin = "inferred" if item.get("origin") == "measured" else item.get("origin", "inferred")
+            hypotheses.append({k: v for k, v in item.items() if k != "measure"} | {"origin": origin})
+        else:
+            hypotheses.append(item)  # refused by validation, with the field named
+    upgraded["hypotheses"] = hypotheses
+    upgraded["facts"] = facts
+    for block in ("report", "contrast"):
+        if block in document:
+            upgraded[block] = _usage_apart(document[block])
+    return upgraded
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
     2: ("0003_contrast", _v2_to_v3_contrast),
+    3: ("0004_facts_and_usage_apart", _v3_to_v4_facts_and_usage),
 }
 
 

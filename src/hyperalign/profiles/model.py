@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..io import (
     read_text_file,
     write_or_rescue,
 )
+from ..usage import Usage
 from .migrations import CURRENT_SCHEMA_VERSION, SchemaVersionError, upgrade
 
 PROFILE_SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
@@ -94,6 +96,8 @@ class UserExample(_Strict):
 
 
 class Evidence(_Strict):
+    """A quote backing a hypothesis, and where in the person's texts it was found (verified) or not."""
+
     quote: Text
     verified: bool = False
     example_index: int | None = Field(
@@ -135,6 +139,17 @@ class Discrimination(_Strict):
         return self.person + self.contrast
 
 
+def wilson_lower_bound(successes: int, trials: int, z: float = 1.96) -> float:
+    """The lower end of the Wilson score interval of a share (z = 1.96: two-sided 95 %); 0 without trials."""
+    if trials == 0:
+        return 0.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = p + z * z / (2 * trials)
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, (centre - margin) / denominator)  # float error gives -3e-17 at 0 successes
+
+
 class HypothesisScore(_Strict):
     """How held-out texts of the user rated the hypothesis; `value` is the Wilson 95% lower bound of support."""
 
@@ -149,6 +164,10 @@ class HypothesisScore(_Strict):
 
 
 class Hypothesis(_Strict):
+    """A readable statement about the person (an aspect: communication strategy, personality, writing style, or
+    your own), with the quotes that back it and how it was checked: held-out support (`score`, the paper method)
+    or telling the person from the default voice (`discrimination`, the contrastive one)."""
+
     id: HypothesisId = ""
     aspect: Annotated[Text, Field(min_length=1, max_length=80)]
     statement: Annotated[Text, Field(min_length=1)]
@@ -156,9 +175,8 @@ class Hypothesis(_Strict):
     supported: bool = False
     score: HypothesisScore | None = None
     pinned: bool = False
-    # inferred: the LLM's, evidence-checked; measured: computed from the texts by code; person: written or reworded
-    origin: Literal["inferred", "measured", "person"] = "inferred"
-    measure: Measure | None = None
+    # inferred: the LLM's, evidence-checked; person: written or reworded by a person
+    origin: Literal["inferred", "person"] = "inferred"
     # Contrastive proposal: what a typical answer does instead ("writes 'I think'"), when the model named it.
     counterpart: Annotated[Text, Field(max_length=240)] | None = None
     discrimination: Discrimination | None = None
@@ -171,6 +189,28 @@ class Hypothesis(_Strict):
         if not self.id:
             digest = hashlib.sha256(f"{self.aspect}\n{self.statement}".encode()).hexdigest()
             self.id = digest[:8]
+
+
+class Fact(_Strict):
+    """A measured style fact: a statement about the person that code computes from their texts, with the metric any
+    text can be checked on (pipeline/facts.py; against the default voice, pipeline/distinctive.py). A person may pin
+    it or reword its statement (`origin` "person"); its measure stays what the texts say."""
+
+    id: HypothesisId = ""
+    statement: Annotated[Text, Field(min_length=1)]
+    measure: Measure
+    evidence: list[Evidence] = Field(default_factory=list)
+    pinned: bool = False
+    origin: Literal["measured", "person"] = "measured"
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.id:
+            self.id = fact_id(self.measure.metric)
+
+
+def fact_id(metric: str) -> str:
+    """A fact's id follows its metric, not its wording: new texts change the numbers, not which fact it is."""
+    return "m" + hashlib.sha256(metric.encode()).hexdigest()[:7]
 
 
 class ContrastText(_Strict):
@@ -189,9 +229,7 @@ class Contrast(_Strict):
     texts: list[ContrastText] = Field(default_factory=list)
     reference: Text | None = Field(default=None, description="the reference corpus's name (aggregates only)")
     reference_texts: int = Field(0, ge=0)
-    llm_calls: int = Field(0, ge=0)
-    prompt_tokens: int = Field(0, ge=0)
-    completion_tokens: int = Field(0, ge=0)
+    usage: Usage = Field(default_factory=Usage, description="what the default voice's generations cost")
     seconds: float = Field(0.0, ge=0)
 
 
@@ -201,10 +239,7 @@ class InferenceReport(_Strict):
     proposed: int = 0
     dropped_unsupported: int = 0
     truncated_examples: list[int] = Field(default_factory=list)
-    llm_calls: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = Field(default_factory=Usage, description="every LLM call of the inference, the contrast's included")
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
     measured_facts: int = 0
     reasked: int = Field(0, description="hypotheses whose quotes failed and were asked for again")
@@ -217,16 +252,22 @@ class InferenceReport(_Strict):
     facts_measured: int = Field(0, ge=0, description="metrics measured before the distinctiveness threshold")
 
     def add_counts(self, other: InferenceReport) -> None:
-        """Add another inference's hypothesis, call and token counts to these (e.g. a refinement's or an update's)."""
-        for name in ("proposed", "dropped_unsupported", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add another inference's hypothesis counts and usage to these (an update's)."""
+        self.proposed += other.proposed
+        self.dropped_unsupported += other.dropped_unsupported
+        self.usage.add(other.usage)
 
 
 class Profile(_Strict):
+    """What hyperalign believes about one person: attributes, hypotheses, measured facts, the contrast they were
+    told apart from, and how it all came to be (`report`). A document with a `schema_version`: older ones are
+    upgraded on load (`migrations`), newer ones refused."""
+
     schema_version: int = PROFILE_SCHEMA_VERSION
     user_id: UserId
     attributes: dict[Annotated[Text, StringConstraints(min_length=1, max_length=80)], Text] = Field(default_factory=dict)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    facts: list[Fact] = Field(default_factory=list, description="measured style facts, computed by code")
     examples_hash: str
     n_examples: int = Field(ge=0)
     backend: Text
@@ -251,9 +292,9 @@ class Profile(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
         seen: set[str] = set()
-        for h in self.hypotheses:
+        for h in self.statements:
             if h.id in seen:
-                raise ValueError(f"hypothesis id {h.id} appears twice; every hypothesis needs its own id")
+                raise ValueError(f"hypothesis id {h.id} appears twice; every hypothesis and fact needs its own id")
             seen.add(h.id)
             for e in h.evidence:
                 if e.example_index is not None and e.example_index >= self.n_examples:
@@ -263,18 +304,19 @@ class Profile(_Strict):
         return self
 
     @property
+    def statements(self) -> list[Hypothesis | Fact]:
+        """Everything the profile says of the person, hypotheses and measured facts, each with its own id."""
+        return [*self.hypotheses, *self.facts]
+
+    @property
     def supported_hypotheses(self) -> list[Hypothesis]:
+        """The hypotheses the generator is shown: the LLM's with a quote found in the texts, and the person's."""
         return [h for h in self.hypotheses if h.supported]
 
     @property
     def inferred_hypotheses(self) -> list[Hypothesis]:
-        """The supported hypotheses that are not measured facts: the LLM's and the person's statements."""
-        return [h for h in self.hypotheses if h.supported and h.measure is None]
-
-    @property
-    def facts(self) -> list[Hypothesis]:
-        """The measured style facts: statements with a metric any text can be checked on."""
-        return [h for h in self.hypotheses if h.measure is not None]
+        """The LLM's supported hypotheses (not the statements a person wrote)."""
+        return [h for h in self.hypotheses if h.supported and h.origin == "inferred"]
 
     @property
     def contrast_texts(self) -> list[str]:
@@ -282,14 +324,17 @@ class Profile(_Strict):
         return [c.text for c in self.contrast.texts] if self.contrast else []
 
     def to_json(self) -> str:
+        """The profile document, indented JSON."""
         return self.model_dump_json(indent=2)
 
     @classmethod
     def from_json(cls, text: str, source: str = "profile") -> Profile:
+        """A profile from JSON text, upgraded from an older schema; an InputError naming `source` otherwise."""
         return cls.from_document(parse_json_object(text, source), source)
 
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "profile") -> Profile:
+        """A profile from a parsed document, upgraded from an older schema; an InputError naming `source`."""
         if "schema_version" not in document:
             raise InputError(f"{source}: invalid profile: schema_version is missing (is this a hyperalign profile?)")
         try:
@@ -299,6 +344,7 @@ class Profile(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Profile:
+        """A profile file."""
         return cls.from_json(read_text_file(path), source=str(path))
 
     def save(self, path: Path) -> None:
@@ -306,6 +352,7 @@ class Profile(_Strict):
         write_or_rescue(Path(path), self.to_json() + "\n")
 
     def to_markdown(self) -> str:
+        """The profile for a person to read: attributes, hypotheses with their quotes and checks, facts."""
         lines = [f"# Profile of {self.user_id}", ""]
         lines.append(
             f"_Inferred from {self.n_examples} examples by {self.backend}:{self.model} "
@@ -320,29 +367,19 @@ class Profile(_Strict):
         for hypothesis in self.hypotheses:
             by_aspect.setdefault(hypothesis.aspect, []).append(hypothesis)
         for aspect, hypotheses in by_aspect.items():
-            measured = all(h.origin == "measured" or h.measure for h in hypotheses)
-            title = "Measured style (computed from the texts by code)" if measured else aspect.replace("_", " ").capitalize()
-            lines += [f"## {title}", ""]
+            lines += [f"## {aspect.replace('_', ' ').capitalize()}", ""]
             for h in hypotheses:
                 flag = "" if h.supported else " _(unsupported: no quote found in the examples)_"
-                marks = (" 📌 pinned" if h.pinned else "") + (" ✎ by a person" if h.origin == "person" else "")
-                score = ""
-                if h.score:
-                    score = (f" — held-out texts: {h.score.supports} support, {h.score.contradicts} contradict, "
-                             f"{h.score.neutral} neutral (score {h.score.value:.2f})")
-                if h.discrimination:
-                    d = h.discrimination
-                    score += (f" — told apart from a typical answer: picked {d.person} times, the typical answer "
-                              f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f})")
-                if h.shared_by is not None:
-                    score += f" — shared by {h.shared_by:.0%} of profiles" + (" (generic)" if h.generic else "")
-                lines.append(f"- **{h.statement}**{flag}{marks} `[{h.id}]`{score}")
+                lines.append(f"- **{h.statement}**{flag}{_marks(h)} `[{h.id}]`{_scores(h)}")
                 if h.counterpart:
                     lines.append(f"    - a typical answer instead: “{h.counterpart}”")
-                for ev in h.evidence:
-                    mark = f"example {ev.example_index + 1}" if ev.verified and ev.example_index is not None else "not found"
-                    mark += ", near match" if ev.near_match else ""
-                    lines.append(f"    - > “{ev.quote}” ({mark})")
+                lines += _quotes(h.evidence)
+            lines.append("")
+        if self.facts:
+            lines += ["## Measured style (computed from the texts by code)", ""]
+            for fact in self.facts:
+                lines.append(f"- **{fact.statement}**{_marks(fact)} `[{fact.id}]`")
+                lines += _quotes(fact.evidence)
             lines.append("")
         r = self.report
         inferred = len(self.inferred_hypotheses)
@@ -351,6 +388,33 @@ class Profile(_Strict):
             f"a verbatim quote; {r.measured_facts} measured style facts._"
         )
         return "\n".join(lines) + "\n"
+
+
+def _marks(item: Hypothesis | Fact) -> str:
+    return (" 📌 pinned" if item.pinned else "") + (" ✎ by a person" if item.origin == "person" else "")
+
+
+def _scores(h: Hypothesis) -> str:
+    score = ""
+    if h.score:
+        score = (f" — held-out texts: {h.score.supports} support, {h.score.contradicts} contradict, "
+                 f"{h.score.neutral} neutral (score {h.score.value:.2f})")
+    if h.discrimination:
+        d = h.discrimination
+        score += (f" — told apart from a typical answer: picked {d.person} times, the typical answer "
+                  f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f})")
+    if h.shared_by is not None:
+        score += f" — shared by {h.shared_by:.0%} of profiles" + (" (generic)" if h.generic else "")
+    return score
+
+
+def _quotes(evidence: list[Evidence]) -> list[str]:
+    lines = []
+    for ev in evidence:
+        mark = f"example {ev.example_index + 1}" if ev.verified and ev.example_index is not None else "not found"
+        mark += ", near match" if ev.near_match else ""
+        lines.append(f"    - > “{ev.quote}” ({mark})")
+    return lines
 
 
 def examples_hash(examples: list[UserExample]) -> str:

@@ -4,6 +4,7 @@ edit that drops the hypothesis, and lifts it when a version holds the hypothesis
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,13 +12,14 @@ from sqlalchemy import select
 
 from ..errors import InputError
 from .database import as_utc
-from .model import Hypothesis
-from .store import Action, ProfileStore, VersionInfo, rejections_table
+from .model import Fact, Hypothesis, Profile
+from .store import Action, ProfileStore, VersionInfo
+from .tables import rejections_table
 
 
 @dataclass(frozen=True)
 class Rejection:
-    hypothesis: Hypothesis  # as it was when the person deleted it
+    hypothesis: Hypothesis | Fact  # as it was when the person deleted it (a measured fact has a `measure`)
     author: str
     version: int  # the version that deleted it
     created_at: datetime
@@ -28,8 +30,20 @@ def rejections(store: ProfileStore, user_id: str) -> list[Rejection]:
     r = rejections_table
     with store.transaction() as connection:
         rows = connection.execute(select(r).where(r.c.user_id == user_id).order_by(r.c.id)).mappings().all()
-    return [Rejection(Hypothesis.model_validate_json(row["hypothesis"]), row["author"], row["version"],
-                      as_utc(row["created_at"])) for row in rows]
+    return [Rejection(_item(row["hypothesis"]), row["author"], row["version"], as_utc(row["created_at"]))
+            for row in rows]
+
+
+def _item(document: str) -> Hypothesis | Fact:
+    """A rejected item as stored: a fact (it has a measure; also a hypothesis-shaped fact recorded before facts were
+    their own type) or a hypothesis."""
+    data = json.loads(document)
+    if data.get("measure") is not None:
+        return Fact.model_validate({k: data[k] for k in ("id", "statement", "measure", "evidence", "pinned")
+                                    if k in data} | {"origin": "person" if data.get("origin") == "person" else
+                                                     "measured"})
+    return Hypothesis.model_validate({k: v for k, v in data.items() if k != "measure"}
+                                     | ({"origin": "inferred"} if data.get("origin") == "measured" else {}))
 
 
 def restore(store: ProfileStore, user_id: str, hypothesis_id: str, *, author: str) -> VersionInfo | None:
@@ -37,6 +51,11 @@ def restore(store: ProfileStore, user_id: str, hypothesis_id: str, *, author: st
     found = next((r.hypothesis for r in rejections(store, user_id) if r.hypothesis.id == hypothesis_id), None)
     if found is None:
         raise InputError(f"profile '{user_id}' has no deleted hypothesis {hypothesis_id}")
-    return store.modify(user_id, lambda p: None if any(h.id == found.id for h in p.hypotheses) else
-                        p.model_copy(update={"hypotheses": [*p.hypotheses, found]}),
-                        author=author, action=Action.EDIT, message=f"restore {hypothesis_id}")
+    def put_back(profile: Profile) -> Profile | None:
+        if any(item.id == found.id for item in profile.statements):
+            return None
+        if isinstance(found, Fact):
+            return profile.model_copy(update={"facts": [*profile.facts, found]})
+        return profile.model_copy(update={"hypotheses": [*profile.hypotheses, found]})
+
+    return store.modify(user_id, put_back, author=author, action=Action.EDIT, message=f"restore {hypothesis_id}")

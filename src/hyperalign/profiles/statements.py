@@ -43,7 +43,7 @@ def canonical(statement: str) -> str:
 
 def statement_keys(profile: Profile | None) -> set[str]:
     """The canonical keys of a profile's statements (the LLM's and the person's; measured facts are numbers)."""
-    return {canonical(h.statement) for h in profile.hypotheses if h.measure is None} if profile else set()
+    return {canonical(h.statement) for h in profile.hypotheses} if profile else set()
 
 
 def scope_of(user_id: str) -> str:

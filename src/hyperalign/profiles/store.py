@@ -26,15 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     delete,
     insert,
     select,
@@ -47,56 +38,8 @@ from ..errors import ConflictError, InputError, StoreError
 from ..io import check_name, check_text
 from . import statements
 from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
-from .model import Profile
-
-# Distinct from alembic's default so the store can share a database that already uses alembic for itself.
-VERSION_TABLE = "profile_store_version"
-MAX_USER_ID = 200
-
-# Named constraints: later migrations can then alter them (SQLite batch mode needs the names).
-metadata = MetaData(naming_convention={
-    "pk": "pk_%(table_name)s", "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s", "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-})
-
-profiles_table = Table(
-    "profiles", metadata,
-    Column("user_id", String(MAX_USER_ID), primary_key=True),
-    # The compare-and-swap target: a save moves it from N to N+1 only if it still reads N.
-    Column("current_version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-versions_table = Table(
-    "profile_versions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_id", String(MAX_USER_ID), ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("author", String(200), nullable=False),
-    Column("action", String(40), nullable=False),
-    Column("message", Text, nullable=True),
-    Column("details", Text, nullable=True),  # JSON: what an automated change did, e.g. the ids it retired
-    Column("profile", Text, nullable=False),  # the whole profile: any two versions can be shown and diffed
-    # The last line of defence: whatever slips past the version check, two writers cannot both create N+1.
-    UniqueConstraint("user_id", "version"),
-)
-
-# What a person deleted from their profile: kept so that no automated update brings it back, and so it can be
-# restored as it was. Deleted with the profile (and with the user).
-rejections_table = Table(
-    "hypothesis_rejections", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_id", String(MAX_USER_ID), ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False),
-    Column("hypothesis_id", String(64), nullable=False),
-    Column("statement", Text, nullable=False),
-    Column("hypothesis", Text, nullable=False),  # JSON: the hypothesis as it was when deleted, for restoring it
-    Column("author", String(200), nullable=False),
-    Column("version", Integer, nullable=False),  # the version that deleted it
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("user_id", "hypothesis_id"),
-)
+from .model import Fact, Hypothesis, Profile
+from .tables import MAX_USER_ID, VERSION_TABLE, profiles_table, rejections_table, versions_table
 
 
 class Action:
@@ -157,6 +100,10 @@ def _backoff(attempt: int) -> None:
 
 
 class ProfileStore:
+    """Every version of every profile, in any SQLAlchemy database (SQLite by default, PostgreSQL for the service):
+    who changed what and when, person's edits and deletions kept through automated updates, concurrent writers
+    serialized by version (`modify` re-reads and re-applies a change that lost a race)."""
+
     def __init__(self, url: str | Path | None = None, *, attempts: int = 30, ephemeral: bool = False):
         """`attempts`: how often `modify` re-reads and re-applies a change that lost a race. An in-memory SQLite
         store (`sqlite://`) keeps nothing once closed: it is refused unless `ephemeral=True` says that is meant."""
@@ -185,6 +132,7 @@ class ProfileStore:
             raise StoreError(f"the profile store {self.display_url}: {exc}") from None
 
     def close(self) -> None:
+        """Release the database connections."""
         self.engine.dispose()
 
     def fenced(self, fence: Callable[[Connection], None]) -> ProfileStore:
@@ -269,6 +217,7 @@ class ProfileStore:
     # --- reading ---------------------------------------------------------------------------------------------
 
     def get(self, user_id: str, version: int | None = None) -> StoredProfile:
+        """A user's profile at `version` (the current one by default); an InputError if there is none."""
         with self.transaction() as connection:
             current = self._current(connection, user_id)
             if current is None:
@@ -282,6 +231,7 @@ class ProfileStore:
         return StoredProfile(profile, _info(row))
 
     def current_version(self, user_id: str) -> int | None:
+        """The user's current version number, None without a profile."""
         with self.transaction() as connection:
             return self._current(connection, user_id)
 
@@ -294,6 +244,7 @@ class ProfileStore:
         return (row.current_version, as_utc(row.updated_at)) if row else None
 
     def history(self, user_id: str) -> list[VersionInfo]:
+        """Every version of a user's profile, oldest first: when, who, what."""
         v = versions_table
         with self.transaction() as connection:
             rows = connection.execute(select(v).where(v.c.user_id == user_id).order_by(v.c.version)).mappings().all()
@@ -302,6 +253,7 @@ class ProfileStore:
         return [_info(row) for row in rows]
 
     def list_profiles(self) -> list[ProfileSummary]:
+        """Every user with a profile, with their current version."""
         p, v = profiles_table, versions_table
         query = (
             select(p.c.user_id, p.c.current_version, p.c.updated_at, v.c.author, v.c.action, v.c.profile)
@@ -322,7 +274,7 @@ class ProfileStore:
         ).scalar_one_or_none()
 
     def _not_found(self, user_id: str) -> InputError:
-        return InputError(f"no profile '{user_id}' in the store {self.display_url} (`hyperalign profile list`)")
+        return InputError(f"no profile '{user_id}' in the store {self.display_url}")
 
     # --- writing ---------------------------------------------------------------------------------------------
 
@@ -379,13 +331,14 @@ class ProfileStore:
 
     def _note_rejections(self, connection: Connection, profile: Profile, previous: Profile | None, version: int,
                          author: str, action: str, now: datetime) -> None:
-        """In the save's transaction: a person's edit that drops hypotheses rejects them; a version that holds a
-        rejected hypothesis again lifts its rejection."""
-        r, user_id, dropped = rejections_table, profile.user_id, []
+        """In the save's transaction: a person's edit that drops hypotheses or facts rejects them; a version that
+        holds a rejected one again lifts its rejection."""
+        r, user_id = rejections_table, profile.user_id
+        dropped: list[Hypothesis | Fact] = []
         if action == Action.EDIT and previous is not None:
-            kept = {h.id for h in profile.hypotheses}
-            dropped = [h for h in previous.hypotheses if h.id not in kept]
-        if named := [h.id for h in [*profile.hypotheses, *dropped]]:
+            kept = {h.id for h in profile.statements}
+            dropped = [h for h in previous.statements if h.id not in kept]
+        if named := [h.id for h in [*profile.statements, *dropped]]:
             connection.execute(delete(r).where(r.c.user_id == user_id, r.c.hypothesis_id.in_(named)))
         if dropped:
             connection.execute(insert(r), [

@@ -29,7 +29,6 @@ VERSIONS: dict[str, int] = {
     "infer_hypotheses": 1,
     "infer_attributes": 1,
     "generate": 3,
-    "repair": 1,
     "score_hypotheses": 1,
     "deliberate": 1,
     "safety_spec": 1,

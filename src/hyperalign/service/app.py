@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..api import HyperAlign
 from ..config import load_settings
 from ..errors import InputError
-from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
+from ..redaction import redact_url, validate_base_url
 from . import chat, errors, metrics, review, users_api
 from .auth import CallerDep
 from .jobs import JobWorker

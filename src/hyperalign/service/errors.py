@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import ConflictError, HyperAlignError, InputError, StoreError
-from ..llm.endpoint import redact_text
+from ..redaction import redact_text
 from .upstream import UpstreamError
 
 log = logging.getLogger("hyperalign.service")

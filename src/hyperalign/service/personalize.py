@@ -83,7 +83,7 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
                                 context_tokens=FEW_SHOT_CONTEXT_TOKENS if shown else None)
         steering = plan(stored.profile, steer if with_facts else SteerLevel.OFF, capabilities or Capabilities())
         applied = Applied(strategy=strategy, profile_version=stored.version,
-                          hypothesis_ids=[h.id for h in [*hypotheses, *facts]], steering=steering,
+                          hypothesis_ids=[h.id for h in hypotheses] + [f.id for f in facts], steering=steering,
                           examples=min(options.example_texts, len(shown or [])))
     else:
         return None, Applied(strategy="none")

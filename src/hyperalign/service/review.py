@@ -23,8 +23,9 @@ from jinja2 import Environment, PackageLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, Field
 
-from ..errors import InputError
-from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
+from ..errors import InputError, StoreError
+from ..profiles.diff import diff_profiles
+from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits
 from ..profiles.model import Aspect, Hypothesis
 from ..profiles.rejections import rejections, restore
 from .auth import CallerDep, StateDep
@@ -114,7 +115,7 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
     texts = [s.text for s in list_examples(state.store, user.key)]
     return _templates().get_template("review.html.j2").render(
         user=user.id, token=token, profile=profile, version=shown.version, current=current, info=shown.info,
-        inferred=[h for h in profile.hypotheses if h.measure is None], facts=profile.facts,
+        inferred=profile.hypotheses, facts=profile.facts,
         texts=_highlighted(texts, profile.hypotheses), history=history, diffs=diffs, notice=notice,
         rejected=rejections(state.store, user.key),
         aspects=[a.value for a in Aspect], editable=shown.version == current)
@@ -189,6 +190,8 @@ async def review_edit(token: str, state: StateDep, request: Request, action: Ann
                                            action=change.action(), message=change.summary())
         except InputError as exc:  # shown on the page, where the person can fix it
             return f"Not saved: {exc}"
+        except StoreError:  # the database, not the person's edit: nothing of the deployment is shown
+            return "Not saved: the profile store cannot be reached right now; try again."
         return f"Saved as version {saved.version}." if saved else "Nothing changed."
 
     notice = (await asyncio.to_thread(edit))[:200]

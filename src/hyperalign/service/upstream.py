@@ -31,8 +31,8 @@ import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignError
 from ..llm import Capabilities, CompletionRequest, LLMClient
-from ..llm.endpoint import redact_text, redact_url
 from ..pipeline.steer import Steering, prefill_text
+from ..redaction import redact_text, redact_url
 
 log = logging.getLogger("hyperalign.service.upstream")
 BAD_GATEWAY, UNAVAILABLE = "upstream_error", "upstream_unavailable"

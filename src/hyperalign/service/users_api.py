@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
 from ..io import check_name
-from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
+from ..profiles.diff import diff_profiles
+from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits
 from ..profiles.model import UserExample
 from ..profiles.rejections import rejections
 from ..profiles.store import StoredProfile, VersionInfo

@@ -101,12 +101,12 @@ def cost_metrics(
         if users:
             hypotheses = sum(len(p.inferred_hypotheses) for p in users.values()) / len(users)
             facts = sum(len(p.facts) for p in users.values()) / len(users)
-            inference_calls = sum(p.report.llm_calls + p.report.cache_hits for p in users.values()) / len(users)
-            inference_prompt = sum(p.report.prompt_tokens for p in users.values()) / len(users)
+            inference_calls = sum(p.report.usage.calls for p in users.values()) / len(users)
+            inference_prompt = sum(p.report.usage.prompt_tokens for p in users.values()) / len(users)
             inference_seconds = sum(p.report.seconds for p in users.values()) / len(users)
         elif states:
-            inference_calls = sum(s.llm_calls for s in states.values()) / len(states)
-            inference_prompt = sum(s.prompt_tokens for s in states.values()) / len(states)
+            inference_calls = sum(s.usage.calls for s in states.values()) / len(states)
+            inference_prompt = sum(s.usage.prompt_tokens for s in states.values()) / len(states)
             inference_seconds = sum(s.seconds for s in states.values()) / len(states)
         per_method[method] = {
             "generations": len(mine),

@@ -104,7 +104,7 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
     elif judge["pairs_judged"]:
         lines += ["No validity check (it needs zero-shot among the methods): the win rates below are unproven.", ""]
     if not judge["pairs_judged"]:
-        return [*lines, "No pair of methods judged in this run (`--judge-against validity`)."]
+        return [*lines, "No pair of methods judged in this run (judged against: validity)."]
     if judge.get("judged_by_position"):
         lines += [f"**This judge chose by position, not by text:** its verdict survived swapping the order in "
                   f"{judge['position_consistency']:.0%} of pairs (a coin would in half) and it chose the text "
@@ -112,7 +112,7 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
                   "ties by construction and carry little signal: judge with a stronger model.", ""]
     if not shown_win_rates(judge):
         return [*lines, f"This judge cannot tell the author's real text from a default answer, so no win rate of "
-                f"the {judge['pairs_judged']} judged pairs is shown: judge with a stronger model (`--judge-model`)."]
+                f"the {judge['pairs_judged']} judged pairs is shown: judge with a stronger model."]
     methods = list(judge["matrix"])
     lines += ["Win rate of the row method against the column method (tie = ½; a verdict that flips when the "
               "order is swapped is a tie) ± standard error.", "",

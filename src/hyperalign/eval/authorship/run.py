@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ...api import HyperAlign
 from ...errors import StructuredOutputError
-from ...llm import CompletionRequest, backend_seconds, unbiased_identity
+from ...llm import CompletionRequest, track_usage, unbiased_identity
 from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..calibration import calibrated, position_bias
@@ -65,7 +65,7 @@ class AuthorshipRun:
     def __init__(self, config: AuthorshipConfig, ha: HyperAlign, judge_ha: HyperAlign | None, folder: RunFolder,
                  progress: ProgressHook = no_progress):
         self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
-        ha.generation = ha.generation.model_copy(update={"max_tokens": config.max_tokens})
+        self.generation = GenerationOptions(max_tokens=config.max_tokens)
         self.methods = parse_methods(config.methods)
         self.judge = Judge.load(config.judge) if config.judge else None
         if self.judge:
@@ -142,7 +142,7 @@ class AuthorshipRun:
                 row = {"method": method.name, "item_id": item.id, "author": item.author}
                 if method.ticl:
                     state = ticl[method.name][author.author]
-                    options = self.ha.generation
+                    options = self.generation
                     completion = await self.ha.client.acomplete(CompletionRequest(
                         messages=final_messages(state, item.prompt, self.ha.client, options.max_tokens),
                         max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed))
@@ -154,12 +154,13 @@ class AuthorshipRun:
                 generation = await agenerate(
                     self.ha.client, item.prompt, method.strategy, profile=profiles.get(method.name, {}).get(author.author),
                     examples=author.demonstrations,
-                    options=GenerationOptions.model_validate(self.ha.generation.model_dump() | method.generation))
-                return row | {"output": generation.text, "prompt_tokens": generation.prompt_tokens,
-                              "completion_tokens": generation.completion_tokens, "llm_calls": generation.llm_calls,
+                    options=GenerationOptions.model_validate(self.generation.model_dump() | method.generation))
+                return row | {"output": generation.text, "prompt_tokens": generation.usage.prompt_tokens,
+                              "completion_tokens": generation.usage.completion_tokens,
+                              "llm_calls": generation.usage.calls,
                               "finish_reason": generation.finish_reason, "model": generation.model,
                               "adherence": generation.adherence, "candidate_scores": generation.candidate_scores,
-                              "backend_seconds": generation.seconds, "steer": generation.steer.value,
+                              "backend_seconds": generation.usage.backend_seconds, "steer": generation.steer.value,
                               "levers": [str(lever) for lever in generation.levers]}
             return run
 
@@ -181,11 +182,10 @@ class AuthorshipRun:
                 row: dict[str, Any] = {"a": a, "b": b, "order": order, "item_id": item.id, "judge": judge.version,
                                        "judge_id": judge_id, **({"check": check} if check else {})}
                 try:
-                    verdict = await judge.judge_pair(client, references, *texts)
-                    completions = verdict.pop("completions")
+                    with track_usage() as usage:
+                        verdict = await judge.judge_pair(client, references, *texts)
                     row |= {"winner": a if verdict.pop("first") else b, **verdict,
-                            "prompt_tokens": sum(c.usage.prompt_tokens for c in completions),
-                            "backend_seconds": backend_seconds(completions)}
+                            "prompt_tokens": usage.prompt_tokens, "backend_seconds": usage.backend_seconds}
                 except StructuredOutputError as exc:
                     # Recorded, not fatal: an unusable verdict leaves that pair out and is counted in the report.
                     row |= {"winner": None, "error": str(exc)}

@@ -26,11 +26,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ...errors import StructuredOutputError
-from ...llm import Completion, CompletionRequest, LLMClient
+from ...llm import CompletionRequest, LLMClient, Usage, track_usage
 from ...pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from ...profiles.model import UserExample
 from ...prompts import render_messages, version_tag
@@ -54,10 +55,18 @@ class TiclState(BaseModel):
     items: list[TiclItem]
     epochs_done: int = 0
     steps_done: int = 0
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0  # wall time of building, over every session that worked on it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _usage_apart(cls, data: Any) -> Any:
+        """A state saved before `usage` kept its calls and tokens as three fields of its own."""
+        if isinstance(data, dict) and "usage" not in data and "llm_calls" in data:
+            data = dict(data)
+            data["usage"] = {name: data.pop(name) for name in ("llm_calls", "prompt_tokens", "completion_tokens")
+                             if name in data}
+        return data
     version: str = Field(default_factory=lambda: version_tag("ticl_generate", "ticl_explain"))
 
 
@@ -109,13 +118,6 @@ def _messages(items: list[TiclItem], task: str, client: LLMClient, max_tokens: i
                            task=task)
 
 
-def _count(state: TiclState, completions: list[Completion]) -> None:
-    for completion in completions:
-        state.llm_calls += 0 if completion.cached else 1
-        state.prompt_tokens += completion.usage.prompt_tokens
-        state.completion_tokens += completion.usage.completion_tokens
-
-
 async def abuild(client: LLMClient, demonstrations: list[UserExample], options: TiclOptions,
                  state: TiclState | None = None, save: Callable[[TiclState], None] = lambda state: None) -> TiclState:
     """Run the trial-error-explain epochs (resuming `state` if given); `save` is called after every step."""
@@ -130,18 +132,19 @@ async def abuild(client: LLMClient, demonstrations: list[UserExample], options: 
             started = time.perf_counter()
             task = item.example.prompt or "Write a text in your usual style."
             others = [other for j, other in enumerate(state.items) if j != index]
-            trial = await client.acomplete(CompletionRequest(
-                messages=_messages(others, task, client, options.max_tokens), max_tokens=options.max_tokens,
-                temperature=0.0, seed=options.seed))
-            _count(state, [trial])
-            try:
-                verdict, completions = await client.acomplete_structured(
-                    render_messages("ticl_explain", task=task, gold=item.example.text, candidate=trial.text.strip()),
-                    EditorVerdict, step="ticl_explain", max_tokens=options.explanation_tokens)
-                _count(state, completions)
-            except StructuredOutputError as exc:  # an editor that cannot answer: the trial counts as inconsistent
-                _count(state, exc.completions)
-                verdict = EditorVerdict(explanation="(no explanation: the editor's answer was invalid)", consistent=False)
+            with track_usage() as usage:
+                trial = await client.acomplete(CompletionRequest(
+                    messages=_messages(others, task, client, options.max_tokens), max_tokens=options.max_tokens,
+                    temperature=0.0, seed=options.seed))
+                try:
+                    verdict = await client.acomplete_structured(
+                        render_messages("ticl_explain", task=task, gold=item.example.text,
+                                        candidate=trial.text.strip()),
+                        EditorVerdict, step="ticl_explain", max_tokens=options.explanation_tokens)
+                except StructuredOutputError:  # an editor that cannot answer: the trial counts as inconsistent
+                    verdict = EditorVerdict(explanation="(no explanation: the editor's answer was invalid)",
+                                            consistent=False)
+            state.usage.add(usage)
             if verdict.consistent:
                 item.done = True
             else:

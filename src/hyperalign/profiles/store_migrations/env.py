@@ -6,7 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from hyperalign.profiles.store import VERSION_TABLE, as_url, metadata
+from hyperalign.profiles.store import as_url
+from hyperalign.profiles.tables import VERSION_TABLE, metadata
 
 config = context.config
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from ..io import check_text
+from .io import check_text
 
 HIDDEN = "***"
 

@@ -1,0 +1,23 @@
+"""0002_created_at_index: completions by age, for pruning.
+
+Revision ID: 0002_created_at_index
+Revises: 0001_completions
+Create Date: 2026-11-21
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0002_created_at_index"
+down_revision = "0001_completions"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("completions_created_at", "completions", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("completions_created_at", table_name="completions")
