@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from hyperalign.eval.authorship.profiles import profile_metrics
-from hyperalign.eval.corpus import Split
+from hyperalign.eval.runs import RunFolder
+from hyperalign.eval.split_file import read_split
 from hyperalign.profiles.model import Profile
 
 
@@ -24,7 +25,7 @@ def main() -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    split = Split.model_validate_json((args.run / "split.json").read_text(encoding="utf-8"))
+    split = read_split(RunFolder(args.run))
     profiles: dict[str, dict[str, Profile]] = {}
     for path in sorted((args.run / "profiles").rglob("*.json")):
         if path.name.endswith(".ticl.json"):

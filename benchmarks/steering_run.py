@@ -76,7 +76,8 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
     """Regenerate the first reused hyperalign:steer=off text; whether it comes out identical."""
     sys.path.insert(0, str(ROOT / "src"))
     from hyperalign.api import HyperAlign
-    from hyperalign.eval.corpus import Split
+    from hyperalign.eval.runs import RunFolder
+    from hyperalign.eval.split_file import read_split
     from hyperalign.llm import LLMClient
     from hyperalign.llm.embedded import EmbeddedBackend
     from hyperalign.pipeline.generate import GenerationOptions
@@ -85,7 +86,7 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
 
     rows = [json.loads(line) for line in (folder / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
     row = next(r for r in rows if r["method"] == "hyperalign:steer=off")
-    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
+    split = read_split(RunFolder(folder))
     author = next(a for a in split.authors if a.author == row["author"])
     item = next(i for i in author.held_out if i.id == row["item_id"])
     profile = Profile.load(folder / "profiles" / f"{row['author']}.json")

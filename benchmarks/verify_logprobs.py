@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from hyperalign import HyperAlign
-from hyperalign.eval.corpus import Split
+from hyperalign.eval.runs import RunFolder
+from hyperalign.eval.split_file import read_split
 from hyperalign.pipeline.options import InferenceOptions
 from hyperalign.profiles.model import Profile
 from provenance import RESULTS, ROOT, code_version, machine
@@ -41,8 +42,10 @@ def main() -> int:
     args = parser.parse_args()
     folder = ROOT / "runs" / args.name
     (folder / "profiles").mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.source / "split.json", folder / "split.json")
-    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
+    # The split and the config that names its corpus: profile_stats.py reads the split of this folder too.
+    for name in ("split.json", "config.json"):
+        shutil.copy(args.source / name, folder / name)
+    split = read_split(RunFolder(folder))
     authors = split.authors[: args.authors]
     for author in authors:
         for method_folder, target in (("", "hyperalign_text"), ("hyperalign_paper", "hyperalign_paper")):
