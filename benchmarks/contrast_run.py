@@ -7,14 +7,14 @@ The run folder is runs/NAME/ (not tracked); it is committed as ONE compressed fi
 written every `--checkpoint-minutes` while the run goes on and once more when it stops (finished or interrupted).
 Rerunning the same command on any machine unpacks that file when runs/NAME/ is missing and resumes.
 
-`--reuse FOLDER` seeds a new run folder from an earlier run of the same corpus, split, seed and generator, so that
-finished work is not redone: its split, its few-shot and zero-shot generations (generate.v3 renders their prompts
-byte for byte as generate.v2 did: tests/test_prompts.py) and its plain `hyperalign` profiles as `hyperalign:paper`'s
-(the paper method's inference prompts are unchanged). Its hyperalign generations are not reused (v3 shows the
-profile differently), nor anything of other methods.
+`--reuse RUN` (a run folder or its .tar.gz) seeds a new run folder from an earlier run of the same corpus, split,
+seed and generator, so that finished work is not redone: its split, its few-shot and zero-shot generations
+(generate.v3 renders their prompts byte for byte as generate.v2 did: tests/test_prompts.py) and its plain
+`hyperalign` profiles as `hyperalign:paper`'s (the paper method's inference prompts are unchanged). Its hyperalign
+generations are not reused (v3 shows the profile differently), nor anything of other methods.
 
     python benchmarks/contrast_run.py --name aaac-contrast-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
-        --reuse benchmarks/runs/aaac-qwen1.5b-10x3
+        --reuse benchmarks/runs/aaac-qwen1.5b-10x3.tar.gz
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import json
 import shutil
 import subprocess
 import sys
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from run_archive import archive, opened_run, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "hyperalign,hyperalign:paper,few-shot,zero-shot"
@@ -35,37 +36,25 @@ REUSED_METHODS = ("few-shot", "zero-shot")
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 
 
-def archive(folder: Path, target: Path) -> None:
-    """The run folder as one .tar.gz, replaced atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    with tarfile.open(partial, "w:gz") as tar:
-        tar.add(folder, arcname=folder.name)
-    partial.replace(target)
-
-
-def unpack(target: Path, folder: Path) -> None:
-    with tarfile.open(target, "r:gz") as tar:
-        tar.extractall(folder.parent, filter="data")
-
-
-def seed_from(previous: Path, folder: Path) -> None:
-    """A new run folder holding what an earlier run finished that this one may reuse (module docstring)."""
-    folder.mkdir(parents=True)
-    shutil.copy(previous / "split.json", folder / "split.json")
-    config = json.loads((previous / "config.json").read_text(encoding="utf-8"))
-    config["methods"] = METHODS.split(",")
-    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    kept = [r for r in rows if r.get("method") in REUSED_METHODS]
-    with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
-        out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
-    paper = folder / "profiles" / "hyperalign_paper"
-    paper.mkdir(parents=True)
-    for profile in (previous / "profiles").glob("*.json"):
-        shutil.copy(profile, paper / profile.name)
-    print(f"seeded {folder} from {previous}: split, {len(kept)} generations of {', '.join(REUSED_METHODS)}, "
+def seed_from(earlier: Path, folder: Path) -> None:
+    """A new run folder holding what an earlier run (its folder or archive) finished that this one may reuse (module
+    docstring)."""
+    with opened_run(earlier) as previous:
+        folder.mkdir(parents=True)
+        shutil.copy(previous / "split.json", folder / "split.json")
+        config = json.loads((previous / "config.json").read_text(encoding="utf-8"))
+        config["methods"] = METHODS.split(",")
+        (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+        kept = [r for r in rows if r.get("method") in REUSED_METHODS]
+        with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+        paper = folder / "profiles" / "hyperalign_paper"
+        paper.mkdir(parents=True)
+        for profile in (previous / "profiles").glob("*.json"):
+            shutil.copy(profile, paper / profile.name)
+    print(f"seeded {folder} from {earlier}: split, {len(kept)} generations of {', '.join(REUSED_METHODS)}, "
           f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
 
 
@@ -84,7 +73,7 @@ def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser
 
 def main() -> int:
     parser = run_parser(__doc__, METHODS)
-    parser.add_argument("--reuse", type=Path, help="an earlier run folder of the same corpus and split")
+    parser.add_argument("--reuse", type=Path, help="an earlier run (folder or .tar.gz) of the same corpus and split")
     args = parser.parse_args()
     folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder) if args.reuse else None)
     return run_with_checkpoints(eval_command(args, folder, 400), folder, target, args.checkpoint_minutes)

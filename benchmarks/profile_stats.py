@@ -4,7 +4,7 @@ identification by facts (a held-out text matched to its author's profile among t
 profile-level numbers of `eval authorship`'s report (eval/authorship/profiles.py), for the profiles that exist.
 No LLM call.
 
-    python benchmarks/profile_stats.py runs/aaac-contrast-qwen1.5b-10x3 [--json]
+    python benchmarks/profile_stats.py benchmarks/runs/aaac-contrast-qwen1.5b-10x3.tar.gz [--json]  # or a run folder
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 from hyperalign.eval.authorship.profiles import profile_metrics
-from hyperalign.eval.corpus import Split
+from hyperalign.eval.runs import RunFolder
+from hyperalign.eval.split_file import read_split
 from hyperalign.profiles.model import Profile
+from run_archive import opened_run
 
 
 def main() -> int:
@@ -24,14 +26,15 @@ def main() -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    split = Split.model_validate_json((args.run / "split.json").read_text(encoding="utf-8"))
-    profiles: dict[str, dict[str, Profile]] = {}
-    for path in sorted((args.run / "profiles").rglob("*.json")):
-        if path.name.endswith(".ticl.json"):
-            continue
-        folder = path.parent.relative_to(args.run / "profiles").as_posix()
-        method = "hyperalign" if folder == "." else folder.replace("_", ":", 1)
-        profiles.setdefault(method, {})[path.stem] = Profile.load(path)
+    with opened_run(args.run) as run:
+        split = read_split(RunFolder(run))
+        profiles: dict[str, dict[str, Profile]] = {}
+        for path in sorted((run / "profiles").rglob("*.json")):
+            if path.name.endswith(".ticl.json"):
+                continue
+            folder = path.parent.relative_to(run / "profiles").as_posix()
+            method = "hyperalign" if folder == "." else folder.replace("_", ":", 1)
+            profiles.setdefault(method, {})[path.stem] = Profile.load(path)
     done = {m: users for m, users in profiles.items() if users}
     # Identification among the same people for every method: only authors every method has a profile for.
     common = set.intersection(*(set(u) for u in done.values())) if done else set()

@@ -45,7 +45,7 @@ def code_version() -> dict[str, Any]:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    # A run folder committed under benchmarks/runs/ (so a run spanning sessions keeps its finished work) changes
+    # A run's archive committed under benchmarks/runs/ (so a run spanning sessions keeps its finished work) changes
     # while it runs: it is the run's data, not the code that ran, so it does not make the code "dirty".
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/runs")
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(dirty)}

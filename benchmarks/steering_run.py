@@ -4,7 +4,7 @@ and one split, through `benchmarks/authorship_ccat50.py` (which records the comm
 machine beside the report in benchmarks/results/NAME.*). No judge: the judge-free metrics (Delta margin, masked
 attribution, copy rate) carry the comparison (the 1.5B judge fails its validity check, aaac-qwen1.5b-10x3).
 
-`--reuse RUN.tar.gz` seeds the run folder from a finished run of the same split and generator, so only the steered
+`--reuse RUN.tar.gz` (or a run folder) seeds the run folder from a finished run of the same split and generator, so only the steered
 generations are new: its split, its profiles (steering changes no profile, so every steering level reads the plain
 `hyperalign` profiles), and its unsteered generations — a contrastive run's `hyperalign` rows as `hyperalign:steer=off`,
 since a request without steering is the request generation always sent (its cache key included:
@@ -33,11 +33,11 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from contrast_run import eval_command, prepared, run_parser, run_with_checkpoints, unpack
+from contrast_run import eval_command, prepared, run_parser, run_with_checkpoints
+from run_archive import opened_run
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "hyperalign:steer=off,hyperalign:steer=light,hyperalign:steer=strong,few-shot,zero-shot,hyperalign:paper"
@@ -47,11 +47,8 @@ UNSTEERED = ("hyperalign:steer=off", "few-shot", "zero-shot", "hyperalign:paper"
 SAME_START = 200  # characters
 
 
-def seed_from(archive_path: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        unpacked = Path(scratch) / "previous"
-        unpack(archive_path, unpacked)
-        previous = next(p for p in Path(scratch).iterdir() if p.is_dir())
+def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
+    with opened_run(earlier) as previous:
         folder.mkdir(parents=True)
         shutil.copy(previous / "split.json", folder / "split.json")
         shutil.copytree(previous / "profiles", folder / "profiles")
@@ -68,7 +65,7 @@ def seed_from(archive_path: Path, folder: Path, keep: tuple[str, ...] = ()) -> N
                     rows.append(row)
     with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
         out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    print(f"seeded {folder} from {archive_path}: split, profiles, {len(rows)} generations "
+    print(f"seeded {folder} from {earlier}: split, profiles, {len(rows)} generations "
           f"(hyperalign as hyperalign:steer=off)", file=sys.stderr)
 
 
@@ -76,7 +73,8 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
     """Regenerate the first reused hyperalign:steer=off text; whether it comes out identical."""
     sys.path.insert(0, str(ROOT / "src"))
     from hyperalign.api import HyperAlign
-    from hyperalign.eval.corpus import Split
+    from hyperalign.eval.runs import RunFolder
+    from hyperalign.eval.split_file import read_split
     from hyperalign.llm import LLMClient
     from hyperalign.llm.embedded import EmbeddedBackend
     from hyperalign.pipeline.generate import GenerationOptions
@@ -85,7 +83,7 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
 
     rows = [json.loads(line) for line in (folder / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
     row = next(r for r in rows if r["method"] == "hyperalign:steer=off")
-    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
+    split = read_split(RunFolder(folder))
     author = next(a for a in split.authors if a.author == row["author"])
     item = next(i for i in author.held_out if i.id == row["item_id"])
     profile = Profile.load(folder / "profiles" / f"{row['author']}.json")
@@ -104,7 +102,7 @@ def check_reuse(folder: Path, model: str, max_tokens: int) -> bool:
 def main() -> int:
     parser = run_parser(__doc__, METHODS)
     parser.add_argument("--max-tokens", type=int, default=400)
-    parser.add_argument("--reuse", type=Path, help="a finished run's .tar.gz of the same corpus, split and generator")
+    parser.add_argument("--reuse", type=Path, help="a finished run (.tar.gz or folder) of the same corpus, split and generator")
     parser.add_argument("--check-reuse", action="store_true")
     parser.add_argument("--keep", default="", help="steered methods whose reused rows stand (made by this code)")
     args = parser.parse_args()

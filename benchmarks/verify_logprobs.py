@@ -8,7 +8,7 @@ beside a copy of the split; the earlier run's profiles of those people are copie
 (contrastive, sampled-letter checker) and `hyperalign:paper`. Resumable: a saved profile is not inferred again.
 At the end, the profile-level table of `profile_stats.py` goes to benchmarks/results/NAME.{md,json}.
 
-    python benchmarks/verify_logprobs.py --from runs/aaac-contrast-qwen1.5b-10x3 --name aaac-verify-logprobs \\
+    python benchmarks/verify_logprobs.py --from benchmarks/runs/aaac-contrast-qwen1.5b-10x3.tar.gz --name aaac-verify-logprobs \\
         --authors 5
 """
 
@@ -24,37 +24,42 @@ import time
 from pathlib import Path
 
 from hyperalign import HyperAlign
-from hyperalign.eval.corpus import Split
+from hyperalign.eval.runs import RunFolder
+from hyperalign.eval.split_file import read_split
 from hyperalign.pipeline.options import InferenceOptions
 from hyperalign.profiles.model import Profile
 from provenance import RESULTS, ROOT, code_version, machine
+from run_archive import opened_run
 
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--from", dest="source", type=Path, required=True, help="an earlier contrastive run folder")
+    parser.add_argument("--from", dest="source", type=Path, required=True, help="an earlier contrastive run (folder or .tar.gz)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--authors", type=int, default=5)
     parser.add_argument("--model", default=MODEL)
     args = parser.parse_args()
     folder = ROOT / "runs" / args.name
     (folder / "profiles").mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.source / "split.json", folder / "split.json")
-    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
-    authors = split.authors[: args.authors]
-    for author in authors:
-        for method_folder, target in (("", "hyperalign_text"), ("hyperalign_paper", "hyperalign_paper")):
-            earlier = args.source / "profiles" / method_folder / f"{author.author}.json"
-            if earlier.exists():
-                (folder / "profiles" / target).mkdir(exist_ok=True)
-                shutil.copy(earlier, folder / "profiles" / target / earlier.name)
+    with opened_run(args.source) as source:
+        # The split and the config that names its corpus: profile_stats.py reads the split of this folder too.
+        for name in ("split.json", "config.json"):
+            shutil.copy(source / name, folder / name)
+        split = read_split(RunFolder(folder))
+        authors = split.authors[: args.authors]
+        for author in authors:
+            for method_folder, target in (("", "hyperalign_text"), ("hyperalign_paper", "hyperalign_paper")):
+                earlier = source / "profiles" / method_folder / f"{author.author}.json"
+                if earlier.exists():
+                    (folder / "profiles" / target).mkdir(exist_ok=True)
+                    shutil.copy(earlier, folder / "profiles" / target / earlier.name)
     ha = HyperAlign.from_config("embedded", model=args.model, cache=True)
     # The earlier run's generation settings: the default voice is generated with them, so its requests (and the
     # proposal built on its texts) are the same ones, answered from the cache.
-    earlier = json.loads((args.source / "config.json").read_text(encoding="utf-8"))
-    ha.generation = ha.generation.model_copy(update={"max_tokens": earlier["max_tokens"]})
+    earlier_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    ha.generation = ha.generation.model_copy(update={"max_tokens": earlier_config["max_tokens"]})
     started = time.perf_counter()
     for author in authors:
         path = folder / "profiles" / f"{author.author}.json"
@@ -87,7 +92,7 @@ def main() -> int:
     lines = [f"# Contrastive verification from label probabilities: {args.name}", "",
              f"`{command}` on `{Path(args.model).name}` (embedded). `hyperalign`: verified by the label-probability "
              "checker (calibrated for position); `hyperalign:text`: the same proposals verified by sampled letters "
-             f"in {args.source.name}; `hyperalign:paper`: HyPerAlign's one pass.", "", table.strip(), "",
+             f"in {args.source.name.removesuffix('.tar.gz')}; `hyperalign:paper`: HyPerAlign's one pass.", "", table.strip(), "",
              "## Kept hypotheses", ""]
     for author, block in kept.items():
         lines.append(f"- **{author}** ({block['verification'].get('kept', 0):.0f} kept, position bias "

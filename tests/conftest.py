@@ -52,6 +52,40 @@ EXAMPLE_TEXTS: list[tuple[str | None, str]] = [
 ]
 
 
+# The suite runs on pytest-xdist workers with `--dist loadgroup` (pyproject's addopts). What tests share beyond their
+# own tmp_path is kept on one worker each, by an xdist group: one throw-away PostgreSQL cluster for all PostgreSQL
+# variants (each worker would start its own), one local Ray at a time, and the real model's runs in sequence.
+RESOURCE_GROUPS = {"integration": "embedded-model", "slow": "embedded-model", "postgres": "postgres", "ray": "ray"}
+UNGROUPED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """Mark each PostgreSQL variant `postgres` (from the `database_url` parameter), then put every item that uses a
+    shared resource in that resource's xdist group: before `-m` deselects and xdist reads the groups. Afterwards,
+    check that xdist did group them: it names a group in the item's id, which some pytest releases silently undo
+    (pytest-xdist#1386), and then every worker would start its own cluster and two runs of the model would share
+    the cores."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        group = next((g for marker, g in RESOURCE_GROUPS.items() if item.get_closest_marker(marker)), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    yield
+    if getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup
+        for item in items:
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+                item.stash[UNGROUPED] = True
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.stash.get(UNGROUPED, False):
+        pytest.fail(f"pytest-xdist did not put this test in its group: pytest {pytest.__version__} breaks "
+                    "--dist loadgroup (pytest-xdist#1386); install the versions the dev extra pins", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every cache/config location into a temporary directory and drop HYPERALIGN_* settings."""
@@ -64,6 +98,16 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
         if name.startswith(("HYPERALIGN_", "OPENAI_")) and name != "HYPERALIGN_CONFIG":
             monkeypatch.delenv(name)
     return home
+
+
+@pytest.fixture(autouse=True)
+def one_llama_thread_beside_other_workers(request: pytest.FixtureRequest, isolated_environment: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's threads spin while they wait for each other: with another worker on the same cores, a run on
+    every core is many times slower than one on a single thread. So the real model gets one thread per worker."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # set by pytest-xdist
+    if workers > 1 and request.node.get_closest_marker("integration"):
+        monkeypatch.setenv("HYPERALIGN_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

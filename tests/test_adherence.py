@@ -16,8 +16,8 @@ from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.methods import parse_methods
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
-from hyperalign.eval.corpus import Split
 from hyperalign.eval.runs import RunFolder
+from hyperalign.eval.split_file import read_split
 from hyperalign.llm import CompletionRequest, LLMClient, track_usage
 from hyperalign.llm.fake import FakeBackend, _default_reply
 from hyperalign.pipeline import adherence as adherence_module
@@ -281,7 +281,7 @@ def test_the_reranker_only_ever_sees_facts_of_the_author_it_writes_for(tmp_path,
     results = asyncio.run(AuthorshipRun(config, HyperAlign(LLMClient(backend)), None, RunFolder(folder)).run())
     assert results["methods"] == methods and results["n_prompts"] == 6
 
-    split = Split.model_validate_json((folder / "split.json").read_text(encoding="utf-8"))
+    split = read_split(RunFolder(folder))
     own = {a.author: [f.measure for f in style_facts([d.text for d in a.demonstrations])] for a in split.authors}
     for author in MARKERS:
         profile = Profile.load(folder / "profiles" / parse_methods(methods)[0].folder / f"{author}.json")

@@ -8,6 +8,8 @@ import pytest
 
 from adversarial_cases import cases, run_case
 
+pytestmark = pytest.mark.adversarial
+
 CASES = cases()
 
 

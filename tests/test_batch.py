@@ -133,6 +133,7 @@ def test_a_429_is_retried_after_the_time_its_retry_after_header_asks(tmp_path, m
     assert retry.at - first.at >= 1.0  # waited as told, not the SDK's own shorter backoff
 
 
+@pytest.mark.ray
 def test_the_ray_engine_gives_the_local_engines_results(tmp_path):
     pytest.importorskip("ray")
     import ray
@@ -194,6 +195,7 @@ def test_batch_infer_writes_to_the_services_database_on_sqlite_and_postgresql(tm
     assert "2 already done" in batch("infer", str(users), "--out", database_url).output
 
 
+@pytest.mark.ray
 def test_the_cli_runs_a_batch_on_ray_as_on_the_local_engine(tmp_path):
     pytest.importorskip("ray")
     import ray

@@ -103,7 +103,12 @@ def test_ctrl_c_keeps_finished_results_and_a_rerun_finishes_the_rest(tmp_path):
             str(tasks), "-o", str(out)]
     environment = {**os.environ, "PYTHONPATH": path, "HYPERALIGN_CONFIG": str(tmp_path / "none.toml"),
                    "XDG_STATE_HOME": str(tmp_path / "state")}
-    process = subprocess.Popen([sys.executable, "-m", "hyperalign", *args], cwd=tmp_path, env=environment,
+    # The CLI respects an ignored SIGINT, and a child inherits SIG_IGN when pytest runs as a background job of a
+    # non-interactive shell (as under nohup): the child gets the default disposition back before exec, as in a
+    # terminal. A wrapper rather than preexec_fn, which is unsafe while the runner has threads (pytest-xdist).
+    default_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable, '-m', 'hyperalign', *sys.argv[1:]])")
+    process = subprocess.Popen([sys.executable, "-c", default_sigint, *args], cwd=tmp_path, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(600):  # wait (at most 60 s) until two results are written
         if out.exists() and out.read_text().count("\n") >= 2:

@@ -173,3 +173,31 @@ def test_check_records_example_index_per_quote(keeper_examples):
     h = check("writing_style", "Short sentences.", ["Supply boat late. Tea rationed", "Fog again. The lamp"], keeper_examples)
     assert [e.example_index for e in h.evidence] == [1, 0]
     assert h.supported
+
+
+# --- near matches ----------------------------------------------------------------------------------------------
+
+
+def test_a_quote_with_one_word_changed_counts_as_the_real_sentence_flagged_near(keeper_examples):
+    h = check("writing_style", "Counts things.", ["The lamp turned 413 times last night"], keeper_examples)
+    (evidence,) = h.evidence
+    assert evidence.verified and h.supported and evidence.example_index == 0
+    assert evidence.quote == "The lamp turned 412 times last night." and evidence.near_match == (
+        "The lamp turned 413 times last night")
+
+
+def test_the_closest_sentence_is_the_near_match():
+    examples = [UserExample(text="The storm took two panes from the gallery. The storm took two panes from the lamp."),
+                UserExample(text="The storm took ten panes from the gallery roof.")]
+    (evidence,) = check("writing_style", "Storms.", ["The storm took two panes off the gallery"], examples).evidence
+    assert (evidence.quote, evidence.example_index) == ("The storm took two panes from the gallery.", 0)
+
+
+@pytest.mark.parametrize("quote", [
+    "The person counts things obsessively",  # a description, not a copy
+    "Lamp turned 4 times",  # too short to be near anything (under NEAR_MIN_CHARS)
+    "The lamp spun 999 times every single night",  # too many changes
+])
+def test_what_is_not_a_near_copy_does_not_count(keeper_examples, quote):
+    (evidence,) = check("writing_style", "Counts things.", [quote], keeper_examples).evidence
+    assert not evidence.verified and evidence.near_match is None and evidence.quote == quote

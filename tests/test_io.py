@@ -3,7 +3,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -208,6 +211,24 @@ def test_concurrent_appends_from_threads_interleave_whole_lines(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: log.append({"id": i, "pad": "x" * 5000}), range(200)))
     assert sorted(row["id"] for row in log.rows()) == list(range(200))
+
+
+def test_another_process_appends_only_after_a_writer_lets_go_of_the_log(tmp_path):
+    """A batch's writer keeps the log locked; a second process (another run of the command) waits for it, so its
+    repair of a torn last line can never cut into a row being written. Without the lock, the second row would land
+    in the middle."""
+    log, started = JsonlLog(tmp_path / "out.jsonl"), tmp_path / "started"
+    script = ("import sys; from pathlib import Path; from hyperalign.io import JsonlLog; "
+              "Path(sys.argv[2]).touch(); JsonlLog(Path(sys.argv[1])).append({'id': 'other process'})")
+    with log.writer() as append:
+        append({"id": "first"})
+        other = subprocess.Popen([sys.executable, "-c", script, str(log.path), str(started)])
+        while not started.exists() and other.poll() is None:
+            time.sleep(0.01)
+        time.sleep(0.5)  # time for the other process to append, were it not kept waiting
+        append({"id": "second"})
+    assert other.wait(timeout=60) == 0
+    assert [row["id"] for row in log.rows()] == ["first", "second", "other process"]
 
 
 # --- outputs ------------------------------------------------------------------------------------------------------------

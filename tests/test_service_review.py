@@ -42,6 +42,7 @@ def review_link(service) -> str:
     return answer.json()["url"]
 
 
+@pytest.mark.browser
 def test_a_person_rewords_a_hypothesis_with_the_keyboard_and_sees_the_new_version(service):
     from playwright.sync_api import expect, sync_playwright
 

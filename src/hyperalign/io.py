@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError, describe_validation_error
@@ -321,7 +322,10 @@ class JsonlLog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # this process's writers
+        # Other processes' writers (e.g. two reruns of one command) wait too: a lock file beside the log, hidden so a
+        # run folder's listing shows results only. Not thread-local: a batch's writer may close on another thread.
+        self._file_lock = FileLock(self.path.parent / f".{self.path.name}.lock", thread_local=False)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -360,18 +364,19 @@ class JsonlLog:
             raise InputError(f"{self.path}: is not a regular file; finished results cannot be written there")
         return line
 
-    def _open(self) -> Any:
+    @contextmanager
+    def _opened(self) -> Iterator[Any]:
+        """The file open for appending, its torn last line cut off, while no other process appends to it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        sink = self.path.open("ab")
-        _lock_file(sink)
-        self._repair_tail(sink)
-        return sink
+        with self._file_lock, self.path.open("ab") as sink:
+            self._repair_tail(sink)
+            yield sink
 
     def append(self, row: dict[str, Any]) -> None:
         line = self._encode(row)
         with self._lock:
             try:
-                with self._open() as sink:
+                with self._opened() as sink:
                     sink.write(line)
                     sink.flush()
                     os.fsync(sink.fileno())
@@ -385,13 +390,14 @@ class JsonlLog:
         and at the end — a machine that loses power may lose that last second of rows, which a rerun redoes."""
         sink: Any = None
         synced = time.monotonic()
+        opened = contextlib.ExitStack()
 
         def append(row: dict[str, Any]) -> None:
             nonlocal sink, synced
             line = self._encode(row)
             with self._lock:
                 try:
-                    sink = sink or self._open()
+                    sink = sink or opened.enter_context(self._opened())
                     sink.write(line)
                     sink.flush()
                     if time.monotonic() - synced >= sync_seconds:
@@ -406,7 +412,7 @@ class JsonlLog:
             if sink is not None:
                 with contextlib.suppress(OSError):
                     os.fsync(sink.fileno())
-                sink.close()
+            opened.close()
 
     def _repair_tail(self, sink: Any) -> None:
         size = sink.seek(0, os.SEEK_END)
@@ -435,11 +441,3 @@ class JsonlLog:
             sink.write(b"\n")  # a whole row that only lacks its newline: keep it
         except InputError:
             sink.truncate(start)  # torn: drop it, its unit of work is redone
-
-
-def _lock_file(sink: Any) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the in-process lock still serializes this process's writers
-        return
-    fcntl.flock(sink.fileno(), fcntl.LOCK_EX)

@@ -62,6 +62,10 @@ class AuthorSplit(BaseModel):
     held_out: list[HeldOutItem]
     task_template: str = Field(NEWS_PROMPT, description="the corpus's task for a text without a prompt")
     classifier_texts: list[str] = Field(description="the author's texts the attribution classifier trains on")
+    # Where each demonstration and classifier text is in the corpus (Document.source), in the same order: a run's
+    # split.json names its texts by these (eval/split_file.py). Empty for a split read from an older run folder.
+    demonstration_sources: list[str] = Field(default_factory=list)
+    classifier_sources: list[str] = Field(default_factory=list)
 
 
 class Split(BaseModel):
@@ -212,9 +216,11 @@ def make_split(
             AuthorSplit(
                 author=author,
                 demonstrations=[UserExample(prompt=d.prompt, text=d.text) for d in demos],
+                demonstration_sources=[d.source for d in demos],
                 held_out=items,
                 task_template=demos[0].task_template,
                 classifier_texts=[d.text for d in classifier_pool],
+                classifier_sources=[d.source for d in classifier_pool],
             )
         )
     return Split(authors=result, skipped={a: skipped[a] for a in sorted(skipped)})

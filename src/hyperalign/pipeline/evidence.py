@@ -5,15 +5,16 @@ verbatim in one example. Quotes the model split with an ellipsis count when ever
 the same example. Quotes too short to identify anything ("the", ",") never count.
 
 A near match: a quote of at least NEAR_MIN_CHARS characters that is not verbatim in any example but is at least
-NEAR_RATIO similar (difflib's ratio, on the normalized texts) to one real sentence of an example — a copy with a
-changed word or mark, not a description of the text — counts, and the evidence shown is that real sentence, flagged
-as a near match. A description ("The person uses rhetorical questions") is far from every sentence and still fails."""
+NEAR_RATIO similar (rapidfuzz's ratio: twice the characters both share in order over both lengths, on the normalized
+texts) to one real sentence of an example — a copy with a changed word or mark, not a description of the text —
+counts, and the evidence shown is that real sentence, flagged as a near match. A description ("The person uses rhetorical questions") is far from every sentence and still fails."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
+
+from rapidfuzz import fuzz, process
 
 from ..profiles.model import Evidence, Hypothesis, UserExample
 from ..text import SENTENCE_BOUNDARY
@@ -66,19 +67,12 @@ def nearest_sentence(quote: str, examples: list[UserExample]) -> tuple[int, str]
     wanted = normalize(quote).strip(_EDGE).lower()
     if len(wanted) < NEAR_MIN_CHARS:
         return None
-    best: tuple[float, int, str] | None = None
-    for index, example in enumerate(examples):
-        for sentence in SENTENCE_BOUNDARY.split(example.text):
-            real = normalize(sentence)
-            if not real or abs(len(real) - len(wanted)) > 0.2 * len(wanted):
-                continue
-            matcher = difflib.SequenceMatcher(None, wanted, real.strip(_EDGE).lower(), autojunk=False)
-            if matcher.real_quick_ratio() < NEAR_RATIO or matcher.quick_ratio() < NEAR_RATIO:
-                continue
-            ratio = matcher.ratio()
-            if ratio >= NEAR_RATIO and (best is None or ratio > best[0]):
-                best = (ratio, index, real)
-    return (best[1], best[2]) if best else None
+    candidates = [(index, real) for index, example in enumerate(examples)
+                  for real in map(normalize, SENTENCE_BOUNDARY.split(example.text))
+                  if real and abs(len(real) - len(wanted)) <= 0.2 * len(wanted)]
+    best = process.extractOne(wanted, [real.strip(_EDGE).lower() for _, real in candidates], scorer=fuzz.ratio,
+                              score_cutoff=NEAR_RATIO * 100)  # the first of the most similar
+    return candidates[best[2]] if best else None
 
 
 def check(aspect: str, statement: str, quotes: list[str], examples: list[UserExample]) -> Hypothesis:

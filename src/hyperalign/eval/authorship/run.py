@@ -18,6 +18,7 @@ from ..calibration import calibrated, position_bias
 from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
 from ..judge import Judge, aggregate, judge_identity, pair_orders, validity
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
+from ..split_file import SPLIT_FILE, read_split, write_split
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
 from .profiles import profile_metrics
@@ -75,13 +76,13 @@ class AuthorshipRun:
         self.config = config.model_copy(update={"generator": generator, "judge_id": judge_id})
 
     def prepare_split(self) -> Split:
-        if self.folder.file("split.json").exists():
-            return self.folder.read_model("split.json", Split)
         c = self.config
+        if self.folder.file(SPLIT_FILE).exists():
+            return read_split(self.folder, c.corpus)
         split = make_split(load_corpus(Path(c.corpus)), authors=c.authors, shots=c.shots,
                            prompts_per_author=c.prompts_per_author, seed=c.seed, prompt_style=c.prompt_style,
                            classifier_texts=c.classifier_texts)
-        self.folder.write_json("split.json", split.model_dump(mode="json"))
+        write_split(self.folder, split)
         return split
 
     async def profiles(self, split: Split) -> dict[str, dict[str, Profile]]:
