@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..io import write_atomically
 from ..profiles.model import Profile
 from ..profiles.store import Action, ProfileStore
+from .outputs import OutputSpot
 
 BATCH_AUTHOR = "hyperalign-batch"
 STORE_SUFFIXES = (".sqlite3", ".sqlite", ".db")
@@ -28,15 +29,14 @@ class Profiles(Protocol):
 
 
 class ProfileFolder:
+    """One JSON file per user; the folder is created with its first profile (`outputs.check_spot` checks, before
+    a batch starts, that it can be)."""
+
     def __init__(self, path: Path, *, create: bool = True):
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: not a folder (a profile store needs a URL or a {'/'.join(STORE_SUFFIXES)} file)")
         if not create and not path.is_dir():
             raise InputError(f"{path}: no such folder of profiles (give the --out of `batch infer`)")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
         self.path, self.description = path, str(path)
 
     def file(self, user_id: str) -> Path:
@@ -74,6 +74,29 @@ class StoreProfiles:
 
     def close(self) -> None:
         self.store.close()
+
+
+# SQLite writes these beside its database file (rollback journal, WAL and its index).
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+
+
+def output_spot(location: str) -> OutputSpot | None:
+    """Where `open_profiles(location)` writes on this machine's disk: None for a database server."""
+    if "://" in location:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(location)
+        except ArgumentError:
+            return None  # ProfileStore names the bad URL
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return OutputSpot(Path(database), "file", SQLITE_COMPANIONS)
+    if location.endswith(STORE_SUFFIXES):
+        return OutputSpot(Path(location), "file", SQLITE_COMPANIONS)
+    return OutputSpot(Path(location), "folder")
 
 
 def open_profiles(location: str, *, create: bool = True) -> Profiles:
