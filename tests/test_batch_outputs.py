@@ -23,7 +23,7 @@ from hyperalign.batch.engines import LocalEngine
 from hyperalign.batch.outputs import OutputLock, OutputSpot, Salvage
 from hyperalign.batch.records import UserRecord, read_records
 from hyperalign.batch.run import abatch_infer, plan_infer
-from hyperalign.batch.targets import ProfileFolder, output_spot
+from hyperalign.batch.targets import ProfileFolder, StoreProfiles, database_lock, output_spot
 from hyperalign.batch.work import BatchOptions
 from hyperalign.cli import app
 from hyperalign.config import load_settings
@@ -261,6 +261,22 @@ def test_batch_infer_refuses_an_output_another_batch_holds(tmp_path, where):
                                  str(spot.path)])
     assert result.exit_code == 0, result.output  # released: the next batch runs
     assert not spot.lock.exists()
+
+
+def test_batch_infer_refuses_a_postgresql_store_another_batch_writes_to(tmp_path, postgres):
+    url = postgres.create_database(f"batchlock{os.getpid()}")
+    users = users_file(tmp_path / "users.jsonl", 2)
+    holder = StoreProfiles(url)
+    try:
+        lock = database_lock(holder)
+        assert lock is not None
+        with lock:
+            refused_before_any_call(["infer", str(users), "--out", url], f"pid {os.getpid()}")
+    finally:
+        holder.close()
+    result = runner.invoke(app, ["--backend", "fake", "--no-cache", "batch", "infer", str(users), "--out", url])
+    assert result.exit_code == 0, result.output  # the lock went with its connection
+    assert database_lock(ProfileFolder(tmp_path / "p")) is None  # a folder has the file lock instead
 
 
 def test_a_lock_left_by_a_killed_batch_does_not_block_the_next(tmp_path):

@@ -53,9 +53,10 @@ def _probe(address: str, endpoint: tuple[str, int], timeout: float) -> None:
         with socket.create_connection(endpoint, timeout=timeout):
             pass
     except OSError as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc) or type(exc).__name__)
-        raise InputError(f"the Ray cluster at {address}: cannot be reached within {timeout:g} s ({reason}); start "
-                         "it (`ray start --head`) or give the host:port of its head node") from None
+        reason = (f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError)
+                  else exc.strerror or str(exc) or type(exc).__name__)
+        raise InputError(f"the Ray cluster at {address}: cannot be reached ({reason}); start it (`ray start "
+                         "--head`) or give the host:port of its head node") from None
 
 
 def connect_ray(address: str | None, num_cpus: int | None, timeout: float) -> None:

@@ -27,7 +27,7 @@ from ..batch.run import (
     plan_infer,
     run_identity,
 )
-from ..batch.targets import open_profiles, output_spot
+from ..batch.targets import Profiles, database_lock, open_profiles, output_spot
 from ..batch.work import BatchOptions, Done
 from ..config import Settings
 from ..errors import InputError
@@ -84,8 +84,11 @@ async def _drive(results: AsyncIterator[Done], total: int, summary: BatchSummary
     return time.perf_counter() - started
 
 
-def _held(spot: OutputSpot | None) -> contextlib.AbstractContextManager[object]:
-    return OutputLock(spot) if spot is not None else contextlib.nullcontext()
+def _held(spot: OutputSpot | None, target: Profiles) -> contextlib.AbstractContextManager[object]:
+    """One batch per output: a file lock beside a file or folder, an advisory lock in a PostgreSQL store."""
+    if spot is not None:
+        return OutputLock(spot)
+    return database_lock(target) or contextlib.nullcontext()
 
 
 def _report(summary: BatchSummary, seconds: float, what: str) -> None:
@@ -124,7 +127,7 @@ def batch_infer(
     target = open_profiles(out)
     salvage = Salvage(target.description)
     try:
-        with _held(spot):
+        with _held(spot, target):
             works, skipped = plan_infer(records, target)
             if spot is not None:
                 check_room(spot, len(works), "infer")
