@@ -12,15 +12,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from provenance import ROOT, Recorder
 
 sys.path.insert(0, str(ROOT / "tests"))
 
 from adversarial_cases import cases, run_case
+from adversarial_service_cases import ServiceHarness, run_service_case
+from adversarial_service_cases import cases as service_cases
 
 OUTCOMES = ["ok", "traceback", "bug", "hang", "silent_accept", "unexpected_reject", "wrong_message", "multi_line",
-            "lost_work", "leak", "crashed"]
+            "wrong_status", "lost_work", "leak", "crashed"]
 
 
 def main() -> None:
@@ -31,12 +34,19 @@ def main() -> None:
     args = parser.parse_args()
     recorder = Recorder(args.name, "benchmarks/adversarial_pass.py")
     started = time.monotonic()
-    results = []
+    results: list[tuple[Any, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, case in enumerate(cases()):
             outcome, detail = run_case(case, Path(tmp) / f"case-{index}")
             results.append((case, outcome, detail))
             print(f"{outcome:>17}  {case.category:<12} {case.name}" + (f"  — {detail}" if outcome != "ok" else ""))
+        # Over HTTP: two `hyperalign serve` processes, every case against them.
+        with ServiceHarness(Path(tmp) / "service") as harness:
+            for service_case in service_cases():
+                outcome, detail = run_service_case(service_case, harness)
+                results.append((service_case, outcome, detail))
+                print(f"{outcome:>17}  {service_case.category:<12} {service_case.name}"
+                      + (f"  — {detail}" if outcome != "ok" else ""))
     elapsed = time.monotonic() - started
     by_category: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for case, outcome, _ in results:
@@ -45,10 +55,13 @@ def main() -> None:
     used = [o for o in OUTCOMES if total[o]] or ["ok"]
     lines = [
         "# Adversarial pass", "",
-        f"Command: `{recorder.command}` (fake backend, one `hyperalign` process per case, "
-        f"{len(results)} cases, {elapsed:.0f} s). Program under test: {args.label}.", "",
-        "Each case is a hostile input or a fault; `ok` means the expected behaviour: exit 2 with exactly one line "
-        "naming the input (or exit 0 where the input is legal), no traceback, no hang, nothing finished lost.", "",
+        f"Command: `{recorder.command}` (fake backend, one `hyperalign` process per CLI case; the HTTP cases against "
+        f"two `hyperalign serve` processes; {len(results)} cases, {elapsed:.0f} s). Program under test: "
+        f"{args.label}.", "",
+        "Each case is a hostile input or a fault; `ok` means the expected behaviour: on the command line, exit 2 "
+        "with exactly one line naming the input (or exit 0 where the input is legal), no traceback, no hang, "
+        "nothing finished lost; over HTTP, a 4xx in OpenAI's error shape for a client's mistake and a 502/503 for "
+        "the upstream's, never a 500, a secret or a deleted text.", "",
         "| category | cases | " + " | ".join(used) + " |", "|---|---|" + "---|" * len(used),
     ]
     for category, counts in by_category.items():

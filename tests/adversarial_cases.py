@@ -524,7 +524,10 @@ def cases() -> list[Case]:
     add(Case("an unknown option", "cli", ["infer", "ex.jsonl", "--usr", "bev"], fragment="--usr", setup=base_files))
     add(Case("a missing option", "cli", ["infer", "ex.jsonl"], fragment="--user", setup=base_files))
     add(Case("an option with the wrong type", "cli", ["generate", "--max-tokens", "lots", "Hi."], fragment="--max-tokens"))
-    return c
+
+    from adversarial_ops_cases import ops_cases  # secrets, batch targets, NAME_MAX, concurrent writers, Ray
+
+    return c + ops_cases()
 
 
 # --- helpers for the cases above ----------------------------------------------------------------------------------

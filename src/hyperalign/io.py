@@ -15,6 +15,7 @@ the file (and line), and nothing finished is lost:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -312,6 +313,16 @@ def write_or_rescue(path: Path, text: str) -> None:
         raise InputError(f"{exc}; the result is kept in {kept}" if kept else str(exc)) from None
 
 
+def lock_path(path: Path, purpose: str) -> Path:
+    """A hidden lock file beside `path`, named for what it guards ("append", "batch": two purposes never share one
+    file, or one process would wait for itself). Its name is bounded, so any name that fits NAME_MAX has a lock that
+    fits too."""
+    name = Path(path).name
+    if len(name) > 100:
+        name = f"{name[:100]}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}"
+    return Path(path).parent / f".{name}.{purpose}.lock"
+
+
 class JsonlLog:
     """An append-only JSONL file of finished work, shared by every writer that must resume.
 
@@ -325,7 +336,7 @@ class JsonlLog:
         self._lock = threading.Lock()  # this process's writers
         # Other processes' writers (e.g. two reruns of one command) wait too: a lock file beside the log, hidden so a
         # run folder's listing shows results only. Not thread-local: a batch's writer may close on another thread.
-        self._file_lock = FileLock(self.path.parent / f".{self.path.name}.lock", thread_local=False)
+        self._file_lock = FileLock(lock_path(self.path, "append"), thread_local=False)
 
     def exists(self) -> bool:
         return self.path.exists()

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..api import HyperAlign
 from ..config import Settings
-from ..errors import InputError
+from .ray_connect import DEFAULT_CONNECT_TIMEOUT_S, connect_ray
 from .work import BatchOptions, Done, Work, perform
 
 
@@ -82,17 +82,13 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, settings: Settings, options: BatchOptions, concurrency: int, *, address: str | None = None,
-                 workers: int | None = None, num_cpus: int | None = None):
+                 workers: int | None = None, num_cpus: int | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S):
         import ray
 
         if not ray.is_initialized():
             # A local Ray (address None) gets num_cpus; a cluster has its own.
-            try:
-                ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-                where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise InputError(f"cannot start {where}: {' '.join(str(exc).split())[:300]}") from None
+            connect_ray(address, num_cpus if address is None else None, connect_timeout)
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         count = min(count, concurrency)
         actor = ray.remote(BatchWorker)  # one CPU each: spread over the cluster

@@ -7,9 +7,12 @@ work), run them on an engine, persist each result the moment it finishes, and yi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import InputError
 from ..io import JsonlLog
@@ -18,6 +21,7 @@ from ..pipeline.generic import GENERIC_SHARE, MIN_POPULATION, count_keys, marked
 from ..profiles.model import Profile, examples_hash
 from ..usage import Usage
 from .engines import Engine
+from .outputs import Feed, Salvage
 from .records import BadLine, RequestRecord, UserRecord
 from .targets import Profiles
 from .work import BatchOptions, Done, Work
@@ -54,12 +58,28 @@ def plan_infer(users: Iterable[tuple[str, UserRecord]], target: Profiles) -> tup
     return works, skipped
 
 
-async def abatch_infer(engine: Engine, works: Iterable[Work], target: Profiles) -> AsyncIterator[Done]:
-    async for done in engine.run(works):
+async def abatch_infer(engine: Engine, works: Iterable[Work], target: Profiles,
+                       salvage: Salvage | None = None) -> AsyncIterator[Done]:
+    """Each profile is written the moment it is inferred. One that cannot be written (the target failed mid-run)
+    goes to `salvage`'s rescue file, its unit is reported failed, and no further unit starts (outputs.py)."""
+    salvage = salvage or Salvage(target.description)
+    feed = Feed(works)
+    async for done in engine.run(feed):
         if done.ok:
             assert done.result is not None
-            target.write(Profile.from_document(done.result, f"the profile of {done.user_id!r}"))
+            profile = Profile.from_document(done.result, f"the profile of {done.user_id!r}")
+            try:
+                target.write(profile)
+            except InputError as exc:
+                feed.stop()
+                done = done.model_copy(update={"error": salvage.keep(done.result, exc)})
         yield done
+    salvage.not_started = _left(feed)
+
+
+def _left(feed: Feed) -> int:
+    """Units a stopped feed never handed out."""
+    return sum(1 for _ in feed.rest()) if feed.stopped else 0
 
 
 def mark_generic_in(target: Profiles, user_ids: Iterable[str], *, threshold: float = GENERIC_SHARE,
@@ -128,14 +148,45 @@ def plan_generate(requests: Iterable[tuple[str, RequestRecord]], profiles: Profi
     return works, impossible, skipped
 
 
-async def abatch_generate(engine: Engine, works: Iterable[Work], log: JsonlLog, identity: str) -> AsyncIterator[Done]:
+async def abatch_generate(engine: Engine, works: Iterable[Work], log: JsonlLog, identity: str,
+                          salvage: Salvage | None = None) -> AsyncIterator[Done]:
     """Failed units are not written, so that a rerun tries them again. One writer for the whole batch (JsonlLog's:
-    each row flushed as it finishes, synced every second) rather than a sync per row, which stalled the event loop."""
-    with log.writer() as append:
-        async for done in engine.run(works):
-            if done.ok:
-                assert done.result is not None
-                row = {"id": done.key, "user_id": done.user_id, "run": identity, **done.result}
-                row["output"] = row.pop("text")
-                append(row)
-            yield done
+    each row flushed as it finishes, synced every second) rather than a sync per row, which stalled the event loop.
+
+    A row that cannot be written (a full disk) goes to `salvage`'s rescue file, and so does every later one: the
+    log is not touched again in this run, no further unit starts, and whatever part of the failed row reached the
+    file is cut off at the end, so the log ends with its last whole row and a rerun resumes it."""
+    salvage = salvage or Salvage(str(log.path))
+    feed = Feed(works)
+    intact = _size(log.path)  # the log's size after its last whole row
+    try:
+        with log.writer() as append:
+            async for done in engine.run(feed):
+                if done.ok:
+                    assert done.result is not None
+                    row = {"id": done.key, "user_id": done.user_id, "run": identity, **done.result}
+                    row["output"] = row.pop("text")
+                    try:
+                        if salvage.failure is not None:
+                            raise InputError(salvage.failure)
+                        append(row)
+                        intact = _size(log.path)
+                    except InputError as exc:
+                        feed.stop()
+                        done = done.model_copy(update={"error": salvage.keep(row, exc)})
+                yield done
+    except OSError as exc:  # closing the log flushes once more: on a full disk that fails too
+        if salvage.failure is None:
+            raise InputError(f"{log.path}: cannot finish writing it ({exc.strerror or exc})") from None
+    finally:
+        if salvage.failure is not None:
+            with contextlib.suppress(OSError):  # truncating frees space: it works on a full disk
+                os.truncate(log.path, intact)
+    salvage.not_started = _left(feed)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

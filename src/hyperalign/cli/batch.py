@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from ..batch.engines import Engine, LocalEngine, RayEngine
+from ..batch.outputs import OutputLock, OutputSpot, Salvage, check_room, check_spot
+from ..batch.ray_connect import DEFAULT_CONNECT_TIMEOUT_S
 from ..batch.records import BadLinePolicy, RequestRecord, UserRecord, read_records
 from ..batch.run import (
     BatchSummary,
@@ -24,7 +27,7 @@ from ..batch.run import (
     plan_infer,
     run_identity,
 )
-from ..batch.targets import open_profiles
+from ..batch.targets import Profiles, database_lock, open_profiles, output_spot
 from ..batch.work import BatchOptions, Done
 from ..config import Settings
 from ..errors import InputError
@@ -41,9 +44,13 @@ app.add_typer(batch_app, name="batch")
 EngineName = Annotated[str, typer.Option("--engine", help="local (asyncio in this process) or ray (a Ray cluster).")]
 RayAddress = Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: start a local Ray).")]
 OnBadLine = Annotated[str, typer.Option(help="fail: stop at the first invalid line; skip: report it and go on.")]
+RayConnectTimeout = Annotated[float, typer.Option(
+    min=0.1, max=600, envvar="HYPERALIGN_RAY_CONNECT_TIMEOUT",
+    help="Seconds to wait for the --ray-address cluster to answer before giving up.")]
 
 
-def _engine(name: str, options: BatchOptions, ray_address: str | None, resolved: Settings | None = None) -> Engine:
+def _engine(name: str, options: BatchOptions, ray_address: str | None, resolved: Settings | None = None,
+            ray_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> Engine:
     resolved = resolved or settings()
     if name == "local":
         from ..api import HyperAlign
@@ -52,7 +59,8 @@ def _engine(name: str, options: BatchOptions, ray_address: str | None, resolved:
     if name == "ray":
         if importlib.util.find_spec("ray") is None:
             raise InputError("--engine ray needs the ray extra: pip install 'hyperalign[ray]'")
-        return RayEngine(resolved, options, resolved.concurrency, address=ray_address)
+        return RayEngine(resolved, options, resolved.concurrency, address=ray_address,
+                         connect_timeout=ray_connect_timeout)
     raise InputError(f"--engine must be local or ray, not {name!r}")
 
 
@@ -76,6 +84,13 @@ async def _drive(results: AsyncIterator[Done], total: int, summary: BatchSummary
     return time.perf_counter() - started
 
 
+def _held(spot: OutputSpot | None, target: Profiles) -> contextlib.AbstractContextManager[object]:
+    """One batch per output: a file lock beside a file or folder, an advisory lock in a PostgreSQL store."""
+    if spot is not None:
+        return OutputLock(spot)
+    return database_lock(target) or contextlib.nullcontext()
+
+
 def _report(summary: BatchSummary, seconds: float, what: str) -> None:
     for bad in summary.bad_lines:
         say_warning(f"skipped line {bad.number}: {bad.message}")
@@ -96,30 +111,42 @@ def batch_infer(
     ray_address: RayAddress = None,
     on_bad_line: OnBadLine = "fail",
     population: Annotated[bool, typer.Option("--population/--no-population", help="Compare each user also with the aggregates of the batch's other users (word counts and metric distributions; no text of theirs is used).")] = False,
+    ray_connect_timeout: RayConnectTimeout = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> None:
     """Infer a profile for every user of USERS.jsonl; users whose profile for these examples exists are skipped."""
     policy = _policy(on_bad_line)
     records, bad = read_records(users, UserRecord, "id", policy)
+    spot = output_spot(out)
+    if spot is not None:
+        check_spot(spot)  # before anything is created there, and before any LLM call
     options = BatchOptions()
     if population:
         options.population = ReferenceStats.of("the batch's other users",
                                                [e.text for _, record in records for e in record.examples])
     target = open_profiles(out)
+    salvage = Salvage(target.description)
     try:
-        works, skipped = plan_infer(records, target)
-        summary = BatchSummary(skipped=skipped, bad_lines=bad)
-        if skipped:
-            say(f"Resuming: {skipped} of {len(records)} users already have their profile in {target.description}.",
-                style="")
-        runner = _engine(engine, options, ray_address)
-        seconds = asyncio.run(_drive(abatch_infer(runner, works, target), len(works), summary, "infer"))
-        profiles, generic, total = mark_generic_in(target, (user_id for user_id, _ in records))
-        if generic:
-            say(f"{generic} of {total} hypotheses are shared by {GENERIC_SHARE:.0%} or more of the batch's "
-                f"{profiles} profiles: marked generic (ranked last when generating).", style="")
+        with _held(spot, target):
+            works, skipped = plan_infer(records, target)
+            if spot is not None:
+                check_room(spot, len(works), "infer")
+            summary = BatchSummary(skipped=skipped, bad_lines=bad)
+            if skipped:
+                say(f"Resuming: {skipped} of {len(records)} users already have their profile in "
+                    f"{target.description}.", style="")
+            runner = _engine(engine, options, ray_address, ray_connect_timeout=ray_connect_timeout)
+            seconds = asyncio.run(_drive(abatch_infer(runner, works, target, salvage), len(works), summary,
+                                         "infer"))
+            if salvage.failure is None:
+                profiles, generic, total = mark_generic_in(target, (user_id for user_id, _ in records))
+                if generic:
+                    say(f"{generic} of {total} hypotheses are shared by {GENERIC_SHARE:.0%} or more of the "
+                        f"batch's {profiles} profiles: marked generic (ranked last when generating).", style="")
     finally:
         target.close()
     _report(summary, seconds, f"Profiles in {target.description}")
+    if salvage.failure is not None:
+        raise InputError(f"{target.description}: {salvage.summary()}")
     if summary.failed:  # finished work is kept; a rerun retries only the failed units
         raise typer.Exit(2)
 
@@ -133,9 +160,12 @@ def batch_generate(
     engine: EngineName = "local",
     ray_address: RayAddress = None,
     on_bad_line: OnBadLine = "fail",
+    ray_connect_timeout: RayConnectTimeout = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> None:
     """Write every request's text as its user would."""
     policy = _policy(on_bad_line)
+    spot = OutputSpot(output, "file")
+    check_spot(spot)
     check_output_path(output, requests)
     records, bad = read_records(requests, RequestRecord, "id", policy)
     options = BatchOptions(generation=GenerationOptions(max_tokens=max_tokens))
@@ -143,20 +173,26 @@ def batch_generate(
     identity = run_identity({"backend": resolved.backend, "model": resolved.model, "base_url": resolved.base_url},
                             options)
     log = JsonlLog(output)
-    source = open_profiles(profiles, create=False) if profiles else None
-    try:
-        works, impossible, skipped = plan_generate(records, source, finished_keys(log, identity), strategy)
-    finally:
-        if source is not None:
-            source.close()
-    summary = BatchSummary(skipped=skipped, bad_lines=bad)
-    for done in impossible:
-        summary.add(done)
-    if skipped:
-        say(f"Resuming: {skipped} of {len(records)} requests already in {output}.", style="")
-    runner = _engine(engine, options, ray_address, resolved)
-    seconds = asyncio.run(_drive(abatch_generate(runner, works, log, identity), len(works), summary, "generate"))
+    salvage = Salvage(str(output))
+    with OutputLock(spot):
+        source = open_profiles(profiles, create=False) if profiles else None
+        try:
+            works, impossible, skipped = plan_generate(records, source, finished_keys(log, identity), strategy)
+        finally:
+            if source is not None:
+                source.close()
+        check_room(spot, len(works), "generate")
+        summary = BatchSummary(skipped=skipped, bad_lines=bad)
+        for done in impossible:
+            summary.add(done)
+        if skipped:
+            say(f"Resuming: {skipped} of {len(records)} requests already in {output}.", style="")
+        runner = _engine(engine, options, ray_address, resolved, ray_connect_timeout)
+        seconds = asyncio.run(_drive(abatch_generate(runner, works, log, identity, salvage), len(works), summary,
+                                     "generate"))
     _report(summary, seconds, f"Outputs in {output}")
+    if salvage.failure is not None:
+        raise InputError(f"{output}: {salvage.summary()}")
     if summary.failed:  # finished work is kept; a rerun retries only the failed units
         raise typer.Exit(2)
 
