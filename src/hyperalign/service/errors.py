@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import ConflictError, HyperAlignError, InputError, StoreError
 from ..llm.endpoint import redact_text
+from .schemas import ErrorBody
 from .upstream import UpstreamError
 
 log = logging.getLogger("hyperalign.service")
@@ -57,6 +58,26 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"rate limit exceeded for this API key; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+# What each error status means on this API, as the OpenAPI document says it.
+_MEANINGS = {
+    400: "Bad request: a field, header or parameter is invalid (named in `param`)",
+    401: "Missing, malformed, wrong or revoked API key",
+    404: "No such user, version or job for this tenant (another tenant's user looks the same)",
+    409: "Conflict: the same Idempotency-Key was used with another request",
+    413: "The request body is over the service's limit",
+    429: "Rate limit or token budget exceeded (per API key or per end user); see Retry-After",
+    502: "The upstream model failed or refused the service's own credentials",
+    503: "The database or the upstream model is unavailable; retry later (Retry-After when known)",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route for the error statuses it answers with, each in OpenAI's error shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status],
+                     **({"headers": _RETRY_AFTER} if status in (429, 503) else {})} for status in statuses}
 
 
 def public_message(message: str, tenant_id: str | None = None) -> str:

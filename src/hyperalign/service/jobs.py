@@ -31,6 +31,7 @@ from ..errors import HyperAlignError
 from ..profiles.database import as_utc
 from ..profiles.store import ProfileStore
 from .errors import public_message
+from .schemas import Job
 from .tables import jobs
 
 log = logging.getLogger("hyperalign.service.jobs")
@@ -40,20 +41,6 @@ QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
 class JobCancelled(HyperAlignError):
     """The job may no longer write: its user was deleted (and the job with them), or another worker holds it."""
-
-
-class Job(BaseModel):
-    id: str
-    kind: str
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    attempts: int
-    error: str | None = None
-    result_version: int | None = None
-    # A succeeded job whose profile has fewer supported hypotheses than the inference asks for (the report's
-    # too_few): the profile exists, but rests on its measured facts and attributes. None until it succeeded.
-    thin: bool | None = None
 
 
 def _job(row: object) -> Job:

@@ -21,26 +21,22 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, Field
 
 from ..errors import InputError
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
 from ..profiles.model import Aspect, Hypothesis
 from ..profiles.rejections import rejections, restore
+from . import errors
 from .auth import CallerDep, StateDep
 from .errors import NotFound
 from .personalize import with_generic_marks
+from .schemas import ReviewLink, UserId
 from .state import ServiceState
 from .tenants import Tenant, tenant_by_id
 from .users import EndUser, end_user, exists, list_examples
 
 router = APIRouter(tags=["review"])
 LINK_SECONDS = 7 * 24 * 3600
-
-
-class ReviewLink(BaseModel):
-    url: str
-    expires_at: int = Field(description="Unix time")
 
 
 def _sign(secret: bytes, payload: str) -> str:
@@ -121,8 +117,9 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
 
 
 @router.post("/v1/users/{user_id:path}/review-link", response_model=ReviewLink, status_code=201,
+             responses=errors.responses(400, 401, 404, 429, 503),
              summary="A link where the person reviews and corrects their profile (no API key needed)")
-async def post_review_link(user_id: Annotated[str, Field(min_length=1, max_length=128)], caller: CallerDep,
+async def post_review_link(user_id: UserId, caller: CallerDep,
                            state: StateDep, request: Request) -> ReviewLink:
     user = end_user(caller.tenant, user_id)
     if not await asyncio.to_thread(exists, state.store, user):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, union
 
 from ..errors import InputError
@@ -22,11 +21,11 @@ from ..profiles.database import as_utc
 from ..profiles.model import UserExample
 from ..profiles.store import ProfileStore, profiles_table
 from .errors import NotFound
+from .schemas import MAX_USER_ID, StoredExample
 from .tables import jobs, user_examples
 from .tenants import Tenant
 
 log = logging.getLogger("hyperalign.service.users")
-MAX_USER_ID = 128
 USER_HEADER = "X-Hyperalign-User"
 # Where the end user is looked for, in this order: our header, then the OpenAI request fields that name one.
 USER_SOURCES = (f"header {USER_HEADER}", "body user", "body safety_identifier", "body metadata.user_id")
@@ -73,16 +72,6 @@ def add_examples(store: ProfileStore, user: EndUser, examples: list[UserExample]
             connection.execute(insert(user_examples), [
                 {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
         return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
-
-
-class StoredExample(BaseModel):
-    id: int
-    prompt: str | None
-    text: str
-    created_at: datetime
-
-    def example(self) -> UserExample:
-        return UserExample(prompt=self.prompt, text=self.text)
 
 
 def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None,

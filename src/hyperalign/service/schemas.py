@@ -1,0 +1,211 @@
+"""The profiles API's request and response bodies, as pydantic models only: the server validates and documents with
+them, and the Python client (hyperalign.client) parses with the very same ones. Nothing here imports FastAPI, the
+database or the server, so a client install needs pydantic and httpx alone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..profiles.model import Hypothesis, Profile, UserExample
+
+MAX_USER_ID = 128
+# What a user id may be: 1 to 128 characters, no control character, not only spaces (io.check_name's rule, said in
+# the schema so that a client knows before it asks).
+USER_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID, pattern=USER_ID_PATTERN)]
+# Where a chat request may name its end user (a header, `user`, `safety_identifier`, `metadata.user_id`): empty means
+# none.
+OPTIONAL_USER_ID_PATTERN = f"^(?:{USER_ID_PATTERN[1:-1]})?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, rate_limit_exceeded, server_error, upstream_error, …")
+    param: str | None = Field(None, description="The field, header or parameter at fault")
+    code: str | None = Field(None, description="A stable identifier of the error, e.g. invalid_api_key, not_found")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, in OpenAI's shape: an OpenAI client raises its usual exception for it."""
+
+    error: ErrorDetail
+
+
+class UserRef(BaseModel):
+    id: str
+
+
+class UserPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UserRef]
+    has_more: bool
+    next_cursor: str | None = Field(None, description="Pass as `after` for the next page")
+
+
+# A text: no NUL (C libraries read it as the end), not only spaces (io.check_text and UserExample's rules).
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+
+
+class ExampleIn(_Strict):
+    """One text the user wrote, and the task prompt it answered if known."""
+
+    prompt: Annotated[str, Field(pattern=r"^[^\x00]*$")] | None = None
+    text: Annotated[str, Field(min_length=1, pattern=TEXT_PATTERN)]
+
+    def example(self) -> UserExample:
+        return UserExample(prompt=self.prompt, text=self.text)
+
+
+class ExamplesIn(_Strict):
+    examples: list[ExampleIn] = Field(min_length=1, max_length=200)
+
+
+class ExamplesOut(BaseModel):
+    user_id: str
+    added: int
+    total: int
+
+
+class StoredExample(BaseModel):
+    id: int
+    prompt: str | None
+    text: str
+    created_at: datetime
+
+    def example(self) -> UserExample:
+        return UserExample(prompt=self.prompt, text=self.text)
+
+
+class NewHypothesisIn(_Strict):
+    aspect: str = Field(min_length=1, max_length=80)
+    statement: str = Field(min_length=1, max_length=2_000)
+    quotes: list[str] = Field(default_factory=list, max_length=20)
+    pinned: bool = False
+
+
+class EditIn(_Strict):
+    """A person's edits; they are applied to whatever version is current, and win over automated updates."""
+
+    pin: list[str] = Field(default_factory=list, max_length=500)
+    unpin: list[str] = Field(default_factory=list, max_length=500)
+    delete: list[str] = Field(default_factory=list, max_length=500)
+    reword: dict[str, str] = Field(default_factory=dict, description="hypothesis id -> new statement")
+    add: list[NewHypothesisIn] = Field(default_factory=list, max_length=100)
+    attributes: dict[str, str | None] = Field(default_factory=dict, description="null removes the attribute")
+    message: str | None = Field(None, max_length=500)
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    author: str
+    action: str
+    message: str | None
+    details: dict[str, Any]
+
+
+class ProfileOut(BaseModel):
+    user_id: str
+    version: VersionOut
+    profile: Profile
+
+
+class DiffOut(BaseModel):
+    user_id: str
+    from_version: int
+    to_version: int
+    changes: list[str]
+
+
+class JobIn(_Strict):
+    full: bool = Field(False, description="Infer the profile again from all of the user's texts (a new version; "
+                                          "a person's edits are not carried over), instead of updating it")
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    error: str | None = None
+    result_version: int | None = None
+    # A succeeded job whose profile has fewer supported hypotheses than the inference asks for (the report's
+    # too_few): the profile exists, but rests on its measured facts and attributes. None until it succeeded.
+    thin: bool | None = None
+
+
+class RejectedOut(BaseModel):
+    """A hypothesis the person deleted: kept so that updates do not infer it again."""
+
+    hypothesis: Hypothesis
+    deleted_by: str
+    version: int
+    deleted_at: datetime
+
+
+class ExportOut(BaseModel):
+    """Everything kept about the user."""
+
+    user_id: str
+    examples: list[StoredExample]
+    profile_versions: list[ProfileOut]
+    rejected_hypotheses: list[RejectedOut]
+    jobs: list[Job]
+
+
+class ReviewLink(BaseModel):
+    url: str
+    expires_at: int = Field(description="Unix time")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "hyperalign"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CompletionMessage(_Open):
+    role: str
+    content: str | None = None
+
+
+class CompletionChoice(_Open):
+    index: int
+    message: CompletionMessage
+    finish_reason: str | None = None
+
+
+class CompletionUsage(_Open):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(_Open):
+    """OpenAI's chat completion as the upstream answered it (fields beyond these pass through)."""
+
+    id: str
+    object: str = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None
