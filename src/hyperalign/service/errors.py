@@ -54,6 +54,12 @@ class RequestError(InputError):
         self.param = param
 
 
+class IdempotencyKeyReused(RequestError):
+    """409: an Idempotency-Key seen before with another request. (The IETF draft suggests 422; 409 says what it is
+    — the request is valid, but conflicts with what this key already did — and is what clients retry-classify as
+    "do not repeat as is".)"""
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"rate limit exceeded for this API key; retry in {retry_after} s")
@@ -65,7 +71,7 @@ _MEANINGS = {
     400: "Bad request: a field, header or parameter is invalid (named in `param`)",
     401: "Missing, malformed, wrong or revoked API key",
     404: "No such user, version or job for this tenant (another tenant's user looks the same)",
-    409: "Conflict: the same Idempotency-Key was used with another request",
+    409: "Conflict: the profile changed meanwhile, or the Idempotency-Key was used before with another request",
     413: "The request body is over the service's limit",
     429: "Rate limit or token budget exceeded (per API key or per end user); see Retry-After",
     502: "The upstream model failed or refused the service's own credentials",
@@ -109,6 +115,8 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
                               "database_unavailable")
     if isinstance(exc, ConflictError):
         return error_response(409, public_message(str(exc), tenant_id), "invalid_request_error", "conflict")
+    if isinstance(exc, IdempotencyKeyReused):
+        return error_response(409, str(exc), "invalid_request_error", "idempotency_key_reused", param=exc.param)
     if isinstance(exc, InputError):
         return error_response(400, public_message(str(exc), tenant_id), "invalid_request_error",
                               param=getattr(exc, "param", None))

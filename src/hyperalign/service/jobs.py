@@ -57,16 +57,20 @@ class JobQueue:
 
     def enqueue(self, user_key: str, kind: str) -> Job:
         """A new job, or the user's job of this kind that is still waiting (asking twice does not run it twice)."""
-        now = datetime.now(UTC)
         with self.store.transaction(write=True) as connection:
-            waiting = connection.execute(select(jobs).where(jobs.c.user_key == user_key, jobs.c.kind == kind,
-                                                            jobs.c.status == QUEUED)).first()
-            if waiting is not None:
-                return _job(waiting)
-            job_id = "job-" + secrets.token_hex(8)
-            connection.execute(insert(jobs).values(id=job_id, user_key=user_key, kind=kind, status=QUEUED,
-                                                   created_at=now, updated_at=now, attempts=0))
-            return _job(connection.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            return self.enqueue_in(connection, user_key, kind)
+
+    def enqueue_in(self, connection: Connection, user_key: str, kind: str) -> Job:
+        """enqueue inside the caller's transaction."""
+        now = datetime.now(UTC)
+        waiting = connection.execute(select(jobs).where(jobs.c.user_key == user_key, jobs.c.kind == kind,
+                                                        jobs.c.status == QUEUED)).first()
+        if waiting is not None:
+            return _job(waiting)
+        job_id = "job-" + secrets.token_hex(8)
+        connection.execute(insert(jobs).values(id=job_id, user_key=user_key, kind=kind, status=QUEUED,
+                                               created_at=now, updated_at=now, attempts=0))
+        return _job(connection.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def get(self, user_key: str, job_id: str) -> Job | None:
         with self.store.transaction() as connection:

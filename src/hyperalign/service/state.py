@@ -37,6 +37,7 @@ class ServiceConfig(BaseModel):
     job_lease_seconds: float = Field(60.0, gt=0)
     job_max_attempts: int = Field(3, ge=1)
     profile_cache_size: int = Field(10_000, ge=1)  # rendered personalizations kept in memory
+    idempotency_hours: float = Field(24.0, gt=0, le=24 * 365)  # how long an Idempotency-Key's answer is replayed
 
     @field_validator("rate_limit")
     @classmethod

@@ -1,4 +1,5 @@
-"""The service's tables, as migration 0002_service creates them (profiles and their versions are the store's)."""
+"""The service's tables, as its migrations (0002_service and later) create them (profiles and their versions are the
+store's)."""
 
 from __future__ import annotations
 
@@ -57,4 +58,18 @@ service_secrets = Table(
     "service_secrets", metadata,
     Column("name", String(40), primary_key=True),
     Column("value", String(200), nullable=False),
+)
+
+# The first answer to a POST that carried an Idempotency-Key (migration 0005): replayed to a retry with the same key
+# and request, until `expires_at`. `user_key`: the user the answer is about, so that deleting the user deletes it.
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the method, path and body
+    Column("user_key", String(MAX_USER_ID), nullable=True, index=True),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )

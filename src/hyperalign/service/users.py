@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, union
+from sqlalchemy.engine import Connection
 
 from ..errors import InputError
 from ..io import check_name
@@ -22,7 +23,7 @@ from ..profiles.model import UserExample
 from ..profiles.store import ProfileStore, profiles_table
 from .errors import NotFound
 from .schemas import MAX_USER_ID, StoredExample
-from .tables import jobs, user_examples
+from .tables import idempotency_keys, jobs, user_examples
 from .tenants import Tenant
 
 log = logging.getLogger("hyperalign.service.users")
@@ -66,12 +67,17 @@ def hashed_id(secret: bytes, user: EndUser) -> str:
 
 def add_examples(store: ProfileStore, user: EndUser, examples: list[UserExample]) -> int:
     """Store the texts; the user's number of examples afterwards."""
-    now = datetime.now(UTC)
     with store.transaction(write=True) as connection:
-        if examples:
-            connection.execute(insert(user_examples), [
-                {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
-        return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
+        return insert_examples(connection, user, examples)
+
+
+def insert_examples(connection: Connection, user: EndUser, examples: list[UserExample]) -> int:
+    """add_examples inside the caller's transaction."""
+    now = datetime.now(UTC)
+    if examples:
+        connection.execute(insert(user_examples), [
+            {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
+    return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
 
 
 def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None,
@@ -138,6 +144,8 @@ def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
         removed["examples"] = connection.execute(delete(user_examples).where(user_examples.c.user_key == user.key)
                                                  ).rowcount
         removed["profile_versions"] = store.delete(user.key, connection)
+        # the answers kept for retried requests about the user (they name the user)
+        connection.execute(delete(idempotency_keys).where(idempotency_keys.c.user_key == user.key))
     if not any(removed.values()):
         raise NotFound(f"no user {user.id!r}")
     if not store.erase_freed():

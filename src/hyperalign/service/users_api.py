@@ -10,6 +10,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy.engine import Connection
 
 from ..errors import InputError
 from ..io import check_name
@@ -19,6 +20,7 @@ from ..profiles.store import StoredProfile, VersionInfo
 from . import errors
 from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
+from .idempotency import IdempotencyDep
 from .refresh import REFRESH, REINFER
 from .schemas import (
     MAX_USER_ID,
@@ -41,11 +43,11 @@ from .schemas import (
 from .state import ServiceState
 from .users import (
     EndUser,
-    add_examples,
     delete_example,
     delete_user,
     end_user,
     exists,
+    insert_examples,
     list_examples,
     list_users,
 )
@@ -56,7 +58,7 @@ _COMMON = (400, 401, 429, 503)
 # `:path`: a user id may contain "/" (sent percent-encoded, decoded before routing), e.g. "org/42".
 router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"], responses=errors.responses(*_COMMON, 404))
 listing = APIRouter(tags=["profiles"], responses=errors.responses(*_COMMON))
-BODY = errors.responses(413)
+BODY = errors.responses(409, 413)  # 409: an Idempotency-Key reused with another request
 
 
 @listing.get("/v1/users", response_model=UserPage, summary="The tenant's users, a page at a time")
@@ -96,10 +98,15 @@ def _user(caller: Caller, user_id: str) -> EndUser:
 
 @router.post("/examples", status_code=201, response_model=ExamplesOut, summary="Add texts the user wrote",
              responses=BODY)
-async def post_examples(user_id: UserPath, body: ExamplesIn, caller: CallerDep, state: StateDep) -> ExamplesOut:
+async def post_examples(user_id: UserPath, body: ExamplesIn, caller: CallerDep,
+                        idempotent: IdempotencyDep) -> Response:
     user = _user(caller, user_id)
-    total = await asyncio.to_thread(add_examples, state.store, user, [e.example() for e in body.examples])
-    return ExamplesOut(user_id=user.id, added=len(body.examples), total=total)
+    texts = [e.example() for e in body.examples]
+
+    def add(connection: Connection) -> ExamplesOut:
+        return ExamplesOut(user_id=user.id, added=len(texts), total=insert_examples(connection, user, texts))
+
+    return await idempotent.run(201, user.key, add)
 
 
 @router.get("/examples", response_model=list[StoredExample], summary="The user's texts")
@@ -120,11 +127,13 @@ async def delete_one_example(user_id: UserPath, example_id: Annotated[int, Path(
 
 @router.post("/jobs", status_code=202, response_model=Job, responses=BODY,
              summary="Infer the profile (or update it with the texts added since) in the background")
-async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, body: JobIn | None = None) -> Job:
+async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, idempotent: IdempotencyDep,
+                   body: JobIn | None = None) -> Response:
     user = _user(caller, user_id)
     if not await asyncio.to_thread(exists, state.store, user):
         raise NotFound(f"no examples for user {user.id!r}; add some first")
-    return await asyncio.to_thread(state.queue.enqueue, user.key, REINFER if body and body.full else REFRESH)
+    kind = REINFER if body and body.full else REFRESH
+    return await idempotent.run(202, user.key, lambda connection: state.queue.enqueue_in(connection, user.key, kind))
 
 
 @router.get("/jobs/{job_id}", response_model=Job, summary="A job's status")
@@ -151,7 +160,7 @@ async def get_profile(user_id: UserPath, caller: CallerDep, state: StateDep,
 
 
 @router.patch("/profile", response_model=ProfileOut, summary="A person's edits: pin, delete, reword, add",
-              responses=BODY)
+              responses=errors.responses(409, 413))
 async def patch_profile(user_id: UserPath, body: EditIn, caller: CallerDep, state: StateDep,
                         x_hyperalign_author: Annotated[str | None, Header(max_length=200, pattern=USER_ID_PATTERN)] = None) -> ProfileOut:
     user = _user(caller, user_id)
