@@ -97,9 +97,10 @@ def create_app(state: ServiceState) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.include_router(chat.router)
-    app.include_router(users_api.listing)  # before the router whose paths start /v1/users/{user_id}
-    app.include_router(users_api.router)
+    # Before the router whose paths start /v1/users/{user_id:path}, which would take ".../review-links" as a user id
+    app.include_router(users_api.listing)
     app.include_router(review.router)
+    app.include_router(users_api.router)
     metrics.install(app, state)
 
     # Probes answer anyone, so they say nothing about the deployment (no host, no URL, no version); the

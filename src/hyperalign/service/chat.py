@@ -62,6 +62,14 @@ WholeNumber = BeforeValidator(_whole_number)
 _TOKEN_ID = r"^-?\d{1,12}$"
 
 
+def _seed_in_range(value: int) -> int:
+    """-2^63 to 2^64 - 1, compared as JSON numbers are (doubles): a seed a JSON reader deems at the bound is at it,
+    not 192 below it (the backend takes it modulo 2^31; an OpenAI-compatible upstream judges it itself)."""
+    if not float(-2**63) <= float(value) <= float(2**64 - 1):
+        raise ValueError("must be between -2^63 and 2^64 - 1")
+    return value
+
+
 def _end_user_id(value: str) -> str:
     """A user id as the service takes it (io.check_name), or empty for none: refused in the request's model, so
     that a bad one is refused wherever it is, not only where the user is looked for first."""
@@ -119,7 +127,8 @@ class ChatRequest(_Open):
     temperature: Annotated[float, Field(strict=True, ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(strict=True, ge=0, le=1)] | None = None
     n: Annotated[int, Field(strict=True, ge=1, le=128), WholeNumber] | None = None
-    seed: Annotated[int, Field(strict=True, ge=-2**63, le=2**64 - 1), WholeNumber] | None = None
+    seed: Annotated[int, Field(strict=True, json_schema_extra={"minimum": -2**63, "maximum": 2**64 - 1}),
+                    WholeNumber, AfterValidator(_seed_in_range)] | None = None
     stop: Annotated[StrictStr, Field(max_length=1_000)] | Annotated[
         list[Annotated[StrictStr, Field(max_length=1_000)]], Field(max_length=64)] | None = None
     presence_penalty: Penalty | None = None

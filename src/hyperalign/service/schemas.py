@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ..profiles.model import Hypothesis, Profile, UserExample
 
@@ -16,6 +16,8 @@ MAX_USER_ID = 128
 # the schema so that a client knows before it asks).
 USER_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID, pattern=USER_ID_PATTERN)]
+# A text: no NUL (C libraries read it as the end), not only spaces (io.check_text and UserExample's rules).
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 # Where a chat request may name its end user (a header, `user`, `safety_identifier`, `metadata.user_id`): empty means
 # none.
 OPTIONAL_USER_ID_PATTERN = f"^(?:{USER_ID_PATTERN[1:-1]})?$"
@@ -49,10 +51,6 @@ class UserPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `after` for the next page")
 
 
-# A text: no NUL (C libraries read it as the end), not only spaces (io.check_text and UserExample's rules).
-TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
-
-
 class ExampleIn(_Strict):
     """One text the user wrote, and the task prompt it answered if known."""
 
@@ -83,10 +81,16 @@ class StoredExample(BaseModel):
         return UserExample(prompt=self.prompt, text=self.text)
 
 
+Statement = Annotated[str, Field(min_length=1, max_length=2_000, pattern=TEXT_PATTERN)]
+AttributeKey = Annotated[str, Field(min_length=1, max_length=80, pattern=USER_ID_PATTERN)]  # one line, no controls
+AttributeValue = Annotated[str, Field(max_length=2_000, pattern=r"^[^\x00]*$")]
+
+
 class NewHypothesisIn(_Strict):
-    aspect: str = Field(min_length=1, max_length=80)
-    statement: str = Field(min_length=1, max_length=2_000)
-    quotes: list[str] = Field(default_factory=list, max_length=20)
+    aspect: Annotated[str, Field(min_length=1, max_length=80, pattern=TEXT_PATTERN)]
+    statement: Statement
+    quotes: list[Annotated[str, Field(max_length=2_000, pattern=r"^[^\x00]*$")]] = Field(default_factory=list,
+                                                                                         max_length=20)
     pinned: bool = False
 
 
@@ -96,9 +100,15 @@ class EditIn(_Strict):
     pin: list[str] = Field(default_factory=list, max_length=500)
     unpin: list[str] = Field(default_factory=list, max_length=500)
     delete: list[str] = Field(default_factory=list, max_length=500)
-    reword: dict[str, str] = Field(default_factory=dict, description="hypothesis id -> new statement")
+    reword: dict[str, Statement] = Field(default_factory=dict, max_length=500,
+                                         description="hypothesis id -> new statement")
     add: list[NewHypothesisIn] = Field(default_factory=list, max_length=100)
-    attributes: dict[str, str | None] = Field(default_factory=dict, description="null removes the attribute")
+    attributes: Annotated[dict[AttributeKey, AttributeValue | None], WithJsonSchema({
+        "type": "object", "maxProperties": 100,
+        "propertyNames": {"minLength": 1, "maxLength": 80, "pattern": USER_ID_PATTERN},
+        "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 2_000, "pattern": r"^[^\x00]*$"},
+                                           {"type": "null"}]}})] = Field(
+        default_factory=dict, max_length=100, description="null removes the attribute")
     message: str | None = Field(None, max_length=500)
 
 

@@ -15,6 +15,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import BaseModel, Field, field_validator
 
 from ..api import HyperAlign
+from ..errors import InputError
+from ..llm.endpoint import validate_base_url
 from ..pipeline.steer import SteerLevel
 from ..profiles.store import ProfileStore, StoredProfile
 from .jobs import JobQueue
@@ -38,6 +40,10 @@ class ServiceConfig(BaseModel):
     job_max_attempts: int = Field(3, ge=1)
     profile_cache_size: int = Field(10_000, ge=1)  # rendered personalizations kept in memory
     idempotency_hours: float = Field(24.0, gt=0, le=24 * 365)  # how long an Idempotency-Key's answer is replayed
+    # Where people reach this service (review links are built on it): scheme://host[:port][/prefix]. None: the
+    # address the server listens on — never the request's Host header.
+    public_url: str | None = None
+    review_link_days: float = Field(7.0, gt=0, le=366)  # how long a review link opens its page
 
     @field_validator("rate_limit")
     @classmethod
@@ -54,6 +60,11 @@ class ServiceConfig(BaseModel):
                              "period")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_url(value, "the public URL")
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, values: list[str]) -> list[str]:
@@ -68,6 +79,21 @@ class ServiceConfig(BaseModel):
             except ValueError:
                 raise ValueError(f"{origin!r} has an invalid port; expected e.g. https://app.example.com:8443") from None
         return values
+
+
+def check_public_url(url: str, what: str) -> str:
+    """An http(s) URL others reach: a host, no user name or password in it, no query or fragment; the reason
+    otherwise (a ValueError naming `what`)."""
+    try:
+        validate_base_url(url)
+    except (ValueError, InputError) as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{what} must not carry a user name or password")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"{what} must not have a query (?…) or fragment (#…)")
+    return url
 
 
 @dataclass

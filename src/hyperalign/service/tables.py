@@ -73,3 +73,13 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
+
+# Review links (migration 0006): the token itself is only in the link; here its SHA-256, whose user it opens, until when.
+review_links = Table(
+    "review_links", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("user_key", String(MAX_USER_ID), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)

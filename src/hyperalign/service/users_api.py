@@ -12,15 +12,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy.engine import Connection
 
-from ..errors import InputError
+from ..errors import ConflictError, InputError
 from ..io import check_name
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits, diff_profiles
+from ..profiles.model import Profile
 from ..profiles.rejections import rejections
 from ..profiles.store import StoredProfile, VersionInfo
 from . import errors
 from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
 from .idempotency import IdempotencyDep
+from .personalize import verify_person_quotes
 from .refresh import REFRESH, REINFER
 from .schemas import (
     MAX_USER_ID,
@@ -174,11 +176,21 @@ async def patch_profile(user_id: UserPath, body: EditIn, caller: CallerDep, stat
     def edit() -> StoredProfile:
         _stored(state, user)
         if not edits.is_empty():
-            state.store.modify(user.key, lambda p: apply_edits(p, edits), author=author, action=edits.action(),
-                               message=body.message or edits.summary())
+            texts = [e.example() for e in list_examples(state.store, user.key)] if edits.add else []
+            state.store.modify(user.key, lambda p: verify_person_quotes(_edited(p, edits), texts), author=author,
+                               action=edits.action(), message=body.message or edits.summary())
         return state.store.get(user.key)
 
     return _profile(user, await asyncio.to_thread(edit))
+
+
+def _edited(profile: Profile, edits: Edits) -> Profile:
+    """The edits applied to the current profile; 409 where they do not fit it (an id it no longer has, a statement
+    it already holds, one id both pinned and unpinned): the request is well-formed, the profile's state refuses it."""
+    try:
+        return apply_edits(profile, edits)
+    except InputError as exc:
+        raise ConflictError(str(exc)) from None
 
 
 @router.get("/profile/versions", response_model=list[VersionOut], summary="Every version, oldest first")
