@@ -22,12 +22,13 @@ from ..config import load_settings
 from ..errors import InputError
 from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
-from . import chat, errors, metrics, openapi, review, users_api
+from . import chat, errors, metrics, openapi, review, users_api, webhooks_api
 from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
 from .state import ServiceConfig, ServiceState
 from .upstream import BackendUpstream, OpenAIUpstream, Upstream
+from .webhooks import Webhooks
 
 
 class RequestSizeLimit:
@@ -73,8 +74,9 @@ class Status(Health):
 
 
 def create_app(state: ServiceState) -> FastAPI:
+    hooks = Webhooks(state)
     worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
-                       poll_seconds=state.config.job_poll_seconds)
+                       poll_seconds=state.config.job_poll_seconds, on_finished=hooks.job_finished)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +96,7 @@ def create_app(state: ServiceState) -> FastAPI:
                     "profile, and the API to build, review and correct those profiles.",
     )
     app.state.service = state
+    app.state.webhooks = hooks
     errors.install(app)
     openapi.install(app)
     app.include_router(chat.router)
@@ -101,6 +104,7 @@ def create_app(state: ServiceState) -> FastAPI:
     app.include_router(users_api.listing)
     app.include_router(review.router)
     app.include_router(users_api.router)
+    app.include_router(webhooks_api.router)
     metrics.install(app, state)
 
     # Probes answer anyone, so they say nothing about the deployment (no host, no URL, no version); the

@@ -46,6 +46,10 @@ class Unauthorized(HyperAlignError):
     pass
 
 
+class Forbidden(HyperAlignError):
+    """403: a well-formed request the service's policy refuses (e.g. a webhook to a private address)."""
+
+
 class RequestError(InputError):
     """A bad request, naming the field, header or parameter at fault (the error's `param`)."""
 
@@ -70,6 +74,7 @@ class RateLimited(Exception):
 _MEANINGS = {
     400: "Bad request: a field, header or parameter is invalid (named in `param`)",
     401: "Missing, malformed, wrong or revoked API key",
+    403: "Refused by the service's policy (e.g. a webhook to a private address)",
     404: "No such user, version or job for this tenant (another tenant's user looks the same)",
     409: "Conflict: the profile changed meanwhile, or the Idempotency-Key was used before with another request",
     413: "The request body is over the service's limit",
@@ -107,6 +112,8 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         return error_response(401, str(exc), "invalid_request_error", "invalid_api_key",
                               {"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, Forbidden):
+        return error_response(403, public_message(str(exc), tenant_id), "invalid_request_error", "forbidden")
     if isinstance(exc, NotFound):
         return error_response(404, public_message(str(exc), tenant_id), "invalid_request_error", "not_found")
     if isinstance(exc, StoreError):  # the database, not the request: say so without its address

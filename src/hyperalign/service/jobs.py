@@ -155,13 +155,15 @@ class Outcome(BaseModel):
 
 
 Handler = Callable[[str, Job], Awaitable[Outcome]]
+Finished = Callable[[str, str], Awaitable[None]]  # (user key, job id) of a job that succeeded or failed
 
 
 class JobWorker:
     """Runs claimed jobs one at a time (the LLM client inside a job is itself concurrent), renewing the lease."""
 
-    def __init__(self, queue: JobQueue, handler: Handler, *, poll_seconds: float = 1.0):
-        self.queue, self.handler, self.poll = queue, handler, poll_seconds
+    def __init__(self, queue: JobQueue, handler: Handler, *, poll_seconds: float = 1.0,
+                 on_finished: Finished | None = None):
+        self.queue, self.handler, self.poll, self.on_finished = queue, handler, poll_seconds, on_finished
 
     async def run_forever(self) -> None:
         while True:
@@ -185,6 +187,7 @@ class JobWorker:
             outcome = await self.handler(user_key, job)
         except JobCancelled as exc:  # nothing was saved, and the job's row is gone or another worker's
             log.info("%s", exc)
+            return True
         except Exception as exc:  # the job fails with its reason; the worker goes on
             log.exception("job %s failed", job.id)
             # The reason is shown to API clients (GET .../jobs/ID): in the API's words, without credentials.
@@ -194,6 +197,11 @@ class JobWorker:
             await asyncio.to_thread(self.queue.finish, job.id, version=outcome.version, through=outcome.through)
         finally:
             keeper.stop()
+        if self.on_finished is not None:
+            try:  # e.g. webhooks: their failure is theirs to record, never the job's
+                await self.on_finished(user_key, job.id)
+            except Exception:
+                log.exception("job %s: the finish hook failed", job.id)
         return True
 
 

@@ -219,3 +219,62 @@ class ChatCompletion(_Open):
     model: str
     choices: list[CompletionChoice]
     usage: CompletionUsage | None = None
+
+
+# An endpoint a tenant's events go to: http(s), a host name or IPv4 address, an optional port and path; no user name
+# or password, query or fragment (a credential would sit in logs and listings; the signature authenticates instead).
+_PORT = r"(?::(?:[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5]))?"
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?" + _PORT + r"(?:/[^?#\s\x00-\x1f\x7f]*)?$"
+
+
+class WebhookIn(_Strict):
+    url: Annotated[str, Field(max_length=2_000, pattern=WEBHOOK_URL_PATTERN)]
+    description: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    description: str | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The tenant's signing secret (whsec_…, Standard Webhooks): verify each delivery's "
+                                    "webhook-signature header with it")
+
+
+class WebhookList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookOut]
+
+
+class Delivery(BaseModel):
+    """One attempt to deliver one event to one endpoint."""
+
+    id: int
+    webhook_id: str
+    event_id: str
+    event_type: str
+    attempt: int
+    delivered: bool
+    status_code: int | None = Field(None, description="The receiver's HTTP status; null when none came")
+    error: str | None = None
+    created_at: datetime
+
+
+class DeliveryPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Delivery]
+    has_more: bool
+    next_cursor: int | None = Field(None, description="Pass as `after` for the next page")
+
+
+class JobEvent(BaseModel):
+    """The body of a webhook delivery: a job of the tenant's finished."""
+
+    id: str
+    type: Literal["job.succeeded", "job.failed"]
+    created_at: datetime
+    user_id: str
+    job: Job

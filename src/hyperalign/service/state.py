@@ -44,6 +44,13 @@ class ServiceConfig(BaseModel):
     # address the server listens on — never the request's Host header.
     public_url: str | None = None
     review_link_days: float = Field(7.0, gt=0, le=366)  # how long a review link opens its page
+    # Webhooks: attempts per event and endpoint, the backoff between them (doubling from webhook_backoff_seconds up
+    # to webhook_backoff_max_seconds), each attempt's timeout, and whether private addresses may be endpoints.
+    webhook_attempts: int = Field(6, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(2.0, ge=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(600.0, ge=0, le=86_400)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    webhook_allow_private_hosts: bool = False
 
     @field_validator("rate_limit")
     @classmethod

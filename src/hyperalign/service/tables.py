@@ -3,7 +3,7 @@ store's)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
 
 from ..profiles.store import MAX_USER_ID
 
@@ -82,4 +82,36 @@ review_links = Table(
     Column("user_key", String(MAX_USER_ID), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Webhooks (migration 0007): a tenant's endpoints, its signing secret, and every delivery attempt. A delivery names
+# the user its event is about (`user_key`), so that deleting the user deletes it.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False, index=True),
+    Column("url", String(2000), nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_secrets = Table(
+    "webhook_secrets", metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("secret", String(100), nullable=False),  # "whsec_" + base64, as Standard Webhooks (Svix) write it
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), nullable=False, index=True),
+    Column("webhook_id", String(40), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("user_key", String(MAX_USER_ID), nullable=True, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),  # the receiver's answer; None when none came
+    Column("error", String(500), nullable=True),
+    Column("delivered", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

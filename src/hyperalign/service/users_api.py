@@ -23,7 +23,7 @@ from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
 from .idempotency import IdempotencyDep
 from .personalize import verify_person_quotes
-from .refresh import REFRESH, REINFER
+from .refresh import REFRESH, REINFER, finished_job
 from .schemas import (
     MAX_USER_ID,
     USER_ID_PATTERN,
@@ -142,15 +142,9 @@ async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, idempo
 async def get_job(user_id: UserPath, job_id: Annotated[str, Path(max_length=64)], caller: CallerDep,
                   state: StateDep) -> Job:
     user = _user(caller, user_id)
-    job = await asyncio.to_thread(state.queue.get, user.key, job_id)
+    job = await asyncio.to_thread(finished_job, state.store, state.queue, user.key, job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r} for user {user.id!r}")
-    if job.status == "succeeded" and job.result_version is not None:
-        try:  # what the job made: a profile with enough hypotheses, or a thin one
-            stored = await asyncio.to_thread(state.store.get, user.key, job.result_version)
-            job.thin = stored.profile.report.too_few
-        except InputError:  # the version is gone (the user was deleted and came back): nothing to say
-            pass
     return job
 
 
