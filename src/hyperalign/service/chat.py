@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..io import check_name
 from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level
-from . import errors
+from . import budgets, errors
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
@@ -37,6 +37,7 @@ from .state import ServiceState
 from .steering import finish_completion, finish_stream
 from .tenants import STRATEGIES, check_strategy
 from .upstream import UpstreamError, message_text
+from .usage import StreamMeter, Usage, of_completion
 from .users import EndUser, hashed_id, list_examples, resolve_user
 
 router = APIRouter(tags=["chat"])
@@ -220,6 +221,8 @@ async def chat_completions(
             raise RequestError(f"the X-Hyperalign-Steer header: {exc}", "X-Hyperalign-Steer") from None
     user = resolve_user(caller.tenant, x_hyperalign_user, {"user": request.user, "metadata": request.metadata,
                                                            "safety_identifier": request.safety_identifier})
+    if user is not None:  # the end user's own limits, before any work for them
+        await budgets.admit(state, user)
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
@@ -230,20 +233,24 @@ async def chat_completions(
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
+    account = Accounting(state, caller.tenant.id, user, messages)
     if not request.stream:
         completion = await state.upstream.complete(body, applied.steering)
+        await account.done(of_completion(completion, messages))
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)
-    chunks = finish_stream(state.upstream.stream(body, applied.steering), applied.steering)
+    meter = StreamMeter(messages)
+    chunks = finish_stream(meter.watch(state.upstream.stream(body, applied.steering)), applied.steering)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
     except StopAsyncIteration:
         first = None
-    return StreamingResponse(_sse(first, chunks), media_type="text/event-stream",
+    return StreamingResponse(_sse(first, chunks, account, meter), media_type="text/event-stream",
                              headers=headers | {"Cache-Control": "no-cache"})
 
 
-async def _sse(first: str | None, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _sse(first: str | None, chunks: AsyncIterator[str], account: Accounting,
+               meter: StreamMeter) -> AsyncIterator[str]:
     if first is not None:
         yield f"data: {first}\n\n"
         try:
@@ -251,4 +258,16 @@ async def _sse(first: str | None, chunks: AsyncIterator[str]) -> AsyncIterator[s
                 yield f"data: {chunk}\n\n"
         except UpstreamError as exc:  # the status line is gone: the error goes in the stream, as OpenAI's does
             yield f"data: {bytes(as_response(exc).body).decode()}\n\n"
+    await account.done(meter.usage)
     yield "data: [DONE]\n\n"
+
+
+class Accounting:
+    """What a chat request used, charged when it ends: to the end user's token budget."""
+
+    def __init__(self, state: ServiceState, tenant_id: str, user: EndUser | None, messages: list[dict[str, Any]]):
+        self.state, self.tenant_id, self.user = state, tenant_id, user
+
+    async def done(self, usage: Usage) -> None:
+        if self.user is not None:
+            await asyncio.to_thread(budgets.charge, self.state, self.user, usage)

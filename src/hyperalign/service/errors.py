@@ -65,9 +65,10 @@ class IdempotencyKeyReused(RequestError):
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(f"rate limit exceeded for this API key; retry in {retry_after} s")
-        self.retry_after = retry_after
+    def __init__(self, retry_after: int, reason: str = "rate limit exceeded for this API key",
+                 code: str = "rate_limit_exceeded"):
+        super().__init__(f"{reason}; retry in {retry_after} s")
+        self.retry_after, self.code = retry_after, code
 
 
 # What each error status means on this API, as the OpenAPI document says it.
@@ -131,7 +132,7 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
         return error_response(exc.status, public_message(exc.message, tenant_id), exc.kind, exc.code, exc.headers,
                               exc.param)
     if isinstance(exc, RateLimited):
-        return error_response(429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded",
+        return error_response(429, str(exc), "rate_limit_exceeded", exc.code,
                               {"Retry-After": str(exc.retry_after)})
     incident = secrets.token_hex(4)
     log.error("internal error %s", incident, exc_info=exc)

@@ -51,10 +51,15 @@ class ServiceConfig(BaseModel):
     webhook_backoff_max_seconds: float = Field(600.0, ge=0, le=86_400)
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
     webhook_allow_private_hosts: bool = False
+    # Per end user on the chat endpoint (budgets.py): requests in the `limits` notation, tokens per UTC day.
+    user_rate_limit: str | None = None
+    user_tokens_per_day: int | None = Field(None, ge=1)
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "user_rate_limit")
     @classmethod
-    def _parses(cls, value: str) -> str:
+    def _parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         expected = "expected e.g. '600/minute' or '10/second;600/minute'"
         try:
             items = parse_many(value)
@@ -114,6 +119,7 @@ class ServiceState:
     review_key: bytes = field(init=False)
     limiter: SlidingWindowCounterRateLimiter = field(init=False)
     limits: list[RateLimitItem] = field(init=False)
+    user_limits: list[RateLimitItem] = field(init=False)
     personalization: Any = field(init=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +131,7 @@ class ServiceState:
         # moving window keeps every hit of the window and slowed each request as the limit grew).
         self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.limits = parse_many(self.config.rate_limit)
+        self.user_limits = parse_many(self.config.user_rate_limit) if self.config.user_rate_limit else []
         # The personalization of a profile version, rendered once: keyed by the user, the version and when it was
         # saved (so a deleted-and-recreated profile never meets a stale entry), and the strategy.
         self.personalization = functools.lru_cache(maxsize=self.config.profile_cache_size)(self._personalization)

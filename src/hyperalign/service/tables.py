@@ -3,7 +3,7 @@ store's)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
 
 from ..profiles.store import MAX_USER_ID
 
@@ -114,4 +114,12 @@ webhook_deliveries = Table(
     Column("error", String(500), nullable=True),
     Column("delivered", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tokens each end user's chat requests used per UTC day (migration 0008): the per-user token budget's count.
+user_token_usage = Table(
+    "user_token_usage", metadata,
+    Column("user_key", String(MAX_USER_ID), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("tokens", BigInteger, nullable=False),
 )

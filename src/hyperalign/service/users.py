@@ -23,7 +23,7 @@ from ..profiles.model import UserExample
 from ..profiles.store import ProfileStore, profiles_table
 from .errors import NotFound
 from .schemas import MAX_USER_ID, StoredExample
-from .tables import idempotency_keys, jobs, review_links, user_examples, webhook_deliveries
+from .tables import idempotency_keys, jobs, review_links, user_examples, user_token_usage, webhook_deliveries
 from .tenants import Tenant
 
 log = logging.getLogger("hyperalign.service.users")
@@ -148,6 +148,7 @@ def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
         connection.execute(delete(idempotency_keys).where(idempotency_keys.c.user_key == user.key))
         connection.execute(delete(review_links).where(review_links.c.user_key == user.key))  # their links stop
         connection.execute(delete(webhook_deliveries).where(webhook_deliveries.c.user_key == user.key))
+        connection.execute(delete(user_token_usage).where(user_token_usage.c.user_key == user.key))
     if not any(removed.values()):
         raise NotFound(f"no user {user.id!r}")
     if not store.erase_freed():
