@@ -54,6 +54,7 @@ def serve(
     idempotency_hours: Annotated[float, typer.Option(help="How long a POST's answer is replayed to a retry with the same Idempotency-Key.")] = 24.0,
     user_rate_limit: Annotated[Optional[str], typer.Option(help="Chat requests per end user, e.g. '60/minute' (default: no limit).")] = None,
     user_tokens_per_day: Annotated[Optional[int], typer.Option(help="Chat tokens per end user per UTC day (default: no budget).")] = None,
+    tracing: Annotated[bool, typer.Option("--tracing/", help="OpenTelemetry traces to OTLP (OTEL_EXPORTER_OTLP_* variables; needs the otel extra; also HYPERALIGN_TRACING=1).")] = False,
 ) -> None:
     """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
     require_serve_stack()
@@ -63,7 +64,7 @@ def serve(
                              cors_origins=cors_origin or [], run_jobs=not no_jobs, job_lease_seconds=job_lease_seconds,
                              public_url=public_url, review_link_days=review_link_days,
                              idempotency_hours=idempotency_hours, user_rate_limit=user_rate_limit,
-                             user_tokens_per_day=user_tokens_per_day)
+                             user_tokens_per_day=user_tokens_per_day, tracing=tracing)
     _check_upstream(upstream_base_url, upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
                     upstream_model)
     _check_address(host, port)

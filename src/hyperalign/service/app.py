@@ -22,7 +22,7 @@ from ..config import load_settings
 from ..errors import InputError
 from ..llm.endpoint import redact_url, validate_base_url
 from ..profiles.store import ProfileStore
-from . import chat, errors, metrics, openapi, review, users_api, webhooks_api
+from . import chat, errors, metrics, openapi, review, tracing, users_api, webhooks_api
 from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
@@ -73,7 +73,8 @@ class Status(Health):
     jobs: bool  # whether this process also works on background jobs
 
 
-def create_app(state: ServiceState) -> FastAPI:
+def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
+    """The service's app (tracer_provider: trace into this one, whatever the configuration says)."""
     hooks = Webhooks(state)
     worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
                        poll_seconds=state.config.job_poll_seconds, on_finished=hooks.job_finished)
@@ -128,6 +129,8 @@ def create_app(state: ServiceState) -> FastAPI:
                       upstream=redact_url(state.upstream.description), tenant=caller.tenant.name,
                       strategy=caller.tenant.strategy, jobs=state.config.run_jobs)
 
+    if tracer_provider is not None or tracing.wanted(state.config.tracing):
+        tracing.instrument(app, tracer_provider)
     app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
     if state.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins,

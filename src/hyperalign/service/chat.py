@@ -8,6 +8,7 @@ as `safety_identifier`. The strategy is the request's X-Hyperalign-Strategy head
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -233,7 +234,7 @@ async def chat_completions(
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
-    account = Accounting(state, caller.tenant.id, user, messages)
+    account = Accounting(state, caller.tenant.id, user)
     if not request.stream:
         completion = await state.upstream.complete(body, applied.steering)
         await account.done(of_completion(completion, messages))
@@ -263,11 +264,15 @@ async def _sse(first: str | None, chunks: AsyncIterator[str], account: Accountin
 
 
 class Accounting:
-    """What a chat request used, charged when it ends: to the end user's token budget."""
+    """What a chat request used, counted when it ends: the upstream's time and tokens in the tenant's metrics, the
+    tokens in the end user's budget."""
 
-    def __init__(self, state: ServiceState, tenant_id: str, user: EndUser | None, messages: list[dict[str, Any]]):
+    def __init__(self, state: ServiceState, tenant_id: str, user: EndUser | None):
         self.state, self.tenant_id, self.user = state, tenant_id, user
+        self.started = time.perf_counter()
 
     async def done(self, usage: Usage) -> None:
+        self.state.telemetry.chat(self.tenant_id, time.perf_counter() - self.started, usage.prompt_tokens,
+                                  usage.completion_tokens)
         if self.user is not None:
             await asyncio.to_thread(budgets.charge, self.state, self.user, usage)

@@ -21,6 +21,7 @@ from ..pipeline.steer import SteerLevel
 from ..profiles.store import ProfileStore, StoredProfile
 from .jobs import JobQueue
 from .personalize import Applied, system_message, with_generic_marks
+from .telemetry import Telemetry
 from .tenants import service_secret
 from .upstream import Upstream
 
@@ -54,6 +55,7 @@ class ServiceConfig(BaseModel):
     # Per end user on the chat endpoint (budgets.py): requests in the `limits` notation, tokens per UTC day.
     user_rate_limit: str | None = None
     user_tokens_per_day: int | None = Field(None, ge=1)
+    tracing: bool = False  # OpenTelemetry traces (the [otel] extra; also HYPERALIGN_TRACING=1): tracing.py
 
     @field_validator("rate_limit", "user_rate_limit")
     @classmethod
@@ -121,8 +123,10 @@ class ServiceState:
     limits: list[RateLimitItem] = field(init=False)
     user_limits: list[RateLimitItem] = field(init=False)
     personalization: Any = field(init=False)
+    telemetry: Telemetry = field(init=False)
 
     def __post_init__(self) -> None:
+        self.telemetry = Telemetry()
         self.queue = JobQueue(self.store, lease_seconds=self.config.job_lease_seconds,
                               max_attempts=self.config.job_max_attempts)
         self.user_hash_key = service_secret(self.store, "user-hash")
