@@ -106,13 +106,14 @@ class Service:
 
 
 def start_service(store_url: str, *, config: ServiceConfig | None = None, upstream_base_url: str | None = None,
-                  backend: FakeBackend | None = None, upstream_timeout: float = 5.0) -> tuple[RunningServer, Service]:
+                  backend: FakeBackend | None = None, upstream_timeout: float = 5.0,
+                  tracer_provider: Any = None) -> tuple[RunningServer, Service]:
     store = ProfileStore(store_url)
     fake = backend or FakeBackend(responder)
     ha = HyperAlign(LLMClient(fake, concurrency=4))
     state = build_state(ha, store, config or ServiceConfig(job_poll_seconds=0.05), upstream_base_url=upstream_base_url,
                         upstream_retries=1, upstream_timeout=upstream_timeout)
-    server = RunningServer(create_app(state)).__enter__()
+    server = RunningServer(create_app(state, tracer_provider)).__enter__()
     service = Service(server.url, store, fake)
     for tenant in ("acme", "other"):
         service.keys[tenant], _ = create_key(store, tenant)

@@ -120,7 +120,7 @@ def test_the_pipeline_and_profiles_have_one_module_per_stage():
     assert all((PACKAGE / "profiles" / f"{part}.py").is_file() for part in ("model", "migrations", "store", "edit", "update"))
     assert all((PACKAGE / "eval" / task / "__init__.py").is_file() for task in ("authorship", "deliberative", "ablation"))
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "io.py", "plugins.py",
+    assert top == ["__init__.py", "__main__.py", "api.py", "config.py", "errors.py", "plugins.py",
                    "redaction.py", "text.py", "usage.py"]
 
 
@@ -143,6 +143,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "batch": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles"},
     "service": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles", "prompts"},
     "cli": FOUNDATION | {"api", "config", "llm", "pipeline", "profiles", "prompts", "eval", "train", "batch", "service"},
+    # The profiles API's Python client shares the server's request and response models (service.schemas) and
+    # nothing else of the service (test_the_client_takes_only_the_models_from_the_service).
+    "client": FOUNDATION | {"profiles", "service"},
     "__main__": {"cli"},
 }
 
@@ -164,6 +167,13 @@ def test_each_part_imports_only_the_layers_below_it(typing_only):
         if part(dep) != part(name) and part(dep) not in MAY_IMPORT[part(name)]
     )
     assert breaches == []
+
+
+def test_the_client_takes_only_the_models_from_the_service():
+    known = modules()
+    taken = {dep for name, path in known.items() if part(name) == "client"
+             for dep in imports_of(name, path, known, typing_only=True) if part(dep) == "service"}
+    assert taken == {"hyperalign.service.schemas"}
 
 
 def test_the_layer_rules_catch_an_arrow_that_runs_back_up(tmp_path):

@@ -354,9 +354,11 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_state(service):
     sdk(service).chat.completions.create(model="any", user="ann/with-a-secret-id",
                                          messages=[{"role": "user", "content": "Write a note."}])
     text = httpx.get(f"{service.url}/metrics").text
-    assert 'hyperalign_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1.0' in text
+    tenant = service.store.list_profiles()[0].user_id.split(":")[0]
+    assert (f'hyperalign_requests_total{{method="POST",route="/v1/chat/completions",status="200",tenant="{tenant}"}} 1.0'
+            in text)
     assert 'route="/v1/users/{user_id:path}/jobs"' in text
-    assert 'hyperalign_jobs{state="succeeded"} 1.0' in text
+    assert f'hyperalign_jobs{{state="succeeded",tenant="{tenant}"}} 1.0' in text
     assert "with-a-secret-id" not in text  # routes by template: no user id reaches a metric
 
 

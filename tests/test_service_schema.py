@@ -1,40 +1,94 @@
-"""schemathesis over the service's own OpenAPI schema, against the running server: whatever a client sends that
-the schema allows, no answer is a 5xx and no body carries a traceback. (Driven through hypothesis directly: the
-schemathesis pytest plugin's fixture loader does not work with this pytest.)"""
+"""schemathesis over the service's own OpenAPI schema, against the running server, with every check it has: no
+answer is a 5xx, every status and content type is documented, every body matches its documented schema, what the
+schema allows is accepted and what it forbids is refused, and no body carries a traceback. (Driven through
+hypothesis directly: the schemathesis pytest plugin's fixture loader does not work with this pytest.) Plus /docs and
+/redoc, which must load nothing from another host."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from hyperalign.service.state import ServiceConfig
 from service_support import EXAMPLE_TEXT, start_service
 
+# One check left out, and why: `max_response_time` measures this shared 2-core machine, not the service.
+EXCLUDED = [schemathesis.checks.max_response_time]
 
-def test_no_input_the_schema_allows_gets_a_server_error(tmp_path):
-    server, service = start_service(f"sqlite:///{tmp_path / 's.sqlite3'}")
+
+def test_no_input_the_schema_allows_or_forbids_breaks_the_documented_contract(tmp_path):
+    # A limit high enough that the fuzzing itself is not rate-limited (429 is documented; it would only hide cases).
+    # No jobs run: a finished job would send its webhook events to the endpoints the fuzzer registered.
+    server, service = start_service(f"sqlite:///{tmp_path / 's.sqlite3'}",
+                                    config=ServiceConfig(rate_limit="100000/minute", run_jobs=False))
     try:
         with service.http() as http:  # one user with examples, so that requests reach past "no such user"
             http.post("/v1/users/ann/examples", json={"examples": [{"text": EXAMPLE_TEXT}]}).raise_for_status()
         schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
-        auth = {"Authorization": f"Bearer {service.keys['acme']}"}
+        key = service.keys["acme"]
+
+        @schema.auth()
+        class Bearer:  # applied by schemathesis, so that its own cases without a key stay without one
+            def get(self, case, ctx):
+                return key
+
+            def set(self, case, data, ctx):
+                case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) >= 10
+        assert len(operations) >= 15
         seen: dict[str, set[int]] = {}
-        def fuzz(label: str, strategy):
+        failures: list[str] = []
+
+        def fuzz(label: str, strategy) -> None:
             @given(case=strategy)
-            @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-            def no_server_error(case) -> None:
-                response = case.call(headers=auth)
+            @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def conforms(case) -> None:
+                try:
+                    response = case.call_and_validate(excluded_checks=EXCLUDED)
+                except BaseException as exc:  # noqa: B036 (schemathesis raises a FailureGroup: collect, report all)
+                    failures.append(f"{label}: {' | '.join(line for line in str(exc).splitlines() if line)[:1500]}")
+                    return
                 seen.setdefault(label, set()).add(response.status_code)
-                assert response.status_code < 500, (label, response.text[:300])
                 assert "Traceback" not in response.text and 'File "' not in response.text
 
-            no_server_error()
+            conforms()
 
         for operation in operations:
-            fuzz(operation.label, operation.as_strategy())
-        assert len(seen) == len(operations)
+            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+                if mode is schemathesis.GenerationMode.NEGATIVE and not _has_input(operation):
+                    continue  # nothing to make invalid
+                fuzz(f"{operation.label} ({mode.value})", operation.as_strategy(generation_mode=mode))
+        assert not failures, "\n".join(failures)
         assert any(200 <= status < 300 for statuses in seen.values() for status in statuses)  # it got through too
     finally:
         server.__exit__()
         service.store.close()
+
+
+def _has_input(operation) -> bool:
+    definition = operation.definition.raw
+    return bool(definition.get("parameters") or definition.get("requestBody"))
+
+
+def test_the_api_pages_load_nothing_from_another_host(service):
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{service.url}{page}").text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), (page, assets)
+        assert not re.search(r"https?://", html), page  # no CDN, no fonts
+        for asset in assets:
+            answer = httpx.get(f"{service.url}{asset}")
+            assert answer.status_code == 200 and len(answer.content) > 1000, asset
+    document = httpx.get(f"{service.url}/openapi.json").json()
+    assert all("422" not in operation["responses"] for path in document["paths"].values()
+               for operation in path.values())  # validation errors are 400, as the errors say
+
+
+def test_an_unknown_query_parameter_is_refused_by_name(service):
+    with service.http() as http:
+        answer = http.get("/v1/users", params={"limt": 5})
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "limt"

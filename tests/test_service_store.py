@@ -41,7 +41,9 @@ def profile_for(key: str) -> Profile:
 
 
 def test_a_new_database_gets_every_migration(store):
-    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts"]
+    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts",
+                                         "0005_idempotency", "0006_review_links",
+                                         "0007_webhooks", "0008_user_token_usage"]
 
 
 def test_keys_authenticate_until_revoked_and_only_their_hash_is_kept(store):

@@ -54,10 +54,12 @@ def tables(path: Path) -> set[str]:
 
 
 def test_opening_applies_and_records_the_migrations(store, store_path):
-    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts"]
+    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts",
+                                         "0005_idempotency", "0006_review_links",
+                                         "0007_webhooks", "0008_user_token_usage"]
     assert {"profiles", "profile_versions", VERSION_TABLE} <= tables(store_path)
     with sqlite3.connect(store_path) as db:
-        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004_statement_counts",)]
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0008_user_token_usage",)]
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(store):
@@ -78,7 +80,9 @@ def test_reopening_is_idempotent_and_keeps_the_data(store, store_path):
     store.close()
     for _ in range(2):
         with ProfileStore(store_path) as again:
-            assert again.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts"]
+            assert again.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections",
+                                                  "0004_statement_counts", "0005_idempotency", "0006_review_links",
+                                         "0007_webhooks", "0008_user_token_usage"]
             assert again.get("ann").profile == profile
     with sqlite3.connect(store_path) as db:
         assert db.execute(f"SELECT COUNT(*) FROM {VERSION_TABLE}").fetchone() == (1,)

@@ -49,13 +49,22 @@ def serve(
     job_lease_seconds: Annotated[float, typer.Option(min=0.5, help="A running job's lease: a job whose server died is taken up again this long after its last renewal.")] = 60.0,
     access_log: Annotated[bool, typer.Option("--access-log/", help="Log every request (uvicorn's access log; costs ~6% of the service's CPU).")] = False,
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (one core each); they share the database, its jobs and nothing else.")] = 1,
+    public_url: Annotated[Optional[str], typer.Option(help="Where people reach the service, e.g. https://profiles.example.com: review links are built on it (default: http://HOST:PORT).")] = None,
+    review_link_days: Annotated[float, typer.Option(help="How long a review link opens its page.")] = 7.0,
+    idempotency_hours: Annotated[float, typer.Option(help="How long a POST's answer is replayed to a retry with the same Idempotency-Key.")] = 24.0,
+    user_rate_limit: Annotated[Optional[str], typer.Option(help="Chat requests per end user, e.g. '60/minute' (default: no limit).")] = None,
+    user_tokens_per_day: Annotated[Optional[int], typer.Option(help="Chat tokens per end user per UTC day (default: no budget).")] = None,
+    tracing: Annotated[bool, typer.Option("--tracing/", help="OpenTelemetry traces to OTLP (OTEL_EXPORTER_OTLP_* variables; needs the otel extra; also HYPERALIGN_TRACING=1).")] = False,
 ) -> None:
     """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
     require_serve_stack()
     import uvicorn
 
     config = _service_config(rate_limit=rate_limit, max_request_bytes=max_request_bytes,
-                             cors_origins=cors_origin or [], run_jobs=not no_jobs, job_lease_seconds=job_lease_seconds)
+                             cors_origins=cors_origin or [], run_jobs=not no_jobs, job_lease_seconds=job_lease_seconds,
+                             public_url=public_url, review_link_days=review_link_days,
+                             idempotency_hours=idempotency_hours, user_rate_limit=user_rate_limit,
+                             user_tokens_per_day=user_tokens_per_day, tracing=tracing)
     _check_upstream(upstream_base_url, upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
                     upstream_model)
     _check_address(host, port)
@@ -86,7 +95,9 @@ cli_command(serve)
 
 # The option each setting of the service's configuration comes from, to name it in an error.
 _OPTIONS = {"rate_limit": "--rate-limit", "max_request_bytes": "--max-request-bytes", "cors_origins": "--cors-origin",
-            "job_lease_seconds": "--job-lease-seconds"}
+            "job_lease_seconds": "--job-lease-seconds", "public_url": "--public-url",
+            "review_link_days": "--review-link-days", "idempotency_hours": "--idempotency-hours",
+            "user_rate_limit": "--user-rate-limit", "user_tokens_per_day": "--user-tokens-per-day"}
 
 
 def _service_config(**values: Any) -> ServiceConfig:

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,12 +22,13 @@ from ..config import load_settings
 from ..errors import InputError
 from ..profiles.store import ProfileStore
 from ..redaction import redact_url, validate_base_url
-from . import chat, errors, metrics, review, users_api
+from . import chat, errors, metrics, openapi, review, tracing, users_api, webhooks_api
 from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
 from .state import ServiceConfig, ServiceState
 from .upstream import BackendUpstream, OpenAIUpstream, Upstream
+from .webhooks import Webhooks
 
 
 class RequestSizeLimit:
@@ -71,9 +73,11 @@ class Status(Health):
     jobs: bool  # whether this process also works on background jobs
 
 
-def create_app(state: ServiceState) -> FastAPI:
+def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
+    """The service's app (tracer_provider: trace into this one, whatever the configuration says)."""
+    hooks = Webhooks(state)
     worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
-                       poll_seconds=state.config.job_poll_seconds)
+                       poll_seconds=state.config.job_poll_seconds, on_finished=hooks.job_finished)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,40 +90,47 @@ def create_app(state: ServiceState) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served from here (openapi.py)
         title="hyperalign", version=version("hyperalign"), lifespan=lifespan,
+        dependencies=[Depends(openapi.known_query)],
         description="Personalized LLM outputs: an OpenAI-compatible chat endpoint that applies each end user's "
                     "profile, and the API to build, review and correct those profiles.",
     )
     app.state.service = state
+    app.state.webhooks = hooks
     errors.install(app)
+    openapi.install(app)
     app.include_router(chat.router)
-    app.include_router(users_api.listing)  # before the router whose paths start /v1/users/{user_id}
-    app.include_router(users_api.router)
+    # Before the router whose paths start /v1/users/{user_id:path}, which would take ".../review-links" as a user id
+    app.include_router(users_api.listing)
     app.include_router(review.router)
+    app.include_router(users_api.router)
+    app.include_router(webhooks_api.router)
     metrics.install(app, state)
 
     # Probes answer anyone, so they say nothing about the deployment (no host, no URL, no version); the
     # authenticated /v1/status says more, to a tenant's key.
     @app.get("/healthz", tags=["service"], summary="The service process answers (liveness)",
-             response_model=Health)
+             response_model=Health, responses=errors.responses(400))
     def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", tags=["service"], summary="The service can serve requests: its database answers (readiness)",
-             response_model=Health, responses={503: {"description": "The database does not answer"}})
+             response_model=Health, responses=errors.responses(400, 503))
     def readyz() -> Health:
         state.store.current_version("-")  # one query: a database that is down answers 503 through the handler
         return Health(status="ok")
 
     @app.get("/v1/status", tags=["service"], summary="What serves this tenant: version, database, upstream",
-             response_model=Status)
+             response_model=Status, responses=errors.responses(400, 401, 429, 503))
     def status(caller: CallerDep) -> Status:
         state.store.current_version("-")
         return Status(status="ok", version=version("hyperalign"), database="ok",
                       upstream=redact_url(state.upstream.description), tenant=caller.tenant.name,
                       strategy=caller.tenant.strategy, jobs=state.config.run_jobs)
 
+    if tracer_provider is not None or tracing.wanted(state.config.tracing):
+        tracing.instrument(app, tracer_provider)
     app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
     if state.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins,

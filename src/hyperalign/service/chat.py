@@ -8,41 +8,44 @@ as `safety_identifier`. The strategy is the request's X-Hyperalign-Strategy head
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from ..errors import InputError
+from ..io import check_name
 from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level
+from . import budgets, errors
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
+from .schemas import MAX_USER_ID, OPTIONAL_USER_ID_PATTERN, ChatCompletion, ModelCard, ModelList
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
-from .tenants import check_strategy
+from .tenants import STRATEGIES, check_strategy
 from .upstream import UpstreamError, message_text
+from .usage import StreamMeter, Usage, of_completion
 from .users import EndUser, hashed_id, list_examples, resolve_user
 
 router = APIRouter(tags=["chat"])
 
 
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int = 0
-    owned_by: str = "hyperalign"
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-@router.get("/v1/models", response_model=ModelList, summary="The models behind the chat endpoint")
+@router.get("/v1/models", response_model=ModelList, summary="The models behind the chat endpoint",
+            responses=errors.responses(400, 401, 429, 502, 503))
 async def list_models(caller: CallerDep, state: StateDep) -> Any:
     """OpenAI's model list: what `model` a chat request may name (the upstream's models, or the one it is fixed to)."""
     try:
@@ -52,8 +55,43 @@ async def list_models(caller: CallerDep, state: StateDep) -> Any:
     return ModelList(data=[ModelCard(id=name) for name in names])
 
 
+def _whole_number(value: Any) -> Any:
+    """1.0 is the JSON number 1 (JSON Schema's `integer` allows it); strings and booleans stay refused (strict)."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**64 else value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+_TOKEN_ID = r"^-?\d{1,12}$"
+
+
+def _seed_in_range(value: int) -> int:
+    """-2^63 to 2^64 - 1, compared as JSON numbers are (doubles): a seed a JSON reader deems at the bound is at it,
+    not 192 below it (the backend takes it modulo 2^31; an OpenAI-compatible upstream judges it itself)."""
+    if not float(-2**63) <= float(value) <= float(2**64 - 1):
+        raise ValueError("must be between -2^63 and 2^64 - 1")
+    return value
+
+
+def _end_user_id(value: str) -> str:
+    """A user id as the service takes it (io.check_name), or empty for none: refused in the request's model, so
+    that a bad one is refused wherever it is, not only where the user is looked for first."""
+    if value:
+        try:
+            check_name(value, "the user id", MAX_USER_ID)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _metadata(value: dict[str, str]) -> dict[str, str]:
+    _end_user_id(value.get("user_id", ""))
+    return value
+
+
+EndUserId = Annotated[StrictStr, AfterValidator(_end_user_id),
+                      Field(max_length=MAX_USER_ID, json_schema_extra={"pattern": OPTIONAL_USER_ID_PATTERN})]
 MAX_TOKENS = 2**31 - 1
-Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_TOKENS)]
+Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_TOKENS), WholeNumber]
 Penalty = Annotated[float, Field(strict=True, ge=-2, le=2)]
 
 
@@ -90,18 +128,26 @@ class ChatRequest(_Open):
     max_completion_tokens: Tokens | None = None
     temperature: Annotated[float, Field(strict=True, ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(strict=True, ge=0, le=1)] | None = None
-    n: Annotated[int, Field(strict=True, ge=1, le=128)] | None = None
-    seed: Annotated[int, Field(strict=True, ge=-2**63, le=2**64 - 1)] | None = None
+    n: Annotated[int, Field(strict=True, ge=1, le=128), WholeNumber] | None = None
+    seed: Annotated[int, Field(strict=True, json_schema_extra={"minimum": -2**63, "maximum": 2**64 - 1}),
+                    WholeNumber, AfterValidator(_seed_in_range)] | None = None
     stop: Annotated[StrictStr, Field(max_length=1_000)] | Annotated[
         list[Annotated[StrictStr, Field(max_length=1_000)]], Field(max_length=64)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[Annotated[str, Field(pattern=r"^-?\d{1,12}$")],
-                     Annotated[float, Field(strict=True, ge=-100, le=100)]] | None = Field(None, max_length=10_000)
+    logit_bias: Annotated[dict[Annotated[str, Field(pattern=_TOKEN_ID)],
+                               Annotated[float, Field(strict=True, ge=-100, le=100)]],
+                          WithJsonSchema({"type": "object", "maxProperties": 10_000, "additionalProperties": False,
+                                          "patternProperties": {_TOKEN_ID: {"type": "number", "minimum": -100,
+                                                                            "maximum": 100}}}),
+                          ] | None = Field(None, max_length=10_000)
     response_format: ResponseFormat | None = None
-    user: StrictStr | None = None
-    safety_identifier: StrictStr | None = None
-    metadata: dict[str, StrictStr] | None = None
+    user: EndUserId | None = None
+    safety_identifier: EndUserId | None = None
+    metadata: Annotated[dict[str, StrictStr], AfterValidator(_metadata), WithJsonSchema({
+        "type": "object", "additionalProperties": {"type": "string"},
+        "properties": {"user_id": {"type": "string", "maxLength": MAX_USER_ID, "pattern": OPTIONAL_USER_ID_PATTERN}}}),
+    ] | None = None
 
     @property
     def token_limit(self) -> int | None:
@@ -139,27 +185,45 @@ def _personalization(state: ServiceState, user: EndUser, strategy: str,
     return system, applied.model_copy()
 
 
-@router.post("/v1/chat/completions", summary="Chat completion, personalized for the end user")
+# One server-sent event: its data is a chat.completion.chunk's JSON, or [DONE] at the end.
+_EVENT = {"type": "object", "properties": {"data": {"type": "string"}}}
+_APPLIED = {name: {"description": meaning, "schema": {"type": "string"}} for name, meaning in (
+    ("X-Hyperalign-Strategy", "The personalization applied (none: passed through)"),
+    ("X-Hyperalign-Profile-Version", "The profile version applied, or none"))}
+
+
+@router.post(
+    "/v1/chat/completions", summary="Chat completion, personalized for the end user", response_model=ChatCompletion,
+    responses={200: {"description": "The completion; with `stream: true`, server-sent events of chunks",
+                     "headers": _APPLIED, "content": {"text/event-stream": {"schema": _EVENT}}},
+               **errors.responses(400, 401, 413, 429, 502, 503)})
 async def chat_completions(
     request: ChatRequest, caller: CallerDep, state: StateDep,
-    x_hyperalign_user: Annotated[str | None, Header(description="The end user (first in the resolution order)")] = None,
-    x_hyperalign_strategy: Annotated[str | None, Header(description="hyperalign | hyperalign:no-facts | hyperalign:examples=1 | hyperalign:examples=2 | few-shot | none")] = None,
-    x_hyperalign_steer: Annotated[str | None, Header(description="off | light | strong: the profile's habits applied while and after the model writes (default light)")] = None,
+    x_hyperalign_user: Annotated[str | None, Header(
+        description="The end user (first in the resolution order)", max_length=MAX_USER_ID,
+        json_schema_extra={"pattern": OPTIONAL_USER_ID_PATTERN})] = None,
+    x_hyperalign_strategy: Annotated[str | None, Header(description="The personalization (default: the tenant's)",
+                                                        json_schema_extra={"enum": list(STRATEGIES)})] = None,
+    x_hyperalign_steer: Annotated[str | None, Header(
+        description="The profile's habits applied while and after the model writes (default light)",
+        json_schema_extra={"enum": [level.value for level in SteerLevel]})] = None,
 ) -> Any:
     strategy = caller.tenant.strategy
-    if x_hyperalign_strategy:
+    if x_hyperalign_strategy is not None:  # an empty header too is a strategy this service does not know
         try:
             strategy = check_strategy(x_hyperalign_strategy)
         except InputError as exc:
             raise RequestError(f"the X-Hyperalign-Strategy header: {exc}", "X-Hyperalign-Strategy") from None
     steer = GenerationOptions().steer
-    if x_hyperalign_steer:
+    if x_hyperalign_steer is not None:
         try:
             steer = as_steer_level(x_hyperalign_steer.strip())
         except InputError as exc:
             raise RequestError(f"the X-Hyperalign-Steer header: {exc}", "X-Hyperalign-Steer") from None
     user = resolve_user(caller.tenant, x_hyperalign_user, {"user": request.user, "metadata": request.metadata,
                                                            "safety_identifier": request.safety_identifier})
+    if user is not None:  # the end user's own limits, before any work for them
+        await budgets.admit(state, user)
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
     applied = Applied(strategy="none")
     if user is not None and strategy != "none":
@@ -170,20 +234,24 @@ async def chat_completions(
             messages = [{"role": "system", "content": system}, *messages]
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
+    account = Accounting(state, caller.tenant.id, user)
     if not request.stream:
         completion = await state.upstream.complete(body, applied.steering)
+        await account.done(of_completion(completion, messages))
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)
-    chunks = finish_stream(state.upstream.stream(body, applied.steering), applied.steering)
+    meter = StreamMeter(messages)
+    chunks = finish_stream(meter.watch(state.upstream.stream(body, applied.steering)), applied.steering)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
     except StopAsyncIteration:
         first = None
-    return StreamingResponse(_sse(first, chunks), media_type="text/event-stream",
+    return StreamingResponse(_sse(first, chunks, account, meter), media_type="text/event-stream",
                              headers=headers | {"Cache-Control": "no-cache"})
 
 
-async def _sse(first: str | None, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _sse(first: str | None, chunks: AsyncIterator[str], account: Accounting,
+               meter: StreamMeter) -> AsyncIterator[str]:
     if first is not None:
         yield f"data: {first}\n\n"
         try:
@@ -191,4 +259,20 @@ async def _sse(first: str | None, chunks: AsyncIterator[str]) -> AsyncIterator[s
                 yield f"data: {chunk}\n\n"
         except UpstreamError as exc:  # the status line is gone: the error goes in the stream, as OpenAI's does
             yield f"data: {bytes(as_response(exc).body).decode()}\n\n"
+    await account.done(meter.usage)
     yield "data: [DONE]\n\n"
+
+
+class Accounting:
+    """What a chat request used, counted when it ends: the upstream's time and tokens in the tenant's metrics, the
+    tokens in the end user's budget."""
+
+    def __init__(self, state: ServiceState, tenant_id: str, user: EndUser | None):
+        self.state, self.tenant_id, self.user = state, tenant_id, user
+        self.started = time.perf_counter()
+
+    async def done(self, usage: Usage) -> None:
+        self.state.telemetry.chat(self.tenant_id, time.perf_counter() - self.started, usage.prompt_tokens,
+                                  usage.completion_tokens)
+        if self.user is not None:
+            await asyncio.to_thread(budgets.charge, self.state, self.user, usage)

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import ConflictError, HyperAlignError, InputError, StoreError
 from ..redaction import redact_text
+from .schemas import ErrorBody
 from .upstream import UpstreamError
 
 log = logging.getLogger("hyperalign.service")
@@ -45,6 +46,10 @@ class Unauthorized(HyperAlignError):
     pass
 
 
+class Forbidden(HyperAlignError):
+    """403: a well-formed request the service's policy refuses (e.g. a webhook to a private address)."""
+
+
 class RequestError(InputError):
     """A bad request, naming the field, header or parameter at fault (the error's `param`)."""
 
@@ -53,10 +58,38 @@ class RequestError(InputError):
         self.param = param
 
 
+class IdempotencyKeyReused(RequestError):
+    """409: an Idempotency-Key seen before with another request. (The IETF draft suggests 422; 409 says what it is
+    — the request is valid, but conflicts with what this key already did — and is what clients retry-classify as
+    "do not repeat as is".)"""
+
+
 class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(f"rate limit exceeded for this API key; retry in {retry_after} s")
-        self.retry_after = retry_after
+    def __init__(self, retry_after: int, reason: str = "rate limit exceeded for this API key",
+                 code: str = "rate_limit_exceeded"):
+        super().__init__(f"{reason}; retry in {retry_after} s")
+        self.retry_after, self.code = retry_after, code
+
+
+# What each error status means on this API, as the OpenAPI document says it.
+_MEANINGS = {
+    400: "Bad request: a field, header or parameter is invalid (named in `param`)",
+    401: "Missing, malformed, wrong or revoked API key",
+    403: "Refused by the service's policy (e.g. a webhook to a private address)",
+    404: "No such user, version or job for this tenant (another tenant's user looks the same)",
+    409: "Conflict: the profile changed meanwhile, or the Idempotency-Key was used before with another request",
+    413: "The request body is over the service's limit",
+    429: "Rate limit or token budget exceeded (per API key or per end user); see Retry-After",
+    502: "The upstream model failed or refused the service's own credentials",
+    503: "The database or the upstream model is unavailable; retry later (Retry-After when known)",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route for the error statuses it answers with, each in OpenAI's error shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status],
+                     **({"headers": _RETRY_AFTER} if status in (429, 503) else {})} for status in statuses}
 
 
 def public_message(message: str, tenant_id: str | None = None) -> str:
@@ -80,6 +113,8 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         return error_response(401, str(exc), "invalid_request_error", "invalid_api_key",
                               {"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, Forbidden):
+        return error_response(403, public_message(str(exc), tenant_id), "invalid_request_error", "forbidden")
     if isinstance(exc, NotFound):
         return error_response(404, public_message(str(exc), tenant_id), "invalid_request_error", "not_found")
     if isinstance(exc, StoreError):  # the database, not the request: say so without its address
@@ -88,6 +123,8 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
                               "database_unavailable")
     if isinstance(exc, ConflictError):
         return error_response(409, public_message(str(exc), tenant_id), "invalid_request_error", "conflict")
+    if isinstance(exc, IdempotencyKeyReused):
+        return error_response(409, str(exc), "invalid_request_error", "idempotency_key_reused", param=exc.param)
     if isinstance(exc, InputError):
         return error_response(400, public_message(str(exc), tenant_id), "invalid_request_error",
                               param=getattr(exc, "param", None))
@@ -95,7 +132,7 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
         return error_response(exc.status, public_message(exc.message, tenant_id), exc.kind, exc.code, exc.headers,
                               exc.param)
     if isinstance(exc, RateLimited):
-        return error_response(429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded",
+        return error_response(429, str(exc), "rate_limit_exceeded", exc.code,
                               {"Retry-After": str(exc.retry_after)})
     incident = secrets.token_hex(4)
     log.error("internal error %s", incident, exc_info=exc)

@@ -31,6 +31,7 @@ from ..errors import HyperAlignError
 from ..profiles.database import as_utc
 from ..profiles.store import ProfileStore
 from .errors import public_message
+from .schemas import Job
 from .tables import jobs
 
 log = logging.getLogger("hyperalign.service.jobs")
@@ -40,20 +41,6 @@ QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
 class JobCancelled(HyperAlignError):
     """The job may no longer write: its user was deleted (and the job with them), or another worker holds it."""
-
-
-class Job(BaseModel):
-    id: str
-    kind: str
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    attempts: int
-    error: str | None = None
-    result_version: int | None = None
-    # A succeeded job whose profile has fewer supported hypotheses than the inference asks for (the report's
-    # too_few): the profile exists, but rests on its measured facts and attributes. None until it succeeded.
-    thin: bool | None = None
 
 
 def _job(row: object) -> Job:
@@ -70,16 +57,20 @@ class JobQueue:
 
     def enqueue(self, user_key: str, kind: str) -> Job:
         """A new job, or the user's job of this kind that is still waiting (asking twice does not run it twice)."""
-        now = datetime.now(UTC)
         with self.store.transaction(write=True) as connection:
-            waiting = connection.execute(select(jobs).where(jobs.c.user_key == user_key, jobs.c.kind == kind,
-                                                            jobs.c.status == QUEUED)).first()
-            if waiting is not None:
-                return _job(waiting)
-            job_id = "job-" + secrets.token_hex(8)
-            connection.execute(insert(jobs).values(id=job_id, user_key=user_key, kind=kind, status=QUEUED,
-                                                   created_at=now, updated_at=now, attempts=0))
-            return _job(connection.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            return self.enqueue_in(connection, user_key, kind)
+
+    def enqueue_in(self, connection: Connection, user_key: str, kind: str) -> Job:
+        """enqueue inside the caller's transaction."""
+        now = datetime.now(UTC)
+        waiting = connection.execute(select(jobs).where(jobs.c.user_key == user_key, jobs.c.kind == kind,
+                                                        jobs.c.status == QUEUED)).first()
+        if waiting is not None:
+            return _job(waiting)
+        job_id = "job-" + secrets.token_hex(8)
+        connection.execute(insert(jobs).values(id=job_id, user_key=user_key, kind=kind, status=QUEUED,
+                                               created_at=now, updated_at=now, attempts=0))
+        return _job(connection.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def get(self, user_key: str, job_id: str) -> Job | None:
         with self.store.transaction() as connection:
@@ -164,13 +155,15 @@ class Outcome(BaseModel):
 
 
 Handler = Callable[[str, Job], Awaitable[Outcome]]
+Finished = Callable[[str, str], Awaitable[None]]  # (user key, job id) of a job that succeeded or failed
 
 
 class JobWorker:
     """Runs claimed jobs one at a time (the LLM client inside a job is itself concurrent), renewing the lease."""
 
-    def __init__(self, queue: JobQueue, handler: Handler, *, poll_seconds: float = 1.0):
-        self.queue, self.handler, self.poll = queue, handler, poll_seconds
+    def __init__(self, queue: JobQueue, handler: Handler, *, poll_seconds: float = 1.0,
+                 on_finished: Finished | None = None):
+        self.queue, self.handler, self.poll, self.on_finished = queue, handler, poll_seconds, on_finished
 
     async def run_forever(self) -> None:
         while True:
@@ -194,6 +187,7 @@ class JobWorker:
             outcome = await self.handler(user_key, job)
         except JobCancelled as exc:  # nothing was saved, and the job's row is gone or another worker's
             log.info("%s", exc)
+            return True
         except Exception as exc:  # the job fails with its reason; the worker goes on
             log.exception("job %s failed", job.id)
             # The reason is shown to API clients (GET .../jobs/ID): in the API's words, without credentials.
@@ -203,6 +197,11 @@ class JobWorker:
             await asyncio.to_thread(self.queue.finish, job.id, version=outcome.version, through=outcome.through)
         finally:
             keeper.stop()
+        if self.on_finished is not None:
+            try:  # e.g. webhooks: their failure is theirs to record, never the job's
+                await self.on_finished(user_key, job.id)
+            except Exception:
+                log.exception("job %s: the finish hook failed", job.id)
         return True
 
 

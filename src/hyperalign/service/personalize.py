@@ -8,10 +8,11 @@ from pydantic import BaseModel
 
 from ..llm import Capabilities
 from ..pipeline.context import fit_examples
+from ..pipeline.evidence import locate, normalize
 from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
 from ..pipeline.generic import marked
 from ..pipeline.steer import Steering, SteerLevel, plan
-from ..profiles.model import Profile, UserExample
+from ..profiles.model import Evidence, Profile, UserExample
 from ..profiles.statements import scope_of, shares, statement_keys
 from ..profiles.store import ProfileStore, StoredProfile
 from ..prompts import version_tag
@@ -54,6 +55,29 @@ def with_generic_marks(store: ProfileStore, user_key: str, profile: Profile) -> 
     with store.transaction() as connection:
         counts, population = shares(connection, scope_of(user_key), statement_keys(profile))
     return profile.model_copy(update={"hypotheses": marked(profile.hypotheses, counts, population)})
+
+
+def verify_person_quotes(profile: Profile, examples: list[UserExample]) -> Profile:
+    """The profile with each quote a person gave (a hypothesis of origin "person") marked verified where it stands
+    word for word in their texts (pipeline/evidence.locate, as inferred quotes are checked); a quote that is not
+    there stays unverified. (`supported` is left as the edit set it: a person's own statement is applied whether or
+    not they quoted anything.)"""
+    # Evidence points into the texts the profile was made from (its first n_examples); a quote from a text added
+    # since is checked once an update has taken that text in.
+    normalized = [normalize(e.text) for e in examples[:profile.n_examples]]
+
+    def checked(evidence: Evidence) -> Evidence:
+        if evidence.verified:
+            return evidence
+        index = locate(evidence.quote, normalized)
+        return evidence if index is None else evidence.model_copy(update={"verified": True, "example_index": index})
+
+    hypotheses = []
+    for h in profile.hypotheses:
+        if h.origin == "person" and h.evidence:
+            h = h.model_copy(update={"evidence": [checked(e) for e in h.evidence]})
+        hypotheses.append(h)
+    return profile.model_copy(update={"hypotheses": hypotheses})
 
 
 def example_texts(strategy: str) -> int:

@@ -40,3 +40,15 @@ class ProfileRefresher:
         result = await self.ha.aupdate_profile(store, user_key, [s.example() for s in stored],
                                                author=SERVICE_AUTHOR, message=f"job {job.id}")
         return Outcome(version=result.version.version if result.version else None, through=stored[-1].id)
+
+
+def finished_job(store: ProfileStore, queue: JobQueue, user_key: str, job_id: str) -> Job | None:
+    """A job as clients are shown it: with `thin` once it succeeded (its profile has too few supported hypotheses).
+    None when the job (or its user) is gone."""
+    job = queue.get(user_key, job_id)
+    if job is not None and job.status == "succeeded" and job.result_version is not None:
+        try:
+            job.thin = store.get(user_key, job.result_version).profile.report.too_few
+        except InputError:  # the version is gone (the user was deleted and came back): nothing to say
+            pass
+    return job

@@ -1,7 +1,7 @@
 """The review page: where a person reads what the system believes about them and corrects it.
 
-Reached through a review link the tenant asks for (`POST /v1/users/{id}/review-link`): the link carries a signed,
-expiring token naming the tenant and the user, so the person needs no API key and sees only their own profile.
+Reached through a review link the tenant asks for (`POST /v1/users/{id}/review-link`): an opaque, expiring,
+revocable token (review_links.py), so the person needs no API key and sees only their own profile.
 Server-rendered HTML (jinja2, autoescaped), plain forms and links — keyboard-usable, no script, no build step. Each
 edit is a new version attributed to the person, exactly as the API's and the CLI's edits are. What the person
 deleted is listed apart ("Deleted by you"): no automated update adds it back, and a button restores it as it was."""
@@ -9,66 +9,31 @@ deleted is listed apart ("Deleted by you"): no automated update adds it back, an
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
-import time
 from functools import lru_cache
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, Field
 
 from ..errors import InputError, StoreError
 from ..profiles.diff import diff_profiles
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits
 from ..profiles.model import Aspect, Hypothesis
 from ..profiles.rejections import rejections, restore
+from . import errors, review_links
 from .auth import CallerDep, StateDep
 from .errors import NotFound
-from .personalize import with_generic_marks
+from .personalize import verify_person_quotes, with_generic_marks
+from .schemas import ReviewLink, UserId
 from .state import ServiceState
-from .tenants import Tenant, tenant_by_id
 from .users import EndUser, end_user, exists, list_examples
 
 router = APIRouter(tags=["review"])
-LINK_SECONDS = 7 * 24 * 3600
-
-
-class ReviewLink(BaseModel):
-    url: str
-    expires_at: int = Field(description="Unix time")
-
-
-def _sign(secret: bytes, payload: str) -> str:
-    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def make_token(secret: bytes, user: EndUser, expires_at: int) -> str:
-    payload = f"{user.tenant.id}\n{user.id}\n{expires_at}"
-    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-    return f"{encoded}.{_sign(secret, payload)}"
-
-
-def read_token(state: ServiceState, token: str) -> EndUser:
-    """The user a valid, unexpired token names; NotFound for anything else (no hint of which check failed)."""
-    encoded, _, signature = token.partition(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        tenant_id, user_id, expires = payload.split("\n")
-        # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), which a URL can carry.
-        valid = hmac.compare_digest(signature.encode(), _sign(state.review_key, payload).encode()) and \
-            int(expires) > time.time()
-    except ValueError:  # not base64, not UTF-8, not three fields, not a number: a bad link like any other
-        valid = False
-    tenant: Tenant | None = tenant_by_id(state.store, tenant_id) if valid else None
-    if tenant is None:
-        raise NotFound("this review link is not valid (or has expired); ask for a new one")
-    return end_user(tenant, user_id)
 
 
 @lru_cache(maxsize=1)
@@ -122,15 +87,26 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
 
 
 @router.post("/v1/users/{user_id:path}/review-link", response_model=ReviewLink, status_code=201,
+             responses=errors.responses(400, 401, 404, 429, 503),
              summary="A link where the person reviews and corrects their profile (no API key needed)")
-async def post_review_link(user_id: Annotated[str, Field(min_length=1, max_length=128)], caller: CallerDep,
+async def post_review_link(user_id: UserId, caller: CallerDep,
                            state: StateDep, request: Request) -> ReviewLink:
     user = end_user(caller.tenant, user_id)
     if not await asyncio.to_thread(exists, state.store, user):
         raise NotFound(f"no user {user.id!r}")
-    expires_at = int(time.time()) + LINK_SECONDS
-    url = str(request.url_for("review_page", token=make_token(state.review_key, user, expires_at)))
-    return ReviewLink(url=url, expires_at=expires_at)
+    token, expires = await asyncio.to_thread(review_links.issue, state, user)
+    return ReviewLink(url=review_links.page_url(state, request, token), expires_at=int(expires.timestamp()))
+
+
+@router.delete("/v1/users/{user_id:path}/review-links", status_code=204,
+               responses=errors.responses(400, 401, 404, 429, 503),
+               summary="Revoke every outstanding review link of the user (they stop working at once)")
+async def delete_review_links(user_id: UserId, caller: CallerDep, state: StateDep) -> Response:
+    user = end_user(caller.tenant, user_id)
+    if not await asyncio.to_thread(exists, state.store, user):
+        raise NotFound(f"no user {user.id!r}")
+    await asyncio.to_thread(review_links.revoke, state, user)
+    return Response(status_code=204)
 
 
 # The link is the credential: the page must not be framed, cached, leak its URL as a referrer, load anything from
@@ -142,6 +118,15 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+def _own_origin(state: ServiceState, request: Request) -> str:
+    """Where the page's own forms come from: the public URL's origin when one is set (behind a proxy the request
+    itself arrives on another address), else the request's."""
+    if state.config.public_url:
+        parts = urlsplit(state.config.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _notice_signature(state: ServiceState, token: str, notice: str) -> str:
@@ -157,7 +142,7 @@ async def review_page(token: str, state: StateDep, version: int | None = None, n
         if notice and signed and hmac.compare_digest(signed.encode("utf-8", "replace"),
                                                      _notice_signature(state, token, notice).encode()):
             shown = notice[:200]
-        return _page(state, read_token(state, token), token, version, shown)
+        return _page(state, review_links.read(state, token), token, version, shown)
 
     return HTMLResponse(await asyncio.to_thread(render), headers=PAGE_HEADERS)
 
@@ -165,29 +150,32 @@ async def review_page(token: str, state: StateDep, version: int | None = None, n
 @router.post("/review/{token}", include_in_schema=False)
 async def review_edit(token: str, state: StateDep, request: Request, action: Annotated[str, Form()],
                       hypothesis: Annotated[str, Form()] = "", statement: Annotated[str, Form()] = "",
-                      aspect: Annotated[str, Form()] = "") -> RedirectResponse:
+                      aspect: Annotated[str, Form()] = "", quote_text: Annotated[str, Form(alias="quote")] = ""
+                      ) -> RedirectResponse:
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is not None and origin != _own_origin(state, request):
         raise NotFound("this form can only be sent from its own page")  # a foreign site posting with the link
     edits = {
         "pin": lambda: Edits(pin=[hypothesis]), "unpin": lambda: Edits(unpin=[hypothesis]),
         "delete": lambda: Edits(delete=[hypothesis]),
         "reword": lambda: Edits(change={hypothesis: HypothesisChange(statement=statement.strip())}),
-        "add": lambda: Edits(add=[NewHypothesis(aspect.strip(), statement.strip())]),
+        "add": lambda: Edits(add=[NewHypothesis(aspect.strip(), statement.strip(),
+                                                [quote_text.strip()] if quote_text.strip() else [])]),
     }
     if action not in edits and action != "restore":
         raise NotFound(f"unknown action {action!r}")
 
     def edit() -> str:
-        user = read_token(state, token)
+        user = review_links.read(state, token)
         author = f"{user.id} (review page)"
         try:
             if action == "restore":  # a hypothesis the person deleted, back as it was
                 saved = restore(state.store, user.key, hypothesis, author=author)
             else:
                 change: Edits = edits[action]()
-                saved = state.store.modify(user.key, lambda p: apply_edits(p, change), author=author,
-                                           action=change.action(), message=change.summary())
+                texts = [e.example() for e in list_examples(state.store, user.key)]
+                saved = state.store.modify(user.key, lambda p: verify_person_quotes(apply_edits(p, change), texts),
+                                           author=author, action=change.action(), message=change.summary())
         except InputError as exc:  # shown on the page, where the person can fix it
             return f"Not saved: {exc}"
         except StoreError:  # the database, not the person's edit: nothing of the deployment is shown

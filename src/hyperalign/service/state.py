@@ -15,10 +15,13 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import BaseModel, Field, field_validator
 
 from ..api import HyperAlign
+from ..errors import InputError
 from ..pipeline.steer import SteerLevel
 from ..profiles.store import ProfileStore, StoredProfile
+from ..redaction import validate_base_url
 from .jobs import JobQueue
 from .personalize import Applied, system_message, with_generic_marks
+from .telemetry import Telemetry
 from .tenants import service_secret
 from .upstream import Upstream
 
@@ -37,10 +40,28 @@ class ServiceConfig(BaseModel):
     job_lease_seconds: float = Field(60.0, gt=0)
     job_max_attempts: int = Field(3, ge=1)
     profile_cache_size: int = Field(10_000, ge=1)  # rendered personalizations kept in memory
+    idempotency_hours: float = Field(24.0, gt=0, le=24 * 365)  # how long an Idempotency-Key's answer is replayed
+    # Where people reach this service (review links are built on it): scheme://host[:port][/prefix]. None: the
+    # address the server listens on — never the request's Host header.
+    public_url: str | None = None
+    review_link_days: float = Field(7.0, gt=0, le=366)  # how long a review link opens its page
+    # Webhooks: attempts per event and endpoint, the backoff between them (doubling from webhook_backoff_seconds up
+    # to webhook_backoff_max_seconds), each attempt's timeout, and whether private addresses may be endpoints.
+    webhook_attempts: int = Field(6, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(2.0, ge=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(600.0, ge=0, le=86_400)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    webhook_allow_private_hosts: bool = False
+    # Per end user on the chat endpoint (budgets.py): requests in the `limits` notation, tokens per UTC day.
+    user_rate_limit: str | None = None
+    user_tokens_per_day: int | None = Field(None, ge=1)
+    tracing: bool = False  # OpenTelemetry traces (the [otel] extra; also HYPERALIGN_TRACING=1): tracing.py
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "user_rate_limit")
     @classmethod
-    def _parses(cls, value: str) -> str:
+    def _parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         expected = "expected e.g. '600/minute' or '10/second;600/minute'"
         try:
             items = parse_many(value)
@@ -52,6 +73,11 @@ class ServiceConfig(BaseModel):
             raise ValueError(f"{value!r} allows 0 requests, so every request would be refused; allow at least 1 per "
                              "period")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_url(value, "the public URL")
 
     @field_validator("cors_origins")
     @classmethod
@@ -69,6 +95,21 @@ class ServiceConfig(BaseModel):
         return values
 
 
+def check_public_url(url: str, what: str) -> str:
+    """An http(s) URL others reach: a host, no user name or password in it, no query or fragment; the reason
+    otherwise (a ValueError naming `what`)."""
+    try:
+        validate_base_url(url)
+    except (ValueError, InputError) as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{what} must not carry a user name or password")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"{what} must not have a query (?…) or fragment (#…)")
+    return url
+
+
 @dataclass
 class ServiceState:
     config: ServiceConfig
@@ -80,9 +121,12 @@ class ServiceState:
     review_key: bytes = field(init=False)
     limiter: SlidingWindowCounterRateLimiter = field(init=False)
     limits: list[RateLimitItem] = field(init=False)
+    user_limits: list[RateLimitItem] = field(init=False)
     personalization: Any = field(init=False)
+    telemetry: Telemetry = field(init=False)
 
     def __post_init__(self) -> None:
+        self.telemetry = Telemetry()
         self.queue = JobQueue(self.store, lease_seconds=self.config.job_lease_seconds,
                               max_attempts=self.config.job_max_attempts)
         self.user_hash_key = service_secret(self.store, "user-hash")
@@ -91,6 +135,7 @@ class ServiceState:
         # moving window keeps every hit of the window and slowed each request as the limit grew).
         self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.limits = parse_many(self.config.rate_limit)
+        self.user_limits = parse_many(self.config.user_rate_limit) if self.config.user_rate_limit else []
         # The personalization of a profile version, rendered once: keyed by the user, the version and when it was
         # saved (so a deleted-and-recreated profile never meets a stale entry), and the strategy.
         self.personalization = functools.lru_cache(maxsize=self.config.profile_cache_size)(self._personalization)

@@ -21,6 +21,7 @@ from ..profiles.store import ProfileStore
 from .tables import api_keys, service_secrets, tenants
 
 KEY_PREFIX = "ha-"
+TENANT_ID_LENGTH = 13  # "t" and 12 hex digits: the start of every user key
 STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2", "few-shot",
               "none")
 
@@ -54,7 +55,7 @@ def _hash(secret: str) -> str:
 def _tenant(connection: Connection, name: str, strategy: str | None) -> Tenant:
     row = connection.execute(select(tenants).where(tenants.c.name == name)).mappings().first()
     if row is None:
-        tenant = Tenant(id="t" + secrets.token_hex(6), name=name, strategy=strategy or "hyperalign")
+        tenant = Tenant(id="t" + secrets.token_hex((TENANT_ID_LENGTH - 1) // 2), name=name, strategy=strategy or "hyperalign")
         connection.execute(insert(tenants).values(id=tenant.id, name=name, strategy=tenant.strategy,
                                                   created_at=datetime.now(UTC)))
         return tenant

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, union
+from sqlalchemy.engine import Connection
 
 from ..errors import InputError
 from ..io import check_name
@@ -22,11 +22,11 @@ from ..profiles.database import as_utc
 from ..profiles.model import UserExample
 from ..profiles.store import ProfileStore, profiles_table
 from .errors import NotFound
-from .tables import jobs, user_examples
+from .schemas import MAX_USER_ID, StoredExample
+from .tables import idempotency_keys, jobs, review_links, user_examples, user_token_usage, webhook_deliveries
 from .tenants import Tenant
 
 log = logging.getLogger("hyperalign.service.users")
-MAX_USER_ID = 128
 USER_HEADER = "X-Hyperalign-User"
 # Where the end user is looked for, in this order: our header, then the OpenAI request fields that name one.
 USER_SOURCES = (f"header {USER_HEADER}", "body user", "body safety_identifier", "body metadata.user_id")
@@ -67,22 +67,17 @@ def hashed_id(secret: bytes, user: EndUser) -> str:
 
 def add_examples(store: ProfileStore, user: EndUser, examples: list[UserExample]) -> int:
     """Store the texts; the user's number of examples afterwards."""
-    now = datetime.now(UTC)
     with store.transaction(write=True) as connection:
-        if examples:
-            connection.execute(insert(user_examples), [
-                {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
-        return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
+        return insert_examples(connection, user, examples)
 
 
-class StoredExample(BaseModel):
-    id: int
-    prompt: str | None
-    text: str
-    created_at: datetime
-
-    def example(self) -> UserExample:
-        return UserExample(prompt=self.prompt, text=self.text)
+def insert_examples(connection: Connection, user: EndUser, examples: list[UserExample]) -> int:
+    """add_examples inside the caller's transaction."""
+    now = datetime.now(UTC)
+    if examples:
+        connection.execute(insert(user_examples), [
+            {"user_key": user.key, "prompt": e.prompt, "text": e.text, "created_at": now} for e in examples])
+    return int(connection.execute(select(func.count()).where(user_examples.c.user_key == user.key)).scalar_one())
 
 
 def list_examples(store: ProfileStore, user_key: str, after_id: int | None = None,
@@ -149,6 +144,11 @@ def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
         removed["examples"] = connection.execute(delete(user_examples).where(user_examples.c.user_key == user.key)
                                                  ).rowcount
         removed["profile_versions"] = store.delete(user.key, connection)
+        # the answers kept for retried requests about the user (they name the user)
+        connection.execute(delete(idempotency_keys).where(idempotency_keys.c.user_key == user.key))
+        connection.execute(delete(review_links).where(review_links.c.user_key == user.key))  # their links stop
+        connection.execute(delete(webhook_deliveries).where(webhook_deliveries.c.user_key == user.key))
+        connection.execute(delete(user_token_usage).where(user_token_usage.c.user_key == user.key))
     if not any(removed.values()):
         raise NotFound(f"no user {user.id!r}")
     if not store.erase_freed():

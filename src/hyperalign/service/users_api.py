@@ -7,50 +7,61 @@ exist (404)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
-from ..errors import InputError
+from ..errors import ConflictError, InputError
 from ..io import check_name
 from ..profiles.diff import diff_profiles
 from ..profiles.edit import Edits, HypothesisChange, NewHypothesis, apply_edits
-from ..profiles.model import UserExample
+from ..profiles.model import Profile
 from ..profiles.rejections import rejections
 from ..profiles.store import StoredProfile, VersionInfo
+from . import errors
 from .auth import Caller, CallerDep, StateDep
 from .errors import NotFound
-from .jobs import Job
-from .refresh import REFRESH, REINFER
+from .idempotency import IdempotencyDep
+from .personalize import verify_person_quotes
+from .refresh import REFRESH, REINFER, finished_job
+from .schemas import (
+    MAX_USER_ID,
+    USER_ID_PATTERN,
+    DiffOut,
+    EditIn,
+    ExamplesIn,
+    ExamplesOut,
+    ExportOut,
+    Job,
+    JobIn,
+    ProfileOut,
+    RejectedOut,
+    StoredExample,
+    UserId,
+    UserPage,
+    UserRef,
+    VersionOut,
+)
 from .state import ServiceState
 from .users import (
-    MAX_USER_ID,
     EndUser,
-    StoredExample,
-    add_examples,
     delete_example,
     delete_user,
     end_user,
     exists,
+    insert_examples,
     list_examples,
     list_users,
 )
 
+# Every route here: a bad parameter (400), a key (401), the key's limit (429), the database (503); those with a
+# user, 404; those with a body, 413.
+_COMMON = (400, 401, 429, 503)
 # `:path`: a user id may contain "/" (sent percent-encoded, decoded before routing), e.g. "org/42".
-router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"])
-listing = APIRouter(tags=["profiles"])
-
-
-class UserRef(BaseModel):
-    id: str
-
-
-class UserPage(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[UserRef]
-    has_more: bool
-    next_cursor: str | None = Field(None, description="Pass as `after` for the next page")
+router = APIRouter(prefix="/v1/users/{user_id:path}", tags=["profiles"], responses=errors.responses(*_COMMON, 404))
+listing = APIRouter(tags=["profiles"], responses=errors.responses(*_COMMON))
+BODY = errors.responses(409, 413)  # 409: an Idempotency-Key reused with another request
 
 
 @listing.get("/v1/users", response_model=UserPage, summary="The tenant's users, a page at a time")
@@ -59,73 +70,20 @@ async def get_users(caller: CallerDep, state: StateDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> UserPage:
     ids, more = await asyncio.to_thread(list_users, state.store, caller.tenant, after=after, limit=limit)
     return UserPage(data=[UserRef(id=i) for i in ids], has_more=more, next_cursor=ids[-1] if more and ids else None)
-UserPath = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExamplesIn(_Strict):
-    examples: list[UserExample] = Field(min_length=1, max_length=200)
-
-
-class ExamplesOut(BaseModel):
-    user_id: str
-    added: int
-    total: int
-
-
-class NewHypothesisIn(_Strict):
-    aspect: str = Field(min_length=1, max_length=80)
-    statement: str = Field(min_length=1, max_length=2_000)
-    quotes: list[str] = Field(default_factory=list, max_length=20)
-    pinned: bool = False
-
-
-class EditIn(_Strict):
-    """A person's edits; they are applied to whatever version is current, and win over automated updates."""
-
-    pin: list[str] = Field(default_factory=list, max_length=500)
-    unpin: list[str] = Field(default_factory=list, max_length=500)
-    delete: list[str] = Field(default_factory=list, max_length=500)
-    reword: dict[str, str] = Field(default_factory=dict, description="hypothesis id -> new statement")
-    add: list[NewHypothesisIn] = Field(default_factory=list, max_length=100)
-    attributes: dict[str, str | None] = Field(default_factory=dict, description="null removes the attribute")
-    message: str | None = Field(None, max_length=500)
-
-
-class VersionOut(BaseModel):
-    version: int
-    created_at: str
-    author: str
-    action: str
-    message: str | None
-    details: dict[str, Any]
-
-
-class ProfileOut(BaseModel):
-    user_id: str
-    version: VersionOut
-    profile: dict[str, Any]
-
-
-class DiffOut(BaseModel):
-    user_id: str
-    from_version: int
-    to_version: int
-    changes: list[str]
+UserPath = UserId
 
 
 def _version(info: VersionInfo) -> VersionOut:
-    return VersionOut(version=info.version, created_at=info.created_at.isoformat(), author=info.author,
+    return VersionOut(version=info.version, created_at=info.created_at, author=info.author,
                       action=info.action, message=info.message, details=info.details)
 
 
 def _profile(user: EndUser, stored: StoredProfile) -> ProfileOut:
     # Stored under the tenant-scoped key; shown under the id the tenant knows.
-    document = stored.profile.model_copy(update={"user_id": user.id}).model_dump(mode="json")
-    return ProfileOut(user_id=user.id, version=_version(stored.info), profile=document)
+    return ProfileOut(user_id=user.id, version=_version(stored.info),
+                      profile=stored.profile.model_copy(update={"user_id": user.id}))
 
 
 def _stored(state: ServiceState, user: EndUser, version: int | None = None) -> StoredProfile:
@@ -141,11 +99,17 @@ def _user(caller: Caller, user_id: str) -> EndUser:
     return end_user(caller.tenant, user_id)
 
 
-@router.post("/examples", status_code=201, response_model=ExamplesOut, summary="Add texts the user wrote")
-async def post_examples(user_id: UserPath, body: ExamplesIn, caller: CallerDep, state: StateDep) -> ExamplesOut:
+@router.post("/examples", status_code=201, response_model=ExamplesOut, summary="Add texts the user wrote",
+             responses=BODY)
+async def post_examples(user_id: UserPath, body: ExamplesIn, caller: CallerDep,
+                        idempotent: IdempotencyDep) -> Response:
     user = _user(caller, user_id)
-    total = await asyncio.to_thread(add_examples, state.store, user, body.examples)
-    return ExamplesOut(user_id=user.id, added=len(body.examples), total=total)
+    texts = [e.example() for e in body.examples]
+
+    def add(connection: Connection) -> ExamplesOut:
+        return ExamplesOut(user_id=user.id, added=len(texts), total=insert_examples(connection, user, texts))
+
+    return await idempotent.run(201, user.key, add)
 
 
 @router.get("/examples", response_model=list[StoredExample], summary="The user's texts")
@@ -164,34 +128,24 @@ async def delete_one_example(user_id: UserPath, example_id: Annotated[int, Path(
     return Response(status_code=204)
 
 
-class JobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    full: bool = Field(False, description="Infer the profile again from all of the user's texts (a new version; "
-                                          "a person's edits are not carried over), instead of updating it")
-
-
-@router.post("/jobs", status_code=202, response_model=Job,
+@router.post("/jobs", status_code=202, response_model=Job, responses=BODY,
              summary="Infer the profile (or update it with the texts added since) in the background")
-async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, body: JobIn | None = None) -> Job:
+async def post_job(user_id: UserPath, caller: CallerDep, state: StateDep, idempotent: IdempotencyDep,
+                   body: JobIn | None = None) -> Response:
     user = _user(caller, user_id)
     if not await asyncio.to_thread(exists, state.store, user):
         raise NotFound(f"no examples for user {user.id!r}; add some first")
-    return await asyncio.to_thread(state.queue.enqueue, user.key, REINFER if body and body.full else REFRESH)
+    kind = REINFER if body and body.full else REFRESH
+    return await idempotent.run(202, user.key, lambda connection: state.queue.enqueue_in(connection, user.key, kind))
 
 
 @router.get("/jobs/{job_id}", response_model=Job, summary="A job's status")
-async def get_job(user_id: UserPath, job_id: Annotated[str, Field(max_length=64)], caller: CallerDep,
+async def get_job(user_id: UserPath, job_id: Annotated[str, Path(max_length=64)], caller: CallerDep,
                   state: StateDep) -> Job:
     user = _user(caller, user_id)
-    job = await asyncio.to_thread(state.queue.get, user.key, job_id)
+    job = await asyncio.to_thread(finished_job, state.store, state.queue, user.key, job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r} for user {user.id!r}")
-    if job.status == "succeeded" and job.result_version is not None:
-        try:  # what the job made: a profile with enough hypotheses, or a thin one
-            stored = await asyncio.to_thread(state.store.get, user.key, job.result_version)
-            job.thin = stored.profile.report.too_few
-        except InputError:  # the version is gone (the user was deleted and came back): nothing to say
-            pass
     return job
 
 
@@ -202,9 +156,10 @@ async def get_profile(user_id: UserPath, caller: CallerDep, state: StateDep,
     return _profile(user, await asyncio.to_thread(_stored, state, user, version))
 
 
-@router.patch("/profile", response_model=ProfileOut, summary="A person's edits: pin, delete, reword, add")
+@router.patch("/profile", response_model=ProfileOut, summary="A person's edits: pin, delete, reword, add",
+              responses=errors.responses(409, 413))
 async def patch_profile(user_id: UserPath, body: EditIn, caller: CallerDep, state: StateDep,
-                        x_hyperalign_author: Annotated[str | None, Header(max_length=200)] = None) -> ProfileOut:
+                        x_hyperalign_author: Annotated[str | None, Header(max_length=200, pattern=USER_ID_PATTERN)] = None) -> ProfileOut:
     user = _user(caller, user_id)
     author = check_name(x_hyperalign_author, "the X-Hyperalign-Author header") if x_hyperalign_author else \
         f"api key {caller.key_id}"
@@ -216,11 +171,21 @@ async def patch_profile(user_id: UserPath, body: EditIn, caller: CallerDep, stat
     def edit() -> StoredProfile:
         _stored(state, user)
         if not edits.is_empty():
-            state.store.modify(user.key, lambda p: apply_edits(p, edits), author=author, action=edits.action(),
-                               message=body.message or edits.summary())
+            texts = [e.example() for e in list_examples(state.store, user.key)] if edits.add else []
+            state.store.modify(user.key, lambda p: verify_person_quotes(_edited(p, edits), texts), author=author,
+                               action=edits.action(), message=body.message or edits.summary())
         return state.store.get(user.key)
 
     return _profile(user, await asyncio.to_thread(edit))
+
+
+def _edited(profile: Profile, edits: Edits) -> Profile:
+    """The edits applied to the current profile; 409 where they do not fit it (an id it no longer has, a statement
+    it already holds, one id both pinned and unpinned): the request is well-formed, the profile's state refuses it."""
+    try:
+        return apply_edits(profile, edits)
+    except InputError as exc:
+        raise ConflictError(str(exc)) from None
 
 
 @router.get("/profile/versions", response_model=list[VersionOut], summary="Every version, oldest first")
@@ -249,24 +214,22 @@ async def get_diff(user_id: UserPath, caller: CallerDep, state: StateDep,
     return await asyncio.to_thread(diff)
 
 
-@router.get("/export", summary="Everything kept about the user, as JSON")
-async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> dict[str, Any]:
+@router.get("/export", response_model=ExportOut, summary="Everything kept about the user, as JSON")
+async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> ExportOut:
     user = _user(caller, user_id)
 
-    def export() -> dict[str, Any]:
+    def export() -> ExportOut:
         examples = list_examples(state.store, user.key)
         current = state.store.current_version(user.key)
         if current is None and not examples:
             raise NotFound(f"no user {user.id!r}")
-        versions = [_profile(user, state.store.get(user.key, v)).model_dump(mode="json")
-                    for v in range(1, (current or 0) + 1)]
-        return {"user_id": user.id, "examples": [e.model_dump(mode="json") for e in examples],
-                "profile_versions": versions,
-                # What the person deleted from the profile, kept so that updates do not infer it again.
-                "rejected_hypotheses": [{"hypothesis": r.hypothesis.model_dump(mode="json"), "deleted_by": r.author,
-                                         "version": r.version, "deleted_at": r.created_at.isoformat()}
-                                        for r in rejections(state.store, user.key)],
-                "jobs": [j.model_dump(mode="json") for j in state.queue.for_user(user.key)]}
+        return ExportOut(
+            user_id=user.id, examples=examples,
+            profile_versions=[_profile(user, state.store.get(user.key, v)) for v in range(1, (current or 0) + 1)],
+            # What the person deleted from the profile, kept so that updates do not infer it again.
+            rejected_hypotheses=[RejectedOut(hypothesis=r.hypothesis, deleted_by=r.author, version=r.version,
+                                             deleted_at=r.created_at) for r in rejections(state.store, user.key)],
+            jobs=state.queue.for_user(user.key))
 
     return await asyncio.to_thread(export)
 

@@ -1,0 +1,88 @@
+"""What one chat request used: its tokens, as the upstream reported them, or estimated where it reported none (a
+stream without `stream_options.include_usage`). The per-user token budget (budgets.py) and the token counters of
+/metrics both read it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from .upstream import message_text
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE tokenizers, where no count was reported
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _estimate(characters: int) -> int:
+    return math.ceil(characters / CHARS_PER_TOKEN)
+
+
+def prompt_estimate(messages: list[dict[str, Any]]) -> int:
+    return _estimate(sum(len(message_text(m.get("content"))) for m in messages))
+
+
+def _reported(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int) and prompt >= 0 and completion >= 0:
+        return Usage(prompt, completion)
+    return None
+
+
+def of_completion(content: bytes, messages: list[dict[str, Any]]) -> Usage:
+    """A whole completion's usage: its `usage` field, else an estimate from the texts."""
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and (reported := _reported(parsed.get("usage"))) is not None:
+        return reported
+    choices = parsed.get("choices") if isinstance(parsed, dict) else None
+    written = sum(len(message_text((c.get("message") or {}).get("content"))) for c in choices or []
+                  if isinstance(c, dict))
+    return Usage(prompt_estimate(messages), _estimate(written), estimated=True)
+
+
+class StreamMeter:
+    """Passes a stream's events through while it counts what they carry; `usage` once the stream has ended."""
+
+    def __init__(self, messages: list[dict[str, Any]]):
+        self.messages, self.characters = messages, 0
+        self.reported: Usage | None = None
+
+    async def watch(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        async for data in events:
+            self._count(data)
+            yield data
+
+    def _count(self, data: str) -> None:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        self.reported = _reported(event.get("usage")) or self.reported
+        for choice in event.get("choices") or []:
+            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                self.characters += len(message_text(choice["delta"].get("content")))
+
+    @property
+    def usage(self) -> Usage:
+        if self.reported is not None:
+            return self.reported
+        return Usage(prompt_estimate(self.messages), _estimate(self.characters), estimated=True)
