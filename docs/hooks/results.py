@@ -82,7 +82,8 @@ def run_folder_name(result: Json) -> str | None:
 
 
 def run_results(root: Path, result: Json) -> Json | None:
-    """The run folder's results.json, from benchmarks/runs/NAME/ or the archive benchmarks/runs/NAME.tar*."""
+    """The run folder's results.json, from benchmarks/runs/NAME/ or its archive benchmarks/runs/NAME.* (a tar file,
+    compressed as tarfile reads: gzip, bzip2, xz)."""
     name = run_folder_name(result)
     if not name:
         return None
@@ -90,8 +91,12 @@ def run_results(root: Path, result: Json) -> Json | None:
     folder = runs / name / "results.json"
     if folder.is_file():
         return json.loads(folder.read_text(encoding="utf-8"))
-    for archive in sorted(runs.glob(f"{name}.tar*")):
-        with tarfile.open(archive) as tar:
+    for archive in sorted(runs.glob(f"{name}.*")):
+        try:
+            tar = tarfile.open(archive)
+        except tarfile.ReadError as exc:  # an archive this page cannot read must not silently drop its numbers
+            raise ValueError(f"{archive}: not a tar archive Python can read ({exc})") from None
+        with tar:
             for member in tar.getmembers():
                 if member.isfile() and Path(member.name).parts[-2:] == (name, "results.json"):
                     extracted = tar.extractfile(member)
@@ -120,7 +125,7 @@ def provenance(result: Json, stem: str) -> str:
         described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in machine.items())
         lines.append(f"- Machine: {described}")
     if result.get("wall_time_s") is not None:
-        covers = f" ({result['wall_time_covers']})" if result.get("wall_time_covers") else ""
+        covers = f" — {result['wall_time_covers']}" if result.get("wall_time_covers") else ""
         lines.append(f"- Wall time: {number(result['wall_time_s'], 1)} s{covers}")
     if result.get("finished_at"):
         lines.append(f"- Finished: {result['finished_at']}")
