@@ -71,6 +71,13 @@ def test_the_site_builds_strictly(tmp_path):
     assert "HyperAlign" in (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
 
 
+def test_the_readme_links_to_pages_that_exist():
+    """The README is not part of the site (mkdocs checks the site's own links): its links are checked here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)", readme)
+    assert links and [link for link in links if not link.startswith("http") and not (ROOT / link).exists()] == []
+
+
 def test_the_api_reference_names_every_public_name():
     import hyperalign
 
