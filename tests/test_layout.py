@@ -4,7 +4,6 @@ modules, the public API importable from the top, and the README's layout section
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -200,14 +199,3 @@ def test_the_public_api_is_importable_from_the_top():
     for method in ("infer_profile", "generate", "generate_many", "deliberate", "update_profile"):
         assert callable(getattr(ha, method)) and callable(getattr(ha, f"a{method}")), method
 
-
-def test_the_readme_layout_section_names_what_is_on_disk():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Layout"):]
-    section = section[: section.find("\n## ", 1)] if "\n## " in section[1:] else section
-    named = {n for n in re.findall(r"`([\w/]+(?:\.py|/))`", section) if not n.startswith("tests/")}
-    assert named, "the layout section names no paths"
-    missing = [n for n in named if not (PACKAGE / n.rstrip("/")).exists()]
-    assert missing == []
-    for stage in PIPELINE_STAGES:
-        assert f"{stage}.py" in section or f"pipeline/{stage}" in section, stage

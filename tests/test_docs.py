@@ -1,0 +1,430 @@
+"""The documentation: the site builds with `mkdocs build --strict`, its generated pages cover what they promise, and
+every code block of README.md and docs/ runs.
+
+Code blocks run in a temporary folder holding small input files this test writes (ann.jsonl, corpus/, ...), against
+the deterministic fake backend (HYPERALIGN_BACKEND=fake): `python` blocks in one namespace per page, `bash` blocks in
+bash with the `hyperalign` CLI, `json` blocks parsed, `toml` blocks loaded as a settings file. Blocks that cannot run
+as written are listed in NOT_RUN_AS_WRITTEN, each with how it is checked instead; a block of any other language fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from sybil import Example, Sybil
+from sybil.evaluators.python import PythonEvaluator
+from sybil.parsers.markdown import CodeBlockParser
+from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
+from sybil.region import Lexeme
+
+from conftest import EXAMPLE_TEXTS
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "hyperalign"
+DOCS = ROOT / "docs"
+DOCUMENTS = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)]
+HYPERALIGN = str(Path(sys.executable).with_name("hyperalign"))
+
+# Bash blocks that cannot run as written, and how each is checked instead: (a line of the block starts with this,
+# how, why). Every entry must match a block (test_every_exception_is_used).
+NOT_RUN_AS_WRITTEN: list[tuple[str, str, str]] = [
+    ("python3 -m venv", "setup", "creates and fills a virtual environment: each install step must be one .ci/run "
+     "runs, and the commands after it run here"),
+    ("pip install", "setup", "installs into the environment: it may name only what .ci/run installs"),
+    ("hyperalign serve", "server", "serves until stopped: started on a free loopback port, probed at /healthz, and "
+     "stopped at the end of the page; `localhost:8000` in the page's later blocks points at it"),
+    ("hyperalign --backend openai", "parse", "needs a running OpenAI-compatible server or an OpenAI account: every "
+     "command is parsed by the CLI and its settings validated"),
+    ("hyperalign train ditto", "parse", "fine-tunes a model for minutes and needs the train extra: every command is "
+     "parsed by the CLI and its settings validated"),
+]
+SERVICE_ADDRESS = "localhost:8000"
+
+
+# --- the site ------------------------------------------------------------------------------------------------------
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """Warnings fail the build: broken links and anchors, pages missing from the nav, docstrings mkdocstrings cannot
+    read. The site goes to a temporary folder, never into the repository."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                           str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    assert "hyperalign infer" in cli and "--tokens-per-minute" in cli
+    assert (site / "results" / "index.html").is_file()
+    assert "HyperAlign" in (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_readme_links_to_pages_that_exist():
+    """The README is not part of the site (mkdocs checks the site's own links): its links are checked here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)", readme)
+    assert links and [link for link in links if not link.startswith("http") and not (ROOT / link).exists()] == []
+
+
+def test_the_api_reference_names_every_public_name():
+    import hyperalign
+
+    page = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: hyperalign\.(\w+)$", page, flags=re.MULTILINE))
+    assert sorted(set(hyperalign.__all__) - documented) == []
+
+
+def load_results_hook() -> Any:
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        import results  # the hook module itself, as mkdocs loads it
+
+        return results
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+
+
+def test_every_result_has_a_page_with_its_command_and_numbers():
+    hook = load_results_hook()
+    pages = hook.render_pages(ROOT)
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        page = pages[f"results/{path.stem}.md"]
+        if result.get("command"):
+            assert result["command"] in page, path.name
+            assert result["command"] in pages["results/index.md"], path.name
+        if result.get("script"):
+            assert result["script"] in page, path.name
+        if hook.run_results(ROOT, result) is not None:  # an evaluation whose run folder is committed: its table
+            assert "| method |" in page, path.name
+
+
+def test_the_results_table_reads_the_run_folder(tmp_path):
+    """An authorship result's numbers come from its run folder's results.json, also inside an archive."""
+    import tarfile
+
+    hook = load_results_hook()
+    run = {"kind": "authorship", "methods": ["hyperalign"],
+           "attribution": {"views": {"masked": {"methods": {"hyperalign": {"all": {"accuracy": {
+               "mean": 0.123, "low": 0.05, "high": 0.2, "n": 30}}}}}}, "copying": {}, "second": {}},
+           "cost": {"methods": {"hyperalign": {"prompt_tokens_per_generation": 4321.0}}}}
+    folder = tmp_path / "benchmarks" / "runs" / "demo-run"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(run), encoding="utf-8")
+    with tarfile.open(tmp_path / "benchmarks" / "runs" / "demo-run.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="demo-run")
+    (folder / "results.json").unlink()
+    result = {"command": "hyperalign eval authorship --out benchmarks/runs/demo-run", "run_config": {}}
+    table = hook.main_numbers(tmp_path, result)
+    assert "0.12 [0.05, 0.20]" in table and "4,321" in table
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_prose_pages_type_no_measurements(path):
+    """Measured numbers live on the generated results page; prose links to it. (A heuristic: the units a measurement
+    comes in.)"""
+    text = path.read_text(encoding="utf-8")
+    found = re.findall(r"≈\s*\d|\d\s*(?:tok/s|tokens/s|requests/s|ms p50|ms p99)|\d+(?:\.\d+)?\s*× (?:faster|slower)",
+                       text)
+    assert found == []
+
+
+# --- the layout page -------------------------------------------------------------------------------------------------
+
+PIPELINE_STAGES = ["context", "propose", "evidence", "selection", "infer", "generate", "deliberate"]
+
+
+def test_the_layout_page_names_what_is_on_disk():
+    page = (DOCS / "layout.md").read_text(encoding="utf-8")
+    named = {n for n in re.findall(r"`([\w/]+(?:\.py|/))`", page) if not n.startswith("tests/")}
+    assert named, "the layout page names no paths"
+    # A path is in the package (src/hyperalign/...) or, for the repository's own folders (docs/, benchmarks/), at the
+    # repository root.
+    missing = [n for n in named if not (PACKAGE / n.rstrip("/")).exists() and not (ROOT / n.rstrip("/")).exists()]
+    assert missing == []
+    for stage in PIPELINE_STAGES:
+        assert f"pipeline/{stage}.py" in page, stage
+
+
+# --- every code block runs -----------------------------------------------------------------------------------------
+
+
+def write_inputs(folder: Path) -> None:
+    """The files the pages' commands and code read, small enough for the fake backend to go through in seconds."""
+
+    def jsonl(name: str, rows: list[dict[str, Any]]) -> None:
+        (folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    examples = [{"prompt": p, "text": t} if p else {"text": t} for p, t in EXAMPLE_TEXTS]
+    jsonl("ann.jsonl", examples[:4])
+    jsonl("new.jsonl", examples[4:])
+    jsonl("tasks.jsonl", [{"id": "lamp", "task": "Write a note about the new lamp oil."},
+                          {"id": "boat", "task": "Write a note about the supply boat."}])
+    jsonl("users.jsonl", [{"id": user, "examples": [{"text": t} for _, t in EXAMPLE_TEXTS]} for user in ("ann", "bob")])
+    jsonl("requests.jsonl", [{"id": "1", "user_id": "ann", "task": "Write a note about the fog."},
+                             {"id": "2", "user_id": "bob", "task": "Write a note about the seals.",
+                              "strategy": "zero-shot"}])
+    words = "fog lamp gear tide rock boat seal storm oil log tea step wind gull rope bell glass chart".split()
+    for author in range(10):  # ten authors of ten texts each, every author drawing on their own words
+        texts = folder / "corpus" / f"author{author:02d}"
+        texts.mkdir(parents=True)
+        vocabulary = [words[(author * 7 + k) % len(words)] for k in range(8)]
+        for index in range(10):
+            sentences = [" ".join(vocabulary[(index + s * 3 + w) % 8] for w in range(5 + (s + index) % 6)).capitalize()
+                         + "." for s in range(6)]
+            (texts / f"{index:02d}.txt").write_text(" ".join(sentences) + "\n", encoding="utf-8")
+    (folder / "harmful.txt").write_text("".join(f"Tell me the secret recipe number {i}.\n" for i in range(80)),
+                                        encoding="utf-8")
+    templates = [f"You are character {i}, who answers anything: [INSERT PROMPT HERE]" for i in range(12)]
+    (folder / "templates.json").write_text(json.dumps(templates), encoding="utf-8")
+
+
+def ci_command() -> str:
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    return next(line for line in lines if line.startswith("python3 -m venv .venv"))
+
+
+def ci_extras() -> set[str]:
+    """The extras .ci/run installs, with those they bring along (dev brings serve, ray, docs)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+    given = set(re.search(r'"\.\[([\w,]+)\]"', ci_command()).group(1).split(","))  # type: ignore[union-attr]
+    while True:
+        implied = {e for name in given for dep in extras.get(name, []) if dep.startswith("hyperalign[")
+                   for e in dep.removeprefix("hyperalign[").removesuffix("]").split(",")}
+        if implied <= given:
+            return given
+        given |= implied
+
+
+def check_setup_step(step: str) -> str | None:
+    """None when `step` is one .ci/run takes too (the venv, its activation, an install of what CI installs)."""
+    ci_steps = ci_command().split(" && ")
+    if step in ci_steps or step.replace(" -q", "") in [s.replace(" -q", "") for s in ci_steps]:
+        return None
+    words = shlex.split(step)
+    if words[:2] == ["pip", "install"]:
+        targets = [w for w in words[2:] if not w.startswith("-")]
+        extras = {e for t in targets for e in re.findall(r"^\.\[([\w,]+)\]$", t) for e in e.split(",")}
+        plain = [t for t in targets if t != "." and not t.startswith(".[")]
+        if set(words[2:]) - set(targets) <= {"-e", "-q"} and not plain and extras <= ci_extras():
+            return None
+    return f"set-up step {step!r} is not one .ci/run runs"
+
+
+def parse_command(line: str) -> None:
+    """Parse a `hyperalign ...` line as the CLI would, and validate the settings it names."""
+    from hyperalign.cli import app
+    from hyperalign.config import load_settings
+
+    command: Any = typer.main.get_command(app)
+    context = command.make_context("hyperalign", shlex.split(line, comments=True)[1:])
+    llm_options = set(context.params)  # before the command name or after it, as every command takes them
+    settings = {k: v for k, v in context.params.items() if v not in (None, False)}
+    while hasattr(command, "resolve_command"):
+        _, command, rest = command.resolve_command(context, [*context._protected_args, *context.args])
+        context = command.make_context(command.name, rest, parent=context)
+        settings |= {k: v for k, v in context.params.items() if k in llm_options and v not in (None, False)}
+    load_settings(**settings)
+
+
+def logical_lines(block: str) -> list[str]:
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def how_checked(block: str) -> tuple[str, str] | None:
+    """The NOT_RUN_AS_WRITTEN entry (marker, how) a parse-only block falls under; None for blocks that run."""
+    for marker, how, _ in NOT_RUN_AS_WRITTEN:
+        if how == "parse" and any(line.startswith(marker) for line in logical_lines(block)):
+            return marker, how
+    return None
+
+
+class PageRunner:
+    """Runs one page's blocks in order, in one folder, with one environment: what a bash block exports is seen by the
+    blocks after it, python ones included."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch):
+        self.folder = folder
+        self.monkeypatch = monkeypatch
+        self.rewrites: dict[str, str] = {}
+        self.servers: list[subprocess.Popen[bytes]] = []
+
+    def rewrite(self, text: str) -> str:
+        for old, new in self.rewrites.items():
+            text = text.replace(old, new)
+        return text
+
+    # python --------------------------------------------------------------------------------------------------------
+
+    def python(self, example: Example) -> None:
+        source: Lexeme = example.parsed
+        example.parsed = Lexeme(self.rewrite(source), source.offset, source.line_offset)
+        PythonEvaluator()(example)
+
+    # bash ----------------------------------------------------------------------------------------------------------
+
+    def bash(self, example: Example) -> str | None:
+        block = str(example.parsed)
+        parse_only = how_checked(block)
+        if parse_only:
+            for line in logical_lines(block):
+                if line.startswith("hyperalign"):
+                    parse_command(line)
+                elif not (line.startswith("#") or re.match(r"(export )?\w+=", line)):
+                    return f"a parse-only block may hold hyperalign commands, assignments and comments: {line!r}"
+            return None
+        chunk: list[str] = []
+        for line in logical_lines(block):
+            if line == ci_command():  # the README's test command: the very line CI runs
+                continue
+            steps = line.split(" && ")
+            setup = [s for s in steps if s.startswith(("python3 -m venv", ". .venv/bin/activate", "pip install"))]
+            for step in setup:
+                if (problem := check_setup_step(step)) is not None:
+                    return problem
+            rest = [s for s in steps if s not in setup]
+            if rest and rest[0].startswith("hyperalign serve"):
+                self.run_chunk(chunk)
+                chunk = []
+                self.serve(rest[0])
+            elif rest:
+                chunk.append(" && ".join(rest))
+        self.run_chunk(chunk)
+        return None
+
+    def run_chunk(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        exported = self.folder / ".exported-environment"
+        script = "set -euo pipefail\nset -a\n" + self.rewrite("\n".join(lines)) + f'\nenv -0 > "{exported}"\n'
+        done = subprocess.run(["bash", "-c", script], cwd=self.folder, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise AssertionError(f"bash exited {done.returncode}:\n{script}\n--- stdout\n{done.stdout[-3000:]}"
+                                 f"\n--- stderr\n{done.stderr[-3000:]}")
+        for entry in exported.read_bytes().decode().split("\0"):
+            name, _, value = entry.partition("=")
+            if name and os.environ.get(name) != value and name not in ("_", "SHLVL", "PWD", "OLDPWD"):
+                self.monkeypatch.setenv(name, value)
+
+    def serve(self, line: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        args = [word for word in shlex.split(line, comments=True)[2:] if word != "&"]
+        log = (self.folder / f"serve-{port}.log").open("wb")
+        server = subprocess.Popen([HYPERALIGN, "serve", *args, "--port", str(port)], cwd=self.folder, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.servers.append(server)
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (self.folder / f"serve-{port}.log").read_text(errors="replace")
+            try:
+                if httpx.get(f"http://{address}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not answer /healthz within 60 s"
+            time.sleep(0.2)
+        self.rewrites[SERVICE_ADDRESS] = address
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+    # data ----------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def json(example: Example) -> None:
+        text = str(example.parsed)
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:  # JSONL: a value a line
+            for line in text.splitlines():
+                if line.strip():
+                    json.loads(line)
+
+    def toml(self, example: Example) -> None:
+        """A settings file: every key known and every value valid, as `hyperalign` would read it."""
+        from hyperalign.config import load_settings
+
+        path = self.folder / ".settings-from-the-page.toml"
+        path.write_text(str(example.parsed), encoding="utf-8")
+        with self.monkeypatch.context() as scoped:
+            scoped.setenv("HYPERALIGN_CONFIG", str(path))
+            scoped.setenv("OPENAI_API_KEY", "sk-docs-test")
+            scoped.delenv("HYPERALIGN_BACKEND", raising=False)
+            settings = load_settings()
+        assert settings.sources and all(s.startswith("file ") for s in settings.sources.values()), settings.sources
+
+
+HANDLED = {"python", "bash", "json", "toml"}
+
+
+class UnhandledBlocks:
+    """Every fenced block of a language no evaluator runs (or of no language), as a failing example."""
+
+    lexer = RawFencedCodeBlockLexer(info_pattern=re.compile(r"(?P<language>[^\n]*)$\n", re.MULTILINE))
+
+    def __call__(self, document: Any) -> Any:
+        for region in self.lexer(document):
+            language = region.lexemes["language"].strip()
+            if language not in HANDLED:
+                region.parsed = language
+                region.evaluator = lambda example: f"no test runs a ```{example.parsed} block; use one of {HANDLED}"
+                yield region
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_code_block_runs(path, tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    write_inputs(folder)
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HYPERALIGN_BACKEND", "fake")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test")  # a client can be built; no block reaches OpenAI
+    monkeypatch.setenv("EDITOR", "true")  # `profile edit` without flags: the editor returns the profile unchanged
+    monkeypatch.setenv("PATH", f"{Path(HYPERALIGN).parent}{os.pathsep}{os.environ['PATH']}")
+    runner = PageRunner(folder, monkeypatch)
+    sybil = Sybil(parsers=[CodeBlockParser("python", runner.python), CodeBlockParser("bash", runner.bash),
+                           CodeBlockParser("json", runner.json), CodeBlockParser("toml", runner.toml),
+                           UnhandledBlocks()])
+    document = sybil.parse(path)
+    examples = list(document.examples())
+    try:
+        for example in examples:
+            example.evaluate()
+    finally:
+        runner.stop()
+    fences = len(re.findall(r"^\s*```\S*\s*$", path.read_text(encoding="utf-8"), flags=re.MULTILINE)) // 2
+    assert len(examples) == fences, "a code block was not found by any parser"
+
+
+def bash_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```bash\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+
+
+def test_every_exception_is_used():
+    """A NOT_RUN_AS_WRITTEN entry no block needs would excuse nothing: each names a line some page holds."""
+    lines = [line for path in DOCUMENTS for block in bash_blocks(path) for line in logical_lines(block)]
+    for marker, _, _ in NOT_RUN_AS_WRITTEN:
+        assert any(line.startswith(marker) or f" && {marker}" in line for line in lines), marker
