@@ -5,7 +5,10 @@ Retry-After). Every error becomes one of hyperalign's, with the endpoint named w
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import email.utils
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import openai
 
@@ -19,6 +22,75 @@ _PLACEHOLDER_KEY = "not-needed"
 OPENAI_API_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 _DETAIL_CHARS = 300
+
+
+FailureKind = Literal["timeout", "unreachable", "unreadable", "bad_request", "context_overflow", "too_large", "auth",
+                      "not_found", "quota", "rate_limited", "overloaded", "status"]
+
+
+@dataclass(frozen=True)
+class EndpointFailure:
+    """What went wrong with an OpenAI-compatible endpoint, read once from the SDK's exception: the library turns it
+    into its errors (`OpenAIBackend`), the service into HTTP answers (service/upstream.py)."""
+
+    kind: FailureKind
+    detail: str  # the SDK's own description, on one line (it may quote the request: redact before showing)
+    status: int | None = None
+    message: str = ""  # the endpoint's own error message, where its body had one
+    code: str | None = None  # the endpoint's `code` and `param`, only where they are short identifiers
+    param: str | None = None
+    retry_after: str | None = None  # its Retry-After (seconds or an HTTP date), or retry-after-ms in whole seconds
+
+
+def classify_failure(exc: openai.OpenAIError) -> EndpointFailure:
+    """The one reading of an openai SDK exception."""
+    detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:500]
+    if isinstance(exc, openai.APITimeoutError):
+        return EndpointFailure("timeout", detail)
+    if isinstance(exc, openai.APIConnectionError):
+        return EndpointFailure("unreachable", detail)
+    if not isinstance(exc, openai.APIStatusError):  # e.g. a response the SDK could not read
+        return EndpointFailure("unreadable", detail)
+    status, body = exc.status_code, exc.body if isinstance(exc.body, dict) else {}
+    message = " ".join(str(body.get("message") or "").split())[:500]
+    code, param = _identifier(getattr(exc, "code", None)), _identifier(getattr(exc, "param", None))
+    kind: FailureKind = "status"
+    if status in (400, 422):
+        kind = "context_overflow" if "context" in f"{detail} {message}".lower() else "bad_request"
+    elif status == 413:
+        kind = "too_large"
+    elif status in (401, 403):
+        kind = "auth"
+    elif status == 404:
+        kind = "not_found"
+    elif status == 429:
+        kind = "quota" if code == "insufficient_quota" else "rate_limited"
+    elif status in (408, 504):
+        kind = "timeout"
+    elif status in (503, 529):
+        kind = "overloaded"
+    return EndpointFailure(kind, detail, status, message, code, param, _retry_after(exc.response.headers))
+
+
+def _retry_after(headers: Any) -> str | None:
+    value = str(headers.get("retry-after") or "").strip()
+    if value.isdigit() and len(value) <= 6:
+        return value
+    if value and email.utils.parsedate_tz(value) is not None:
+        return value
+    milliseconds = str(headers.get("retry-after-ms") or "").strip()
+    try:
+        return str(max(1, math.ceil(float(milliseconds) / 1000))) if milliseconds else None
+    except ValueError:
+        return None
+
+
+def _identifier(value: Any) -> str | None:
+    """An endpoint's `code` or `param` worth passing on: a short identifier, never free text."""
+    if isinstance(value, str) and 0 < len(value) <= 100 and value.replace("_", "").replace(".", "").replace(
+            "[", "").replace("]", "").replace("-", "").isalnum():
+        return value
+    return None
 
 
 class OpenAIBackend(LLMBackend):
@@ -119,23 +191,23 @@ class OpenAIBackend(LLMBackend):
                            f"model '{self.model}' ({detail}); is it an OpenAI-compatible /v1 endpoint?") from None
 
     def _translate(self, exc: openai.OpenAIError) -> Exception:
-        where = self.endpoint
-        detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:_DETAIL_CHARS]
-        if isinstance(exc, openai.APITimeoutError):
+        failure, where = classify_failure(exc), self.endpoint
+        detail = failure.detail[:_DETAIL_CHARS]
+        if failure.kind == "timeout" and failure.status is None:
             return BackendUnavailableError(f"{where} did not answer in time (after the SDK's retries)")
-        if isinstance(exc, openai.APIConnectionError):
+        if failure.kind == "unreachable":
             return BackendUnavailableError(f"cannot reach the LLM endpoint {where}; is the server running?")
-        if isinstance(exc, openai.BadRequestError) and "context" in detail.lower():
+        if failure.kind == "context_overflow" and failure.status == 400:
             return ContextOverflowError(f"{where} rejected the prompt as too long for {self.model}: {detail}")
-        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        if failure.kind == "auth":
             return BackendUnavailableError(f"{where} refused the API key: {detail}")
-        if isinstance(exc, openai.NotFoundError):
+        if failure.kind == "not_found":
             return BackendUnavailableError(f"{where} does not serve model '{self.model}' (or is not an "
                                            f"OpenAI-compatible /v1 endpoint): {detail}")
-        if isinstance(exc, openai.RateLimitError):
+        if failure.kind in ("rate_limited", "quota"):
             return LLMError(f"{where} kept rate-limiting the requests (429) after the SDK's retries: {detail}")
-        if isinstance(exc, openai.APIStatusError):
-            return LLMError(f"{where} answered with HTTP {exc.status_code}: {detail}")
+        if failure.status is not None:
+            return LLMError(f"{where} answered with HTTP {failure.status}: {detail}")
         return LLMError(f"{where} answered with an error: {detail}")
 
     def _not_json(self, exc: ValueError) -> LLMError:

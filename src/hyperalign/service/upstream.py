@@ -18,10 +18,8 @@ The operator's key never appears in an answer; the upstream's message goes to th
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,6 +29,7 @@ import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignError
 from ..llm import Capabilities, CompletionRequest, LLMClient
+from ..llm.openai import EndpointFailure, classify_failure
 from ..pipeline.steer import Steering, prefill_text
 from ..redaction import redact_text, redact_url
 
@@ -56,28 +55,6 @@ class Upstream(Protocol):
     async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes: ...
 
     def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]: ...
-
-
-def _retry_after(headers: Any) -> str | None:
-    """The upstream's Retry-After (seconds or an HTTP date), or its retry-after-ms in whole seconds."""
-    value = str(headers.get("retry-after") or "").strip()
-    if value.isdigit() and len(value) <= 6:
-        return value
-    if value and email.utils.parsedate_tz(value) is not None:
-        return value
-    milliseconds = str(headers.get("retry-after-ms") or "").strip()
-    try:
-        return str(max(1, math.ceil(float(milliseconds) / 1000))) if milliseconds else None
-    except ValueError:
-        return None
-
-
-def _safe_field(value: Any) -> str | None:
-    """An upstream `code` or `param` worth passing on: a short identifier, never free text."""
-    if isinstance(value, str) and 0 < len(value) <= 100 and value.replace("_", "").replace(".", "").replace(
-            "[", "").replace("]", "").replace("-", "").isalnum():
-        return value
-    return None
 
 
 class OpenAIUpstream:
@@ -146,49 +123,44 @@ class OpenAIUpstream:
                              BAD_GATEWAY, "upstream_bad_response")
 
     def _error(self, exc: openai.OpenAIError, body: dict[str, Any]) -> UpstreamError:
-        error = self._classify(exc, body)
-        detail = redact_text(" ".join(str(getattr(exc, "message", None) or exc).split())[:500], self._secrets)
+        failure = classify_failure(exc)
+        error = self._classify(failure, body)
+        detail = redact_text(failure.detail, self._secrets)
         log.warning("the upstream %s failed (answered %d %s): %s", self.description, error.status, error.code, detail)
         return error
 
-    def _classify(self, exc: openai.OpenAIError, body: dict[str, Any]) -> UpstreamError:
-        if isinstance(exc, openai.APITimeoutError):
+    def _classify(self, failure: EndpointFailure, body: dict[str, Any]) -> UpstreamError:
+        kind, status, code, param = failure.kind, failure.status, failure.code, failure.param
+        if kind == "timeout":
             return UpstreamError(503, "the upstream model did not answer in time; retry later", UNAVAILABLE,
-                                 "upstream_timeout")
-        if isinstance(exc, openai.APIConnectionError):
+                                 "upstream_timeout", retry_after=failure.retry_after)
+        if kind == "unreachable":
             return UpstreamError(503, "the upstream model cannot be reached; retry later", UNAVAILABLE,
                                  "upstream_unreachable")
-        if not isinstance(exc, openai.APIStatusError):  # e.g. a response the SDK could not read
+        if kind == "unreadable":
             return UpstreamError(502, "the upstream model answered with something that is not a chat completion",
                                  BAD_GATEWAY, "upstream_bad_response")
-        status, headers = exc.status_code, exc.response.headers
-        error = exc.body if isinstance(exc.body, dict) else {}
-        message = " ".join(str(error.get("message") or "").split())[:500]
-        said = redact_text(message, self._secrets)
-        code, param = _safe_field(getattr(exc, "code", None)), _safe_field(getattr(exc, "param", None))
-        if status in (400, 422):  # the client's request body, as the upstream read it
+        if kind in ("bad_request", "context_overflow"):  # the client's request body, as the upstream read it
+            said = redact_text(failure.message, self._secrets)
             return UpstreamError(400, f"the model refused the request: {said or 'invalid request'}",
                                  "invalid_request_error", code, param)
-        if status == 413:
+        if kind == "too_large":
             return UpstreamError(413, "the request is too large for the upstream model", "invalid_request_error",
                                  code, param)
-        if status in (401, 403):
+        if kind == "auth":
             return UpstreamError(502, f"the upstream model refused this service's own credentials (HTTP {status}); "
                                  "this is not about your API key — the service's operator has to fix it",
                                  BAD_GATEWAY, "upstream_authentication_failed")
-        if status == 404:
+        if kind == "not_found":
             model = self.model or body.get("model")
             return UpstreamError(502, f"the upstream does not serve the model {model!r} (HTTP 404)", BAD_GATEWAY,
                                  "upstream_model_not_found", "model" if not self.model else None)
-        if status == 429 and code == "insufficient_quota":
+        if kind == "quota":
             return UpstreamError(502, "the upstream account is out of quota; the service's operator has to fix it",
                                  BAD_GATEWAY, "upstream_quota_exceeded")
-        if status in (408, 504):
-            return UpstreamError(503, "the upstream model did not answer in time; retry later", UNAVAILABLE,
-                                 "upstream_timeout", retry_after=_retry_after(headers))
-        if status in (429, 503, 529):
+        if kind in ("rate_limited", "overloaded"):
             return UpstreamError(503, "the upstream model is overloaded; retry later", UNAVAILABLE,
-                                 "upstream_overloaded", retry_after=_retry_after(headers))
+                                 "upstream_overloaded", retry_after=failure.retry_after)
         return UpstreamError(502, f"the upstream model failed (HTTP {status})", BAD_GATEWAY, "upstream_error")
 
 
