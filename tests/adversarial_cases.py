@@ -461,10 +461,10 @@ def cases() -> list[Case]:
     # The editor.
     store_args = ["profile", "edit", "bev", "--store", "s.db"]
     for name, editor, fragment in [
-        ("an unterminated quote", '"unterminated', "cannot be parsed"),
-        ("a missing program", "/no/such/editor", "cannot be started"),
-        ("a program that fails", "false", "exited with status 1"),
-        ("a directory", "/tmp", "cannot be started"),
+        ("an unterminated quote", '"unterminated', "the editor could not be used"),
+        ("a missing program", "/no/such/editor", "the editor could not be used"),
+        ("a program that fails", "false", "the editor could not be used"),
+        ("a directory", "/tmp", "the editor could not be used"),
     ]:
         add(Case(f"EDITOR is {name}", "editor", store_args, fragment=fragment, env={"EDITOR": editor, "TMPDIR": "tmp"},
                  setup=both(base_files, _stored_profile, lambda d: (d / "tmp").mkdir()),
@@ -477,7 +477,7 @@ def cases() -> list[Case]:
         ("show a missing user", ["profile", "show", "nobody"], "no profile 'nobody'"),
         ("show version 0", ["profile", "show", "bev", "--version", "0"], "'--version'"),
         ("diff with a missing version", ["profile", "diff", "bev", "1", "99"], "no version 99"),
-        ("edit an unknown id", ["profile", "edit", "bev", "--pin", "zz"], "no hypothesis zz"),
+        ("edit an unknown id", ["profile", "edit", "bev", "--pin", "zz"], "no hypothesis or fact zz"),
         ("edit --set without =", ["profile", "edit", "bev", "--set", "abc"], "--set"),
         ("edit --add with no aspect", ["profile", "edit", "bev", "--add", "=Says hi."], "--add"),
         ("edit --attribute with no key", ["profile", "edit", "bev", "--attribute", "=x"], "--attribute"),

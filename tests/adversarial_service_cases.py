@@ -215,9 +215,10 @@ def _deleted_profile_is_gone(h: ServiceHarness) -> tuple[str, str] | None:
 
 def _deleted_hypothesis_stays_deleted(h: ServiceHarness) -> tuple[str, str] | None:
     profile = h.profiled("gone3")
-    if not profile["hypotheses"]:
+    said = profile["hypotheses"] + profile["facts"]  # a person deletes either by id
+    if not said:
         return "crashed", "the profile has no hypothesis or fact to delete"
-    victim = profile["hypotheses"][0]
+    victim = said[0]
     with h.http() as client:
         client.patch("/v1/users/gone3/profile", json={"delete": [victim["id"]]}).raise_for_status()
         client.post("/v1/users/gone3/examples", json={"examples": [{"text": f"Another night. {QUOTE}"}]})
@@ -227,8 +228,10 @@ def _deleted_hypothesis_stays_deleted(h: ServiceHarness) -> tuple[str, str] | No
             if time.monotonic() > deadline:
                 return "crashed", "the update job did not finish"
             time.sleep(0.1)
-        statements = [x["statement"] for x in client.get("/v1/users/gone3/profile").json()["profile"]["hypotheses"]]
-    return ("lost_work", f"deleted {victim['statement']!r} came back") if victim["statement"] in statements else None
+        current = client.get("/v1/users/gone3/profile").json()["profile"]
+        back = [x for x in current["hypotheses"] + current["facts"]
+                if x["id"] == victim["id"] or x["statement"] == victim["statement"]]
+    return ("lost_work", f"deleted {victim['statement']!r} came back") if back else None
 
 
 def _deleting_twice_is_a_404(h: ServiceHarness) -> tuple[str, str] | None:
@@ -338,11 +341,11 @@ def cases() -> list[ServiceCase]:
 
 def _huge_reword(h: ServiceHarness) -> tuple[str, str] | None:
     profile = h.profiled("big3")
-    if not profile["hypotheses"]:
-        return "crashed", "the profile has no hypothesis to reword"
+    said = profile["hypotheses"] + profile["facts"]  # either can be reworded
+    if not said:
+        return "crashed", "the profile has no hypothesis or fact to reword"
     with h.http() as client:
-        answer = client.patch("/v1/users/big3/profile",
-                              json={"reword": {profile["hypotheses"][0]["id"]: "x" * 1_500_000}})
+        answer = client.patch("/v1/users/big3/profile", json={"reword": {said[0]["id"]: "x" * 1_500_000}})
     return judge(answer, CLIENT_ERRORS - {404})
 
 

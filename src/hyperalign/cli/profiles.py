@@ -149,9 +149,10 @@ def _edit_in_editor(store: ProfileStore, user_id: str, *, author: str, message: 
     current = store.get(user_id)
     try:
         text = click.edit(to_yaml(current.profile, current.version), extension=".yaml", require_save=True)
-    except click.ClickException as exc:
-        raise InputError(f"the editor could not be used ({exc.format_message()}); set EDITOR, or edit with the "
-                         "flags (--pin, --set, …); the profile is unchanged") from None
+    except (click.ClickException, ValueError) as exc:  # ValueError: an editor command shlex cannot split
+        reason = exc.format_message() if isinstance(exc, click.ClickException) else f"EDITOR: {exc}"
+        raise InputError(f"the editor could not be used ({reason}); set EDITOR, or edit with the flags (--pin, "
+                         "--set, …); the profile is unchanged") from None
     if text is None:
         return None
     try:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from ..errors import InputError
 from .database import as_utc
 from .model import Fact, Hypothesis, Profile
+from .statements import canonical
 from .store import Action, ProfileStore, VersionInfo
 from .tables import rejections_table
 
@@ -32,6 +33,19 @@ def rejections(store: ProfileStore, user_id: str) -> list[Rejection]:
         rows = connection.execute(select(r).where(r.c.user_id == user_id).order_by(r.c.id)).mappings().all()
     return [Rejection(_item(row["hypothesis"]), row["author"], row["version"], as_utc(row["created_at"]))
             for row in rows]
+
+
+def without_rejected(profile: Profile, rejected: list[Rejection]) -> Profile:
+    """The profile less what the person deleted (by id, or by a statement that says the same): what an inference
+    from scratch must not bring back."""
+    ids = {r.hypothesis.id for r in rejected}
+    said = {canonical(r.hypothesis.statement) for r in rejected}
+
+    def kept(item: Hypothesis | Fact) -> bool:
+        return item.id not in ids and canonical(item.statement) not in said
+
+    return profile.model_copy(update={"hypotheses": [h for h in profile.hypotheses if kept(h)],
+                                      "facts": [f for f in profile.facts if kept(f)]})
 
 
 def _item(document: str) -> Hypothesis | Fact:

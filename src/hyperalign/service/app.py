@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any, Literal
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -58,6 +59,27 @@ class RequestSizeLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class Utf8Path:
+    """400 for a path whose percent-escapes do not decode to UTF-8 (`%FF`, `%C0%AF`, an encoded surrogate): the
+    framework would decode them to U+FFFD, and two different user ids would name one user."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            try:
+                unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8")
+            except UnicodeDecodeError:
+                response = errors.error_response(400, "the URL's path is not valid UTF-8 once its %-escapes are "
+                                                 "decoded; percent-encode the UTF-8 bytes of the id",
+                                                 "invalid_request_error", "invalid_path")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Health(BaseModel):
@@ -132,6 +154,7 @@ def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
     if tracer_provider is not None or tracing.wanted(state.config.tracing):
         tracing.instrument(app, tracer_provider)
     app.add_middleware(RequestSizeLimit, max_bytes=state.config.max_request_bytes)
+    app.add_middleware(Utf8Path)
     if state.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["*"],

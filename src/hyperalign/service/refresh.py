@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..api import HyperAlign
 from ..errors import InputError
+from ..profiles.rejections import rejections, without_rejected
 from ..profiles.store import Action, ProfileStore
 from .jobs import Job, JobQueue, Outcome
 from .users import list_examples
@@ -30,6 +31,8 @@ class ProfileRefresher:
             if not stored:
                 raise InputError("the user has no examples; add some first")
             profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored])
+            # Inferred again from scratch, it must still not bring back what the person deleted.
+            profile = without_rejected(profile, rejections(store, user_key))
             info = store.save(profile, expected_version=current or 0, author=SERVICE_AUTHOR, action=Action.INFER,
                               details={"job": job.id})
             return Outcome(version=info.version, through=stored[-1].id)

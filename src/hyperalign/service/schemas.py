@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..profiles.model import Hypothesis, Profile, UserExample
+from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 
 MAX_USER_ID = 128
 # What a user id may be: 1 to 128 characters, no control character, not only spaces (io.check_name's rule, said in
@@ -154,9 +154,9 @@ class Job(BaseModel):
 
 
 class RejectedOut(BaseModel):
-    """A hypothesis the person deleted: kept so that updates do not infer it again."""
+    """A hypothesis or measured fact the person deleted: kept so that updates do not infer it again."""
 
-    hypothesis: Hypothesis
+    hypothesis: Hypothesis | Fact
     deleted_by: str
     version: int
     deleted_at: datetime
