@@ -22,13 +22,11 @@ from ..profiles.model import (
     InferenceReport,
     Profile,
     UserExample,
-    examples_hash,
 )
-from ..prompts import version_tag
 from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
-from .drafts import check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
+from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .options import InferenceOptions
 from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
 from .verify import discriminate
@@ -97,20 +95,6 @@ async def ainfer_contrastive(
                                             reference=options.reference, min_z=options.min_fact_z,
                                             language=options.language)
     report.measured_facts, report.facts_measured = len(facts), measured
-    inferred: dict[str, str] = {}
-    if drafted_attributes is not None:
-        inferred = {k: v.strip() for k, v in drafted_attributes.model_dump().items() if v and v.strip()}
     steps = ["infer_differences", "verify_hypotheses"] + (["infer_attributes"] if options.infer_attributes and not single else [])
-    return Profile(
-        user_id=user_id,
-        attributes={**inferred, **(attributes or {})},
-        hypotheses=hypotheses,
-        facts=facts,
-        examples_hash=examples_hash(examples),
-        n_examples=len(examples),
-        backend=client.backend.name,
-        model=client.model,
-        prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
-        report=report,
-        contrast=contrast,
-    )
+    return assembled(client, user_id, examples, attributes, drafted_attributes, hypotheses, report, steps, facts=facts,
+                     contrast=contrast)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import StructuredOutputError, TooFewHypothesesError
 from ..llm import LLMClient
-from ..profiles.model import Hypothesis, InferenceReport, UserExample
+from ..profiles.model import Hypothesis, InferenceReport, Profile, UserExample, examples_hash
+from ..prompts import version_tag
 from . import evidence
 from .options import InferenceOptions
-from .propose import DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence, quote_menu
+from .propose import AttributesDraft, DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence, quote_menu
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,19 @@ async def checked_hypotheses(
     else:
         report.dropped_unsupported = len(failed)
     return hypotheses
+
+
+def assembled(client: LLMClient, user_id: str, examples: list[UserExample], attributes: dict[str, str] | None,
+              drafted: AttributesDraft | None, hypotheses: list[Hypothesis], report: InferenceReport,
+              steps: list[str], **more: Any) -> Profile:
+    """The profile an inference path found: the caller's attributes win over the model's (they know better); the
+    prompt version names every step, the re-ask for quotes included when it ran."""
+    inferred = {k: v.strip() for k, v in drafted.model_dump().items() if v and v.strip()} if drafted else {}
+    return Profile(
+        user_id=user_id, attributes={**inferred, **(attributes or {})}, hypotheses=hypotheses,
+        examples_hash=examples_hash(examples), n_examples=len(examples), backend=client.backend.name,
+        model=client.model, prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
+        report=report, **more)
 
 
 def check_enough(hypotheses: list[Hypothesis], report: InferenceReport, options: InferenceOptions, user_id: str,

@@ -23,7 +23,7 @@ from ..prompts import version_tag
 from . import evidence
 from .context import fit_examples, token_counter
 from .contrastive import ainfer_contrastive
-from .drafts import check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
+from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .facts import style_facts
 from .options import InferenceOptions
 from .propose import (
@@ -104,22 +104,9 @@ async def ainfer_one_pass(
     hypotheses = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
     check_enough(hypotheses, report, options, user_id)
 
-    inferred: dict[str, str] = {}
-    if drafted_attributes is not None:
-        inferred = {k: v.strip() for k, v in drafted_attributes.model_dump().items() if v and v.strip()}
     steps = (["infer_profile"] if single else
              ["infer_hypotheses"] + (["infer_attributes"] if options.infer_attributes else []))
-    return Profile(
-        user_id=user_id,
-        attributes={**inferred, **(attributes or {})},  # the caller knows better than the model
-        hypotheses=hypotheses,
-        examples_hash=examples_hash(examples),
-        n_examples=len(examples),
-        backend=client.backend.name,
-        model=client.model,
-        prompt_version=version_tag(*steps, *(["fix_evidence"] if report.reasked else [])),
-        report=report,
-    )
+    return assembled(client, user_id, examples, attributes, drafted_attributes, hypotheses, report, steps)
 
 
 async def _propose_per_aspect(
