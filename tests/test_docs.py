@@ -4,7 +4,8 @@ every code block of README.md and docs/ runs.
 Code blocks run in a temporary folder holding small input files this test writes (ann.jsonl, corpus/, ...), against
 the deterministic fake backend (HYPERALIGN_BACKEND=fake): `python` blocks in one namespace per page, `bash` blocks in
 bash with the `hyperalign` CLI, `json` blocks parsed, `toml` blocks loaded as a settings file. Blocks that cannot run
-as written are listed in NOT_RUN_AS_WRITTEN, each with how it is checked instead; a block of any other language fails."""
+as written are listed in NOT_RUN_AS_WRITTEN, each with how it is checked instead; pages that need a plugin installed
+are listed in PAGES_WITH_THE_TEST_PLUGIN; a block of any other language fails."""
 
 from __future__ import annotations
 
@@ -49,8 +50,24 @@ NOT_RUN_AS_WRITTEN: list[tuple[str, str, str]] = [
      "command is parsed by the CLI and its settings validated"),
     ("hyperalign train ditto", "parse", "fine-tunes a model for minutes and needs the train extra: every command is "
      "parsed by the CLI and its settings validated"),
+    ("docker compose", "compose", "needs a Docker daemon and builds an image (tests/test_deploy_files.py checks the "
+     "Dockerfile and compose.yaml, and dry-runs the containers' commands): each line is checked against compose.yaml, "
+     "and the hyperalign command a `run` line gives the image is parsed by the CLI"),
+    ('[project.entry-points."hyperalign.', "entry-points", "a toml block that is a plugin package's pyproject table, "
+     "not a hyperalign settings file: parsed, and every entry point it declares must be one the test plugin package "
+     "(tests/plugins) declares, so the page shows a declaration that is known to work"),
 ]
 SERVICE_ADDRESS = "localhost:8000"
+
+# The repository's real plugin package: a backend and a judge, with a dist-info folder declaring their entry points,
+# so a folder holding both on sys.path (and PYTHONPATH, for the CLI) installs it exactly as pip would.
+TEST_PLUGINS = ROOT / "tests" / "plugins"
+# Pages whose blocks run with that package installed, and why. Backends a page registers at run time
+# (`register_backend`) are forgotten after the page, like everything else it sets up.
+PAGES_WITH_THE_TEST_PLUGIN = {
+    "docs/plugins.md": "walks through writing and installing the `echo` backend plugin; tests/plugins is that very "
+                       "package, so `hyperalign --backend echo` and `from_config(backend=\"echo\")` run for real",
+}
 
 
 # --- the site ------------------------------------------------------------------------------------------------------
@@ -240,14 +257,41 @@ def parse_command(line: str) -> None:
     load_settings(**settings)
 
 
+def check_compose_line(line: str) -> str | None:
+    """None when a `docker compose` line does what compose.yaml and the Dockerfile allow: `up` (detached, building),
+    or `run` of a service of compose.yaml, whose arguments go to the image's entry point, `hyperalign`."""
+    import yaml
+
+    words = shlex.split(line, comments=True)
+    if words[:2] != ["docker", "compose"] or len(words) < 3:
+        return f"a compose block holds `docker compose` lines and comments: {line!r}"
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    if words[2] == "up":
+        unknown = set(words[3:]) - {"-d", "--detach", "--build"}
+        return f"docker compose up with {sorted(unknown)}: not checked here" if unknown else None
+    if words[2] == "run":
+        rest = words[3:]
+        while rest and rest[0].startswith("-"):
+            if rest[0] != "--rm":
+                return f"docker compose run {rest[0]}: not checked here"
+            rest = rest[1:]
+        if not rest or rest[0] not in services:
+            return f"docker compose run names no service of compose.yaml ({sorted(services)}): {line!r}"
+        if 'ENTRYPOINT ["hyperalign"]' not in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+            return "the Dockerfile's entry point is no longer `hyperalign`: the page's run commands must change"
+        parse_command(shlex.join(["hyperalign", *rest[1:]]))
+        return None
+    return f"docker compose {words[2]}: not checked here"
+
+
 def logical_lines(block: str) -> list[str]:
     return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
-def how_checked(block: str) -> tuple[str, str] | None:
-    """The NOT_RUN_AS_WRITTEN entry (marker, how) a parse-only block falls under; None for blocks that run."""
+def how_checked(block: str, kind: str = "parse") -> tuple[str, str] | None:
+    """The NOT_RUN_AS_WRITTEN entry (marker, how) of this kind a block falls under; None for blocks that run."""
     for marker, how, _ in NOT_RUN_AS_WRITTEN:
-        if how == "parse" and any(line.startswith(marker) for line in logical_lines(block)):
+        if how == kind and any(line.startswith(marker) for line in logical_lines(block)):
             return marker, how
     return None
 
@@ -278,6 +322,9 @@ class PageRunner:
 
     def bash(self, example: Example) -> str | None:
         block = str(example.parsed)
+        if how_checked(block, "compose"):
+            problems = [check_compose_line(line) for line in logical_lines(block) if not line.startswith("#")]
+            return next((problem for problem in problems if problem), None)
         parse_only = how_checked(block)
         if parse_only:
             for line in logical_lines(block):
@@ -363,18 +410,37 @@ class PageRunner:
                 if line.strip():
                     json.loads(line)
 
-    def toml(self, example: Example) -> None:
-        """A settings file: every key known and every value valid, as `hyperalign` would read it."""
+    def toml(self, example: Example) -> str | None:
+        """A settings file: every key known and every value valid, as `hyperalign` would read it, and every value the
+        file sets is the one taken (the OpenAI key comes from OPENAI_API_KEY, which the file does not set). A plugin
+        package's entry-point table (NOT_RUN_AS_WRITTEN) is checked against the test plugin instead."""
         from hyperalign.config import load_settings
 
+        text = str(example.parsed)
+        if how_checked(text, "entry-points"):
+            return check_entry_points(text)
         path = self.folder / ".settings-from-the-page.toml"
-        path.write_text(str(example.parsed), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         with self.monkeypatch.context() as scoped:
             scoped.setenv("HYPERALIGN_CONFIG", str(path))
             scoped.setenv("OPENAI_API_KEY", "sk-docs-test")
             scoped.delenv("HYPERALIGN_BACKEND", raising=False)
             settings = load_settings()
-        assert settings.sources and all(s.startswith("file ") for s in settings.sources.values()), settings.sources
+        keys = tomllib.loads(text)
+        assert keys and all(settings.sources.get(k, "").startswith("file ") for k in keys), settings.sources
+        return None
+
+
+def check_entry_points(text: str) -> str | None:
+    """None when every entry point the pyproject table declares is one the test plugin package declares."""
+    from importlib.metadata import Distribution
+
+    declared = tomllib.loads(text)["project"]["entry-points"]
+    plugin = next(TEST_PLUGINS.glob("*.dist-info"))
+    known = {(e.group, e.name): e.value for e in Distribution.at(plugin).entry_points}
+    shown = {(group, name): value for group, entries in declared.items() for name, value in entries.items()}
+    wrong = {key: value for key, value in shown.items() if known.get(key) != value}
+    return f"entry points the test plugin ({plugin.name}) does not declare: {wrong}" if wrong or not shown else None
 
 
 HANDLED = {"python", "bash", "json", "toml"}
@@ -404,6 +470,11 @@ def test_every_code_block_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test")  # a client can be built; no block reaches OpenAI
     monkeypatch.setenv("EDITOR", "true")  # `profile edit` without flags: the editor returns the profile unchanged
     monkeypatch.setenv("PATH", f"{Path(HYPERALIGN).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr("hyperalign.llm.registry._REGISTERED", {})  # what the page registers stays with the page
+    if str(path.relative_to(ROOT)) in PAGES_WITH_THE_TEST_PLUGIN:
+        monkeypatch.syspath_prepend(str(TEST_PLUGINS))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TEST_PLUGINS),
+                                                                        os.environ.get("PYTHONPATH")])))
     runner = PageRunner(folder, monkeypatch)
     sybil = Sybil(parsers=[CodeBlockParser("python", runner.python), CodeBlockParser("bash", runner.bash),
                            CodeBlockParser("json", runner.json), CodeBlockParser("toml", runner.toml),
@@ -419,12 +490,15 @@ def test_every_code_block_runs(path, tmp_path, monkeypatch):
     assert len(examples) == fences, "a code block was not found by any parser"
 
 
-def bash_blocks(path: Path) -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+def blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
 
 
 def test_every_exception_is_used():
-    """A NOT_RUN_AS_WRITTEN entry no block needs would excuse nothing: each names a line some page holds."""
-    lines = [line for path in DOCUMENTS for block in bash_blocks(path) for line in logical_lines(block)]
+    """A NOT_RUN_AS_WRITTEN entry no block needs would excuse nothing: each names a line some page holds; a page
+    given the test plugin exists."""
+    lines = [line for path in DOCUMENTS for language in ("bash", "toml") for block in blocks(path, language)
+             for line in logical_lines(block)]
     for marker, _, _ in NOT_RUN_AS_WRITTEN:
         assert any(line.startswith(marker) or f" && {marker}" in line for line in lines), marker
+    assert all((ROOT / page).is_file() for page in PAGES_WITH_THE_TEST_PLUGIN)

@@ -156,3 +156,18 @@ def test_a_settings_file_that_redirects_the_endpoint_is_announced(tmp_path):
     assert notice.startswith("Settings from hyperalign.toml: base_url=http://127.0.0.1:9/v1")
     assert "with the API key from OPENAI_API_KEY" in notice
     assert error.startswith("Error: cannot reach the LLM endpoint http://127.0.0.1:9/v1")
+
+
+def test_the_service_answers_by_whose_fault_an_error_is():
+    """Every hyperalign error says whether it is the caller's to fix (4xx) or not (5xx): the service answers by it,
+    so a library error no route expected is never a 500."""
+    pytest.importorskip("fastapi")
+    from hyperalign.errors import BackendUnavailableError, ContextOverflowError, LLMError, TooFewHypothesesError
+    from hyperalign.service.errors import as_response
+
+    for error, status in [(TooFewHypothesesError("too few"), 400), (ContextOverflowError("too long"), 400),
+                          (LLMError("the endpoint failed"), 503), (BackendUnavailableError("down"), 503)]:
+        answer = as_response(error)
+        assert answer.status_code == status, error
+        assert json.loads(answer.body)["error"]["type"] == ("invalid_request_error" if status == 400 else
+                                                            "server_error")

@@ -118,6 +118,27 @@ def test_a_receiver_that_never_answers_well_is_tried_the_configured_times(hooked
     assert [(d["attempt"], d["delivered"]) for d in log] == [(1, False), (2, False), (3, False)]
 
 
+def test_deleting_the_user_stops_the_retries_of_their_event(database_url):
+    config = ServiceConfig(job_poll_seconds=0.05, webhook_allow_private_hosts=True, webhook_attempts=6,
+                           webhook_backoff_seconds=0.5, webhook_backoff_max_seconds=0.5)
+    server, service = start_service(database_url, config=config)
+    receiver = Receiver(failures=100)
+    try:
+        with service.http() as http:
+            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
+        run_job(service)
+        deliveries(service, until=lambda found: len(found) >= 1)  # the first attempt failed; retries are due
+        with service.http() as http:
+            assert http.delete("/v1/users/ann").status_code == 204
+        time.sleep(2.5)  # several backoff periods: retries, had they gone on, would have been made and logged
+        left = deliveries(service, until=lambda found: False, timeout=0)
+    finally:
+        receiver.close()
+        server.__exit__()
+        service.store.close()
+    assert left == [] and len(receiver.received) <= 2  # the attempt in flight at the deletion at most
+
+
 @pytest.mark.parametrize("url", ["https://user:secret@hooks.example.com/x", "ftp://hooks.example.com/x",
                                  "https://hooks.example.com/x?token=abc", "hooks.example.com", "https://"])
 def test_a_webhook_url_with_credentials_or_of_another_kind_is_refused(service, url):

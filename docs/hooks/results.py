@@ -220,6 +220,31 @@ def rows_table(rows: list[Json], limit: int = 30) -> str:
     return table([c.replace("_", " ") for c in columns], body) + more
 
 
+def gpu_table(estimates: list[Json], inputs: Json) -> str:
+    """A cost model's GPU-hours: one row per cited throughput, each as the low, assumed and high weight of a prompt
+    token against an output token (the model's inputs say which)."""
+    weights = inputs.get("prompt_token_cost") or {}
+    spread = " / ".join(k for k in ("low", "assumed", "high") if k in weights) or "low / assumed / high"
+    rows = []
+    for estimate in estimates:
+        cited = estimate.get("throughput") or {}
+        rows.append([f"{number(cited.get('output_tokens_per_s'), 0)} output tokens/s: {cell(cited.get('model', ''))}, "
+                     f"{cell(cited.get('gpu', ''))}, {cell(cited.get('engine', ''))}",
+                     " / ".join(number(v, 0) for v in estimate.get("inference_gpu_hours", [])),
+                     " / ".join(number(v, 0) for v in estimate.get("chat_gpu_hours_per_day", []))])
+    note = (f"\nA prompt token weighed {' / '.join(number(weights[k], 1) for k in ('low', 'assumed', 'high') if k in weights)}"
+            f" of an output token: {cell(weights['why'])}\n" if weights.get("why") else "")
+    return table(["cited throughput", f"inference, all users: GPU-hours ({spread})",
+                  f"chat, per day: GPU-hours ({spread})"], rows) + note
+
+
+def variant_tables(result: Json, skip: set[str]) -> list[str]:
+    """Each top-level {variant: {metric: value}} field (not the summary) as its own titled table."""
+    return [f"**{key.replace('_', ' ')}**\n\n" + summary_table(value) for key, value in result.items()
+            if key not in skip and isinstance(value, dict) and value
+            and all(isinstance(v, dict) and v and all(_shown(x) for x in v.values()) for v in value.values())]
+
+
 def _shown(value: Any) -> bool:
     return value is None or isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) <= 80)
 
@@ -278,6 +303,9 @@ def main_numbers(root: Path, result: Json, row_limit: int = 30) -> str:
         rows = result["rows"]
         parts.append(rows_table(rows, row_limit) if row_limit >= 30 or len(rows) <= row_limit else
                      f"{len(rows)} rows, one per measured item: on this result's page and in its JSON.\n")
+    if isinstance(result.get("gpu"), list) and result["gpu"]:
+        parts.append(gpu_table(result["gpu"], result.get("inputs") or {}))
+    parts += variant_tables(result, PROVENANCE | {"summary", "rows"})
     extra = scalars(result, PROVENANCE | {"summary", "rows"})
     if extra:
         parts.append(extra)
@@ -292,6 +320,7 @@ FAMILIES: list[tuple[str, Callable[[str], bool]]] = [
     ("Refusal detection", lambda stem: stem.startswith("refusal-")),
     ("Speed and cost", lambda stem: stem.startswith(("embedded-speed", "service-overhead", "profile-reads",
                                                      "batch-overhead", "inference-cost"))),
+    ("Scale and cost", lambda stem: stem.startswith(("batch-scale", "cost-model"))),
     ("Robustness", lambda stem: stem.startswith("adversarial-")),
 ]
 OTHER = "Other measurements"

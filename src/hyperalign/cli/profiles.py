@@ -122,7 +122,7 @@ def diff(
 @command("edit")
 def edit(
     user_id: UserId,
-    pin: Annotated[list[str], typer.Option(metavar="ID", help="Keep this hypothesis through automated updates.")] = [],
+    pin: Annotated[list[str], typer.Option(metavar="ID", help="Keep this hypothesis or fact through automated updates.")] = [],
     unpin: Annotated[list[str], typer.Option(metavar="ID")] = [],
     delete: Annotated[list[str], typer.Option(metavar="ID")] = [],
     set_statement: Annotated[list[str], typer.Option("--set", metavar="ID=STATEMENT", help="Reword a hypothesis.")] = [],
@@ -132,7 +132,7 @@ def edit(
     message: Message = None,
     store: Store = None,
 ) -> None:
-    """Edit a profile: with flags, or with no flags in $EDITOR on a YAML view. Saves a new version."""
+    """Edit a profile: with flags, or with no flags in $VISUAL or $EDITOR on a YAML view. Saves a new version."""
     opened = ProfileStore(store)
     edits = Edits.from_flags(pin, unpin, delete, set_statement, add, attribute)
     who = author_or(author, default_author())

@@ -30,7 +30,7 @@ def _default_inference() -> InferenceOptions:
 class UpdateOptions(BaseModel):
     """How an update from new texts treats the profile (`HyperAlign.update_profile`)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
     retire_below: float = Field(0.1, ge=0.0, le=1.0, description="retire an inferred, unpinned hypothesis whose "
                                 "support score (Wilson lower bound) falls below this ...")

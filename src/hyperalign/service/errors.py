@@ -134,6 +134,12 @@ def as_response(exc: Exception, tenant_id: str | None = None) -> JSONResponse:
     if isinstance(exc, RateLimited):
         return error_response(429, str(exc), "rate_limit_exceeded", exc.code,
                               {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, HyperAlignError):  # the rest of the tree: whose fault it is decides the class of answer
+        if exc.caller_fault:
+            return error_response(400, public_message(str(exc), tenant_id), "invalid_request_error")
+        log.error("%s: %s", type(exc).__name__, redact_text(str(exc)))
+        return error_response(503, "the service's model is unavailable; try again later", "server_error",
+                              "model_unavailable")
     incident = secrets.token_hex(4)
     log.error("internal error %s", incident, exc_info=exc)
     return error_response(500, f"internal error {incident}; the server's log has the details", "server_error")

@@ -144,6 +144,9 @@ class Webhooks:
             try:
                 async for attempt in retrying:
                     with attempt:
+                        # Deleted meanwhile (the job's row goes with its user): nothing more is sent or recorded.
+                        if await asyncio.to_thread(self.state.queue.get, user_key, event.job.id) is None:
+                            return
                         number = attempt.retry_state.attempt_number
                         await self._attempt(client, signer, endpoint, event, body, number, tenant_id, user_key)
             except RetryError:
