@@ -79,10 +79,12 @@ def test_cli_demo_offline_then_from_the_cache(cache_path):
     said = " ".join(cold.output.split())  # as printed, but for the terminal's line wrapping
     assert "opening “Right then.”: code" in said and "sign-off “Bev (compost is not optional)”: code" in said
     assert ": steering" in said  # the embedded backend takes token biases
-    # 5 default-voice texts, 4 proposal calls, 60 single-token checks (6 statements x 5 pairs x both orders);
-    # zero-shot, the profile in the prompt only, the steered text
-    assert "LLM calls: 72 (cache hits: 0)" in cold.output
+    # 5 default-voice texts, 4 proposal calls, single-token checks (each quoted statement on 5 pairs, both orders);
+    # zero-shot, the profile in the prompt only, the steered text. How many statements have a quote found depends on
+    # the model's words, and those on llama.cpp's thread count (the suite gives it one thread per worker).
+    calls = int(re.search(r"LLM calls: (\d+) \(cache hits: 0\)", cold.output).group(1))
+    assert calls >= 5 + 4 + 3 and (calls - 5 - 4 - 3) % (2 * 5) == 0
     warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
                               env={"COLUMNS": "200"})
-    assert warm.exit_code == 0 and "LLM calls: 0 (cache hits: 72)" in warm.output
+    assert warm.exit_code == 0 and f"LLM calls: 0 (cache hits: {calls})" in warm.output
     assert without_clock(warm.stdout) == without_clock(cold.stdout)  # the profile's time may cross a minute

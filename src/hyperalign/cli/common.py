@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import traceback
@@ -143,6 +144,8 @@ class ContractGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         _install_warning_handler()
+        # The terminal's width as this command starts (COLUMNS first), not as it was when the module was imported.
+        out.width = err.width = shutil.get_terminal_size().columns
         try:
             code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                 **extra)
