@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperalign.profiles.model import Profile, UserExample
-from hyperalign.profiles.store import Action, ProfileStore
+from hyperalign.profiles.store import Action
+from hyperalign.service.tables import open_service_store
 from provenance import ROOT, Recorder
 
 
@@ -78,7 +79,7 @@ def database_bytes(profiles: list[dict[str, Any]], split: dict[str, Any], users:
     by_author = [(Profile.from_document(p, p["user_id"]), texts[p["user_id"]]) for p in profiles
                  if p["user_id"] in texts]
     path = folder / "size.sqlite3"
-    with ProfileStore(path) as store:
+    with open_service_store(path) as store:
         key, _ = create_key(store, "bench")
         found = authenticate(store, key)
         assert found is not None

@@ -25,7 +25,8 @@ import openai
 import psutil
 
 from hyperalign.profiles.model import Evidence, Hypothesis, Profile
-from hyperalign.profiles.store import Action, ProfileStore
+from hyperalign.profiles.store import Action
+from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import authenticate, create_key
 from hyperalign.service.users import end_user
 from mock_openai import free_port, load_options, start_mock
@@ -88,7 +89,7 @@ def main() -> int:
     recorder = Recorder(args.name, "benchmarks/service_overhead.py")
     folder = Path(tempfile.mkdtemp(prefix="hyperalign-overhead-"))
     store_url = f"sqlite:///{folder / 'service.sqlite3'}"
-    with ProfileStore(store_url) as store:
+    with open_service_store(store_url) as store:
         key, _ = create_key(store, "bench")
         tenant = authenticate(store, key)[1]
         store.save(profile(end_user(tenant, "ann").key), expected_version=0, author="bench", action=Action.IMPORT)

@@ -19,6 +19,7 @@ from hyperalign.llm.fake import FakeBackend
 from hyperalign.profiles.store import ProfileStore
 from hyperalign.service.app import build_state, create_app
 from hyperalign.service.state import ServiceConfig
+from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import create_key
 
 QUOTE = "Gears first, opinions later."
@@ -108,7 +109,7 @@ class Service:
 def start_service(store_url: str, *, config: ServiceConfig | None = None, upstream_base_url: str | None = None,
                   backend: FakeBackend | None = None, upstream_timeout: float = 5.0,
                   tracer_provider: Any = None) -> tuple[RunningServer, Service]:
-    store = ProfileStore(store_url)
+    store = open_service_store(store_url)
     fake = backend or FakeBackend(responder)
     ha = HyperAlign(LLMClient(fake, concurrency=4))
     state = build_state(ha, store, config or ServiceConfig(job_poll_seconds=0.05), upstream_base_url=upstream_base_url,

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hyperalign.profiles.store import ProfileStore
 from hyperalign.redaction import redact_argv, redact_text, redact_url
+from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import create_key
 from openai_test_server import OpenAITestServer
 
@@ -133,7 +133,7 @@ def _free_port() -> int:
 
 def test_serve_banner_and_probes_say_nothing_secret_and_status_needs_a_key(tmp_path):
     store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    with ProfileStore(store_url) as store:
+    with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
     port = _free_port()
     log = tmp_path / "serve.log"

@@ -16,7 +16,7 @@ import openai
 import psutil
 import pytest
 
-from hyperalign.profiles.store import ProfileStore
+from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import create_key
 from openai_test_server import OpenAITestServer, delayed, error
 from service_support import EXAMPLE_TEXT, start_service
@@ -73,7 +73,7 @@ def _serve(store: str, port: int, *backend: str, extra: tuple[str, ...] = ()) ->
 
 def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resumes(upstream, tmp_path: Path):
     store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    with ProfileStore(store_url) as store:
+    with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
     upstream.script(*[delayed(2.0, error(500, "slow and broken"))] * 20)  # the job's LLM calls hang
     port = _free_port()
@@ -91,7 +91,7 @@ def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resu
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-    with ProfileStore(store_url) as store:
+    with open_service_store(store_url) as store:
         assert store.list_profiles() == []  # nothing half-written is visible
     second = _serve(store_url, port, "--backend", "fake")
     try:
@@ -111,7 +111,7 @@ def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resu
 
 def test_several_worker_processes_serve_the_same_service(tmp_path: Path):
     store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    with ProfileStore(store_url) as store:
+    with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
     port = _free_port()
     server = _serve(store_url, port, "--backend", "fake", extra=("--workers", "2"))

@@ -9,14 +9,19 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from hyperalign.errors import InputError
+from hyperalign.profiles.legacy_chain import SERVICE_VERSION_TABLE
 from hyperalign.profiles.model import Profile, UserExample
+from hyperalign.profiles.statements import metadata as statements_metadata
 from hyperalign.profiles.store import Action, ProfileStore
+from hyperalign.profiles.tables import VERSION_TABLE
+from hyperalign.profiles.tables import metadata as store_metadata
 from hyperalign.service.errors import NotFound
 from hyperalign.service.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobQueue, JobWorker, Outcome
-from hyperalign.service.tables import jobs
+from hyperalign.service.tables import jobs, open_service_store
+from hyperalign.service.tables import metadata as service_metadata
 from hyperalign.service.tenants import (
     KEY_PREFIX,
     authenticate,
@@ -32,7 +37,7 @@ from service_support import all_rows
 
 @pytest.fixture
 def store(database_url):
-    with ProfileStore(database_url) as opened:
+    with open_service_store(database_url) as opened:
         yield opened
 
 
@@ -40,10 +45,60 @@ def profile_for(key: str) -> Profile:
     return Profile(user_id=key, examples_hash="x", n_examples=1, backend="fake", model="fake", prompt_version="p")
 
 
-def test_a_new_database_gets_every_migration(store):
-    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts",
-                                         "0005_idempotency", "0006_review_links",
-                                         "0007_webhooks", "0008_user_token_usage"]
+STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts"]
+SERVICE_CHAIN = ["0002_service", "0005_idempotency", "0006_review_links", "0007_webhooks", "0008_user_token_usage"]
+
+
+def recorded(store: ProfileStore) -> dict[str, list[str]]:
+    with store.transaction() as connection:
+        return {table: sorted(connection.execute(text(f"SELECT version_num FROM {table}")).scalars())
+                for table in (VERSION_TABLE, SERVICE_VERSION_TABLE)}
+
+
+def test_a_new_database_gets_every_migration_of_both_chains(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    assert store.applied_migrations() == STORE_CHAIN + SERVICE_CHAIN
+    assert recorded(store) == {VERSION_TABLE: ["0004_statement_counts"], SERVICE_VERSION_TABLE: ["0008_user_token_usage"]}
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={
+            "version_table": VERSION_TABLE,
+            "include_name": lambda name, kind, _: not (kind == "table" and name == SERVICE_VERSION_TABLE)})
+        assert compare_metadata(context, [store_metadata, service_metadata, statements_metadata]) == []
+
+
+def test_a_store_the_cli_made_becomes_a_service_store_and_stays_readable_by_the_cli(database_url):
+    with ProfileStore(database_url) as plain:
+        plain.save(profile_for("ann"), expected_version=0, author="ann", action=Action.IMPORT)
+        assert plain.applied_migrations() == STORE_CHAIN
+    with open_service_store(database_url) as service:
+        assert service.applied_migrations() == STORE_CHAIN + SERVICE_CHAIN
+        create_key(service, "acme")
+    with ProfileStore(database_url) as plain:  # the service's chain is not the CLI's business
+        assert plain.applied_migrations() == STORE_CHAIN and plain.current_version("ann") == 1
+
+
+@pytest.mark.parametrize("old_head, dropped", [
+    ("0008_user_token_usage", []),
+    ("0006_review_links", ["webhook_deliveries", "webhook_secrets", "webhooks", "user_token_usage"]),
+    ("0004_statement_counts", ["webhook_deliveries", "webhook_secrets", "webhooks", "user_token_usage",
+                               "review_links", "idempotency_keys"]),
+])
+def test_a_database_from_the_single_chain_is_split_and_brought_up_to_date(database_url, old_head, dropped):
+    """Until 0.1.0 one chain held both: such a database records one revision in the store's version table."""
+    with open_service_store(database_url) as service:
+        key, _ = create_key(service, "acme")
+        with service.transaction(write=True) as connection:  # as the old chain left it at `old_head`
+            for table in [*dropped, SERVICE_VERSION_TABLE]:
+                connection.execute(text(f"DROP TABLE {table}"))
+            connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '{old_head}'"))
+    with ProfileStore(database_url) as plain:  # the CLI first: it takes its part of the record and no more
+        assert plain.applied_migrations() == STORE_CHAIN
+    with open_service_store(database_url) as service:
+        assert service.applied_migrations() == STORE_CHAIN + SERVICE_CHAIN
+        assert authenticate(service, key) is not None  # the data stayed
+        assert recorded(service)[SERVICE_VERSION_TABLE] == ["0008_user_token_usage"]
 
 
 def test_keys_authenticate_until_revoked_and_only_their_hash_is_kept(store):

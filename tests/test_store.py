@@ -53,13 +53,15 @@ def tables(path: Path) -> set[str]:
         return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts"]
+
+
 def test_opening_applies_and_records_the_migrations(store, store_path):
-    assert store.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections", "0004_statement_counts",
-                                         "0005_idempotency", "0006_review_links",
-                                         "0007_webhooks", "0008_user_token_usage"]
+    assert store.applied_migrations() == STORE_CHAIN
     assert {"profiles", "profile_versions", VERSION_TABLE} <= tables(store_path)
     with sqlite3.connect(store_path) as db:
-        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0008_user_token_usage",)]
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004_statement_counts",)]
+    assert "tenants" not in tables(store_path)  # the service's tables come with the service's chain only
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(store):
@@ -67,11 +69,10 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(store):
     from alembic.runtime.migration import MigrationContext
 
     from hyperalign.profiles.statements import metadata as statements_metadata
-    from hyperalign.service.tables import metadata as service_metadata
 
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert compare_metadata(context, [metadata, service_metadata, statements_metadata]) == []
+        assert compare_metadata(context, [metadata, statements_metadata]) == []
 
 
 def test_reopening_is_idempotent_and_keeps_the_data(store, store_path):
@@ -80,9 +81,7 @@ def test_reopening_is_idempotent_and_keeps_the_data(store, store_path):
     store.close()
     for _ in range(2):
         with ProfileStore(store_path) as again:
-            assert again.applied_migrations() == ["0001_profiles", "0002_service", "0003_rejections",
-                                                  "0004_statement_counts", "0005_idempotency", "0006_review_links",
-                                         "0007_webhooks", "0008_user_token_usage"]
+            assert again.applied_migrations() == STORE_CHAIN
             assert again.get("ann").profile == profile
     with sqlite3.connect(store_path) as db:
         assert db.execute(f"SELECT COUNT(*) FROM {VERSION_TABLE}").fetchone() == (1,)

@@ -12,8 +12,8 @@ import typer
 
 from ..errors import InputError
 from ..io import check_name
-from ..profiles.store import ProfileStore
 from ..redaction import redact_url, validate_base_url
+from ..service.tables import open_service_store
 from .common import app, cli_command, echo, say, settings
 from .profiles import Store
 
@@ -150,7 +150,7 @@ def keys_create(
     """Create a key; it is shown once, here, and kept only hashed."""
     from ..service.tenants import create_key
 
-    with ProfileStore(store) as database:
+    with open_service_store(store) as database:
         key, info = create_key(database, tenant, name=name, strategy=strategy)
     echo(key)
     say(f"Key {info.id} for tenant {tenant!r}: shown once, keep it now.")
@@ -161,7 +161,7 @@ def keys_list(store: Store = None) -> None:
     """Every key: id, tenant, name, created, revoked."""
     from ..service.tenants import list_keys
 
-    with ProfileStore(store) as database:
+    with open_service_store(store) as database:
         for key in list_keys(database):
             revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
             echo(f"{key.id}\t{key.tenant}\t{key.name or '-'}\t{key.created_at:%Y-%m-%d %H:%M}\t{revoked}")
@@ -172,7 +172,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")], store:
     """Revoke a key at once: its next request is answered 401."""
     from ..service.tenants import revoke_key
 
-    with ProfileStore(store) as database:
+    with open_service_store(store) as database:
         revoke_key(database, key_id)
     say(f"Revoked key {key_id}.")
 
@@ -183,7 +183,7 @@ def keys_strategy(tenant: Annotated[str, typer.Argument(metavar="TENANT")],
     """Set a tenant's default personalization (a request may still choose with X-Hyperalign-Strategy)."""
     from ..service.tenants import set_strategy
 
-    with ProfileStore(store) as database:
+    with open_service_store(store) as database:
         set_strategy(database, tenant, strategy)
     say(f"Tenant {tenant!r}: strategy {strategy}.")
 
@@ -191,6 +191,6 @@ def keys_strategy(tenant: Annotated[str, typer.Argument(metavar="TENANT")],
 @db_app.command("upgrade")
 def db_upgrade(store: Store = None) -> None:
     """Bring the database's schema to this version's (the alembic migrations; opening a store also does this)."""
-    with ProfileStore(store) as database:
+    with open_service_store(store) as database:
         applied = database.applied_migrations()
     say(f"{redact_url(database.display_url)}: at {applied[-1]} ({len(applied)} migrations applied)")

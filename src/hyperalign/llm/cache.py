@@ -25,21 +25,20 @@ import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
+from ..migration_chain import MigrationChain
 from .base import Completion, CompletionRequest, TokenLogprobs, Usage
 
 log = logging.getLogger(__name__)
 VERSION_TABLE = "completion_cache_version"
+MIGRATIONS = MigrationChain("hyperalign.llm", "cache_migrations", VERSION_TABLE)
 
 # A cache made before alembic recorded its migrations by these names in its own table `_migrations`.
 _LEGACY_REVISIONS = {"m001_completions": "0001_completions", "m002_completions_created_at_index": "0002_created_at_index",
@@ -84,40 +83,26 @@ class CompletionCache:
             f"cannot use the completion cache {self.path}: {reason}; use another cache file or none (the cache "
             "and no_cache settings)")
 
-    def _alembic(self, connection: Connection | None = None) -> Any:
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(resources.files("hyperalign.llm") / "cache_migrations"))
-        config.set_main_option("path_separator", "os")
-        config.attributes["connection"] = connection
-        return config
-
     def _migrate(self) -> None:
         """Alembic, in one transaction that holds SQLite's write lock (a second process opening a new cache waits,
         then finds it migrated); a cache from before alembic is first stamped at the revision its record names."""
-        from alembic import command
-        from alembic.script import ScriptDirectory
-
-        heads = tuple(ScriptDirectory.from_config(self._alembic()).get_heads())
-        if tuple(self.applied_migrations()[-1:]) == heads:
+        if tuple(self.applied_migrations()[-1:]) == MIGRATIONS.heads():
             return
         engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool, connect_args={"timeout": 10})
         event.listen(engine, "connect", lambda dbapi, _: setattr(dbapi, "isolation_level", None))
         event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         try:
             with engine.begin() as connection:
-                config = self._alembic(connection)
-                if not _current_heads(connection):
+                if not MIGRATIONS.current(connection):
                     tables = set(inspect(connection).get_table_names())
                     if "_migrations" in tables:
                         done = {row[0] for row in connection.exec_driver_sql("SELECT name FROM _migrations")}
                         legacy = [revision for name, revision in _LEGACY_REVISIONS.items() if name in done]
                         if legacy:
-                            command.stamp(config, legacy[-1])
+                            MIGRATIONS.stamp(connection, legacy[-1])
                     elif "completions" in tables:
                         raise sqlite3.DatabaseError("it holds a table 'completions' that is not hyperalign's")
-                command.upgrade(config, "head")
+                MIGRATIONS.upgrade(connection)
         except SQLAlchemyError as exc:
             raise sqlite3.DatabaseError(" ".join(str(exc).split())[:200]) from None
         finally:
@@ -125,19 +110,14 @@ class CompletionCache:
 
     def applied_migrations(self) -> list[str]:
         """The revisions this cache's schema has been through, oldest first."""
-        from alembic.script import ScriptDirectory
+        from alembic.script.revision import RevisionError
 
         with self._lock:
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             current = ([row[0] for row in self._db.execute(f"SELECT version_num FROM {VERSION_TABLE}")]
                        if VERSION_TABLE in tables else [])
-        if not current:
-            return []
-        from alembic.script.revision import RevisionError
-
-        script = ScriptDirectory.from_config(self._alembic())
         try:
-            return [r.revision for r in reversed(list(script.iterate_revisions(current[0], "base")))]
+            return MIGRATIONS.history(current)
         except RevisionError:
             raise self._refuse(f"its schema is at revision {current[0]}, which this version of hyperalign does not "
                                "know (it was written by a newer one)") from None
@@ -205,12 +185,6 @@ class CompletionCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _current_heads(connection: Connection) -> tuple[str, ...]:
-    from alembic.runtime.migration import MigrationContext
-
-    return tuple(MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads())
 
 
 def _now() -> str:

@@ -17,11 +17,10 @@ import getpass
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from ..errors import ConflictError, InputError, StoreError
 from ..io import check_name, check_text
+from ..migration_chain import MigrationChain
 from . import statements
 from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
+from .legacy_chain import split_legacy_record
 from .model import Fact, Hypothesis, Profile
-from .tables import MAX_USER_ID, VERSION_TABLE, profiles_table, rejections_table, versions_table
+from .tables import MAX_USER_ID, MIGRATIONS, VERSION_TABLE, profiles_table, rejections_table, versions_table
 
 
 class Action:
@@ -104,9 +105,13 @@ class ProfileStore:
     who changed what and when, person's edits and deletions kept through automated updates, concurrent writers
     serialized by version (`modify` re-reads and re-applies a change that lost a race)."""
 
-    def __init__(self, url: str | Path | None = None, *, attempts: int = 30, ephemeral: bool = False):
+    def __init__(self, url: str | Path | None = None, *, attempts: int = 30, ephemeral: bool = False,
+                 beside: Sequence[MigrationChain] = ()):
         """`attempts`: how often `modify` re-reads and re-applies a change that lost a race. An in-memory SQLite
-        store (`sqlite://`) keeps nothing once closed: it is refused unless `ephemeral=True` says that is meant."""
+        store (`sqlite://`) keeps nothing once closed: it is refused unless `ephemeral=True` says that is meant.
+        `beside`: the migration chains of tables kept in the same database (the service's), applied after the
+        store's own when it opens."""
+        self._chains = (MIGRATIONS, *beside)
         self.url = as_url(url) if url is not None else default_store_url()
         self.attempts = attempts
         self.conflicts = 0  # changes `modify` had to re-apply because another writer saved first
@@ -156,45 +161,39 @@ class ProfileStore:
 
     # --- migrations ------------------------------------------------------------------------------------------
 
-    def _alembic(self, connection: Connection | None = None) -> Any:
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(resources.files("hyperalign.profiles") / "store_migrations"))
-        config.set_main_option("path_separator", "os")
-        config.attributes["connection"] = connection
-        return config
-
     def _migrate(self) -> None:
-        from alembic import command
-        from alembic.script import ScriptDirectory
-
-        heads = set(ScriptDirectory.from_config(self._alembic()).get_heads())
-        if set(self.applied_migrations()[-1:]) == heads:
-            return
+        with self.transaction() as connection:
+            if all(chain.is_current(connection) for chain in self._chains):
+                return
         # The write lock serializes processes that open a fresh store at once; the second finds it migrated.
         with self.transaction(write=True) as connection:
-            if set(self._current_heads(connection)) != heads:
-                command.upgrade(self._alembic(connection), "head")
+            split_legacy_record(connection, VERSION_TABLE)
+            for chain in self._chains:
+                self._history(chain, chain.current(connection))  # a newer hyperalign's database: refused by name
+                if not chain.is_current(connection):
+                    chain.upgrade(connection)
 
-    def _current_heads(self, connection: Connection) -> tuple[str, ...]:
-        from alembic.runtime.migration import MigrationContext
-
-        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_heads()
+    def keep_beside(self, chain: MigrationChain) -> None:
+        """Keep the tables of another migration chain (the service's) in this store's database too, migrated now if
+        they are behind; `beside=` at opening does the same."""
+        if chain not in self._chains:
+            self._chains = (*self._chains, chain)
+            with self._errors():
+                self._migrate()
 
     def applied_migrations(self) -> list[str]:
-        """Names of the migrations this store's schema has been through, oldest first."""
-        from alembic.script import ScriptDirectory
+        """Names of the migrations this store's schema has been through, oldest first: the store's own, then
+        those of the tables kept beside it (`chains`)."""
+        with self.transaction() as connection:
+            current = [chain.current(connection) for chain in self._chains]
+        return [name for chain, heads in zip(self._chains, current, strict=True)
+                for name in self._history(chain, heads)]
+
+    def _history(self, chain: MigrationChain, heads: tuple[str, ...]) -> list[str]:
         from alembic.script.revision import RevisionError
 
-        with self.transaction() as connection:
-            heads = self._current_heads(connection)
-        if not heads:
-            return []
-        script = ScriptDirectory.from_config(self._alembic())
         try:
-            return [r.revision for r in reversed(list(script.iterate_revisions(heads, "base")))]
+            return chain.history(heads)
         except RevisionError:
             raise InputError(
                 f"the profile store {self.display_url} is at schema revision {', '.join(heads)}, which this "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
 
+from ..migration_chain import MigrationChain
+
 # Distinct from alembic's default so the store can share a database that already uses alembic for itself.
 VERSION_TABLE = "profile_store_version"
 MAX_USER_ID = 200
@@ -53,3 +55,6 @@ rejections_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_id", "hypothesis_id"),
 )
+
+# The store's own migrations (store_migrations/): these tables and the statement counts (statements.py).
+MIGRATIONS = MigrationChain("hyperalign.profiles", "store_migrations", VERSION_TABLE, metadata)

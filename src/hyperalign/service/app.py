@@ -28,6 +28,8 @@ from .auth import CallerDep
 from .jobs import JobWorker
 from .refresh import ProfileRefresher
 from .state import ServiceConfig, ServiceState
+from .tables import MIGRATIONS as SERVICE_MIGRATIONS
+from .tables import open_service_store
 from .upstream import BackendUpstream, OpenAIUpstream, Upstream
 from .webhooks import Webhooks
 
@@ -172,7 +174,9 @@ def build_state(ha: HyperAlign, store: ProfileStore, config: ServiceConfig | Non
                 upstream_base_url: str | None = None, upstream_api_key: str | None = None,
                 upstream_model: str | None = None, upstream_timeout: float = 120.0,
                 upstream_retries: int = 2) -> ServiceState:
-    """Chat requests go to the OpenAI-compatible upstream when one is given, else to `ha`'s own backend."""
+    """Chat requests go to the OpenAI-compatible upstream when one is given, else to `ha`'s own backend. The
+    service's tables are added to `store`'s database if it has none yet (`open_service_store` opens one so)."""
+    store.keep_beside(SERVICE_MIGRATIONS)
     if upstream_base_url:
         try:
             validate_base_url(upstream_base_url)
@@ -206,7 +210,7 @@ def build_app(spec: ServeSpec) -> FastAPI:
     # deleted with the user.
     settings = load_settings(**(spec.settings | {"no_cache": True, "cache": None}))
     ha = HyperAlign.from_settings(settings)
-    state = build_state(ha, ProfileStore(spec.store), spec.config, upstream_base_url=spec.upstream_base_url,
+    state = build_state(ha, open_service_store(spec.store), spec.config, upstream_base_url=spec.upstream_base_url,
                         upstream_api_key=os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
                         upstream_model=spec.upstream_model)
     return create_app(state)

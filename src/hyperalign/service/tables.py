@@ -1,11 +1,17 @@
-"""The service's tables, as its migrations (0002_service and later) create them (profiles and their versions are the
-store's)."""
+"""The service's tables, as its own migration chain (service/migrations) creates them, in the profile store's
+database; profiles, their versions and the statement counts are the store's (profiles/tables.py). Every part of the
+service opens its database with `open_service_store`, which applies both chains."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
 
-from ..profiles.store import MAX_USER_ID
+from ..migration_chain import MigrationChain
+from ..profiles.legacy_chain import SERVICE_VERSION_TABLE
+from ..profiles.store import MAX_USER_ID, ProfileStore
 
 metadata = MetaData()
 
@@ -123,3 +129,12 @@ user_token_usage = Table(
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
     Column("tokens", BigInteger, nullable=False),
 )
+
+
+MIGRATIONS = MigrationChain("hyperalign.service", "migrations", SERVICE_VERSION_TABLE, metadata)
+
+
+def open_service_store(url: str | Path | None = None, **options: Any) -> ProfileStore:
+    """The profile store at `url` with the service's tables beside it, both chains migrated (`ProfileStore`'s
+    options pass through)."""
+    return ProfileStore(url, beside=[MIGRATIONS], **options)

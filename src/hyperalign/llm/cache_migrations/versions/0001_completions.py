@@ -1,9 +1,4 @@
-"""0001_completions: every completion, keyed by the cache key (its policy: llm/cache.py).
-
-Revision ID: 0001_completions
-Revises:
-Create Date: 2026-11-20
-"""
+"""0001_completions: every completion, keyed by the cache key (its policy: llm/cache.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0001_completions"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""0002_created_at_index: completions by age, for pruning.
-
-Revision ID: 0002_created_at_index
-Revises: 0001_completions
-Create Date: 2026-11-21
-"""
+"""0002_created_at_index: completions by age, for pruning."""
 
 from __future__ import annotations
 
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0002_created_at_index"
 down_revision = "0001_completions"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,5 @@
 """0003_logprobs: the output tokens' top log-probabilities (JSON), for requests that asked: the label-probability
-judges read them, so a cached answer without them would be no answer.
-
-Revision ID: 0003_logprobs
-Revises: 0002_created_at_index
-Create Date: 2026-12-04
-"""
+judges read them, so a cached answer without them would be no answer."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from alembic import op
 
 revision = "0003_logprobs"
 down_revision = "0002_created_at_index"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""0004_drop_legacy_record: the cache's own migration record from before alembic (`_migrations`), no longer read.
-
-Revision ID: 0004_drop_legacy_record
-Revises: 0003_logprobs
-Create Date: 2026-12-05
-"""
+"""0004_drop_legacy_record: the cache's own migration record from before alembic (`_migrations`), no longer read."""
 
 from __future__ import annotations
 
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0004_drop_legacy_record"
 down_revision = "0003_logprobs"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

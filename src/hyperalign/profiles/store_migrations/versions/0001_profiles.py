@@ -1,9 +1,4 @@
-"""0001_profiles: profiles and their versions.
-
-Revision ID: 0001_profiles
-Revises:
-Create Date: 2026-01-01
-"""
+"""0001_profiles: profiles and their versions."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0001_profiles"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

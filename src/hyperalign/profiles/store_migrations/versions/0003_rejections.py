@@ -1,10 +1,5 @@
 """0003_rejections: the hypotheses a person deleted from their profile, kept so that no automated update infers them
-again and so that the person can restore them as they were. Deleted with the profile.
-
-Revision ID: 0003_rejections
-Revises: 0002_service
-Create Date: 2026-12-01
-"""
+again and so that the person can restore them as they were. Deleted with the profile."""
 
 from __future__ import annotations
 
@@ -12,9 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_rejections"
-down_revision = "0002_service"
-branch_labels = None
-depends_on = None
+down_revision = "0001_profiles"
 
 
 def upgrade() -> None:

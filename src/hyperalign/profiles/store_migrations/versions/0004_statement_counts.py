@@ -1,11 +1,6 @@
 """0004_statement_counts: how many profiles of each scope (a tenant) hold each canonical statement — the statistic
 behind the generic mark (profiles/statements.py). Kept in the transaction of every save and deletion; counts and
-keys only, no text. Existing profiles are counted when this migration runs.
-
-Revision ID: 0004_statement_counts
-Revises: 0003_rejections
-Create Date: 2026-12-04
-"""
+keys only, no text. Existing profiles are counted when this migration runs."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ from alembic import op
 
 revision = "0004_statement_counts"
 down_revision = "0003_rejections"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

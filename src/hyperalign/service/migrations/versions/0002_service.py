@@ -1,10 +1,6 @@
 """0002_service: what the personalization service keeps beside the profiles — tenants and their API keys, the end
-users' example texts, durable background jobs, and the service's own secrets.
-
-Revision ID: 0002_service
-Revises: 0001_profiles
-Create Date: 2026-11-24
-"""
+users' example texts, durable background jobs, and the service's own secrets. The first of the service's own chain
+(until 0.1.0 it followed 0001_profiles in the store's: profiles/legacy_chain.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_service"
-down_revision = "0001_profiles"
-branch_labels = None
-depends_on = None
+down_revision = None
 
 
 def upgrade() -> None:

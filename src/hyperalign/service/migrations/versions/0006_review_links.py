@@ -1,11 +1,6 @@
 """0006_review_links: the review links a tenant asked for, each an opaque random token kept only as its SHA-256, with
 its user and expiry: the link says nothing about who it is for, and a user's links can be revoked at once (or go
-with the user when they are deleted). Links made before this migration (signed tokens) stop working.
-
-Revision ID: 0006_review_links
-Revises: 0005_idempotency
-Create Date: 2026-12-05
-"""
+with the user when they are deleted). Links made before this migration (signed tokens) stop working."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ from alembic import op
 
 revision = "0006_review_links"
 down_revision = "0005_idempotency"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

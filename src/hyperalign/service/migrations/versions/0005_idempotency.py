@@ -1,10 +1,5 @@
 """0005_idempotency: the answers to POST requests that carried an Idempotency-Key, per tenant, until they expire: a
-retried request gets the first answer instead of doing its work twice (service/idempotency.py).
-
-Revision ID: 0005_idempotency
-Revises: 0004_statement_counts
-Create Date: 2026-12-05
-"""
+retried request gets the first answer instead of doing its work twice (service/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_idempotency"
-down_revision = "0004_statement_counts"
-branch_labels = None
-depends_on = None
+down_revision = "0002_service"
 
 
 def upgrade() -> None:

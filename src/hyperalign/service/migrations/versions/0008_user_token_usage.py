@@ -1,11 +1,6 @@
 """0008_user_token_usage: the tokens each end user's chat requests used, per UTC day — what the per-user token budget
 (`user_tokens_per_day`) is checked against, shared by every replica and kept across restarts
-(service/budgets.py). Counts only; deleted with the user.
-
-Revision ID: 0008_user_token_usage
-Revises: 0007_webhooks
-Create Date: 2026-12-05
-"""
+(service/budgets.py). Counts only; deleted with the user."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ from alembic import op
 
 revision = "0008_user_token_usage"
 down_revision = "0007_webhooks"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,5 @@
 """0007_webhooks: each tenant's webhook endpoints, the tenant's signing secret, and the log of every delivery attempt
-(service/webhooks.py).
-
-Revision ID: 0007_webhooks
-Revises: 0006_review_links
-Create Date: 2026-12-05
-"""
+(service/webhooks.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from alembic import op
 
 revision = "0007_webhooks"
 down_revision = "0006_review_links"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
