@@ -33,6 +33,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     delay: float = 0.0
+    gate: threading.Event | None = None  # sent only once the test sets it: timing decided by the test, not a clock
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ def delayed(seconds: float, reply: Reply | None = None) -> Reply:
     return replace(reply or completion(), delay=seconds)
 
 
+def held(gate: threading.Event, reply: Reply | None = None) -> Reply:
+    """`reply` (a default completion if None) once the test sets `gate` (or the server stops: then never)."""
+    return replace(reply or completion(), gate=gate)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -160,6 +166,9 @@ class OpenAITestServer:
                 reply = server._next_reply(RecordedRequest(self.path.split("?")[0], headers, body))
                 if reply.delay and server._stopping.wait(reply.delay):
                     return  # shutting down: drop the connection unanswered
+                while reply.gate is not None and not reply.gate.is_set():
+                    if server._stopping.wait(0.02):
+                        return
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from hyperalign.cli import app
 from hyperalign.config import load_settings
 from hyperalign.io import lock_path
 from hyperalign.profiles.model import Profile
-from openai_test_server import OpenAITestServer, completion, delayed
+from openai_test_server import OpenAITestServer, completion, delayed, held
 
 runner = CliRunner()
 TEXT = "Fog again. The lamp turned 412 times last night. Gears first, opinions later."
@@ -230,7 +231,9 @@ def test_a_disk_that_fills_mid_run_keeps_finished_outputs_in_a_rescue_file(small
 def test_a_second_batch_on_the_same_output_fails_at_once_naming_the_first(tmp_path):
     requests = requests_file(tmp_path / "requests.jsonl", 6)
     out = tmp_path / "out.jsonl"
-    with OpenAITestServer(default=delayed(0.3)) as first_server, OpenAITestServer() as second_server:
+    release = threading.Event()  # the first batch's last answers wait until the second has been refused
+    with OpenAITestServer() as first_server, OpenAITestServer() as second_server:
+        first_server.script(completion(), *[held(release)] * 5)
         first = _batch(["generate", str(requests), "-o", str(out)], first_server.base_url)
         try:
             deadline = time.monotonic() + 60
@@ -241,6 +244,7 @@ def test_a_second_batch_on_the_same_output_fails_at_once_naming_the_first(tmp_pa
             _, stderr = second.communicate(timeout=60)
             asked_by_second = len(second_server.requests)
         finally:
+            release.set()
             first_stderr = first.communicate(timeout=60)[1]
     assert second.returncode == 2 and asked_by_second == 0, stderr
     (line,) = error_lines(stderr)

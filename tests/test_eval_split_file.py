@@ -58,7 +58,7 @@ def test_a_changed_missing_or_unreadable_corpus_text_is_refused_by_name(tmp_path
     write_split(folder, split)
     source = split.authors[0].held_out[0].source
     (corpus / source).write_text("Someone else's text now.", encoding="utf-8")
-    with pytest.raises(InputError, match=rf"split\.json: the text {source} changed in the corpus .* new --out"):
+    with pytest.raises(InputError, match=rf"split\.json: the text {source} changed in the corpus .* another folder"):
         read_split(folder, corpus)
     (corpus / source).unlink()
     with pytest.raises(InputError, match=rf"the text {source} is not in the corpus"):

@@ -100,7 +100,7 @@ def connect_ray(address: str | None, num_cpus: int | None, timeout: float) -> No
             os.close(saved)
     if "error" not in outcome:
         raise InputError(f"the Ray cluster at {target}: no answer within {timeout:g} s (a cluster there would "
-                         f"answer in seconds; --ray-connect-timeout sets this); Ray's messages are in {log}")
+                         f"answer in seconds; the connect timeout sets this); Ray's messages are in {log}")
     error = outcome["error"]
     if error is not None:
         raise InputError(f"the Ray cluster at {target}: cannot join it ({' '.join(str(error).split())[:300]}); "

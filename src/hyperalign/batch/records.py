@@ -88,7 +88,7 @@ def read_records(path: Path, model: type[R], key: str, on_bad_line: BadLinePolic
                 raise InputError(f"{where}: duplicate {key} {record_key!r}")
         except InputError as exc:
             if on_bad_line == "fail":
-                raise InputError(f"{exc} (--on-bad-line skip goes on without such lines)") from None
+                raise InputError(f"{exc} (skipping bad lines goes on without such lines)") from None
             bad.append(BadLine(number, str(exc)))
             continue
         seen.add(record_key)

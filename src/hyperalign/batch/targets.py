@@ -38,7 +38,7 @@ class ProfileFolder:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: not a folder (a profile store needs a URL or a {'/'.join(STORE_SUFFIXES)} file)")
         if not create and not path.is_dir():
-            raise InputError(f"{path}: no such folder of profiles (give the --out of `batch infer`)")
+            raise InputError(f"{path}: no such folder of profiles (give the output of a batch inference)")
         self.path, self.description = path, str(path)
 
     def file(self, user_id: str) -> Path:
@@ -63,7 +63,7 @@ class StoreProfiles:
     def __init__(self, location: str, *, create: bool = True):
         path = Path(location)
         if not create and "://" not in location and not path.is_file():
-            raise InputError(f"{location}: no such profile store (give the --out of `batch infer`)")
+            raise InputError(f"{location}: no such profile store (give the output of a batch inference)")
         self.store = ProfileStore(location)
         self.description = self.store.display_url
 

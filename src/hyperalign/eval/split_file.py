@@ -106,7 +106,7 @@ def rebuilt(stored: StoredSplit, corpus: Path, path: Path) -> Split:
         if found is None or text_hash(found) != ref.sha256:
             what = "is not in" if found is None else "changed in"
             raise InputError(f"{path}: the text {ref.source} {what} the corpus {corpus} since the split was made; "
-                             "restore the corpus, or start a new run in a new --out folder")
+                             "restore the corpus, or start a new run in another folder")
         return found
 
     return Split(

@@ -37,14 +37,14 @@ def select_authors(split: Split, names: Sequence[str] = (), *, all_authors: bool
     if all_authors:
         return list(split.authors)
     if not names:
-        raise InputError("name an author (--author NAME, repeatable) or pass --all-authors")
+        raise InputError("name at least one author, or ask for all of the split's authors")
     by_name = {a.author: a for a in split.authors}
     missing = [n for n in names if n not in by_name]
     if missing:
         skipped = f"; left out of the split for too few texts: {', '.join(split.skipped)}" if split.skipped else ""
         raise InputError(
-            f"author {missing[0]!r} is not in this split (same --corpus, --authors, --shots, --prompts-per-author and "
-            f"--seed as the evaluation). The split's authors: {', '.join(by_name)}{skipped}"
+            f"author {missing[0]!r} is not in this split (make it with the corpus, authors, shots, prompts per "
+            f"author and seed of the evaluation). The split's authors: {', '.join(by_name)}{skipped}"
         )
     return [by_name[n] for n in dict.fromkeys(names)]
 

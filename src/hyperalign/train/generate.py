@@ -74,7 +74,7 @@ def resolve_adapter(adapter: str | Path, author: str, several: bool) -> Path:
             return candidate
     raise InputError(
         f"no adapter for author {author!r}: looked for adapter_config.json in {', '.join(map(str, candidates))} "
-        f"(train one with `hyperalign train ditto --author {author!r} --out ...`)"
+        f"(train one for this author first)"
     )
 
 
@@ -118,7 +118,7 @@ def read_tasks(path: Path, default_author: str | None = None) -> list[Task]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(f'{path}, line {number}: expected a non-empty "prompt" (or "task") string')
         if not isinstance(author, str) or not author:
-            raise InputError(f'{path}, line {number}: needs an "author" (or pass one --author)')
+            raise InputError(f'{path}, line {number}: needs an "author" (or name one author for every row)')
         tasks.append(Task(author=author, prompt=prompt))
     if not tasks:
         raise InputError(f"{path}: no tasks")

@@ -55,8 +55,8 @@ def resolve_base_model(spec: str | Path | None) -> tuple[Path, str | None]:
     if path.is_dir() and (path / "config.json").is_file():
         return path.resolve(), None
     if not path.exists():
-        raise InputError(f"--base-model {path}: no such file or folder (a local model folder or a .gguf file)")
-    raise InputError(f"--base-model {path}: neither a model folder with config.json nor a .gguf file")
+        raise InputError(f"the base model {path}: no such file or folder (a local model folder or a .gguf file)")
+    raise InputError(f"the base model {path}: neither a model folder with config.json nor a .gguf file")
 
 
 def base_model_label(spec: str | Path | None) -> str:
