@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 from hyperalign import HyperAlign, UserExample
 from hyperalign.llm import Completion, CompletionCache, CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
+from hyperalign.profiles.model import Evidence, Hypothesis, InferenceReport, Profile
+from hyperalign.usage import Usage
 
 # A lighthouse keeper who writes terse logbook-style notes: short sentences, numbers, a recurring sign-off.
 EXAMPLE_TEXTS: list[tuple[str | None, str]] = [
@@ -164,6 +167,39 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def examples() -> list[UserExample]:
     return [UserExample(prompt=prompt, text=text) for prompt, text in EXAMPLE_TEXTS]
+
+
+def keeper_profile() -> Profile:
+    """The keeper's profile as inference leaves it: a supported hypothesis with one verified quote (from the second
+    example) and one that was not found, an unsupported hypothesis, two attributes, and a report."""
+    return Profile(
+        user_id="morwenna",
+        attributes={"likely_role": "lighthouse keeper", "audience": "relief keepers"},
+        hypotheses=[
+            Hypothesis(
+                aspect="writing_style",
+                statement="Signs every note with the same keeper sign-off.",
+                evidence=[
+                    Evidence(quote="Keeper Morwenna, North Light", verified=True, example_index=1),
+                    Evidence(quote="Yours sincerely, the management", verified=False),
+                ],
+                supported=True,
+            ),
+            Hypothesis(
+                aspect="personality",
+                statement="Believes the moon is made of cheese.",
+                evidence=[Evidence(quote="the moon is cheese", verified=False)],
+                supported=False,
+            ),
+        ],
+        examples_hash="0123456789abcdef",
+        n_examples=5,
+        backend="fake",
+        model="fake-model",
+        prompt_version="infer_hypotheses.v1+infer_attributes.v1",
+        created_at=datetime(2025, 5, 1, 12, 30, tzinfo=UTC),
+        report=InferenceReport(proposed=3, dropped_unsupported=1, usage=Usage(llm_calls=4, prompt_tokens=100)),
+    )
 
 
 HyperAlignFactory = Callable[..., tuple[HyperAlign, FakeBackend]]
