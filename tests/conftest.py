@@ -214,6 +214,20 @@ class MeteredBackend(FakeBackend):
         return super().reply(request).model_copy(update={"seconds": self.SECONDS})
 
 
+class KilledAfter(FakeBackend):
+    """Answers `limit` calls, then dies as a killed process would: raises `error` (KeyboardInterrupt, which is not an
+    Exception, unless a test names its own), "killed after <limit> calls"."""
+
+    def __init__(self, limit: int, responses=None, *, error: type[BaseException] = KeyboardInterrupt):
+        super().__init__(responses)
+        self.limit, self.error = limit, error
+
+    def reply(self, request: CompletionRequest) -> Completion:
+        if len(self.requests) >= self.limit:
+            raise self.error(f"killed after {self.limit} calls")
+        return super().reply(request)
+
+
 def single_call(per_aspect: Callable[[CompletionRequest], str]) -> Callable[[CompletionRequest], str]:
     """A scripted responder written for the paper's per-aspect calls, answering the single-call proposal too: the
     one `infer_profile` request is answered as its aspects' calls would be (and the attributes' call), and a re-ask
