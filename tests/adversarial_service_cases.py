@@ -13,7 +13,6 @@ is still stored), crashed (the probe itself failed)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import httpx
 
 from adversarial_cases import COMMAND, _env
 from openai_test_server import OpenAITestServer, completion, error, raw
+from serve_process import free_port, wait_until_healthy
 
 OPERATOR_KEY = "sk-operator-0ffb1e5ecret"
 QUOTE = "Gears first, opinions later."
@@ -59,7 +59,7 @@ class ServiceHarness:
                                   capture_output=True, text=True, env=_env(self.folder, {}), timeout=120)
             assert made.returncode == 0, made.stderr
             self.keys[name] = made.stdout.strip()
-            port = _free_port()
+            port = free_port()
             extra = (["--upstream-base-url", self.upstream.base_url, "--upstream-api-key", OPERATOR_KEY]
                      if name == "proxied" else [])
             log = open(self.folder / f"{name}.log", "wb")  # the process's output, closed on exit
@@ -69,16 +69,7 @@ class ServiceHarness:
                  "--job-lease-seconds", "5", *extra], env=_env(self.folder, {}), stdout=log, stderr=log)
             self.urls[name] = f"http://127.0.0.1:{port}"
         for name, url in self.urls.items():
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or self.processes[name].poll() is not None:
-                    raise RuntimeError(f"the {name} service did not start: {self.log(name)[-500:]}")
-                time.sleep(0.2)
+            wait_until_healthy(url, self.processes[name], seconds=90, log=lambda name=name: self.log(name))
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -112,12 +103,6 @@ class ServiceHarness:
                     raise RuntimeError(f"the job of {user} did not finish")
                 time.sleep(0.1)
             return dict(client.get(f"/v1/users/{user}/profile").json()["profile"])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def judge(response: httpx.Response, statuses: set[int], forbidden: tuple[str, ...] = ()) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 from hyperalign import HyperAlign, UserExample
 from hyperalign.llm import Completion, CompletionCache, CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
+from hyperalign.profiles.model import Evidence, Hypothesis, InferenceReport, Profile
+from hyperalign.usage import Usage
 
 # A lighthouse keeper who writes terse logbook-style notes: short sentences, numbers, a recurring sign-off.
 EXAMPLE_TEXTS: list[tuple[str | None, str]] = [
@@ -166,6 +169,39 @@ def examples() -> list[UserExample]:
     return [UserExample(prompt=prompt, text=text) for prompt, text in EXAMPLE_TEXTS]
 
 
+def keeper_profile() -> Profile:
+    """The keeper's profile as inference leaves it: a supported hypothesis with one verified quote (from the second
+    example) and one that was not found, an unsupported hypothesis, two attributes, and a report."""
+    return Profile(
+        user_id="morwenna",
+        attributes={"likely_role": "lighthouse keeper", "audience": "relief keepers"},
+        hypotheses=[
+            Hypothesis(
+                aspect="writing_style",
+                statement="Signs every note with the same keeper sign-off.",
+                evidence=[
+                    Evidence(quote="Keeper Morwenna, North Light", verified=True, example_index=1),
+                    Evidence(quote="Yours sincerely, the management", verified=False),
+                ],
+                supported=True,
+            ),
+            Hypothesis(
+                aspect="personality",
+                statement="Believes the moon is made of cheese.",
+                evidence=[Evidence(quote="the moon is cheese", verified=False)],
+                supported=False,
+            ),
+        ],
+        examples_hash="0123456789abcdef",
+        n_examples=5,
+        backend="fake",
+        model="fake-model",
+        prompt_version="infer_hypotheses.v1+infer_attributes.v1",
+        created_at=datetime(2025, 5, 1, 12, 30, tzinfo=UTC),
+        report=InferenceReport(proposed=3, dropped_unsupported=1, usage=Usage(llm_calls=4, prompt_tokens=100)),
+    )
+
+
 HyperAlignFactory = Callable[..., tuple[HyperAlign, FakeBackend]]
 
 
@@ -176,6 +212,20 @@ class MeteredBackend(FakeBackend):
 
     def reply(self, request: CompletionRequest) -> Completion:
         return super().reply(request).model_copy(update={"seconds": self.SECONDS})
+
+
+class KilledAfter(FakeBackend):
+    """Answers `limit` calls, then dies as a killed process would: raises `error` (KeyboardInterrupt, which is not an
+    Exception, unless a test names its own), "killed after <limit> calls"."""
+
+    def __init__(self, limit: int, responses=None, *, error: type[BaseException] = KeyboardInterrupt):
+        super().__init__(responses)
+        self.limit, self.error = limit, error
+
+    def reply(self, request: CompletionRequest) -> Completion:
+        if len(self.requests) >= self.limit:
+            raise self.error(f"killed after {self.limit} calls")
+        return super().reply(request)
 
 
 def single_call(per_aspect: Callable[[CompletionRequest], str]) -> Callable[[CompletionRequest], str]:

@@ -105,6 +105,15 @@ class Service:
                     return job
                 time.sleep(0.05)
 
+    def infer(self, user: str = "ann", text: str = EXAMPLE_TEXT) -> dict[str, Any]:
+        """Add `text` to the user's examples and run a job on them; the job, which must have succeeded."""
+        with self.http() as http:
+            http.post(f"/v1/users/{user}/examples", json={"examples": [{"text": text}]}).raise_for_status()
+            job = http.post(f"/v1/users/{user}/jobs").json()
+        done = self.wait_for_job(user, job["id"])
+        assert done["status"] == "succeeded", done
+        return done
+
 
 def start_service(store_url: str, *, config: ServiceConfig | None = None, upstream_base_url: str | None = None,
                   backend: FakeBackend | None = None, upstream_timeout: float = 5.0,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import KilledAfter
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.deliberative.refusal import classify_refusal, read_refusal, refused
@@ -208,19 +209,6 @@ class Killed(Exception):
     """Stands in for the process dying (pytest reserves KeyboardInterrupt for aborting the session)."""
 
 
-class StopAfter(FakeBackend):
-    """Simulates a killed run: fails every call after `limit` calls."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-
-    def reply(self, request):
-        if len(self.requests) >= self.limit:
-            raise Killed("killed")
-        return super().reply(request)
-
-
 def run(config: DeliberativeConfig, folder: Path, backend: FakeBackend, client: LLMClient | None = None):
     ha = HyperAlign(client or LLMClient(backend, concurrency=1))
     return DeliberativeRun(config, ha, ha, RunFolder(folder)).run()
@@ -230,7 +218,7 @@ async def test_a_killed_run_resumes_without_redoing_finished_work(tmp_path, data
     config = DeliberativeConfig(harmful=[str(data["harmful"])], templates=str(data["templates"]), benign=str(data["benign"]),
                                 users=2, shots=2, requests_per_user=2, benign_requests_per_user=1)
     with pytest.raises(Killed, match="killed"):
-        await run(config, tmp_path / "run", StopAfter(20))
+        await run(config, tmp_path / "run", KilledAfter(20, error=Killed))
     folder = RunFolder(tmp_path / "run")
     finished = len(folder.records("responses.jsonl")) + len(folder.records("judgments.jsonl"))
     profiles_done = len(list((tmp_path / "run" / "profiles").glob("*.json")))

@@ -12,10 +12,8 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 import yaml
 
 from openai_test_server import OpenAITestServer
+from serve_process import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -129,12 +128,6 @@ def test_the_compose_cli_resolves_the_file_and_refuses_it_without_secrets(tmp_pa
     assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_what_the_containers_run_works_against_postgresql_and_an_upstream(postgres, tmp_path):
     """The migrate and service containers' commands, with compose's environment (db:5432 pointed at the test
     cluster), then the image's HEALTHCHECK command and a personalized chat through the openai client."""
@@ -144,7 +137,7 @@ def test_what_the_containers_run_works_against_postgresql_and_an_upstream(postgr
         if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = 'hyperalign'").fetchone():
             connection.execute("CREATE ROLE hyperalign LOGIN")
             connection.execute("CREATE DATABASE hyperalign OWNER hyperalign")
-    port = _free_port()
+    port = free_port()
     with OpenAITestServer() as upstream:
         given = SECRETS | {"HYPERALIGN_BASE_URL": upstream.base_url}
 
@@ -166,15 +159,7 @@ def test_what_the_containers_run_works_against_postgresql_and_an_upstream(postgr
         server = subprocess.Popen([*command, *serve_args], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "the service did not start"
-                time.sleep(0.2)
+            wait_until_healthy(f"http://127.0.0.1:{port}", server)
             (check,) = [a for n, a in instructions(DOCKERFILE) if n == "HEALTHCHECK"]
             probe = json.loads(check[check.index("CMD") + 3:].strip())
             probe = [p.replace(":8000/", f":{port}/") for p in probe]
@@ -198,7 +183,7 @@ def test_the_images_build_and_start_where_a_docker_daemon_runs(tmp_path):
     assert cli is not None, "a Docker daemon without a compose CLI"
     project = ["-p", f"hyperalign-test-{os.getpid()}", "--project-directory", str(ROOT), "-f",
                str(ROOT / "compose.yaml")]
-    env = os.environ | SECRETS | {"HYPERALIGN_PORT": str(_free_port())}
+    env = os.environ | SECRETS | {"HYPERALIGN_PORT": str(free_port())}
     try:
         up = subprocess.run([*cli, *project, "up", "-d", "--build", "--wait"], capture_output=True, text=True,
                             env=env, timeout=1800)

@@ -13,15 +13,12 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import typer
 from sybil import Example, Sybil
@@ -31,6 +28,7 @@ from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 from sybil.region import Lexeme
 
 from conftest import EXAMPLE_TEXTS
+from serve_process import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "hyperalign"
@@ -368,25 +366,15 @@ class PageRunner:
                 self.monkeypatch.setenv(name, value)
 
     def serve(self, line: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         args = [word for word in shlex.split(line, comments=True)[2:] if word != "&"]
         log = (self.folder / f"serve-{port}.log").open("wb")
         server = subprocess.Popen([HYPERALIGN, "serve", *args, "--port", str(port)], cwd=self.folder, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.servers.append(server)
         address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (self.folder / f"serve-{port}.log").read_text(errors="replace")
-            try:
-                if httpx.get(f"http://{address}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not answer /healthz within 60 s"
-            time.sleep(0.2)
+        wait_until_healthy(f"http://{address}", server,
+                           log=lambda: (self.folder / f"serve-{port}.log").read_text(errors="replace"))
         self.rewrites[SERVICE_ADDRESS] = address
 
     def stop(self) -> None:

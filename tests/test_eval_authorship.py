@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MeteredBackend
+from conftest import KilledAfter, MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
@@ -74,19 +74,6 @@ def untimed(cost: dict) -> dict:
 
 def rows(folder: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines()]
-
-
-class KilledAfter(FakeBackend):
-    """Answers `limit` calls, then dies as a killed process would (KeyboardInterrupt is not an Exception)."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-
-    def reply(self, request):
-        if len(self.requests) >= self.limit:
-            raise KeyboardInterrupt("killed after the limit")
-        return super().reply(request)
 
 
 def test_end_to_end_results_and_records(corpus, tmp_path):
@@ -157,7 +144,7 @@ def test_a_killed_run_resumes_without_redoing_finished_work(corpus, tmp_path, st
     limit = {"profiles": per_profile + 1, "generations": 3 * per_profile + 7,
              "judgments": total - VERDICTS + 11}[stage]
     folder = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt, match="killed after the limit"):
+    with pytest.raises(KeyboardInterrupt, match=f"killed after {int(limit)} calls"):
         run(config(corpus), folder, KilledAfter(int(limit)))
     gc.collect()  # asyncio logs the dead task's unretrieved KeyboardInterrupt now, inside this test's captured log
     profiles_done = len(list((folder / "profiles").glob("*.json")))

@@ -158,30 +158,21 @@ def test_a_log_is_created_only_by_its_first_row(tmp_path):
     assert log.rows() == [{"id": "a", "text": "é ✓ \u2028"}]
 
 
-def test_an_empty_log_file_reads_as_nothing_and_appends(tmp_path):
-    (tmp_path / "out.jsonl").write_text("")
-    log = JsonlLog(tmp_path / "out.jsonl")
-    assert log.rows() == []
-    log.append({"id": 1})
-    assert log.rows() == [{"id": 1}]
-
-
-def test_a_torn_last_line_is_skipped_then_cut_off_by_the_next_append(tmp_path):
+@pytest.mark.parametrize(("content", "read", "appended"), [
+    pytest.param("", [], '{"id": 4}\n', id="an empty file reads as nothing"),
+    pytest.param('{"id": 1}\n{"id": 2}\n{"id": 3, "te', [1, 2], '{"id": 1}\n{"id": 2}\n{"id": 4}\n',
+                 id="a torn last line is skipped, then cut off by the next append"),
+    pytest.param('{"id": 1}\n{"id": 2}', [1, 2], '{"id": 1}\n{"id": 2}\n{"id": 4}\n',
+                 id="a whole last row without its newline is kept"),
+])
+def test_a_log_file_reads_what_is_whole_and_appends_after_it(tmp_path, content, read, appended):
     path = tmp_path / "out.jsonl"
-    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 3, "te')
+    path.write_text(content)
     log = JsonlLog(path)
-    assert log.rows() == [{"id": 1}, {"id": 2}]
+    assert log.rows() == [{"id": n} for n in read]
     log.append({"id": 4})
-    assert path.read_text() == '{"id": 1}\n{"id": 2}\n{"id": 4}\n'
-
-
-def test_a_whole_last_row_without_its_newline_is_kept(tmp_path):
-    path = tmp_path / "out.jsonl"
-    path.write_text('{"id": 1}\n{"id": 2}')
-    log = JsonlLog(path)
-    assert log.rows() == [{"id": 1}, {"id": 2}]
-    log.append({"id": 3})
-    assert log.rows() == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert path.read_text() == appended
+    assert log.rows() == [*({"id": n} for n in read), {"id": 4}]
 
 
 def test_a_torn_multibyte_character_at_the_end_is_a_torn_line(tmp_path):

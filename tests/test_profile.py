@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
+from conftest import keeper_profile
 from hyperalign.errors import InputError
 from hyperalign.profiles.model import (
-    Evidence,
     Hypothesis,
     InferenceReport,
     Profile,
@@ -19,39 +18,8 @@ from hyperalign.profiles.model import (
 from hyperalign.usage import Usage
 
 
-def make_profile() -> Profile:
-    return Profile(
-        user_id="morwenna",
-        attributes={"likely_role": "lighthouse keeper", "formality": "informal"},
-        hypotheses=[
-            Hypothesis(
-                aspect="writing_style",
-                statement="Signs every note with the same keeper sign-off.",
-                evidence=[
-                    Evidence(quote="Keeper Morwenna, North Light", verified=True, example_index=1),
-                    Evidence(quote="Yours sincerely, the management", verified=False),
-                ],
-                supported=True,
-            ),
-            Hypothesis(
-                aspect="personality",
-                statement="Believes the moon is made of cheese.",
-                evidence=[Evidence(quote="the moon is cheese", verified=False)],
-                supported=False,
-            ),
-        ],
-        examples_hash="0123456789abcdef",
-        n_examples=5,
-        backend="fake",
-        model="fake-model",
-        prompt_version="infer_hypotheses.v1+infer_attributes.v1",
-        created_at=datetime(2025, 5, 1, 12, 30, tzinfo=UTC),
-        report=InferenceReport(proposed=3, dropped_unsupported=1, usage=Usage(llm_calls=4, prompt_tokens=100)),
-    )
-
-
 def test_json_round_trip_is_lossless():
-    profile = make_profile()
+    profile = keeper_profile()
     restored = Profile.from_json(profile.to_json())
     assert restored == profile
     assert restored.hypotheses[0].evidence[0].example_index == 1
@@ -59,7 +27,7 @@ def test_json_round_trip_is_lossless():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    profile = make_profile()
+    profile = keeper_profile()
     path = tmp_path / "nested" / "profile.json"
     profile.save(path)
     assert Profile.load(path) == profile
@@ -72,14 +40,14 @@ def test_load_missing_file_raises_input_error(tmp_path):
 
 
 def test_supported_hypotheses_filters_unsupported():
-    profile = make_profile()
+    profile = keeper_profile()
     assert [h.statement for h in profile.supported_hypotheses] == [
         "Signs every note with the same keeper sign-off."
     ]
 
 
 def test_markdown_contains_statements_quotes_attributes_and_flags_unsupported():
-    md = make_profile().to_markdown()
+    md = keeper_profile().to_markdown()
     assert md.startswith("# Profile of morwenna")
     assert "## Attributes" in md
     assert "- **likely_role**: lighthouse keeper" in md
@@ -96,7 +64,7 @@ def test_markdown_contains_statements_quotes_attributes_and_flags_unsupported():
 
 
 def test_markdown_without_attributes_has_no_attribute_section():
-    profile = make_profile().model_copy(update={"attributes": {}})
+    profile = keeper_profile().model_copy(update={"attributes": {}})
     assert "## Attributes" not in profile.to_markdown()
 
 
@@ -107,21 +75,21 @@ def test_from_json_broken_json_raises_input_error_naming_source():
 
 
 def test_from_json_missing_field_names_the_field():
-    data = json.loads(make_profile().to_json())
+    data = json.loads(keeper_profile().to_json())
     del data["examples_hash"]
     with pytest.raises(InputError, match=r"field 'examples_hash' is missing"):
         Profile.from_json(json.dumps(data))
 
 
 def test_from_json_nested_field_error_names_the_path():
-    data = json.loads(make_profile().to_json())
+    data = json.loads(keeper_profile().to_json())
     del data["hypotheses"][1]["statement"]
     with pytest.raises(InputError, match=r"field 'hypotheses\.1\.statement'"):
         Profile.from_json(json.dumps(data))
 
 
 def test_from_json_wrong_type_names_the_field():
-    data = json.loads(make_profile().to_json())
+    data = json.loads(keeper_profile().to_json())
     data["n_examples"] = "many"
     with pytest.raises(InputError, match="field 'n_examples'"):
         Profile.from_json(json.dumps(data))

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from conftest import keeper_profile
 from hyperalign.pipeline.generate import GenerationOptions, Strategy, build_messages
 from hyperalign.profiles.model import Evidence, Hypothesis, Profile, UserExample
 from hyperalign.prompts import (
@@ -30,32 +31,7 @@ def hypotheses_messages(examples):
 
 @pytest.fixture
 def profile() -> Profile:
-    return Profile(
-        user_id="morwenna",
-        attributes={"likely_role": "lighthouse keeper", "audience": "relief keepers"},
-        hypotheses=[
-            Hypothesis(
-                aspect="writing_style",
-                statement="Ends every note with a keeper sign-off line.",
-                evidence=[
-                    Evidence(quote="Keeper Morwenna, North Light", verified=True, example_index=0),
-                    Evidence(quote="A quote that was never verified", verified=False),
-                ],
-                supported=True,
-            ),
-            Hypothesis(
-                aspect="personality",
-                statement="Secretly adores crowded parties.",
-                evidence=[Evidence(quote="I love a crowded party")],
-                supported=False,
-            ),
-        ],
-        examples_hash="0" * 16,
-        n_examples=5,
-        backend="fake",
-        model="fake-model",
-        prompt_version="x",
-    )
+    return keeper_profile()
 
 
 def assert_chat_pair(messages):
@@ -117,19 +93,19 @@ def test_hyperalign_contains_supported_hypotheses_and_attributes_only(profile, e
     assert "<profile>" in system and "</profile>" in system
     assert "- likely role: lighthouse keeper" in system
     assert "- audience: relief keepers" in system
-    assert "Ends every note with a keeper sign-off line." in system
+    assert "Signs every note with the same keeper sign-off." in system
     assert 'For example: "Keeper Morwenna, North Light"' in system
-    assert "A quote that was never verified" not in system
-    assert "Secretly adores crowded parties." not in system
-    assert "I love a crowded party" not in system
+    assert "Yours sincerely, the management" not in system
+    assert "Believes the moon is made of cheese." not in system
+    assert "the moon is cheese" not in system
     assert all(e.text not in system for e in examples)
 
 
 def test_hyperalign_include_unsupported_option(profile):
     options = GenerationOptions(include_unsupported=True)
     system = build_messages("Write a note.", "hyperalign", profile, options=options)[0]["content"]
-    assert "Secretly adores crowded parties." in system
-    assert "Ends every note with a keeper sign-off line." in system
+    assert "Believes the moon is made of cheese." in system
+    assert "Signs every note with the same keeper sign-off." in system
 
 
 def test_prompt_injection_stays_inside_its_user_text_tags(examples):
@@ -234,7 +210,7 @@ def test_the_baselines_prompts_are_generate_v2s_byte_for_byte():
 
 def test_quoted_evidence_reaches_the_generator_as_a_few_words_only():
     from hyperalign.pipeline.generate import build_messages
-    from hyperalign.profiles.model import Evidence, Hypothesis, Profile
+    from hyperalign.profiles.model import Profile
 
     quote = "Gears first, opinions later, and never the other way round in this house."
     profile = Profile(user_id="m", hypotheses=[Hypothesis(aspect="writing_style", statement="Repeats a motto.",

@@ -6,11 +6,9 @@ and the service's unauthenticated probes say nothing about the deployment."""
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from hyperalign.redaction import redact_argv, redact_text, redact_url
 from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import create_key
 from openai_test_server import OpenAITestServer
+from serve_process import free_port, wait_until_healthy
 
 SECRET = "QsEcReT9x7"  # appears only where a secret was given; any trace of it in output is a leak
 KEY = "sk-opERAToR1234567890abcdefWXYZ"
@@ -125,17 +124,11 @@ def test_error_messages_never_show_a_query_secret(tmp_path, args):
     assert SECRET not in done.stdout + done.stderr and "***" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_banner_and_probes_say_nothing_secret_and_status_needs_a_key(tmp_path):
     store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
     with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with OpenAITestServer() as upstream, log.open("w") as output:
         upstream_url = f"{upstream.base_url}?api-version=1&api-key={SECRET}"
@@ -144,14 +137,8 @@ def test_serve_banner_and_probes_say_nothing_secret_and_status_needs_a_key(tmp_p
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    health = httpx.get(f"{base}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline and process.poll() is None, log.read_text()
-                    time.sleep(0.1)
+            wait_until_healthy(base, process, log=log.read_text)
+            health = httpx.get(f"{base}/healthz", timeout=5)
             assert health.status_code == 200 and health.json() == {"status": "ok"}
             ready = httpx.get(f"{base}/readyz", timeout=5)
             assert ready.status_code == 200 and ready.json() == {"status": "ok"}

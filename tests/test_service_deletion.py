@@ -42,24 +42,6 @@ def service(tmp_path):
     service.store.close()
 
 
-def with_profile(service: Service, user: str = "ann", text: str = EXAMPLE_TEXT) -> dict:
-    with service.http() as http:
-        http.post(f"/v1/users/{user}/examples", json={"examples": [{"text": text}]}).raise_for_status()
-        job = http.post(f"/v1/users/{user}/jobs").json()
-    done = service.wait_for_job(user, job["id"])
-    assert done["status"] == "succeeded", done
-    return done
-
-
-def update(service: Service, text: str, user: str = "ann") -> dict:
-    with service.http() as http:
-        http.post(f"/v1/users/{user}/examples", json={"examples": [{"text": text}]}).raise_for_status()
-        job = http.post(f"/v1/users/{user}/jobs").json()
-    done = service.wait_for_job(user, job["id"])
-    assert done["status"] == "succeeded", done
-    return done
-
-
 def review_token(service: Service, user: str = "ann") -> str:
     with service.http() as http:
         answer = http.post(f"/v1/users/{user}/review-link")
@@ -82,7 +64,7 @@ def test_a_user_deleted_while_their_job_runs_stays_deleted(database_url):
         backend.gated = False
         backend.gate.set()  # the job's LLM work ends now, after the deletion
         # Jobs run one at a time: once a later job has finished, Ann's has ended too.
-        later = with_profile(service, "bob")
+        later = service.infer("bob")
         assert later["status"] == "succeeded"
         with service.http() as http:
             assert http.get("/v1/users/ann/profile").status_code == 404
@@ -111,8 +93,8 @@ def test_a_deleted_users_text_leaves_no_trace_in_the_sqlite_files(tmp_path):
     server, service = start_service(f"sqlite:///{database}")
     try:
         marker = "Zyzzogeton-5150"
-        with_profile(service, "ann", f"{EXAMPLE_TEXT} The {marker} log.")
-        with_profile(service, "bob")
+        service.infer("ann", f"{EXAMPLE_TEXT} The {marker} log.")
+        service.infer("bob")
         with service.http() as http:
             added = http.patch("/v1/users/ann/profile", json={"add": [
                 {"aspect": "writing_style", "statement": f"Mentions the {marker} often."}]}).json()
@@ -131,7 +113,7 @@ def test_a_deleted_users_text_leaves_no_trace_in_the_sqlite_files(tmp_path):
 
 
 def test_a_hypothesis_or_fact_the_person_deleted_is_not_inferred_again(service):
-    first = with_profile(service)
+    first = service.infer()
     with service.http() as http:
         profile = http.get("/v1/users/ann/profile").json()["profile"]
         inferred = next(h for h in profile["hypotheses"] if h["origin"] == "inferred")
@@ -141,7 +123,7 @@ def test_a_hypothesis_or_fact_the_person_deleted_is_not_inferred_again(service):
     with service.http(tenant="") as http:  # the fact, deleted on the review page
         http.post(f"/review/{token}", data={"action": "delete", "hypothesis": fact["id"]},
                   follow_redirects=True).raise_for_status()
-    done = update(service, f"Seals on the landing stage, nine of them. {QUOTE}")
+    done = service.infer(text=f"Seals on the landing stage, nine of them. {QUOTE}")
     assert done["result_version"] == first["result_version"] + 3  # the update did save a version
     with service.http() as http:
         current = http.get("/v1/users/ann/profile").json()["profile"]
@@ -161,7 +143,7 @@ def deleted_section(page: str) -> str:
 
 
 def test_the_review_page_lists_what_the_person_deleted_and_restores_it(service):
-    with_profile(service)
+    service.infer()
     with service.http() as http:
         target = next(h for h in http.get("/v1/users/ann/profile").json()["profile"]["hypotheses"]
                       if h["origin"] == "inferred")
@@ -183,14 +165,14 @@ def test_the_review_page_lists_what_the_person_deleted_and_restores_it(service):
     back = next(h for h in current["profile"]["hypotheses"] if h["id"] == target["id"])
     assert back["statement"] == target["statement"] and current["version"]["author"] == "ann (review page)"
     assert exported["rejected_hypotheses"] == []
-    update(service, f"Storm from the west. {QUOTE}")  # restored, it is the profile's again: updates keep it
+    service.infer(text=f"Storm from the west. {QUOTE}")  # restored, it is the profile's again: updates keep it
     with service.http() as http:
         assert target["id"] in {h["id"] for h in http.get("/v1/users/ann/profile").json()["profile"]["hypotheses"]}
 
 
 @pytest.mark.parametrize("signature", ["é" * 32, "\u2603", "0" * 31 + "\u00ff"])
 def test_a_review_link_with_a_non_ascii_signature_is_a_plain_404(service, signature):
-    with_profile(service)
+    service.infer()
     payload = review_token(service).split(".")[0]
     with service.http(tenant="") as http:
         for answer in (http.get(f"/review/{payload}.{signature}"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from hyperalign.service.tables import open_service_store
 from hyperalign.service.tenants import create_key
 from openai_test_server import OpenAITestServer, delayed, error
+from serve_process import free_port, wait_until_healthy
 from service_support import EXAMPLE_TEXT, start_service
 
 
@@ -50,25 +50,12 @@ def test_an_upstream_failure_is_retried_then_a_clean_openai_error(upstream, tmp_
         service.store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(store: str, port: int, *backend: str, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "hyperalign", *backend, "serve", "--store", store, "--port", str(port),
                "--job-lease-seconds", "1", *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the service did not start")
+    wait_until_healthy(f"http://127.0.0.1:{port}", process)
+    return process
 
 
 def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resumes(upstream, tmp_path: Path):
@@ -76,7 +63,7 @@ def test_a_server_killed_mid_job_leaves_no_half_written_profile_and_the_job_resu
     with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
     upstream.script(*[delayed(2.0, error(500, "slow and broken"))] * 20)  # the job's LLM calls hang
-    port = _free_port()
+    port = free_port()
     first = _serve(store_url, port, "--backend", "openai", "--base-url", upstream.base_url)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"})
     try:
@@ -113,7 +100,7 @@ def test_several_worker_processes_serve_the_same_service(tmp_path: Path):
     store_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
     with open_service_store(store_url) as store:
         key, _ = create_key(store, "acme")
-    port = _free_port()
+    port = free_port()
     server = _serve(store_url, port, "--backend", "fake", extra=("--workers", "2"))
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)

@@ -11,13 +11,15 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from hyperalign.service.state import ServiceConfig
-from service_support import EXAMPLE_TEXT, all_rows, start_service
+from service_support import all_rows, start_service
 
 
 class Receiver:
@@ -42,9 +44,21 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/hyperalign"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def close(self) -> None:
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def subscribed(service, failures: int) -> Iterator[Receiver]:
+    """A Receiver (see there) that is the tenant's webhook endpoint, closed on exit."""
+    with Receiver(failures) as receiver:
+        with service.http() as http:
+            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
+        yield receiver
 
 
 @pytest.fixture
@@ -55,15 +69,6 @@ def hooked(database_url):
     yield service
     server.__exit__()
     service.store.close()
-
-
-def run_job(service, user: str = "ann") -> dict:
-    with service.http() as http:
-        http.post(f"/v1/users/{user}/examples", json={"examples": [{"text": EXAMPLE_TEXT}]}).raise_for_status()
-        job = http.post(f"/v1/users/{user}/jobs").json()
-    done = service.wait_for_job(user, job["id"])
-    assert done["status"] == "succeeded", done
-    return done
 
 
 def deliveries(service, tenant: str = "acme", until=lambda d: True, timeout: float = 30) -> list[dict]:
@@ -77,17 +82,14 @@ def deliveries(service, tenant: str = "acme", until=lambda d: True, timeout: flo
 
 
 def test_a_failing_receiver_gets_the_signed_event_again_and_every_attempt_is_logged(hooked):
-    receiver = Receiver(failures=1)
-    try:
+    with Receiver(failures=1) as receiver:
         with hooked.http() as http:
             created = http.post("/v1/webhooks", json={"url": receiver.url, "description": "ops"})
         assert created.status_code == 201, created.text
         secret = created.json()["secret"]
         assert secret.startswith("whsec_")
-        job = run_job(hooked)
+        job = hooked.infer()
         log = deliveries(hooked, until=lambda found: any(d["delivered"] for d in found))
-    finally:
-        receiver.close()
     assert [(d["attempt"], d["status_code"], d["delivered"]) for d in log] == [(1, 500, False), (2, 204, True)]
     assert {d["webhook_id"] for d in log} == {created.json()["id"]} and log[0]["event_type"] == "job.succeeded"
     assert len(receiver.received) == 2
@@ -107,14 +109,9 @@ def test_a_failing_receiver_gets_the_signed_event_again_and_every_attempt_is_log
 
 
 def test_a_receiver_that_never_answers_well_is_tried_the_configured_times(hooked):
-    receiver = Receiver(failures=100)
-    try:
-        with hooked.http() as http:
-            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
-        run_job(hooked)
+    with subscribed(hooked, failures=100):
+        hooked.infer()
         log = deliveries(hooked, until=lambda found: len(found) >= 3)
-    finally:
-        receiver.close()
     assert [(d["attempt"], d["delivered"]) for d in log] == [(1, False), (2, False), (3, False)]
 
 
@@ -122,18 +119,15 @@ def test_deleting_the_user_stops_the_retries_of_their_event(database_url):
     config = ServiceConfig(job_poll_seconds=0.05, webhook_allow_private_hosts=True, webhook_attempts=6,
                            webhook_backoff_seconds=0.5, webhook_backoff_max_seconds=0.5)
     server, service = start_service(database_url, config=config)
-    receiver = Receiver(failures=100)
     try:
-        with service.http() as http:
-            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
-        run_job(service)
-        deliveries(service, until=lambda found: len(found) >= 1)  # the first attempt failed; retries are due
-        with service.http() as http:
-            assert http.delete("/v1/users/ann").status_code == 204
-        time.sleep(2.5)  # several backoff periods: retries, had they gone on, would have been made and logged
-        left = deliveries(service, until=lambda found: False, timeout=0)
+        with subscribed(service, failures=100) as receiver:
+            service.infer()
+            deliveries(service, until=lambda found: len(found) >= 1)  # the first attempt failed; retries are due
+            with service.http() as http:
+                assert http.delete("/v1/users/ann").status_code == 204
+            time.sleep(2.5)  # several backoff periods: retries, had they gone on, would have been made and logged
+            left = deliveries(service, until=lambda found: False, timeout=0)
     finally:
-        receiver.close()
         server.__exit__()
         service.store.close()
     assert left == [] and len(receiver.received) <= 2  # the attempt in flight at the deletion at most
@@ -157,19 +151,18 @@ def test_a_private_address_is_refused_unless_allowed(service, host):
 
 
 def test_endpoints_and_deliveries_are_the_tenants_own(hooked):
-    receiver = Receiver(failures=0)
-    try:
+    with Receiver(failures=0) as receiver:
         with hooked.http(**{"Idempotency-Key": "hook-1"}) as http:
             first = http.post("/v1/webhooks", json={"url": receiver.url}).json()
             again = http.post("/v1/webhooks", json={"url": receiver.url}).json()
         assert again["id"] == first["id"]  # a retried creation makes one endpoint
-        run_job(hooked)
+        hooked.infer()
         assert deliveries(hooked, until=lambda found: bool(found))[0]["delivered"]
         with hooked.http("other") as http:
             assert http.get("/v1/webhooks").json()["data"] == []
             assert http.get("/v1/webhooks/deliveries").json()["data"] == []
             assert http.delete(f"/v1/webhooks/{first['id']}").status_code == 404
-        run_job(hooked, "bo")
+        hooked.infer("bo")
         assert len(deliveries(hooked, until=lambda found: len(found) == 2)) == 2
         with hooked.http() as http:
             assert [w["id"] for w in http.get("/v1/webhooks").json()["data"]] == [first["id"]]
@@ -178,23 +171,16 @@ def test_endpoints_and_deliveries_are_the_tenants_own(hooked):
             assert len(left) == 1 and left[0]["delivered"]  # bo's
             assert http.delete(f"/v1/webhooks/{first['id']}").status_code == 204
             assert http.get("/v1/webhooks").json()["data"] == []
-    finally:
-        receiver.close()
     dump = json.dumps({n: [list(map(str, r)) for r in rows] for n, rows in all_rows(hooked.store).items()})
     assert ":ann" not in dump
 
 
 def test_the_delivery_log_comes_a_page_at_a_time(hooked):
-    receiver = Receiver(failures=2)
-    try:
-        with hooked.http() as http:
-            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
-        run_job(hooked)
+    with subscribed(hooked, failures=2):
+        hooked.infer()
         deliveries(hooked, until=lambda found: len(found) >= 3)
         with hooked.http() as http:
             first = http.get("/v1/webhooks/deliveries", params={"limit": 2}).json()
             rest = http.get("/v1/webhooks/deliveries", params={"limit": 2, "after": first["next_cursor"]}).json()
-    finally:
-        receiver.close()
     assert [d["attempt"] for d in first["data"]] == [1, 2] and first["has_more"]
     assert [d["attempt"] for d in rest["data"]] == [3] and not rest["has_more"] and rest["next_cursor"] is None

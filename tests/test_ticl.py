@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import KilledAfter
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.methods import parse_methods
@@ -152,17 +153,6 @@ class Killed(RuntimeError):
     pass
 
 
-class KilledAfter(FakeBackend):
-    def __init__(self, limit: int, responses):
-        super().__init__(responses)
-        self.limit = limit
-
-    def reply(self, request):
-        if len(self.requests) >= self.limit:
-            raise Killed(f"killed after {self.limit} calls")
-        return super().reply(request)
-
-
 @pytest.mark.parametrize("limit", [1, 2, 3, 5, 6, 7, 8, 9])
 def test_resuming_a_saved_state_redoes_no_finished_step(limit):
     answers = responder(consistent={"ZQBETA"})
@@ -174,7 +164,7 @@ def test_resuming_a_saved_state_redoes_no_finished_step(limit):
 
     saved: list[str] = []
     with pytest.raises(Killed, match=f"killed after {limit} calls"):
-        asyncio.run(abuild(LLMClient(KilledAfter(limit, answers)), DEMOS, options,
+        asyncio.run(abuild(LLMClient(KilledAfter(limit, answers, error=Killed)), DEMOS, options,
                            save=lambda s: saved.append(s.model_dump_json())))
     state = TiclState.model_validate_json(saved[-1]) if saved else None
     finished = state.usage.llm_calls if state else 0

@@ -13,7 +13,7 @@ import typer
 
 from .. import train as ditto
 from ..errors import InputError
-from ..eval.corpus import PromptStyle
+from ..eval.corpus import PromptStyle, Split
 from ..io import check_output_path
 from ..pipeline.evidence import normalize
 from .common import app, out, progress_bars, say, say_warning
@@ -23,6 +23,11 @@ train_app = typer.Typer(help="Fine-tuning baselines (DITTO), compared through `e
 app.add_typer(train_app, name="train")
 
 SPLIT = "Split (use the same values as `hyperalign eval authorship`)"
+Shots = Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)]
+Authors = Annotated[int, typer.Option(min=2, rich_help_panel=SPLIT)]
+PromptsPerAuthor = Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)]
+Seed = Annotated[int, typer.Option(rich_help_panel=SPLIT)]
+PromptStyleName = Annotated[str, typer.Option(help="auto | news | row", rich_help_panel=SPLIT)]
 
 
 def _command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -40,31 +45,44 @@ def _prompt_style(value: str) -> PromptStyle:
     return value  # type: ignore[return-value]
 
 
+def _load_split(corpus: Path, *, authors: int, shots: int, prompts_per_author: int, seed: int,
+                prompt_style: str) -> tuple[Split, PromptStyle]:
+    """The evaluation's split from the SPLIT options, and the prompt style they name."""
+    style = _prompt_style(prompt_style)
+    split = ditto.load_split(corpus, authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed,
+                             prompt_style=style)
+    return split, style
+
+
+def _load_base(base_model: str | None, settings: ditto.DittoConfig) -> ditto.LoadedBase:
+    """The base model (default: the embedded GGUF), once the training stack is known to be installed."""
+    ditto.resolve_base_model(base_model)
+    ditto.require_training_stack()
+    say(f"Loading {ditto.base_model_label(base_model)} ...")
+    return ditto.load_base(base_model, dtype=settings.runtime.dtype, threads=settings.runtime.threads)
+
+
 @_command("ditto")
 def ditto_(
     corpus: Annotated[Path, typer.Option(help="Author folders (CCAT50 layout) or JSONL {author, prompt?, text, split?}.")],
     author: Annotated[str, typer.Option(help="The author to train for (one of the split's authors).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the LoRA adapter and train_log.json.")],
-    shots: Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)] = 7,
-    authors: Annotated[int, typer.Option(min=2, rich_help_panel=SPLIT)] = 10,
-    prompts_per_author: Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)] = 3,
-    seed: Annotated[int, typer.Option(rich_help_panel=SPLIT)] = 0,
-    prompt_style: Annotated[str, typer.Option(help="auto | news | row", rich_help_panel=SPLIT)] = "auto",
+    shots: Shots = 7,
+    authors: Authors = 10,
+    prompts_per_author: PromptsPerAuthor = 3,
+    seed: Seed = 0,
+    prompt_style: PromptStyleName = "auto",
     base_model: Annotated[Optional[str], typer.Option(help="Local HF model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct GGUF).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML overriding the DITTO defaults (ditto.default.toml).")] = None,
     tiny: Annotated[bool, typer.Option("--tiny/", help="2 SFT + 2 DPO steps, 2 samples, short sequences (CPU tests).")] = False,
 ) -> None:
     """Train a DITTO adapter for one author: SFT on the split's demonstrations, then online DPO."""
-    style = _prompt_style(prompt_style)
     settings = ditto.load_config(config, tiny=tiny)
-    split = ditto.load_split(corpus, authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed,
-                             prompt_style=style)
+    split, style = _load_split(corpus, authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed,
+                               prompt_style=prompt_style)
     (chosen,) = ditto.select_authors(split, [author])
     demonstrations = ditto.demonstrations_of(chosen, style)
-    ditto.resolve_base_model(base_model)
-    ditto.require_training_stack()
-    say(f"Loading {ditto.base_model_label(base_model)} ...")
-    base = ditto.load_base(base_model, dtype=settings.runtime.dtype, threads=settings.runtime.threads)
+    base = _load_base(base_model, settings)
     meta = {
         "author": author, "corpus": str(corpus), "authors": authors, "shots": shots,
         "prompts_per_author": prompts_per_author, "seed": seed, "prompt_style": style, "tiny": tiny,
@@ -89,11 +107,11 @@ def generate(
     author: Annotated[Optional[list[str]], typer.Option(help="Author(s) to generate for (repeatable).")] = None,
     all_authors: Annotated[bool, typer.Option("--all-authors/", help="Every author in the split (or in --tasks).")] = False,
     tasks: Annotated[Optional[Path], typer.Option(help='Instead of --corpus: JSONL {"author", "prompt"}.')] = None,
-    shots: Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)] = 7,
-    authors: Annotated[int, typer.Option(min=2, rich_help_panel=SPLIT)] = 10,
-    prompts_per_author: Annotated[int, typer.Option(min=1, rich_help_panel=SPLIT)] = 3,
-    seed: Annotated[int, typer.Option(rich_help_panel=SPLIT)] = 0,
-    prompt_style: Annotated[str, typer.Option(help="auto | news | row", rich_help_panel=SPLIT)] = "auto",
+    shots: Shots = 7,
+    authors: Authors = 10,
+    prompts_per_author: PromptsPerAuthor = 3,
+    seed: Seed = 0,
+    prompt_style: PromptStyleName = "auto",
     base_model: Annotated[Optional[str], typer.Option(help="The base model the adapters were trained on (default: the embedded GGUF).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML with a \\[generate] section (max_new_tokens, temperature).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Per output (default 600, as the evaluation).")] = None,
@@ -113,9 +131,8 @@ def generate(
             todo = [t for t in todo if t.author in names]
     else:
         assert corpus is not None
-        style = _prompt_style(prompt_style)
-        split = ditto.load_split(corpus, authors=authors, shots=shots, prompts_per_author=prompts_per_author,
-                                 seed=seed, prompt_style=style)
+        split, _ = _load_split(corpus, authors=authors, shots=shots, prompts_per_author=prompts_per_author, seed=seed,
+                               prompt_style=prompt_style)
         todo = ditto.tasks_from_split(ditto.select_authors(split, names, all_authors=all_authors))
     overrides: dict[str, Any] = {}
     if max_tokens is not None:
@@ -135,10 +152,7 @@ def generate(
     several = len({t.author for t in todo}) > 1
     for name in dict.fromkeys(t.author for t in remaining):  # every adapter found before the model loads
         ditto.resolve_adapter(adapter, name, several)
-    ditto.resolve_base_model(base_model)
-    ditto.require_training_stack()
-    say(f"Loading {ditto.base_model_label(base_model)} ...")
-    base = ditto.load_base(base_model, dtype=settings.runtime.dtype, threads=settings.runtime.threads)
+    base = _load_base(base_model, settings)
     with progress_bars() as progress:
         bar = progress.add_task("ditto", total=len(remaining))
         written = ditto.generate_for_tasks(

@@ -137,6 +137,28 @@ def backend_identity(backend: LLMBackend) -> dict[str, Any]:
     return {"backend": backend.name, "model": backend.model, **backend.identity()}
 
 
+def chat_arguments(request: CompletionRequest, messages: list[Message] | None = None,
+                   **schema_options: Any) -> dict[str, Any]:
+    """The request's OpenAI chat-completions arguments, which llama.cpp takes too: `messages` (the request's unless
+    given), max_tokens, temperature, seed, top log-probabilities, and its JSON schema as a `response_format`, whose
+    `json_schema` also carries `schema_options`."""
+    arguments: dict[str, Any] = {
+        "messages": request.messages if messages is None else messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.seed is not None:
+        arguments["seed"] = request.seed
+    if request.top_logprobs:
+        arguments |= {"logprobs": True, "top_logprobs": request.top_logprobs}
+    if request.json_schema is not None:
+        arguments["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.json_schema, **schema_options},
+        }
+    return arguments
+
+
 def parse_logprobs(content: Any) -> list[TokenLogprobs] | None:
     """An OpenAI-shaped `choices[0].logprobs.content` (llama.cpp's server answers the same shape) as our type;
     None where the answer carries none (a server that ignores the request)."""

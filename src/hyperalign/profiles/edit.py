@@ -269,6 +269,19 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _listed(base_by_id: dict[str, Item], item_id: str, pinned: bool, edits: Edits, seen: set[str], where: str,
+            unknown: str) -> Item:
+    """The base's item that the edited view lists by `item_id` (each id once: `seen` keeps them), its pin or unpin
+    added to `edits`; an unknown or repeated id is an InputError at `where`."""
+    old = base_by_id.get(item_id)
+    if old is None or item_id in seen:
+        raise InputError(f"{where} {'appears twice' if old else unknown}")
+    seen.add(item_id)
+    if pinned != old.pinned:
+        (edits.pin if pinned else edits.unpin).append(item_id)
+    return old
+
+
 def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") -> Edits:
     """What changed between `base` and the person's YAML, as edits that can be re-applied to a newer version."""
     try:
@@ -298,18 +311,14 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
         raise InputError(f"{source}: {_where(first['loc'], data)}: {message}") from None
 
     base_by_id = {h.id: h for h in base.hypotheses}
-    edits, seen = Edits(), set()
+    edits, seen = Edits(), set[str]()
     for number, entry in enumerate(view.hypotheses, start=1):
         if entry.id is None:
             edits.add.append(NewHypothesis(entry.aspect, entry.statement, list(entry.quotes), entry.pinned))
             continue
-        old = base_by_id.get(entry.id)
-        if old is None or entry.id in seen:
-            problem = "appears twice" if old else "is not in this profile (remove the id line to add it as new)"
-            raise InputError(f"{source}: field 'id' of hypothesis #{number}: {entry.id} {problem}")
-        seen.add(entry.id)
-        if entry.pinned != old.pinned:
-            (edits.pin if entry.pinned else edits.unpin).append(entry.id)
+        old = _listed(base_by_id, entry.id, entry.pinned, edits, seen,
+                      f"{source}: field 'id' of hypothesis #{number}: {entry.id}",
+                      "is not in this profile (remove the id line to add it as new)")
         change = HypothesisChange(
             statement=entry.statement if entry.statement != old.statement else None,
             aspect=entry.aspect if entry.aspect != old.aspect else None,
@@ -319,13 +328,8 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
             edits.change[entry.id] = change
     facts_by_id = {f.id: f for f in base.facts}
     for listed in view.facts:
-        fact = facts_by_id.get(listed.id)
-        if fact is None or listed.id in seen:
-            problem = "appears twice" if fact else "is not a measured fact of this profile (facts cannot be added)"
-            raise InputError(f"{source}: field 'id' of fact {listed.id}: {problem}")
-        seen.add(listed.id)
-        if listed.pinned != fact.pinned:
-            (edits.pin if listed.pinned else edits.unpin).append(listed.id)
+        fact = _listed(facts_by_id, listed.id, listed.pinned, edits, seen, f"{source}: field 'id' of fact {listed.id}:",
+                       "is not a measured fact of this profile (facts cannot be added)")
         if listed.statement != fact.statement:
             edits.change[listed.id] = HypothesisChange(statement=listed.statement)
     edits.delete = [i for i in [*base_by_id, *facts_by_id] if i not in seen]

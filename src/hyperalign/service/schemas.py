@@ -5,7 +5,7 @@ database or the server, so a client install needs pydantic and httpx alone."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -21,6 +21,8 @@ TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 # Where a chat request may name its end user (a header, `user`, `safety_identifier`, `metadata.user_id`): empty means
 # none.
 OPTIONAL_USER_ID_PATTERN = f"^(?:{USER_ID_PATTERN[1:-1]})?$"
+Item = TypeVar("Item")
+Cursor = TypeVar("Cursor")
 
 
 class _Strict(BaseModel):
@@ -44,11 +46,17 @@ class UserRef(BaseModel):
     id: str
 
 
-class UserPage(BaseModel):
+class _Page(BaseModel, Generic[Item, Cursor]):
+    """One page of a listing, in OpenAI's list shape."""
+
     object: Literal["list"] = "list"
-    data: list[UserRef]
+    data: list[Item]
     has_more: bool
-    next_cursor: str | None = Field(None, description="Pass as `after` for the next page")
+    next_cursor: Cursor | None = Field(None, description="Pass as `after` for the next page")
+
+
+class UserPage(_Page[UserRef, str]):
+    pass
 
 
 class ExampleIn(_Strict):
@@ -263,11 +271,8 @@ class Delivery(BaseModel):
     created_at: datetime
 
 
-class DeliveryPage(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[Delivery]
-    has_more: bool
-    next_cursor: int | None = Field(None, description="Pass as `after` for the next page")
+class DeliveryPage(_Page[Delivery, int]):
+    pass
 
 
 class JobEvent(BaseModel):
