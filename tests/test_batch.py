@@ -155,9 +155,11 @@ def test_the_ray_engine_gives_the_local_engines_results(tmp_path):
                 return [d async for d in abatch_infer(engine, works, target)]
 
             done = asyncio.run(collect())
-            # Wall times differ between engines; the contrast's texts and counts must not.
+            # Times differ between engines (the wall time, the backend's time in `usage`); the contrast's texts and
+            # counts must not.
             results[name] = {d.key: {**{k: v for k, v in d.result.items() if k not in ("created_at", "report")},
-                                     "contrast": {**d.result["contrast"], "seconds": None}}
+                                     "contrast": {**d.result["contrast"], "seconds": None,
+                                                  "usage": {**d.result["contrast"]["usage"], "seconds": None}}}
                              for d in done}
             requests = [(f"r{n}", RequestRecord(user_id=f"user{n}", task="Write a note.")) for n in range(4)]
             generate_works, impossible, _ = plan_generate(requests, target, set(), Strategy.HYPERALIGN)

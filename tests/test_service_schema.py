@@ -7,8 +7,10 @@ hypothesis directly: the schemathesis pytest plugin's fixture loader does not wo
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -92,3 +94,33 @@ def test_an_unknown_query_parameter_is_refused_by_name(service):
     with service.http() as http:
         answer = http.get("/v1/users", params={"limt": 5})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "limt"
+
+
+PATTERNS = [("USER_ID_PATTERN", "ann"), ("OPTIONAL_USER_ID_PATTERN", "ann"), ("TEXT_PATTERN", ""),
+            ("WEBHOOK_URL_PATTERN", "https://hooks.example.com:8080/x")]
+
+
+@pytest.mark.parametrize("name, prefix", PATTERNS, ids=[name for name, _ in PATTERNS])
+def test_the_service_and_the_schemas_readers_read_each_pattern_alike(name, prefix):
+    """pydantic checks a pattern with its own regex engine (Rust's); a client, or schemathesis generating requests,
+    reads the schema's copy with another. `\\s` and `\\d` mean other sets in each (Unicode digits, \\x1c-\\x1f, \\x85),
+    and a valid webhook URL got a 400: so no pattern uses a shorthand class, and Python's engine and pydantic accept
+    the same characters."""
+    from pydantic import Field, TypeAdapter, ValidationError
+
+    from hyperalign.service import schemas
+
+    pattern = getattr(schemas, name)
+    assert re.findall(r"\\[sSdDwW]", pattern) == []
+    server = TypeAdapter(Annotated[str, Field(pattern=pattern)])
+    disagree = []
+    for code in [*range(0x3001), 0xFEFF, 0x1F60D, 0x0663]:
+        text = prefix + chr(code)
+        try:
+            server.validate_python(text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if accepted != bool(re.fullmatch(pattern, text)):
+            disagree.append(hex(code))
+    assert disagree == []
