@@ -5,6 +5,7 @@ streams count too; a deleted user's count goes with them."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import openai
 import pytest
@@ -54,8 +55,12 @@ def test_an_end_user_over_their_token_budget_waits_for_the_next_day(limited):
     assert refused.value.body["code"] == "user_token_budget_exceeded"
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 86_400
     client.chat.completions.create(model="m", messages=HI, user="bo")
-    with limited.http() as http:  # the count goes with the user
+    with limited.http() as http:  # the count is part of what is kept about the user, and goes with them
         http.post("/v1/users/ann/examples", json={"examples": [{"text": "A note."}]}).raise_for_status()
+        (today,) = http.get("/v1/users/ann/export").json()["token_usage"]
+        assert today["tokens"] >= 20 and today["day"] == datetime.now(UTC).date().isoformat()
+        only_chatted = http.get("/v1/users/bo/export").json()  # a count is all that is kept of bo: it is exported
+        assert only_chatted["examples"] == [] and [d["day"] for d in only_chatted["token_usage"]] == [today["day"]]
         assert http.delete("/v1/users/ann").status_code == 204
     rows = all_rows(limited.store)["user_token_usage"]
     assert [row[0].endswith(":bo") for row in rows] == [True]

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import RateLimited
+from .schemas import TokenDay
 from .state import ServiceState
 from .tables import user_token_usage
 from .usage import Usage
@@ -51,6 +52,14 @@ def used_today(state: ServiceState, user: EndUser) -> int:
                                                     user_token_usage.c.day == _today().date().isoformat())
     with state.store.transaction() as connection:
         return int(connection.execute(query).scalar() or 0)
+
+
+def usage_by_day(state: ServiceState, user: EndUser) -> list[TokenDay]:
+    """Every day's count kept for the user, oldest first (for the export: what is kept about them)."""
+    table = user_token_usage
+    query = select(table.c.day, table.c.tokens).where(table.c.user_key == user.key).order_by(table.c.day)
+    with state.store.transaction() as connection:
+        return [TokenDay(day=day, tokens=tokens) for day, tokens in connection.execute(query)]
 
 
 def charge(state: ServiceState, user: EndUser, usage: Usage) -> None:

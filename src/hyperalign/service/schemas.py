@@ -173,6 +173,11 @@ class RejectedOut(BaseModel):
     deleted_at: datetime
 
 
+class TokenDay(BaseModel):
+    day: str = Field(description="A UTC day, YYYY-MM-DD")
+    tokens: int = Field(description="Tokens the user's chat requests used that day (counted for the per-user budget)")
+
+
 class ExportOut(BaseModel):
     """Everything kept about the user."""
 
@@ -181,6 +186,7 @@ class ExportOut(BaseModel):
     profile_versions: list[ProfileOut]
     rejected_hypotheses: list[RejectedOut]
     jobs: list[Job]
+    token_usage: list[TokenDay] = Field(default_factory=list, description="Kept only where a token budget is set")
 
 
 class ReviewLink(BaseModel):

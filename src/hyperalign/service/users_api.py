@@ -21,6 +21,7 @@ from ..profiles.rejections import rejections
 from ..profiles.store import StoredProfile, VersionInfo
 from . import errors
 from .auth import Caller, CallerDep, StateDep
+from .budgets import usage_by_day
 from .errors import NotFound
 from .idempotency import IdempotencyDep
 from .personalize import verify_person_quotes
@@ -221,7 +222,8 @@ async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> E
     def export() -> ExportOut:
         examples = list_examples(state.store, user.key)
         current = state.store.current_version(user.key)
-        if current is None and not examples:
+        token_usage = usage_by_day(state, user)  # a user who only chatted has this, and nothing else
+        if current is None and not examples and not token_usage:
             raise NotFound(f"no user {user.id!r}")
         return ExportOut(
             user_id=user.id, examples=examples,
@@ -229,7 +231,7 @@ async def get_export(user_id: UserPath, caller: CallerDep, state: StateDep) -> E
             # What the person deleted from the profile, kept so that updates do not infer it again.
             rejected_hypotheses=[RejectedOut(hypothesis=r.hypothesis, deleted_by=r.author, version=r.version,
                                              deleted_at=r.created_at) for r in rejections(state.store, user.key)],
-            jobs=state.queue.for_user(user.key))
+            jobs=state.queue.for_user(user.key), token_usage=token_usage)
 
     return await asyncio.to_thread(export)
 
