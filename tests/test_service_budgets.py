@@ -62,9 +62,11 @@ def test_an_end_user_over_their_token_budget_waits_for_the_next_day(limited):
         only_chatted = http.get("/v1/users/bo/export").json()  # a count is all that is kept of bo: it is exported
         assert only_chatted["examples"] == [] and [d["day"] for d in only_chatted["token_usage"]] == [today["day"]]
         assert http.delete("/v1/users/ann").status_code == 204
-    rows = all_rows(limited.store)["user_token_usage"]
-    assert [row[0].endswith(":bo") for row in rows] == [True]
-    assert ":ann" not in json.dumps([list(map(str, r)) for r in rows])
+        rows = all_rows(limited.store)["user_token_usage"]
+        assert [row[0].endswith(":bo") for row in rows] == [True]
+        assert ":ann" not in json.dumps([list(map(str, r)) for r in rows])
+        assert http.delete("/v1/users/bo").status_code == 204  # a count is enough to be deleted by, too
+        assert http.get("/v1/users/bo/export").status_code == 404 and all_rows(limited.store)["user_token_usage"] == []
     client.chat.completions.create(model="m", messages=HI, user="ann")  # a new ann starts from zero
 
 

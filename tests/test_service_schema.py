@@ -124,3 +124,68 @@ def test_the_service_and_the_schemas_readers_read_each_pattern_alike(name, prefi
         if accepted != bool(re.fullmatch(pattern, text)):
             disagree.append(hex(code))
     assert disagree == []
+
+
+def test_integer_parameters_take_digits_only_as_the_schema_says(tmp_path):
+    """Schemathesis found `?after=0.0` answered 200: pydantic reads "0.0", " 5" and "5_0" from a URL as integers,
+    which the schema's `integer` forbids. Every integer query and path parameter takes digits only."""
+    server, service = start_service(f"sqlite:///{tmp_path / 's.sqlite3'}", config=ServiceConfig(run_jobs=False))
+    try:
+        with service.http() as http:
+            http.post("/v1/users/ann/examples", json={"examples": [{"text": EXAMPLE_TEXT}]}).raise_for_status()
+            for bad in ("0.0", "5.0", " 5", "5_0", "1e2"):
+                for path, name in [("/v1/webhooks/deliveries", "after"), ("/v1/webhooks/deliveries", "limit"),
+                                   ("/v1/users", "limit"), ("/v1/users/ann/profile", "version")]:
+                    answer = http.get(path, params={name: bad})
+                    assert answer.status_code == 400 and answer.json()["error"]["param"] == name, (path, name, bad)
+                if bad == bad.strip():
+                    assert http.delete(f"/v1/users/ann/examples/{bad}").status_code == 400, bad
+            assert http.get("/v1/webhooks/deliveries", params={"after": "0", "limit": "5"}).status_code == 200
+            assert http.get("/v1/users", params={"limit": "5"}).json()["data"] == [{"id": "ann"}]
+    finally:
+        server.__exit__()
+        service.store.close()
+
+
+def test_no_pattern_in_the_openapi_document_uses_a_shorthand_class(tmp_path):
+    """The category behind the \\s failure: every regular expression the document gives a client (patterns and
+    patternProperties) spells its classes out, so that every engine reads it as the service does."""
+    server, service = start_service(f"sqlite:///{tmp_path / 's.sqlite3'}", config=ServiceConfig(run_jobs=False))
+    try:
+        document = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
+    finally:
+        server.__exit__()
+        service.store.close()
+
+    def patterns(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "pattern" and isinstance(value, str):
+                    yield value
+                if key == "patternProperties" and isinstance(value, dict):
+                    yield from value
+                yield from patterns(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from patterns(value)
+
+    found = set(patterns(document))
+    assert len(found) >= 4  # user ids, texts, webhook URLs, logit_bias token ids
+    assert sorted(p for p in found if re.search(r"\\[sSdDwW]", p)) == []
+
+
+    def keys(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                if key != "properties":  # a property may be named anything
+                    yield from keys(value)
+                else:
+                    for child in value.values():
+                        yield from keys(child)
+        elif isinstance(node, list):
+            for value in node:
+                yield from keys(value)
+
+    # Bounds as JSON Schema says them (minimum, maximum), never pydantic's own words, which no reader knows.
+    assert {"ge", "le", "gt", "lt"} & set(keys(document["paths"])) == set()

@@ -197,7 +197,7 @@ def test_deleting_a_user_removes_every_row_of_that_user_and_nothing_else(store):
         store.save(profile_for(user.key), expected_version=0, author="t", action=Action.INFER)
         JobQueue(store).enqueue(user.key, "refresh")
     removed = delete_user(store, ann)
-    assert removed == {"examples": 1, "profile_versions": 1, "jobs": 1}
+    assert removed == {"examples": 1, "profile_versions": 1, "jobs": 1, "token_usage_days": 0}
     dump = json.dumps({name: [list(map(str, r)) for r in rows] for name, rows in all_rows(store).items()})
     assert ann.key not in dump and "Text by ann" not in dump
     assert bob.key in dump and "Text by bob" in dump

@@ -61,7 +61,7 @@ def _whole_number(value: Any) -> Any:
 
 
 WholeNumber = BeforeValidator(_whole_number)
-_TOKEN_ID = r"^-?\d{1,12}$"
+_TOKEN_ID = r"^-?[0-9]{1,12}$"  # [0-9], not \d: the schema's readers differ on \d (schemas.WHITESPACE)
 
 
 def _seed_in_range(value: int) -> int:

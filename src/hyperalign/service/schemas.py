@@ -4,10 +4,11 @@ database or the server, so a client install needs pydantic and httpx alone."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 
@@ -24,6 +25,18 @@ TEXT_PATTERN = rf"^[^\x00]*[^{WHITESPACE}\x00][^\x00]*$"
 # Where a chat request may name its end user (a header, `user`, `safety_identifier`, `metadata.user_id`): empty means
 # none.
 OPTIONAL_USER_ID_PATTERN = f"^(?:{USER_ID_PATTERN[1:-1]})?$"
+
+
+def _whole_number_text(value: Any) -> Any:
+    # Pydantic takes "5.0", " 5" or "5_000" from a URL as an integer; the schema's `integer` does not.
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+        raise ValueError("must be a whole number, digits only")
+    return value
+
+
+# For a query or path parameter documented as an integer: digits only in the URL, as the schema says. Written after
+# the bounds, `Annotated[int, Query(ge=1), DIGITS_ONLY]`: before them, FastAPI leaves the bounds out of the schema.
+DIGITS_ONLY = BeforeValidator(_whole_number_text)
 Item = TypeVar("Item")
 Cursor = TypeVar("Cursor")
 

@@ -131,8 +131,8 @@ def exists(store: ProfileStore, user: EndUser) -> bool:
 
 
 def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
-    """Every row of the user, in one transaction: jobs, examples, profile versions and the hypotheses the person
-    deleted. What was removed, by kind.
+    """Every row of the user, in one transaction: jobs, examples, profile versions, the hypotheses the person
+    deleted, and the service's bookkeeping about them. What was removed, by kind.
 
     The jobs go first: their rows fence the jobs (service/jobs.py). On PostgreSQL deleting them waits for a job that
     is committing its result right now, and the statements after it then see that result and delete it too; a job
@@ -148,7 +148,9 @@ def delete_user(store: ProfileStore, user: EndUser) -> dict[str, int]:
         connection.execute(delete(idempotency_keys).where(idempotency_keys.c.user_key == user.key))
         connection.execute(delete(review_links).where(review_links.c.user_key == user.key))  # their links stop
         connection.execute(delete(webhook_deliveries).where(webhook_deliveries.c.user_key == user.key))
-        connection.execute(delete(user_token_usage).where(user_token_usage.c.user_key == user.key))
+        # A user who only chatted under a token budget has these rows alone, and is deleted (and exported) by them.
+        removed["token_usage_days"] = connection.execute(
+            delete(user_token_usage).where(user_token_usage.c.user_key == user.key)).rowcount
     if not any(removed.values()):
         raise NotFound(f"no user {user.id!r}")
     if not store.erase_freed():

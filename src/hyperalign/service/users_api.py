@@ -27,6 +27,7 @@ from .idempotency import IdempotencyDep
 from .personalize import verify_person_quotes
 from .refresh import REFRESH, REINFER, finished_job
 from .schemas import (
+    DIGITS_ONLY,
     MAX_USER_ID,
     USER_ID_PATTERN,
     DiffOut,
@@ -68,7 +69,7 @@ BODY = errors.responses(409, 413)  # 409: an Idempotency-Key reused with another
 @listing.get("/v1/users", response_model=UserPage, summary="The tenant's users, a page at a time")
 async def get_users(caller: CallerDep, state: StateDep,
                     after: Annotated[str | None, Query(max_length=MAX_USER_ID, description="the cursor")] = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> UserPage:
+                    limit: Annotated[int, Query(ge=1, le=1000), DIGITS_ONLY] = 100) -> UserPage:
     ids, more = await asyncio.to_thread(list_users, state.store, caller.tenant, after=after, limit=limit)
     return UserPage(data=[UserRef(id=i) for i in ids], has_more=more, next_cursor=ids[-1] if more and ids else None)
 
@@ -123,7 +124,7 @@ async def get_examples(user_id: UserPath, caller: CallerDep, state: StateDep) ->
 
 
 @router.delete("/examples/{example_id}", status_code=204, summary="Delete one of the user's texts")
-async def delete_one_example(user_id: UserPath, example_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+async def delete_one_example(user_id: UserPath, example_id: Annotated[int, Path(ge=1, le=2**63 - 1), DIGITS_ONLY],
                              caller: CallerDep, state: StateDep) -> Response:
     await asyncio.to_thread(delete_example, state.store, _user(caller, user_id), example_id)
     return Response(status_code=204)
@@ -152,7 +153,7 @@ async def get_job(user_id: UserPath, job_id: Annotated[str, Path(max_length=64)]
 
 @router.get("/profile", response_model=ProfileOut, summary="The profile, current or at a version")
 async def get_profile(user_id: UserPath, caller: CallerDep, state: StateDep,
-                      version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> ProfileOut:
+                      version: Annotated[int | None, Query(ge=1, le=2**31 - 1), DIGITS_ONLY] = None) -> ProfileOut:
     user = _user(caller, user_id)
     return _profile(user, await asyncio.to_thread(_stored, state, user, version))
 
@@ -202,8 +203,8 @@ async def get_versions(user_id: UserPath, caller: CallerDep, state: StateDep) ->
 
 @router.get("/profile/diff", response_model=DiffOut, summary="What changed between two versions")
 async def get_diff(user_id: UserPath, caller: CallerDep, state: StateDep,
-                   from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)],
-                   to_version: Annotated[int | None, Query(alias="to", ge=1, le=2**31 - 1)] = None) -> DiffOut:
+                   from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1), DIGITS_ONLY],
+                   to_version: Annotated[int | None, Query(alias="to", ge=1, le=2**31 - 1), DIGITS_ONLY] = None) -> DiffOut:
     user = _user(caller, user_id)
 
     def diff() -> DiffOut:

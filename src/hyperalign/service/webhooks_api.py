@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from . import errors
 from .auth import CallerDep
 from .idempotency import IdempotencyDep
-from .schemas import DeliveryPage, WebhookCreated, WebhookIn, WebhookList
+from .schemas import DIGITS_ONLY, DeliveryPage, WebhookCreated, WebhookIn, WebhookList
 from .webhooks import Webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors.responses(400, 401, 429, 503))
@@ -40,8 +40,8 @@ async def get_webhooks(caller: CallerDep, hooks: WebhooksDep) -> WebhookList:
 @router.get("/deliveries", response_model=DeliveryPage,
             summary="Every delivery attempt of the tenant's events, oldest first, a page at a time")
 async def get_deliveries(caller: CallerDep, hooks: WebhooksDep,
-                         after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the cursor")] = None,
-                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeliveryPage:
+                         after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the cursor"), DIGITS_ONLY] = None,
+                         limit: Annotated[int, Query(ge=1, le=1000), DIGITS_ONLY] = 100) -> DeliveryPage:
     found, more = await asyncio.to_thread(lambda: hooks.deliveries(caller.tenant.id, after=after, limit=limit))
     return DeliveryPage(data=found, has_more=more, next_cursor=found[-1].id if more and found else None)
 
