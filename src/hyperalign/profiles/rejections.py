@@ -35,11 +35,16 @@ def rejections(store: ProfileStore, user_id: str) -> list[Rejection]:
             for row in rows]
 
 
+def rejected_keys(rejected: list[Rejection]) -> tuple[set[str], set[str]]:
+    """What identifies a deleted item, so that nothing automated brings it back: its id, and its statement once
+    canonical (the same statement under a new id)."""
+    return {r.hypothesis.id for r in rejected}, {canonical(r.hypothesis.statement) for r in rejected}
+
+
 def without_rejected(profile: Profile, rejected: list[Rejection]) -> Profile:
-    """The profile less what the person deleted (by id, or by a statement that says the same): what an inference
-    from scratch must not bring back."""
-    ids = {r.hypothesis.id for r in rejected}
-    said = {canonical(r.hypothesis.statement) for r in rejected}
+    """The profile less what the person deleted (`rejected_keys`): what an inference from scratch must not bring
+    back."""
+    ids, said = rejected_keys(rejected)
 
     def kept(item: Hypothesis | Fact) -> bool:
         return item.id not in ids and canonical(item.statement) not in said

@@ -27,7 +27,7 @@ from .model import (
     examples_hash,
     wilson_lower_bound,
 )
-from .rejections import rejections
+from .rejections import rejected_keys, rejections
 from .statements import canonical
 from .store import Action, Change, ProfileStore, VersionInfo
 
@@ -79,9 +79,7 @@ def save_update(store: ProfileStore, user_id: str, findings: Findings, *, author
 
     def merge(profile: Profile) -> Change:
         # Re-read on every attempt: a deletion made during the LLM work moved the version, so this runs again.
-        rejected = [r.hypothesis for r in rejections(store, user_id)]
-        findings.rejected_ids = {h.id for h in rejected}
-        findings.rejected_statements = {canonical(h.statement) for h in rejected}
+        findings.rejected_ids, findings.rejected_statements = rejected_keys(rejections(store, user_id))
         merged[:] = [merge_findings(profile, findings, message)]  # the last attempt is the one saved
         return merged[0][0]
 
