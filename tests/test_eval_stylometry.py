@@ -10,12 +10,12 @@ import pytest
 
 from hyperalign.eval.authorship.stylometry import (
     AttributionModel,
-    copy_stats,
     distort,
     frequent_words,
     strip_opening,
 )
 from hyperalign.eval.stats import bootstrap
+from hyperalign.text import copy_stats
 
 TOPICS = ["river", "market", "engine", "garden", "castle", "letter", "winter", "bridge", "harbor", "window",
           "forest", "ticket", "violin", "ladder", "candle", "pocket", "meadow", "signal", "basket", "mirror"]

@@ -195,7 +195,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
     parts = [strategy.value, ha.client.backend.name, ha.client.model, str(options.max_tokens), str(options.best_of),
-             options.steer.value, options.opening, str(options.example_texts),
+             options.steer.value, options.opening, str(options.example_texts), str(options.max_copied),
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -214,6 +214,7 @@ def generate(
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
     example_texts: Annotated[int, typer.Option(min=0, max=8, help="With the profile: also show the K texts of --examples most similar to the task (BM25).")] = 0,
+    max_copied: Annotated[float, typer.Option(min=0.0, max=1.0, help="With the profile: a text repeating more of the prompt's own words of the person (share of word 8-grams) is written again; 1 turns this off.")] = GenerationOptions().max_copied,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
@@ -239,12 +240,15 @@ def generate(
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     options = GenerationOptions(max_tokens=max_tokens, best_of=best_of, check_hypotheses=check_hypotheses, steer=steer,
-                                opening=opening.value, example_texts=example_texts)
+                                opening=opening.value, example_texts=example_texts, max_copied=max_copied)
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)
         if generation.levers:
             say(f"Steering ({generation.steer.value}): " + " · ".join(str(lever) for lever in generation.levers))
+        if generation.rewrites:
+            say(f"Written {generation.rewrites + 1} times: the first copied the person's words from the prompt "
+                f"(kept: {generation.copy_rate:.0%} of its word 8-grams copied).")
         if generation.adherence is not None:
             say(f"Best of {best_of}: adherence {generation.adherence:.2f} (candidates: "
                 f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.usage.calls} LLM calls).")

@@ -64,6 +64,9 @@ async def checked_hypotheses(
                 continue
             seen.add(key)
             report.proposed += 1
+            if evidence.copied_statement(draft.statement, examples):
+                report.dropped_copied += 1
+                continue
             hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
             counterpart = draft.instead.strip() if isinstance(draft, DifferenceDraft) else ""
             if counterpart:

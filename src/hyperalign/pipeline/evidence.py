@@ -7,7 +7,12 @@ the same example. Quotes too short to identify anything ("the", ",") never count
 A near match: a quote of at least NEAR_MIN_CHARS characters that is not verbatim in any example but is at least
 NEAR_RATIO similar (rapidfuzz's ratio: twice the characters both share in order over both lengths, on the normalized
 texts) to one real sentence of an example — a copy with a changed word or mark, not a description of the text —
-counts, and the evidence shown is that real sentence, flagged as a near match. A description ("The person uses rhetorical questions") is far from every sentence and still fails."""
+counts, and the evidence shown is that real sentence, flagged as a near match. A description ("The person uses rhetorical questions") is far from every sentence and still fails.
+
+A statement must describe the text, not be it: a small model sometimes returns a stretch of its input as a
+"hypothesis" (seen: "<user_text>My American dream is similar to…" from Qwen2.5-Coder-1.5B). A statement that
+carries markup tags or repeats COPIED_STATEMENT_WORDS consecutive words of an example is dropped (`copied_statement`);
+a short quoted phrase ("writes 'I reckon' where others write 'I think'") stays well under that."""
 
 from __future__ import annotations
 
@@ -17,11 +22,13 @@ import unicodedata
 from rapidfuzz import fuzz, process
 
 from ..profiles.model import Evidence, Hypothesis, UserExample
-from ..text import SENTENCE_BOUNDARY
+from ..text import SENTENCE_BOUNDARY, copy_stats
 
 MIN_QUOTE_CHARS = 12
 NEAR_MIN_CHARS = 20
 NEAR_RATIO = 0.9
+COPIED_STATEMENT_WORDS = 12
+_MARKUP = re.compile(r"</?[A-Za-z_][\w-]*>")
 _TRANSLATE = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " ",
                             # zero-width characters (the prompt layer breaks up control tokens with U+2060)
                             "\u2060": None, "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
@@ -94,3 +101,11 @@ def check(aspect: str, statement: str, quotes: list[str], examples: list[UserExa
         evidence=evidence,
         supported=any(e.verified for e in evidence),
     )
+
+
+def copied_statement(statement: str, examples: list[UserExample]) -> bool:
+    """True when a proposed statement is a copy of the input — markup tags, or COPIED_STATEMENT_WORDS consecutive
+    words of one example — rather than a statement about the person."""
+    if _MARKUP.search(statement):
+        return True
+    return copy_stats(statement, [e.text for e in examples], n=COPIED_STATEMENT_WORDS)["copy_rate"] > 0

@@ -4,12 +4,20 @@ same template, parameters and backend, so an evaluation compares like with like.
 Best-of-N: N candidates — the plain (greedy) output first, then N-1 samples at `sample_temperature` with seeds
 seed+1..seed+N-1, so reranking can only improve on the plain output — each scored for adherence to this person (adherence.py: the measured facts by code, optionally the hypotheses by one LLM call each), and the most
 adherent returned with its score, every candidate's score and the cost of all of them. For few-shot the facts are
-measured from the person's own examples; zero-shot has nothing of the person to rerank by."""
+measured from the person's own examples; zero-shot has nothing of the person to rerank by.
+
+Copy guard (hyperalign only; the baselines stay what they are): the prompt shows the person's own words — quoted
+evidence, and with `example_texts` whole texts — and a small model hands them back verbatim, which stylometry then
+credits as style. A text whose share of word 8-grams repeating the system prompt (text.copy_stats) is above
+`max_copied` is written again, sampled, up to `copy_retries` times; the least-copying text is kept (the first of
+equals), and best-of-N ranks every candidate under the limit above any over it. `Generation.copy_rate` and
+`rewrites` say what happened."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +27,7 @@ from ..errors import InputError, parse_choice
 from ..llm import CompletionRequest, LLMClient, Message, track_usage
 from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
+from ..text import copy_stats
 from ..usage import Usage
 from .adherence import aadherence
 from .context import TokenCounter, fit_examples, token_counter
@@ -64,6 +73,9 @@ class GenerationOptions(BaseModel):
                                  "prefilled where the backend continues a given start")
     example_texts: int = Field(0, ge=0, le=8, description="hyperalign: also show the K of the person's texts most "
                                "similar to the task (examples.py); needs the examples")
+    max_copied: float = Field(0.05, ge=0, le=1, description="hyperalign: the largest share of the text's word 8-grams "
+                              "that may repeat the prompt (the person's quoted and shown texts); 1 turns the guard off")
+    copy_retries: int = Field(2, ge=0, le=8, description="hyperalign: sampled rewrites of a text over `max_copied`")
 
 
 class Generation(BaseModel):
@@ -84,6 +96,9 @@ class Generation(BaseModel):
     # token steering).
     steer: SteerLevel = SteerLevel.OFF
     levers: list[Lever] = []
+    # Copy guard (hyperalign): the share of the text's word 8-grams that repeat the prompt, and the rewrites it took.
+    copy_rate: float | None = None
+    rewrites: int = 0
 
 
 def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Fact]]:
@@ -166,19 +181,43 @@ async def agenerate(
     steering = steering_for(client, strategy, profile, options)
     if options.best_of > 1:
         return await _best_of(client, task, strategy, messages, profile, examples, options, steering)
-    request = _request(messages, options, steering, options.temperature, options.seed)
-    completion = await client.acomplete(request)
+    guard = _copy_guard(strategy, messages, options)
+    base_seed = options.seed or 0
+    with track_usage() as usage:
+        completion = await client.acomplete(_request(messages, options, steering, options.temperature, options.seed))
+        text = finish(completion.text.strip(), steering)
+        copied = guard(text)
+        rewrites = 0
+        while copied is not None and copied > options.max_copied and rewrites < options.copy_retries:
+            rewrites += 1
+            retry = await client.acomplete(
+                _request(messages, options, steering, options.sample_temperature, base_seed + rewrites))
+            retry_text = finish(retry.text.strip(), steering)
+            retry_copied = guard(retry_text)
+            if retry_copied is not None and retry_copied < copied:
+                completion, text, copied = retry, retry_text, retry_copied
     return Generation(
         task=task,
         strategy=strategy,
-        text=finish(completion.text.strip(), steering),
+        text=text,
         finish_reason=completion.finish_reason,
-        usage=Usage.of(completion),
+        usage=usage,
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
         steer=steering.level,
         levers=steering.levers,
+        copy_rate=copied,
+        rewrites=rewrites,
     )
+
+
+def _copy_guard(strategy: Strategy, messages: list[Message], options: GenerationOptions,
+                ) -> Callable[[str], float | None]:
+    """The share of a text's word 8-grams found in the system prompt, for hyperalign with the guard on; else None."""
+    if strategy is not Strategy.HYPERALIGN or options.max_copied >= 1:
+        return lambda text: None
+    shown = [str(m["content"]) for m in messages if m["role"] == "system"]
+    return lambda text: round(copy_stats(text, shown)["copy_rate"], 4)
 
 
 def steering_for(client: LLMClient, strategy: Strategy, profile: Profile | None,
@@ -223,11 +262,17 @@ async def _best_of(
         texts = [finish(c.text.strip(), steering) for c in completions]
         checker = client if options.check_hypotheses else None
         scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
-    best = max(range(len(completions)), key=lambda i: scored[i].score)  # the first of equals: seed order
+    guard = _copy_guard(strategy, messages, options)
+    copied = [guard(text) for text in texts]
+
+    def rank(i: int) -> tuple[bool, float]:  # under the copy limit first, then the most adherent
+        return (copied[i] is None or copied[i] <= options.max_copied, scored[i].score)  # type: ignore[operator]
+
+    best = max(range(len(completions)), key=rank)  # the first of equals: seed order
     chosen = completions[best]
     return Generation(
         task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason, usage=usage,
         model=chosen.model or client.model, prompt_version=version_tag("generate"), adherence=scored[best].score,
         candidate_scores=[s.score for s in scored],
-        steer=steering.level, levers=steering.levers,
+        steer=steering.level, levers=steering.levers, copy_rate=copied[best],
     )

@@ -238,6 +238,8 @@ class InferenceReport(_Strict):
 
     proposed: int = 0
     dropped_unsupported: int = 0
+    dropped_copied: int = Field(0, ge=0, description="proposed statements that copied the input (its markup, or a "
+                                "long run of the person's words) instead of describing the person")
     truncated_examples: list[int] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage, description="every LLM call of the inference, the contrast's included")
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
@@ -255,6 +257,7 @@ class InferenceReport(_Strict):
         """Add another inference's hypothesis counts and usage to these (an update's)."""
         self.proposed += other.proposed
         self.dropped_unsupported += other.dropped_unsupported
+        self.dropped_copied += other.dropped_copied
         self.usage.add(other.usage)
 
 

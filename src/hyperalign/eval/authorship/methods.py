@@ -39,21 +39,22 @@ class Method:
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer", "examples")
+GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
 # base -> the options it takes (name -> True: takes a whole number, False: a flag, a tuple: one of these words)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
-                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True},
+                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
+                   "copy-guard": ("on", "off")},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K], "
+         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -126,6 +127,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
             generation["steer"] = settings["steer"]
         if "examples" in settings:
             generation["example_texts"] = settings["examples"]
+        if settings.get("copy-guard") == "off":
+            generation["max_copied"] = 1.0
         if base == "ticl":
             methods.append(Method(name=entry, ticl=TiclOptions(epochs=int(settings.get("epochs", 1)))))
         elif base == "hyperalign":

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...profiles.model import Profile
+from ...text import copy_stats
 from ..corpus import Split
 from ..stats import bootstrap
 from .delta import second_metrics
-from .stylometry import VIEWS, AttributionModel, copy_stats, strip_opening
+from .stylometry import VIEWS, AttributionModel, strip_opening
 
 
 def _summary(rows: list[dict[str, float]], seed: int) -> dict[str, Any]:

@@ -162,7 +162,8 @@ class AuthorshipRun:
                               "finish_reason": generation.finish_reason, "model": generation.model,
                               "adherence": generation.adherence, "candidate_scores": generation.candidate_scores,
                               "backend_seconds": generation.usage.backend_seconds, "steer": generation.steer.value,
-                              "levers": [str(lever) for lever in generation.levers]}
+                              "levers": [str(lever) for lever in generation.levers],
+                              "rewrites": generation.rewrites, "guard_copy_rate": generation.copy_rate}
             return run
 
         jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy or m.ticl

@@ -86,22 +86,3 @@ def strip_opening(text: str, opening: str) -> str:
     if position < 0:
         return text
     return " ".join((flat[:position] + " " + flat[position + len(needle):]).split())
-
-
-def word_ngrams(text: str, n: int) -> list[tuple[str, ...]]:
-    words = [w.lower() for w in _WORD.findall(text)]
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-
-def copy_stats(output: str, demonstrations: list[str], n: int = 8) -> dict[str, float]:
-    """Share of the output's word n-grams found in the demonstrations, and the longest copied span in words."""
-    grams = word_ngrams(output, n)
-    source = {g for d in demonstrations for g in word_ngrams(d, n)}
-    if not grams:
-        return {"copy_rate": 0.0, "longest_copied_words": 0.0}
-    hits = [g in source for g in grams]
-    longest, run = 0, 0
-    for hit in hits:
-        run = run + 1 if hit else 0
-        longest = max(longest, run)
-    return {"copy_rate": sum(hits) / len(hits), "longest_copied_words": float(longest + n - 1 if longest else 0)}
