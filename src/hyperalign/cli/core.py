@@ -185,6 +185,12 @@ def read_tasks(path: Path) -> list[tuple[str, str]]:
     return tasks
 
 
+class Rerank(StrEnum):
+    AUTO = "auto"
+    MARGIN = "margin"
+    ADHERENCE = "adherence"
+
+
 class OpeningChoice(StrEnum):
     CODE = "code"
     PREFILL = "prefill"
@@ -195,7 +201,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
     """What the outputs in one -o file were made with. A resumed run must match it: outputs of another profile,
     model or strategy are never passed off as this run's."""
     parts = [strategy.value, ha.client.backend.name, ha.client.model, str(options.max_tokens), str(options.best_of),
-             options.steer.value, options.opening, str(options.example_texts), str(options.max_copied),
+             options.steer.value, options.opening, str(options.example_texts), str(options.max_copied), options.rerank,
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -210,6 +216,7 @@ def generate(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSONL output (with --tasks); resumes.")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
     best_of: Annotated[int, typer.Option(min=1, max=64, help="Sample N and return the one most adherent to the person.")] = 1,
+    rerank: Annotated[Rerank, typer.Option(help="With --best-of: by the margin over the default voice on the distinctive facts, by adherence, or auto (the margin where the profile has a contrast).")] = Rerank.AUTO,
     check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
@@ -240,6 +247,7 @@ def generate(
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     options = GenerationOptions(max_tokens=max_tokens, best_of=best_of, check_hypotheses=check_hypotheses, steer=steer,
+                                rerank=rerank.value,
                                 opening=opening.value, example_texts=example_texts, max_copied=max_copied)
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
@@ -250,7 +258,7 @@ def generate(
             say(f"Written {generation.rewrites + 1} times: the first copied the person's words from the prompt "
                 f"(kept: {generation.copy_rate:.0%} of its word 8-grams copied).")
         if generation.adherence is not None:
-            say(f"Best of {best_of}: adherence {generation.adherence:.2f} (candidates: "
+            say(f"Best of {best_of} by {generation.reranked_by}: adherence {generation.adherence:.2f} (candidates: "
                 f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.usage.calls} LLM calls).")
         report_usage(ha)
         return

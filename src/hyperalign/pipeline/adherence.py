@@ -10,6 +10,11 @@
    (supports / contradicts / neutral, selection.py), and the share of supporting verdicts among the non-neutral ones
    is the hypotheses' score.
 The overall score is the facts' mean, or the mean of both parts when the hypotheses are checked.
+3. The margin, where the facts were measured against a contrast (the backbone's default voice, distinctive.py): on
+   those distinctive facts only, how much closer the candidate is to the person than to the default voice —
+   mean((|value - contrast| - |value - person|) / spread), each term capped at ±Z_CAP. Adherence rewards any text of
+   the genre that meets the person's many ordinary numbers; the margin rewards moving away from what the model writes
+   anyway, towards the person (issue "[2 of 5]": best-of-4 by adherence picked "a student essay").
 
 What the reranker sees: the candidate, and this person's profile (or, for few-shot, facts measured from this
 person's own examples) — never other people's texts, never the evaluation's classifier or judge."""
@@ -34,6 +39,7 @@ class FactCheck(BaseModel):
     target: float
     spread: float
     score: float
+    contrast: float | None = None  # the default voice's mean on this metric, for a fact measured against it
 
 
 class Adherence(BaseModel):
@@ -41,6 +47,7 @@ class Adherence(BaseModel):
     facts: list[FactCheck]
     facts_score: float | None
     hypotheses_score: float | None = None
+    margin: float | None = None
 
 
 def check_facts(text: str, facts: Sequence[Fact]) -> list[FactCheck]:
@@ -53,7 +60,7 @@ def check_facts(text: str, facts: Sequence[Fact]) -> list[FactCheck]:
             continue
         z = abs(value - m.mean) / m.spread
         checks.append(FactCheck(id=fact.id, metric=m.metric, value=round(value, 3), target=m.mean, spread=m.spread,
-                                score=round(math.exp(-z * z / 2), 4)))
+                                score=round(math.exp(-z * z / 2), 4), contrast=m.contrast_mean))
     return checks
 
 
@@ -66,6 +73,14 @@ def facts_adherence(checks: Sequence[FactCheck]) -> float | None:
         return None
     squares = [min(abs(c.value - c.target) / c.spread, Z_CAP) ** 2 for c in checks]
     return round(math.exp(-sum(squares) / len(squares) / 2), 4)
+
+
+def facts_margin(checks: Sequence[FactCheck]) -> float | None:
+    """Closer to the person than to the default voice, on the contrasted facts (module docstring, 3); None without
+    any such fact."""
+    terms = [max(-Z_CAP, min(Z_CAP, (abs(c.value - c.contrast) - abs(c.value - c.target)) / c.spread))
+             for c in checks if c.contrast is not None]
+    return round(sum(terms) / len(terms), 4) if terms else None
 
 
 async def aadherence(
@@ -84,4 +99,4 @@ async def aadherence(
     parts = [s for s in (facts_score, hypotheses_score) if s is not None]
     score = sum(parts) / len(parts) if parts else 0.0
     return Adherence(score=round(score, 4), facts=checks, facts_score=facts_score,
-                     hypotheses_score=hypotheses_score)
+                     hypotheses_score=hypotheses_score, margin=facts_margin(checks))

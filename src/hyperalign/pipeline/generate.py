@@ -2,9 +2,12 @@
 same template, parameters and backend, so an evaluation compares like with like.
 
 Best-of-N: N candidates — the plain (greedy) output first, then N-1 samples at `sample_temperature` with seeds
-seed+1..seed+N-1, so reranking can only improve on the plain output — each scored for adherence to this person (adherence.py: the measured facts by code, optionally the hypotheses by one LLM call each), and the most
-adherent returned with its score, every candidate's score and the cost of all of them. For few-shot the facts are
-measured from the person's own examples; zero-shot has nothing of the person to rerank by.
+seed+1..seed+N-1, so reranking can only improve on the plain output — each scored against this person
+(adherence.py): by default, where the profile's facts were measured against the default voice, by the margin — how
+much closer the candidate is to the person than to the default voice on the distinctive facts — else by adherence
+(the measured facts by code, optionally the hypotheses by one LLM call each). The best is returned with its
+adherence, every candidate's ranking score and the cost of all of them. For few-shot the facts are measured from the
+person's own examples (no contrast: adherence); zero-shot has nothing of the person to rerank by.
 
 Copy guard (hyperalign only; the baselines stay what they are): the prompt shows the person's own words — quoted
 evidence, and with `example_texts` whole texts — and a small model hands them back verbatim, which stylometry then
@@ -19,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +70,9 @@ class GenerationOptions(BaseModel):
     sample_temperature: float = Field(0.8, gt=0, le=2, description="best-of-N: the samples' temperature")
     check_hypotheses: bool = Field(False, description="best-of-N also checks the hypotheses on each candidate "
                                    "(one LLM call each)")
+    rerank: Literal["auto", "margin", "adherence"] = Field(
+        "auto", description="best-of-N: by the margin over the default voice on the distinctive facts (adherence.py), "
+        "by adherence, or auto: the margin where the profile's facts were measured against a contrast")
     # Apply the profile's facts while and after the model writes (steer.py): opening, sign-off, token biases.
     steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
     opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
@@ -89,9 +95,11 @@ class Generation(BaseModel):
     usage: Usage
     model: str
     prompt_version: str
-    # Best-of-N: the chosen candidate's adherence and every candidate's score (in sampling order).
+    # Best-of-N: the chosen candidate's adherence, every candidate's ranking score (in sampling order), and which
+    # score ranked them ("margin" or "adherence").
     adherence: float | None = None
     candidate_scores: list[float] = []
+    reranked_by: str | None = None
     # Steering (steer.py): the level, and each lever applied: the habit's metric, what and how (prefill, code or
     # token steering).
     steer: SteerLevel = SteerLevel.OFF
@@ -264,15 +272,21 @@ async def _best_of(
         scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
     guard = _copy_guard(strategy, messages, options)
     copied = [guard(text) for text in texts]
+    contrasted = any(f.measure.contrast_mean is not None for f in facts)
+    if options.rerank == "margin" and not contrasted:
+        raise InputError("reranking by margin needs facts measured against the default voice (the contrastive method)")
+    by_margin = options.rerank == "margin" or (options.rerank == "auto" and contrasted)
+    # A candidate none of whose contrasted facts can be measured (no numbers, no paragraphs) sits at margin 0.
+    ranking = [(s.margin or 0.0) if by_margin else s.score for s in scored]
 
-    def rank(i: int) -> tuple[bool, float]:  # under the copy limit first, then the most adherent
-        return (copied[i] is None or copied[i] <= options.max_copied, scored[i].score)  # type: ignore[operator]
+    def rank(i: int) -> tuple[bool, float]:  # under the copy limit first, then the best score
+        return (copied[i] is None or copied[i] <= options.max_copied, ranking[i])  # type: ignore[operator]
 
     best = max(range(len(completions)), key=rank)  # the first of equals: seed order
     chosen = completions[best]
     return Generation(
         task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason, usage=usage,
         model=chosen.model or client.model, prompt_version=version_tag("generate"), adherence=scored[best].score,
-        candidate_scores=[s.score for s in scored],
+        candidate_scores=ranking, reranked_by="margin" if by_margin else "adherence",
         steer=steering.level, levers=steering.levers, copy_rate=copied[best],
     )

@@ -39,7 +39,7 @@ class Method:
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard")
+GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard", "rerank")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
@@ -47,14 +47,14 @@ STEER_LEVELS = tuple(level.value for level in SteerLevel)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
                    "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
-                   "copy-guard": ("on", "off")},
+                   "copy-guard": ("on", "off"), "rerank": ("margin", "adherence")},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off], "
+         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off][:best-of=N:rerank=margin|adherence], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -86,6 +86,8 @@ def _options(entry: str) -> tuple[str, dict[str, int | bool | str]]:
         low, high = LIMITS.get(key, (1, 1_000_000))
         if sep and not low <= int(value) <= high:
             raise InputError(f"method {entry!r}: {key} must be between {low} and {high}")
+    if "rerank" in settings and "best-of" not in settings:
+        raise InputError(f"method {entry!r}: rerank orders best-of's candidates; add best-of=N")
     if base == "hyperalign" and "best-of" in settings and settings.get("no-facts"):
         raise InputError(f"method {entry!r}: best-of reranks by the measured facts, which no-facts leaves out")
     return base, settings
@@ -127,6 +129,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
             generation["steer"] = settings["steer"]
         if "examples" in settings:
             generation["example_texts"] = settings["examples"]
+        if "rerank" in settings:
+            generation["rerank"] = settings["rerank"]
         if settings.get("copy-guard") == "off":
             generation["max_copied"] = 1.0
         if base == "ticl":
