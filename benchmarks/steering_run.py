@@ -23,6 +23,11 @@ every `--checkpoint-minutes` and when the run stops; rerunning the command unpac
         --reuse benchmarks/runs/aaac-steer2-qwen1.5b-10x3.tar.gz --keep hyperalign:steer=light \\
         --methods hyperalign:examples=1,hyperalign:examples=2,hyperalign:steer=light,hyperalign:steer=off,few-shot,zero-shot \\
         --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
+    # the copy guard: examples=1 guarded, beside the same rows made before the guard existed:
+    python benchmarks/steering_run.py --name aaac-guard-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
+        --reuse benchmarks/runs/aaac-examples-qwen1.5b-10x3.tar.gz --keep hyperalign:steer=light \\
+        --relabel "hyperalign:examples=1->hyperalign:examples=1:copy-guard=off" \\
+        --methods hyperalign:examples=1,hyperalign:examples=1:copy-guard=off,hyperalign:steer=light,few-shot,zero-shot
     # the same after the word mapping left out bare forms (the first run's steered rows made again):
     python benchmarks/steering_run.py --name aaac-steer2-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-steer-qwen1.5b-10x3.tar.gz --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
@@ -47,7 +52,7 @@ UNSTEERED = ("hyperalign:steer=off", "few-shot", "zero-shot", "hyperalign:paper"
 SAME_START = 200  # characters
 
 
-def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
+def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = (), relabel: dict[str, str] | None = None) -> None:
     with opened_run(earlier) as previous:
         folder.mkdir(parents=True)
         shutil.copy(previous / "split.json", folder / "split.json")
@@ -59,7 +64,7 @@ def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
         for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                row["method"] = RENAMED.get(row["method"], row["method"])
+                row["method"] = {**RENAMED, **(relabel or {})}.get(row["method"], row["method"])
                 row["key"] = f"{row['method']}|{row['item_id']}"
                 if row["method"] in UNSTEERED or row["method"] in keep:
                     rows.append(row)
@@ -105,9 +110,14 @@ def main() -> int:
     parser.add_argument("--reuse", type=Path, help="a finished run (.tar.gz or folder) of the same corpus, split and generator")
     parser.add_argument("--check-reuse", action="store_true")
     parser.add_argument("--keep", default="", help="steered methods whose reused rows stand (made by this code)")
+    parser.add_argument("--relabel", default="", help="OLD->NEW,...: reused rows of method OLD stand as NEW (a method "
+                        "whose meaning changed: what it was made with, named as such)")
     args = parser.parse_args()
     keep = tuple(m for m in args.keep.split(",") if m)
-    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder, keep) if args.reuse else None)
+    relabel = dict(pair.split("->", 1) for pair in args.relabel.split(",") if pair)
+    keep += tuple(relabel.values())
+    folder, target = prepared(args.name,
+                              lambda folder: seed_from(args.reuse, folder, keep, relabel) if args.reuse else None)
     if args.check_reuse and not check_reuse(folder, args.model, args.max_tokens):
         return 1
     return run_with_checkpoints(eval_command(args, folder, args.max_tokens), folder, target, args.checkpoint_minutes)
