@@ -42,9 +42,13 @@ def test_evaluation_methods_take_examples_and_share_the_plain_profiles():
         parse_methods(["hyperalign:examples=9"])
 
 
-def test_the_cli_asks_for_the_texts_to_choose_from(tmp_path):
+@pytest.mark.parametrize(("options", "message"), [
+    (["--example-texts", "1"], "--example-texts needs --examples"),
+    (["--max-copied", "1.5"], "--max-copied"),  # the copy guard's limit is a share: 0 to 1
+])
+def test_the_cli_refuses_generation_options_it_cannot_use(tmp_path, options, message):
     profile = tmp_path / "bev.json"
     profile.write_text(bev().to_json(), encoding="utf-8")
     result = CliRunner().invoke(app, ["--backend", "fake", "generate", "--profile", str(profile),
-                                      "--example-texts", "1", "Write a note."])
-    assert result.exit_code == 2 and "--example-texts needs --examples" in result.output
+                                      *options, "Write a note."])
+    assert result.exit_code == 2 and message in result.output
