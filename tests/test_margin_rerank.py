@@ -52,12 +52,14 @@ def test_best_of_ranks_by_margin_where_the_facts_have_a_contrast_and_by_adherenc
 
 
 def test_facts_without_a_contrast_rerank_by_adherence_and_cannot_by_margin(make_hyperalign):
-    ha, _ = make_hyperalign(by_seed({0: THIRTEEN, 1: THREE}), cache=False)
+    ha, backend = make_hyperalign(by_seed({0: THIRTEEN, 1: THREE}), cache=False)
     plain = fact("sentence_words", 9.0, None, None, spread=6.0)
     options = GenerationOptions(best_of=2, steer=SteerLevel.OFF)
     assert ha.generate(profile(plain), "Write a note.", options=options).reranked_by == "adherence"
+    written = len(backend.requests)
     with pytest.raises(InputError, match="margin needs facts measured against the default voice"):
         ha.generate(profile(plain), "Write a note.", options=options.model_copy(update={"rerank": "margin"}))
+    assert len(backend.requests) == written  # refused before any candidate was written
 
 
 def test_evaluation_variants_name_the_reranker_and_share_the_profiles():

@@ -261,6 +261,10 @@ async def _best_of(
         raise InputError("best-of-N reranks by the person's profile or examples; zero-shot has neither")
     if not facts and not (options.check_hypotheses and hypotheses):
         raise InputError("best-of-N needs measured style facts in the profile (infer it again) or check_hypotheses")
+    # Checked before any candidate is written: it depends on the profile alone.
+    contrasted = any(f.measure.contrast_mean is not None for f in facts)
+    if options.rerank == "margin" and not contrasted:
+        raise InputError("reranking by margin needs facts measured against the default voice (the contrastive method)")
     base_seed = options.seed or 0
     requests = [_request(messages, options, steering,
                          options.temperature if i == 0 else options.sample_temperature, base_seed + i)
@@ -272,15 +276,13 @@ async def _best_of(
         scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
     guard = _copy_guard(strategy, messages, options)
     copied = [guard(text) for text in texts]
-    contrasted = any(f.measure.contrast_mean is not None for f in facts)
-    if options.rerank == "margin" and not contrasted:
-        raise InputError("reranking by margin needs facts measured against the default voice (the contrastive method)")
     by_margin = options.rerank == "margin" or (options.rerank == "auto" and contrasted)
     # A candidate none of whose contrasted facts can be measured (no numbers, no paragraphs) sits at margin 0.
     ranking = [(s.margin or 0.0) if by_margin else s.score for s in scored]
 
     def rank(i: int) -> tuple[bool, float]:  # under the copy limit first, then the best score
-        return (copied[i] is None or copied[i] <= options.max_copied, ranking[i])  # type: ignore[operator]
+        rate = copied[i]
+        return (rate is None or rate <= options.max_copied, ranking[i])
 
     best = max(range(len(completions)), key=rank)  # the first of equals: seed order
     chosen = completions[best]
