@@ -25,7 +25,7 @@ from service_support import all_rows, start_service
 class Receiver:
     """A loopback HTTP server answering 500 to the first `failures` posts, then 204; it keeps what it was sent."""
 
-    def __init__(self, failures: int):
+    def __init__(self, failures: int, while_posting=lambda: None):
         self.failures, self.received = failures, []
         receiver = self
 
@@ -33,6 +33,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((dict(self.headers), body))
+                while_posting()  # before the answer: the attempt is in flight
                 self.send_response(500 if len(receiver.received) <= receiver.failures else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -184,3 +185,23 @@ def test_the_delivery_log_comes_a_page_at_a_time(hooked):
             rest = http.get("/v1/webhooks/deliveries", params={"limit": 2, "after": first["next_cursor"]}).json()
     assert [d["attempt"] for d in first["data"]] == [1, 2] and first["has_more"]
     assert [d["attempt"] for d in rest["data"]] == [3] and not rest["has_more"] and rest["next_cursor"] is None
+
+
+def test_a_user_deleted_while_an_attempt_is_in_flight_leaves_no_log_of_it(hooked):
+    """The deletion lands between the post and the logging of its answer: the attempt is not written back, and no
+    retry follows (with the check before each attempt alone, this row would outlive the user)."""
+    def delete_the_user() -> None:
+        if len(receiver.received) == 1:
+            with hooked.http() as http:
+                assert http.delete("/v1/users/ann").status_code == 204
+
+    with Receiver(failures=100, while_posting=delete_the_user) as receiver:
+        with hooked.http() as http:
+            http.post("/v1/webhooks", json={"url": receiver.url}).raise_for_status()
+        hooked.infer()
+        deadline = time.monotonic() + 30
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # past the backoff (0.05-0.2 s): a retry, had one been made, would be logged by now
+        left = deliveries(hooked, until=lambda found: False, timeout=0)
+    assert len(receiver.received) == 1 and left == []

@@ -36,7 +36,7 @@ from .errors import Forbidden, NotFound
 from .refresh import finished_job
 from .schemas import Delivery, JobEvent, WebhookCreated, WebhookOut
 from .state import ServiceState
-from .tables import webhook_deliveries, webhook_secrets, webhooks
+from .tables import jobs, webhook_deliveries, webhook_secrets, webhooks
 from .tenants import Tenant
 
 log = logging.getLogger("hyperalign.service.webhooks")
@@ -170,10 +170,19 @@ class Webhooks:
                   "user_key": user_key, "attempt": number, "status_code": status, "error": error,
                   "delivered": delivered, "created_at": now}
 
-        def write() -> None:
+        def write() -> bool:
+            """Log the attempt unless the user was deleted while it was in flight. The job's row is locked first
+            (FOR UPDATE on PostgreSQL; SQLite runs one writer at a time): a deletion that came earlier has removed
+            it, so nothing about the user is written back; one that comes later waits, then deletes this row too."""
             with self.state.store.transaction(write=True) as connection:
+                job_row = connection.execute(select(jobs.c.id).where(
+                    jobs.c.id == event.job.id, jobs.c.user_key == user_key).with_for_update()).first()
+                if job_row is None:
+                    return False
                 connection.execute(insert(webhook_deliveries).values(**record))
+                return True
 
-        await asyncio.to_thread(write)
+        if not await asyncio.to_thread(write):
+            return  # deleted meanwhile: no retry either
         if not delivered:
             raise _Undelivered(error or f"HTTP {status}")
