@@ -203,6 +203,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
     parts = [strategy.value, ha.client.backend.name, ha.client.model, str(options.max_tokens), str(options.best_of),
              options.steer.value, options.opening, str(options.example_texts), str(options.max_copied), options.rerank,
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
+    parts += ["revise"] if options.revise else []  # added on: identities of runs made before it stay the same
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -222,6 +223,7 @@ def generate(
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
     example_texts: Annotated[int, typer.Option(min=0, max=8, help="With the profile: also show the K texts of --examples most similar to the task (BM25).")] = 0,
     max_copied: Annotated[float, typer.Option(min=0.0, max=1.0, help="With the profile: a text repeating more of the prompt's own words of the person (share of word 8-grams) is written again; 1 turns this off.")] = GenerationOptions().max_copied,
+    revise: Annotated[bool, typer.Option("--revise/", help="With the profile: one more call revises the text towards the measured facts it misses; kept only where it measures closer.")] = False,
 ) -> None:
     """Write text as the user would (or as a baseline would)."""
     if (task is None) == (tasks_file is None):
@@ -248,7 +250,8 @@ def generate(
     ha = client()
     options = GenerationOptions(max_tokens=max_tokens, best_of=best_of, check_hypotheses=check_hypotheses, steer=steer,
                                 rerank=rerank.value,
-                                opening=opening.value, example_texts=example_texts, max_copied=max_copied)
+                                opening=opening.value, example_texts=example_texts, max_copied=max_copied,
+                                revise=revise)
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)
@@ -257,6 +260,11 @@ def generate(
         if generation.rewrites:
             say(f"Written {generation.rewrites + 1} times: the first copied the person's words from the prompt "
                 f"(kept: {generation.copy_rate:.0%} of its word 8-grams copied).")
+        if generation.revision is not None:
+            revision = generation.revision
+            say(f"Revision {'kept' if revision.kept else 'not kept'}: {revision.reason}"
+                + (f" ({revision.scored_by} {revision.draft_score} -> {revision.revised_score})"
+                   if revision.deviations else "") + ".")
         if generation.adherence is not None:
             say(f"Best of {best_of} by {generation.reranked_by}: adherence {generation.adherence:.2f} (candidates: "
                 f"{', '.join(f'{s:.2f}' for s in generation.candidate_scores)}; {generation.usage.calls} LLM calls).")

@@ -36,6 +36,7 @@ from .adherence import aadherence
 from .context import TokenCounter, fit_examples, token_counter
 from .examples import closest_examples
 from .facts import style_facts
+from .revise import Revision, arevise
 from .steer import Lever, OpeningMode, Steering, SteerLevel, finish, plan, prefill_text
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class GenerationOptions(BaseModel):
     max_copied: float = Field(0.05, ge=0, le=1, description="hyperalign: the largest share of the text's word 8-grams "
                               "that may repeat the prompt (the person's quoted and shown texts); 1 turns the guard off")
     copy_retries: int = Field(2, ge=0, le=8, description="hyperalign: sampled rewrites of a text over `max_copied`")
+    revise: bool = Field(False, description="hyperalign: one more call revises the text towards the person's measured "
+                         "facts it deviates from; kept only where it measures closer (revise.py)")
 
 
 class Generation(BaseModel):
@@ -107,6 +110,7 @@ class Generation(BaseModel):
     # Copy guard (hyperalign): the share of the text's word 8-grams that repeat the prompt, and the rewrites it took.
     copy_rate: float | None = None
     rewrites: int = 0
+    revision: Revision | None = None  # the revision pass, where asked (hyperalign)
 
 
 def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Fact]]:
@@ -187,8 +191,22 @@ async def agenerate(
         count_tokens=token_counter(client),
     )
     steering = steering_for(client, strategy, profile, options)
+    if options.revise and strategy is not Strategy.HYPERALIGN:
+        raise InputError("revise measures the text on the person's profile: it needs the 'hyperalign' strategy")
+    if options.revise and profile is not None and not profile.facts:
+        raise InputError("revise needs measured style facts in the profile (infer it again)")
     if options.best_of > 1:
-        return await _best_of(client, task, strategy, messages, profile, examples, options, steering)
+        generation = await _best_of(client, task, strategy, messages, profile, examples, options, steering)
+    else:
+        generation = await _written(client, task, strategy, messages, options, steering)
+    if options.revise and profile is not None:
+        generation = await _revised(client, generation, profile, messages, options, steering)
+    return generation
+
+
+async def _written(client: LLMClient, task: str, strategy: Strategy, messages: list[Message],
+                   options: GenerationOptions, steering: Steering) -> Generation:
+    """One text, written again (sampled) while it copies the prompt over the limit."""
     guard = _copy_guard(strategy, messages, options)
     base_seed = options.seed or 0
     with track_usage() as usage:
@@ -217,6 +235,27 @@ async def agenerate(
         copy_rate=copied,
         rewrites=rewrites,
     )
+
+
+async def _revised(client: LLMClient, generation: Generation, profile: Profile, messages: list[Message],
+                   options: GenerationOptions, steering: Steering) -> Generation:
+    """The generation after the revision pass (revise.py): the code levers applied again to a kept revision, and
+    the copy guard's limit held (a revision that copies the prompt is not kept either)."""
+    with track_usage() as usage:
+        text, revision = await arevise(client, generation.task, generation.text, profile.facts,
+                                       max_tokens=options.max_tokens, logit_bias=steering.biases)
+    copied = generation.copy_rate
+    if revision.kept:
+        text = finish(text, steering)
+        revised_copied = _copy_guard(Strategy.HYPERALIGN, messages, options)(text)
+        if revised_copied is not None and revised_copied > options.max_copied:
+            text = generation.text
+            revision.kept = False
+            revision.reason = f"the revision repeated {revised_copied:.0%} of the prompt's word 8-grams"
+        else:
+            copied = revised_copied
+    return generation.model_copy(update={"text": text, "copy_rate": copied, "revision": revision,
+                                         "usage": generation.usage + usage})
 
 
 def _copy_guard(strategy: Strategy, messages: list[Message], options: GenerationOptions,

@@ -39,7 +39,7 @@ class Method:
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard", "rerank")
+GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard", "rerank", "revise")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
@@ -47,14 +47,14 @@ STEER_LEVELS = tuple(level.value for level in SteerLevel)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
                    "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
-                   "copy-guard": ("on", "off"), "rerank": ("margin", "adherence")},
+                   "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off][:best-of=N:rerank=margin|adherence], "
+         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -90,6 +90,8 @@ def _options(entry: str) -> tuple[str, dict[str, int | bool | str]]:
         raise InputError(f"method {entry!r}: rerank orders best-of's candidates; add best-of=N")
     if base == "hyperalign" and "best-of" in settings and settings.get("no-facts"):
         raise InputError(f"method {entry!r}: best-of reranks by the measured facts, which no-facts leaves out")
+    if settings.get("revise") and settings.get("no-facts"):
+        raise InputError(f"method {entry!r}: revise measures the text on the facts, which no-facts leaves out")
     return base, settings
 
 
@@ -131,6 +133,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
             generation["example_texts"] = settings["examples"]
         if "rerank" in settings:
             generation["rerank"] = settings["rerank"]
+        if settings.get("revise"):
+            generation["revise"] = True
         if settings.get("copy-guard") == "off":
             generation["max_copied"] = 1.0
         if base == "ticl":

@@ -163,7 +163,9 @@ class AuthorshipRun:
                               "adherence": generation.adherence, "candidate_scores": generation.candidate_scores,
                               "backend_seconds": generation.usage.backend_seconds, "steer": generation.steer.value,
                               "levers": [str(lever) for lever in generation.levers],
-                              "rewrites": generation.rewrites, "guard_copy_rate": generation.copy_rate}
+                              "rewrites": generation.rewrites, "guard_copy_rate": generation.copy_rate,
+                              "revision": generation.revision.model_dump() if generation.revision
+                              else None}
             return run
 
         jobs = {f"{m.name}|{i.id}": job(m, a, i) for m in self.methods if m.strategy or m.ticl
