@@ -10,7 +10,7 @@ from hyperalign.cli import app
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.methods import parse_methods
 from hyperalign.llm import Capabilities
-from hyperalign.pipeline.adherence import check_facts
+from hyperalign.pipeline.adherence import FactCheck, check_facts
 from hyperalign.pipeline.generate import GenerationOptions, SteerLevel
 from hyperalign.pipeline.revise import deviation_text, deviations, without_preamble
 from hyperalign.profiles.model import UserExample
@@ -33,15 +33,33 @@ def editor(revision: str, draft: str = DRAFT):
 
 
 def test_the_deviations_are_measured_and_named_in_the_persons_terms():
-    named = [deviation_text(c) for c in deviations(check_facts(DRAFT, bev().facts))]
+    words = len(DRAFT.split())
+    named = [deviation_text(c, words) for c in deviations(check_facts(DRAFT, bev().facts))]
     assert len(named) == 4  # the largest four, by distance in the person's own spread
     assert "Remove every one of the exclamation marks: this person never uses them." in named
     assert "Begin the text with “Right then.”, as this person does." in named
     assert "End the text with “Bev (compost is not optional)”, as this person does." in named
-    sentences = deviation_text(next(c for c in check_facts(DRAFT, bev().facts) if c.metric == "sentence_words"))
-    assert sentences == "Your draft: sentences average 11 words; this person: sentences average 9 words. Write shorter sentences."
+    sentences = deviation_text(next(c for c in check_facts(DRAFT, bev().facts) if c.metric == "sentence_words"), words)
+    assert sentences == ("Your draft: sentences average 11 words; this person: sentences average 9 words. Write shorter "
+                         "sentences: split the long ones.")
     left = {c.metric for c in deviations(check_facts(CLOSER, bev().facts))}
     assert not left & {"opens_with:Right then.", "ends_with:Bev (compost is not optional)", "punctuation:exclamation"}
+
+
+def test_rates_are_said_as_counts_in_a_text_of_the_drafts_length():
+    def said(metric: str, value: float, target: float, words: int) -> str:
+        return deviation_text(FactCheck(id="f", metric=metric, value=value, target=target, spread=2.0, score=0.0,
+                                        contrast=1.0), words)
+
+    assert said("punctuation:dash", 0.0, 9.0, 400) == ("Your draft has 0 dashes; this person would use about 4 in a "
+                                                        "text this long. Add 4.")
+    assert said("uses:right|then", 20.0, 0.0, 300).endswith("about 0 in a text this long. Remove them all.")
+    assert "“right” or “then”" in said("uses:right|then", 0.0, 12.0, 300)
+    assert said("punctuation:dash", 0.0, 9.0, 20).startswith("Your draft uses dashes at 0 per 1,000 words")  # too short
+    assert said("numbers_as_digits", 0.0, 0.84, 100) == ("Your draft: 0% of numbers written as digits; this person: "
+                                                         "84% of numbers written as digits. Write numbers as digits "
+                                                         "(7, not seven).")
+    assert "about 40 different words in every 50" in said("vocabulary", 0.6, 0.8, 100)
 
 
 def test_a_revision_that_measures_closer_replaces_the_draft(make_hyperalign):
@@ -50,6 +68,7 @@ def test_a_revision_that_measures_closer_replaces_the_draft(make_hyperalign):
     revision = generation.revision
     assert generation.text == CLOSER and revision is not None and revision.kept and revision.draft == DRAFT
     assert revision.scored_by == "margin" and revision.revised_score > revision.draft_score
+    assert revision.revised == CLOSER
     assert generation.usage.llm_calls == 2
     prompt = backend.requests[1].messages[1]["content"]
     assert f"<draft>\n{DRAFT}\n</draft>" in prompt and all(d in prompt for d in revision.deviations)

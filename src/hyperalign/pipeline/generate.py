@@ -14,7 +14,11 @@ evidence, and with `example_texts` whole texts — and a small model hands them 
 credits as style. A text whose share of word 8-grams repeating the system prompt (text.copy_stats) is above
 `max_copied` is written again, sampled, up to `copy_retries` times; the least-copying text is kept (the first of
 equals), and best-of-N ranks every candidate under the limit above any over it. `Generation.copy_rate` and
-`rewrites` say what happened."""
+`rewrites` say what happened.
+
+Revision (`revise`, hyperalign only): after the text is chosen, one more call revises it towards the facts it misses
+(revise.py); the revision replaces it only where code measures it closer to the person and it passes the copy guard.
+`Generation.revision` says what happened."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from . import budgets, errors
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
+from .revision import REVISE, revise_completion, revision_header
 from .schemas import MAX_USER_ID, OPTIONAL_USER_ID_PATTERN, ChatCompletion, ModelCard, ModelList
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
@@ -225,19 +226,28 @@ async def chat_completions(
     if user is not None:  # the end user's own limits, before any work for them
         await budgets.admit(state, user)
     messages = [m.model_dump(exclude_none=True) for m in request.messages]
-    applied = Applied(strategy="none")
+    applied, task = Applied(strategy="none"), ""
     if user is not None and strategy != "none":
         task = next((message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         system, applied = await asyncio.to_thread(_personalization, state, user, strategy, request.token_limit,
                                                   steer, task or "(task)")
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
+    if applied.strategy == REVISE and request.stream:
+        raise RequestError(f"strategy {REVISE} revises the whole answer before it is sent, so it cannot stream: send "
+                           "stream: false, or choose another strategy", "stream")
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
     account = Accounting(state, caller.tenant.id, user)
     if not request.stream:
         completion = await state.upstream.complete(body, applied.steering)
-        await account.done(of_completion(completion, messages))
+        usage = of_completion(completion, messages)
+        if applied.strategy == REVISE and user is not None:
+            completion, revision, revising = await revise_completion(state, user.key, applied, body, completion, task)
+            usage = usage + revising
+            if revision is not None:
+                headers["X-Hyperalign-Revision"] = revision_header(revision)
+        await account.done(usage)
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)
     meter = StreamMeter(messages)

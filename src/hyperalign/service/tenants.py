@@ -22,8 +22,8 @@ from .tables import api_keys, service_secrets, tenants
 
 KEY_PREFIX = "ha-"
 TENANT_ID_LENGTH = 13  # "t" and 12 hex digits: the start of every user key
-STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2", "few-shot",
-              "none")
+STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2",
+              "hyperalign:revise", "few-shot", "none")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ class Usage:
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def __add__(self, other: Usage) -> Usage:  # a request of two upstream calls (hyperalign:revise)
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.estimated or other.estimated)
+
+
+NOTHING = Usage(0, 0)
+
 
 def _estimate(characters: int) -> int:
     return math.ceil(characters / CHARS_PER_TOKEN)

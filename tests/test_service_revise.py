@@ -1,0 +1,92 @@
+"""`hyperalign:revise` on the chat endpoint, through the openai SDK: the answer is measured on the user's profile
+facts, revised by one more upstream call, and the revision is sent only where it measures closer; a stream is
+refused; a failing revision call leaves the written answer, not an error."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from hyperalign.errors import LLMError
+from hyperalign.llm import CompletionRequest
+from hyperalign.llm.fake import FakeBackend
+from hyperalign.pipeline.steer import SteerLevel, finish, plan
+from service_support import responder, start_service
+from test_revise import CLOSER, DRAFT, WORSE
+from test_service_api import sdk, with_profile
+from test_steer import bev
+
+REVISE = {"X-Hyperalign-Strategy": "hyperalign:revise"}
+ASK = [{"role": "user", "content": "Write a note inviting the volunteers to Saturday's event."}]
+
+
+def editing(revision: str | None):
+    """The service's usual fake, except that chat answers are DRAFT and the editor answers `revision` (None: the
+    revision call fails)."""
+    def respond(request: CompletionRequest) -> str:
+        system = request.messages[0]["content"] if request.messages[0]["role"] == "system" else ""
+        if system.startswith("You are an editor"):
+            if revision is None:
+                raise LLMError("the model went away")
+            return revision
+        if request.json_schema is None and "ghost-writing" in system:
+            return DRAFT
+        return responder(request)
+    return respond
+
+
+@pytest.fixture
+def bev_service(database_url, request):
+    backend = FakeBackend(editing(request.param))
+    server, service = start_service(database_url, backend=backend)
+    with_profile(service)  # the user, with a profile; then bev's facts as its next version
+    key = next(p.user_id for p in service.store.list_profiles() if p.user_id.endswith(":ann"))
+    service.store.save(bev().model_copy(update={"user_id": key}), expected_version=None, author="test",
+                       action="import")
+    yield service, backend
+    server.__exit__()
+    service.store.close()
+
+
+@pytest.mark.parametrize("bev_service", [CLOSER], indirect=True)
+def test_a_revision_that_measures_closer_is_what_the_client_gets(bev_service):
+    service, backend = bev_service
+    raw = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
+                                                                 extra_headers=REVISE)
+    answer = raw.parse()
+    assert raw.headers["x-hyperalign-revision"] == "kept" and raw.headers["x-hyperalign-strategy"] == "hyperalign:revise"
+    assert answer.choices[0].message.content == CLOSER
+    first, revision = backend.requests[-2:]
+    assert revision.messages[0]["content"].startswith("You are an editor") and revision.temperature == 0
+    assert "Remove every one of the exclamation marks" in revision.messages[1]["content"]
+    assert revision.logit_bias == first.logit_bias and revision.prefill is None
+    spent = sum(len(m["content"].split()) for r in (first, revision) for m in r.messages)
+    assert answer.usage.prompt_tokens == spent  # both calls are in the response's usage
+
+
+@pytest.mark.parametrize("bev_service", [WORSE], indirect=True)
+def test_a_revision_that_is_no_closer_leaves_the_answer_as_written(bev_service):
+    service, _ = bev_service
+    raw = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
+                                                                 extra_headers=REVISE)
+    steering = plan(bev(), SteerLevel.LIGHT, service.backend.capabilities)
+    assert raw.headers["x-hyperalign-revision"] == "not-kept"
+    assert raw.parse().choices[0].message.content == finish(DRAFT, steering)
+
+
+@pytest.mark.parametrize("bev_service", [None], indirect=True)
+def test_a_failing_revision_call_sends_the_written_answer(bev_service):
+    service, _ = bev_service
+    raw = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
+                                                                 extra_headers=REVISE)
+    assert raw.headers["x-hyperalign-revision"] == "failed" and "Saturday" in raw.parse().choices[0].message.content
+
+
+@pytest.mark.parametrize("bev_service", [CLOSER], indirect=True)
+def test_a_stream_cannot_be_revised_and_says_so(bev_service):
+    service, backend = bev_service
+    calls = len(backend.requests)
+    with pytest.raises(openai.BadRequestError, match="cannot stream") as caught:
+        sdk(service).chat.completions.create(model="any", user="ann", messages=ASK, stream=True,
+                                             extra_headers=REVISE)
+    assert caught.value.body["param"] == "stream" and len(backend.requests) == calls  # refused before any call
