@@ -7,7 +7,10 @@
         assert server.requests[0].body["model"] == "m"
 
 It serves `POST /v1/chat/completions` (any other path answers 404), records every request it receives, and
-answers from a script: a queue of `Reply`s, one per request; once the queue is empty, `default` (a completion)."""
+answers from a script: a queue of `Reply`s, one per request; once the queue is empty, `default` (a completion).
+Given a `vocabulary` (text -> token id), it also serves `POST /tokenize` as llama.cpp's server does: a text that is
+in the vocabulary is that one token, any other text one token per character (unknown characters: id 0). Those
+requests are recorded apart, in `tokenize_requests`; without a vocabulary /tokenize answers 404."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+TOKENIZE_PATH = "/tokenize"
 MAX_DELAY = 2.0  # seconds: a delayed reply never holds a test longer than this
 
 
@@ -117,12 +121,15 @@ class _Server(ThreadingHTTPServer):
 class OpenAITestServer:
     """Start on enter (or `start()`), stop on exit (or `stop()`); `base_url` is "http://127.0.0.1:PORT/v1"."""
 
-    def __init__(self, default: Reply | None = None, keep_alive: bool = False):
+    def __init__(self, default: Reply | None = None, keep_alive: bool = False,
+                 vocabulary: dict[str, int] | None = None):
         """`keep_alive`: keep each connection open for the next request, as llama.cpp, vLLM and Ollama do (by
         default every reply closes its connection, so no idle handler threads linger)."""
         self.default = default or completion()
         self.keep_alive = keep_alive
+        self.vocabulary = vocabulary
         self.requests: list[RecordedRequest] = []
+        self.tokenize_requests: list[RecordedRequest] = []
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # wakes delayed replies at shutdown
@@ -145,6 +152,14 @@ class OpenAITestServer:
 
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
+            if request.path == TOKENIZE_PATH:  # kept apart: `requests` are what the chat endpoint was asked
+                self.tokenize_requests.append(request)
+                if self.vocabulary is None or not isinstance(request.body, dict):
+                    return error(404, "no route /tokenize")
+                text = str(request.body.get("content", ""))
+                found = self.vocabulary.get(text)
+                tokens = [found] if found is not None else [self.vocabulary.get(c, 0) for c in text]
+                return _json(200, {"tokens": tokens})
             self.requests.append(request)
             if request.path != COMPLETIONS_PATH:
                 return error(404, f"no route {request.path}")

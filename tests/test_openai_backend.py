@@ -324,7 +324,8 @@ def test_identity_ignores_the_api_key_and_url_credentials():
 def test_identity_never_contains_the_api_key():
     backend = OpenAIBackend(model="lamp-7b", base_url="http://127.0.0.1:8001/v1", api_key="sk-very-secret-999")
     identity = backend_identity(backend)
-    assert identity == {"backend": "openai", "model": "lamp-7b", "endpoint": "http://127.0.0.1:8001/v1"}
+    assert identity == {"backend": "openai", "model": "lamp-7b", "endpoint": "http://127.0.0.1:8001/v1",
+                        "logit_bias_mapping": "server-tokenize-1"}  # keys biased requests only (llm/client.py)
     assert "sk-very-secret-999" not in json.dumps(identity)
 
 

@@ -81,6 +81,9 @@ class Completion(BaseModel):
     # backend does not measure its own.
     seconds: float | None = None
     logprobs: list[TokenLogprobs] | None = None  # when the request asked and the backend could answer
+    # The request's logit_bias could not be applied (a server without a tokenizer): the answer is unsteered, and
+    # is not cached under the biased request's key.
+    bias_dropped: bool = False
 
     @field_validator("text")
     @classmethod

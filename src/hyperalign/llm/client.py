@@ -153,7 +153,7 @@ class LLMClient:
             completion = await self.backend.acomplete(request)
             if completion.seconds is None:
                 completion = completion.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
-        if self.cache:
+        if self.cache and not completion.bias_dropped:
             self.cache.put(key, self.backend.name, request, completion)
         return completion
 

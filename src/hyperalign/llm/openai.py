@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import httpx
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, InputError, LLMError
 from ..redaction import redact_url, validate_base_url
 from .base import Capabilities, Completion, CompletionRequest, LLMBackend, Usage, chat_arguments, parse_logprobs
 from .loop import on_llm_loop
+from .server_tokens import MAPPING, ServerTokenizer, tokenize_url
 
 # Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -129,7 +131,14 @@ class OpenAIBackend(LLMBackend):
         # A server of our own (llama.cpp, vLLM, Ollama) enforces a JSON schema while decoding; OpenAI's API with a
         # non-strict schema does not, and a long enum there only costs tokens. Both return log-probabilities on
         # request (a server that ignores the request answers without them, and the judge says so).
-        self.capabilities = Capabilities(schema_decoding=self.base_url is not None, logprobs=True)
+        # Token steering where the server's own tokenizer answers /tokenize (server_tokens.py); OpenAI's API is not
+        # steered (its tokenizer's files would come from elsewhere).
+        self._tokenizer = None if self.base_url is None else ServerTokenizer(
+            tokenize_url(self._endpoint_url()), self.model,
+            httpx.AsyncClient(timeout=timeout, trust_env=False,
+                              headers={"Authorization": f"Bearer {self._async.api_key}"}))
+        self.capabilities = Capabilities(schema_decoding=self.base_url is not None, logprobs=True,
+                                         logit_bias=self._tokenizer is not None)
 
     def _endpoint_url(self) -> str:
         return str(self._async.base_url).rstrip("/")
@@ -140,7 +149,7 @@ class OpenAIBackend(LLMBackend):
         return redact_url(self.base_url) if self.base_url else OPENAI_API_URL
 
     def identity(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint}
+        return {"endpoint": self.endpoint} | ({"logit_bias_mapping": MAPPING} if self._tokenizer else {})
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
         # strict=False: strict mode rejects maxLength/maxItems, which keep small models from looping.
@@ -203,13 +212,22 @@ class OpenAIBackend(LLMBackend):
         return await on_llm_loop(self._acomplete(request))
 
     async def _acomplete(self, request: CompletionRequest) -> Completion:
+        arguments, dropped = self._arguments(request), False
+        if request.logit_bias and self._tokenizer is not None:
+            mapped = await self._tokenizer.logit_bias(request.logit_bias, self.endpoint)
+            dropped = mapped is None
+            if mapped:
+                arguments["logit_bias"] = mapped
         try:
-            response = await self._async.chat.completions.create(**self._arguments(request))
+            response = await self._async.chat.completions.create(**arguments)
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None
         except ValueError as exc:
             raise self._not_json(exc) from None
-        return self._completion(response)
+        completion = self._completion(response)
+        return completion.model_copy(update={"bias_dropped": True}) if dropped else completion
 
     async def aclose(self) -> None:
         await on_llm_loop(self._async.close())
+        if self._tokenizer is not None:
+            await on_llm_loop(self._tokenizer.http.aclose())

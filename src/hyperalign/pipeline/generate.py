@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError, parse_choice
-from ..llm import CompletionRequest, LLMClient, Message, track_usage
+from ..llm import Completion, CompletionRequest, LLMClient, Message, track_usage
 from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
 from ..text import copy_stats
@@ -235,7 +235,7 @@ async def _written(client: LLMClient, task: str, strategy: Strategy, messages: l
         model=completion.model or client.model,
         prompt_version=version_tag("generate"),
         steer=steering.level,
-        levers=steering.levers,
+        levers=applied_levers(steering, [completion]),
         copy_rate=copied,
         rewrites=rewrites,
     )
@@ -260,6 +260,14 @@ async def _revised(client: LLMClient, generation: Generation, profile: Profile, 
             copied = revised_copied
     return generation.model_copy(update={"text": text, "copy_rate": copied, "revision": revision,
                                          "usage": generation.usage + usage})
+
+
+def applied_levers(steering: Steering, completions: list[Completion]) -> list[Lever]:
+    """The steering's levers, less the token biases where the backend could not apply them (a server without a
+    tokenizer, llm/server_tokens.py): a generation claims only what acted on it."""
+    if any(c.bias_dropped for c in completions):
+        return [lever for lever in steering.levers if lever.how != "steering"]
+    return steering.levers
 
 
 def _copy_guard(strategy: Strategy, messages: list[Message], options: GenerationOptions,
@@ -333,5 +341,5 @@ async def _best_of(
         task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason, usage=usage,
         model=chosen.model or client.model, prompt_version=version_tag("generate"), adherence=scored[best].score,
         candidate_scores=ranking, reranked_by="margin" if by_margin else "adherence",
-        steer=steering.level, levers=steering.levers, copy_rate=copied[best],
+        steer=steering.level, levers=applied_levers(steering, [chosen]), copy_rate=copied[best],
     )

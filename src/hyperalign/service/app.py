@@ -105,6 +105,7 @@ def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await state.upstream.prepare()
         task = asyncio.create_task(worker.run_forever()) if state.config.run_jobs else None
         try:
             yield
@@ -167,6 +168,7 @@ def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
 
 EXPOSED_HEADERS = ["X-Hyperalign-Strategy", "X-Hyperalign-Profile-Version", "X-Hyperalign-Hypotheses",
                    "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "X-Hyperalign-Steer", "X-Hyperalign-Levers",
+                   "X-Hyperalign-Revision",
                    "Retry-After"]
 
 

@@ -25,11 +25,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import httpx
 import openai
 
 from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignError
-from ..llm import Capabilities, CompletionRequest, LLMClient
+from ..llm import Capabilities, CompletionRequest, LLMClient, TextBias
 from ..llm.openai import EndpointFailure, classify_failure
+from ..llm.server_tokens import ServerTokenizer, tokenize_url
 from ..pipeline.steer import Steering, prefill_text
 from ..redaction import redact_text, redact_url
 
@@ -52,6 +54,9 @@ class Upstream(Protocol):
 
     async def models(self) -> list[str]: ...
 
+    async def prepare(self) -> None:
+        """Find out, once at start-up, what the upstream can do (`capabilities`)."""
+
     async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes: ...
 
     def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]: ...
@@ -64,14 +69,29 @@ class OpenAIUpstream:
                                          max_retries=max_retries)
         self.model = model  # when set, every request goes to this model, whatever the client asked for
         self.description = redact_url(base_url) if base_url else "https://api.openai.com/v1"
-        # Its tokenizer and whether it continues a given start are unknown: steering applies the code levers only.
+        # Whether it continues a given start is unknown; token biases go through the server's own /tokenize where
+        # `prepare` finds one (llm/server_tokens.py). Until then, and without one, the code levers only.
         self.capabilities = Capabilities()
+        self._tokenizer = None if base_url is None else ServerTokenizer(
+            tokenize_url(base_url), model, httpx.AsyncClient(timeout=timeout, trust_env=False, headers={
+                "Authorization": f"Bearer {api_key}"} if api_key else {}))
         self._secrets = [api_key, base_url]  # never in an answer, nor in the server's log
 
-    def _arguments(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def prepare(self) -> None:
+        if self._tokenizer is not None and await self._tokenizer.logit_bias(
+                [TextBias(text=".", bias=0.1)], self.description) is not None:
+            self.capabilities = Capabilities(logit_bias=True)
+
+    async def _arguments(self, body: dict[str, Any], steering: Steering | None) -> dict[str, Any]:
         rest = dict(body)
         messages, model = rest.pop("messages"), rest.pop("model", None)
         rest.pop("stream", None)
+        if steering and steering.biases and self._tokenizer is not None and self.capabilities.logit_bias:
+            mapped = await self._tokenizer.logit_bias(steering.biases, self.description) or {}
+            own = rest.get("logit_bias")
+            own = own if isinstance(own, dict) else {}
+            if mapped:  # the client's own biases hold where both name a token
+                rest["logit_bias"] = mapped | own
         return {"model": self.model or model, "messages": messages, "extra_body": rest or None}
 
     async def models(self) -> list[str]:
@@ -85,7 +105,7 @@ class OpenAIUpstream:
 
     async def complete(self, body: dict[str, Any], steering: Steering | None = None) -> bytes:
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(**self._arguments(body))
+            raw = await self.client.chat.completions.with_raw_response.create(**await self._arguments(body, steering))
         except openai.OpenAIError as exc:
             raise self._error(exc, body) from None
         content = raw.http_response.content
@@ -102,7 +122,7 @@ class OpenAIUpstream:
         events = 0
         try:
             async with self.client.chat.completions.with_streaming_response.create(
-                    stream=True, **self._arguments(body)) as response:
+                    stream=True, **await self._arguments(body, steering)) as response:
                 async for line in response.iter_lines():
                     if line.startswith("data:"):
                         data = line.removeprefix("data:").strip()
@@ -191,6 +211,9 @@ class BackendUpstream:
 
     async def models(self) -> list[str]:
         return [self.client.model]
+
+    async def prepare(self) -> None:  # its capabilities are the backend's own
+        pass
 
     async def _completion(self, body: dict[str, Any], steering: Steering | None) -> tuple[str, Any]:
         # The body was validated by the chat endpoint's model (service/chat.py): these are the types it allows.
