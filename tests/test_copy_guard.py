@@ -50,7 +50,9 @@ def test_a_text_that_copies_the_shown_text_is_written_again_sampled(make_hyperal
 def test_when_every_try_copies_the_least_copying_is_kept_and_tries_are_bounded(make_hyperalign):
     ha, backend = make_hyperalign(scripted({0: ROTA, 1: HALF, 2: ROTA, 3: FRESH}), cache=False)
     generation = ha.generate(bev(), TASK, "hyperalign", EXAMPLES, options=shown_options(copy_retries=2))
-    assert len(backend.requests) == 3 and generation.rewrites == 2  # seed 3 never asked
+    # two sampled rewrites (seed 3 never asked), then the last try without the shown text (greedy: ROTA again)
+    assert len(backend.requests) == 4 and generation.rewrites == 3 and not generation.without_shown_texts
+    assert "<user_text" not in backend.requests[3].messages[0]["content"] and backend.requests[3].seed == 0
     assert generation.text == HALF
     system = backend.requests[0].messages[0]["content"]
     assert generation.copy_rate == pytest.approx(copy_stats(HALF, [system])["copy_rate"], abs=1e-4)
@@ -117,3 +119,15 @@ def test_evaluation_variants_turn_the_guard_off_on_the_same_profiles():
     assert guarded.generation == {"example_texts": 1}
     assert unguarded.generation == {"example_texts": 1, "max_copied": 1.0} and unguarded.folder == guarded.folder
 
+
+
+def test_when_every_try_copies_the_last_is_written_without_the_shown_texts(make_hyperalign):
+    def copies_what_it_is_shown(request) -> str:
+        return ROTA if "<user_text" in request.messages[0]["content"] else FRESH
+
+    ha, backend = make_hyperalign(copies_what_it_is_shown, cache=False)
+    generation = ha.generate(bev(), TASK, "hyperalign", EXAMPLES, options=shown_options())
+    assert generation.text == FRESH and generation.without_shown_texts and generation.rewrites == 3
+    assert "<profile>" in backend.requests[-1].messages[0]["content"]  # the profile is still shown
+    never = ha.generate(bev(), TASK, "hyperalign", EXAMPLES, options=shown_options(copy_retries=0))
+    assert never.text == ROTA and never.rewrites == 0  # no rewrites asked: no last try either

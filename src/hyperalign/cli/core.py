@@ -258,8 +258,9 @@ def generate(
         if generation.levers:
             say(f"Steering ({generation.steer.value}): " + " · ".join(str(lever) for lever in generation.levers))
         if generation.rewrites:
+            last = "; the kept one without the shown texts" if generation.without_shown_texts else ""
             say(f"Written {generation.rewrites + 1} times: the first copied the person's words from the prompt "
-                f"(kept: {generation.copy_rate:.0%} of its word 8-grams copied).")
+                f"(kept: {generation.copy_rate:.0%} of its word 8-grams copied{last}).")
         if generation.revision is not None:
             revision = generation.revision
             say(f"Revision {'kept' if revision.kept else 'not kept'}: {revision.reason}"

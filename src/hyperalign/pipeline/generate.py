@@ -12,7 +12,8 @@ person's own examples (no contrast: adherence); zero-shot has nothing of the per
 Copy guard (hyperalign only; the baselines stay what they are): the prompt shows the person's own words — quoted
 evidence, and with `example_texts` whole texts — and a small model hands them back verbatim, which stylometry then
 credits as style. A text whose share of word 8-grams repeating the system prompt (text.copy_stats) is above
-`max_copied` is written again, sampled, up to `copy_retries` times; the least-copying text is kept (the first of
+`max_copied` is written again, sampled, up to `copy_retries` times, and where every try still copies and the prompt
+showed whole texts (`example_texts`), once more without them; the least-copying text is kept (the first of
 equals), and best-of-N ranks every candidate under the limit above any over it. `Generation.copy_rate` and
 `rewrites` say what happened.
 
@@ -114,6 +115,7 @@ class Generation(BaseModel):
     # Copy guard (hyperalign): the share of the text's word 8-grams that repeat the prompt, and the rewrites it took.
     copy_rate: float | None = None
     rewrites: int = 0
+    without_shown_texts: bool = False  # the kept text was written without the person's shown texts (the last try)
     revision: Revision | None = None  # the revision pass, where asked (hyperalign)
 
 
@@ -202,15 +204,20 @@ async def agenerate(
     if options.best_of > 1:
         generation = await _best_of(client, task, strategy, messages, profile, examples, options, steering)
     else:
-        generation = await _written(client, task, strategy, messages, options, steering)
+        # The last resort of the copy guard: the prompt without the person's shown texts (the profile stays).
+        plain = build_messages(task, strategy, profile, examples, context_tokens=client.backend.context_tokens,
+                               options=options.model_copy(update={"example_texts": 0}),
+                               count_tokens=token_counter(client)) if options.example_texts else None
+        generation = await _written(client, task, strategy, messages, options, steering, plain)
     if options.revise and profile is not None:
         generation = await _revised(client, generation, profile, messages, options, steering)
     return generation
 
 
 async def _written(client: LLMClient, task: str, strategy: Strategy, messages: list[Message],
-                   options: GenerationOptions, steering: Steering) -> Generation:
-    """One text, written again (sampled) while it copies the prompt over the limit."""
+                   options: GenerationOptions, steering: Steering, plain: list[Message] | None = None) -> Generation:
+    """One text, written again (sampled) while it copies the prompt over the limit; where every try still copies
+    and the prompt showed the person's texts, once more without them (`plain`), greedy."""
     guard = _copy_guard(strategy, messages, options)
     base_seed = options.seed or 0
     with track_usage() as usage:
@@ -226,6 +233,14 @@ async def _written(client: LLMClient, task: str, strategy: Strategy, messages: l
             retry_copied = guard(retry_text)
             if retry_copied is not None and retry_copied < copied:
                 completion, text, copied = retry, retry_text, retry_copied
+        without_shown = False
+        if plain is not None and copied is not None and copied > options.max_copied and options.copy_retries:
+            rewrites += 1
+            retry = await client.acomplete(_request(plain, options, steering, options.temperature, options.seed))
+            retry_text = finish(retry.text.strip(), steering)
+            retry_copied = guard(retry_text)  # measured against what the first prompt showed
+            if retry_copied is not None and retry_copied < copied:
+                completion, text, copied, without_shown = retry, retry_text, retry_copied, True
     return Generation(
         task=task,
         strategy=strategy,
@@ -238,6 +253,7 @@ async def _written(client: LLMClient, task: str, strategy: Strategy, messages: l
         levers=applied_levers(steering, [completion]),
         copy_rate=copied,
         rewrites=rewrites,
+        without_shown_texts=without_shown,
     )
 
 

@@ -164,6 +164,7 @@ class AuthorshipRun:
                               "backend_seconds": generation.usage.backend_seconds, "steer": generation.steer.value,
                               "levers": [str(lever) for lever in generation.levers],
                               "rewrites": generation.rewrites, "guard_copy_rate": generation.copy_rate,
+                              "without_shown_texts": generation.without_shown_texts,
                               "revision": generation.revision.model_dump() if generation.revision
                               else None}
             return run
