@@ -58,7 +58,9 @@ def test_a_revision_that_measures_closer_is_what_the_client_gets(bev_service):
     assert answer.choices[0].message.content == CLOSER
     first, revision = backend.requests[-2:]
     assert revision.messages[0]["content"].startswith("You are an editor") and revision.temperature == 0
-    assert "Remove every one of the exclamation marks" in revision.messages[1]["content"]
+    # the draft as it would be sent: "!" edited out and the opening put in front by code, so neither is asked for
+    assert "<draft>\nRight then.\n\nHello everyone. We are" in revision.messages[1]["content"]
+    assert "exclamation" not in revision.messages[1]["content"]
     assert revision.logit_bias == first.logit_bias and revision.prefill is None
     spent = sum(len(m["content"].split()) for r in (first, revision) for m in r.messages)
     assert answer.usage.prompt_tokens == spent  # both calls are in the response's usage

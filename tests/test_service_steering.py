@@ -12,6 +12,7 @@ import pytest
 from hyperalign.llm import Capabilities, TextBias
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.steer import SteerLevel, finish, plan
+from hyperalign.profiles.model import fact_id
 from hyperalign.profiles.store import Action
 from hyperalign.service.steering import finish_completion, finish_stream
 from hyperalign.service.tenants import authenticate
@@ -118,6 +119,23 @@ def test_an_upstream_with_its_own_tokenizer_is_steered_through_it(database_url):
             assert any(x.endswith("=steering") for x in raw.headers["x-hyperalign-levers"].split(","))
             list(sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True))
             assert upstream.requests[-1].body["logit_bias"]["6"] < 0  # streamed requests too
+        finally:
+            server.__exit__()
+            service.store.close()
+
+
+def test_never_used_punctuation_is_edited_out_of_whole_and_streamed_answers(database_url):
+    with OpenAITestServer() as upstream:
+        server, service = start_service(database_url, upstream_base_url=upstream.base_url)
+        try:
+            put_bev(service)
+            upstream.script(completion("Bring seeds! Now!"), streamed(["Bring", " seeds!", " Now!!"]))
+            raw = sdk(service).chat.completions.with_raw_response.create(model="m", user="bev", messages=TASK)
+            assert raw.parse().choices[0].message.content == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
+            assert f"{fact_id('punctuation:exclamation')}=code" in raw.headers["x-hyperalign-levers"].split(",")
+            stream = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True)
+            pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+            assert "".join(pieces) == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
         finally:
             server.__exit__()
             service.store.close()

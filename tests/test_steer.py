@@ -69,7 +69,8 @@ def test_levels_differ_in_strength_and_off_applies_nothing():
 def test_a_backend_without_the_capabilities_gets_code_levers_and_is_told_what_it_lacks():
     steering = plan(bev(), SteerLevel.STRONG, Capabilities())
     assert steering.biases == [] and not steering.prefill and prefill_text(steering) is None
-    assert [lever.how for lever in steering.levers] == ["code", "code"]
+    # the opening, the sign-off and the never-used "!" edited out: code, whatever the backend
+    assert [lever.how for lever in steering.levers] == ["code", "code", "code"]
     assert steering.unavailable and "logit bias" in steering.unavailable[0]
 
 

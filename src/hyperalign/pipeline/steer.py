@@ -8,6 +8,8 @@ backend allows and each recorded with how it was applied:
   asked for (`opening="prefill"`) and where the backend continues a given start, written for the model as the
   start of its answer;
 - the sign-off the person uses in most texts: put at the end by code where the text lacks it;
+- code edits (edits.py): punctuation the person never uses and the default voice does replaced, and contractions
+  written out or contracted where the person never or far more often uses them;
 - token biases (backend capability `logit_bias`): up for the person's distinctive words and, where the person uses
   them far more than the default voice, punctuation, contractions and first- or second-person pronouns; down for
   the words the default voice leans on and the person never uses; strongly down for punctuation the person never
@@ -28,6 +30,7 @@ from pydantic import BaseModel, Field
 from ..errors import parse_choice
 from ..llm import Capabilities, TextBias
 from ..profiles.model import Measure, Profile
+from .edits import CHARACTER_EDITS, DESCRIBED, PUNCTUATION_EDITS, Edit, apply_edits
 from .facts import FIRST_PERSON, LABELS, SECOND_PERSON, measure
 
 # The facts' punctuation metrics (facts.PUNCTUATION) as the characters a bias can reach. Commas are left out: no
@@ -90,6 +93,7 @@ class Steering(BaseModel):
     opening: str | None = None
     prefill: bool = False  # the opening is given to the model as its answer's start (else put in front by code)
     sign_off: str | None = None
+    edits: list[Edit] = Field(default_factory=list)  # code edits of the written text (edits.py)
     levers: list[Lever] = Field(default_factory=list)
     # Levers the profile asks for that this backend cannot pull, said once by the caller.
     unavailable: list[str] = Field(default_factory=list)
@@ -140,6 +144,29 @@ def _token_biases(m: Measure, strength: Strength) -> tuple[list[TextBias], str |
     return [], None
 
 
+def _code_edit(m: Measure) -> Edit | None:
+    """The text edit a contrasted fact asks for (edits.py): never-used punctuation replaced, contractions written
+    out for a person who never uses them, or contracted for one who uses them far more than the default voice."""
+    if m.z is None or m.contrast_mean is None:
+        return None
+    kind, _, argument = m.metric.partition(":")
+    never = m.mean == 0 and m.contrast_mean > 0
+    if kind == "punctuation" and never:
+        return PUNCTUATION_EDITS.get(argument)
+    if m.metric == "contractions" and (never or m.z >= STANDS_APART):
+        return "expand-contractions" if never else "use-contractions"
+    return None
+
+
+def for_stream(steering: Steering) -> Steering:
+    """The steering a stream can carry: the edits that act piece by piece (edits.CHARACTER_EDITS), and the levers
+    of what it applies."""
+    kept = [e for e in steering.edits if e in CHARACTER_EDITS]
+    dropped = {DESCRIBED[e] for e in steering.edits if e not in kept}
+    return steering.model_copy(update={"edits": kept, "levers": [
+        lever for lever in steering.levers if not (lever.how == "code" and lever.what in dropped)]})
+
+
 def plan(profile: Profile | None, level: SteerLevel | str, capabilities: Capabilities, *,
          opening: OpeningMode = "code") -> Steering:
     """The levers this profile's facts ask for at this level, on a backend that can do `capabilities`; the opening
@@ -163,6 +190,10 @@ def plan(profile: Profile | None, level: SteerLevel | str, capabilities: Capabil
             steering.sign_off = edge
             steering.levers.append(Lever(**lever, what=f"sign-off “{edge}”", how="code"))
         else:
+            edit = _code_edit(m)
+            if edit is not None and edit not in steering.edits:
+                steering.edits.append(edit)
+                steering.levers.append(Lever(**lever, what=DESCRIBED[edit], how="code"))
             biases, described = _token_biases(m, strength)
             if not biases or described is None:
                 continue
@@ -190,7 +221,9 @@ def prefill_text(steering: Steering) -> str | None:
 
 
 def finish(text: str, steering: Steering) -> str:
-    """The text with the opening and sign-off the steering applies by code, where the model did not write them."""
+    """The text with the steering's code edits (edits.py), and the opening and sign-off it applies by code where
+    the model did not write them."""
+    text = apply_edits(text, steering.edits)
     if steering.opening and not measure(f"opens_with:{steering.opening}", text):
         joiner = "\n\n" if _own_line(steering.opening) else " "
         text = f"{steering.opening}{joiner}{text.lstrip()}"

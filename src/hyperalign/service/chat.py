@@ -28,7 +28,7 @@ from pydantic import (
 from ..errors import InputError
 from ..io import check_name
 from ..pipeline.generate import GenerationOptions
-from ..pipeline.steer import SteerLevel, as_steer_level
+from ..pipeline.steer import SteerLevel, as_steer_level, for_stream
 from . import budgets, errors
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
@@ -251,7 +251,9 @@ async def chat_completions(
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)
     meter = StreamMeter(messages)
-    chunks = finish_stream(meter.watch(state.upstream.stream(body, applied.steering)), applied.steering)
+    streamed = for_stream(applied.steering)
+    headers = applied.model_copy(update={"steering": streamed}).headers()
+    chunks = finish_stream(meter.watch(state.upstream.stream(body, streamed)), streamed)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream
     except StopAsyncIteration:

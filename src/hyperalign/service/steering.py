@@ -2,6 +2,9 @@
 person's habitual opening put in front and their sign-off at the end, where the model did not write them — in a
 whole completion, and in a stream without holding it back longer than the opening is long.
 
+The code edits (pipeline/edits.py) apply to whole completions; a stream gets those that act on one character at a
+time, piece by piece, and its headers name only those (`for_stream`).
+
 The token levers (biases, prefill) need the model itself: only an upstream whose capabilities allow them applies
 them (the built-in backend upstream); an OpenAI-compatible upstream gets the code levers alone, and the response's
 X-Hyperalign-Levers header says which levers were applied."""
@@ -12,13 +15,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..pipeline.edits import Edit, apply_edits
 from ..pipeline.facts import measure
 from ..pipeline.steer import Steering, finish
 
 
 def finish_completion(content: bytes, steering: Steering) -> bytes:
     """A chat completion's JSON with each choice's text finished; unchanged where nothing applies."""
-    if not (steering.opening or steering.sign_off):
+    if not (steering.opening or steering.sign_off or steering.edits):
         return content
     parsed = json.loads(content)
     for choice in parsed.get("choices") or []:
@@ -33,9 +37,27 @@ def _with_choice(event: dict[str, Any], delta: dict[str, Any], finish_reason: st
     return {**event, "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason}]}
 
 
+async def _edited(events: AsyncIterator[str], edits: list[Edit]) -> AsyncIterator[str]:
+    """Each event with its text piece edited (character edits only: pipeline/steer.for_stream)."""
+    async for raw in events:
+        try:
+            event = json.loads(raw)
+            delta = event["choices"][0].get("delta") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            yield raw
+            continue
+        piece = delta.get("content")
+        if isinstance(piece, str) and piece and apply_edits(piece, edits) != piece:
+            event["choices"][0]["delta"] = {**delta, "content": apply_edits(piece, edits)}
+            raw = json.dumps(event)
+        yield raw
+
+
 async def finish_stream(events: AsyncIterator[str], steering: Steering) -> AsyncIterator[str]:
     """The stream's events, with the opening put in front once enough text has come to tell whether the model wrote
     it (the events until then held back), and the sign-off sent as one more piece before the finishing event."""
+    if steering.edits:
+        events = _edited(events, steering.edits)
     if not (steering.opening or steering.sign_off):
         async for raw in events:
             yield raw
