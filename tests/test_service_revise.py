@@ -1,6 +1,7 @@
-"""`hyperalign:revise` on the chat endpoint, through the openai SDK: the answer is measured on the user's profile
-facts, revised by one more upstream call, and the revision is sent only where it measures closer; a stream is
-refused; a failing revision call leaves the written answer, not an error."""
+"""The whole-answer strategies on the chat endpoint, through the openai SDK. `hyperalign:revise`: the answer is
+measured on the user's profile facts, revised by one more upstream call, and the revision is sent only where it
+measures closer; a failing revision call leaves the written answer, not an error. `hyperalign:best-of=4`: three
+samples beside the client's answer, the one closest to the person sent. Neither streams."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def editing(revision: str | None):
                 raise LLMError("the model went away")
             return revision
         if request.json_schema is None and "ghost-writing" in system:
-            return DRAFT
+            return CLOSER if request.temperature > 0 and request.seed == 2 else DRAFT  # one sample is closer
         return responder(request)
     return respond
 
@@ -92,3 +93,18 @@ def test_a_stream_cannot_be_revised_and_says_so(bev_service):
         sdk(service).chat.completions.create(model="any", user="ann", messages=ASK, stream=True,
                                              extra_headers=REVISE)
     assert caught.value.body["param"] == "stream" and len(backend.requests) == calls  # refused before any call
+
+
+@pytest.mark.parametrize("bev_service", [CLOSER], indirect=True)
+def test_best_of_sends_the_answer_closest_to_the_person_and_counts_every_call(bev_service):
+    service, backend = bev_service
+    raw = sdk(service).chat.completions.with_raw_response.create(
+        model="any", user="ann", messages=ASK, extra_headers={"X-Hyperalign-Strategy": "hyperalign:best-of=4"})
+    answer = raw.parse()
+    assert raw.headers["x-hyperalign-best-of"] == "4;margin;3" and answer.choices[0].message.content == CLOSER
+    written = backend.requests[-4:]
+    assert sorted((r.temperature, r.seed) for r in written) == [(0.0, 0), (0.8, 1), (0.8, 2), (0.8, 3)]
+    assert answer.usage.completion_tokens == 3 * len(DRAFT.split()) + len(CLOSER.split())
+    with pytest.raises(openai.BadRequestError, match="cannot stream"):
+        sdk(service).chat.completions.create(model="any", user="ann", messages=ASK, stream=True,
+                                             extra_headers={"X-Hyperalign-Strategy": "hyperalign:best-of=4"})

@@ -83,6 +83,15 @@ def facts_margin(checks: Sequence[FactCheck]) -> float | None:
     return round(sum(terms) / len(terms), 4) if terms else None
 
 
+def rank_score(text: str, facts: Sequence[Fact]) -> tuple[float | None, str]:
+    """What ranks a candidate by code alone, and its name: the margin where the facts were measured against the
+    default voice, else adherence (module docstring)."""
+    checks = check_facts(text, facts)
+    if any(c.contrast is not None for c in checks) or any(f.measure.contrast_mean is not None for f in facts):
+        return facts_margin(checks), "margin"
+    return facts_adherence(checks), "adherence"
+
+
 async def aadherence(
     text: str, facts: Sequence[Fact], hypotheses: Sequence[Hypothesis] = (), *,
     client: LLMClient | None = None,

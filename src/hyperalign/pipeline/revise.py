@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ..llm import CompletionRequest, LLMClient, Message, TextBias
 from ..profiles.model import Fact
 from ..prompts import render_messages
-from .adherence import Z_CAP, FactCheck, check_facts, facts_adherence, facts_margin
+from .adherence import Z_CAP, FactCheck, check_facts, rank_score
 from .facts import LABELS, PUNCTUATION, Text, content_words
 
 MAX_DEVIATIONS = 4
@@ -111,10 +111,6 @@ def deviations(checks: Sequence[FactCheck]) -> list[FactCheck]:
     return sorted(off, key=lambda c: -min(abs(c.value - c.target) / c.spread, Z_CAP))[:MAX_DEVIATIONS]
 
 
-def _score(checks: Sequence[FactCheck], by_margin: bool) -> float | None:
-    return facts_margin(checks) if by_margin else facts_adherence(checks)
-
-
 def kept_words(draft: str, revised: str) -> float:
     """The share of the draft's distinct words that the revision still uses."""
     before = set(content_words(draft))
@@ -124,9 +120,8 @@ def kept_words(draft: str, revised: str) -> float:
 def revision_prompt(task: str, draft: str, facts: Sequence[Fact]) -> tuple[list[Message] | None, Revision]:
     """The revision call's messages for `draft`, and its record so far; no messages where it deviates from nothing."""
     checks = check_facts(draft, facts)
-    by_margin = any(c.contrast is not None for c in checks)
-    record = Revision(scored_by="margin" if by_margin else "adherence", draft_score=_score(checks, by_margin),
-                      draft=draft)
+    draft_score, scored_by = rank_score(draft, facts)
+    record = Revision(scored_by=scored_by, draft_score=draft_score, draft=draft)
     words = len(Text.of(draft).words)
     record.deviations = [deviation_text(c, words) for c in deviations(checks)]
     if not record.deviations:
@@ -140,7 +135,7 @@ def settle(record: Revision, answer: str, facts: Sequence[Fact]) -> tuple[str, R
     and it keeps the draft's content, else the draft."""
     draft, revised = record.draft, without_preamble(answer)
     record.revised = revised
-    record.revised_score = _score(check_facts(revised, facts), record.scored_by == "margin")
+    record.revised_score = rank_score(revised, facts)[0]
     if not revised:
         record.reason = "the revision was empty"
     elif kept_words(draft, revised) < MIN_KEPT_WORDS:

@@ -168,7 +168,7 @@ def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
 
 EXPOSED_HEADERS = ["X-Hyperalign-Strategy", "X-Hyperalign-Profile-Version", "X-Hyperalign-Hypotheses",
                    "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "X-Hyperalign-Steer", "X-Hyperalign-Levers",
-                   "X-Hyperalign-Revision",
+                   "X-Hyperalign-Revision", "X-Hyperalign-Best-Of",
                    "Retry-After"]
 
 

@@ -31,6 +31,7 @@ from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level, for_stream
 from . import budgets, errors
 from .auth import CallerDep, StateDep
+from .best_of import BEST_OF_STRATEGY, best_completion
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
 from .revision import REVISE, revise_completion, revision_header
@@ -233,9 +234,9 @@ async def chat_completions(
                                                   steer, task or "(task)")
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
-    if applied.strategy == REVISE and request.stream:
-        raise RequestError(f"strategy {REVISE} revises the whole answer before it is sent, so it cannot stream: send "
-                           "stream: false, or choose another strategy", "stream")
+    if applied.strategy in (REVISE, BEST_OF_STRATEGY) and request.stream:
+        raise RequestError(f"strategy {applied.strategy} measures the whole answer before it is sent, so it cannot "
+                           "stream: send stream: false, or choose another strategy", "stream")
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
     account = Accounting(state, caller.tenant.id, user)
@@ -247,6 +248,11 @@ async def chat_completions(
             usage = usage + revising
             if revision is not None:
                 headers["X-Hyperalign-Revision"] = revision_header(revision)
+        elif applied.strategy == BEST_OF_STRATEGY and user is not None:
+            completion, chosen, sampled = await best_completion(state, user.key, applied, body, completion, messages)
+            usage = usage + sampled
+            if chosen is not None:
+                headers["X-Hyperalign-Best-Of"] = chosen
         await account.done(usage)
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)

@@ -18,19 +18,12 @@ from ..pipeline.revise import Revision, revision_prompt, settle
 from ..pipeline.steer import Steering, finish
 from .personalize import Applied
 from .state import ServiceState
-from .upstream import UpstreamError, message_text
-from .usage import NOTHING, Usage, of_completion
+from .upstream import UpstreamError
+from .usage import NOTHING, Usage, add_usage, first_text, of_completion
 
 REVISE = "hyperalign:revise"
 # What of the client's request the revision call keeps: the model, the length limit and the end user's hashed id.
 _KEPT = ("model", "max_tokens", "max_completion_tokens", "safety_identifier")
-
-
-def _first_text(parsed: Any) -> str | None:
-    choices = parsed.get("choices") if isinstance(parsed, dict) else None
-    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = first.get("message")
-    return message_text(message.get("content")) if isinstance(message, dict) else None
 
 
 def revision_header(record: Revision) -> str:
@@ -42,7 +35,7 @@ async def revise_completion(state: ServiceState, user_key: str, applied: Applied
     """(the completion to send, what the revision did — None where the completion has no text to revise, the
     revision call's usage)."""
     parsed = json.loads(completion)
-    draft = _first_text(parsed)
+    draft = first_text(parsed)
     if not draft or applied.profile_version is None:
         return completion, None, NOTHING
     stored = await asyncio.to_thread(state.store.get, user_key, applied.profile_version)
@@ -59,14 +52,8 @@ async def revise_completion(state: ServiceState, user_key: str, applied: Applied
         record.failed, record.reason = True, f"the revision call failed: {exc.message}"
         return completion, record, NOTHING
     usage = of_completion(answer, messages)
-    text, record = settle(record, _first_text(json.loads(answer)) or "", facts)
+    text, record = settle(record, first_text(json.loads(answer)) or "", facts)
     if record.kept:
         parsed["choices"][0]["message"]["content"] = text
-    if isinstance(parsed.get("usage"), dict):  # the response counts what it cost: both calls
-        spent = parsed["usage"]
-        for field, added in (("prompt_tokens", usage.prompt_tokens), ("completion_tokens", usage.completion_tokens)):
-            if isinstance(spent.get(field), int):
-                spent[field] += added
-        if isinstance(spent.get("total_tokens"), int):
-            spent["total_tokens"] += usage.prompt_tokens + usage.completion_tokens
+    add_usage(parsed, usage)  # the response counts what it cost: both calls
     return json.dumps(parsed).encode(), record, usage

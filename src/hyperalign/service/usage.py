@@ -93,3 +93,22 @@ class StreamMeter:
         if self.reported is not None:
             return self.reported
         return Usage(prompt_estimate(self.messages), _estimate(self.characters), estimated=True)
+
+
+def first_text(parsed: Any) -> str | None:
+    """A parsed chat completion's first choice's text; None where it has none."""
+    choices = parsed.get("choices") if isinstance(parsed, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    return message_text(message.get("content")) if isinstance(message, dict) else None
+
+
+def add_usage(parsed: dict[str, Any], usage: Usage) -> None:
+    """Count `usage` (more upstream calls made for this response) into a parsed completion's own `usage`."""
+    spent = parsed.get("usage")
+    if not isinstance(spent, dict):
+        return
+    for field, added in (("prompt_tokens", usage.prompt_tokens), ("completion_tokens", usage.completion_tokens),
+                         ("total_tokens", usage.total)):
+        if isinstance(spent.get(field), int):
+            spent[field] += added
