@@ -4,6 +4,8 @@ where the upstream's model takes them, the X-Hyperalign-Steer header in and the 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import openai
@@ -85,60 +87,54 @@ def test_an_upstream_model_that_takes_logit_bias_gets_the_token_levers(database_
         service.store.close()
 
 
+@contextmanager
+def bev_behind(database_url: str, upstream: OpenAITestServer) -> Iterator[Service]:
+    """A service whose upstream is `upstream`, bev's profile stored; closed on exit."""
+    server, service = start_service(database_url, upstream_base_url=upstream.base_url)
+    try:
+        put_bev(service)
+        yield service
+    finally:
+        server.__exit__()
+        service.store.close()
+
+
 def test_an_openai_compatible_upstream_gets_no_token_levers_but_the_answer_gets_the_code_ones(database_url):
-    with OpenAITestServer() as upstream:
-        server, service = start_service(database_url, upstream_base_url=upstream.base_url)
-        try:
-            put_bev(service)
-            upstream.script(completion("Bring seeds."))
-            text = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK)
-            assert text.choices[0].message.content == f"{OPENING}\n\nBring seeds.\n\n{SIGN_OFF}"
-            assert "logit_bias" not in upstream.requests[-1].body and "prefill" not in upstream.requests[-1].body
-            assert upstream.tokenize_requests  # asked once at start-up: no /tokenize here, so no token levers
-            assert not any(x.endswith("=steering") for x in raw_levers(service))
-            upstream.script(streamed([OPENING, " Bring", " seeds."]))  # the model wrote the opening itself
-            stream = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True)
-            pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
-            assert "".join(pieces) == f"{OPENING} Bring seeds.\n\n{SIGN_OFF}"
-        finally:
-            server.__exit__()
-            service.store.close()
+    with OpenAITestServer() as upstream, bev_behind(database_url, upstream) as service:
+        upstream.script(completion("Bring seeds."))
+        text = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK)
+        assert text.choices[0].message.content == f"{OPENING}\n\nBring seeds.\n\n{SIGN_OFF}"
+        assert "logit_bias" not in upstream.requests[-1].body and "prefill" not in upstream.requests[-1].body
+        assert upstream.tokenize_requests  # asked once at start-up: no /tokenize here, so no token levers
+        assert not any(x.endswith("=steering") for x in raw_levers(service))
+        upstream.script(streamed([OPENING, " Bring", " seeds."]))  # the model wrote the opening itself
+        stream = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True)
+        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert "".join(pieces) == f"{OPENING} Bring seeds.\n\n{SIGN_OFF}"
 
 
 def test_an_upstream_with_its_own_tokenizer_is_steered_through_it(database_url):
     vocabulary = {"!": 5, "!!": 6, " right": 11, " Right": 12, "—": 20, " —": 21, ".": 30}
-    with OpenAITestServer(vocabulary=vocabulary) as upstream:  # /tokenize as llama.cpp's and vLLM's servers have
-        server, service = start_service(database_url, upstream_base_url=upstream.base_url)
-        try:
-            put_bev(service)
-            upstream.script(completion("Bring seeds."), streamed(["Bring", " seeds."]))
-            raw = sdk(service).chat.completions.with_raw_response.create(
-                model="m", user="bev", messages=TASK, logit_bias={"5": 3})  # the client's own bias holds
-            sent = upstream.requests[-1].body["logit_bias"]
-            assert sent["5"] == 3 and sent["6"] < 0 and sent["11"] > 0 and sent["20"] > 0
-            assert any(x.endswith("=steering") for x in raw.headers["x-hyperalign-levers"].split(","))
-            list(sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True))
-            assert upstream.requests[-1].body["logit_bias"]["6"] < 0  # streamed requests too
-        finally:
-            server.__exit__()
-            service.store.close()
+    with OpenAITestServer(vocabulary=vocabulary) as upstream, bev_behind(database_url, upstream) as service:  # /tokenize as llama.cpp's and vLLM's servers have
+        upstream.script(completion("Bring seeds."), streamed(["Bring", " seeds."]))
+        raw = sdk(service).chat.completions.with_raw_response.create(
+            model="m", user="bev", messages=TASK, logit_bias={"5": 3})  # the client's own bias holds
+        sent = upstream.requests[-1].body["logit_bias"]
+        assert sent["5"] == 3 and sent["6"] < 0 and sent["11"] > 0 and sent["20"] > 0
+        assert any(x.endswith("=steering") for x in raw.headers["x-hyperalign-levers"].split(","))
+        list(sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True))
+        assert upstream.requests[-1].body["logit_bias"]["6"] < 0  # streamed requests too
 
 
 def test_never_used_punctuation_is_edited_out_of_whole_and_streamed_answers(database_url):
-    with OpenAITestServer() as upstream:
-        server, service = start_service(database_url, upstream_base_url=upstream.base_url)
-        try:
-            put_bev(service)
-            upstream.script(completion("Bring seeds! Now!"), streamed(["Bring", " seeds!", " Now!!"]))
-            raw = sdk(service).chat.completions.with_raw_response.create(model="m", user="bev", messages=TASK)
-            assert raw.parse().choices[0].message.content == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
-            assert f"{fact_id('punctuation:exclamation')}=code" in raw.headers["x-hyperalign-levers"].split(",")
-            stream = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True)
-            pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
-            assert "".join(pieces) == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
-        finally:
-            server.__exit__()
-            service.store.close()
+    with OpenAITestServer() as upstream, bev_behind(database_url, upstream) as service:
+        upstream.script(completion("Bring seeds! Now!"), streamed(["Bring", " seeds!", " Now!!"]))
+        raw = sdk(service).chat.completions.with_raw_response.create(model="m", user="bev", messages=TASK)
+        assert raw.parse().choices[0].message.content == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
+        assert f"{fact_id('punctuation:exclamation')}=code" in raw.headers["x-hyperalign-levers"].split(",")
+        stream = sdk(service).chat.completions.create(model="m", user="bev", messages=TASK, stream=True)
+        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert "".join(pieces) == f"{OPENING}\n\nBring seeds. Now.\n\n{SIGN_OFF}"
 
 
 def raw_levers(service: Service) -> list[str]:
