@@ -108,3 +108,41 @@ def test_best_of_sends_the_answer_closest_to_the_person_and_counts_every_call(be
     with pytest.raises(openai.BadRequestError, match="cannot stream"):
         sdk(service).chat.completions.create(model="any", user="ann", messages=ASK, stream=True,
                                              extra_headers={"X-Hyperalign-Strategy": "hyperalign:best-of=4"})
+
+
+@pytest.fixture
+def copying_service(database_url):
+    """The service's usual fake, except that a greedy chat answer hands back the user's shown text word for word."""
+    def respond(request: CompletionRequest) -> str:
+        system = request.messages[0]["content"] if request.messages[0]["role"] == "system" else ""
+        if request.json_schema is None and "<user_text" in system and request.temperature == 0:
+            return system.split("<user_text", 1)[1].split(">", 1)[1].split("</user_text>", 1)[0].strip()
+        return responder(request)
+
+    backend = FakeBackend(respond)
+    server, service = start_service(database_url, backend=backend)
+    with_profile(service)
+    yield service, backend
+    server.__exit__()
+    service.store.close()
+
+
+def test_an_answer_that_copies_the_shown_text_is_asked_again_and_the_stream_says_it_is_unguarded(copying_service):
+    service, backend = copying_service
+    shown = {"X-Hyperalign-Strategy": "hyperalign:examples=1"}
+    raw = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
+                                                                 extra_headers=shown)
+    answer = raw.parse()
+    assert raw.headers["x-hyperalign-rewrites"] == "1" and raw.headers["x-hyperalign-copy-rate"] == "0.0000"
+    assert answer.choices[0].message.content.startswith("Fog again. Reply with")  # the sampled rewrite
+    first, again = backend.requests[-2:]
+    assert (first.temperature, again.temperature, again.seed) == (0.0, 0.8, 1)
+    assert answer.usage.completion_tokens == sum(len(r.split()) for r in (
+        first.messages[0]["content"].split("<user_text", 1)[1].split(">", 1)[1].split("</user_text>", 1)[0].strip(),
+        answer.choices[0].message.content))
+    calls = len(backend.requests)
+    plain = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK)
+    assert plain.headers["x-hyperalign-rewrites"] == "0" and len(backend.requests) == calls + 1
+    stream = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
+                                                                    stream=True, extra_headers=shown)
+    assert stream.headers["x-hyperalign-copy-guard"] == "off: stream"

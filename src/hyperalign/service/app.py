@@ -168,7 +168,8 @@ def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
 
 EXPOSED_HEADERS = ["X-Hyperalign-Strategy", "X-Hyperalign-Profile-Version", "X-Hyperalign-Hypotheses",
                    "X-Hyperalign-Examples", "X-Hyperalign-Prompt", "X-Hyperalign-Steer", "X-Hyperalign-Levers",
-                   "X-Hyperalign-Revision", "X-Hyperalign-Best-Of",
+                   "X-Hyperalign-Revision", "X-Hyperalign-Best-Of", "X-Hyperalign-Copy-Rate",
+                   "X-Hyperalign-Rewrites", "X-Hyperalign-Copy-Guard",
                    "Retry-After"]
 
 

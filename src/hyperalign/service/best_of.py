@@ -20,7 +20,7 @@ from ..pipeline.steer import finish
 from .personalize import Applied
 from .state import ServiceState
 from .upstream import UpstreamError
-from .usage import NOTHING, Usage, add_usage, first_text, of_completion
+from .usage import NOTHING, Usage, count_calls, first_text, of_completion
 
 BEST_OF_STRATEGY = "hyperalign:best-of=4"
 BEST_OF = 4
@@ -50,13 +50,5 @@ async def best_completion(state: ServiceState, user_key: str, applied: Applied, 
     scored = [rank_score(finish(first_text(c) or "", applied.steering), stored.profile.facts) for c in candidates]
     best = max(range(len(candidates)), key=lambda i: (first_text(candidates[i]) is not None,
                                                        scored[i][0] if scored[i][0] is not None else float("-inf")))
-    chosen = candidates[best]
-    others = NOTHING
-    for i, spent in enumerate(own):
-        if i != best:
-            others = others + spent
-    add_usage(chosen, others)  # the chosen answer's own usage, and every other call's
-    samples_usage = NOTHING
-    for spent in own[1:]:
-        samples_usage = samples_usage + spent
-    return json.dumps(chosen).encode(), f"{len(candidates)};{scored[0][1]};{best + 1}", samples_usage
+    sampled = count_calls(candidates[best], own, best)
+    return json.dumps(candidates[best]).encode(), f"{len(candidates)};{scored[0][1]};{best + 1}", sampled

@@ -31,10 +31,8 @@ from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import SteerLevel, as_steer_level, for_stream
 from . import budgets, errors
 from .auth import CallerDep, StateDep
-from .best_of import BEST_OF_STRATEGY, best_completion
 from .errors import RequestError, as_response
 from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
-from .revision import REVISE, revise_completion, revision_header
 from .schemas import MAX_USER_ID, OPTIONAL_USER_ID_PATTERN, ChatCompletion, ModelCard, ModelList
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
@@ -42,6 +40,7 @@ from .tenants import STRATEGIES, check_strategy
 from .upstream import UpstreamError, message_text
 from .usage import StreamMeter, Usage, of_completion
 from .users import EndUser, hashed_id, list_examples, resolve_user
+from .whole_answer import STREAM_NOT_GUARDED, WHOLE_ANSWER_STRATEGIES, after_writing
 
 router = APIRouter(tags=["chat"])
 
@@ -234,31 +233,27 @@ async def chat_completions(
                                                   steer, task or "(task)")
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
-    if applied.strategy in (REVISE, BEST_OF_STRATEGY) and request.stream:
+    if applied.strategy in WHOLE_ANSWER_STRATEGIES and request.stream:
         raise RequestError(f"strategy {applied.strategy} measures the whole answer before it is sent, so it cannot "
                            "stream: send stream: false, or choose another strategy", "stream")
     body = _upstream_body(request, user, state, messages)
     headers = applied.headers()
     account = Accounting(state, caller.tenant.id, user)
+    personalized = user is not None and applied.strategy.startswith("hyperalign")
     if not request.stream:
         completion = await state.upstream.complete(body, applied.steering)
         usage = of_completion(completion, messages)
-        if applied.strategy == REVISE and user is not None:
-            completion, revision, revising = await revise_completion(state, user.key, applied, body, completion, task)
-            usage = usage + revising
-            if revision is not None:
-                headers["X-Hyperalign-Revision"] = revision_header(revision)
-        elif applied.strategy == BEST_OF_STRATEGY and user is not None:
-            completion, chosen, sampled = await best_completion(state, user.key, applied, body, completion, messages)
-            usage = usage + sampled
-            if chosen is not None:
-                headers["X-Hyperalign-Best-Of"] = chosen
+        if personalized and user is not None:
+            completion, after, more_headers = await after_writing(state, user, applied, body, completion, messages,
+                                                                  task)
+            usage, headers = usage + after, headers | more_headers
         await account.done(usage)
         return Response(finish_completion(completion, applied.steering), media_type="application/json",
                         headers=headers)
     meter = StreamMeter(messages)
     streamed = for_stream(applied.steering)
-    headers = applied.model_copy(update={"steering": streamed}).headers()
+    headers = applied.model_copy(update={"steering": streamed}).headers() | (STREAM_NOT_GUARDED if personalized
+                                                                              else {})
     chunks = finish_stream(meter.watch(state.upstream.stream(body, streamed)), streamed)
     try:
         first = await anext(chunks)  # an upstream that fails at once gets a proper error status, not a broken stream

@@ -112,3 +112,15 @@ def add_usage(parsed: dict[str, Any], usage: Usage) -> None:
                          ("total_tokens", usage.total)):
         if isinstance(spent.get(field), int):
             spent[field] += added
+
+
+def count_calls(chosen_answer: dict[str, Any], spent: list[Usage], chosen: int) -> Usage:
+    """A response made of several upstream calls (`spent`, the client's own answer first) that sends the answer of
+    call `chosen`: every other call's usage is counted into that answer's `usage`; what the calls after the first
+    cost is returned (the first is counted by the chat endpoint)."""
+    others, after_first = NOTHING, NOTHING
+    for i, usage in enumerate(spent):
+        others = others if i == chosen else others + usage
+        after_first = after_first if i == 0 else after_first + usage
+    add_usage(chosen_answer, others)
+    return after_first
