@@ -28,6 +28,10 @@ every `--checkpoint-minutes` and when the run stops; rerunning the command unpac
         --reuse benchmarks/runs/aaac-examples-qwen1.5b-10x3.tar.gz --keep hyperalign:steer=light \\
         --relabel "hyperalign:examples=1->hyperalign:examples=1:copy-guard=off" \\
         --methods hyperalign:examples=1,hyperalign:examples=1:copy-guard=off,hyperalign:steer=light,few-shot,zero-shot
+    # the revision pass beside the steered rows it revises:
+    python benchmarks/steering_run.py --name aaac-revise-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
+        --reuse benchmarks/runs/aaac-guard-qwen1.5b-10x3.tar.gz --keep hyperalign:steer=light \\
+        --methods hyperalign:steer=light,hyperalign:revise,few-shot,zero-shot
     # the same after the word mapping left out bare forms (the first run's steered rows made again):
     python benchmarks/steering_run.py --name aaac-steer2-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-steer-qwen1.5b-10x3.tar.gz --model /path/to/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf
