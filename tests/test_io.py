@@ -273,3 +273,19 @@ def test_a_batch_writer_keeps_the_file_open_cuts_a_torn_line_and_leaves_only_who
             append({"id": "d", "value": float("nan")})
     assert [r["id"] for r in log.rows()] == ["a", "b", "c"]
     assert log.path.read_bytes().endswith(b"\n")
+
+
+def test_append_whole_leaves_no_torn_line_when_the_file_size_limit_is_hit(tmp_path):
+    """A full disk, played by RLIMIT_FSIZE in a child process: the line that does not fit is not left half-written."""
+    target = tmp_path / "rescued.txt"
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from hyperalign.io import append_whole\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))\n"
+        f"path = Path({str(target)!r})\n"
+        "print(append_whole(path, 'a' * 59 + '\\n'), append_whole(path, 'b' * 59 + '\\n'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "False"], done.stderr
+    assert target.read_text() == "a" * 59 + "\n"

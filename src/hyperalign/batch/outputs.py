@@ -29,7 +29,7 @@ from typing import Any, Literal
 import filelock
 
 from ..errors import InputError
-from ..io import lock_path, rescue
+from ..io import append_whole, lock_path, rescue
 
 NAME_MAX = 255  # when the file system does not say
 PATH_MAX = 4096
@@ -223,12 +223,7 @@ class Salvage:
             self.path = rescue(line, Path(self.intended))
             kept = self.path is not None
         else:
-            try:
-                with open(self.path, "a", encoding="utf-8") as sink:
-                    sink.write(line)
-                kept = True
-            except OSError:
-                kept = False
+            kept = append_whole(self.path, line)  # a row that does not fit is not left torn in the file
         reason = str(error)
         if kept:
             self.kept += 1

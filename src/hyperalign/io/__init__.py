@@ -31,9 +31,10 @@ from .read import (
     read_text_file,
     validate_row,
 )
-from .write import JsonlLog, check_output_path, lock_path, rescue, write_atomically, write_or_rescue
+from .write import JsonlLog, append_whole, check_output_path, lock_path, rescue, write_atomically, write_or_rescue
 
 __all__ = [
+    "append_whole",
     "MAX_INPUT_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_LOG_BYTES",

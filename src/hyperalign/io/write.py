@@ -89,15 +89,37 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def append_whole(path: Path, text: str) -> bool:
+    """Append `text` whole or not at all: where the disk (or a file-size limit) takes only part of it, that part is
+    cut off again, so a file of lines never ends in a torn one. Unbuffered, so nothing is left to flush later."""
+    try:
+        with open(path, "ab", buffering=0) as sink:
+            start = sink.seek(0, os.SEEK_END)
+            rest = memoryview(text.encode("utf-8"))
+            try:
+                while rest:  # a raw write may take part of it and say how much
+                    rest = rest[sink.write(rest):]
+            except OSError:
+                sink.truncate(start)
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def rescue(text: str, intended: Path) -> Path | None:
-    """Keep a finished result that could not be written where it was asked to go: a file in the temp directory."""
+    """Keep a finished result that could not be written where it was asked to go: a file in the temp directory,
+    holding the whole text or, where even that cannot be written, nothing (None)."""
     try:
         handle, name = tempfile.mkstemp(prefix=f"hyperalign-rescued-{Path(intended).name[:100]}-", suffix=".txt")
-        with os.fdopen(handle, "w", encoding="utf-8") as sink:
-            sink.write(text)
-        return Path(name)
+        os.close(handle)
     except OSError:
         return None
+    if append_whole(Path(name), text):
+        return Path(name)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return None
 
 
 def write_or_rescue(path: Path, text: str) -> None:
