@@ -220,27 +220,25 @@ async def _written(client: LLMClient, task: str, strategy: Strategy, messages: l
     and the prompt showed the person's texts, once more without them (`plain`), greedy."""
     guard = _copy_guard(strategy, messages, options)
     base_seed = options.seed or 0
+    # The rewrites: sampled, then (where texts were shown) greedy without them.
+    tries: list[tuple[list[Message], float, int | None]] = [
+        (messages, options.sample_temperature, base_seed + i) for i in range(1, options.copy_retries + 1)]
+    if plain is not None and options.copy_retries:
+        tries.append((plain, options.temperature, options.seed))
     with track_usage() as usage:
         completion = await client.acomplete(_request(messages, options, steering, options.temperature, options.seed))
         text = finish(completion.text.strip(), steering)
         copied = guard(text)
-        rewrites = 0
-        while copied is not None and copied > options.max_copied and rewrites < options.copy_retries:
+        rewrites, without_shown = 0, False
+        for prompt, temperature, seed in tries:
+            if copied is None or copied <= options.max_copied:
+                break
             rewrites += 1
-            retry = await client.acomplete(
-                _request(messages, options, steering, options.sample_temperature, base_seed + rewrites))
+            retry = await client.acomplete(_request(prompt, options, steering, temperature, seed))
             retry_text = finish(retry.text.strip(), steering)
-            retry_copied = guard(retry_text)
+            retry_copied = guard(retry_text)  # always against what the first prompt showed
             if retry_copied is not None and retry_copied < copied:
-                completion, text, copied = retry, retry_text, retry_copied
-        without_shown = False
-        if plain is not None and copied is not None and copied > options.max_copied and options.copy_retries:
-            rewrites += 1
-            retry = await client.acomplete(_request(plain, options, steering, options.temperature, options.seed))
-            retry_text = finish(retry.text.strip(), steering)
-            retry_copied = guard(retry_text)  # measured against what the first prompt showed
-            if retry_copied is not None and retry_copied < copied:
-                completion, text, copied, without_shown = retry, retry_text, retry_copied, True
+                completion, text, copied, without_shown = retry, retry_text, retry_copied, prompt is plain
     return Generation(
         task=task,
         strategy=strategy,

@@ -1,6 +1,6 @@
 """`hyperalign:best-of=4` on the chat endpoint: the library's best-of-N reranking (pipeline/generate.py) on whole
 completions. The client's request is answered as asked, and `BEST_OF - 1` more answers are sampled alongside it
-(temperature `SAMPLE_TEMPERATURE`, seeds after the request's), all at once; each is finished as it would be sent
+(upstream.sampled: the library's sampling temperature, seeds after the request's), all at once; each is finished as it would be sent
 (the code levers) and scored by code on the user's profile facts — by the margin over the default voice where the
 facts were measured against it, else by adherence (pipeline/adherence.rank_score). The best is sent, the first of
 equals (so the client's own answer wins ties); the response's `usage` counts every call, and
@@ -19,12 +19,11 @@ from ..pipeline.adherence import rank_score
 from ..pipeline.steer import finish
 from .personalize import Applied
 from .state import ServiceState
-from .upstream import UpstreamError
+from .upstream import UpstreamError, sampled
 from .usage import NOTHING, Usage, count_calls, first_text, of_completion
 
 BEST_OF_STRATEGY = "hyperalign:best-of=4"
 BEST_OF = 4
-SAMPLE_TEMPERATURE = 0.8  # as the library's best-of samples (GenerationOptions.sample_temperature)
 
 
 async def best_completion(state: ServiceState, user_key: str, applied: Applied, body: dict[str, Any],
@@ -34,21 +33,17 @@ async def best_completion(state: ServiceState, user_key: str, applied: Applied, 
     parsed = json.loads(completion)
     if first_text(parsed) is None or applied.profile_version is None:
         return completion, None, NOTHING
-    given = body.get("seed")
-    seed = given if isinstance(given, int) else 0
-    samples = [body | {"temperature": SAMPLE_TEMPERATURE, "seed": seed + i} for i in range(1, BEST_OF)]
-    answers = await asyncio.gather(*(state.upstream.complete(s, applied.steering) for s in samples),
-                                   return_exceptions=True)
+    answers = await asyncio.gather(*(state.upstream.complete(sampled(body, i), applied.steering)
+                                     for i in range(1, BEST_OF)), return_exceptions=True)
     written = [answer for answer in answers if isinstance(answer, bytes)]
     for failure in answers:
         if isinstance(failure, BaseException) and not isinstance(failure, UpstreamError):
             raise failure
-    own = [of_completion(answer, messages) for answer in written]
+    own = [of_completion(answer, messages) for answer in (completion, *written)]  # the client's answer first
     stored = await asyncio.to_thread(state.store.get, user_key, applied.profile_version)
     candidates = [parsed, *(json.loads(answer) for answer in written)]
-    own.insert(0, of_completion(completion, messages))
     scored = [rank_score(finish(first_text(c) or "", applied.steering), stored.profile.facts) for c in candidates]
     best = max(range(len(candidates)), key=lambda i: (first_text(candidates[i]) is not None,
                                                        scored[i][0] if scored[i][0] is not None else float("-inf")))
-    sampled = count_calls(candidates[best], own, best)
-    return json.dumps(candidates[best]).encode(), f"{len(candidates)};{scored[0][1]};{best + 1}", sampled
+    samples_usage = count_calls(candidates[best], own, best)
+    return json.dumps(candidates[best]).encode(), f"{len(candidates)};{scored[0][1]};{best + 1}", samples_usage

@@ -1,7 +1,7 @@
 """The copy guard on the chat endpoint, as the library's (pipeline/generate.py), for whole answers: the system message
 shows the user's own words — quoted evidence, and under `hyperalign:examples=K` whole texts — and a small model
 hands them back verbatim. An answer whose share of word 8-grams repeating the system message is above
-`GenerationOptions.max_copied` is asked again, sampled (temperature 0.8, seeds after the request's), up to
+`GenerationOptions.max_copied` is asked again, sampled (upstream.sampled), up to
 `copy_retries` times; the least-copying answer is sent (the first of equals). `X-Hyperalign-Copy-Rate` gives the sent
 answer's share and `X-Hyperalign-Rewrites` how many were asked again; the response's `usage` counts every call.
 
@@ -17,7 +17,7 @@ from ..pipeline.generate import GenerationOptions
 from ..text import copy_stats
 from .personalize import Applied
 from .state import ServiceState
-from .upstream import UpstreamError, message_text
+from .upstream import UpstreamError, message_text, sampled
 from .usage import NOTHING, Usage, count_calls, first_text, of_completion
 
 _OPTIONS = GenerationOptions()
@@ -36,19 +36,17 @@ async def guarded_completion(state: ServiceState, applied: Applied, body: dict[s
         return completion, {}, NOTHING
     rate, chosen = copy_rate(best, system), 0
     spent = [of_completion(completion, messages)]  # every call's usage, the client's answer first
-    given = body.get("seed")
-    seed = given if isinstance(given, int) else 0
     while rate > _OPTIONS.max_copied and len(spent) <= _OPTIONS.copy_retries:
-        sample = body | {"temperature": _OPTIONS.sample_temperature, "seed": seed + len(spent)}
         try:
-            raw = await state.upstream.complete(sample, applied.steering)
+            raw = await state.upstream.complete(sampled(body, len(spent)), applied.steering)
         except UpstreamError:
             spent.append(NOTHING)
             continue
         spent.append(of_completion(raw, messages))
         answer = json.loads(raw)
-        if first_text(answer) is not None and copy_rate(answer, system) < rate:
-            best, rate, chosen = answer, copy_rate(answer, system), len(spent) - 1
+        answer_rate = copy_rate(answer, system) if first_text(answer) is not None else rate
+        if answer_rate < rate:
+            best, rate, chosen = answer, answer_rate, len(spent) - 1
     rewrites = len(spent) - 1
     headers = {"X-Hyperalign-Copy-Rate": f"{rate:.4f}", "X-Hyperalign-Rewrites": str(rewrites)}
     if not rewrites:

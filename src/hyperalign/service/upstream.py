@@ -32,10 +32,12 @@ from ..errors import BackendUnavailableError, ContextOverflowError, HyperAlignEr
 from ..llm import Capabilities, CompletionRequest, LLMClient, TextBias
 from ..llm.openai import EndpointFailure, classify_failure
 from ..llm.server_tokens import ServerTokenizer, tokenize_url
+from ..pipeline.generate import GenerationOptions
 from ..pipeline.steer import Steering, prefill_text
 from ..redaction import redact_text, redact_url
 
 log = logging.getLogger("hyperalign.service.upstream")
+SAMPLE_TEMPERATURE = GenerationOptions().sample_temperature
 BAD_GATEWAY, UNAVAILABLE = "upstream_error", "upstream_unavailable"
 
 
@@ -182,6 +184,13 @@ class OpenAIUpstream:
             return UpstreamError(503, "the upstream model is overloaded; retry later", UNAVAILABLE,
                                  "upstream_overloaded", retry_after=failure.retry_after)
         return UpstreamError(502, f"the upstream model failed (HTTP {status})", BAD_GATEWAY, "upstream_error")
+
+
+def sampled(body: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The same chat request sampled once more: the library's sampling temperature for best-of and rewrites
+    (GenerationOptions.sample_temperature), and the seed `offset` after the request's own (0 where it gave none)."""
+    given = body.get("seed")
+    return body | {"temperature": SAMPLE_TEMPERATURE, "seed": (given if isinstance(given, int) else 0) + offset}
 
 
 def _is_json_object(data: str) -> bool:
