@@ -15,6 +15,11 @@ TRUNCATION_MARK = " […truncated]"
 TokenCounter = Callable[[str], int]
 
 
+def clip(text: str, chars: int) -> str:
+    """The text cut to `chars` characters, the cut marked."""
+    return text if len(text) <= chars else text[: max(0, chars - len(TRUNCATION_MARK))] + TRUNCATION_MARK
+
+
 def token_counter(client: LLMClient) -> TokenCounter | None:
     """The backend's exact token count, where its capabilities say it has one."""
     backend = client.backend

@@ -34,17 +34,13 @@ from ..llm.labels import logit, read_labels
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample, wilson_lower_bound
 from ..prompts import render_messages
 from ..text import CHARS_PER_TOKEN
-from .context import PROMPT_OVERHEAD_TOKENS, TRUNCATION_MARK
+from .context import PROMPT_OVERHEAD_TOKENS, clip
 from .selection import rate_on_text, verdict_schema, verdicts_of
 
 Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
 MIN_PAIRS = 3
 POSITION_BOUND = 0.8  # share of position-following verdicts above which the pairs said nothing about the texts
-
-
-def _clip(text: str, chars: int) -> str:
-    return text if len(text) <= chars else text[: max(0, chars - len(TRUNCATION_MARK))] + TRUNCATION_MARK
 
 
 async def _check(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
@@ -134,7 +130,7 @@ async def discriminate(
         statements = sum(len(h.statement) for h in hypotheses) / CHARS_PER_TOKEN + 10 * len(hypotheses)
         free = client.backend.context_tokens - PROMPT_OVERHEAD_TOKENS - 2 * statements - 40
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
-    clipped = [(i, task, *((_clip(p, room), _clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
+    clipped = [(i, task, *((clip(p, room), clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
     if client.backend.capabilities.logprobs:
         read, stats = await _probability_picks(client, hypotheses, clipped)
         if read is not None:

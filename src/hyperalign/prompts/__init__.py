@@ -38,6 +38,7 @@ VERSIONS: dict[str, int] = {
     "verify_hypotheses": 1,
     "verify_hypothesis_label": 1,
     "revise": 1,
+    "identify_profile": 1,
 }
 
 _TAG = re.compile(

@@ -1,6 +1,6 @@
 """What a run's profiles are like: how many hypotheses were proposed, kept and shared across people, how many facts
 were kept — and profile identification: how often a held-out text of a person is matched to their own profile among
-the run's profiles, by the facts (code, every held-out text). Chance is 1 / the number of profiles. A profile whose
+the run's profiles, by the facts (code, every held-out text) and by the hypotheses (identify.py). Chance is 1 / the number of profiles. A profile whose
 statements could be anyone's cannot be told from the others; one that names the person's differences can."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def identify(text: str, profiles: dict[str, Profile]) -> str | None:
     return max(known, key=lambda a: (known[a], a)) if known else None
 
 
-def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]], seed: int = 0) -> dict[str, Any]:
+def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]],
+                    by_hypotheses: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Per method: hypotheses and facts, identification by facts, and `by_hypotheses` (identify.py) where given."""
     references = [(i.reference, i.author) for a in split.authors for i in a.held_out]
     result: dict[str, Any] = {}
     for method, users in profiles.items():
@@ -40,6 +42,7 @@ def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]], seed:
             "facts_kept": sum(len(p.facts) for p in users.values()) / len(users),
             "identification_by_facts": bootstrap(identified, seed=seed).as_dict() if identified else None,
             "identification_chance": 1 / len(users),
+            "identification_by_hypotheses": (by_hypotheses or {}).get(method),
             "seconds_per_profile": sum(p.report.seconds for p in users.values()) / len(users),
             "contrast_seconds_per_profile": sum(p.contrast.seconds for p in users.values() if p.contrast) / len(users),
         }

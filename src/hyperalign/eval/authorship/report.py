@@ -211,21 +211,34 @@ def markdown(results: dict[str, Any]) -> str:
     if profiles:
         lines += ["", "## Profiles", "",
                   "Profile identification: a held-out text of the person matched to their own profile among the "
-                  "run's profiles by its facts (chance 1 / profiles). Shared: the share of inferred hypotheses whose "
-                  "statement is in two or more profiles.", "",
+                  "run's profiles by its facts (code, every text; chance 1 / profiles), and by its hypotheses (one "
+                  "check call per person's first held-out text, among the profiles that kept a hypothesis; its chance "
+                  "and how it was read beside it). Shared: the share of inferred hypotheses whose statement is in two "
+                  "or more profiles.", "",
                   "| method | hypotheses proposed | kept | failed verification | shared | facts kept | "
-                  "identification by facts | chance | s / profile (contrast) |", "|---|---|---|---|---|---|---|---|---|"]
+                  "identification by facts | chance | identification by hypotheses | s / profile (contrast) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for method, block in profiles.items():
             lines.append(
                 f"| {method} | {_num(block['hypotheses_proposed'], 1)} | {_num(block['hypotheses_kept'], 1)} | "
                 f"{_num(block['hypotheses_failed_verification'], 1)} | {block['shared_share']:.0%} | "
                 f"{_num(block['facts_kept'], 1)} | {_ci(block['identification_by_facts'])} | "
-                f"{block['identification_chance']:.2f} | {_num(block['seconds_per_profile'])} "
+                f"{block['identification_chance']:.2f} | {_by_hypotheses(block.get('identification_by_hypotheses'))} | "
+                f"{_num(block['seconds_per_profile'])} "
                 f"({_num(block['contrast_seconds_per_profile'])}) |")
     shown = [name for name, drawn in plot_names(results).items() if drawn]
     lines += ["", "Plots: " + ", ".join(f"`plots/{name}.png`" for name in shown)
               + ". Every number: `results.json`, `results.csv`.", ""]
     return "\n".join(lines)
+
+
+def _by_hypotheses(block: dict[str, Any] | None) -> str:
+    if not block:
+        return "–"
+    profiles = f"{block['profiles_with_hypotheses']}/{block['profiles']} profiles with hypotheses"
+    if block.get("accuracy") is None:
+        return f"– ({profiles})"
+    return f"{_ci(block['accuracy'])}, chance {block['chance']:.2f} ({profiles}; {block['reading']})"
 
 
 def _margin_plot(second: dict[str, Any], folder: Path) -> Path:

@@ -19,6 +19,7 @@ from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_
 from ..judge import Judge, aggregate, judge_identity, pair_orders, validity
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from ..split_file import SPLIT_FILE, read_split, write_split
+from .identify import identification_by_hypotheses
 from .methods import Method, imported_outputs, parse_methods
 from .metrics import attribution_metrics, cost_metrics
 from .profiles import profile_metrics
@@ -234,6 +235,8 @@ class AuthorshipRun:
         outputs = {(r["method"], r["item_id"]): r["output"] for r in rows}
         judgments = await self.judgments(split, outputs)
         names = [m.name for m in self.methods]
+        identified = {method: await identification_by_hypotheses(self.ha.client, split, users, seed=self.config.seed)
+                      for method, users in profiles.items() if users}
         results = {
             "kind": "authorship",
             "config": self.config.model_dump(mode="json"),
@@ -244,7 +247,7 @@ class AuthorshipRun:
             "attribution": attribution_metrics(split, rows, names, self.config),
             "judge": self.judge_results(judgments, names),
             "cost": cost_metrics(split, rows, profiles, names, ticl),
-            "profiles": profile_metrics(split, profiles, self.config.seed),
+            "profiles": profile_metrics(split, profiles, identified, self.config.seed),
         }
         self.folder.write_json("results.json", results)
         return results
