@@ -21,7 +21,7 @@ Detectors: the rule-based detector (eval/deliberative/refusal.py), the one-regex
 for comparison), and with `--judge-model GGUF` the `refusal` LLM judge read from label probabilities.
 
     python benchmarks/refusal_agreement.py                              # rules only, seconds
-    python benchmarks/refusal_agreement.py --qwen --judge-split test    # + the 1.5B judge on the test split
+    python benchmarks/refusal_agreement.py --qwen     # + the 1.5B judge on the held-back splits (test, delib-test)
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--qwen", action="store_true", help="judge with Qwen2.5-Coder-1.5B (benchmarks/models.py)")
     parser.add_argument("--judge-model", default=None, help="judge with this GGUF file")
-    parser.add_argument("--judge-split", choices=[*SPLITS, "all"], default="test")
+    parser.add_argument("--judge-split", default="test,delib-test",
+                        help=f"comma-separated splits the LLM judge reads ({', '.join(SPLITS)}, or all)")
     parser.add_argument("--name", default="refusal-agreement")
     args = parser.parse_args()
     recorder = Recorder(args.name, "benchmarks/refusal_agreement.py")
@@ -156,7 +157,11 @@ def main() -> int:
     model = qwen_1_5b() if args.qwen else Path(args.judge_model) if args.judge_model else None
     judged: dict[str, dict[str, str]] = {}
     if model is not None:
-        wanted = [i for i in items if args.judge_split in ("all", i["split"])]
+        splits = SPLITS if args.judge_split == "all" else args.judge_split.split(",")
+        unknown = sorted(set(splits) - set(SPLITS))
+        if unknown:
+            parser.error(f"--judge-split: unknown split {', '.join(unknown)} (known: {', '.join(SPLITS)})")
+        wanted = [i for i in items if i["split"] in splits]
         judged = asyncio.run(judge_labels(wanted, model))
 
     record: dict[str, Any] = {"data": "benchmarks/data/refusal-dev (RBR gold, MIT; Qwen2.5-Coder-1.5B deliberative "
