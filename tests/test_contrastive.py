@@ -12,11 +12,12 @@ import pytest
 from hyperalign import HyperAlign, UserExample
 from hyperalign.llm import CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
-from hyperalign.pipeline.contrast import ReferenceStats, task_for
+from hyperalign.pipeline.contrast import task_for
 from hyperalign.pipeline.distinctive import distinctive_facts, distinctive_words
 from hyperalign.pipeline.facts import Text
 from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
 from hyperalign.pipeline.infer import InferenceOptions
+from hyperalign.pipeline.reference import ReferenceStats
 from hyperalign.profiles.model import Hypothesis, Profile
 
 # One stream of common words for everyone: the person and the default voice differ only in how they cut it into

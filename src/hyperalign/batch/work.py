@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from ..api import HyperAlign
 from ..errors import HyperAlignError
-from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import GenerationOptions, Strategy, agenerate
 from ..pipeline.infer import InferenceOptions
+from ..pipeline.reference import ReferenceStats
 from ..profiles.model import Profile, UserExample
 from ..usage import Usage
 

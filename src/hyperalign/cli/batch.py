@@ -32,9 +32,9 @@ from ..batch.work import BatchOptions, Done
 from ..config import Settings
 from ..errors import InputError
 from ..io import JsonlLog, check_output_path
-from ..pipeline.contrast import ReferenceStats
 from ..pipeline.generate import GenerationOptions, Strategy
 from ..pipeline.generic import GENERIC_SHARE
+from ..pipeline.reference import ReferenceStats
 from .common import app, cli_command, err, say, say_warning, settings
 
 batch_app = typer.Typer(help="Many users at once: resumable, bounded concurrency (--concurrency), local or on Ray.",

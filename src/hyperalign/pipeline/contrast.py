@@ -7,21 +7,18 @@ describes the genre or the model, not the person. A text without a task gets one
 (or the operator's `genre_task`), so the two texts of a pair answer the same request.
 
 A reference population (an operator's corpus of the genre, `--reference`) enters only as aggregate statistics —
-each metric's distribution and word counts (`ReferenceStats`) — never as text: no other person's words reach a
+each metric's distribution and word counts (`reference.ReferenceStats`) — never as text: no other person's words reach a
 prompt, a profile, a log or a response."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from math import sqrt
 
 from ..llm import LLMClient, track_usage
 from ..profiles.model import Contrast, ContrastText, UserExample
-from .facts import METRICS, Text, content_words, measure
+from .facts import Text
 from .generate import GenerationOptions, Strategy, agenerate
 
 OPENING_WORDS = 25
@@ -67,55 +64,3 @@ async def default_voice(
     texts = [ContrastText(prompt=task, text=g.text, example_index=i)
              for i, (task, g) in enumerate(zip(tasks, generations, strict=True)) if g.text.strip()]
     return Contrast(model=client.model, texts=texts, usage=usage, seconds=round(time.perf_counter() - started, 2))
-
-
-@dataclass
-class ReferenceStats:
-    """A population's aggregates — per metric the count, sum and sum of squares of its texts' values, and word
-    counts — never a text. Sums, so that one person's own texts can be taken out again (`without`): in a batch, each
-    user is compared with everyone else."""
-
-    name: str
-    texts: int
-    sums: dict[str, tuple[int, float, float]] = field(default_factory=dict)
-    words: Counter[str] = field(default_factory=Counter)
-
-    @classmethod
-    def of(cls, name: str, texts: Sequence[str]) -> ReferenceStats:
-        stats = cls(name=name, texts=0)
-        stats._add(texts, 1)
-        return stats
-
-    def without(self, texts: Sequence[str]) -> ReferenceStats:
-        """The population less these texts (theirs are in it): aggregates of everyone else."""
-        other = ReferenceStats(self.name, self.texts, dict(self.sums), Counter(self.words))
-        other._add(texts, -1)
-        return other
-
-    def _add(self, texts: Sequence[str], sign: int) -> None:
-        parsed = [Text.of(t) for t in texts if t.strip()]
-        self.texts += sign * len(parsed)
-        for metric in METRICS:
-            n, total, squares = self.sums.get(metric, (0, 0.0, 0.0))
-            for t in parsed:
-                value = measure(metric, t)
-                if value is not None:
-                    n, total, squares = n + sign, total + sign * value, squares + sign * value * value
-            self.sums[metric] = (n, total, squares)
-        for t in parsed:
-            counts = Counter(content_words(t.raw))
-            if sign > 0:
-                self.words.update(counts)
-            else:
-                self.words.subtract(counts)
-        self.words = +self.words  # drop zero and negative counts
-
-    @property
-    def metrics(self) -> dict[str, tuple[float, float]]:
-        """metric -> (mean, population standard deviation), where at least two texts give a value."""
-        result = {}
-        for metric, (n, total, squares) in self.sums.items():
-            if n >= 2:
-                average = total / n
-                result[metric] = (average, sqrt(max(0.0, squares / n - average * average)))
-        return result

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from statistics import mean, pstdev
 
 from ..profiles.model import Evidence, Fact, Measure
-from .contrast import ReferenceStats
 from .facts import (
     METRICS,
     RATE_FLOOR,
@@ -36,6 +35,7 @@ from .facts import (
     quartiles,
     statement_of,
 )
+from .reference import ReferenceStats
 
 # Habits, not topics: English function words, discourse markers and interjections (closed classes: a topic cannot
 # lend them to a text), beside contractions. "nation", "dream", "civil" are common words too, and they were one
@@ -185,7 +185,7 @@ def distinctive_facts(
     return kept, measured
 
 
-def _habit_counts(texts: Sequence[str]) -> tuple[list[Counter[str]], Counter[str]]:
+def habit_counts(texts: Sequence[str]) -> tuple[list[Counter[str]], Counter[str]]:
     """Per-text word counts, and how often each word is capitalized where it is not sentence-initial."""
     per_text, capitalized = [], Counter[str]()
     for raw in texts:
@@ -202,13 +202,15 @@ def _habit_counts(texts: Sequence[str]) -> tuple[list[Counter[str]], Counter[str
     return per_text, capitalized
 
 
-def _is_habit(word: str, language: str) -> bool:
+def is_habit(word: str, language: str) -> bool:
     if "'" in word or "’" in word:
         return True  # contractions
     return language != "en" or word in HABIT_WORDS  # other languages: no closed-class list yet, every word counts
 
 
-def _log_odds(count: int, total: int, other: int, other_total: int, prior: float) -> float:
+def log_odds(count: float, total: float, other: float, other_total: float, prior: float) -> float:
+    """How much more the person uses a token than the contrast: the log-odds ratio with an informative Dirichlet
+    prior, over its standard error (Monroe, Colaresi & Quinn 2008)."""
     alpha = PRIOR_WORDS * prior
     delta = (math.log((count + alpha) / (total + PRIOR_WORDS - count - alpha))
              - math.log((other + alpha) / (other_total + PRIOR_WORDS - other - alpha)))
@@ -225,7 +227,7 @@ def distinctive_words(
         import wordfreq  # noqa: F401
     except ImportError:
         return [], []
-    per_text, capitalized = _habit_counts(texts)
+    per_text, capitalized = habit_counts(texts)
     person: Counter[str] = sum(per_text, Counter())
     contrast: Counter[str] = Counter()
     contrast_docs: Counter[str] = Counter()
@@ -240,10 +242,10 @@ def distinctive_words(
         return [], []
     uses, avoids = [], []
     for word in set(person) | set(contrast):
-        if len(word) < 2 or not _is_habit(word, language):
+        if len(word) < 2 or not is_habit(word, language):
             continue
         prior = max(background_frequency(word, language), 1e-9)
-        z = _log_odds(person[word], total, contrast[word], other_total, prior)
+        z = log_odds(person[word], total, contrast[word], other_total, prior)
         documents = sum(1 for c in per_text if word in c)
         proper = capitalized[word] >= 0.5 * person[word] > 0 and not word.startswith(("i'", "i’"))
         if z >= min_z and person[word] >= 3 and documents >= 2 and not proper:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..profiles.model import ASPECT_GUIDANCE
-from .contrast import ReferenceStats
+from .reference import ReferenceStats
 from .selection import SelectionOptions
 from .verify import ONE_SIDED_95
 

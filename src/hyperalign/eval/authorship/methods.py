@@ -39,7 +39,7 @@ class Method:
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer", "examples", "copy-guard", "rerank", "revise")
+GENERATION_ONLY = ("best-of", "steer", "examples", "excerpts", "copy-guard", "rerank", "revise")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
@@ -47,14 +47,14 @@ STEER_LEVELS = tuple(level.value for level in SteerLevel)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
                    "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
-                   "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False},
+                   "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
-LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8)}
+LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (1, 24)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise], "
+         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -131,6 +131,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
             generation["steer"] = settings["steer"]
         if "examples" in settings:
             generation["example_texts"] = settings["examples"]
+        if "excerpts" in settings:
+            generation["excerpts"] = settings["excerpts"]
         if "rerank" in settings:
             generation["rerank"] = settings["rerank"]
         if settings.get("revise"):
