@@ -66,6 +66,24 @@ def test_second_metrics_frame_ceiling_floor_and_methods(training):
     assert result["features"].startswith(f"{len(DeltaModel(training).vocabulary)} most frequent words")
 
 
+def test_each_method_is_also_compared_with_few_shot_prompt_by_prompt(training):
+    references = [(formal(200), "formal"), (chatty(200), "chatty")]
+    candidates = {"few-shot": [(formal(300), "formal"), (chatty(300), "chatty"), (formal(302), "formal")],
+                  "swapped": [(chatty(301), "formal"), (formal(301), "chatty")],
+                  "zero-shot": [(formal(303), "formal")]}
+    ids = {"few-shot": ["a", "b", "c"], "swapped": ["b", "a"], "zero-shot": ["z"]}  # "z": no few-shot text to pair
+    result = second_metrics(training, training, candidates, references, seed=0, item_ids=ids)
+    model = DeltaModel(training)
+    margin = {(m, i): model.score(t, a)["margin"] for m in candidates for i, (t, a) in zip(ids[m], candidates[m], strict=True)}
+    paired = result["methods"]["swapped"]["delta_margin_vs_few-shot"]
+    expected = [margin[("swapped", i)] - margin[("few-shot", i)] for i in ("b", "a")]
+    assert paired["n"] == 2 and paired["mean"] == pytest.approx(sum(expected) / 2) and paired["mean"] < 0
+    assert "delta_margin_vs_few-shot" not in result["methods"]["few-shot"]
+    assert "delta_margin_vs_few-shot" not in result["methods"]["zero-shot"] and result["paired_against"] == "few-shot"
+    without = second_metrics(training, training, candidates, references, seed=0)
+    assert "delta_margin_vs_few-shot" not in without["methods"]["swapped"]
+
+
 def test_a_method_with_no_outputs_has_no_summary(training):
     result = second_metrics(training, training, {"empty": []}, [(formal(9), "formal")], seed=0)
     assert result["methods"]["empty"] == {"n": 0, "delta_accuracy": None, "delta": None, "delta_margin": None,

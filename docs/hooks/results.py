@@ -143,8 +143,10 @@ def authorship_table(run: Json) -> str:
     second = attribution.get("second", {})
     cost = run.get("cost", {}).get("methods", {})
     has_margin = any("delta_margin" in m for m in second.get("methods", {}).values())
+    paired = f"delta_margin_vs_{second.get('paired_against', '')}"
+    has_paired = any(paired in m for m in second.get("methods", {}).values())
     header = ["method", "masked attribution", "Delta margin" if has_margin else "Delta to target",
-              "copy rate", "prompt tokens / generation"]
+              *(["margin − few-shot (paired)"] if has_paired else []), "copy rate", "prompt tokens / generation"]
     second_key = "delta_margin" if has_margin else "delta"
     rows = []
     for method in run.get("methods", []):
@@ -152,17 +154,20 @@ def authorship_table(run: Json) -> str:
             f"`{method}`",
             interval(masked.get("methods", {}).get(method, {}).get("all", {}).get("accuracy")),
             interval(second.get("methods", {}).get(method, {}).get(second_key), 3 if has_margin else 2),
+            *([interval(second.get("methods", {}).get(method, {}).get(paired), 3)] if has_paired else []),
             number(copying.get(method, {}).get("mean_copy_rate"), 3),
             number(cost.get(method, {}).get("prompt_tokens_per_generation"), 0),
         ])
     for label, key, second_label in (("real held-out texts (ceiling)", "ceiling_real_texts", "ceiling_real_texts"),
                                      ("floor", "floor_opening_only", "floor_other_authors")):
         rows.append([f"*{label}*", interval(masked.get(key, {}).get("accuracy")),
-                     interval(second.get(second_label, {}).get(second_key), 3 if has_margin else 2), "", ""])
+                     interval(second.get(second_label, {}).get(second_key), 3 if has_margin else 2),
+                     *([""] if has_paired else []), "", ""])
     chance = attribution.get("chance")
     note = (f"Masked attribution: accuracy of a char 3-gram classifier on style-only (masked) text, chance "
             f"{number(chance)}; floor: the given opening alone. Delta margin: Burrows' Delta to the other authors minus "
-            "Delta to the target (higher is more the target's); floor: other authors' real texts. "
+            "Delta to the target (higher is more the target's); floor: other authors' real texts. Paired: the "
+            "method's margin minus few-shot's on the same prompts. "
             "Brackets: bootstrap 95% intervals.\n")
     return table(header, rows) + "\n" + note
 

@@ -72,13 +72,19 @@ def _summary(rows: list[dict[str, float]], key: str, seed: int) -> dict[str, Any
     return bootstrap([r[key] for r in rows], seed=seed).as_dict() if rows else None
 
 
+PAIRED_AGAINST = "few-shot"  # the baseline the issue's goal names: each method's margin minus its, prompt by prompt
+
+
 def second_metrics(
     training: dict[str, list[str]], demonstrations: dict[str, list[str]],
     candidates: dict[str, list[tuple[str, str]]], references: list[tuple[str, str]], seed: int,
+    item_ids: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Delta (attribution accuracy and distance to the target) and facts adherence for each method's outputs
     (`candidates`: method -> [(text, target author)]), with the ceiling (each real held-out text against its own
-    author) and the cross-author floor (each real held-out text against every other author)."""
+    author) and the cross-author floor (each real held-out text against every other author). With `item_ids` (method
+    -> the prompt of each candidate), each method's Delta margin minus few-shot's on the same prompts: a paired
+    difference, whose interval is far narrower than the two methods' own intervals side by side."""
     model = DeltaModel(training)
     facts = {author: style_facts(texts) for author, texts in demonstrations.items()}
 
@@ -97,9 +103,20 @@ def second_metrics(
     floor_pairs = [(text, other) for text, author in references for other in training if other != author]
     floor = block(floor_pairs)
     floor["delta_accuracy"] = None  # attribution to a wrong author by construction: not a floor
+    methods = {method: block(pairs) for method, pairs in candidates.items()}
+    if item_ids and PAIRED_AGAINST in candidates:
+        margins = {m: dict(zip(item_ids[m], (model.score(t, a)["margin"] for t, a in pairs), strict=True))
+                   for m, pairs in candidates.items()}
+        baseline = margins[PAIRED_AGAINST]
+        for method, by_item in margins.items():
+            shared = [i for i in by_item if i in baseline]
+            if method != PAIRED_AGAINST and shared:
+                methods[method][f"delta_margin_vs_{PAIRED_AGAINST}"] = bootstrap(
+                    [by_item[i] - baseline[i] for i in shared], seed=seed).as_dict()
     return {
         "features": f"{len(model.vocabulary)} most frequent words (Burrows' Delta); measured style facts",
         "ceiling_real_texts": block(references),
         "floor_other_authors": floor,
-        "methods": {method: block(pairs) for method, pairs in candidates.items()},
+        "methods": methods,
+        "paired_against": PAIRED_AGAINST,
     }

@@ -29,6 +29,7 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
     training = {a.author: a.classifier_texts for a in split.authors}
     copying: dict[str, dict[str, Any]] = {}
     candidates: dict[str, list[tuple[str, str, bool]]] = {m: [] for m in methods}
+    item_ids: dict[str, list[str]] = {m: [] for m in methods}
     for row in rows:
         if row["method"] not in candidates or row["item_id"] not in items:
             continue
@@ -37,6 +38,7 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
         stats = copy_stats(text, demos[item.author])
         copies = stats["copy_rate"] >= config.copy_threshold
         candidates[row["method"]].append((text, item.author, copies))
+        item_ids[row["method"]].append(item.id)
         block = copying.setdefault(row["method"], {"copy_rates": [], "longest": [], "copying": 0})
         block["copy_rates"].append(stats["copy_rate"])
         block["longest"].append(stats["longest_copied_words"])
@@ -70,7 +72,7 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
             },
         }
     second = second_metrics(training, demos, {m: [(t, a) for t, a, _ in candidates[m]] for m in methods},
-                            references, config.seed)
+                            references, config.seed, item_ids)
     return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors), "second": second}
 
 

@@ -178,17 +178,19 @@ def markdown(results: dict[str, Any]) -> str:
                   "its Delta without raising its margin). *Facts*: adherence to the style facts measured from the target "
                   "author's demonstrations (0–1; best-of-N reranks by it, so it is not independent for those methods). "
                   "Ceiling: real held-out texts against their own author; floor: real held-out texts against every "
-                  "other author.", "",
-                  "| method | Delta accuracy | Delta to target | Delta margin | facts adherence |",
-                  "|---|---|---|---|---|"]
+                  "other author. *Margin − few-shot*: the method's margin minus few-shot's on the same prompts (paired).",
+                  "",
+                  "| method | Delta accuracy | Delta to target | Delta margin | facts adherence | margin − few-shot (paired) |",
+                  "|---|---|---|---|---|---|"]
+        paired = f"delta_margin_vs_{second.get('paired_against', '')}"
         for name in results["methods"]:
             block = second["methods"].get(name)
             if block and block["n"]:
-                lines.append(f"| {name} | {_second_cells(block)} |")
+                lines.append(f"| {name} | {_second_cells(block)} | {_ci(block.get(paired), digits=3)} |")
         for label, key in (("*real held-out texts (ceiling)*", "ceiling_real_texts"),
                            ("*other authors' real texts (floor)*", "floor_other_authors")):
             block = second[key]
-            lines.append(f"| {label} | {_second_cells(block)} |")
+            lines.append(f"| {label} | {_second_cells(block)} | |")
     lines += ["", "## Pairwise LLM judge", "", *judge_section(results["judge"])]
     cost = results["cost"]
     lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
