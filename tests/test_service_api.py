@@ -245,7 +245,8 @@ def test_a_user_id_with_a_slash_is_addressed_percent_encoded(service):
         assert http.delete("/v1/users/org%2F42").status_code == 204
 
 
-@pytest.mark.parametrize("strategy", ["hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "few-shot"])
+@pytest.mark.parametrize("strategy", ["hyperalign", "hyperalign:no-facts", "hyperalign:examples=1",
+                                      "hyperalign:excerpts=8", "few-shot"])
 def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, strategy):
     """One generation path: the numbers measured by `generate` and the evaluations are about what the service sends."""
     from hyperalign import UserExample
@@ -254,19 +255,25 @@ def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, st
 
     with_profile(service)
     task = "Write a note to the relief keeper about the spare wicks."
-    sdk(service).chat.completions.create(model="any", user="ann", messages=[{"role": "user", "content": task}],
-                                         extra_headers={"X-Hyperalign-Strategy": strategy})
+    response = sdk(service).chat.completions.with_raw_response.create(
+        model="any", user="ann", messages=[{"role": "user", "content": task}],
+        extra_headers={"X-Hyperalign-Strategy": strategy})
     sent = service.backend.requests[-1].messages
     with service.http() as http:
         profile = Profile.model_validate(http.get("/v1/users/ann/profile").json()["profile"])
     options = GenerationOptions(include_facts=strategy != "hyperalign:no-facts",
-                                example_texts=1 if strategy == "hyperalign:examples=1" else 0)
+                                example_texts=1 if strategy == "hyperalign:examples=1" else 0,
+                                excerpts=8 if strategy == "hyperalign:excerpts=8" else 0)
     examples = [UserExample(**e) for e in EXAMPLES]
     if strategy == "few-shot":
         expected = build_messages(task, "few-shot", examples=examples, context_tokens=8192, options=options)
     elif options.example_texts:  # the text closest to the task ("the relief keeper ... wicks": the lamp note)
         expected = build_messages(task, "hyperalign", profile, examples, context_tokens=8192, options=options)
         assert expected[0]["content"].count("<user_text id=") == 1
+    elif options.excerpts:  # sentences of the user's texts, no whole text
+        expected = build_messages(task, "hyperalign", profile, examples, options=options)
+        shown = int(response.headers["X-Hyperalign-Excerpts"])
+        assert 0 < shown <= 8 and expected[0]["content"].count("\n- ") >= shown and "<user_text" not in sent[0]["content"]
     else:
         expected = build_messages(task, "hyperalign", profile, options=options)
     assert sent == expected

@@ -32,7 +32,7 @@ from ..pipeline.steer import SteerLevel, as_steer_level, for_stream
 from . import budgets, errors
 from .auth import CallerDep, StateDep
 from .errors import RequestError, as_response
-from .personalize import FEW_SHOT_EXAMPLES, Applied, example_texts, system_message
+from .personalize import FEW_SHOT_EXAMPLES, Applied, shows_texts, system_message
 from .schemas import MAX_USER_ID, OPTIONAL_USER_ID_PATTERN, ChatCompletion, ModelCard, ModelList
 from .state import ServiceState
 from .steering import finish_completion, finish_stream
@@ -178,7 +178,7 @@ def _personalization(state: ServiceState, user: EndUser, strategy: str,
     stamp = state.store.current_stamp(user.key)
     if stamp is None:
         return None, Applied(strategy="none")
-    if example_texts(strategy):  # the texts are chosen for this conversation's task: rendered for it, not cached
+    if shows_texts(strategy):  # the user's own words, chosen for this task or from their latest texts: not cached
         examples = [s.example() for s in list_examples(state.store, user.key, latest=FEW_SHOT_EXAMPLES)]
         return system_message(strategy, state.marked_profile(user.key, stamp[0]), examples, max_tokens, steer=steer,
                               capabilities=state.upstream.capabilities, task=task)

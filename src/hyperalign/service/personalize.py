@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from ..llm import Capabilities
 from ..pipeline.context import fit_examples
 from ..pipeline.evidence import locate, normalize
+from ..pipeline.excerpts import characteristic_sentences
 from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
 from ..pipeline.generic import marked
 from ..pipeline.steer import Steering, SteerLevel, plan
@@ -29,6 +30,7 @@ class Applied(BaseModel):
     profile_version: int | None = None
     hypothesis_ids: list[str] = []
     examples: int = 0
+    excerpts: int = 0  # `hyperalign:excerpts=N`: how many of the user's sentences were shown
     prompt_version: str | None = None
     # The profile's habits applied while and after the model writes (pipeline/steer.py); hyperalign strategies only.
     steering: Steering = Steering()
@@ -40,6 +42,8 @@ class Applied(BaseModel):
             headers["X-Hyperalign-Hypotheses"] = ",".join(self.hypothesis_ids)
         if self.examples:
             headers["X-Hyperalign-Examples"] = str(self.examples)
+        if self.excerpts:
+            headers["X-Hyperalign-Excerpts"] = str(self.excerpts)
         if self.prompt_version:
             headers["X-Hyperalign-Prompt"] = self.prompt_version
         if self.strategy.startswith("hyperalign"):
@@ -86,14 +90,27 @@ def example_texts(strategy: str) -> int:
     return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else 0
 
 
+def excerpts(strategy: str) -> int:
+    """How many of the user's sentences `hyperalign:excerpts=N` shows beside the profile (0 for any other)."""
+    prefix = "hyperalign:excerpts="
+    return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else 0
+
+
+def shows_texts(strategy: str) -> bool:
+    """Whether the strategy shows the user's own words beside the profile (texts or sentences of them)."""
+    return bool(example_texts(strategy) or excerpts(strategy))
+
+
 def system_message(strategy: str, stored: StoredProfile | None, examples: list[UserExample],
                    max_tokens: int | None, *, steer: SteerLevel = SteerLevel.OFF,
                    capabilities: Capabilities | None = None, task: str = "(task)") -> tuple[str | None, Applied]:
     """The system message that carries the user's profile (or texts), and what it applied; None for nothing. It is
     rendered by the same function as the library's and the evaluations' generation prompt (`system_content`). The
     steering is planned as the library plans it, for an upstream that can do `capabilities`; `hyperalign:no-facts`
-    shows no facts and is steered by none. `hyperalign:examples=K` adds the K of `examples` closest to `task`."""
-    options = GenerationOptions(max_tokens=max_tokens or 600, example_texts=example_texts(strategy))
+    shows no facts and is steered by none. `hyperalign:examples=K` adds the K of `examples` closest to `task`,
+    `hyperalign:excerpts=N` the N sentences of `examples` that carry the user's habits most."""
+    options = GenerationOptions(max_tokens=max_tokens or 600, example_texts=example_texts(strategy),
+                                excerpts=excerpts(strategy))
     if strategy == "few-shot" and examples:
         recent, _ = fit_examples(examples[-FEW_SHOT_EXAMPLES:], FEW_SHOT_CONTEXT_TOKENS, options.max_tokens)
         system = system_content(Strategy.FEW_SHOT, examples=recent, options=options)
@@ -102,13 +119,15 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
         with_facts = strategy != "hyperalign:no-facts"
         options.include_facts = with_facts
         hypotheses, facts = shown_to_generator(stored.profile, options)
-        shown = examples[-FEW_SHOT_EXAMPLES:] if options.example_texts else None
+        shown = examples[-FEW_SHOT_EXAMPLES:] if options.example_texts or options.excerpts else None
         system = system_content(Strategy.HYPERALIGN, stored.profile, shown, options=options, task=task,
                                 context_tokens=FEW_SHOT_CONTEXT_TOKENS if shown else None)
         steering = plan(stored.profile, steer if with_facts else SteerLevel.OFF, capabilities or Capabilities())
         applied = Applied(strategy=strategy, profile_version=stored.version,
                           hypothesis_ids=[h.id for h in hypotheses] + [f.id for f in facts], steering=steering,
-                          examples=min(options.example_texts, len(shown or [])))
+                          examples=min(options.example_texts, len(shown or [])),
+                          excerpts=len(characteristic_sentences([e.text for e in shown or []],
+                                                                stored.profile.contrast_texts, options.excerpts)))
     else:
         return None, Applied(strategy="none")
     applied.prompt_version = version_tag("generate")

@@ -22,7 +22,7 @@ from .tables import api_keys, service_secrets, tenants
 
 KEY_PREFIX = "ha-"
 TENANT_ID_LENGTH = 13  # "t" and 12 hex digits: the start of every user key
-STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2",
+STRATEGIES = ("hyperalign", "hyperalign:no-facts", "hyperalign:examples=1", "hyperalign:examples=2", "hyperalign:excerpts=8",
               "hyperalign:revise", "hyperalign:best-of=4", "few-shot", "none")
 
 
