@@ -490,3 +490,31 @@ def test_every_exception_is_used():
     for marker, _, _ in NOT_RUN_AS_WRITTEN:
         assert any(line.startswith(marker) or f" && {marker}" in line for line in lines), marker
     assert all((ROOT / page).is_file() for page in PAGES_WITH_THE_TEST_PLUGIN)
+
+
+def test_one_method_across_corpora_reads_the_newest_run_of_each_corpus():
+    """The overview's cross-corpus table: a method's row has one cell per corpus, from the newest run (by when it was
+    made) that measured it; a design measured on one corpus only makes no table."""
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        from across_corpora import across_corpora
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+
+    def run(corpus: str, margins: dict[str, float], made: str, model: str = "m.gguf") -> tuple[str, Any, Any, str]:
+        config = {"corpus": f"runs/corpora/{corpus}", "model": model, "authors": 10, "prompts_per_author": 3,
+                  "shots": 7, "seed": 0, "max_tokens": 400}
+        methods = {m: {"delta_margin": {"mean": v, "low": v - 0.01, "high": v + 0.01, "n": 30}} for m, v in margins.items()}
+        folder = {"kind": "authorship", "methods": list(margins), "attribution": {"second": {"methods": methods}}}
+        return f"{corpus}-{made}", {"run_config": config}, folder, made
+
+    runs = [run("essays", {"hyperalign": 0.100, "few-shot": 0.030}, "2026-11-01"),
+            run("essays", {"hyperalign": 0.200}, "2026-12-01"),
+            run("forum", {"hyperalign": 0.300, "few-shot": 0.040}, "2026-11-15"),
+            run("news", {"hyperalign": 0.900}, "2026-12-02", model="other.gguf")]
+    page = across_corpora(runs)
+    assert "| method | essays | forum |" in page
+    assert "| `hyperalign` | 0.200 [0.190, 0.210] | 0.300 [0.290, 0.310] |" in page
+    assert "| `few-shot` | 0.030 [0.020, 0.040] | 0.040 [0.030, 0.050] |" in page
+    assert "news" not in page and "0.900" not in page  # another model: a design of its own, on one corpus
+    assert across_corpora(runs[:2]) == ""

@@ -13,56 +13,20 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Sibling modules: mkdocs puts the hook's folder on the path while it loads it (tests/test_docs.py does the same).
+from across_corpora import across_corpora
+from formatting import Json, cell, interval, number, table
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 
 SECTION = "results"  # the pages' folder in the site
 
-Json = dict[str, Any]
-
-
-# --- formatting ----------------------------------------------------------------------------------------------------
-
-
-def number(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if abs(value) >= 1000:
-            shown = f"{value:,.0f}"
-        elif abs(value) >= 100:
-            shown = f"{value:.{min(digits, 1)}f}"
-        else:
-            shown = f"{value:.{digits}f}"
-        return shown.removeprefix("-") if float(shown.replace(",", "")) == 0 else shown
-    return cell(value)
-
-
-def interval(value: Any, digits: int = 2) -> str:
-    """A bootstrap estimate {mean, low, high, n} as `mean [low, high]`."""
-    if not isinstance(value, dict) or value.get("mean") is None:
-        return "–"
-    return f"{number(value['mean'], digits)} [{number(value.get('low'), digits)}, {number(value.get('high'), digits)}]"
-
-
-def cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def page_name(stem: str) -> str:
@@ -103,6 +67,17 @@ def run_results(root: Path, result: Json) -> Json | None:
                     if extracted is not None:
                         return json.loads(extracted.read().decode("utf-8"))
     return None
+
+
+def made(root: Path, stem: str, result: Json) -> str:
+    """When a result's run was made: its result file's first commit (ISO date), else its `finished_at` (a tree that
+    is not a git checkout)."""
+    try:
+        log = subprocess.run(["git", "log", "--reverse", "--format=%cI", "--", f"benchmarks/results/{stem}.json"],
+                             cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        log = []
+    return log[0] if log else str(result.get("finished_at", ""))
 
 
 # --- provenance ----------------------------------------------------------------------------------------------------
@@ -320,7 +295,7 @@ def main_numbers(root: Path, result: Json, row_limit: int = 30) -> str:
 # --- pages ---------------------------------------------------------------------------------------------------------
 
 FAMILIES: list[tuple[str, Callable[[str], bool]]] = [
-    ("Authorship evaluations", lambda stem: stem.startswith(("aaac-", "ccat50-")) and "verify" not in stem),
+    ("Authorship evaluations", lambda stem: stem.startswith(("aaac-", "ccat50-", "beer-")) and "verify" not in stem),
     ("Deliberative alignment", lambda stem: stem.startswith("deliberative-")),
     ("Refusal detection", lambda stem: stem.startswith("refusal-")),
     ("Speed and cost", lambda stem: stem.startswith(("embedded-speed", "service-overhead", "profile-reads",
@@ -384,6 +359,12 @@ def overview(root: Path, results: dict[str, Json]) -> str:
              "Small models as generator and judge test that the machinery runs end to end; read each result with "
              "its model and sample size in mind.\n"]
     named = titles(root, results)
+    authorship = [(stem, result, run, made(root, stem, result)) for stem, result in results.items()
+                  if "run_config" in result
+                  for run in [run_results(root, result)] if run is not None and run.get("kind") == "authorship"]
+    across = across_corpora(authorship)
+    if across:
+        parts += ["## One method across corpora\n", across]
     by_family: dict[str, list[str]] = {}
     for stem in results:
         by_family.setdefault(family(stem), []).append(stem)
