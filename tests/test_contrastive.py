@@ -127,7 +127,18 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert (contrast.llm_calls, contrast.cache_hits) == (len(examples), 0)
     assert contrast.prompt_tokens == sum(prompt_words(r) for r in zero_shot) < usage.prompt_tokens
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.schema_version == 4
+    assert again == profile and again.schema_version == 5
+
+
+def test_the_profile_keeps_the_persons_own_sentences_that_carry_their_habits():
+    """Voice samples: sentences of the person's texts as written, each naming its text, from several texts."""
+    profile, _ = infer(oracle)
+    assert 0 < len(profile.voice_samples) <= InferenceOptions().voice_samples
+    for sample in profile.voice_samples:
+        assert sample.text in PERSON[sample.example_index].text
+    assert len({s.example_index for s in profile.voice_samples}) > 1
+    plain, _ = infer(oracle, voice_samples=0)
+    assert plain.voice_samples == []
 
 
 def prompt_words(request) -> int:

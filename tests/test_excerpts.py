@@ -4,12 +4,14 @@ for the person's habits against the default voice, not for their topic."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.methods import parse_methods
-from hyperalign.pipeline.excerpts import characteristic_sentences, habit_weights
+from hyperalign.pipeline.excerpts import characteristic_samples, characteristic_sentences, habit_weights
 from hyperalign.pipeline.generate import GenerationOptions, SteerLevel, build_messages
-from hyperalign.profiles.model import Contrast, ContrastText, UserExample
+from hyperalign.profiles.edit import Edits, apply_edits, edits_from_yaml, to_yaml
+from hyperalign.profiles.model import Contrast, ContrastText, Profile, UserExample, VoiceSample
 from test_steer import bev
 
 # She says "honestly", "anyway" and "actually", and leans on dashes; her topic sentences carry none of it.
@@ -92,5 +94,54 @@ def test_a_copying_text_is_last_written_without_the_sentences(make_hyperalign):
 def test_evaluation_methods_take_excerpts_and_share_the_plain_profiles():
     [method] = parse_methods(["hyperalign:excerpts=8"])
     assert method.generation == {"excerpts": 8} and method.folder == ""
-    with pytest.raises(InputError, match="excerpts must be between 1 and 24"):
+    with pytest.raises(InputError, match="excerpts must be between 0 and 24"):
         parse_methods(["hyperalign:excerpts=25"])
+    [ablation] = parse_methods(["hyperalign:excerpts=0"])  # the profile without its voice samples
+    assert ablation.generation == {"excerpts": 0}
+
+
+def with_samples():
+    profile = with_contrast()
+    samples = [VoiceSample(text=s, example_index=i) for i, s in characteristic_samples(PERSON, CONTRAST, 3)]
+    return profile.model_copy(update={"voice_samples": samples, "n_examples": len(PERSON)})
+
+
+def test_the_profile_keeps_its_voice_samples_and_the_prompt_shows_them_by_default():
+    """Voice samples are chosen at inference and stored; generation shows them without the person's texts at hand.
+    `excerpts=0` leaves them out, `excerpts=N` without texts shows the first N."""
+    profile = with_samples()
+    task = "Write a note about the spring open day."
+    texts = [v.text for v in profile.voice_samples]
+    assert texts == characteristic_sentences(PERSON, CONTRAST, 3)
+    assert [PERSON[v.example_index].count(v.text) for v in profile.voice_samples] == [1, 1, 1]
+    shown = build_messages(task, "hyperalign", profile, None)[0]["content"]
+    assert all(f"- {t}" in shown for t in texts)
+    hidden = build_messages(task, "hyperalign", profile, None, options=GenerationOptions(excerpts=0))[0]["content"]
+    assert not any(t in hidden for t in texts)
+    first = build_messages(task, "hyperalign", profile, None, options=GenerationOptions(excerpts=1))[0]["content"]
+    assert texts[0] in first and not any(t in first for t in texts[1:])
+    # a paper-method profile keeps none: its prompt is what it was
+    assert build_messages(task, "hyperalign", with_contrast(), None)[0]["content"] == hidden
+    # read back from its JSON, and shown to the person
+    assert Profile.from_json(profile.to_json()) == profile
+    assert all(t in profile.to_markdown() for t in texts) and "In their own words" in profile.to_markdown()
+
+
+def test_a_voice_sample_can_be_deleted_but_not_reworded():
+    profile = with_samples()
+    first, *rest = profile.voice_samples
+    assert apply_edits(profile, Edits(delete=[first.id])).voice_samples == rest
+    view = to_yaml(profile)
+    assert "voice_samples:" in view and first.id in view
+    data = yaml.safe_load(view)
+    data["voice_samples"] = data["voice_samples"][1:]
+    edits = edits_from_yaml(yaml.safe_dump(data), profile)
+    assert edits.delete == [first.id] and apply_edits(profile, edits).voice_samples == rest
+    data["voice_samples"][0]["text"] = "Honestly, I never wrote this."
+    with pytest.raises(InputError, match="delete it rather than reword it"):
+        edits_from_yaml(yaml.safe_dump(data), profile)
+    data = yaml.safe_load(view)
+    data["voice_samples"].append({"id": "v0000000", "text": "Anyway, a sentence of my own."})
+    with pytest.raises(InputError, match="cannot be added"):
+        edits_from_yaml(yaml.safe_dump(data), profile)
+

@@ -387,12 +387,12 @@ def test_a_schema_1_profile_loads_migrated_to_the_current_schema(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(V1_DOCUMENT), encoding="utf-8")
     profile = Profile.load(path)
-    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 4 and profile.facts == []
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 5 and profile.facts == []
     assert profile.contrast is None and profile.report.method == "paper"  # what a version-1 profile was
     assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "person"
     assert profile.hypotheses[0].pinned and profile.report.measured_facts == 0
     assert profile.report.usage == Usage(llm_calls=4, prompt_tokens=100, completion_tokens=50)
-    assert json.loads(profile.to_json())["schema_version"] == 4
+    assert json.loads(profile.to_json())["schema_version"] == 5
     assert V1_DOCUMENT["schema_version"] == 1  # the migration copies, never changes its input
 
 
@@ -425,7 +425,7 @@ def test_a_schema_3_profile_keeps_its_measured_facts_apart_and_its_counts_in_usa
     """Migration 0004_facts_and_usage_apart: hypotheses with a `measure` become facts (ids, evidence and pins kept;
     a person's rewording stays the person's), and the report's and contrast's flat counters become their `usage`."""
     profile = Profile.from_document(V3_DOCUMENT, "v3.json")
-    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 4
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 5
     assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "inferred"
     assert [f.id for f in profile.facts] == ["m1234567", "m7654321"]
     measured, reworded = profile.facts
@@ -438,14 +438,23 @@ def test_a_schema_3_profile_keeps_its_measured_facts_apart_and_its_counts_in_usa
     assert profile.contrast is not None and profile.contrast.seconds == 1.5
     assert profile.contrast.usage == Usage(llm_calls=2, prompt_tokens=30, completion_tokens=10)
     assert [t.text for t in profile.contrast.texts] == ["A storm came."]
-    assert Profile.from_json(profile.to_json()) == profile  # saved at version 4, read back unchanged
+    assert Profile.from_json(profile.to_json()) == profile  # saved at version 5, read back unchanged
     assert V3_DOCUMENT["schema_version"] == 3 and "llm_calls" in V3_DOCUMENT["report"]  # its input is left alone
     assert "measure" in V3_DOCUMENT["hypotheses"][1] and "facts" not in V3_DOCUMENT
 
 
-def test_a_schema_5_profile_is_refused_by_name():
-    document = {**V1_DOCUMENT, "schema_version": 5}
-    with pytest.raises(InputError, match=r"schema_version 5 is newer than this hyperalign reads \(4\)"):
+def test_a_schema_4_profile_has_no_voice_samples_until_inferred_again():
+    """Migration 0005_voice_samples: nothing to move; a version-4 profile generates as it did."""
+    document = Profile.from_document(V3_DOCUMENT, "v3.json").model_dump(mode="json") | {"schema_version": 4}
+    document.pop("voice_samples")
+    profile = Profile.from_document(document, "v4.json")
+    assert profile.schema_version == 5 and profile.voice_samples == [] and [f.id for f in profile.facts] == [
+        "m1234567", "m7654321"]
+
+
+def test_a_schema_6_profile_is_refused_by_name():
+    document = {**V1_DOCUMENT, "schema_version": 6}
+    with pytest.raises(InputError, match=r"schema_version 6 is newer than this hyperalign reads \(5\)"):
         Profile.from_document(document, "new.json")
 
 

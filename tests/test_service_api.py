@@ -263,7 +263,7 @@ def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, st
         profile = Profile.model_validate(http.get("/v1/users/ann/profile").json()["profile"])
     options = GenerationOptions(include_facts=strategy != "hyperalign:no-facts",
                                 example_texts=1 if strategy == "hyperalign:examples=1" else 0,
-                                excerpts=8 if strategy == "hyperalign:excerpts=8" else 0)
+                                excerpts=8 if strategy == "hyperalign:excerpts=8" else None)
     examples = [UserExample(**e) for e in EXAMPLES]
     if strategy == "few-shot":
         expected = build_messages(task, "few-shot", examples=examples, context_tokens=8192, options=options)
@@ -274,8 +274,9 @@ def test_the_service_sends_the_upstream_exactly_what_generate_builds(service, st
         expected = build_messages(task, "hyperalign", profile, examples, options=options)
         shown = int(response.headers["X-Hyperalign-Excerpts"])
         assert 0 < shown <= 8 and expected[0]["content"].count("\n- ") >= shown and "<user_text" not in sent[0]["content"]
-    else:
+    else:  # the profile's own voice samples, no text of the user's at hand
         expected = build_messages(task, "hyperalign", profile, options=options)
+        assert profile.voice_samples and all(v.text in sent[0]["content"] for v in profile.voice_samples)
     assert sent == expected
     assert profile.contrast is not None  # the service infers by the same (contrastive) method as the library
 
@@ -377,4 +378,5 @@ def test_a_profile_with_one_real_text_says_how_many_texts_it_showed(service):
     assert raw.headers["x-hyperalign-strategy"] == "hyperalign:examples=1"
     assert raw.headers["x-hyperalign-examples"] == "1" and raw.headers["x-hyperalign-hypotheses"]
     system = service.backend.requests[-1].messages[0]["content"]
-    assert "<profile>" in system and "The lamp turned 412 times" in system and "force nine" not in system
+    assert "<profile>" in system and "The lamp turned 412 times" in system
+    assert system.count("<user_text id=") == 1  # one whole text (beside the profile's voice samples: sentences)

@@ -204,7 +204,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
              options.steer.value, options.opening, str(options.example_texts), str(options.max_copied), options.rerank,
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     parts += ["revise"] if options.revise else []  # added on: identities of runs made before it stay the same
-    parts += [f"excerpts={options.excerpts}"] if options.excerpts else []
+    parts += [f"excerpts={options.excerpts}"] if options.excerpts is not None else []
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -223,7 +223,7 @@ def generate(
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
     example_texts: Annotated[int, typer.Option(min=0, max=8, help="With the profile: also show the K texts of --examples most similar to the task (BM25).")] = 0,
-    excerpts: Annotated[int, typer.Option(min=0, max=24, help="With the profile: also show the N sentences of --examples that carry the person's habits most against the default voice.")] = 0,
+    excerpts: Annotated[Optional[int], typer.Option(min=0, max=24, help="With the profile: show the N sentences of --examples that carry the person's habits most against the default voice, instead of the profile's own voice samples (0: none).")] = None,
     max_copied: Annotated[float, typer.Option(min=0.0, max=1.0, help="With the profile: a text repeating more of the prompt's own words of the person (share of word 8-grams) is written again; 1 turns this off.")] = GenerationOptions().max_copied,
     revise: Annotated[bool, typer.Option("--revise/", help="With the profile: one more call revises the text towards the measured facts it misses; kept only where it measures closer.")] = False,
 ) -> None:
@@ -246,8 +246,9 @@ def generate(
         raise InputError("--strategy few-shot needs --examples EXAMPLES.jsonl")
     if example_texts and examples is None:
         raise InputError("--example-texts needs --examples EXAMPLES.jsonl (the texts to choose from)")
-    if excerpts and examples is None:
-        raise InputError("--excerpts needs --examples EXAMPLES.jsonl (the texts to choose from)")
+    if excerpts and examples is None and not (profile and profile.voice_samples):
+        raise InputError("--excerpts needs --examples EXAMPLES.jsonl (the texts to choose from): this profile keeps "
+                         "no voice samples")
     if profile and examples and examples_hash(examples) != profile.examples_hash:
         say_warning("these examples are not the ones the profile was inferred from.")
     todo_all = read_tasks(tasks_file) if tasks_file else []

@@ -8,6 +8,9 @@
 3. Discriminative verification: kept only when, given the hypothesis, a check tells the person's text from the
    default's in both orders (verify.py).
 4. Facts and words by code, kept only where the person stands apart from the contrast (distinctive.py).
+5. Voice samples by code: the person's own sentences that carry their habits most against the contrast
+   (excerpts.py), shown to the generator as written — on a small backbone the one part of a profile measured to
+   carry the person (benchmarks/results: `hyperalign:excerpts=8`).
 
 No other person's text is used: the contrast is model output, and a reference population enters as aggregates."""
 
@@ -22,11 +25,13 @@ from ..profiles.model import (
     InferenceReport,
     Profile,
     UserExample,
+    VoiceSample,
 )
 from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
 from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
+from .excerpts import characteristic_samples
 from .options import InferenceOptions
 from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
 from .verify import discriminate
@@ -95,6 +100,8 @@ async def ainfer_contrastive(
                                             reference=options.reference, min_z=options.min_fact_z,
                                             language=options.language)
     report.measured_facts, report.facts_measured = len(facts), measured
+    samples = [VoiceSample(text=sentence, example_index=index) for index, sentence in characteristic_samples(
+        [e.text for e in examples], [c.text for c in contrast.texts], options.voice_samples, options.language)]
     steps = ["infer_differences", "verify_hypotheses"] + (["infer_attributes"] if options.infer_attributes and not single else [])
     return assembled(client, user_id, examples, attributes, drafted_attributes, hypotheses, report, steps, facts=facts,
-                     contrast=contrast)
+                     contrast=contrast, voice_samples=samples)

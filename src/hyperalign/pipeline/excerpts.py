@@ -63,6 +63,12 @@ def characteristic_sentences(texts: Sequence[str], contrast_texts: Sequence[str]
                              language: str = "en") -> list[str]:
     """The `n` sentences of the person's texts that score highest on their habits (module docstring), at most
     ceil(n / texts) from any one text, in the order written; none repeated."""
+    return [sentence for _, sentence in characteristic_samples(texts, contrast_texts, n, language)]
+
+
+def characteristic_samples(texts: Sequence[str], contrast_texts: Sequence[str], n: int,
+                           language: str = "en") -> list[tuple[int, str]]:
+    """`characteristic_sentences`, each with the index of the text it was taken from."""
     if n <= 0:
         return []
     weights = habit_weights(texts, contrast_texts, language)
@@ -87,4 +93,4 @@ def characteristic_sentences(texts: Sequence[str], contrast_texts: Sequence[str]
         seen.add(key)
         taken[t] += 1
         chosen.append((t, position, sentence))
-    return [sentence for _, _, sentence in sorted(chosen)]
+    return [(t, sentence) for t, _, sentence in sorted(chosen)]

@@ -10,7 +10,7 @@ adherence, every candidate's ranking score and the cost of all of them. For few-
 person's own examples (no contrast: adherence); zero-shot has nothing of the person to rerank by.
 
 Copy guard (hyperalign only; the baselines stay what they are): the prompt shows the person's own words — quoted
-evidence, with `example_texts` whole texts, with `excerpts` sentences — and a small model hands them back verbatim, which stylometry then
+evidence, its voice samples (or `excerpts` chosen from the examples), with `example_texts` whole texts — and a small model hands them back verbatim, which stylometry then
 credits as style. A text whose share of word 8-grams repeating the system prompt (text.copy_stats) is above
 `max_copied` is written again, sampled, up to `copy_retries` times, and where every try still copies and the prompt
 showed the person's texts or sentences, once more without them; the least-copying text is kept (the first of
@@ -86,8 +86,10 @@ class GenerationOptions(BaseModel):
                                  "prefilled where the backend continues a given start")
     example_texts: int = Field(0, ge=0, le=8, description="hyperalign: also show the K of the person's texts most "
                                "similar to the task (examples.py); needs the examples")
-    excerpts: int = Field(0, ge=0, le=24, description="hyperalign: also show the N sentences of the person's texts "
-                          "that carry their habits most against the default voice (excerpts.py); needs the examples")
+    excerpts: int | None = Field(
+        None, ge=0, le=24, description="hyperalign: the person's own sentences shown beside the profile. None: the "
+        "profile's voice samples (chosen at inference); 0: none; N: the N sentences of the examples given that carry "
+        "their habits most against the default voice (excerpts.py), else the profile's first N voice samples")
     max_copied: float = Field(0.05, ge=0, le=1, description="hyperalign: the largest share of the text's word 8-grams "
                               "that may repeat the prompt (the person's quoted and shown texts); 1 turns the guard off")
     copy_retries: int = Field(2, ge=0, le=8, description="hyperalign: sampled rewrites of a text over `max_copied`")
@@ -182,18 +184,24 @@ def _context(task: str, strategy: Strategy, profile: Profile | None, examples: l
     hypotheses, facts = shown_to_generator(profile, options) if profile is not None else ([], [])
     return {"strategy": strategy.value, "attributes": profile.attributes if profile else {},
             "hypotheses": hypotheses, "facts": facts, "examples": examples or [],
-            "excerpts": _excerpts(strategy, profile, given, options),
+            "excerpts": own_sentences(strategy, profile, given, options),
             "contrasted": bool(profile and profile.contrast)}
 
 
-def _excerpts(strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
-              options: GenerationOptions) -> list[str]:
-    if strategy is not Strategy.HYPERALIGN or not options.excerpts or profile is None:
+def own_sentences(strategy: Strategy, profile: Profile | None, examples: list[UserExample] | None,
+                  options: GenerationOptions) -> list[str]:
+    """The person's sentences the prompt shows beside the profile (`GenerationOptions.excerpts`)."""
+    if strategy is not Strategy.HYPERALIGN or profile is None or options.excerpts == 0:
         return []
-    if not examples:
-        raise InputError(f"showing {options.excerpts} of the person's sentences beside the profile needs the user's "
-                         "examples")
-    return characteristic_sentences([e.text for e in examples], profile.contrast_texts, options.excerpts)
+    stored = [sample.text for sample in profile.voice_samples]
+    if options.excerpts is None:
+        return stored
+    if examples:
+        return characteristic_sentences([e.text for e in examples], profile.contrast_texts, options.excerpts)
+    if stored:
+        return stored[:options.excerpts]
+    raise InputError(f"showing {options.excerpts} of the person's sentences beside the profile needs the user's "
+                     "examples (this profile keeps no voice samples)")
 
 
 async def agenerate(
@@ -222,7 +230,8 @@ async def agenerate(
         # The last resort of the copy guard: the prompt without the person's shown texts (the profile stays).
         plain = build_messages(task, strategy, profile, examples, context_tokens=client.backend.context_tokens,
                                options=options.model_copy(update={"example_texts": 0, "excerpts": 0}),
-                               count_tokens=token_counter(client)) if options.example_texts or options.excerpts else None
+                               count_tokens=token_counter(client),
+                               ) if options.example_texts or own_sentences(strategy, profile, examples, options) else None
         generation = await _written(client, task, strategy, messages, options, steering, plain)
     if options.revise and profile is not None:
         generation = await _revised(client, generation, profile, messages, options, steering)

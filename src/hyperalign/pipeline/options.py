@@ -53,6 +53,9 @@ class InferenceOptions(BaseModel):
                                              "(contrast.py), never its texts")
     min_fact_z: float = Field(1.0, ge=0, description="contrastive: keep a fact where |z| against the contrast "
                               "reaches this (1.0: the person's mean a pooled spread away)")
+    voice_samples: int = Field(8, ge=0, le=24, description="contrastive: keep the N sentences of the person's texts "
+                               "that carry their habits most against the default voice (excerpts.py); the generator "
+                               "is shown them as written. 0: none")
     verify_pairs: int = Field(5, ge=1, le=50, description="contrastive verification: pairs at most (two calls each)")
     verify_z: float = Field(ONE_SIDED_95, gt=0, description="the Wilson bound's z")
     min_discrimination: float = Field(0.5, ge=0, le=1, description="the bound a kept hypothesis must beat")

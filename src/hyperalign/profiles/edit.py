@@ -109,7 +109,7 @@ def _pair(flag: str, shape: str, text: str) -> tuple[str, str]:
 def apply_edits(profile: Profile, edits: Edits) -> Profile:
     """The edited profile. What a person writes or rewords becomes origin "person": automated updates never
     overwrite or retire it, and it counts as supported — the person vouches for it — so the generator uses it."""
-    existing = {h.id for h in profile.statements}
+    existing = {h.id for h in profile.statements} | {v.id for v in profile.voice_samples}
     named = [*edits.pin, *edits.unpin, *edits.delete, *edits.change]
     unknown = [i for i in dict.fromkeys(named) if i not in existing]
     if unknown:
@@ -142,7 +142,9 @@ def apply_edits(profile: Profile, edits: Edits) -> Profile:
             attributes.pop(key, None)
         else:
             attributes[key] = value
-    return profile.model_copy(update={"hypotheses": hypotheses, "facts": facts, "attributes": attributes})
+    samples = [v for v in profile.voice_samples if v.id not in edits.delete]
+    return profile.model_copy(update={"hypotheses": hypotheses, "facts": facts, "attributes": attributes,
+                                      "voice_samples": samples})
 
 
 Item = TypeVar("Item", Hypothesis, Fact)
@@ -221,11 +223,18 @@ class _FactView(BaseModel):
     pinned: bool = False
 
 
+class _SampleView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    text: Text
+
+
 class _ProfileView(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attributes: dict[str, str | None] = {}
     hypotheses: list[_HypothesisView] = []
     facts: list[_FactView] = []
+    voice_samples: list[_SampleView] = []
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -245,6 +254,8 @@ def to_yaml(profile: Profile, version: int | None = None) -> str:
         "#   - add an entry without an id (aspect, statement, optional quotes) for a hypothesis of your own\n"
         "#   - facts are measured from the texts: reword, pin or delete one; they cannot be added here\n"
         "#   - attributes: any `key: value`; delete the line to remove one\n"
+        "#   - voice_samples are your own sentences, shown to the writer as written: delete one to stop showing it;\n"
+        "#     they cannot be reworded or added (reworded, they would no longer be yours)\n"
     )
     view = {
         "attributes": dict(profile.attributes),
@@ -254,6 +265,8 @@ def to_yaml(profile: Profile, version: int | None = None) -> str:
             for h in profile.hypotheses
         ],
         "facts": [{"id": f.id, "statement": f.statement, "pinned": f.pinned} for f in profile.facts],
+        **({"voice_samples": [{"id": v.id, "text": v.text} for v in profile.voice_samples]}
+           if profile.voice_samples else {}),
     }
     return header + yaml.safe_dump(view, sort_keys=False, allow_unicode=True, width=110)
 
@@ -307,7 +320,8 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
         if first["type"] == "extra_forbidden":
             message = "unknown field" + (f"; a hypothesis has {HYPOTHESIS_FIELDS}" if first["loc"][0] == "hypotheses"
                                          else "; a fact has id, statement, pinned" if first["loc"][0] == "facts"
-                                         else "; the top level has attributes, hypotheses, facts")
+                                         else "; a voice sample has id, text" if first["loc"][0] == "voice_samples"
+                                         else "; the top level has attributes, hypotheses, facts, voice_samples")
         raise InputError(f"{source}: {_where(first['loc'], data)}: {message}") from None
 
     base_by_id = {h.id: h for h in base.hypotheses}
@@ -332,7 +346,17 @@ def edits_from_yaml(text: str, base: Profile, source: str = "edited profile") ->
                        "is not a measured fact of this profile (facts cannot be added)")
         if listed.statement != fact.statement:
             edits.change[listed.id] = HypothesisChange(statement=listed.statement)
-    edits.delete = [i for i in [*base_by_id, *facts_by_id] if i not in seen]
+    samples_by_id = {v.id: v for v in base.voice_samples}
+    for listed_sample in view.voice_samples:
+        sample = samples_by_id.get(listed_sample.id)
+        where = f"{source}: field 'id' of voice sample {listed_sample.id}:"
+        if sample is None or listed_sample.id in seen:
+            raise InputError(f"{where} {'appears twice' if sample else 'is not a voice sample of this profile (they cannot be added)'}")
+        if listed_sample.text != sample.text:
+            raise InputError(f"{where} its text was changed: a voice sample is the person's own sentence, delete it "
+                             "rather than reword it")
+        seen.add(listed_sample.id)
+    edits.delete = [i for i in [*base_by_id, *facts_by_id, *samples_by_id] if i not in seen]
     attributes = {k: v for k, v in view.attributes.items() if v and v.strip()}
     edits.attributes = {k: None for k in base.attributes if k not in attributes}
     edits.attributes |= {k: v for k, v in attributes.items() if base.attributes.get(k) != v}

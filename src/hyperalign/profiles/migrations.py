@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 4
+CURRENT_SCHEMA_VERSION = 5
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -63,11 +63,18 @@ def _v3_to_v4_facts_and_usage(document: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _v4_to_v5_voice_samples(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 adds `voice_samples`: sentences of the person's own texts shown to the generator as written. A
+    version-4 profile has none (its generation is what it was); they appear when it is inferred again."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
     2: ("0003_contrast", _v2_to_v3_contrast),
     3: ("0004_facts_and_usage_apart", _v3_to_v4_facts_and_usage),
+    4: ("0005_voice_samples", _v4_to_v5_voice_samples),
 }
 
 

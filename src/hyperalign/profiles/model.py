@@ -213,6 +213,21 @@ def fact_id(metric: str) -> str:
     return "m" + hashlib.sha256(metric.encode()).hexdigest()[:7]
 
 
+class VoiceSample(_Strict):
+    """One sentence of the person's own texts, kept because it carries their habits (function words, markers,
+    contractions, punctuation) most against the default voice (pipeline/excerpts.py). Shown to the generator as it
+    was written: the person's real words in a few hundred tokens. A person may delete one, never reword it: reworded,
+    it would no longer be theirs."""
+
+    id: HypothesisId = ""
+    text: Annotated[Text, Field(min_length=1)]
+    example_index: int = Field(ge=0, description="the example it was taken from")
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.id:
+            self.id = "v" + hashlib.sha256(self.text.encode()).hexdigest()[:7]
+
+
 class ContrastText(_Strict):
     """One default-voice text: the backbone's own zero-shot answer to one of the person's tasks."""
 
@@ -279,6 +294,9 @@ class Profile(_Strict):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     report: InferenceReport = Field(default_factory=InferenceReport)
     contrast: Contrast | None = None
+    voice_samples: list[VoiceSample] = Field(
+        default_factory=list, description="sentences of the person's own texts that carry their habits, shown to the "
+        "generator as written (contrastive inference; none for the paper method)")
 
     @model_validator(mode="before")
     @classmethod
@@ -304,6 +322,10 @@ class Profile(_Strict):
                     raise ValueError(
                         f"hypothesis {h.id}: evidence points to example {e.example_index + 1}, "
                         f"but the profile was inferred from {self.n_examples}")
+        for sample in self.voice_samples:
+            if sample.example_index >= self.n_examples:
+                raise ValueError(f"voice sample {sample.id} points to example {sample.example_index + 1}, but the "
+                                 f"profile was inferred from {self.n_examples}")
         return self
 
     @property
@@ -383,6 +405,10 @@ class Profile(_Strict):
             for fact in self.facts:
                 lines.append(f"- **{fact.statement}**{_marks(fact)} `[{fact.id}]`")
                 lines += _quotes(fact.evidence)
+            lines.append("")
+        if self.voice_samples:
+            lines += ["## In their own words (sentences shown to the generator as written)", ""]
+            lines += [f"- > “{v.text}” (example {v.example_index + 1}) `[{v.id}]`" for v in self.voice_samples]
             lines.append("")
         r = self.report
         inferred = len(self.inferred_hypotheses)

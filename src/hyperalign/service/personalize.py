@@ -9,8 +9,7 @@ from pydantic import BaseModel
 from ..llm import Capabilities
 from ..pipeline.context import fit_examples
 from ..pipeline.evidence import locate, normalize
-from ..pipeline.excerpts import characteristic_sentences
-from ..pipeline.generate import GenerationOptions, Strategy, shown_to_generator, system_content
+from ..pipeline.generate import GenerationOptions, Strategy, own_sentences, shown_to_generator, system_content
 from ..pipeline.generic import marked
 from ..pipeline.steer import Steering, SteerLevel, plan
 from ..profiles.model import Evidence, Profile, UserExample
@@ -30,7 +29,7 @@ class Applied(BaseModel):
     profile_version: int | None = None
     hypothesis_ids: list[str] = []
     examples: int = 0
-    excerpts: int = 0  # `hyperalign:excerpts=N`: how many of the user's sentences were shown
+    excerpts: int = 0  # how many of the user's own sentences were shown (voice samples, or `hyperalign:excerpts=N`)
     prompt_version: str | None = None
     # The profile's habits applied while and after the model writes (pipeline/steer.py); hyperalign strategies only.
     steering: Steering = Steering()
@@ -90,10 +89,11 @@ def example_texts(strategy: str) -> int:
     return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else 0
 
 
-def excerpts(strategy: str) -> int:
-    """How many of the user's sentences `hyperalign:excerpts=N` shows beside the profile (0 for any other)."""
+def excerpts(strategy: str) -> int | None:
+    """How many of the user's sentences `hyperalign:excerpts=N` chooses from their texts; None for any other
+    strategy (a `hyperalign` strategy then shows the profile's own voice samples)."""
     prefix = "hyperalign:excerpts="
-    return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else 0
+    return int(strategy.removeprefix(prefix)) if strategy.startswith(prefix) else None
 
 
 def shows_texts(strategy: str) -> bool:
@@ -126,8 +126,7 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
         applied = Applied(strategy=strategy, profile_version=stored.version,
                           hypothesis_ids=[h.id for h in hypotheses] + [f.id for f in facts], steering=steering,
                           examples=min(options.example_texts, len(shown or [])),
-                          excerpts=len(characteristic_sentences([e.text for e in shown or []],
-                                                                stored.profile.contrast_texts, options.excerpts)))
+                          excerpts=len(own_sentences(Strategy.HYPERALIGN, stored.profile, shown, options)))
     else:
         return None, Applied(strategy="none")
     applied.prompt_version = version_tag("generate")

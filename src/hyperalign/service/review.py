@@ -80,7 +80,7 @@ def _page(state: ServiceState, user: EndUser, token: str, version: int | None, n
     texts = [s.text for s in list_examples(state.store, user.key)]
     return _templates().get_template("review.html.j2").render(
         user=user.id, token=token, profile=profile, version=shown.version, current=current, info=shown.info,
-        inferred=profile.hypotheses, facts=profile.facts,
+        inferred=profile.hypotheses, facts=profile.facts, samples=profile.voice_samples,
         texts=_highlighted(texts, profile.hypotheses), history=history, diffs=diffs, notice=notice,
         rejected=rejections(state.store, user.key),
         aspects=[a.value for a in Aspect], editable=shown.version == current)

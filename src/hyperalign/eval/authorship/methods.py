@@ -52,7 +52,7 @@ OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
-LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (1, 24)}
+LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (0, 24)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
          "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
