@@ -104,6 +104,7 @@ def infer(
     reference: Annotated[Optional[Path], typer.Option(metavar="CORPUS", help="A corpus of the genre (one folder per author, or JSONL {author, text}): its aggregate statistics join the contrast; no text of it is used.")] = None,
     genre_task: Annotated[Optional[str], typer.Option(help="The task the default voice answers for examples without a prompt (default: one built from each text's opening).")] = None,
     min_fact_z: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep measured facts this many pooled spreads from the contrast.")] = 1.0,
+    voice_samples: Annotated[int, typer.Option(min=0, max=24, help="Keep the N sentences of the texts that carry the person's habits most against the default voice; generation shows them (0: none).")] = 8,
 ) -> None:
     """Infer an evidence-checked profile from a user's texts: by default how they differ from the model's own
     writing (contrastive); --method paper for the paper's one pass (optionally scored and selected)."""
@@ -130,7 +131,7 @@ def infer(
                                keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,
                                min_hypotheses=min_hypotheses, strict=strict, genre_task=genre_task,
-                               min_fact_z=min_fact_z, reference=reference_stats(reference) if reference else None)
+                               min_fact_z=min_fact_z, voice_samples=voice_samples, reference=reference_stats(reference) if reference else None)
     profile = infer_with_status(ha, user, examples, attributes, options)
     if output:
         profile.save(output)
