@@ -127,6 +127,19 @@ def test_the_profile_keeps_its_voice_samples_and_the_prompt_shows_them_by_defaul
     assert all(t in profile.to_markdown() for t in texts) and "In their own words" in profile.to_markdown()
 
 
+def test_a_profile_document_with_a_bad_voice_sample_is_refused_by_name():
+    document = with_samples().model_dump(mode="json")
+    twice = document | {"voice_samples": [document["voice_samples"][0]] * 2}
+    with pytest.raises(InputError, match="voice sample id v[0-9a-f]{7} appears twice"):
+        Profile.from_document(twice, "ann.json")
+    beyond = document | {"voice_samples": [document["voice_samples"][0] | {"example_index": 7}]}
+    with pytest.raises(InputError, match="points to example 8, but the profile was inferred from 3"):
+        Profile.from_document(beyond, "ann.json")
+    empty = document | {"voice_samples": [{"text": "", "example_index": 0}]}
+    with pytest.raises(InputError, match="ann.json"):
+        Profile.from_document(empty, "ann.json")
+
+
 def test_a_voice_sample_can_be_deleted_but_not_reworded():
     profile = with_samples()
     first, *rest = profile.voice_samples

@@ -323,6 +323,9 @@ class Profile(_Strict):
                         f"hypothesis {h.id}: evidence points to example {e.example_index + 1}, "
                         f"but the profile was inferred from {self.n_examples}")
         for sample in self.voice_samples:
+            if sample.id in seen:
+                raise ValueError(f"voice sample id {sample.id} appears twice; every sample needs its own id")
+            seen.add(sample.id)
             if sample.example_index >= self.n_examples:
                 raise ValueError(f"voice sample {sample.id} points to example {sample.example_index + 1}, but the "
                                  f"profile was inferred from {self.n_examples}")
