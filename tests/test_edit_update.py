@@ -38,6 +38,7 @@ from hyperalign.profiles.model import (
     Measure,
     Profile,
     UserExample,
+    VoiceSample,
     fact_id,
     wilson_lower_bound,
 )
@@ -491,3 +492,23 @@ def test_update_of_a_missing_profile_is_an_input_error(store, make_hyperalign):
     with pytest.raises(InputError, match="no profile 'nobody'"):
         ha.update_profile(store, "nobody", NEW_TEXTS)
     assert backend.requests == []
+
+
+def test_an_update_chooses_the_voice_samples_again_among_those_kept_and_the_new_texts(store, make_hyperalign):
+    """As many samples as the profile keeps; a new text's sentence names its place among all the texts; one the
+    person deleted does not come back (it is not among the candidates)."""
+    kept = [VoiceSample(text="Fog again, and the horn going all night — as ever.", example_index=0),
+            VoiceSample(text="Honestly, the gears first and the opinions later.", example_index=1),
+            VoiceSample(text="The relief boat came at noon with the oil.", example_index=2)]
+    store.modify("morwenna", lambda p: p.model_copy(update={"voice_samples": kept}), author="setup", action="edit")
+    edit_profile(store, "morwenna", Edits.from_flags(delete=[kept[2].id]), author="ann")
+    ha, _ = make_hyperalign(responder)
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False))
+    samples = result.profile.voice_samples
+    assert len(samples) == 2 and kept[2].text not in [s.text for s in samples]
+    texts = [s.text for s in kept[:2]] + [e.text for e in NEW_TEXTS]
+    for sample in samples:
+        assert sample.text in texts[[0, 1, 5, 6, 7].index(sample.example_index)]
+    # a profile that keeps none (the paper method's) gets none from an update
+    store.modify("morwenna", lambda p: p.model_copy(update={"voice_samples": []}), author="setup", action="edit")
+    assert ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False)).profile.voice_samples == []

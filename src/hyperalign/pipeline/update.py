@@ -1,6 +1,7 @@
 """Living profiles, the LLM half of an update from new texts of the same user: every hypothesis rated on each new
 text, new candidates inferred from them (evidence-checked as always), the measured facts measured on them — once,
-against the version read at the start. What this finds is merged into the current version by profiles/update.py,
+against the version read at the start — and the voice samples chosen again among those the profile keeps and the
+new texts' sentences (as many as it keeps). What this finds is merged into the current version by profiles/update.py,
 so a person's edit made meanwhile wins."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
 from ..llm import LLMClient, track_usage
-from ..profiles.model import Fact, Profile, UserExample
+from ..profiles.model import Fact, Profile, UserExample, VoiceSample
 from ..profiles.store import ProfileStore
 from ..profiles.update import AUTOMATED_AUTHOR, Findings, UpdateResult, save_update, score_difference
+from .excerpts import characteristic_samples
 from .facts import merge_facts, style_facts
 from .infer import ainfer_profile
 from .options import InferenceOptions
@@ -72,7 +74,17 @@ async def aupdate_profile(
         merged = merge_facts(profile.facts, facts, profile.n_examples, len(examples))
         return [f for f in merged if f.id not in rejected]
 
+    def resampled(profile: Profile) -> list[VoiceSample]:
+        # The samples it keeps compete with the new texts' sentences: each kept one stands as a text of its own,
+        # under its own example; the new texts follow the profile's. A sample the person deleted is not among them.
+        kept = profile.voice_samples
+        texts = [v.text for v in kept] + [e.text for e in examples]
+        indices = [v.example_index for v in kept] + [profile.n_examples + i for i in range(len(examples))]
+        chosen = characteristic_samples(texts, profile.contrast_texts, len(kept), options.inference.language)
+        return [VoiceSample(text=sentence, example_index=indices[t]) for t, sentence in chosen]
+
     findings = Findings(deltas, inferred.hypotheses if inferred else [], usage, inferred.report if inferred else None,
                         examples, store.retired_ids(user_id), retire_below=options.retire_below,
-                        min_ratings=options.min_ratings, facts=blend if facts else None)
+                        min_ratings=options.min_ratings, facts=blend if facts else None,
+                        samples=resampled if base.voice_samples else None)
     return save_update(store, user_id, findings, author=author, message=message)

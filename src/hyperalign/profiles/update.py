@@ -24,6 +24,7 @@ from .model import (
     InferenceReport,
     Profile,
     UserExample,
+    VoiceSample,
     examples_hash,
     wilson_lower_bound,
 )
@@ -34,6 +35,9 @@ from .store import Action, Change, ProfileStore, VersionInfo
 AUTOMATED_AUTHOR = "hyperalign"
 # The profile's facts and the rejected fact ids -> its facts after the new texts (pipeline/update.py's blend).
 FactsMerge = Callable[[Profile, set[str]], list[Fact]]
+# The profile -> its voice samples after the new texts (pipeline/update.py: chosen again among those it keeps and the
+# new texts' sentences).
+SamplesMerge = Callable[[Profile], list[VoiceSample]]
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Findings:
     retire_below: float = 0.1
     min_ratings: int = 3
     facts: FactsMerge | None = None
+    samples: SamplesMerge | None = None
     # What the person deleted (rejections.py), read again for each attempt to save: never added back.
     rejected_ids: set[str] = field(default_factory=set)
     rejected_statements: set[str] = field(default_factory=set)
@@ -126,6 +131,7 @@ def merge_findings(profile: Profile, findings: Findings, message: str | None = N
     updated = profile.model_copy(update={
         "hypotheses": hypotheses,
         "facts": facts,
+        "voice_samples": findings.samples(profile) if findings.samples else profile.voice_samples,
         "n_examples": profile.n_examples + len(findings.examples),
         # A chain: the hash names the whole sequence of example sets the profile has seen.
         "examples_hash": hashlib.sha256(
