@@ -227,42 +227,48 @@ async def agenerate(
     if options.best_of > 1:
         generation = await _best_of(client, task, strategy, messages, profile, examples, options, steering)
     else:
-        # The last resort of the copy guard: the prompt without the person's shown texts (the profile stays).
-        plain = build_messages(task, strategy, profile, examples, context_tokens=client.backend.context_tokens,
-                               options=options.model_copy(update={"example_texts": 0, "excerpts": 0}),
-                               count_tokens=token_counter(client),
-                               ) if options.example_texts or own_sentences(strategy, profile, examples, options) else None
-        generation = await _written(client, task, strategy, messages, options, steering, plain)
+        # The last resort of the copy guard: the prompt without the person's shown texts (the profile stays). Built
+        # only if it comes to that: most texts pass the guard at once, and the build counts tokens again.
+        def plain() -> list[Message]:
+            return build_messages(task, strategy, profile, examples, context_tokens=client.backend.context_tokens,
+                                  options=options.model_copy(update={"example_texts": 0, "excerpts": 0}),
+                                  count_tokens=token_counter(client))
+
+        shows = bool(options.example_texts or own_sentences(strategy, profile, examples, options))
+        generation = await _written(client, task, strategy, messages, options, steering, plain if shows else None)
     if options.revise and profile is not None:
         generation = await _revised(client, generation, profile, messages, options, steering)
     return generation
 
 
 async def _written(client: LLMClient, task: str, strategy: Strategy, messages: list[Message],
-                   options: GenerationOptions, steering: Steering, plain: list[Message] | None = None) -> Generation:
+                   options: GenerationOptions, steering: Steering,
+                   plain: Callable[[], list[Message]] | None = None) -> Generation:
     """One text, written again (sampled) while it copies the prompt over the limit; where every try still copies
-    and the prompt showed the person's texts, once more without them (`plain`), greedy."""
+    and the prompt showed the person's texts, once more without them (`plain` builds that prompt), greedy."""
     guard = _copy_guard(strategy, messages, options)
     base_seed = options.seed or 0
-    # The rewrites: sampled, then (where texts were shown) greedy without them.
-    tries: list[tuple[list[Message], float, int | None]] = [
-        (messages, options.sample_temperature, base_seed + i) for i in range(1, options.copy_retries + 1)]
+    # The rewrites: sampled, then (where texts were shown) greedy without them; each try's prompt, its temperature,
+    # its seed, and whether it is the prompt without the shown texts.
+    tries: list[tuple[Callable[[], list[Message]], float, int | None, bool]] = [
+        (lambda: messages, options.sample_temperature, base_seed + i, False)
+        for i in range(1, options.copy_retries + 1)]
     if plain is not None and options.copy_retries:
-        tries.append((plain, options.temperature, options.seed))
+        tries.append((plain, options.temperature, options.seed, True))
     with track_usage() as usage:
         completion = await client.acomplete(_request(messages, options, steering, options.temperature, options.seed))
         text = finish(completion.text.strip(), steering)
         copied = guard(text)
         rewrites, without_shown = 0, False
-        for prompt, temperature, seed in tries:
+        for prompt, temperature, seed, drops_shown in tries:
             if copied is None or copied <= options.max_copied:
                 break
             rewrites += 1
-            retry = await client.acomplete(_request(prompt, options, steering, temperature, seed))
+            retry = await client.acomplete(_request(prompt(), options, steering, temperature, seed))
             retry_text = finish(retry.text.strip(), steering)
             retry_copied = guard(retry_text)  # always against what the first prompt showed
             if retry_copied is not None and retry_copied < copied:
-                completion, text, copied, without_shown = retry, retry_text, retry_copied, prompt is plain
+                completion, text, copied, without_shown = retry, retry_text, retry_copied, drops_shown
     return Generation(
         task=task,
         strategy=strategy,
