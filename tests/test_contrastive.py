@@ -109,6 +109,8 @@ def test_a_person_who_differs_only_in_sentence_length_gets_that_fact_and_no_gene
     # Nothing else sets this person apart: same words, same punctuation, same letters per word.
     assert not any(m.startswith(("punctuation:", "uses:", "word_letters", "contractions")) for m in metrics)
     assert profile.report.method == "contrastive" and profile.report.verification["failed"] == 1
+    dropped = profile.report.failed_verification  # kept in the report, with what the check measured
+    assert [h.statement for h in dropped] == [GENERIC] and dropped[0].discrimination.person == 0
 
 
 def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
@@ -127,7 +129,7 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert (contrast.llm_calls, contrast.cache_hits) == (len(examples), 0)
     assert contrast.prompt_tokens == sum(prompt_words(r) for r in zero_shot) < usage.prompt_tokens
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.schema_version == 5
+    assert again == profile and again.schema_version == 6
 
 
 def test_the_profile_keeps_the_persons_own_sentences_that_carry_their_habits():
@@ -162,15 +164,17 @@ def test_after_a_position_bound_pass_each_text_is_rated_alone():
     assert sum(r.schema_name == "verify_hypotheses-text" for r in backend.requests) == 10
 
 
-def leaning_checker(request: CompletionRequest) -> dict[str, float]:
+def leaning_checker(request: CompletionRequest, *, human: float = 0.0) -> dict[str, float]:
     """A checker read by probabilities that leans to "A" by 3 log-odds whatever it is shown (so its likeliest letter
-    is always "A"), and towards the text with shorter sentences by 1 for the true difference only."""
+    is always "A"), towards the text with shorter sentences by 1 for the true difference only, and (`human`) towards
+    the person's text by that much for every statement, the placebo included."""
     prompt = request.messages[-1]["content"]
     first, second = pair_texts(prompt)
     statement = re.search(r"^Statement about a writer: (.*)$", prompt, re.M).group(1)
-    lean = 3.0
+    person_first = mean_sentence_words(first) < mean_sentence_words(second)
+    lean = 3.0 + (human if person_first else -human)
     if statement == SPECIFIC:
-        lean += 1.0 if mean_sentence_words(first) < mean_sentence_words(second) else -1.0
+        lean += 1.0 if person_first else -1.0
     p = 1 / (1 + math.exp(-lean))
     return {"A": 0.95 * p, "B": 0.95 * (1 - p), "The": 0.05}
 
@@ -182,13 +186,55 @@ def test_a_checker_read_by_probabilities_is_calibrated_and_finds_the_true_differ
     assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]  # the generic one is within the bias
     kept = profile.inferred_hypotheses[0].discrimination
     assert kept is not None and kept.person == 4 and kept.contrast == 0
+    assert kept.leans == pytest.approx([2.0] * 4, abs=0.01)  # +1 log-odds in each order; the "A" bias cancels
     verification = profile.report.verification
     assert verification["probabilities"] == 1.0 and verification["position_bias_p_a"] == pytest.approx(
         1 / (1 + math.exp(-3)), abs=0.01)
     label_calls = [r for r in backend.requests if r.top_logprobs]
-    assert len(label_calls) == verification["calls"] == 5 * 2 * 2  # pairs x orders x statements, one token each
+    # pairs x orders x (statements + the placebo), one token each
+    assert len(label_calls) == verification["calls"] == 5 * 2 * 3
     assert all(r.max_tokens == 1 for r in label_calls)
     assert not any(r.schema_name.startswith("verify_hypotheses") for r in backend.requests if not r.top_logprobs)
+
+
+def test_a_checker_that_prefers_the_persons_text_whatever_it_is_asked_keeps_no_generic_statement():
+    """The placebo's lean is the checker's preference for the person's text itself; without removing it, the generic
+    statement would lean to the person on every pair and be kept."""
+    backend = FakeBackend(oracle, probabilities=lambda r: leaning_checker(r, human=1.5))
+    profile = HyperAlign(LLMClient(backend)).infer_profile(
+        "walker", PERSON, options=InferenceOptions(proposal="single"))
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    generic = profile.report.failed_verification[0].discrimination
+    assert generic.leans == pytest.approx([0.0] * 4, abs=0.01) and generic.person == generic.contrast == 0
+    assert profile.report.verification["placebo_lean"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_a_consistent_lean_is_kept_though_one_pair_points_the_other_way():
+    """Three pairs lean clearly to the person, one slightly the other way: 3 of 4 signs cannot clear the Wilson bound
+    at 0.5, the mean lean's t bound can. A statement that leans both ways as much is dropped."""
+    leans_by_walk = {1: 1.2, 2: 1.0, 3: 1.1, 4: -0.1}
+    mixed = {1: 1.0, 2: -1.0, 3: 0.9, 4: -1.1}
+
+    def checker(request: CompletionRequest) -> dict[str, float]:
+        prompt = request.messages[-1]["content"]
+        first, second = pair_texts(prompt)
+        person_first = mean_sentence_words(first) < mean_sentence_words(second)
+        walk = int(re.search(r"Write a note about walk (\d+)\.", prompt).group(1))
+        statement = re.search(r"^Statement about a writer: (.*)$", prompt, re.M).group(1)
+        table = leans_by_walk if statement == SPECIFIC else mixed if statement == GENERIC else {}
+        half = table.get(walk, 0.0) / 2  # half the lean in each order
+        lean = half if person_first else -half
+        p = 1 / (1 + math.exp(-lean))
+        return {"A": p, "B": 1 - p}
+
+    profile = HyperAlign(LLMClient(FakeBackend(oracle, probabilities=checker))).infer_profile(
+        "walker", PERSON, options=InferenceOptions(proposal="single"))
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    kept = profile.inferred_hypotheses[0].discrimination
+    assert (kept.person, kept.contrast) == (3, 1) and kept.value < 0.5  # walk 0 is quoted: 4 held-out pairs
+    assert kept.leans == pytest.approx([1.2, 1.0, 1.1, -0.1], abs=0.01) and kept.lean_bound > 0
+    dropped = profile.report.failed_verification[0].discrimination
+    assert dropped.lean_bound is not None and dropped.lean_bound < 0
 
 
 def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():

@@ -88,6 +88,7 @@ async def ainfer_contrastive(
         client, supported, examples, contrast, max_pairs=options.verify_pairs, z=options.verify_z,
         min_score=options.min_discrimination)
     report.verification = stats
+    report.failed_verification = failed
     # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote
     # found) are kept, flagged, only with keep_unsupported, as in the paper's method.
     hypotheses = kept + ([h for h in candidates if not h.supported] if options.keep_unsupported else [])

@@ -12,10 +12,17 @@ position (Qwen2.5-Coder-1.5B named the same letter in both orders in 90% of its 
 way; then each text is rated alone, where no position exists (`discriminate`).
 
 On a backend that returns log-probabilities the check reads probabilities instead of sampled letters: one
-single-token call per statement and order, P(A) from the first token, and the checker's position bias (the mean
-log-odds of "A" over all the profile's checks, in which the texts trade places) removed before a pair is decided —
-the calibration the evaluation's judges use (Wang et al. 2023). A small checker that always says "A" still leans
-more or less towards the person's text, and that lean is what decides.
+single-token call per statement and order, P(A) from the first token. A statement's *lean* on a pair is the log-odds
+of "A" with the person's text first minus that with it second: the checker's position bias is in both and cancels
+exactly, pair by pair and statement by statement (Wang et al. 2023's balanced positions, without assuming one bias
+for the whole profile). A small checker that always says "A" still leans more or less towards the person's text, and
+that lean is what decides. A checker may also prefer one text of a pair whatever the statement (the human one, the
+longer one); a placebo statement both texts fit equally is checked on every pair, and its lean is taken from every
+statement's, so a generic statement that only rides that preference leans nowhere. With leans, a hypothesis is also
+kept when the one-sided 95% t lower bound of its mean lean is above zero (MIN_PAIRS leans at least): a statement
+that points to the person strongly on most pairs and weakly the other way on one is real, though the Wilson bound
+of a handful of signs cannot show it. Every lean is kept in the hypothesis's `discrimination`, and the hypotheses
+that failed are kept in the profile's report, so a reader sees why each one went.
 
 A hypothesis is tested only on pairs whose person text it does not quote as evidence: the texts it was read from
 cannot confirm it. A person with few texts (fewer than MIN_PAIRS such pairs) cannot reach the bound at all; their
@@ -29,9 +36,12 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+from scipy.stats import t as student_t
+
 from ..llm import LLMClient
 from ..llm.labels import logit, read_labels
 from ..profiles.model import Contrast, Discrimination, Hypothesis, UserExample, wilson_lower_bound
+from ..profiles.types import Aspect
 from ..prompts import render_messages
 from ..text import CHARS_PER_TOKEN
 from .context import PROMPT_OVERHEAD_TOKENS, clip
@@ -41,6 +51,11 @@ Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
 MIN_PAIRS = 3
 POSITION_BOUND = 0.8  # share of position-following verdicts above which the pairs said nothing about the texts
+# A lean (in log-odds) this close to zero decides nothing: the rounding of the label probabilities, not the texts.
+DEAD_ZONE = 0.05
+# Both texts of a pair answer the same task: a checker that leans on this statement leans on the text, not on a trait.
+PLACEBO = Hypothesis(aspect=Aspect.WRITING_STYLE, statement="The text answers the task it was given.",
+                     evidence=[])
 
 
 async def _check(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
@@ -71,32 +86,32 @@ async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], ta
     return chances
 
 
-def _calibrated_picks(person_first: list[list[float | None]], person_second: list[list[float | None]]
-                      ) -> tuple[list[list[str]], float]:
-    """Per pair and statement: "person" when, after the checker's mean lean to "A" is removed, the statement points
-    to the person's text in both orders; "contrast" for the reverse; "undecided" otherwise (within what the position
-    moves, or unreadable). Returns the picks and the bias as P(A) at even texts."""
-    values = [logit(p) for rows in (person_first, person_second) for row in rows for p in row if p is not None]
-    bias = sum(values) / len(values) if values else 0.0
-    picks = []
+def _leans(person_first: list[list[float | None]], person_second: list[list[float | None]]
+           ) -> list[list[float | None]]:
+    """Per pair and statement (the last is the placebo): the log-odds of "A" with the person's text first minus with
+    it second, less the placebo's on the same pair; None where a probability was unreadable."""
+    leans: list[list[float | None]] = []
     for first_row, second_row in zip(person_first, person_second, strict=True):
-        row = []
-        for p_first, p_second in zip(first_row, second_row, strict=True):
-            if p_first is None or p_second is None:
-                row.append("undecided")
-                continue
-            towards_first, towards_second = logit(p_first) > bias, logit(p_second) > bias
-            row.append("person" if towards_first and not towards_second else
-                       "contrast" if towards_second and not towards_first else "undecided")
-        picks.append(row)
-    return picks, 1 / (1 + math.exp(-bias))
+        raw = [logit(a) - logit(b) if a is not None and b is not None else None
+               for a, b in zip(first_row, second_row, strict=True)]
+        placebo = raw[-1] if raw[-1] is not None else 0.0
+        leans.append([None if value is None else round(value - placebo, 3) for value in raw[:-1]])
+    return leans
 
 
-async def _probability_picks(client: LLMClient, hypotheses: list[Hypothesis], clipped: list[tuple[int, str, str, str]]
-                             ) -> tuple[list[list[str]] | None, dict[str, float]]:
-    """The pairs read as probabilities: picks and statistics. No picks where fewer than half of the answers carried
-    probability on the letters (then the sampled verdicts decide)."""
-    jobs = [_probabilities(client, hypotheses, task, *texts) for _, task, person, other in clipped
+def _pick_by_lean(lean: float | None) -> str:
+    if lean is None or abs(lean) <= DEAD_ZONE:
+        return "undecided"
+    return "person" if lean > 0 else "contrast"
+
+
+async def _probability_leans(client: LLMClient, hypotheses: list[Hypothesis],
+                             clipped: list[tuple[int, str, str, str]]
+                             ) -> tuple[list[list[float | None]] | None, dict[str, float]]:
+    """The pairs read as probabilities: each statement's lean per pair (_leans) and statistics. None where fewer than
+    half of the answers carried probability on the letters (then the sampled verdicts decide)."""
+    statements = [*hypotheses, PLACEBO]
+    jobs = [_probabilities(client, statements, task, *texts) for _, task, person, other in clipped
             for texts in ((person, other), (other, person))]
     if client.backend.capabilities.prompt_prefix_cache:  # one slot: interleaved pairs would evict each other
         results = [await job for job in jobs]
@@ -104,12 +119,17 @@ async def _probability_picks(client: LLMClient, hypotheses: list[Hypothesis], cl
         results = list(await asyncio.gather(*jobs))
     first = [results[2 * p] for p in range(len(clipped))]
     second = [results[2 * p + 1] for p in range(len(clipped))]
-    stats = {"pairs": float(len(clipped)), "calls": float(len(clipped) * 2 * len(hypotheses))}
-    readable = sum(p is not None for row in first + second for p in row)
-    if readable < len(hypotheses) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
+    stats = {"pairs": float(len(clipped)), "calls": float(len(clipped) * 2 * len(statements))}
+    readable = [p for row in first + second for p in row if p is not None]
+    if len(readable) < len(statements) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
         return None, stats
-    picks, bias = _calibrated_picks(first, second)
-    return picks, stats | {"probabilities": 1.0, "position_bias_p_a": round(bias, 3)}
+    bias = sum(map(logit, readable)) / len(readable)  # reported: how much the checker leans to "A" at even texts
+    placebo = [logit(a) - logit(b) for a, b in zip((r[-1] for r in first), (r[-1] for r in second), strict=True)
+               if a is not None and b is not None]
+    return _leans(first, second), stats | {
+        "probabilities": 1.0, "position_bias_p_a": round(1 / (1 + math.exp(-bias)), 3),
+        # how far the checker leans to the person's text whatever the statement (taken from every lean)
+        "placebo_lean": round(sum(placebo) / len(placebo), 3) if placebo else 0.0}
 
 
 async def discriminate(
@@ -132,9 +152,10 @@ async def discriminate(
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
     clipped = [(i, task, *((clip(p, room), clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
     if client.backend.capabilities.logprobs:
-        read, stats = await _probability_picks(client, hypotheses, clipped)
-        if read is not None:
-            kept, failed = _score(hypotheses, [i for i, *_ in pairs], read, z, min_score)
+        leans, stats = await _probability_leans(client, hypotheses, clipped)
+        if leans is not None:
+            picks = [[_pick_by_lean(lean) for lean in row] for row in leans]
+            kept, failed = _score(hypotheses, [i for i, *_ in pairs], picks, z, min_score, leans)
             stats.update({"kept": float(len(kept)), "failed": float(len(failed))})
             return kept, failed, stats
     jobs = []
@@ -177,7 +198,8 @@ def _pick_alone(on_person: str, on_contrast: str) -> str:
 
 
 def _score(hypotheses: list[Hypothesis], pair_examples: list[int], picks: list[list[str]], z: float,
-           min_score: float) -> tuple[list[Hypothesis], list[Hypothesis]]:
+           min_score: float, leans: list[list[float | None]] | None = None,
+           ) -> tuple[list[Hypothesis], list[Hypothesis]]:
     kept: list[Hypothesis] = []
     failed: list[Hypothesis] = []
     for h_index, hypothesis in enumerate(hypotheses):
@@ -193,9 +215,23 @@ def _score(hypotheses: list[Hypothesis], pair_examples: list[int], picks: list[l
                 tally.contrast += 1
             else:
                 tally.undecided += 1
+            lean = leans[pair_index][h_index] if leans is not None else None
+            if lean is not None:
+                tally.leans.append(lean)
         tally.value = round(wilson_lower_bound(tally.person, tally.decided, z), 4)
+        tally.lean_bound = lean_lower_bound(tally.leans)
         checked = hypothesis.model_copy(update={"discrimination": tally})
-        keep = tally.value > min_score or (
+        keep = tally.value > min_score or (not few and tally.lean_bound is not None and tally.lean_bound > 0) or (
             few and tally.person >= 1 and tally.contrast == 0 and tally.person >= tally.undecided)
         (kept if keep else failed).append(checked)
     return kept, failed
+
+
+def lean_lower_bound(leans: Sequence[float], confidence: float = 0.95) -> float | None:
+    """The one-sided lower confidence bound of the mean lean (Student's t), or None with fewer than MIN_PAIRS leans.
+    All leans equal (no spread) give the mean itself."""
+    if len(leans) < MIN_PAIRS:
+        return None
+    mean = sum(leans) / len(leans)
+    variance = sum((x - mean) ** 2 for x in leans) / (len(leans) - 1)
+    return round(mean - float(student_t.ppf(confidence, len(leans) - 1)) * math.sqrt(variance / len(leans)), 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 5
+CURRENT_SCHEMA_VERSION = 6
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -69,12 +69,20 @@ def _v4_to_v5_voice_samples(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _v5_to_v6_verification_leans(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 6 keeps, in the report, the hypotheses verification dropped (`failed_verification`), and each
+    discrimination's per-pair leans and their lower bound. A version-5 profile has none of them: its dropped
+    hypotheses were counted, not kept."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
     2: ("0003_contrast", _v2_to_v3_contrast),
     3: ("0004_facts_and_usage_apart", _v3_to_v4_facts_and_usage),
     4: ("0005_voice_samples", _v4_to_v5_voice_samples),
+    5: ("0006_verification_leans", _v5_to_v6_verification_leans),
 }
 
 

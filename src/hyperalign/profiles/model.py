@@ -83,7 +83,8 @@ class Measure(_Strict):
 class Discrimination(_Strict):
     """Discriminative verification (pipeline/verify.py): on pairs of a text of the person and a contrast text for the
     same task, shown in both orders, which text the hypothesis fits. A pair whose verdict flips with the order, or
-    says "same", is undecided. `value` is the Wilson lower bound of "picks the person" among decided pairs."""
+    says "same", is undecided. `value` is the Wilson lower bound of "picks the person" among decided pairs. Read by
+    probabilities, each pair also gives a lean (log-odds towards the person's text, position and placebo removed)."""
 
     person: int = Field(0, ge=0)
     contrast: int = Field(0, ge=0)
@@ -91,6 +92,9 @@ class Discrimination(_Strict):
     value: float = Field(0.0, ge=0.0, le=1.0)
     provisional: bool = Field(False, description="too few texts to reach the bound: kept on every decided pair "
                                                  "picking the person")
+    leans: list[float] = Field(default_factory=list, description="per held-out pair: log-odds towards the person's "
+                               "text (read by probabilities only)")
+    lean_bound: float | None = Field(None, description="one-sided 95% t lower bound of the mean lean; above 0 keeps")
 
     @property
     def decided(self) -> int:
@@ -214,6 +218,8 @@ class InferenceReport(_Strict):
     verification: dict[str, float] | None = Field(
         default=None, description="pairs, calls, kept, failed, and the checker's order consistency (contrastive)")
     facts_measured: int = Field(0, ge=0, description="metrics measured before the distinctiveness threshold")
+    failed_verification: list[Hypothesis] = Field(
+        default_factory=list, description="hypotheses verification dropped, with what it measured (contrastive)")
 
     def add_counts(self, other: InferenceReport) -> None:
         """Add another inference's hypothesis counts and usage to these (an update's)."""
@@ -381,7 +387,9 @@ def _scores(h: Hypothesis) -> str:
     if h.discrimination:
         d = h.discrimination
         score += (f" — told apart from a typical answer: picked {d.person} times, the typical answer "
-                  f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f})")
+                  f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f}"
+                  + (f"; mean lean {sum(d.leans) / len(d.leans):+.2f}, bound {d.lean_bound:+.2f}"
+                     if d.leans and d.lean_bound is not None else "") + ")")
     if h.shared_by is not None:
         score += f" — shared by {h.shared_by:.0%} of profiles" + (" (generic)" if h.generic else "")
     return score
