@@ -18,6 +18,7 @@ from hyperalign.pipeline.facts import Text
 from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.reference import ReferenceStats
+from hyperalign.pipeline.verify import MIN_LEAN, PLACEBO
 from hyperalign.profiles.model import Hypothesis, Profile
 
 # One stream of common words for everyone: the person and the default voice differ only in how they cut it into
@@ -210,10 +211,11 @@ def test_a_checker_that_prefers_the_persons_text_whatever_it_is_asked_keeps_no_g
 
 
 def test_a_consistent_lean_is_kept_though_one_pair_points_the_other_way():
-    """Three pairs lean clearly to the person, one slightly the other way: 3 of 4 signs cannot clear the Wilson bound
-    at 0.5, the mean lean's t bound can. A statement that leans both ways as much is dropped."""
-    leans_by_walk = {1: 1.2, 2: 1.0, 3: 1.1, 4: -0.1}
-    mixed = {1: 1.0, 2: -1.0, 3: 0.9, 4: -1.1}
+    """Four pairs lean clearly to the person, one the other way: 4 of 5 signs cannot clear the Wilson bound at 0.5,
+    the mean lean's t bound can. A statement that leans both ways as much is dropped, and so is one whose leans
+    all point to the person but by specks (a small checker's noise)."""
+    leans_by_walk = {1: 1.3, 2: 1.1, 3: 1.2, 4: -0.3, 5: 1.0}
+    mixed = {1: 1.0, 2: -1.0, 3: 0.9, 4: -1.1, 5: 0.1}
 
     def checker(request: CompletionRequest) -> dict[str, float]:
         prompt = request.messages[-1]["content"]
@@ -228,13 +230,36 @@ def test_a_consistent_lean_is_kept_though_one_pair_points_the_other_way():
         return {"A": p, "B": 1 - p}
 
     profile = HyperAlign(LLMClient(FakeBackend(oracle, probabilities=checker))).infer_profile(
-        "walker", PERSON, options=InferenceOptions(proposal="single"))
+        "walker", PERSON, options=InferenceOptions(proposal="single", verify_pairs=6))
     assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
     kept = profile.inferred_hypotheses[0].discrimination
-    assert (kept.person, kept.contrast) == (3, 1) and kept.value < 0.5  # walk 0 is quoted: 4 held-out pairs
-    assert kept.leans == pytest.approx([1.2, 1.0, 1.1, -0.1], abs=0.01) and kept.lean_bound > 0
+    assert (kept.person, kept.contrast) == (4, 1) and kept.value < 0.5  # walk 0 is quoted: 5 held-out pairs
+    assert kept.leans == pytest.approx([1.3, 1.1, 1.2, -0.3, 1.0], abs=0.01) and kept.lean_bound > MIN_LEAN
     dropped = profile.report.failed_verification[0].discrimination
     assert dropped.lean_bound is not None and dropped.lean_bound < 0
+    markdown = profile.to_markdown()  # the reader sees both, and why the generic one went
+    assert "mean lean +0.86" in markdown
+    dropped_section = markdown.split("## Checked and dropped", 1)[1]
+    assert GENERIC in dropped_section and "mean lean -0.02" in dropped_section
+
+
+def test_specks_of_lean_keep_nothing():
+    """Every pair leans to the person, by 0.05 log-odds: a consistent speck (a 1.5B checker's leans were all this
+    small), not a difference a reader or a generator could use."""
+    def checker(request: CompletionRequest) -> dict[str, float]:
+        prompt = request.messages[-1]["content"]
+        first, second = pair_texts(prompt)
+        lean = 0.025 if mean_sentence_words(first) < mean_sentence_words(second) else -0.025
+        if PLACEBO.statement in prompt:
+            lean = 0.0
+        p = 1 / (1 + math.exp(-lean))
+        return {"A": p, "B": 1 - p}
+
+    profile = HyperAlign(LLMClient(FakeBackend(oracle, probabilities=checker))).infer_profile(
+        "walker", PERSON, options=InferenceOptions(proposal="single"))
+    assert profile.inferred_hypotheses == []
+    tally = profile.report.failed_verification[0].discrimination
+    assert tally.person == tally.contrast == 0 and 0 < tally.lean_bound < MIN_LEAN
 
 
 def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():

@@ -169,3 +169,24 @@ def test_the_page_fits_a_390_px_phone(service):
         width = page.evaluate("document.scrollingElement.scrollWidth")
         browser.close()
     assert width <= 390, width
+
+
+def test_the_page_shows_what_verification_dropped_and_why(service):
+    """A reader sees the hypotheses that did not tell their texts from a typical answer, with the count of
+    comparisons, apart from the ones the profile keeps (and no button acts on them)."""
+    from hyperalign.profiles.model import Discrimination, Hypothesis
+    from hyperalign.profiles.store import Action
+
+    [summary] = service.store.list_profiles()
+    stored = service.store.get(summary.user_id)
+    dropped = Hypothesis(aspect="writing_style", statement="Writes in a clear and friendly tone.",
+                         discrimination=Discrimination(person=1, contrast=2, undecided=1, leans=[0.4, -0.5, -0.3]))
+    report = stored.profile.report.model_copy(update={"failed_verification": [dropped]})
+    service.store.save(stored.profile.model_copy(update={"report": report}), expected_version=stored.version,
+                       author="test", action=Action.INFER)
+    with service.http(tenant="") as http:
+        page = http.get(f"/review/{token_of(link(service)['url'])}").text
+    section = page.split('<details id="dropped">', 1)[1].split("</details>", 1)[0]
+    assert "Writes in a clear and friendly tone." in section
+    assert "pointed to your text in 1 of 4 comparisons" in section and "<button" not in section
+    assert 'id="h-' + dropped.id not in page  # not listed among the kept hypotheses

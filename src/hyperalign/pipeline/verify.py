@@ -18,10 +18,10 @@ exactly, pair by pair and statement by statement (Wang et al. 2023's balanced po
 for the whole profile). A small checker that always says "A" still leans more or less towards the person's text, and
 that lean is what decides. A checker may also prefer one text of a pair whatever the statement (the human one, the
 longer one); a placebo statement both texts fit equally is checked on every pair, and its lean is taken from every
-statement's, so a generic statement that only rides that preference leans nowhere. With leans, a hypothesis is also
-kept when the one-sided 95% t lower bound of its mean lean is above zero (MIN_PAIRS leans at least): a statement
-that points to the person strongly on most pairs and weakly the other way on one is real, though the Wilson bound
-of a handful of signs cannot show it. Every lean is kept in the hypothesis's `discrimination`, and the hypotheses
+statement's, so a generic statement that only rides that preference leans nowhere. A pair decides by the lean's
+sign where it is at least MIN_LEAN. With leans, a hypothesis is also kept when the one-sided 95% t lower bound of
+its mean lean is above MIN_LEAN (MIN_PAIRS leans at least): a statement that points to the person strongly on most
+pairs and weakly the other way on one is real, though the Wilson bound of a handful of signs cannot show it. Every lean is kept in the hypothesis's `discrimination`, and the hypotheses
 that failed are kept in the profile's report, so a reader sees why each one went.
 
 A hypothesis is tested only on pairs whose person text it does not quote as evidence: the texts it was read from
@@ -51,8 +51,10 @@ Pick = Literal["A", "B", "same"]
 ONE_SIDED_95 = 1.645
 MIN_PAIRS = 3
 POSITION_BOUND = 0.8  # share of position-following verdicts above which the pairs said nothing about the texts
-# A lean (in log-odds) this close to zero decides nothing: the rounding of the label probabilities, not the texts.
-DEAD_ZONE = 0.05
+# The smallest lean (log-odds, both orders together) that counts: a pair leaning less decides nothing, and a
+# hypothesis kept by its mean lean must have its lower bound above it. Qwen2.5-Coder-1.5B's leans on AAAC essays were
+# all within ±0.23 (median |lean| 0.05): consistent specks of preference that a t bound alone would keep.
+MIN_LEAN = 0.2
 # Both texts of a pair answer the same task: a checker that leans on this statement leans on the text, not on a trait.
 PLACEBO = Hypothesis(aspect=Aspect.WRITING_STYLE, statement="The text answers the task it was given.",
                      evidence=[])
@@ -100,7 +102,7 @@ def _leans(person_first: list[list[float | None]], person_second: list[list[floa
 
 
 def _pick_by_lean(lean: float | None) -> str:
-    if lean is None or abs(lean) <= DEAD_ZONE:
+    if lean is None or abs(lean) < MIN_LEAN:
         return "undecided"
     return "person" if lean > 0 else "contrast"
 
@@ -221,7 +223,7 @@ def _score(hypotheses: list[Hypothesis], pair_examples: list[int], picks: list[l
         tally.value = round(wilson_lower_bound(tally.person, tally.decided, z), 4)
         tally.lean_bound = lean_lower_bound(tally.leans)
         checked = hypothesis.model_copy(update={"discrimination": tally})
-        keep = tally.value > min_score or (not few and tally.lean_bound is not None and tally.lean_bound > 0) or (
+        keep = tally.value > min_score or (not few and tally.lean_bound is not None and tally.lean_bound > MIN_LEAN) or (
             few and tally.person >= 1 and tally.contrast == 0 and tally.person >= tally.undecided)
         (kept if keep else failed).append(checked)
     return kept, failed

@@ -367,6 +367,10 @@ class Profile(_Strict):
             lines += [f"- > “{v.text}” (example {v.example_index + 1}) `[{v.id}]`" for v in self.voice_samples]
             lines.append("")
         r = self.report
+        if r.failed_verification:
+            lines += ["## Checked and dropped (did not tell the person from a typical answer)", ""]
+            lines += [f"- {h.statement}{_scores(h)}" for h in r.failed_verification]
+            lines.append("")
         inferred = len(self.inferred_hypotheses)
         lines.append(
             f"_{inferred} supported hypotheses of {r.proposed} proposed; {r.dropped_unsupported} dropped for lack of "
