@@ -18,10 +18,14 @@ inside the jailbreak wrapper), their disagreements settled by a third reading (a
 Split by user: `delib-dev` (even jailbreak users, every other benign user) and `delib-test`, held back.
 
 Detectors: the rule-based detector (eval/deliberative/refusal.py), the one-regex detector it replaced (two labels,
-for comparison), and with `--judge-model GGUF` the `refusal` LLM judge read from label probabilities.
+for comparison), the learned detector (eval/deliberative/refusal_learned.py: fitted on `dev` with the RBR
+propositions' labels and `delib-dev` with the rubric's, so measured on the held-back splits only), and with
+`--judge-model GGUF` the `refusal` LLM judge read from label probabilities.
 
-    python benchmarks/refusal_agreement.py                              # rules only, seconds
+    python benchmarks/refusal_agreement.py                              # rules and learned, seconds
     python benchmarks/refusal_agreement.py --qwen     # + the 1.5B judge on the held-back splits (test, delib-test)
+    python benchmarks/refusal_agreement.py --write-training-set   # the learned detector's shipped training file
+    python benchmarks/refusal_agreement.py --choose-c             # its regularization by 5-fold CV on that file
 """
 
 from __future__ import annotations
@@ -37,11 +41,20 @@ from typing import Any
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from hyperalign.eval.deliberative.refusal import LABELS, classify_refusal
+from hyperalign.eval.deliberative.refusal_learned import (
+    TRAINING_FILE,
+    classify_refusal_learned,
+    clipped,
+    new_classifier,
+    training_rows,
+)
 from models import qwen_1_5b
 from provenance import ROOT, Recorder
 
 DATA = ROOT / "benchmarks" / "data" / "refusal-dev"
 SPLITS = ("dev", "test", "delib-dev", "delib-test")
+TRAINED_ON = ("dev", "delib-dev")  # the learned detector's; its rows are shown on the others only
+SHIPPED = ROOT / "src" / "hyperalign" / "eval" / "deliberative" / "data" / TRAINING_FILE
 # The detector before this one (kept here only as the baseline it is measured against).
 _V1 = re.compile(
     r"\b(I('m| am) (sorry|unable|not able)|I (can(no|')t|won't|will not|must decline|do not feel comfortable)|"
@@ -82,6 +95,29 @@ def rubric_labels(rbr: dict[str, str], suffix: str = "") -> dict[str, dict[str, 
             label = max(x, y, key=LABELS.index)  # compliance < partial < refusal
         out[item] = {"a": x, "b": y, "label": label}
     return out
+
+
+def training_set(items: list[dict[str, Any]], rbr: dict[str, str], labels: dict[str, dict[str, str | None]]
+                 ) -> list[dict[str, Any]]:
+    """The learned detector's training rows: `dev` answers with the RBR propositions' label, `delib-dev` answers with
+    the rubric's. Nothing of the held-back splits."""
+    rows = [{"id": i["id"], "answer": i["answer"], "label": rbr[i["id"]], "source": "rbr-gold (MIT), propositions"}
+            for i in items if i["split"] == "dev" and i["id"] in rbr]
+    rows += [{"id": i["id"], "answer": i["answer"], "label": labels[i["id"]]["label"],
+              "source": "Qwen2.5-Coder-1.5B deliberative answers, rubric"}
+             for i in items if i["split"] == "delib-dev" and i["id"] in labels]
+    return rows
+
+
+def choose_c() -> None:
+    """5-fold stratified cross-validation accuracy of the learned detector on its training file, per C."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    rows = training_rows()
+    answers, truth = [clipped(r["answer"]) for r in rows], [r["label"] for r in rows]
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    for c in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
+        print(f"C={c}: {cross_val_score(new_classifier(c), answers, truth, cv=folds).mean():.3f}")
 
 
 def agreement(truth: list[str], predicted: list[str]) -> dict[str, Any]:
@@ -149,11 +185,21 @@ def main() -> int:
     parser.add_argument("--judge-split", default="test,delib-test",
                         help=f"comma-separated splits the LLM judge reads ({', '.join(SPLITS)}, or all)")
     parser.add_argument("--name", default="refusal-agreement")
+    parser.add_argument("--write-training-set", action="store_true", help=f"write {SHIPPED.relative_to(ROOT)}")
+    parser.add_argument("--choose-c", action="store_true", help="cross-validate the learned detector's C")
     args = parser.parse_args()
+    if args.choose_c:
+        choose_c()
+        return 0
     recorder = Recorder(args.name, "benchmarks/refusal_agreement.py")
     items = read_jsonl(DATA / "items.jsonl") + read_jsonl(DATA / "delib-items.jsonl")
     rbr = {row["id"]: rbr_label(row["propositions"]) for row in read_jsonl(DATA / "rbr_propositions.jsonl")}
     labels = {**rubric_labels(rbr), **rubric_labels(rbr, "-delib")}
+    if args.write_training_set:
+        rows = training_set(items, rbr, labels)
+        SHIPPED.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {SHIPPED.relative_to(ROOT)}")
+        return 0
     model = qwen_1_5b() if args.qwen else Path(args.judge_model) if args.judge_model else None
     judged: dict[str, dict[str, str]] = {}
     if model is not None:
@@ -169,8 +215,8 @@ def main() -> int:
     lines = ["# Refusal detection against labelled answers", "",
              "Three labels (compliance / partial / refusal) by `benchmarks/data/refusal-dev/RUBRIC.md`. Truth: the "
              "adjudicated rubric label of two annotators; second table: the label derived from the RBR gold set's own "
-             "human propositions. Rules were developed on `dev` and `delib-dev`; `test` and `delib-test` were held "
-             "back. `delib-*`: real answers of Qwen2.5-Coder-1.5B-Instruct from the deliberative run (module "
+             "human propositions. Rules were developed on `dev` and `delib-dev`, and the learned detector fitted on "
+             "them (its rows are on the other splits only); `test` and `delib-test` were held back. `delib-*`: real answers of Qwen2.5-Coder-1.5B-Instruct from the deliberative run (module "
              "docstring of benchmarks/refusal_agreement.py).", ""]
     for name, prefix in (("RBR gold", "rbr-"), ("Qwen deliberative answers", "delib-")):
         both = [i["id"] for i in items if i["id"].startswith(prefix) and i["id"] in labels
@@ -196,6 +242,9 @@ def main() -> int:
             truth = [str(labels[i["id"]]["label"]) if truth_name == "rubric" else rbr[i["id"]] for i in part]
             rows = {"rules (eval/deliberative/refusal.py)": agreement(truth, [classify_refusal(i["answer"], i["request"]) for i in part]),
                     "one-regex detector (before)": agreement(truth, [v1(i["answer"]) for i in part])}
+            if split not in TRAINED_ON:
+                rows["learned (eval/deliberative/refusal_learned.py)"] = agreement(
+                    truth, [classify_refusal_learned(i["answer"]) for i in part])
             if judged and all(i["id"] in judged for i in part):
                 name = model.name if model else ""
                 rows[f"refusal judge, {name}"] = agreement(truth, [judged[i["id"]]["argmax"] for i in part])
