@@ -35,13 +35,14 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     assert profile.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     # The contrastive method: the model's default voice for bev's tasks is part of the profile, and what is kept of
     # bev differs from it. The embedded backend returns log-probabilities, so each statement is checked on its own
-    # in both orders of every pair (one single-token call each), its position bias removed; few or no hypotheses
-    # pass on the 135M checker: the measured facts carry the profile.
+    # in both orders of every pair (one single-token call each), with a placebo statement beside them, its position
+    # bias removed; few or no hypotheses pass on the 135M checker: the measured facts carry the profile.
     assert profile.report.method == "contrastive" and len(profile.contrast.texts) == len(demo_examples)
     pairs, verification = min(5, len(demo_examples)), profile.report.verification
     checked = verification.get("kept", 0) + verification.get("failed", 0)
     assert verification.get("probabilities") == 1.0 and 0 <= verification["position_bias_p_a"] <= 1
-    assert checked >= 1 and verification["calls"] == 2 * pairs * checked
+    assert checked >= 1 and verification["calls"] == 2 * pairs * (checked + 1)
+    assert all(len(h.discrimination.leans) <= pairs for h in profile.report.failed_verification if h.discrimination)
     assert all(abs(f.measure.z) >= 1 for f in profile.facts)
     for hypothesis in profile.inferred_hypotheses:  # every shown quote is real text of the example it names
         quotes = [e.quote for e in hypothesis.evidence if e.verified]
