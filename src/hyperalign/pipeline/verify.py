@@ -89,16 +89,20 @@ async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], ta
 
 
 def _leans(person_first: list[list[float | None]], person_second: list[list[float | None]]
-           ) -> list[list[float | None]]:
+           ) -> tuple[list[list[float | None]], list[float]]:
     """Per pair and statement (the last is the placebo): the log-odds of "A" with the person's text first minus with
-    it second, less the placebo's on the same pair; None where a probability was unreadable."""
+    it second, less the placebo's on the same pair; None where a probability was unreadable. Also the placebo's own
+    leans, on the pairs where it was readable."""
     leans: list[list[float | None]] = []
+    placebo_leans: list[float] = []
     for first_row, second_row in zip(person_first, person_second, strict=True):
         raw = [logit(a) - logit(b) if a is not None and b is not None else None
                for a, b in zip(first_row, second_row, strict=True)]
         placebo = raw[-1] if raw[-1] is not None else 0.0
+        if raw[-1] is not None:
+            placebo_leans.append(raw[-1])
         leans.append([None if value is None else round(value - placebo, 3) for value in raw[:-1]])
-    return leans
+    return leans, placebo_leans
 
 
 def _pick_by_lean(lean: float | None) -> str:
@@ -126,9 +130,8 @@ async def _probability_leans(client: LLMClient, hypotheses: list[Hypothesis],
     if len(readable) < len(statements) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
         return None, stats
     bias = sum(map(logit, readable)) / len(readable)  # reported: how much the checker leans to "A" at even texts
-    placebo = [logit(a) - logit(b) for a, b in zip((r[-1] for r in first), (r[-1] for r in second), strict=True)
-               if a is not None and b is not None]
-    return _leans(first, second), stats | {
+    leans, placebo = _leans(first, second)
+    return leans, stats | {
         "probabilities": 1.0, "position_bias_p_a": round(1 / (1 + math.exp(-bias)), 3),
         # how far the checker leans to the person's text whatever the statement (taken from every lean)
         "placebo_lean": round(sum(placebo) / len(placebo), 3) if placebo else 0.0}

@@ -94,7 +94,8 @@ class Discrimination(_Strict):
                                                  "picking the person")
     leans: list[float] = Field(default_factory=list, description="per held-out pair: log-odds towards the person's "
                                "text (read by probabilities only)")
-    lean_bound: float | None = Field(None, description="one-sided 95% t lower bound of the mean lean; above 0 keeps")
+    lean_bound: float | None = Field(None, description="one-sided 95% t lower bound of the mean lean; above "
+                                     "verify.MIN_LEAN (0.2) keeps")
 
     @property
     def decided(self) -> int:
