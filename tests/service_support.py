@@ -105,11 +105,15 @@ class Service:
                     return job
                 time.sleep(0.05)
 
-    def infer(self, user: str = "ann", text: str = EXAMPLE_TEXT) -> dict[str, Any]:
-        """Add `text` to the user's examples and run a job on them; the job, which must have succeeded."""
+    def start_job(self, user: str = "ann", text: str = EXAMPLE_TEXT) -> dict[str, Any]:
+        """Add `text` to the user's examples and start a job on them; the job as created."""
         with self.http() as http:
             http.post(f"/v1/users/{user}/examples", json={"examples": [{"text": text}]}).raise_for_status()
-            job = http.post(f"/v1/users/{user}/jobs").json()
+            return http.post(f"/v1/users/{user}/jobs").json()
+
+    def infer(self, user: str = "ann", text: str = EXAMPLE_TEXT) -> dict[str, Any]:
+        """Add `text` to the user's examples and run a job on them; the job, which must have succeeded."""
+        job = self.start_job(user, text)
         done = self.wait_for_job(user, job["id"])
         assert done["status"] == "succeeded", done
         return done
