@@ -19,7 +19,7 @@ from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.reference import ReferenceStats
 from hyperalign.pipeline.verify import MIN_LEAN, PLACEBO
-from hyperalign.profiles.model import Hypothesis, Profile
+from hyperalign.profiles.model import Fact, Hypothesis, Measure, Profile
 
 # One stream of common words for everyone: the person and the default voice differ only in how they cut it into
 # sentences (6 words against 18), so sentence length is the one true difference.
@@ -344,18 +344,49 @@ def test_batch_marks_what_many_of_its_profiles_share_in_the_target(tmp_path):
 
 
 def test_a_held_out_text_is_identified_by_the_profile_whose_facts_it_follows():
-    from hyperalign.eval.authorship.profiles import identify
+    from hyperalign.eval.authorship.profiles import Population, identify
 
     short = stream_text(0, 5, 20)
     long = stream_text(3, 20, 5)
     profiles = {}
+    demonstrations = []
     for author, texts, others in (("terse", [stream_text(i, 5, 20) for i in range(4)], [long] * 4),
                                   ("wordy", [stream_text(i, 20, 5) for i in range(4)], [short] * 4)):
         facts, _ = distinctive_facts(texts, others)
+        demonstrations += texts
         profiles[author] = Profile(user_id=author, facts=facts, examples_hash="x", n_examples=4,
                                    backend="fake", model="m", prompt_version="v")
-    assert identify(stream_text(9, 5, 20), profiles) == "terse"
-    assert identify(stream_text(9, 20, 5), profiles) == "wordy"
+    population = Population(demonstrations)
+    assert identify(stream_text(9, 5, 20), profiles, population) == "terse"
+    assert identify(stream_text(9, 20, 5), profiles, population) == "wordy"
+
+
+def fact_of(metric: str, mean: float, spread: float) -> Fact:
+    return Fact(statement=metric, measure=Measure(metric=metric, mean=mean, spread=spread))
+
+
+def test_a_profile_whose_facts_every_text_meets_does_not_take_every_text():
+    """Adherence would pick `anyone` for every text: no text has semicolons, so its one fact is met exactly, while a
+    terse text of 6-word sentences sits half a spread off `terse`'s 5. Against the population, `anyone`'s fact says
+    nothing about who wrote a text, and `terse`'s says much."""
+    from hyperalign.eval.authorship.profiles import Population, identification_score, identify
+    from hyperalign.pipeline.adherence import check_facts, facts_adherence
+
+    def profile(user: str, *facts: Fact) -> Profile:
+        return Profile(user_id=user, facts=list(facts), examples_hash="x", n_examples=4, backend="fake", model="m",
+                       prompt_version="v")
+
+    profiles = {"anyone": profile("anyone", fact_of("punctuation:semicolon", 0.0, 2.0)),
+                "terse": profile("terse", fact_of("sentence_words", 5.0, 2.0)),
+                "wordy": profile("wordy", fact_of("sentence_words", 20.0, 3.0))}
+    population = Population([stream_text(i, n, 60 // n) for i, n in enumerate((5, 6, 12, 14, 16, 20, 22))])
+    text = stream_text(40, 6, 15)
+    adherence = {a: facts_adherence(check_facts(text, p.facts)) for a, p in profiles.items()}
+    assert max(adherence, key=lambda a: adherence[a] or 0.0) == "anyone"  # the bias this scoring removes
+    assert identify(text, profiles, population) == "terse"
+    assert identification_score(text, profiles["anyone"], population) == pytest.approx(0.0, abs=1e-9)
+    assert identify(stream_text(41, 21, 4), profiles, population) == "wordy"
+    assert identify(text, {"empty": profile("empty")}, population) is None
 
 
 def test_a_population_leaves_each_persons_own_texts_out():

@@ -42,7 +42,7 @@ from hyperalign.profiles.model import (
     fact_id,
     wilson_lower_bound,
 )
-from hyperalign.profiles.rejections import rejections, restore
+from hyperalign.profiles.rejections import rejections, restore, without_rejected
 from hyperalign.profiles.store import ProfileStore
 
 
@@ -390,6 +390,44 @@ def test_an_update_does_not_bring_back_a_fact_the_person_deleted(store, make_hyp
     ids = [f.id for f in result.profile.facts]
     assert sentence_words not in ids  # the new texts measured it again; the person's deletion stands
     assert ids == [f.id for f in measured if f.id != sentence_words]
+
+
+def test_a_deleted_voice_sample_is_rejected_kept_out_of_a_new_inference_and_restored(tmp_path):
+    """A voice sample is the person's own sentence shown to the writer: deleting it must stop it being shown for good
+    — a new inference from scratch would choose the same sentence of the same texts again."""
+    store = ProfileStore(tmp_path / "samples.sqlite3")
+    samples = [VoiceSample(text="Gears first, opinions later.", example_index=0),
+               VoiceSample(text="Counting keeps you honest.", example_index=1)]
+    store.save(keeper_profile().model_copy(update={"voice_samples": samples}), expected_version=0, author="setup",
+               action="import")
+    edit_profile(store, "morwenna", Edits.from_flags(delete=[samples[1].id]), author="ann")
+    [rejected] = rejections(store, "morwenna")
+    assert rejected.hypothesis == samples[1] and (rejected.author, rejected.version) == ("ann", 2)
+    # the same sentence chosen again by an inference from scratch, under the same id or (reworded spacing) another
+    again = keeper_profile().model_copy(update={"voice_samples": [
+        samples[0], samples[1], VoiceSample(text="Counting  keeps you HONEST.", example_index=3)]})
+    assert without_rejected(again, rejections(store, "morwenna")).voice_samples == [samples[0]]
+    assert without_rejected(again, rejections(store, "morwenna")).hypotheses == again.hypotheses
+    info = restore(store, "morwenna", samples[1].id, author="ann")
+    assert info is not None and info.version == 3
+    assert store.get("morwenna").profile.voice_samples == samples
+    assert rejections(store, "morwenna") == []
+    store.close()
+
+
+def test_an_update_does_not_bring_back_a_deleted_voice_sample_a_new_text_repeats(store, make_hyperalign):
+    sample = VoiceSample(text="Counted the steps again: 176, as ever.", example_index=0)
+    store.modify("morwenna", lambda p: p.model_copy(update={"voice_samples": [sample]}), author="setup",
+                 action="edit")
+    edit_profile(store, "morwenna", Edits.from_flags(delete=[sample.id]), author="ann")
+    # samples too short to be chosen again, as many as the new texts have sentences long enough to be: every one of
+    # those is chosen, but for the deleted one
+    many = [VoiceSample(text=f"Fog, day {n}.", example_index=0) for n in range(6)]
+    store.modify("morwenna", lambda p: p.model_copy(update={"voice_samples": many}), author="setup", action="import")
+    ha, _ = make_hyperalign(responder)
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False))
+    # NEW_TEXTS[1] holds the deleted sentence word for word
+    assert [v.text for v in result.profile.voice_samples] == ["He did not count the steps."]
 
 
 # --- incremental update ----------------------------------------------------------------------------------------

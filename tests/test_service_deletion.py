@@ -170,6 +170,37 @@ def test_the_review_page_lists_what_the_person_deleted_and_restores_it(service):
         assert target["id"] in {h["id"] for h in http.get("/v1/users/ann/profile").json()["profile"]["hypotheses"]}
 
 
+def test_a_voice_sample_the_person_deleted_stays_out_when_the_profile_is_inferred_again(service):
+    """Inferred again from the same texts, the profile would choose the same sentence: the deletion must hold."""
+    import html
+
+    service.infer()
+    with service.http() as http:
+        samples = http.get("/v1/users/ann/profile").json()["profile"]["voice_samples"]
+        assert samples
+        sample = samples[0]
+        http.patch("/v1/users/ann/profile", json={"delete": [sample["id"]]}).raise_for_status()
+        job = http.post("/v1/users/ann/jobs", json={"full": True}).json()
+    finished = service.wait_for_job("ann", job["id"])
+    assert finished["status"] == "succeeded" and finished["kind"] == "reinfer"
+    with service.http() as http:
+        current = http.get("/v1/users/ann/profile").json()
+        exported = http.get("/v1/users/ann/export").json()
+    assert current["version"]["action"] == "infer"
+    texts = [v["text"] for v in current["profile"]["voice_samples"]]
+    assert sample["text"] not in texts and texts == [v["text"] for v in samples[1:]]
+    assert [r["hypothesis"] for r in exported["rejected_hypotheses"]] == [sample]
+    token = review_token(service)
+    with service.http(tenant="") as http:
+        deleted = deleted_section(http.get(f"/review/{token}").text)
+        assert html.escape(sample["text"], quote=False) in deleted and "in your own words" in deleted
+        restored = http.post(f"/review/{token}", data={"action": "restore", "hypothesis": sample["id"]},
+                             follow_redirects=True)
+        assert restored.status_code == 200 and "Nothing deleted." in restored.text
+    with service.http() as http:
+        assert sample in http.get("/v1/users/ann/profile").json()["profile"]["voice_samples"]
+
+
 @pytest.mark.parametrize("signature", ["é" * 32, "\u2603", "0" * 31 + "\u00ff"])
 def test_a_review_link_with_a_non_ascii_signature_is_a_plain_404(service, signature):
     service.infer()

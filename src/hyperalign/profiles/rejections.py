@@ -1,6 +1,7 @@
-"""What a person deleted from their profile: read back (for the review page, the export and automated updates, which
-never infer it again) and restored as it was. The store records a rejection in the same transaction as the person's
-edit that drops the hypothesis, and lifts it when a version holds the hypothesis again (store.py)."""
+"""What a person deleted from their profile — a hypothesis, a measured fact or a voice sample (a sentence of their own
+the generator was shown): read back (for the review page, the export and automated updates, which never infer it
+again) and restored as it was. The store records a rejection in the same transaction as the person's edit that drops
+the item, and lifts it when a version holds the item again (store.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from ..errors import InputError
 from .database import as_utc
-from .model import Fact, Hypothesis, Profile
+from .model import Fact, Hypothesis, Profile, VoiceSample
 from .statements import canonical
 from .store import Action, ProfileStore, VersionInfo
 from .tables import rejections_table
@@ -20,7 +21,7 @@ from .tables import rejections_table
 
 @dataclass(frozen=True)
 class Rejection:
-    hypothesis: Hypothesis | Fact  # as it was when the person deleted it (a measured fact has a `measure`)
+    hypothesis: Hypothesis | Fact | VoiceSample  # as it was when the person deleted it
     author: str
     version: int  # the version that deleted it
     created_at: datetime
@@ -38,25 +39,33 @@ def rejections(store: ProfileStore, user_id: str) -> list[Rejection]:
 def rejected_keys(rejected: list[Rejection]) -> tuple[set[str], set[str]]:
     """What identifies a deleted item, so that nothing automated brings it back: its id, and its statement once
     canonical (the same statement under a new id)."""
-    return {r.hypothesis.id for r in rejected}, {canonical(r.hypothesis.statement) for r in rejected}
+    return {r.hypothesis.id for r in rejected}, {canonical(said(r.hypothesis)) for r in rejected}
+
+
+def said(item: Hypothesis | Fact | VoiceSample) -> str:
+    """What the item says: a statement, or a voice sample's sentence."""
+    return item.text if isinstance(item, VoiceSample) else item.statement
 
 
 def without_rejected(profile: Profile, rejected: list[Rejection]) -> Profile:
     """The profile less what the person deleted (`rejected_keys`): what an inference from scratch must not bring
     back."""
-    ids, said = rejected_keys(rejected)
+    ids, deleted = rejected_keys(rejected)
 
-    def kept(item: Hypothesis | Fact) -> bool:
-        return item.id not in ids and canonical(item.statement) not in said
+    def kept(item: Hypothesis | Fact | VoiceSample) -> bool:
+        return item.id not in ids and canonical(said(item)) not in deleted
 
     return profile.model_copy(update={"hypotheses": [h for h in profile.hypotheses if kept(h)],
-                                      "facts": [f for f in profile.facts if kept(f)]})
+                                      "facts": [f for f in profile.facts if kept(f)],
+                                      "voice_samples": [v for v in profile.voice_samples if kept(v)]})
 
 
-def _item(document: str) -> Hypothesis | Fact:
-    """A rejected item as stored: a fact (it has a measure; also a hypothesis-shaped fact recorded before facts were
-    their own type) or a hypothesis."""
+def _item(document: str) -> Hypothesis | Fact | VoiceSample:
+    """A rejected item as stored: a voice sample (a sentence, no statement), a fact (it has a measure; also a
+    hypothesis-shaped fact recorded before facts were their own type) or a hypothesis."""
     data = json.loads(document)
+    if "statement" not in data and "text" in data:
+        return VoiceSample.model_validate(data)
     if data.get("measure") is not None:
         return Fact.model_validate({k: data[k] for k in ("id", "statement", "measure", "evidence", "pinned")
                                     if k in data} | {"origin": "person" if data.get("origin") == "person" else
@@ -66,13 +75,16 @@ def _item(document: str) -> Hypothesis | Fact:
 
 
 def restore(store: ProfileStore, user_id: str, hypothesis_id: str, *, author: str) -> VersionInfo | None:
-    """Bring back a hypothesis the person deleted, as it was: a new version (an edit), which lifts the rejection."""
+    """Bring back a hypothesis, fact or voice sample the person deleted, as it was: a new version (an edit), which
+    lifts the rejection."""
     found = next((r.hypothesis for r in rejections(store, user_id) if r.hypothesis.id == hypothesis_id), None)
     if found is None:
         raise InputError(f"profile '{user_id}' has no deleted hypothesis {hypothesis_id}")
     def put_back(profile: Profile) -> Profile | None:
-        if any(item.id == found.id for item in profile.statements):
+        if any(item.id == found.id for item in [*profile.statements, *profile.voice_samples]):
             return None
+        if isinstance(found, VoiceSample):
+            return profile.model_copy(update={"voice_samples": [*profile.voice_samples, found]})
         if isinstance(found, Fact):
             return profile.model_copy(update={"facts": [*profile.facts, found]})
         return profile.model_copy(update={"hypotheses": [*profile.hypotheses, found]})

@@ -5,10 +5,10 @@ SQLite by default, any SQLAlchemy URL otherwise. The schema is managed by alembi
 version it was based on (`expected_version`) and fails with ConflictError if the profile moved on since; the
 read-modify-write helper `modify` then re-reads and re-applies the change.
 
-A person's deletions win too: a version a person saves (action "edit") that drops hypotheses records each one, as it
-was, in `hypothesis_rejections`; an automated update never infers a rejected one again (same id, or the same
-statement once normalized), and a later version that holds the hypothesis again lifts the rejection
-(rejections.py: reading and restoring them)."""
+A person's deletions win too: a version a person saves (action "edit") that drops hypotheses, facts or voice samples
+records each one, as it was, in `hypothesis_rejections`; an automated update or a new inference never brings a
+rejected one back (same id, or the same statement or sentence once normalized), and a later version that holds it
+again lifts the rejection (rejections.py: reading and restoring them)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from ..migration_chain import MigrationChain
 from . import statements
 from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
 from .legacy_chain import split_legacy_record
-from .model import Fact, Hypothesis, Profile
+from .model import Fact, Hypothesis, Profile, VoiceSample
 from .tables import MAX_USER_ID, MIGRATIONS, VERSION_TABLE, profiles_table, rejections_table, versions_table
 
 
@@ -330,19 +330,21 @@ class ProfileStore:
 
     def _note_rejections(self, connection: Connection, profile: Profile, previous: Profile | None, version: int,
                          author: str, action: str, now: datetime) -> None:
-        """In the save's transaction: a person's edit that drops hypotheses or facts rejects them; a version that
-        holds a rejected one again lifts its rejection."""
+        """In the save's transaction: a person's edit that drops hypotheses, facts or voice samples rejects them; a
+        version that holds a rejected one again lifts its rejection."""
         r, user_id = rejections_table, profile.user_id
-        dropped: list[Hypothesis | Fact] = []
+        dropped: list[Hypothesis | Fact | VoiceSample] = []
         if action == Action.EDIT and previous is not None:
-            kept = {h.id for h in profile.statements}
-            dropped = [h for h in previous.statements if h.id not in kept]
-        if named := [h.id for h in [*profile.statements, *dropped]]:
+            kept = {item.id for item in [*profile.statements, *profile.voice_samples]}
+            dropped = [item for item in [*previous.statements, *previous.voice_samples] if item.id not in kept]
+        if named := [item.id for item in [*profile.statements, *profile.voice_samples, *dropped]]:
             connection.execute(delete(r).where(r.c.user_id == user_id, r.c.hypothesis_id.in_(named)))
         if dropped:
             connection.execute(insert(r), [
-                {"user_id": user_id, "hypothesis_id": h.id, "statement": h.statement, "hypothesis": h.model_dump_json(),
-                 "author": author, "version": version, "created_at": now} for h in dropped])
+                {"user_id": user_id, "hypothesis_id": item.id,
+                 "statement": item.text if isinstance(item, VoiceSample) else item.statement,
+                 "hypothesis": item.model_dump_json(), "author": author, "version": version, "created_at": now}
+                for item in dropped])
 
     def _conflict(self, user_id: str, expected: int, current: int | None) -> Exception:
         if current is None:

@@ -94,6 +94,14 @@ def save_update(store: ProfileStore, user_id: str, findings: Findings, *, author
     change, lists = merged[0]
     return UpdateResult(profile=change.profile, version=version, **lists)
 
+def _samples(profile: Profile, findings: Findings) -> list[VoiceSample]:
+    """The voice samples after the new texts, less any the person deleted (a new text may hold the same sentence)."""
+    if not findings.samples:
+        return profile.voice_samples
+    return [v for v in findings.samples(profile)
+            if v.id not in findings.rejected_ids and canonical(v.text) not in findings.rejected_statements]
+
+
 def merge_findings(profile: Profile, findings: Findings, message: str | None = None
                    ) -> tuple[Change, dict[str, list[str]]]:
     hypotheses, rescored = [], []
@@ -131,7 +139,7 @@ def merge_findings(profile: Profile, findings: Findings, message: str | None = N
     updated = profile.model_copy(update={
         "hypotheses": hypotheses,
         "facts": facts,
-        "voice_samples": findings.samples(profile) if findings.samples else profile.voice_samples,
+        "voice_samples": _samples(profile, findings),
         "n_examples": profile.n_examples + len(findings.examples),
         # A chain: the hash names the whole sequence of example sets the profile has seen.
         "examples_hash": hashlib.sha256(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ..profiles.model import Fact, Hypothesis, Profile, UserExample
+from ..profiles.model import Fact, Hypothesis, Profile, UserExample, VoiceSample
 
 MAX_USER_ID = 128
 # Python's `\s`, spelled out: pydantic's regex engine, a JSON-Schema reader and schemathesis' generator each read `\s`
@@ -178,9 +178,9 @@ class Job(BaseModel):
 
 
 class RejectedOut(BaseModel):
-    """A hypothesis or measured fact the person deleted: kept so that updates do not infer it again."""
+    """A hypothesis, measured fact or voice sample the person deleted: kept so that updates do not bring it back."""
 
-    hypothesis: Hypothesis | Fact
+    hypothesis: Hypothesis | Fact | VoiceSample
     deleted_by: str
     version: int
     deleted_at: datetime

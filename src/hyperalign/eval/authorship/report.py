@@ -213,7 +213,8 @@ def markdown(results: dict[str, Any]) -> str:
     if profiles:
         lines += ["", "## Profiles", "",
                   "Profile identification: a held-out text of the person matched to their own profile among the "
-                  "run's profiles by its facts (code, every text; chance 1 / profiles), and by its hypotheses (one "
+                  "run's profiles by its facts (code, every text: each profile's facts weighed against the run's "
+                  "population; chance 1 / profiles), and by its hypotheses (one "
                   "check call per person's first held-out text, among the profiles that kept a hypothesis; its chance "
                   "and how it was read beside it). Shared: the share of inferred hypotheses whose statement is in two "
                   "or more profiles.", "",
