@@ -54,6 +54,8 @@ def serve(
     idempotency_hours: Annotated[float, typer.Option(help="How long a POST's answer is replayed to a retry with the same Idempotency-Key.")] = 24.0,
     user_rate_limit: Annotated[Optional[str], typer.Option(help="Chat requests per end user, e.g. '60/minute' (default: no limit).")] = None,
     user_tokens_per_day: Annotated[Optional[int], typer.Option(help="Chat tokens per end user per UTC day (default: no budget).")] = None,
+    population_texts: Annotated[int, typer.Option(min=0, max=10_000, help="Compare each profile with this many of the latest texts of the tenant's other users, as aggregates only (0: with the model's default voice alone).")] = 400,
+    population_min_users: Annotated[int, typer.Option(min=2, max=10_000, help="The fewest other users of the tenant that make a population.")] = 5,
     tracing: Annotated[bool, typer.Option("--tracing/", help="OpenTelemetry traces to OTLP (OTEL_EXPORTER_OTLP_* variables; needs the otel extra; also HYPERALIGN_TRACING=1).")] = False,
 ) -> None:
     """Run the personalization service (OpenAI-compatible chat endpoint + profiles API + review page)."""
@@ -64,7 +66,8 @@ def serve(
                              cors_origins=cors_origin or [], run_jobs=not no_jobs, job_lease_seconds=job_lease_seconds,
                              public_url=public_url, review_link_days=review_link_days,
                              idempotency_hours=idempotency_hours, user_rate_limit=user_rate_limit,
-                             user_tokens_per_day=user_tokens_per_day, tracing=tracing)
+                             user_tokens_per_day=user_tokens_per_day, population_texts=population_texts,
+                             population_min_users=population_min_users, tracing=tracing)
     _check_upstream(upstream_base_url, upstream_api_key or os.environ.get("HYPERALIGN_UPSTREAM_API_KEY"),
                     upstream_model)
     _check_address(host, port)
@@ -97,7 +100,8 @@ cli_command(serve)
 _OPTIONS = {"rate_limit": "--rate-limit", "max_request_bytes": "--max-request-bytes", "cors_origins": "--cors-origin",
             "job_lease_seconds": "--job-lease-seconds", "public_url": "--public-url",
             "review_link_days": "--review-link-days", "idempotency_hours": "--idempotency-hours",
-            "user_rate_limit": "--user-rate-limit", "user_tokens_per_day": "--user-tokens-per-day"}
+            "user_rate_limit": "--user-rate-limit", "user_tokens_per_day": "--user-tokens-per-day",
+            "population_texts": "--population-texts", "population_min_users": "--population-min-users"}
 
 
 def _service_config(**values: Any) -> ServiceConfig:

@@ -100,7 +100,9 @@ class Status(Health):
 def create_app(state: ServiceState, tracer_provider: Any = None) -> FastAPI:
     """The service's app (tracer_provider: trace into this one, whatever the configuration says)."""
     hooks = Webhooks(state)
-    worker = JobWorker(state.queue, ProfileRefresher(state.ha, state.store, state.queue),
+    refresher = ProfileRefresher(state.ha, state.store, state.queue, population_texts=state.config.population_texts,
+                                 population_min_users=state.config.population_min_users)
+    worker = JobWorker(state.queue, refresher,
                        poll_seconds=state.config.job_poll_seconds, on_finished=hooks.job_finished)
 
     @contextlib.asynccontextmanager

@@ -1,15 +1,18 @@
 """The one kind of background job: bring a user's profile up to date with their examples — infer it from all of them
 when there is none, otherwise update it with the examples added since the last job (a person's edits survive an
-update, as on the command line). The new version is saved in one transaction at the end, through a store fenced by
+update, as on the command line). An inference compares the person with the tenant's other users' aggregates as
+well as with the model's default voice (population.py). The new version is saved in one transaction at the end, through a store fenced by
 the job's row: if the user was deleted while the job ran, the save is refused (JobCancelled) and nothing returns."""
 
 from __future__ import annotations
 
 from ..api import HyperAlign
 from ..errors import InputError
+from ..pipeline.options import InferenceOptions
 from ..profiles.rejections import rejections, without_rejected
 from ..profiles.store import Action, ProfileStore
 from .jobs import Job, JobQueue, Outcome
+from .population import tenant_population
 from .users import list_examples
 
 SERVICE_AUTHOR = "hyperalign-service"
@@ -18,8 +21,17 @@ REINFER = "reinfer"  # infer again from every text, as the first time (a new ver
 
 
 class ProfileRefresher:
-    def __init__(self, ha: HyperAlign, store: ProfileStore, queue: JobQueue):
+    def __init__(self, ha: HyperAlign, store: ProfileStore, queue: JobQueue, *, population_texts: int = 0,
+                 population_min_users: int = 5):
         self.ha, self.store, self.queue = ha, store, queue
+        self.population_texts, self.population_min_users = population_texts, population_min_users
+
+    def options(self, store: ProfileStore, user_key: str) -> InferenceOptions | None:
+        """The inference's options: the tenant's other users as its reference population, where there are enough
+        of them (population.py); the library's defaults otherwise."""
+        population = tenant_population(store, user_key, texts=self.population_texts,
+                                       min_users=self.population_min_users)
+        return InferenceOptions(reference=population) if population is not None else None
 
     async def __call__(self, user_key: str, job: Job) -> Outcome:
         if job.kind not in (REFRESH, REINFER):
@@ -30,7 +42,8 @@ class ProfileRefresher:
             stored = list_examples(store, user_key)
             if not stored:
                 raise InputError("the user has no examples; add some first")
-            profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored])
+            profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored],
+                                                   options=self.options(store, user_key))
             # Inferred again from scratch, it must still not bring back what the person deleted.
             profile = without_rejected(profile, rejections(store, user_key))
             info = store.save(profile, expected_version=current or 0, author=SERVICE_AUTHOR, action=Action.INFER,
