@@ -57,7 +57,7 @@ def serving(tmp_path):
 
 def test_a_profile_is_compared_with_the_tenants_other_users_as_aggregates_only(serving, caplog):
     caplog.set_level(logging.DEBUG)
-    service = serving(population_min_users=5)
+    service = serving(population_texts=400, population_min_users=5)
     markers = [f"zanzibarquokka{letter}" for letter in "abcdef"]  # letters only: one word each, as "Morwenna" is
     for i, marker in enumerate(markers):
         add(service, f"u{i}", [peer_text(marker, 2 * i), peer_text(marker, 2 * i + 1)])
@@ -80,14 +80,14 @@ def test_a_profile_is_compared_with_the_tenants_other_users_as_aggregates_only(s
 
 
 def test_without_enough_other_users_the_profile_is_compared_with_the_default_voice_alone(serving):
-    few = serving(population_min_users=5)
+    few = serving(population_texts=400, population_min_users=5)
     for i in range(4):
         add(few, f"u{i}", [peer_text(f"peer{i}", i)])
     profile, _ = infer_ann(few)
     assert profile.contrast is not None and profile.contrast.reference is None
     # against the default voice alone, ann's exclaiming is hers (the test above: not with the tenant's population)
     assert "punctuation:exclamation" in [f.measure.metric for f in profile.facts]
-    off = serving(population_texts=0)
+    off = serving()  # off by default
     for i in range(6):
         add(off, f"u{i}", [peer_text(f"peer{i}", i)])
     profile, _ = infer_ann(off)

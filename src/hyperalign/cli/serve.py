@@ -54,7 +54,7 @@ def serve(
     idempotency_hours: Annotated[float, typer.Option(help="How long a POST's answer is replayed to a retry with the same Idempotency-Key.")] = 24.0,
     user_rate_limit: Annotated[Optional[str], typer.Option(help="Chat requests per end user, e.g. '60/minute' (default: no limit).")] = None,
     user_tokens_per_day: Annotated[Optional[int], typer.Option(help="Chat tokens per end user per UTC day (default: no budget).")] = None,
-    population_texts: Annotated[int, typer.Option(min=0, max=10_000, help="Compare each profile with this many of the latest texts of the tenant's other users, as aggregates only (0: with the model's default voice alone).")] = 400,
+    population_texts: Annotated[int, typer.Option(min=0, max=10_000, help="Compare each profile with this many of the latest texts of the tenant's other users, as aggregates only, e.g. 400 (default 0: with the model's default voice alone).")] = 0,
     population_min_users: Annotated[int, typer.Option(min=2, max=10_000, help="The fewest other users of the tenant that make a population.")] = 5,
     tracing: Annotated[bool, typer.Option("--tracing/", help="OpenTelemetry traces to OTLP (OTEL_EXPORTER_OTLP_* variables; needs the otel extra; also HYPERALIGN_TRACING=1).")] = False,
 ) -> None:

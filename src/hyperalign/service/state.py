@@ -56,8 +56,9 @@ class ServiceConfig(BaseModel):
     user_rate_limit: str | None = None
     user_tokens_per_day: int | None = Field(None, ge=1)
     # The tenant's other users as each inference's reference population (population.py): their latest this many
-    # texts, as aggregates; none under population_min_users other users, or with 0 texts.
-    population_texts: int = Field(400, ge=0, le=10_000)
+    # texts, as aggregates; none under population_min_users other users, or with 0 texts (the default: measured,
+    # it leaves a third of the facts and identifies people less well, benchmarks/results/population-facts.md).
+    population_texts: int = Field(0, ge=0, le=10_000)
     population_min_users: int = Field(5, ge=2, le=10_000)
     tracing: bool = False  # OpenTelemetry traces (the [otel] extra; also HYPERALIGN_TRACING=1): tracing.py
 
