@@ -15,7 +15,7 @@ from hyperalign.pipeline.evidence import copied_statement
 from hyperalign.pipeline.generate import GenerationOptions, SteerLevel
 from hyperalign.pipeline.options import InferenceOptions
 from hyperalign.pipeline.propose import HypothesisDraft
-from hyperalign.profiles.model import InferenceReport, UserExample
+from hyperalign.profiles.model import InferenceReport, Profile, UserExample
 from hyperalign.text import copy_stats
 from test_steer import bev
 
@@ -101,7 +101,7 @@ def test_a_statement_must_describe_the_text_not_be_it(statement, copied):
     assert copied_statement(statement, EXAMPLES) is copied
 
 
-def test_copied_statements_are_dropped_and_counted():
+def test_copied_statements_are_dropped_counted_and_kept_in_the_report():
     drafts = {"writing_style": [
         HypothesisDraft(statement="<user_text>Saturday, nine sharp. Bring gloves", evidence=["Saturday, nine sharp."]),
         HypothesisDraft(statement="Gives the time and what to bring in clipped sentences.",
@@ -112,6 +112,11 @@ def test_copied_statements_are_dropped_and_counted():
     kept = asyncio.run(checked_hypotheses(client, drafts, EXAMPLES, EXAMPLES, [], report, InferenceOptions()))
     assert [h.statement for h in kept] == ["Gives the time and what to bring in clipped sentences."]
     assert report.proposed == 2 and report.dropped_copied == 1 and report.dropped_unsupported == 0
+    assert report.copied_statements == ["<user_text>Saturday, nine sharp. Bring gloves"]
+    profile = Profile(user_id="ann", examples_hash="x", n_examples=2, backend="fake", model="m", prompt_version="v",
+                      report=report)
+    assert "## Proposed and dropped" in profile.to_markdown()
+    assert "- <user_text>Saturday, nine sharp. Bring gloves" in profile.to_markdown()
 
 
 def test_evaluation_variants_turn_the_guard_off_on_the_same_profiles():

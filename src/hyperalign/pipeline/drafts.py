@@ -66,6 +66,7 @@ async def checked_hypotheses(
             report.proposed += 1
             if evidence.copied_statement(draft.statement, examples):
                 report.dropped_copied += 1
+                report.copied_statements.append(draft.statement)
                 continue
             hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
             counterpart = draft.instead.strip() if isinstance(draft, DifferenceDraft) else ""

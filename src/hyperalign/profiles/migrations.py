@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 6
+CURRENT_SCHEMA_VERSION = 7
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -76,6 +76,12 @@ def _v5_to_v6_verification_leans(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _v6_to_v7_copied_statements(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 7 keeps, in the report, the proposed statements dropped for copying the person's text
+    (`copied_statements`). A version-6 profile counted them only (`dropped_copied`)."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
@@ -83,6 +89,7 @@ STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     3: ("0004_facts_and_usage_apart", _v3_to_v4_facts_and_usage),
     4: ("0005_voice_samples", _v4_to_v5_voice_samples),
     5: ("0006_verification_leans", _v5_to_v6_verification_leans),
+    6: ("0007_copied_statements", _v6_to_v7_copied_statements),
 }
 
 

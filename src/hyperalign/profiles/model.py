@@ -207,6 +207,7 @@ class InferenceReport(_Strict):
     dropped_unsupported: int = 0
     dropped_copied: int = Field(0, ge=0, description="proposed statements that copied the input (its markup, or a "
                                 "long run of the person's words) instead of describing the person")
+    copied_statements: list[str] = Field(default_factory=list, description="those statements, as proposed (schema 7)")
     truncated_examples: list[int] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage, description="every LLM call of the inference, the contrast's included")
     selection: dict[str, int] | None = Field(default=None, description="candidates, scored_on, refine_rounds, selected")
@@ -227,6 +228,7 @@ class InferenceReport(_Strict):
         self.proposed += other.proposed
         self.dropped_unsupported += other.dropped_unsupported
         self.dropped_copied += other.dropped_copied
+        self.copied_statements += other.copied_statements
         self.usage.add(other.usage)
 
 
@@ -371,6 +373,10 @@ class Profile(_Strict):
         if r.failed_verification:
             lines += ["## Checked and dropped (did not tell the person from a typical answer)", ""]
             lines += [f"- {h.statement}{_scores(h)}" for h in r.failed_verification]
+            lines.append("")
+        if r.copied_statements:
+            lines += ["## Proposed and dropped (copied the texts instead of describing them)", ""]
+            lines += [f"- {statement}" for statement in r.copied_statements]
             lines.append("")
         inferred = len(self.inferred_hypotheses)
         lines.append(
