@@ -1,8 +1,8 @@
 """What a reference population does to a profile's facts (issue "[1 of 5] The person, not the genre"; the service
-compares every profile with the tenant's other users, service/population.py): for each author of committed runs,
+can compare every profile with the tenant's other users, service/population.py): for each author of committed runs,
 the distinctive facts against the default voice alone and against the default voice *and* the run's other authors
-(their demonstrations as aggregates, the author's own taken out — what `batch infer --population` and the service
-do), side by side. Per corpus: facts per profile, the metrics kept most often, and profile identification by facts
+(their demonstrations as aggregates, the author's own taken out — what `batch infer --population` and
+`serve --population-texts N` do), side by side. Per corpus: facts per profile, the metrics kept most often, and profile identification by facts
 (eval/authorship/profiles.py: a held-out text goes to the profile under whose facts it is likeliest against the
 run's population; chance 1 / authors). Code only, no LLM call: the default voice is the one stored in each profile.
 
@@ -74,9 +74,9 @@ def main() -> int:
     lines = ["# What a reference population does to a profile's facts", "",
              "Per author, the distinctive facts against the model's default voice alone, and against the default "
              "voice and the run's other authors (their demonstrations as aggregates, the author's own left out: "
-             "what `batch infer --population` and the service do). Identification by facts: a held-out text goes to "
-             "the profile under whose facts it is likeliest against the run's population (95% bootstrap interval). "
-             "Code only: each profile's stored default voice, no LLM call.", "",
+             "what `batch infer --population` and `serve --population-texts N` do). Identification by facts: a "
+             "held-out text goes to the profile under whose facts it is likeliest against the run's population (95% "
+             "bootstrap interval). Code only: each profile's stored default voice, no LLM call.", "",
              "| run | contrast | facts / profile | profiles without facts | identification by facts | chance | "
              "kept most often |", "|---|---|---|---|---|---|---|"]
     for name, block in corpora.items():
