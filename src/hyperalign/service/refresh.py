@@ -1,10 +1,13 @@
 """The one kind of background job: bring a user's profile up to date with their examples — infer it from all of them
 when there is none, otherwise update it with the examples added since the last job (a person's edits survive an
-update, as on the command line). An inference compares the person with the tenant's other users' aggregates as
-well as with the model's default voice (population.py). The new version is saved in one transaction at the end, through a store fenced by
-the job's row: if the user was deleted while the job ran, the save is refused (JobCancelled) and nothing returns."""
+update, as on the command line). With `serve --population-texts N`, an inference compares the person with the
+tenant's other users' aggregates as well as with the model's default voice (population.py). The new version is
+saved in one transaction at the end, through a store fenced by the job's row: if the user was deleted while the job
+ran, the save is refused (JobCancelled) and nothing returns."""
 
 from __future__ import annotations
+
+import asyncio
 
 from ..api import HyperAlign
 from ..errors import InputError
@@ -42,8 +45,9 @@ class ProfileRefresher:
             stored = list_examples(store, user_key)
             if not stored:
                 raise InputError("the user has no examples; add some first")
-            profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored],
-                                                   options=self.options(store, user_key))
+            # Measuring the population's texts is CPU work: off the event loop that also serves requests.
+            options = await asyncio.to_thread(self.options, store, user_key) if self.population_texts else None
+            profile = await self.ha.ainfer_profile(user_key, [s.example() for s in stored], options=options)
             # Inferred again from scratch, it must still not bring back what the person deleted.
             profile = without_rejected(profile, rejections(store, user_key))
             info = store.save(profile, expected_version=current or 0, author=SERVICE_AUTHOR, action=Action.INFER,
