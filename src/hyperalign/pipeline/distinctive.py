@@ -74,11 +74,15 @@ def floor_of(metric: str) -> float:
     return SPREAD_FLOOR.get(metric, 0.25 if kind in ("opens_with", "ends_with") else RATE_FLOOR)
 
 
+def floored_spread(metric: str, values: Sequence[float]) -> float:
+    """The spread of a metric's values over some texts, never under the metric's floor (facts.SPREAD_FLOOR)."""
+    return max(pstdev(values) if len(values) > 1 else 0.0, floor_of(metric))
+
+
 def distinctiveness(person: Measure, contrast_values: Sequence[float]) -> tuple[float, float]:
     """(the contrast's mean, z) for one metric."""
-    floor = floor_of(person.metric)
     contrast_mean = mean(contrast_values)
-    contrast_spread = max(pstdev(contrast_values) if len(contrast_values) > 1 else 0.0, floor)
+    contrast_spread = floored_spread(person.metric, contrast_values)
     pooled = math.sqrt((person.spread ** 2 + contrast_spread ** 2) / 2)
     return contrast_mean, (person.mean - contrast_mean) / pooled
 

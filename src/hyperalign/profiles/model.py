@@ -180,6 +180,11 @@ class VoiceSample(_Strict):
             self.id = "v" + hashlib.sha256(self.text.encode()).hexdigest()[:7]
 
 
+def said(item: Hypothesis | Fact | VoiceSample) -> str:
+    """What a profile item says: a hypothesis's or fact's statement, or a voice sample's sentence."""
+    return item.text if isinstance(item, VoiceSample) else item.statement
+
+
 class ContrastText(_Strict):
     """One default-voice text: the backbone's own zero-shot answer to one of the person's tasks."""
 

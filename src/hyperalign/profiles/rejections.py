@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..errors import InputError
 from .database import as_utc
-from .model import Fact, Hypothesis, Profile, VoiceSample
+from .model import Fact, Hypothesis, Profile, VoiceSample, said
 from .statements import canonical
 from .store import Action, ProfileStore, VersionInfo
 from .tables import rejections_table
@@ -40,11 +40,6 @@ def rejected_keys(rejected: list[Rejection]) -> tuple[set[str], set[str]]:
     """What identifies a deleted item, so that nothing automated brings it back: its id, and its statement once
     canonical (the same statement under a new id)."""
     return {r.hypothesis.id for r in rejected}, {canonical(said(r.hypothesis)) for r in rejected}
-
-
-def said(item: Hypothesis | Fact | VoiceSample) -> str:
-    """What the item says: a statement, or a voice sample's sentence."""
-    return item.text if isinstance(item, VoiceSample) else item.statement
 
 
 def without_rejected(profile: Profile, rejected: list[Rejection]) -> Profile:

@@ -39,7 +39,7 @@ from ..migration_chain import MigrationChain
 from . import statements
 from .database import as_url, as_utc, create_store_engine, default_store_url, erase_freed
 from .legacy_chain import split_legacy_record
-from .model import Fact, Hypothesis, Profile, VoiceSample
+from .model import Fact, Hypothesis, Profile, VoiceSample, said
 from .tables import MAX_USER_ID, MIGRATIONS, VERSION_TABLE, profiles_table, rejections_table, versions_table
 
 
@@ -341,8 +341,7 @@ class ProfileStore:
             connection.execute(delete(r).where(r.c.user_id == user_id, r.c.hypothesis_id.in_(named)))
         if dropped:
             connection.execute(insert(r), [
-                {"user_id": user_id, "hypothesis_id": item.id,
-                 "statement": item.text if isinstance(item, VoiceSample) else item.statement,
+                {"user_id": user_id, "hypothesis_id": item.id, "statement": said(item),
                  "hypothesis": item.model_dump_json(), "author": author, "version": version, "created_at": now}
                 for item in dropped])
 

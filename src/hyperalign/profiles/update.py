@@ -94,6 +94,7 @@ def save_update(store: ProfileStore, user_id: str, findings: Findings, *, author
     change, lists = merged[0]
     return UpdateResult(profile=change.profile, version=version, **lists)
 
+
 def _samples(profile: Profile, findings: Findings) -> list[VoiceSample]:
     """The voice samples after the new texts, less any the person deleted (a new text may hold the same sentence)."""
     if not findings.samples:

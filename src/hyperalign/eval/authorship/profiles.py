@@ -16,11 +16,11 @@ person apart from the population adds where the text shares it."""
 from __future__ import annotations
 
 import math
-from statistics import mean, pstdev
+from statistics import mean
 from typing import Any
 
 from ...pipeline.adherence import Z_CAP
-from ...pipeline.distinctive import floor_of
+from ...pipeline.distinctive import floored_spread
 from ...pipeline.facts import Text, measure
 from ...pipeline.generic import generic_share
 from ...profiles.model import Profile
@@ -39,7 +39,7 @@ class Population:
         """(mean, spread floored as the person's is) of the metric over the population; None under two values."""
         if metric not in self._stats:
             values = [v for v in (measure(metric, t) for t in self.texts) if v is not None]
-            self._stats[metric] = (mean(values), max(pstdev(values), floor_of(metric))) if len(values) >= 2 else None
+            self._stats[metric] = (mean(values), floored_spread(metric, values)) if len(values) >= 2 else None
         return self._stats[metric]
 
 
