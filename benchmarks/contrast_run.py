@@ -72,6 +72,11 @@ def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser
     parser.add_argument("--methods", default=methods)
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    # Off by default: the 1.5B judge chose by position in 99% of text verdicts (aaac-qwen1.5b-10x3). With
+    # `--judge style` the calibrated judge (log-probabilities, position bias removed) runs its validity check first;
+    # `--judge-against validity` runs only that check (issue [3 of 5] §2, §5).
+    parser.add_argument("--judge", default="none", help="judge folder or built-in name; 'none' to skip")
+    parser.add_argument("--judge-against", default=None, help="only the pairs with this method, or 'validity'")
     return parser
 
 
@@ -99,8 +104,8 @@ def eval_command(args: argparse.Namespace, folder: Path, max_tokens: int) -> lis
     return [sys.executable, str(ROOT / "benchmarks" / "authorship_ccat50.py"), "--name", args.name,
             "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
             "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
-            # No judge: the 1.5B judge chose by position in 99% of verdicts (aaac-qwen1.5b-10x3); issue [3 of 5].
-            "--", "--model", args.model, "--max-tokens", str(max_tokens), "--judge", "none"]
+            "--", "--model", args.model, "--max-tokens", str(max_tokens), "--judge", args.judge,
+            *(["--judge-against", args.judge_against] if args.judge_against else [])]
 
 
 def run_with_checkpoints(command: list[str], folder: Path, target: Path, minutes: float) -> int:
