@@ -518,3 +518,32 @@ def test_one_method_across_corpora_reads_the_newest_run_of_each_corpus():
     assert "| `few-shot` | 0.030 [0.020, 0.040] | 0.040 [0.030, 0.050] |" in page
     assert "news" not in page and "0.900" not in page  # another model: a design of its own, on one corpus
     assert across_corpora(runs[:2]) == ""
+
+
+def test_the_cross_corpus_section_says_whether_each_corpus_s_judge_passed_its_validity_check():
+    """Beside the margins, the overview shows each corpus's judge check from its newest judged run: the share the
+    real text won, and failed where it fell short; a corpus whose runs never checked a judge has no row."""
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        from across_corpora import across_corpora
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+
+    def run(corpus: str, made: str, wins: float | None) -> tuple[str, Any, Any, str]:
+        config = {"corpus": f"runs/corpora/{corpus}", "model": "m.gguf", "authors": 10, "prompts_per_author": 3,
+                  "shots": 7, "seed": 0, "max_tokens": 400}
+        margin = {"delta_margin": {"mean": 0.01, "low": 0.0, "high": 0.02, "n": 30}}
+        judge = {} if wins is None else {
+            "judge": "style/prompt.v1.j2", "calibration": {"verdicts": "probabilities"},
+            "validity": {"real_wins": wins, "low": wins - 0.1, "high": wins + 0.1, "n": 30, "threshold": 0.75,
+                         "passed": wins - 0.1 > 0.5 and wins >= 0.75}}
+        folder = {"kind": "authorship", "methods": ["hyperalign"], "judge": judge,
+                  "attribution": {"second": {"methods": {"hyperalign": margin}}}}
+        return f"{corpus}-{made}", {"run_config": config}, folder, made
+
+    page = across_corpora([run("essays", "2026-11-01", 0.9), run("essays", "2026-12-01", 0.5),
+                           run("forum", "2026-11-15", 0.85), run("news", "2026-11-20", None)])
+    assert ("| essays | `style/prompt.v1.j2`, probabilities | 0.50 [0.40, 0.60] (n=30) | **failed** (needs ≥ 0.75) | "
+            "[essays-2026-12-01](essays-2026-12-01.md) |") in page
+    assert "| forum | `style/prompt.v1.j2`, probabilities | 0.85 [0.75, 0.95] (n=30) | passed |" in page
+    assert "| news | `" not in page

@@ -62,6 +62,24 @@ def _ceiling(runs: list[Run], corpus: str) -> str:
     return "–"
 
 
+def _judge_validity(runs: list[Run], corpora: list[str]) -> list[list[str]]:
+    """One row per corpus whose latest judged run checked its judge: the judge, how often the real held-out text
+    beat zero-shot's output, and whether that passed (issue "[3 of 5]": a judge proves itself in every run)."""
+    rows: dict[str, list[str]] = {}
+    for stem, result, run, _ in sorted(runs, key=lambda entry: entry[3], reverse=True):
+        corpus = Path(str(result["run_config"].get("corpus", ""))).name
+        judge = run.get("judge") or {}
+        check = judge.get("validity")
+        if corpus not in corpora or corpus in rows or not isinstance(check, dict):
+            continue
+        verdicts = (judge.get("calibration") or {}).get("verdicts", "text")
+        share = f"{check['real_wins']:.2f} [{check['low']:.2f}, {check['high']:.2f}] (n={check['n']})"
+        rows[corpus] = [corpus, f"`{judge.get('judge', '')}`, {verdicts}", share,
+                        "passed" if check.get("passed") else f"**failed** (needs ≥ {check['threshold']:.2f})",
+                        f"[{stem}]({stem}.md)"]
+    return [rows[c] for c in corpora if c in rows]
+
+
 def across_corpora(runs: list[Run]) -> str:
     """`runs`: every authorship evaluation (`Run`). One section
     per design measured on at least two corpora; empty when there is none."""
@@ -90,6 +108,11 @@ def across_corpora(runs: list[Run]) -> str:
         if paired_rows:
             parts += ["\nThe method's margin minus few-shot's on the same prompts (paired; above 0: closer to the "
                       "person than few-shot):\n", table(["method", *measured], paired_rows)]
+        checks = _judge_validity(group, measured)
+        if checks:
+            parts += ["\nThe pairwise judge's validity check on each corpus (the author's real held-out text against "
+                      "zero-shot's output, both orders; a judge that fails shows no win rate):\n",
+                      table(["corpus", "judge", "real text wins", "check", "run"], checks)]
         made = {stem: when[:10] for stem, _, _, when in group}
         sources = ", ".join(f"[{stem}]({stem}.md) ({made[stem]})" for stem in sorted(used | paired_used, key=made.get))
         parts.append(f"\nFrom the runs (made on): {sources}. A method other than the baselines measured only in an "
