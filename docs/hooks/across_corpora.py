@@ -114,7 +114,7 @@ def across_corpora(runs: list[Run]) -> str:
                       "zero-shot's output, both orders; a judge that fails shows no win rate):\n",
                       table(["corpus", "judge", "real text wins", "check", "run"], checks)]
         made = {stem: when[:10] for stem, _, _, when in group}
-        sources = ", ".join(f"[{stem}]({stem}.md) ({made[stem]})" for stem in sorted(used | paired_used, key=made.get))
+        sources = ", ".join(f"[{stem}]({stem}.md) ({made[stem]})" for stem in sorted(used | paired_used, key=lambda stem: made[stem]))
         parts.append(f"\nFrom the runs (made on): {sources}. A method other than the baselines measured only in an "
                      "older run is that run's version of it.\n")
     return "\n".join(parts)
