@@ -77,6 +77,9 @@ def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser
     # `--judge-against validity` runs only that check (issue [3 of 5] §2, §5).
     parser.add_argument("--judge", default="none", help="judge folder or built-in name; 'none' to skip")
     parser.add_argument("--judge-against", default=None, help="only the pairs with this method, or 'validity'")
+    # A stronger judge for the same outputs (verdicts are keyed by the judge's identity; no generation is redone):
+    # ... -- --judge-backend openai --judge-base-url URL --judge-model NAME
+    parser.add_argument("extra", nargs="*", help="after `--`: passed on to `hyperalign eval authorship`")
     return parser
 
 
@@ -105,7 +108,7 @@ def eval_command(args: argparse.Namespace, folder: Path, max_tokens: int) -> lis
             "--corpus", args.corpus, "--out", str(folder.relative_to(ROOT)), "--authors", str(args.authors),
             "--prompts-per-author", str(args.prompts_per_author), "--methods", args.methods,
             "--", "--model", args.model, "--max-tokens", str(max_tokens), "--judge", args.judge,
-            *(["--judge-against", args.judge_against] if args.judge_against else [])]
+            *(["--judge-against", args.judge_against] if args.judge_against else []), *args.extra]
 
 
 def run_with_checkpoints(command: list[str], folder: Path, target: Path, minutes: float) -> int:
