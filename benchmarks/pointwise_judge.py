@@ -2,8 +2,8 @@
 
 The pairwise `style` judge, calibrated for position, fails its validity check on every corpus with the 1.5B (the
 author's real held-out text beats zero-shot's output about half the time). This tries the other shape: one text at a
-time beside another text of the author (benchmarks/judges/same-author: "was this written by the same author?"),
-read as P(Yes) from the first output token (`Judge.score`, G-Eval style). No second text is shown, so no position
+time beside another text of the author (the built-in judge `same-author`: "was this written by the same author?"),
+read as P(Yes) from the first output token (`Judge.point_score`). No second text is shown, so no position
 can be preferred. The check is the evaluation's own: the real held-out text against zero-shot's output on the same
 task, the author's first demonstration as the reference; the real text wins a task when its P(Yes) is higher (a tie
 within 0.001 counts ½), and the judge passes at the evaluation's threshold (eval/judge.py `VALIDITY_THRESHOLD`, its
@@ -30,10 +30,10 @@ from hyperalign.eval.judge import VALIDITY_THRESHOLD, Judge
 from hyperalign.eval.runs import RunFolder
 from hyperalign.eval.split_file import read_split
 from hyperalign.eval.stats import bootstrap
-from provenance import ROOT, Recorder
+from provenance import Recorder
 from run_archive import opened_run
 
-JUDGE = ROOT / "benchmarks" / "judges" / "same-author"
+JUDGE = "same-author"  # built in: eval/judges/same-author
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 AGAINST = "zero-shot"
 TIE = 0.001
@@ -49,11 +49,7 @@ def shown(i: dict[str, float], digits: int = 2) -> str:
 
 
 async def p_yes(judge: Judge, ha: HyperAlign, reference: str, text: str) -> float:
-    read = await judge.score(ha.client, reference=reference, candidate=text)
-    if read is None:
-        raise SystemExit("the judge needs a backend that returns log-probabilities, with enough of the first token's "
-                         "probability on Yes/No")
-    return float(read["value"])
+    return (await judge.point_score(ha.client, reference, text))[0]
 
 
 async def scores(run: Path, methods: list[str], model: str, per_author: int) -> dict[str, Any]:
@@ -62,8 +58,9 @@ async def scores(run: Path, methods: list[str], model: str, per_author: int) -> 
     outputs = {(row["method"], row["item_id"]): row["output"]
                for row in (json.loads(line) for line in (run / "generations.jsonl").read_text(encoding="utf-8").splitlines()
                            if line.strip())}
-    judge = Judge.load(str(JUDGE))
+    judge = Judge.load(JUDGE)
     ha = HyperAlign.from_config("embedded", model=model, cache=True)
+    judge.check(ha.client)
     per_item: list[dict[str, Any]] = []
     for author in split.authors:
         if not author.demonstrations:
@@ -104,7 +101,7 @@ def main() -> int:
     check = interval(wins(rows, "real text", AGAINST))
     passed = check["mean"] >= VALIDITY_THRESHOLD and check["low"] > 0.5
     table = ["| text | mean P(same author) | beats zero-shot's output |", "|---|---|---|"]
-    record: dict[str, Any] = {"run": str(args.run), "judge": "benchmarks/judges/same-author", **found,
+    record: dict[str, Any] = {"run": str(args.run), "judge": JUDGE, **found,
                               "validity": {**check, "threshold": VALIDITY_THRESHOLD, "passed": passed}, "texts": {}}
     for text in ["real text", AGAINST, *methods]:
         values = [row[text] for row in rows if text in row]
@@ -115,7 +112,7 @@ def main() -> int:
         record["texts"][text] = {"p_same_author": mean, "beats_zero_shot": beats}
         table.append(f"| {text} | {shown(mean, 3)} | {shown(beats) if beats else '–'} |")
     lines = [f"# A pointwise authorship judge: {args.name}", "",
-             f"Judge `benchmarks/judges/same-author` on `{found['judge_model']}` (embedded, label probabilities): each "
+             f"Judge `same-author` on `{found['judge_model']}` (embedded, label probabilities): each "
              "text alone beside the author's first demonstration, P(Yes) to \"was it written by the same author?\". "
              f"Outputs of `{args.run}`; no generation.", "",
              f"Validity check ({'passed' if passed else '**failed**'}): the real held-out text's P(Yes) beat "

@@ -54,11 +54,16 @@ def calibrated(judgments: list[dict[str, Any]], bias: float | None = None
         calibrated_first.append(first_wins)
         masses.append(row.get("label_mass", 1.0))
         rows.append(row | {"raw_winner": row["winner"], "winner": row["a"] if first_wins else row["b"]})
+    # A pointwise judge's rows carry two scores and no P(first shown): nothing to calibrate, and not text verdicts.
+    pointwise = sum(1 for row in judgments if row.get("verdict") == "pointwise" and row.get("winner") is not None)
+    text = sum(1 for row in judgments if row.get("p_first") is None and row.get("winner") is not None) - pointwise
     summary = {
         "verdicts": "probabilities" if raw_first and len(raw_first) == len(rows) else
-                    "mixed" if raw_first else "text",
+                    "pointwise" if pointwise and not raw_first and not text else
+                    "mixed" if raw_first or pointwise else "text",
         "probability_verdicts": len(raw_first),
-        "text_verdicts": sum(1 for row in judgments if row.get("p_first") is None and row.get("winner") is not None),
+        "pointwise_verdicts": pointwise,
+        "text_verdicts": text,
         "position_bias_logit": round(bias, 4) if bias is not None else None,
         "position_bias_p_first": round(1 / (1 + math.exp(-bias)), 4) if bias is not None else None,
         "raw_first_shown_share": round(fmean(raw_first), 4) if raw_first else None,

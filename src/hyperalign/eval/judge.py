@@ -4,7 +4,14 @@ verdict flips with the order is a tie.
 
 A judge folder may also name a `label_template` that asks for the bare label: on a backend that returns
 log-probabilities the judge then reads its verdict's probability from the first output token (`calibration.py`
-removes the position bias); elsewhere it falls back to the sampled text verdict, and every row says which it is."""
+removes the position bias); elsewhere it falls back to the sampled text verdict, and every row says which it is.
+
+A judge folder with `mode = "pointwise"` (built in: `same-author`) never shows two candidates together: each is
+scored alone beside the reference, as the probability of its first label ("Yes, the same author"), and a pair goes
+to the higher score — within `POINTWISE_TIE` it is a tie. No position can be preferred, so nothing is calibrated.
+Why: a small pairwise judge answers by position, and once that is removed the 1.5B's verdicts were a coin on every
+corpus (it could not tell the author's real text from zero-shot's); scored one text at a time it could
+(benchmarks/pointwise_judge.py). Pointwise judges need a backend that returns log-probabilities."""
 
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from jinja2 import FileSystemLoader, TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InputError, describe_validation_error
+from ..errors import InputError, StructuredOutputError, describe_validation_error
 from ..io import read_text_file
 from ..llm import LLMClient
 from ..llm.labels import read_labels
@@ -28,6 +35,8 @@ from .runs import short_hash
 from .stats import bootstrap, mean_and_se
 
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
+# Two pointwise scores closer than this are a tie: below the third decimal the labels' probabilities are noise.
+POINTWISE_TIE = 0.001
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -42,6 +51,8 @@ class JudgeConfig(BaseModel):
     label_template: str | None = Field(None, pattern=r"^[\w.-]+$", description="asks for the bare label only")
     labels: list[str] = Field(["A", "B"], min_length=2, description="the label tokens, first = the first text")
     label_values: list[float] | None = Field(None, description="a rubric's score for each label (G-Eval)")
+    mode: Literal["pairwise", "pointwise"] = Field(
+        "pairwise", description="pointwise: each candidate scored alone against the reference (module docstring)")
 
 
 class Verdict(BaseModel):
@@ -62,6 +73,9 @@ class Judge:
             raise InputError(f"judge {folder}: config.toml: {describe_validation_error(exc, JudgeConfig)}") from None
         if self.config.label_values is not None and len(self.config.label_values) != len(self.config.labels):
             raise InputError(f"judge {folder}: config.toml: label_values needs one value for each of the labels")
+        if self.config.mode == "pointwise" and self.config.label_template is None:
+            raise InputError(f"judge {folder}: config.toml: a pointwise judge reads label probabilities; name its "
+                             "label_template")
         names = [self.config.template, *([self.config.label_template] if self.config.label_template else [])]
         loader = environment(FileSystemLoader(folder))
         templates, sources = {}, {}
@@ -108,6 +122,37 @@ class Judge:
     def reads_probabilities(self, client: LLMClient) -> bool:
         return self.label_template is not None and client.backend.capabilities.logprobs
 
+    @property
+    def pointwise(self) -> bool:
+        return self.config.mode == "pointwise"
+
+    def check(self, client: LLMClient) -> None:
+        """Before a run judges anything: its templates render, and a pointwise judge has the log-probabilities it
+        reads (without them it could give no verdict at all)."""
+        if not self.pointwise:
+            self.messages(["reference"], "a", "b")
+            return
+        self.point_messages("reference", "candidate")
+        if not self.reads_probabilities(client):
+            raise InputError(f"judge {self.name} scores each text by label probabilities, which the "
+                             f"{client.backend.name} backend does not return; use a pairwise judge (style)")
+
+    def point_messages(self, reference: str, text: str) -> list[dict[str, str]]:
+        assert self.label_template is not None
+        c = self.config
+        return messages_from(self.label_template, reference=reference[: c.reference_chars] or "(empty)",
+                             candidate=text[: c.candidate_chars] or "(empty)")
+
+    async def point_score(self, client: LLMClient, reference: str, text: str) -> tuple[float, float]:
+        """A pointwise judge's score of one text: (the first label's probability, the label mass)."""
+        c = self.config
+        read = await read_labels(client, self.point_messages(reference, text), c.labels)
+        if read is None:
+            raise StructuredOutputError(f"judge[{self.name}]", "too little of the first token's probability fell on "
+                                        f"the labels {c.labels}", "", repairs=0)
+        probabilities, mass = read
+        return probabilities[c.labels[0]], mass
+
     async def label_distribution(self, client: LLMClient, messages: list[dict[str, str]]
                                  ) -> tuple[dict[str, float], float] | None:
         """One output token with its top log-probabilities: (label probabilities, label mass), or None where the
@@ -116,7 +161,15 @@ class Judge:
 
     async def judge_pair(self, client: LLMClient, references: list[str], a: str, b: str) -> dict[str, Any]:
         """One ordered pair: {"first": True when A wins, "p_first", "label_mass", "verdict", "reason"}. The
-        probability of A where the backend gives log-probabilities, else the text verdict."""
+        probability of A where the backend gives log-probabilities, else the text verdict. A pointwise judge: each
+        text's own score ("scores"), and A wins unless B scores higher beyond `POINTWISE_TIE` — so a tie is A in one
+        order and B in the other, which the aggregate counts as a tie."""
+        if self.pointwise:
+            reference = references[0] if references else ""
+            (score_a, mass_a), (score_b, mass_b) = [await self.point_score(client, reference, t) for t in (a, b)]
+            return {"first": score_a - score_b > -POINTWISE_TIE, "p_first": None,
+                    "scores": [round(score_a, 6), round(score_b, 6)], "label_mass": round(min(mass_a, mass_b), 4),
+                    "verdict": "pointwise", "reason": ""}
         if self.reads_probabilities(client):
             read = await self.label_distribution(client, self.messages(references, a, b, label_only=True))
             if read is not None:

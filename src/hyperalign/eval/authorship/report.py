@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
+from ..judge import POINTWISE_TIE
 from ..runs import RunFolder
 from .delta import SUMMARIES
 
@@ -84,7 +85,13 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
         return ["No pairs judged."]
     lines: list[str] = []
     calibration = judge.get("calibration") or {}
-    if calibration.get("probability_verdicts"):
+    if calibration.get("pointwise_verdicts") and not calibration.get("probability_verdicts"):
+        lines += ["Verdicts from a pointwise judge: each text scored alone beside the reference, as the probability "
+                  f"of its first label; a pair goes to the higher score (within {POINTWISE_TIE}, a tie). No two texts are shown "
+                  "together, so there is no position to calibrate"
+                  + (f"; {calibration['text_verdicts']} pairs fell back to text verdicts." if calibration.get(
+                      "text_verdicts") else "."), ""]
+    elif calibration.get("probability_verdicts"):
         lines += [f"Verdicts from label probabilities (the first output token's log-probabilities), calibrated: "
                   f"the run's position bias, P(first shown) = {calibration['position_bias_p_first']:.2f} at even "
                   f"texts, is removed before each verdict. Raw verdicts chose the first-shown text in "

@@ -70,8 +70,8 @@ class AuthorshipRun:
         self.generation = GenerationOptions(max_tokens=config.max_tokens)
         self.methods = parse_methods(config.methods)
         self.judge = Judge.load(config.judge) if config.judge else None
-        if self.judge:
-            self.judge.messages(["reference"], "a", "b")  # a template that cannot render fails before any LLM call
+        if self.judge:  # a template that cannot render, or a judge this backend cannot run, fails before any call
+            self.judge.check((judge_ha or ha).client)
         judge_id = judge_identity(self.judge, judge_ha) if self.judge and judge_ha else ""
         generator = short_hash(unbiased_identity(ha.client.identity))
         self.config = config.model_copy(update={"generator": generator, "judge_id": judge_id})

@@ -1,0 +1,87 @@
+"""The pointwise judge (`mode = "pointwise"`, built in: `same-author`): each candidate scored alone beside the
+reference, the pair to the higher score, a tie within POINTWISE_TIE; it proves itself by the same validity check as
+the pairwise judge, and refuses a backend that gives no log-probabilities before judging anything."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hyperalign.errors import InputError
+from hyperalign.eval.authorship.report import judge_section
+from hyperalign.eval.judge import POINTWISE_TIE, Judge, aggregate
+from hyperalign.llm import CompletionRequest, LLMClient
+from hyperalign.llm.fake import FakeBackend
+from test_eval_authorship import config, rows, run, write_corpus
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "corpus")
+
+
+def shown(request: CompletionRequest) -> str:
+    prompt = request.messages[-1]["content"]
+    found = re.findall(r"<candidate>\n(.*?)\n</candidate>", prompt, re.S)
+    assert len(found) == 1, "a pointwise judge shows one candidate at a time"
+    return found[0]
+
+
+def same_author(p_yes):
+    """A fake judge model: P(Yes) from the one candidate it is shown."""
+    def probabilities(request: CompletionRequest) -> dict[str, float]:
+        p = p_yes(shown(request))
+        return {"Yes": p * 0.95, "No": (1 - p) * 0.95, "The": 0.05}
+    return probabilities
+
+
+async def test_each_text_is_scored_alone_and_the_higher_score_wins_in_both_orders():
+    judge = Judge.load("same-author")
+    client = LLMClient(FakeBackend(probabilities=same_author(lambda text: 0.8 if "mine" in text else 0.3)))
+    first = await judge.judge_pair(client, ["the reference"], "mine, truly", "someone else's")
+    second = await judge.judge_pair(client, ["the reference"], "someone else's", "mine, truly")
+    assert first["verdict"] == second["verdict"] == "pointwise" and first["p_first"] is None
+    assert first["first"] and not second["first"]
+    assert first["scores"] == pytest.approx([0.8, 0.3]) and second["scores"] == pytest.approx([0.3, 0.8])
+
+
+async def test_scores_within_the_tie_margin_flip_with_the_order_and_count_as_a_tie():
+    judge = Judge.load("same-author")
+    close = {"x text": 0.5, "y text": 0.5 + POINTWISE_TIE / 2}
+    client = LLMClient(FakeBackend(probabilities=same_author(lambda text: close[text])))
+    judgments = []
+    for a, b, order in (("x", "y", 0), ("y", "x", 1)):
+        verdict = await judge.judge_pair(client, ["ref"], f"{a} text", f"{b} text")
+        judgments.append({"a": a, "b": b, "order": order, "item_id": "i", "winner": a if verdict["first"] else b,
+                          **verdict})
+    assert judgments[0]["winner"] != judgments[1]["winner"]
+    result = aggregate(judgments, ["x", "y"])
+    assert result["matrix"]["x"]["y"]["ties"] == 1 and result["calibration"]["verdicts"] == "pointwise"
+
+
+def test_end_to_end_a_pointwise_judge_that_tells_real_text_passes_its_check_and_says_how_it_judged(corpus, tmp_path):
+    # The fake generator's outputs all hold "[fake completion"; the real held-out texts do not.
+    judge_backend = FakeBackend(probabilities=same_author(lambda text: 0.2 if "[fake" in text else 0.7))
+    results = run(config(corpus, judge="same-author"), tmp_path / "run", FakeBackend(), judge_backend)
+    judge = results["judge"]
+    assert judge["validity"]["passed"] and judge["validity"]["real_wins"] == 1.0
+    assert judge["calibration"]["verdicts"] == "pointwise" and judge["calibration"]["probability_verdicts"] == 0
+    # Every method's output scores alike: every pair of methods is a tie, not a win for whichever was shown first.
+    assert all(cell is None or cell["ties"] == cell["n"] for cols in judge["matrix"].values() for cell in cols.values())
+    section = "\n".join(judge_section(judge))
+    assert "pointwise judge" in section and "calibrated" not in section
+    assert all(r["verdict"] == "pointwise" for r in rows(tmp_path / "run", "judgments.jsonl"))
+
+
+def test_a_pointwise_judge_on_a_backend_without_log_probabilities_stops_before_judging(corpus, tmp_path):
+    with pytest.raises(InputError, match="same-author scores each text by label probabilities"):
+        run(config(corpus, judge="same-author"), tmp_path / "run", FakeBackend(), FakeBackend())
+    assert not (tmp_path / "run" / "judgments.jsonl").exists() or not rows(tmp_path / "run", "judgments.jsonl")
+
+
+def test_a_pointwise_judge_folder_without_a_label_template_is_an_input_error(tmp_path):
+    (tmp_path / "config.toml").write_text('mode = "pointwise"\nlabels = ["Yes", "No"]\n', encoding="utf-8")
+    (tmp_path / "prompt.v1.j2").write_text("{% block user %}{{ candidate | data }}{% endblock %}", encoding="utf-8")
+    with pytest.raises(InputError, match="a pointwise judge reads label probabilities"):
+        Judge.load(str(tmp_path))
