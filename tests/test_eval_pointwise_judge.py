@@ -71,6 +71,7 @@ def test_end_to_end_a_pointwise_judge_that_tells_real_text_passes_its_check_and_
     assert all(cell is None or cell["ties"] == cell["n"] for cols in judge["matrix"].values() for cell in cols.values())
     section = "\n".join(judge_section(judge))
     assert "pointwise judge" in section and "calibrated" not in section
+    assert "Pairs not tied: 0.00" in section and "Position consistency" not in section
     assert all(r["verdict"] == "pointwise" for r in rows(tmp_path / "run", "judgments.jsonl"))
 
 

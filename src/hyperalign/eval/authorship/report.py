@@ -127,6 +127,11 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
     for row in methods:
         cells = [f"{cell['win_rate']:.2f} ± {cell['se']:.2f}" if cell else "–" for cell in judge["matrix"][row].values()]
         lines.append(f"| **{row}** | " + " | ".join(cells) + " |")
+    if (judge.get("calibration") or {}).get("verdicts") == "pointwise":
+        # Scored one text at a time, a verdict flips with the order only on a tie: "consistency" is the untied share.
+        lines += ["", f"Pairs not tied: {judge['position_consistency']:.2f} of {judge['pairs_judged']}; "
+                      f"invalid verdicts: {judge['invalid_verdicts']}."]
+        return lines
     lines += ["", f"Position consistency: {judge['position_consistency']:.2f} over {judge['pairs_judged']} pairs; "
                   f"invalid verdicts: {judge['invalid_verdicts']}."]
     return lines
