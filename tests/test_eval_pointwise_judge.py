@@ -72,6 +72,7 @@ def test_end_to_end_a_pointwise_judge_that_tells_real_text_passes_its_check_and_
     section = "\n".join(judge_section(judge))
     assert "pointwise judge" in section and "calibrated" not in section
     assert "Pairs not tied: 0.00" in section and "Position consistency" not in section
+    assert judge["agreement_with_delta_margin"] is None  # every pair tied: nothing decided to compare
     assert all(r["verdict"] == "pointwise" for r in rows(tmp_path / "run", "judgments.jsonl"))
 
 
@@ -86,3 +87,33 @@ def test_a_pointwise_judge_folder_without_a_label_template_is_an_input_error(tmp
     (tmp_path / "prompt.v1.j2").write_text("{% block user %}{{ candidate | data }}{% endblock %}", encoding="utf-8")
     with pytest.raises(InputError, match="a pointwise judge reads label probabilities"):
         Judge.load(str(tmp_path))
+
+
+def test_agreement_with_a_judge_free_metric_counts_decided_pairs_only():
+    from hyperalign.eval.judge import agreement
+
+    def pair(x: str, y: str, item: str, winners: tuple[str, str]) -> list[dict]:
+        return [{"a": x, "b": y, "order": 0, "item_id": item, "winner": winners[0]},
+                {"a": y, "b": x, "order": 1, "item_id": item, "winner": winners[1]}]
+
+    margins = {"x": {"1": 0.05, "2": 0.01, "3": 0.02, "4": 0.03}, "y": {"1": 0.01, "2": 0.04, "3": 0.02, "4": 0.0}}
+    judgments = (pair("x", "y", "1", ("x", "x"))      # decided for x, which has the higher margin: agrees
+                 + pair("x", "y", "2", ("x", "x"))    # decided for x, y has the higher margin: disagrees
+                 + pair("x", "y", "3", ("x", "x"))    # equal margins: left out
+                 + pair("x", "y", "4", ("x", "y")))   # flipped with the order (a tie): left out
+    found = agreement(judgments, margins)
+    assert found["n"] == 2 and found["agree"] == 0.5
+    assert agreement(pair("x", "y", "1", ("y", "y")), margins)["agree"] == 0.0
+    assert agreement(pair("x", "y", "9", ("x", "x")), margins) is None  # no margin for that task
+
+
+def test_the_report_states_the_judge_s_agreement_with_the_delta_margin_beside_its_win_rates():
+    cell = {"win_rate": 0.7, "se": 0.1, "n": 10, "wins": 7, "ties": 0, "losses": 3}
+    judge = {"pairs_judged": 10, "position_consistency": 1.0, "first_shown_share": 0.5, "invalid_verdicts": 0,
+             "judged_by_position": False, "calibration": {"verdicts": "pointwise", "pointwise_verdicts": 20},
+             "validity": {"real_wins": 0.9, "low": 0.8, "high": 1.0, "n": 10, "threshold": 0.75, "passed": True,
+                          "against": "zero-shot"},
+             "matrix": {"x": {"x": None, "y": cell}, "y": {"x": cell | {"win_rate": 0.3}, "y": None}},
+             "agreement_with_delta_margin": {"n": 8, "agree": 0.625, "low": 0.25, "high": 0.875}}
+    section = "\n".join(judge_section(judge))
+    assert "higher margin on that task in 0.62 [0.25, 0.88] of 8 pairs (0.5: no relation)" in section

@@ -300,3 +300,28 @@ def validity(judgments: list[dict[str, Any]], real: str, against: str, threshold
         "real_wins": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
         "passed": interval.mean >= threshold and interval.low > 0.5,
     }
+
+
+def agreement(judgments: list[dict[str, Any]], metric: dict[str, dict[str, float]], bias: float | None = None,
+              seed: int = 0) -> dict[str, Any] | None:
+    """How often the judge's decided pairs (the same winner in both orders, after calibration) went to the method
+    whose output scored higher on a judge-free `metric` (method -> item -> value) for that task; ties on either side
+    are left out. 0.5 is no relation. The "Authorship Gap" (arXiv 2604.26460) found style metrics that disagree with
+    each other: this says whether ours do (issue "[3 of 5]" §2)."""
+    rows, _ = calibrated(judgments, bias)
+    verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+    for row in rows:
+        if row.get("winner") is not None and not row.get("check"):
+            x, y = sorted((row["a"], row["b"]))
+            verdicts[(x, y, row["item_id"])][row["order"]] = row["winner"]
+    agreed = []
+    for (x, y, item), by_order in verdicts.items():
+        if len(by_order) < 2 or by_order[0] != by_order[1] or item not in metric.get(x, {}) or item not in metric.get(y, {}):
+            continue
+        difference = metric[x][item] - metric[y][item]
+        if difference:
+            agreed.append(float((difference > 0) == (by_order[0] == x)))
+    if not agreed:
+        return None
+    found = bootstrap(agreed, seed=seed)
+    return {"n": found.n, "agree": round(found.mean, 4), "low": round(found.low, 4), "high": round(found.high, 4)}

@@ -104,9 +104,9 @@ def second_metrics(
     floor = block(floor_pairs)
     floor["delta_accuracy"] = None  # attribution to a wrong author by construction: not a floor
     methods = {method: block(pairs) for method, pairs in candidates.items()}
-    if item_ids and PAIRED_AGAINST in candidates:
-        margins = {m: dict(zip(item_ids[m], (model.score(t, a)["margin"] for t, a in pairs), strict=True))
-                   for m, pairs in candidates.items()}
+    margins = {m: dict(zip(item_ids[m], (model.score(t, a)["margin"] for t, a in pairs), strict=True))
+               for m, pairs in candidates.items()} if item_ids else {}
+    if margins and PAIRED_AGAINST in candidates:
         baseline = margins[PAIRED_AGAINST]
         for method, by_item in margins.items():
             shared = [i for i in by_item if i in baseline]
@@ -119,4 +119,6 @@ def second_metrics(
         "floor_other_authors": floor,
         "methods": methods,
         "paired_against": PAIRED_AGAINST,
+        # method -> prompt -> the output's Delta margin: what the judge's verdicts are compared with (judge.py)
+        "item_margins": {m: {i: round(v, 4) for i, v in by_item.items()} for m, by_item in margins.items()},
     }

@@ -127,6 +127,11 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
     for row in methods:
         cells = [f"{cell['win_rate']:.2f} ± {cell['se']:.2f}" if cell else "–" for cell in judge["matrix"][row].values()]
         lines.append(f"| **{row}** | " + " | ".join(cells) + " |")
+    agree = judge.get("agreement_with_delta_margin")
+    if agree:
+        lines += ["", f"Agreement with the judge-free Delta margin: the judge's decided pairs went to the method whose "
+                      f"output had the higher margin on that task in {agree['agree']:.2f} [{agree['low']:.2f}, "
+                      f"{agree['high']:.2f}] of {agree['n']} pairs (0.5: no relation)."]
     if (judge.get("calibration") or {}).get("verdicts") == "pointwise":
         # Scored one text at a time, a verdict flips with the order only on a tie: "consistency" is the untied share.
         lines += ["", f"Pairs not tied: {judge['position_consistency']:.2f} of {judge['pairs_judged']}; "

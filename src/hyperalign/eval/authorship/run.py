@@ -16,7 +16,7 @@ from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..calibration import calibrated, position_bias
 from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
-from ..judge import Judge, aggregate, judge_identity, pair_orders, validity
+from ..judge import Judge, aggregate, agreement, judge_identity, pair_orders, validity
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from ..split_file import SPLIT_FILE, read_split, write_split
 from .identify import identification_by_hypotheses
@@ -218,13 +218,16 @@ class AuthorshipRun:
         rows = await self.folder.stage(JUDGMENTS, "judge pairs", jobs, self.progress)
         return [row for row in rows if row.get("judge_id") == judge_id]
 
-    def judge_results(self, judgments: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    def judge_results(self, judgments: list[dict[str, Any]], names: list[str],
+                      margins: dict[str, dict[str, float]]) -> dict[str, Any]:
         check = validity(judgments, REAL, VALIDITY_AGAINST, seed=self.config.seed)
         main = [row for row in judgments if not row.get("check")]
         # The bias is the whole run's: validity rows are pairs judged in both orders like the others.
+        bias = position_bias(judgments)
         _, calibration = calibrated(judgments)
-        return {**aggregate(main, names, bias=position_bias(judgments)), "calibration": calibration,
-                "judge": self.judge.version if self.judge else None, "validity": check}
+        return {**aggregate(main, names, bias=bias), "calibration": calibration,
+                "judge": self.judge.version if self.judge else None, "validity": check,
+                "agreement_with_delta_margin": agreement(main, margins, bias, seed=self.config.seed)}
 
     async def run(self) -> dict[str, Any]:
         self.folder.bind_config(self.config, AuthorshipConfig.IDENTITY)
@@ -244,8 +247,8 @@ class AuthorshipRun:
             "authors": [a.author for a in split.authors],
             "skipped_authors": split.skipped,
             "n_prompts": sum(len(a.held_out) for a in split.authors),
-            "attribution": attribution_metrics(split, rows, names, self.config),
-            "judge": self.judge_results(judgments, names),
+            "attribution": (attribution := attribution_metrics(split, rows, names, self.config)),
+            "judge": self.judge_results(judgments, names, attribution["second"].get("item_margins", {})),
             "cost": cost_metrics(split, rows, profiles, names, ticl),
             "profiles": profile_metrics(split, profiles, identified, self.config.seed),
         }
