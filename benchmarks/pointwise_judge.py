@@ -6,7 +6,7 @@ time beside another text of the author (the built-in judge `same-author`: "was t
 read as P(Yes) from the first output token (`Judge.point_score`). No second text is shown, so no position
 can be preferred. The check is the evaluation's own: the real held-out text against zero-shot's output on the same
 task, the author's first demonstration as the reference; the real text wins a task when its P(Yes) is higher (a tie
-within 0.001 counts ½), and the judge passes at the evaluation's threshold (eval/judge.py `VALIDITY_THRESHOLD`, its
+within `POINTWISE_TIE` counts ½), and the judge passes at the evaluation's threshold (eval/judge.py `VALIDITY_THRESHOLD`, its
 bootstrap interval above 0.5). Other methods' outputs (`--methods`) get their mean P(Yes) and the share of tasks
 where they beat zero-shot — numbers that mean something only where the check passed.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperalign import HyperAlign
-from hyperalign.eval.judge import VALIDITY_THRESHOLD, Judge
+from hyperalign.eval.judge import POINTWISE_TIE, VALIDITY_THRESHOLD, Judge, passes
 from hyperalign.eval.runs import RunFolder
 from hyperalign.eval.split_file import read_split
 from hyperalign.eval.stats import bootstrap
@@ -36,7 +36,6 @@ from run_archive import opened_run
 JUDGE = "same-author"  # built in: eval/judges/same-author
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 AGAINST = "zero-shot"
-TIE = 0.001
 
 
 def interval(values: list[float]) -> dict[str, float]:
@@ -81,7 +80,7 @@ def wins(rows: list[dict[str, Any]], x: str, y: str) -> list[float]:
     for row in rows:
         if x in row and y in row:
             difference = row[x] - row[y]
-            out.append(0.5 if abs(difference) < TIE else float(difference > 0))
+            out.append(0.5 if abs(difference) < POINTWISE_TIE else float(difference > 0))
     return out
 
 
@@ -99,7 +98,7 @@ def main() -> int:
         found = asyncio.run(scores(run, methods, args.model, args.per_author))
     rows = found["items"]
     check = interval(wins(rows, "real text", AGAINST))
-    passed = check["mean"] >= VALIDITY_THRESHOLD and check["low"] > 0.5
+    passed = passes(check["mean"], check["low"])
     table = ["| text | mean P(same author) | beats zero-shot's output |", "|---|---|---|"]
     record: dict[str, Any] = {"run": str(args.run), "judge": JUDGE, **found,
                               "validity": {**check, "threshold": VALIDITY_THRESHOLD, "passed": passed}, "texts": {}}

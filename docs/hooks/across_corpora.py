@@ -110,7 +110,7 @@ def across_corpora(runs: list[Run]) -> str:
                       "person than few-shot):\n", table(["method", *measured], paired_rows)]
         checks = _judge_validity(group, measured)
         if checks:
-            parts += ["\nThe pairwise judge's validity check on each corpus (the author's real held-out text against "
+            parts += ["\nThe judge's validity check on each corpus (the author's real held-out text against "
                       "zero-shot's output, both orders; a judge that fails shows no win rate):\n",
                       table(["corpus", "judge", "real text wins", "check", "run"], checks)]
         made = {stem: when[:10] for stem, _, _, when in group}

@@ -37,6 +37,7 @@ from .stats import bootstrap, mean_and_se
 BUILTIN_JUDGES = Path(__file__).parent / "judges"
 # Two pointwise scores closer than this are a tie: below the third decimal the labels' probabilities are noise.
 POINTWISE_TIE = 0.001
+VALIDITY_THRESHOLD = 0.75  # the share of pairs the real text must win, with its 95% interval above 0.5
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -222,6 +223,21 @@ def pair_orders(methods: list[str]) -> list[tuple[str, str, int]]:
     return pairs
 
 
+def winners_by_pair(judgments: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, str]]:
+    """(method, method, task) — the two methods in sorted order — -> order -> winner, for the rows with a verdict."""
+    verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+    for row in judgments:
+        if row.get("winner") is not None:
+            x, y = sorted((row["a"], row["b"]))
+            verdicts[(x, y, row["item_id"])][row["order"]] = row["winner"]
+    return verdicts
+
+
+def passes(mean: float, low: float, threshold: float = VALIDITY_THRESHOLD) -> bool:
+    """A judge's validity check: the real text wins at least `threshold` of the tasks, its interval above 0.5."""
+    return mean >= threshold and low > 0.5
+
+
 def aggregate(judgments: list[dict[str, Any]], methods: list[str], bias: float | None = None) -> dict[str, Any]:
     """Win rate of each method against each other one (win 1, tie 0.5), its standard error over prompts, the
     share of pairs whose verdict survived swapping the order (position consistency), and the share of verdicts that
@@ -229,13 +245,8 @@ def aggregate(judgments: list[dict[str, Any]], methods: list[str], bias: float |
     the verdicts better than the texts do, and `judged_by_position` says so. Probability verdicts are calibrated
     first (`bias`: the run's position bias where estimated on more rows than these)."""
     judgments, calibration = calibrated(judgments, bias)
-    verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+    verdicts = winners_by_pair(judgments)
     invalid = sum(1 for row in judgments if row.get("winner") is None)
-    for row in judgments:
-        if row.get("winner") is None:
-            continue
-        x, y = sorted((row["a"], row["b"]))
-        verdicts[(x, y, row["item_id"])][row["order"]] = row["winner"]
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     consistent: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for (x, y, _), by_order in verdicts.items():
@@ -277,9 +288,6 @@ def aggregate(judgments: list[dict[str, Any]], methods: list[str], bias: float |
     }
 
 
-VALIDITY_THRESHOLD = 0.75  # the share of pairs the real text must win, with its 95% interval above 0.5
-
-
 def validity(judgments: list[dict[str, Any]], real: str, against: str, threshold: float = VALIDITY_THRESHOLD,
              seed: int = 0) -> dict[str, Any] | None:
     """The judge's own test in every run: the author's real held-out text against `against`'s output for the same
@@ -298,7 +306,7 @@ def validity(judgments: list[dict[str, Any]], real: str, against: str, threshold
     return {
         "real": real, "against": against, "threshold": threshold, "n": interval.n,
         "real_wins": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
-        "passed": interval.mean >= threshold and interval.low > 0.5,
+        "passed": passes(interval.mean, interval.low, threshold),
     }
 
 
@@ -309,13 +317,8 @@ def agreement(judgments: list[dict[str, Any]], metric: dict[str, dict[str, float
     are left out. 0.5 is no relation. The "Authorship Gap" (arXiv 2604.26460) found style metrics that disagree with
     each other: this says whether ours do (issue "[3 of 5]" §2)."""
     rows, _ = calibrated(judgments, bias)
-    verdicts: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
-    for row in rows:
-        if row.get("winner") is not None and not row.get("check"):
-            x, y = sorted((row["a"], row["b"]))
-            verdicts[(x, y, row["item_id"])][row["order"]] = row["winner"]
     agreed = []
-    for (x, y, item), by_order in verdicts.items():
+    for (x, y, item), by_order in winners_by_pair([row for row in rows if not row.get("check")]).items():
         if len(by_order) < 2 or by_order[0] != by_order[1] or item not in metric.get(x, {}) or item not in metric.get(y, {}):
             continue
         difference = metric[x][item] - metric[y][item]

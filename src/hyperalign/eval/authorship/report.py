@@ -88,9 +88,7 @@ def judge_section(judge: dict[str, Any]) -> list[str]:
     if calibration.get("pointwise_verdicts") and not calibration.get("probability_verdicts"):
         lines += ["Verdicts from a pointwise judge: each text scored alone beside the reference, as the probability "
                   f"of its first label; a pair goes to the higher score (within {POINTWISE_TIE}, a tie). No two texts are shown "
-                  "together, so there is no position to calibrate"
-                  + (f"; {calibration['text_verdicts']} pairs fell back to text verdicts." if calibration.get(
-                      "text_verdicts") else "."), ""]
+                  "together, so there is no position to calibrate.", ""]
     elif calibration.get("probability_verdicts"):
         lines += [f"Verdicts from label probabilities (the first output token's log-probabilities), calibrated: "
                   f"the run's position bias, P(first shown) = {calibration['position_bias_p_first']:.2f} at even "
