@@ -10,7 +10,7 @@ import pytest
 
 from hyperalign.errors import InputError
 from hyperalign.eval.authorship.report import judge_section
-from hyperalign.eval.judge import POINTWISE_TIE, Judge, aggregate
+from hyperalign.eval.judge import POINTWISE_TIE, Judge, aggregate, chosen_judge
 from hyperalign.llm import CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
 from test_eval_authorship import config, rows, run, write_corpus
@@ -74,6 +74,24 @@ def test_end_to_end_a_pointwise_judge_that_tells_real_text_passes_its_check_and_
     assert "Pairs not tied: 0.00" in section and "Position consistency" not in section
     assert judge["agreement_with_delta_margin"] is None  # every pair tied: nothing decided to compare
     assert all(r["verdict"] == "pointwise" for r in rows(tmp_path / "run", "judgments.jsonl"))
+
+
+def test_auto_picks_the_pointwise_judge_where_the_backend_reads_probabilities_and_the_pairwise_one_elsewhere():
+    reads = LLMClient(FakeBackend(probabilities=same_author(lambda text: 0.5)))
+    plain = LLMClient(FakeBackend())
+    assert chosen_judge("auto", reads) == "same-author" and chosen_judge("auto", plain) == "style"
+    assert chosen_judge("style", reads) == "style" and chosen_judge("same-author", plain) == "same-author"
+
+
+@pytest.mark.parametrize(("probabilities", "named", "verdicts"), [(True, "same-author", "pointwise"),
+                                                                  (False, "style", "text")])
+def test_a_run_with_the_default_judge_runs_and_names_the_judge_its_backend_can_carry(
+        corpus, tmp_path, probabilities, named, verdicts):
+    judge_backend = FakeBackend(probabilities=same_author(lambda text: 0.2 if "[fake" in text else 0.7)
+                                if probabilities else None)
+    results = run(config(corpus), tmp_path / "run", FakeBackend(), judge_backend)
+    assert results["config"]["judge"] == named and results["judge"]["judge"].startswith(named)
+    assert results["judge"]["calibration"]["verdicts"] == verdicts
 
 
 def test_a_pointwise_judge_on_a_backend_without_log_probabilities_stops_before_judging(corpus, tmp_path):

@@ -38,7 +38,18 @@ BUILTIN_JUDGES = Path(__file__).parent / "judges"
 # Two pointwise scores closer than this are a tie: below the third decimal the labels' probabilities are noise.
 POINTWISE_TIE = 0.001
 VALIDITY_THRESHOLD = 0.75  # the share of pairs the real text must win, with its 95% interval above 0.5
+# The default judge: the one that passed its validity check where the pairwise one failed (module docstring), where
+# the judging backend can run it; elsewhere the pairwise judge, which reads text verdicts.
+AUTO_JUDGE, POINTWISE_DEFAULT, PAIRWISE_DEFAULT = "auto", "same-author", "style"
 M = TypeVar("M", bound=BaseModel)
+
+
+def chosen_judge(name: str, client: LLMClient) -> str:
+    """The judge a run uses for `name`: `auto` is the pointwise `same-author` on a backend that returns
+    log-probabilities and the pairwise `style` elsewhere; any other name is itself."""
+    if name != AUTO_JUDGE:
+        return name
+    return POINTWISE_DEFAULT if client.backend.capabilities.logprobs else PAIRWISE_DEFAULT
 
 
 class JudgeConfig(BaseModel):

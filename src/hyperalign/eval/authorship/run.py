@@ -16,7 +16,7 @@ from ...pipeline.generate import GenerationOptions, Strategy, agenerate
 from ...profiles.model import Profile
 from ..calibration import calibrated, position_bias
 from ..corpus import PromptStyle, Split, demonstration_tasks, load_corpus, make_split
-from ..judge import Judge, aggregate, agreement, judge_identity, pair_orders, validity
+from ..judge import AUTO_JUDGE, Judge, aggregate, agreement, chosen_judge, judge_identity, pair_orders, validity
 from ..runs import ProgressHook, RunFolder, no_progress, short_hash
 from ..split_file import SPLIT_FILE, read_split, write_split
 from .identify import identification_by_hypotheses
@@ -41,7 +41,8 @@ class AuthorshipConfig(BaseModel):
     seed: int = 0
     prompt_style: PromptStyle = "auto"
     classifier_texts: Literal["all", "shots"] = "all"
-    judge: str | None = "style"
+    judge: str | None = Field(AUTO_JUDGE, description="a judge folder or name; 'auto': same-author where the judge "
+                              "backend returns log-probabilities, else style (judge.chosen_judge); None: no judge")
     max_tokens: int = 600
     copy_threshold: float = Field(0.05, description="outputs whose word 8-gram copy rate reaches this are 'copying'")
     judge_against: str | None = Field(None, description="judge only the pairs that include this method (ablations); "
@@ -69,9 +70,12 @@ class AuthorshipRun:
         self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
         self.generation = GenerationOptions(max_tokens=config.max_tokens)
         self.methods = parse_methods(config.methods)
+        judging = (judge_ha or ha).client
+        if config.judge:  # the report names the judge that ran, not 'auto'
+            config = config.model_copy(update={"judge": chosen_judge(config.judge, judging)})
         self.judge = Judge.load(config.judge) if config.judge else None
         if self.judge:  # a template that cannot render, or a judge this backend cannot run, fails before any call
-            self.judge.check((judge_ha or ha).client)
+            self.judge.check(judging)
         judge_id = judge_identity(self.judge, judge_ha) if self.judge and judge_ha else ""
         generator = short_hash(unbiased_identity(ha.client.identity))
         self.config = config.model_copy(update={"generator": generator, "judge_id": judge_id})
