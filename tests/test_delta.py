@@ -100,3 +100,25 @@ def test_the_margin_tells_writing_like_the_author_from_writing_like_everyone(tra
                (("own", own), ("blend", blend), ("other", other))}
     assert margins["own"] > 0 > margins["other"]
     assert abs(margins["blend"]) < margins["own"] / 2
+
+
+def test_the_margin_without_copying_leaves_out_the_outputs_that_copy_and_only_those(training):
+    # One output per author is (by its flag) a copy of the author's own text: its margin is high, and a method whose
+    # margin comes from copies alone shows it once they are left out.
+    references = [(formal(500), "formal"), (chatty(500), "chatty")]
+    candidates = {"copies": [(formal(0), "formal"), (chatty(501), "formal"), (chatty(1), "chatty"),
+                             (formal(502), "chatty")],
+                  "clean": [(formal(503), "formal")]}
+    copying = {"copies": [True, False, True, False], "clean": [False]}
+    result = second_metrics(training, training, candidates, references, seed=0, copying=copying)
+    model = DeltaModel(training)
+    kept = [model.score(t, a)["margin"] for (t, a), c in zip(candidates["copies"], copying["copies"], strict=True)
+            if not c]
+    without = result["methods"]["copies"]["delta_margin_without_copying"]
+    assert without["n"] == 2 and without["mean"] == pytest.approx(sum(kept) / 2)
+    assert without["mean"] < 0 < result["methods"]["copies"]["delta_margin"]["mean"]
+    assert result["methods"]["clean"]["delta_margin_without_copying"]["mean"] == pytest.approx(
+        result["methods"]["clean"]["delta_margin"]["mean"])
+    every_copy = second_metrics(training, training, {"all": candidates["copies"][:1]}, references, seed=0,
+                                copying={"all": [True]})
+    assert every_copy["methods"]["all"]["delta_margin_without_copying"] is None

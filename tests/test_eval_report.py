@@ -104,10 +104,18 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
     second = saved["attribution"]["second"]
     for method, block in [*second["methods"].items(), ("ceiling_real_texts", second["ceiling_real_texts"]),
                           ("floor_other_authors", second["floor_other_authors"])]:
-        margin = [r for r in table if r["metric"] == "delta_margin" and r["method"] == method]
+        margin = [r for r in table if r["metric"] == "delta_margin" and r["method"] == method and r["subset"] == "all"]
         assert len(margin) == 1 and float(margin[0]["value"]) == pytest.approx(block["delta_margin"]["mean"])
         assert float(margin[0]["low"]) <= float(margin[0]["value"]) <= float(margin[0]["high"])
     assert "| method | Delta accuracy | Delta to target | Delta margin | facts adherence |" in report
+    # The margin of the outputs that do not copy: in the report and the CSV for each method (the fake's outputs
+    # copy nothing, so it covers every output and equals the margin).
+    for method, block in second["methods"].items():
+        without = block["delta_margin_without_copying"]
+        assert without["n"] == block["n"] and without["mean"] == pytest.approx(block["delta_margin"]["mean"])
+        assert [r for r in table if r["metric"] == "delta_margin" and r["method"] == method
+                and r["subset"] == "without_copying"]
+    assert "| margin, without copying |" in report and f"(n={without['n']}) |" in report
 
     for name in ("attribution", "win_rates", "tokens", "delta_margin"):
         png = folder / "plots" / f"{name}.png"

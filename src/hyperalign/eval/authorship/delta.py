@@ -78,13 +78,15 @@ PAIRED_AGAINST = "few-shot"  # the baseline the issue's goal names: each method'
 def second_metrics(
     training: dict[str, list[str]], demonstrations: dict[str, list[str]],
     candidates: dict[str, list[tuple[str, str]]], references: list[tuple[str, str]], seed: int,
-    item_ids: dict[str, list[str]] | None = None,
+    item_ids: dict[str, list[str]] | None = None, copying: dict[str, list[bool]] | None = None,
 ) -> dict[str, Any]:
     """Delta (attribution accuracy and distance to the target) and facts adherence for each method's outputs
     (`candidates`: method -> [(text, target author)]), with the ceiling (each real held-out text against its own
     author) and the cross-author floor (each real held-out text against every other author). With `item_ids` (method
     -> the prompt of each candidate), each method's Delta margin minus few-shot's on the same prompts: a paired
-    difference, whose interval is far narrower than the two methods' own intervals side by side."""
+    difference, whose interval is far narrower than the two methods' own intervals side by side. With `copying` (method
+    -> whether each candidate copies its author's demonstrations), the margin of the outputs that do not: a method
+    whose margin comes from reproducing the person's texts word for word shows it there."""
     model = DeltaModel(training)
     facts = {author: style_facts(texts) for author, texts in demonstrations.items()}
 
@@ -104,8 +106,11 @@ def second_metrics(
     floor = block(floor_pairs)
     floor["delta_accuracy"] = None  # attribution to a wrong author by construction: not a floor
     methods = {method: block(pairs) for method, pairs in candidates.items()}
-    margins = {m: dict(zip(item_ids[m], (model.score(t, a)["margin"] for t, a in pairs), strict=True))
-               for m, pairs in candidates.items()} if item_ids else {}
+    scores = {m: [model.score(t, a)["margin"] for t, a in pairs] for m, pairs in candidates.items()}
+    for method, flags in (copying or {}).items():
+        kept = [margin for margin, copies in zip(scores[method], flags, strict=True) if not copies]
+        methods[method]["delta_margin_without_copying"] = bootstrap(kept, seed=seed).as_dict() if kept else None
+    margins = {m: dict(zip(item_ids[m], scores[m], strict=True)) for m in candidates} if item_ids else {}
     if margins and PAIRED_AGAINST in candidates:
         baseline = margins[PAIRED_AGAINST]
         for method, by_item in margins.items():

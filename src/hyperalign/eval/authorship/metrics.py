@@ -72,7 +72,8 @@ def attribution_metrics(split: Split, rows: list[dict[str, Any]], methods: list[
             },
         }
     second = second_metrics(training, demos, {m: [(t, a) for t, a, _ in candidates[m]] for m in methods},
-                            references, config.seed, item_ids)
+                            references, config.seed, item_ids,
+                            copying={m: [c for _, _, c in candidates[m]] for m in methods})
     return {"views": views, "copying": copy_summary, "chance": 1 / len(split.authors), "second": second}
 
 

@@ -30,6 +30,11 @@ def _ci(block: dict[str, Any] | None, digits: int = 2) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def _with_n(block: dict[str, Any] | None) -> str:
+    """A margin's interval and how many outputs it covers; '–' where it is not in the results (an older run)."""
+    return "–" if not block or not block.get("n") else f"{_ci(block, digits=3)} (n={block['n']})"
+
+
 def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -56,10 +61,11 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = {**second.get("methods", {}), **{k: second[k] for k in ("ceiling_real_texts", "floor_other_authors")
                                               if k in second}}
     for name, block in blocks.items():
-        for metric in SUMMARIES:
-            if block.get(metric):
-                summary = block[metric]
-                rows.append({"metric": metric, "view": "", "method": name, "subset": "all", "value": summary["mean"],
+        summaries = [(metric, "all", block.get(metric)) for metric in SUMMARIES]
+        summaries.append(("delta_margin", "without_copying", block.get("delta_margin_without_copying")))
+        for metric, subset, summary in summaries:
+            if summary:
+                rows.append({"metric": metric, "view": "", "method": name, "subset": subset, "value": summary["mean"],
                              "low": summary["low"], "high": summary["high"], "n": summary["n"]})
     for row_method, cols in shown_win_rates(results["judge"]).items():
         for col, cell in cols.items():
@@ -193,19 +199,23 @@ def markdown(results: dict[str, Any]) -> str:
                   "its Delta without raising its margin). *Facts*: adherence to the style facts measured from the target "
                   "author's demonstrations (0–1; best-of-N reranks by it, so it is not independent for those methods). "
                   "Ceiling: real held-out texts against their own author; floor: real held-out texts against every "
-                  "other author. *Margin − few-shot*: the method's margin minus few-shot's on the same prompts (paired).",
+                  "other author. *Margin − few-shot*: the method's margin minus few-shot's on the same prompts (paired). "
+                  "*Margin, without copying*: the margin of the outputs that do not copy the author's demonstrations "
+                  "(the attribution table's threshold), with how many there are.",
                   "",
-                  "| method | Delta accuracy | Delta to target | Delta margin | facts adherence | margin − few-shot (paired) |",
-                  "|---|---|---|---|---|---|"]
+                  "| method | Delta accuracy | Delta to target | Delta margin | facts adherence | margin − few-shot (paired) "
+                  "| margin, without copying |",
+                  "|---|---|---|---|---|---|---|"]
         paired = f"delta_margin_vs_{second.get('paired_against', '')}"
         for name in results["methods"]:
             block = second["methods"].get(name)
             if block and block["n"]:
-                lines.append(f"| {name} | {_second_cells(block)} | {_ci(block.get(paired), digits=3)} |")
+                lines.append(f"| {name} | {_second_cells(block)} | {_ci(block.get(paired), digits=3)} | "
+                             f"{_with_n(block.get('delta_margin_without_copying'))} |")
         for label, key in (("*real held-out texts (ceiling)*", "ceiling_real_texts"),
                            ("*other authors' real texts (floor)*", "floor_other_authors")):
             block = second[key]
-            lines.append(f"| {label} | {_second_cells(block)} | |")
+            lines.append(f"| {label} | {_second_cells(block)} | | |")
     lines += ["", "## Pairwise LLM judge", "", *judge_section(results["judge"])]
     cost = results["cost"]
     lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
