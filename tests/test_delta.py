@@ -122,3 +122,20 @@ def test_the_margin_without_copying_leaves_out_the_outputs_that_copy_and_only_th
     every_copy = second_metrics(training, training, {"all": candidates["copies"][:1]}, references, seed=0,
                                 copying={"all": [True]})
     assert every_copy["methods"]["all"]["delta_margin_without_copying"] is None
+
+
+def test_the_paired_difference_without_copying_keeps_the_prompts_where_neither_output_copies(training):
+    references = [(formal(600), "formal"), (chatty(600), "chatty")]
+    candidates = {"few-shot": [(formal(0), "formal"), (formal(601), "formal"), (chatty(602), "chatty")],
+                  "ours": [(formal(603), "formal"), (formal(604), "formal"), (chatty(3), "chatty")]}
+    ids = {"few-shot": ["a", "b", "c"], "ours": ["a", "b", "c"]}
+    # few-shot copies on "a", ours on "c": only "b" is compared.
+    copying = {"few-shot": [True, False, False], "ours": [False, False, True]}
+    result = second_metrics(training, training, candidates, references, seed=0, item_ids=ids, copying=copying)
+    model = DeltaModel(training)
+    expected = model.score(*candidates["ours"][1])["margin"] - model.score(*candidates["few-shot"][1])["margin"]
+    clean = result["methods"]["ours"]["delta_margin_vs_few-shot_without_copying"]
+    assert clean["n"] == 1 and clean["mean"] == pytest.approx(expected)
+    assert result["methods"]["ours"]["delta_margin_vs_few-shot"]["n"] == 3
+    plain = second_metrics(training, training, candidates, references, seed=0, item_ids=ids)
+    assert "delta_margin_vs_few-shot_without_copying" not in plain["methods"]["ours"]

@@ -115,7 +115,10 @@ def test_report_renders_tables_csv_and_plots(tmp_path):
         assert without["n"] == block["n"] and without["mean"] == pytest.approx(block["delta_margin"]["mean"])
         assert [r for r in table if r["metric"] == "delta_margin" and r["method"] == method
                 and r["subset"] == "without_copying"]
-    assert "| margin, without copying |" in report and f"(n={without['n']}) |" in report
+    assert "| margin, without copying | margin − few-shot, neither copying |" in report
+    assert f"(n={without['n']}) |" in report
+    paired = [r for r in table if r["metric"] == "delta_margin_vs_few-shot" and r["method"] == "hyperalign"]
+    assert {r["subset"] for r in paired} == {"all", "without_copying"}
 
     for name in ("attribution", "win_rates", "tokens", "delta_margin"):
         png = folder / "plots" / f"{name}.png"

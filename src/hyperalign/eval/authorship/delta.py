@@ -111,6 +111,8 @@ def second_metrics(
         kept = [margin for margin, copies in zip(scores[method], flags, strict=True) if not copies]
         methods[method]["delta_margin_without_copying"] = bootstrap(kept, seed=seed).as_dict() if kept else None
     margins = {m: dict(zip(item_ids[m], scores[m], strict=True)) for m in candidates} if item_ids else {}
+    copies = ({m: {i for i, c in zip(item_ids[m], flags, strict=True) if c} for m, flags in copying.items()}
+              if copying and item_ids else {})
     if margins and PAIRED_AGAINST in candidates:
         baseline = margins[PAIRED_AGAINST]
         for method, by_item in margins.items():
@@ -118,6 +120,12 @@ def second_metrics(
             if method != PAIRED_AGAINST and shared:
                 methods[method][f"delta_margin_vs_{PAIRED_AGAINST}"] = bootstrap(
                     [by_item[i] - baseline[i] for i in shared], seed=seed).as_dict()
+                # The same difference on the prompts where neither output copies: few-shot's lead without its
+                # copies, prompt by prompt (leaving the copies out of one side only would compare other prompts).
+                clean = [i for i in shared if i not in copies.get(method, set()) | copies.get(PAIRED_AGAINST, set())]
+                if copies and clean:
+                    methods[method][f"delta_margin_vs_{PAIRED_AGAINST}_without_copying"] = bootstrap(
+                        [by_item[i] - baseline[i] for i in clean], seed=seed).as_dict()
     return {
         "features": f"{len(model.vocabulary)} most frequent words (Burrows' Delta); measured style facts",
         "ceiling_real_texts": block(references),

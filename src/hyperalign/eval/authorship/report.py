@@ -63,6 +63,9 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name, block in blocks.items():
         summaries = [(metric, "all", block.get(metric)) for metric in SUMMARIES]
         summaries.append(("delta_margin", "without_copying", block.get("delta_margin_without_copying")))
+        paired = f"delta_margin_vs_{second.get('paired_against', '')}"
+        summaries += [(paired, subset, block.get(key)) for subset, key in (("all", paired),
+                                                                          ("without_copying", f"{paired}_without_copying"))]
         for metric, subset, summary in summaries:
             if summary:
                 rows.append({"metric": metric, "view": "", "method": name, "subset": subset, "value": summary["mean"],
@@ -201,21 +204,23 @@ def markdown(results: dict[str, Any]) -> str:
                   "Ceiling: real held-out texts against their own author; floor: real held-out texts against every "
                   "other author. *Margin − few-shot*: the method's margin minus few-shot's on the same prompts (paired). "
                   "*Margin, without copying*: the margin of the outputs that do not copy the author's demonstrations "
-                  "(the attribution table's threshold), with how many there are.",
+                  "(the attribution table's threshold), with how many there are; and the paired difference with "
+                  "few-shot on the prompts where neither output copies.",
                   "",
                   "| method | Delta accuracy | Delta to target | Delta margin | facts adherence | margin − few-shot (paired) "
-                  "| margin, without copying |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| margin, without copying | margin − few-shot, neither copying |",
+                  "|---|---|---|---|---|---|---|---|"]
         paired = f"delta_margin_vs_{second.get('paired_against', '')}"
         for name in results["methods"]:
             block = second["methods"].get(name)
             if block and block["n"]:
                 lines.append(f"| {name} | {_second_cells(block)} | {_ci(block.get(paired), digits=3)} | "
-                             f"{_with_n(block.get('delta_margin_without_copying'))} |")
+                             f"{_with_n(block.get('delta_margin_without_copying'))} | "
+                             f"{_with_n(block.get(paired + '_without_copying'))} |")
         for label, key in (("*real held-out texts (ceiling)*", "ceiling_real_texts"),
                            ("*other authors' real texts (floor)*", "floor_other_authors")):
             block = second[key]
-            lines.append(f"| {label} | {_second_cells(block)} | | |")
+            lines.append(f"| {label} | {_second_cells(block)} | | | |")
     lines += ["", "## Pairwise LLM judge", "", *judge_section(results["judge"])]
     cost = results["cost"]
     lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
