@@ -518,6 +518,11 @@ def test_one_method_across_corpora_reads_the_newest_run_of_each_corpus():
     assert "| `few-shot` | 0.030 [0.020, 0.040] | 0.040 [0.030, 0.050] |" in page
     assert "news" not in page and "0.900" not in page  # another model: a design of its own, on one corpus
     assert across_corpora(runs[:2]) == ""
+    assert "neither output copies" not in page  # no run measured it: no table
+    clean = {"delta_margin_vs_few-shot_without_copying": {"mean": -0.004, "low": -0.017, "high": 0.009, "n": 27}}
+    runs[1][2]["attribution"]["second"]["methods"]["hyperalign"] |= clean
+    page = across_corpora(runs)
+    assert "neither output copies" in page and "| `hyperalign` | -0.004 [-0.017, 0.009] | – |" in page
 
 
 def test_the_cross_corpus_section_says_whether_each_corpus_s_judge_passed_its_validity_check():

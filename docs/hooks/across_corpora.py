@@ -108,6 +108,14 @@ def across_corpora(runs: list[Run]) -> str:
         if paired_rows:
             parts += ["\nThe method's margin minus few-shot's on the same prompts (paired; above 0: closer to the "
                       "person than few-shot):\n", table(["method", *measured], paired_rows)]
+        clean, clean_used = _cells(group, measured, methods, f"{paired_key}_without_copying")
+        clean_rows = [[f"`{m}`", *(clean.get((m, c), "–") for c in measured)] for m in methods
+                      if any((m, c) in clean for c in measured)]
+        if clean_rows:
+            parts += ["\nThe same difference on the prompts where neither output copies the person's texts (word "
+                      "8-grams over the run's threshold): how much of few-shot's lead is its copies:\n",
+                      table(["method", *measured], clean_rows)]
+            used |= clean_used
         checks = _judge_validity(group, measured)
         if checks:
             parts += ["\nThe judge's validity check on each corpus (the author's real held-out text against "
