@@ -133,7 +133,7 @@ def test_end_to_end_a_biased_probability_judge_passes_its_validity_check_and_ran
     # front); the real held-out texts do not. A judge that leans to the first-shown text by 3 log-odds but sees
     # real text as better by 1.5 says "A" every time.
     judge_backend = FakeBackend(probabilities=biased_judge(lambda t: 0.0 if "[fake" in t else 1.5, 3.0))
-    results = run(config(corpus), tmp_path / "run", FakeBackend(), judge_backend)
+    results = run(config(corpus, judge="style"), tmp_path / "run", FakeBackend(), judge_backend)
     judgments = rows(tmp_path / "run", "judgments.jsonl")
     checks = [r for r in judgments if r.get("check") == "validity"]
     assert len(checks) == 2 * 6 and all(r["p_first"] > 0.5 and r["winner"] == r["a"] for r in checks)  # raw: "A"
@@ -149,7 +149,7 @@ def test_a_judge_that_fails_its_validity_check_shows_no_win_rate(corpus, tmp_pat
     from hyperalign.eval.authorship.report import judge_section, shown_win_rates
 
     judge_backend = FakeBackend(probabilities=lambda request: {"A": 0.95, "B": 0.05})  # blind: always first
-    results = run(config(corpus), tmp_path / "run", FakeBackend(), judge_backend)
+    results = run(config(corpus, judge="style"), tmp_path / "run", FakeBackend(), judge_backend)
     judge = results["judge"]
     assert judge["validity"] is not None and not judge["validity"]["passed"]
     assert shown_win_rates(judge) == {}
