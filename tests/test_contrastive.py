@@ -262,6 +262,44 @@ def test_specks_of_lean_keep_nothing():
     assert tally.person == tally.contrast == 0 and 0 < tally.lean_bound < MIN_LEAN
 
 
+def one_text_checker(request: CompletionRequest) -> dict[str, float]:
+    """A checker read one text at a time: P("Yes") leans to "Yes" by 1 log-odds on anything (an acquiescent small
+    model), and by 1.5 more for the true difference on short sentences, 1.5 less on long ones; the generic statement
+    and the placebo fit every text alike."""
+    prompt = request.messages[-1]["content"]
+    texts = re.findall(r"<user_text>\n(.*?)\n</user_text>", prompt, re.S)
+    assert len(texts) == 1 and 'id="B"' not in prompt, "a pointwise check shows one text"
+    statement = re.search(r"^Statement about the writer: (.*)$", prompt, re.M).group(1)
+    lean = 1.0
+    if statement == SPECIFIC:
+        lean += 1.5 if mean_sentence_words(texts[0]) < 12 else -1.5
+    p = 1 / (1 + math.exp(-lean))
+    return {"Yes": 0.95 * p, "No": 0.95 * (1 - p), "The": 0.05}
+
+
+def test_pointwise_verification_reads_each_text_alone_and_keeps_only_the_true_difference():
+    backend = FakeBackend(oracle, probabilities=one_text_checker)
+    profile = HyperAlign(LLMClient(backend)).infer_profile(
+        "walker", PERSON, options=InferenceOptions(proposal="single", verification="pointwise"))
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    kept = profile.inferred_hypotheses[0].discrimination
+    assert kept.person == 4 and kept.contrast == 0 and kept.leans == pytest.approx([3.0] * 4, abs=0.01)
+    generic = profile.report.failed_verification[0].discrimination
+    assert generic.leans == pytest.approx([0.0] * 4, abs=0.01)  # fits both texts: no lean, dropped
+    verification = profile.report.verification
+    assert verification["pointwise"] == 1.0 and "position_bias_p_a" not in verification
+    assert verification["mean_p_yes"] > 0.5  # the acquiescence is reported, and cancels in every lean
+    label_calls = [r for r in backend.requests if r.top_logprobs]
+    assert len(label_calls) == verification["calls"] == 5 * 2 * 3  # pairs x texts x (statements + placebo)
+
+
+def test_pointwise_verification_without_log_probabilities_falls_back_to_the_pairwise_check():
+    profile, backend = infer(oracle, verification="pointwise")
+    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    assert "pointwise" not in profile.report.verification
+    assert any(r.schema_name == "verify_hypotheses" for r in backend.requests)
+
+
 def test_the_paper_method_is_one_flag_away_and_needs_no_contrast():
     def paper(request: CompletionRequest) -> str:
         assert request.json_schema is not None, "the paper method writes no default voice"

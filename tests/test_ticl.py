@@ -301,6 +301,10 @@ def test_parse_methods_accepts_ticl_and_best_of_variants():
     assert few.strategy is Strategy.FEW_SHOT and few.generation == {"best_of": 2} and few.inference is None
     plain = parse_methods(["hyperalign"])[0]
     assert plain.inference.style_facts is True and plain.generation == {}
+    assert plain.inference.verification == "pairwise"
+    pointwise = parse_methods(["hyperalign:verify=pointwise"])[0]
+    # it infers other profiles, so they live in a folder of their own
+    assert pointwise.inference.verification == "pointwise" and pointwise.folder == "hyperalign_verify=pointwise/"
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -315,6 +319,8 @@ def test_parse_methods_accepts_ticl_and_best_of_variants():
     ("ticl:epochs", r"option 'epochs' \(for ticl: epochs=N\)"),
     ("ticl:epochs=two", r"option 'epochs=two'"),
     ("few-shot:no-facts", r"option 'no-facts' \(for few-shot: best-of=N\)"),
+    ("hyperalign:paper:verify=pointwise", r"verify checks the contrastive method's hypotheses"),
+    ("hyperalign:verify=both", r"unknown or repeated option 'verify=both'"),
 ])
 def test_parse_methods_refuses_bad_options_naming_them(spec, message):
     with pytest.raises(InputError, match=message):

@@ -86,7 +86,7 @@ async def ainfer_contrastive(
     supported = [h for h in candidates if h.supported]
     kept, failed, stats = await discriminate(
         client, supported, examples, contrast, max_pairs=options.verify_pairs, z=options.verify_z,
-        min_score=options.min_discrimination)
+        min_score=options.min_discrimination, pointwise=options.verification == "pointwise")
     report.verification = stats
     report.failed_verification = failed
     # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote

@@ -57,5 +57,8 @@ class InferenceOptions(BaseModel):
                                "that carry their habits most against the default voice (excerpts.py); the generator "
                                "is shown them as written. 0: none")
     verify_pairs: int = Field(5, ge=1, le=50, description="contrastive verification: pairs at most (two calls each)")
+    verification: Literal["pairwise", "pointwise"] = Field(
+        "pairwise", description="contrastive verification with log-probabilities: pairwise shows a pair in both "
+        "orders; pointwise reads each text alone with each statement (verify.py). Without log-probabilities, pairwise")
     verify_z: float = Field(ONE_SIDED_95, gt=0, description="the Wilson bound's z")
     min_discrimination: float = Field(0.5, ge=0, le=1, description="the bound a kept hypothesis must beat")

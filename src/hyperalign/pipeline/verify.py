@@ -24,6 +24,13 @@ its mean lean is above MIN_LEAN (MIN_PAIRS leans at least): a statement that poi
 pairs and weakly the other way on one is real, though the Wilson bound of a handful of signs cannot show it. Every lean is kept in the hypothesis's `discrimination`, and the hypotheses
 that failed are kept in the profile's report, so a reader sees why each one went.
 
+With `pointwise` (and log-probabilities), no pair is ever shown together: each text of a pair is read alone with
+each statement — P("Yes": the statement describes how this text is written) — and the lean is the log-odds of the
+person's text minus the default's, less the placebo's. There is no position to cancel. Why: scored one text at a
+time, Qwen2.5-Coder-1.5B told the author's real text from its own zero-shot text on 80–93 % of tasks where its
+calibrated pairwise verdicts were a coin (eval/judge.py, benchmarks/pointwise_judge.py); the same may hold for
+hypotheses. Without log-probabilities it falls back to the pairwise check.
+
 A hypothesis is tested only on pairs whose person text it does not quote as evidence: the texts it was read from
 cannot confirm it. A person with few texts (fewer than MIN_PAIRS such pairs) cannot reach the bound at all; their
 hypotheses are then tested on every pair and kept, marked `provisional`, when every decided pair picked the person
@@ -88,6 +95,18 @@ async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], ta
     return chances
 
 
+async def _point_probabilities(client: LLMClient, statements: Sequence[Hypothesis], task: str, text: str,
+                               ) -> list[float | None]:
+    """P("Yes") for each statement on one text alone (None where the answer's probability fell elsewhere); one after
+    another, the statement last, so a prefix-caching backend reads the text once."""
+    chances: list[float | None] = []
+    for hypothesis in statements:
+        messages = render_messages("verify_hypothesis_point", task=task, text=text, hypothesis=hypothesis)
+        read = await read_labels(client, messages, ("Yes", "No"))
+        chances.append(read[0]["Yes"] if read else None)
+    return chances
+
+
 def _leans(person_first: list[list[float | None]], person_second: list[list[float | None]]
            ) -> tuple[list[list[float | None]], list[float]]:
     """Per pair and statement (the last is the placebo): the log-odds of "A" with the person's text first minus with
@@ -112,13 +131,19 @@ def _pick_by_lean(lean: float | None) -> str:
 
 
 async def _probability_leans(client: LLMClient, hypotheses: list[Hypothesis],
-                             clipped: list[tuple[int, str, str, str]]
+                             clipped: list[tuple[int, str, str, str]], pointwise: bool = False,
                              ) -> tuple[list[list[float | None]] | None, dict[str, float]]:
     """The pairs read as probabilities: each statement's lean per pair (_leans) and statistics. None where fewer than
-    half of the answers carried probability on the letters (then the sampled verdicts decide)."""
+    half of the answers carried probability on the labels (then the sampled verdicts decide). Pairwise, the two
+    reads of a pair are its two orders (P("A")); pointwise, its two texts alone (P("Yes")): the person's, then the
+    default's — the same difference of log-odds either way."""
     statements = [*hypotheses, PLACEBO]
-    jobs = [_probabilities(client, statements, task, *texts) for _, task, person, other in clipped
-            for texts in ((person, other), (other, person))]
+    if pointwise:
+        jobs = [_point_probabilities(client, statements, task, text) for _, task, person, other in clipped
+                for text in (person, other)]
+    else:
+        jobs = [_probabilities(client, statements, task, *texts) for _, task, person, other in clipped
+                for texts in ((person, other), (other, person))]
     if client.backend.capabilities.prompt_prefix_cache:  # one slot: interleaved pairs would evict each other
         results = [await job for job in jobs]
     else:
@@ -129,17 +154,18 @@ async def _probability_leans(client: LLMClient, hypotheses: list[Hypothesis],
     readable = [p for row in first + second for p in row if p is not None]
     if len(readable) < len(statements) * len(clipped):  # fewer than half of the 2 x pairs x statements answers
         return None, stats
-    bias = sum(map(logit, readable)) / len(readable)  # reported: how much the checker leans to "A" at even texts
+    # Reported: how much the checker leans to "A" at even texts (pairwise), or to "Yes" on any text (pointwise).
+    bias = round(1 / (1 + math.exp(-sum(map(logit, readable)) / len(readable))), 3)
     leans, placebo = _leans(first, second)
     return leans, stats | {
-        "probabilities": 1.0, "position_bias_p_a": round(1 / (1 + math.exp(-bias)), 3),
+        "probabilities": 1.0, **({"pointwise": 1.0, "mean_p_yes": bias} if pointwise else {"position_bias_p_a": bias}),
         # how far the checker leans to the person's text whatever the statement (taken from every lean)
         "placebo_lean": round(sum(placebo) / len(placebo), 3) if placebo else 0.0}
 
 
 async def discriminate(
     client: LLMClient, hypotheses: list[Hypothesis], examples: Sequence[UserExample], contrast: Contrast, *,
-    max_pairs: int = 8, z: float = ONE_SIDED_95, min_score: float = 0.5,
+    max_pairs: int = 8, z: float = ONE_SIDED_95, min_score: float = 0.5, pointwise: bool = False,
 ) -> tuple[list[Hypothesis], list[Hypothesis], dict[str, float]]:
     """(kept, failed, the verification's statistics). Hypotheses come back with `discrimination`.
 
@@ -157,7 +183,7 @@ async def discriminate(
         room = max(400, int(free * CHARS_PER_TOKEN / 2))
     clipped = [(i, task, *((clip(p, room), clip(o, room)) if room else (p, o))) for i, task, p, o in pairs]
     if client.backend.capabilities.logprobs:
-        leans, stats = await _probability_leans(client, hypotheses, clipped)
+        leans, stats = await _probability_leans(client, hypotheses, clipped, pointwise)
         if leans is not None:
             picks = [[_pick_by_lean(lean) for lean in row] for row in leans]
             kept, failed = _score(hypotheses, [i for i, *_ in pairs], picks, z, min_score, leans)

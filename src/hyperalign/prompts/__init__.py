@@ -37,6 +37,7 @@ VERSIONS: dict[str, int] = {
     "infer_differences": 1,
     "verify_hypotheses": 1,
     "verify_hypothesis_label": 1,
+    "verify_hypothesis_point": 1,
     "revise": 1,
     "identify_profile": 1,
 }

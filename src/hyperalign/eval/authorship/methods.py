@@ -47,14 +47,16 @@ STEER_LEVELS = tuple(level.value for level in SteerLevel)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
                    "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
-                   "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False},
+                   "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False,
+                   "verify": ("pairwise", "pointwise")},
     "few-shot": {"best-of": True},
     "zero-shot": {},
     "ticl": {"epochs": True},
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (0, 24)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise], "
+         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise]"
+         "[:verify=pairwise|pointwise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
 
@@ -112,7 +114,12 @@ def _inference(entry: str, settings: dict[str, int | bool | str]) -> InferenceOp
     # support (select, budget) is that method's add-on.
     method: Literal["contrastive", "paper"] = (
         "paper" if settings.get("paper") or selection is not None else "contrastive")
-    return InferenceOptions(method=method, selection=selection, style_facts=not settings.get("no-facts"))
+    if method == "paper" and "verify" in settings:
+        raise InputError(f"method {entry!r}: verify checks the contrastive method's hypotheses; the paper method "
+                         "keeps them by their quotes")
+    verification: Literal["pairwise", "pointwise"] = "pointwise" if settings.get("verify") == "pointwise" else "pairwise"
+    return InferenceOptions(method=method, selection=selection, style_facts=not settings.get("no-facts"),
+                            verification=verification)
 
 
 def parse_methods(spec: list[str]) -> list[Method]:
