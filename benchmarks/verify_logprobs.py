@@ -10,6 +10,9 @@ At the end, the profile-level table of `profile_stats.py` goes to benchmarks/res
 
     python benchmarks/verify_logprobs.py --from benchmarks/runs/aaac-contrast-qwen1.5b-10x3.tar.gz --name aaac-verify-logprobs \\
         --authors 5
+    # each text read alone with each hypothesis (pipeline/verify.py, `verification="pointwise"`):
+    python benchmarks/verify_logprobs.py --from runs/beer-contrast-qwen1.5b-10x3 --name beer-verify-pointwise \\
+        --authors 5 --verification pointwise
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ def main() -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--authors", type=int, default=5)
     parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--verification", choices=("pairwise", "pointwise"), default="pairwise",
+                        help="pairwise: both orders of a pair; pointwise: each text alone")
     args = parser.parse_args()
+    pointwise = args.verification == "pointwise"
     folder = ROOT / "runs" / args.name
     (folder / "profiles").mkdir(parents=True, exist_ok=True)
     with opened_run(args.source) as source:
@@ -65,7 +71,7 @@ def main() -> int:
         path = folder / "profiles" / f"{author.author}.json"
         if path.exists():
             continue
-        profile = ha.infer_profile(author.author, author.demonstrations, options=InferenceOptions())
+        profile = ha.infer_profile(author.author, author.demonstrations, options=InferenceOptions(verification=args.verification))
         profile.save(path)
         verification = profile.report.verification
         print(f"{author.author}: kept {len(profile.inferred_hypotheses)} of {profile.report.proposed} "
@@ -89,14 +95,17 @@ def main() -> int:
               "command": command, "wall_time_s": round(wall, 1), "code": code_version(), "machine": machine(),
               "model": Path(args.model).name, "profiles": json.loads(stats), "kept_hypotheses": kept}
     (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    checker = ("label-probability checker reading each text alone (pointwise)" if pointwise
+               else "label-probability checker (calibrated for position)")
     lines = [f"# Contrastive verification from label probabilities: {args.name}", "",
-             f"`{command}` on `{Path(args.model).name}` (embedded). `hyperalign`: verified by the label-probability "
-             "checker (calibrated for position); `hyperalign:text`: the same proposals verified by sampled letters "
+             f"`{command}` on `{Path(args.model).name}` (embedded). `hyperalign`: verified by the {checker}; "
+             "`hyperalign:text`: the same proposals as verified "
              f"in {args.source.name.removesuffix('.tar.gz')}; `hyperalign:paper`: HyPerAlign's one pass.", "", table.strip(), "",
              "## Kept hypotheses", ""]
     for author, block in kept.items():
-        lines.append(f"- **{author}** ({block['verification'].get('kept', 0):.0f} kept, position bias "
-                     f"P(A) = {block['verification'].get('position_bias_p_a', float('nan')):.2f}):")
+        bias = (f"mean P(Yes) = {block['verification'].get('mean_p_yes', float('nan')):.2f}" if pointwise else
+                f"position bias P(A) = {block['verification'].get('position_bias_p_a', float('nan')):.2f}")
+        lines.append(f"- **{author}** ({block['verification'].get('kept', 0):.0f} kept, {bias}):")
         lines += [f"  - {h['statement']} (person {h['discrimination']['person']}, default "
                   f"{h['discrimination']['contrast']}, undecided {h['discrimination']['undecided']})"
                   for h in block["kept"] if h["discrimination"]]
