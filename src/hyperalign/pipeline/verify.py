@@ -82,28 +82,15 @@ async def _rate(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, 
                                    step="verify_hypotheses[text]"))
 
 
-async def _probabilities(client: LLMClient, hypotheses: Sequence[Hypothesis], task: str, first: str, second: str,
-                         ) -> list[float | None]:
-    """P("A") for each statement on one ordered pair (None where the answer's probability fell elsewhere). One
-    after another: the statement comes last in the prompt, so a prefix-caching backend reads the two texts once."""
-    chances: list[float | None] = []
-    for hypothesis in hypotheses:
-        messages = render_messages("verify_hypothesis_label", task=task, first=first, second=second,
-                                   hypothesis=hypothesis)
-        read = await read_labels(client, messages, ("A", "B"))
-        chances.append(read[0]["A"] if read else None)
-    return chances
-
-
-async def _point_probabilities(client: LLMClient, statements: Sequence[Hypothesis], task: str, text: str,
-                               ) -> list[float | None]:
-    """P("Yes") for each statement on one text alone (None where the answer's probability fell elsewhere); one after
-    another, the statement last, so a prefix-caching backend reads the text once."""
+async def _label_chances(client: LLMClient, statements: Sequence[Hypothesis], template: str, labels: tuple[str, str],
+                        **values: str) -> list[float | None]:
+    """The first label's probability for each statement, rendered into `template` with `values` (the pair in both
+    orders' "A"/"B", or one text's "Yes"/"No"); None where the answer's probability fell elsewhere. One after
+    another: the statement comes last in the prompt, so a prefix-caching backend reads the texts once."""
     chances: list[float | None] = []
     for hypothesis in statements:
-        messages = render_messages("verify_hypothesis_point", task=task, text=text, hypothesis=hypothesis)
-        read = await read_labels(client, messages, ("Yes", "No"))
-        chances.append(read[0]["Yes"] if read else None)
+        read = await read_labels(client, render_messages(template, hypothesis=hypothesis, **values), labels)
+        chances.append(read[0][labels[0]] if read else None)
     return chances
 
 
@@ -139,11 +126,12 @@ async def _probability_leans(client: LLMClient, hypotheses: list[Hypothesis],
     default's — the same difference of log-odds either way."""
     statements = [*hypotheses, PLACEBO]
     if pointwise:
-        jobs = [_point_probabilities(client, statements, task, text) for _, task, person, other in clipped
-                for text in (person, other)]
+        jobs = [_label_chances(client, statements, "verify_hypothesis_point", ("Yes", "No"), task=task, text=text)
+                for _, task, person, other in clipped for text in (person, other)]
     else:
-        jobs = [_probabilities(client, statements, task, *texts) for _, task, person, other in clipped
-                for texts in ((person, other), (other, person))]
+        jobs = [_label_chances(client, statements, "verify_hypothesis_label", ("A", "B"), task=task, first=first,
+                               second=second)
+                for _, task, person, other in clipped for first, second in ((person, other), (other, person))]
     if client.backend.capabilities.prompt_prefix_cache:  # one slot: interleaved pairs would evict each other
         results = [await job for job in jobs]
     else:
