@@ -133,6 +133,22 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert again == profile and again.schema_version == 7
 
 
+def test_the_proposal_grammar_lets_a_statement_describe_the_person_but_not_quote_the_input():
+    """Seen on Qwen2.5-Coder-1.5B: most proposed "statements" were a stretch of the input opened with its tag. The
+    schema the backend decodes with allows a statement only as a description of the person, without markup."""
+    _, backend = infer(oracle)
+    request = next(r for r in backend.requests if r.schema_name == "infer_differences")
+    patterns = {d["properties"]["statement"]["pattern"] for d in request.json_schema["$defs"].values()
+                if "statement" in d.get("properties", {})}
+    assert len(patterns) == 1
+    allowed = re.compile(patterns.pop())
+    assert allowed.match("The person writes 'I reckon' where typical answers write 'I think'.")
+    for copied in ("<user_text>There are two main ways to carbonate beer.</user_text>",
+                   "There are two main ways to carbonate beer.",
+                   "The person <user_text>There are two main ways", "The person writes:\nThere are two ways"):
+        assert not allowed.match(copied), copied
+
+
 def test_the_profile_keeps_the_persons_own_sentences_that_carry_their_habits():
     """Voice samples: sentences of the person's texts as written, each naming its text, from several texts."""
     profile, _ = infer(oracle)

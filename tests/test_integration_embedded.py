@@ -44,6 +44,10 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     assert checked >= 1 and verification["calls"] == 2 * pairs * (checked + 1)
     assert all(len(h.discrimination.leans) <= pairs for h in profile.report.failed_verification if h.discrimination)
     assert all(abs(f.measure.z) >= 1 for f in profile.facts)
+    # The grammar decodes every proposed statement as a description of the person (pipeline/propose.py).
+    proposed = [h.statement for h in (*profile.hypotheses, *profile.report.failed_verification)]
+    proposed += profile.report.copied_statements
+    assert proposed and all(s.startswith("The person ") and "<" not in s for s in proposed), proposed
     for hypothesis in profile.inferred_hypotheses:  # every shown quote is real text of the example it names
         quotes = [e.quote for e in hypothesis.evidence if e.verified]
         assert any(" ".join(q.split()) in " ".join(demo_examples[e.example_index].text.split())

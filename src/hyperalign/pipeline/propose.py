@@ -29,9 +29,21 @@ class HypothesisDraft(BaseModel):
     evidence: list[Quote] = Field(min_length=1, max_length=3, description="quotes copied word for word")
 
 
+# What constrained decoding lets a contrastive statement be (a guide for the grammar, not a validation rule: a strong
+# model's "Uses short sentences" is a fine statement). Seen on Qwen2.5-Coder-1.5B: 4 to 7 of the 6 to 9 statements
+# a profile proposed were a stretch of the person's text opened with its <user_text> tag, all then dropped as
+# copies. Started as a description of the person, without markup or line breaks, they cannot be. Double quotes and
+# backslashes are left out so that no grammar engine has to escape them; the length sits in the pattern as well as
+# in maxLength because some engines read only one of them.
+STATEMENT_PATTERN = r'^The person [^<>\n"\\]{4,200}$'
+
+
 class DifferenceDraft(HypothesisDraft):
     """A contrastive hypothesis: what the person does, and what a typical answer does instead."""
 
+    statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=240)] = Field(
+        description="one concrete, checkable statement about how the person writes",
+        json_schema_extra={"pattern": STATEMENT_PATTERN})
     instead: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = Field(
         "", description="what a typical answer does instead, in a few words")
 
