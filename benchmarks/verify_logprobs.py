@@ -2,8 +2,10 @@
 earlier run (whose checker sampled letters): how many hypotheses now pass, and which.
 
 For the first `--authors` people of the earlier run's split, infer the contrastive profile on the embedded model
-through the completion cache: the default voice, the proposal and its evidence repairs are the same requests as in
-that run (cache hits), so only the verification is new. Each profile is saved as runs/NAME/profiles/AUTHOR.json
+through the completion cache: the default voice is the same requests as in that run (cache hits), and so are the
+proposal and its evidence repairs while their prompts and schemas are unchanged — since the statement pattern
+(pipeline/propose.py::STATEMENT_PATTERN) they are new requests, and the comparison is of proposal and checker
+together. Each profile is saved as runs/NAME/profiles/AUTHOR.json
 beside a copy of the split; the earlier run's profiles of those people are copied in as `hyperalign:text`
 (contrastive, sampled-letter checker) and `hyperalign:paper`. Resumable: a saved profile is not inferred again.
 At the end, the profile-level table of `profile_stats.py` goes to benchmarks/results/NAME.{md,json}.
@@ -99,8 +101,10 @@ def main() -> int:
                else "label-probability checker (calibrated for position)")
     lines = [f"# Contrastive verification from label probabilities: {args.name}", "",
              f"`{command}` on `{Path(args.model).name}` (embedded). `hyperalign`: verified by the {checker}; "
-             "`hyperalign:text`: the same proposals as verified "
-             f"in {args.source.name.removesuffix('.tar.gz')}; `hyperalign:paper`: HyPerAlign's one pass.", "", table.strip(), "",
+             "`hyperalign:text`: the contrastive profiles of "
+             f"{args.source.name.removesuffix('.tar.gz')} (their proposals and checker); `hyperalign:paper`: HyPerAlign's "
+             "one pass. The proposals are the same requests only while the proposal's prompt and schema are unchanged "
+             "(module docstring).", "", table.strip(), "",
              "## Kept hypotheses", ""]
     for author, block in kept.items():
         bias = (f"mean P(Yes) = {block['verification'].get('mean_p_yes', float('nan')):.2f}" if pointwise else
