@@ -21,11 +21,11 @@ from . import evidence
 QUOTE_MAX_CHARS = 160
 Quote = Annotated[str, StringConstraints(min_length=3, max_length=QUOTE_MAX_CHARS)]
 ShortText = Annotated[str, StringConstraints(max_length=60)]
+Statement = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=240)]
 
 
 class HypothesisDraft(BaseModel):
-    statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=240)] = Field(
-        description="one concrete, checkable statement")
+    statement: Statement = Field(description="one concrete, checkable statement")
     evidence: list[Quote] = Field(min_length=1, max_length=3, description="quotes copied word for word")
 
 
@@ -41,9 +41,8 @@ STATEMENT_PATTERN = r'^The person [^<>\n"\\]{4,200}$'
 class DifferenceDraft(HypothesisDraft):
     """A contrastive hypothesis: what the person does, and what a typical answer does instead."""
 
-    statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=240)] = Field(
-        description="one concrete, checkable statement about how the person writes",
-        json_schema_extra={"pattern": STATEMENT_PATTERN})
+    statement: Statement = Field(description="one concrete, checkable statement about how the person writes",
+                                 json_schema_extra={"pattern": STATEMENT_PATTERN})
     instead: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = Field(
         "", description="what a typical answer does instead, in a few words")
 
