@@ -384,6 +384,29 @@ def test_statements_many_profiles_share_are_marked_generic_and_ranked_last():
     assert [h.statement for h in shown][-1] == "This person is humorous"
 
 
+def test_one_trait_in_many_wordings_is_generic_and_a_statement_with_a_word_of_its_own_is_not():
+    # A small model words skepticism several ways; each profile also has a habit of its own.
+    assert canonical("The person is more humorous than the typical answers.") == canonical("This person is humorous")
+    wordings = ["The person is skeptical.", "The person is skeptical and critical.", "The person shows skepticism.",
+                "The person is critical of lager brewers.", "The person is critical."]
+    openings = ["Opens with 'Right then.'", "Opens with 'Hello all.'", "Opens with 'Well now.'",
+                "Opens with 'Cheers, friends.'", "Opens with 'Good evening.'"]
+    population = [profile_with(f"u{i}", wording, opening)
+                  for i, (wording, opening) in enumerate(zip(wordings, openings, strict=True))]
+    marks = {h.statement: h for p in mark_generic(population) for h in p.hypotheses}
+    # Stemmed, "shows skepticism" is "is skeptical"; the other wordings stay apart, word for word.
+    assert canonical("The person shows skepticism.") == canonical("The person is skeptical.")
+    assert len({canonical(w) for w in wordings}) == 4
+    assert all(marks[w].generic for w in wordings if "brewers" not in w)
+    assert marks["The person is skeptical and critical."].shared_by == 0.6  # "critic": 3 of 5 profiles at most
+    # A word no other profile says keeps a statement the person's: "lager brewers", and every opening, though
+    # "open" is in all five.
+    assert not marks["The person is critical of lager brewers."].generic
+    assert not any(marks[o].generic for o in openings)
+    # Word for word (stemmed), 2 of the 10 statements are in two profiles: that measure sees little of it.
+    assert generic_share(population) == pytest.approx(0.2)
+
+
 def test_batch_marks_what_many_of_its_profiles_share_in_the_target(tmp_path):
     from hyperalign.batch.run import mark_generic_in
     from hyperalign.batch.targets import ProfileFolder

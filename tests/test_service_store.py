@@ -45,7 +45,7 @@ def profile_for(key: str) -> Profile:
     return Profile(user_id=key, examples_hash="x", n_examples=1, backend="fake", model="fake", prompt_version="p")
 
 
-STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts"]
+STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts", "0009_statement_word_keys"]
 SERVICE_CHAIN = ["0002_service", "0005_idempotency", "0006_review_links", "0007_webhooks", "0008_user_token_usage"]
 
 
@@ -60,7 +60,7 @@ def test_a_new_database_gets_every_migration_of_both_chains(store):
     from alembic.runtime.migration import MigrationContext
 
     assert store.applied_migrations() == STORE_CHAIN + SERVICE_CHAIN
-    assert recorded(store) == {VERSION_TABLE: ["0004_statement_counts"], SERVICE_VERSION_TABLE: ["0008_user_token_usage"]}
+    assert recorded(store) == {VERSION_TABLE: ["0009_statement_word_keys"], SERVICE_VERSION_TABLE: ["0008_user_token_usage"]}
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={
             "version_table": VERSION_TABLE,

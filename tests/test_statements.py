@@ -3,10 +3,12 @@ the transaction of every save and deletion, per scope (a tenant), and read as sh
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from hyperalign.pipeline.generic import marked
 from hyperalign.profiles.model import Hypothesis, Profile
-from hyperalign.profiles.statements import canonical, shares
-from hyperalign.profiles.store import ProfileStore
+from hyperalign.profiles.statements import canonical, shares, word_key
+from hyperalign.profiles.store import VERSION_TABLE, ProfileStore
 
 
 def profile(user_id: str, *statements: str) -> Profile:
@@ -46,5 +48,30 @@ def test_counts_follow_saves_edits_and_deletions_per_scope(database_url):
         marks = marked(profile("t1:u2", "The person is humorous.", "Signs off with 'cheers 2'.").hypotheses,
                        *counts(store, "t1", "The person is humorous.", "Signs off with 'cheers 2'."))
         assert [(h.generic, h.shared_by) for h in marks] == [(True, 0.8), (False, 0.2)]
+    finally:
+        store.close()
+
+
+def test_a_store_counted_under_the_earlier_keys_is_counted_afresh_when_opened(database_url):
+    store = ProfileStore(database_url)
+    try:
+        for i in range(5):
+            store.save(profile(f"t1:u{i}", "The person is skeptical and critical.", f"Signs off with 'cheers {i}'."),
+                       expected_version=0, author="hyperalign", action="infer")
+        with store.transaction(write=True) as connection:  # as revision 0004 left it: no word keys, a stale key
+            connection.execute(text("DELETE FROM statement_counts WHERE statement_key LIKE '~%'"))
+            connection.execute(text("UPDATE statement_counts SET statement_key = 'critical skeptical' "
+                                    "WHERE statement_key = :key"), {"key": canonical("is skeptical and critical")})
+            connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0004_statement_counts'"))
+    finally:
+        store.close()
+    store = ProfileStore(database_url)
+    try:
+        keys = [canonical("The person is skeptical and critical."), word_key("skeptic"), word_key("cheer"),
+                word_key("3"), "critical skeptical"]
+        with store.transaction() as connection:
+            found, population = shares(connection, "t1", keys)
+        assert population == 5
+        assert [found[k] for k in keys] == [5, 5, 5, 1, 0]
     finally:
         store.close()

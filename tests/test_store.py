@@ -53,14 +53,14 @@ def tables(path: Path) -> set[str]:
         return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts"]
+STORE_CHAIN = ["0001_profiles", "0003_rejections", "0004_statement_counts", "0009_statement_word_keys"]
 
 
 def test_opening_applies_and_records_the_migrations(store, store_path):
     assert store.applied_migrations() == STORE_CHAIN
     assert {"profiles", "profile_versions", VERSION_TABLE} <= tables(store_path)
     with sqlite3.connect(store_path) as db:
-        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004_statement_counts",)]
+        assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0009_statement_word_keys",)]
     assert "tenants" not in tables(store_path)  # the service's tables come with the service's chain only
 
 

@@ -3,10 +3,14 @@
 "The person is humorous" in 40% of a tenant's profiles says nothing about any one of them. Each inferred
 hypothesis gets `shared_by` — the share of the population's profiles holding the same statement — and is marked
 `generic` at or above a threshold; generators rank generic hypotheses last and the review page shows the share.
-Statements are compared by a canonical key (profiles/statements.py: lowercased words, without the words every
-statement about a writer has), so that "This person is humorous." and "The person is humorous" are one statement.
-Only the keys are counted: a statistic, no other person's text, and linear in the population's size. A batch counts
-its own profiles here; a profile store (the service's tenants) keeps the counts as it saves (statements.py)."""
+Statements are compared by a canonical key (profiles/statements.py: stemmed words, without the words every
+statement about a writer has), so that "This person is humorous." and "The person is more humorous than typical
+answers" are one statement. A small model words one trait many ways ("is skeptical", "is skeptical and critical",
+"has skepticism"), so a statement also counts as shared when *every one of its words* is in the statements of
+`threshold` of the profiles: its share is then the rarest word's — an upper bound on how many profiles say all of it,
+and the reason a statement with one word of its own ("opens with 'Right then'") is never generic by words. Only keys
+are counted: a statistic, no other person's text, and linear in the population's size. A batch counts its own
+profiles here; a profile store (the service's tenants) keeps the counts as it saves (statements.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from ..profiles.model import Hypothesis, Profile
-from ..profiles.statements import canonical, statement_keys
+from ..profiles.statements import canonical, statement_keys, statement_words, word_key
 
 __all__ = ["GENERIC_SHARE", "MIN_POPULATION", "canonical", "count_keys", "generic_share", "mark_generic", "marked"]
 
@@ -38,7 +42,9 @@ def marked(hypotheses: Sequence[Hypothesis], counts: Counter[str], population: i
         return list(hypotheses)
     result = []
     for h in hypotheses:
-        holders = counts[canonical(h.statement)]
+        # Profiles holding this statement, or (at most) holding each of its words in some wording.
+        by_words = min((counts[word_key(w)] for w in statement_words(h.statement)), default=0)
+        holders = max(counts[canonical(h.statement)], by_words)
         share = round(min(1.0, holders / population), 3)
         # Shared means held by another profile too: alone in a population of 5, a statement has 20% by itself.
         generic = population >= min_population and holders >= 2 and share >= threshold and h.origin != "person"

@@ -22,7 +22,7 @@ from typing import Any
 from ...pipeline.adherence import Z_CAP
 from ...pipeline.distinctive import floored_spread
 from ...pipeline.facts import Text, measure
-from ...pipeline.generic import generic_share
+from ...pipeline.generic import generic_share, mark_generic
 from ...profiles.model import Profile
 from ..corpus import Split
 from ..stats import bootstrap
@@ -92,6 +92,7 @@ def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]],
             "hypotheses_kept": sum(kept) / len(users),
             "hypotheses_failed_verification": sum(v.get("failed", 0.0) for v in verification) / len(users),
             "shared_share": generic_share(list(users.values())),
+            "generic_share": _marked_share(list(users.values())),
             "facts_kept": sum(len(p.facts) for p in users.values()) / len(users),
             "identification_by_facts": bootstrap(identified, seed=seed).as_dict() if identified else None,
             "identification_chance": 1 / len(users),
@@ -100,3 +101,10 @@ def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]],
             "contrast_seconds_per_profile": sum(p.contrast.seconds for p in users.values() if p.contrast) / len(users),
         }
     return result
+
+
+def _marked_share(profiles: list[Profile]) -> float:
+    """The share of inferred hypotheses that the batch's generic mark (pipeline/generic.py) would flag in this
+    population: word for word or every word shared."""
+    inferred = [h for p in mark_generic(profiles) for h in p.hypotheses if h.origin == "inferred"]
+    return sum(h.generic for h in inferred) / len(inferred) if inferred else 0.0

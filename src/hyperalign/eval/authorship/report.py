@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
+from ...pipeline.generic import GENERIC_SHARE
 from ..judge import POINTWISE_TIE
 from ..runs import RunFolder
 from .delta import SUMMARIES
@@ -37,6 +38,10 @@ def _with_n(block: dict[str, Any] | None) -> str:
 
 def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -246,15 +251,18 @@ def markdown(results: dict[str, Any]) -> str:
                   "run's profiles by its facts (code, every text: each profile's facts weighed against the run's "
                   "population; chance 1 / profiles), and by its hypotheses (one "
                   "check call per person's first held-out text, among the profiles that kept a hypothesis; its chance "
-                  "and how it was read beside it). Shared: the share of inferred hypotheses whose statement is in two "
-                  "or more profiles.", "",
-                  "| method | hypotheses proposed | kept | failed verification | shared | facts kept | "
+                  "and how it was read beside it). Shared: the share of inferred hypotheses whose statement (stemmed, "
+                  "without filler) is in two or more profiles. Generic: the share the batch's generic mark flags in "
+                  f"this population — shared by {GENERIC_SHARE:.0%} or more of the profiles word for word, or every one "
+                  "of its words is.", "",
+                  "| method | hypotheses proposed | kept | failed verification | shared | generic | facts kept | "
                   "identification by facts | chance | identification by hypotheses | s / profile (contrast) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for method, block in profiles.items():
             lines.append(
                 f"| {method} | {_num(block['hypotheses_proposed'], 1)} | {_num(block['hypotheses_kept'], 1)} | "
                 f"{_num(block['hypotheses_failed_verification'], 1)} | {block['shared_share']:.0%} | "
+                f"{_share(block.get('generic_share'))} | "
                 f"{_num(block['facts_kept'], 1)} | {_ci(block['identification_by_facts'])} | "
                 f"{block['identification_chance']:.2f} | {_by_hypotheses(block.get('identification_by_hypotheses'))} | "
                 f"{_num(block['seconds_per_profile'])} "

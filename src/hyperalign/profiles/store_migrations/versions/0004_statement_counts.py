@@ -19,15 +19,9 @@ def upgrade() -> None:
         sa.Column("profiles", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("scope", "statement_key", name="pk_statement_counts"),
     )
-    from hyperalign.profiles.model import Profile
-    from hyperalign.profiles.statements import adjust
+    from hyperalign.profiles.statements import recount
 
-    connection = op.get_bind()
-    current = connection.execute(sa.text(
-        "SELECT v.user_id, v.profile FROM profile_versions v JOIN profiles p "
-        "ON p.user_id = v.user_id AND p.current_version = v.version"))
-    for user_id, document in current.fetchall():
-        adjust(connection, user_id, None, Profile.from_json(document, source=f"profile store: '{user_id}'"))
+    recount(op.get_bind())
 
 
 def downgrade() -> None:
