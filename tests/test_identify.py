@@ -102,3 +102,27 @@ def test_more_profiles_than_letters_show_the_persons_own_among_25_others() -> No
         letters = shown_letters(request)
         assert len(letters) == 26 and set(letters) == set(string.ascii_uppercase)
         assert text_author(request) in letters.values()
+
+
+def test_specific_only_shows_each_profile_without_what_the_population_marks_generic() -> None:
+    people = ["ann", "bo", "cy", "di", "ed"]
+    corpus = Split(authors=[AuthorSplit(author=a, demonstrations=[], classifier_texts=[], held_out=[
+        HeldOutItem(id=f"{a}-0", author=a, prompt="Write.", opening="", reference=f"A note. marker:{a}:0 here.")])
+        for a in people])
+    users = {a: profile(a) for a in people}
+    for a in people:  # everyone "uses analogies", in one wording or another
+        shared = Hypothesis(aspect="writing_style", statement=f"The person uses {'more ' * (a < 'c')}analogies.",
+                            supported=True)
+        users[a] = users[a].model_copy(update={"hypotheses": [shared, *users[a].hypotheses]})
+    users["ed"] = users["ed"].model_copy(update={"hypotheses": users["ed"].hypotheses[:1]})  # analogies alone
+
+    backend = FakeBackend()
+    result = asyncio.run(identification_by_hypotheses(LLMClient(backend), corpus, users, specific_only=True))
+    prompts = [r.messages[-1]["content"] for r in backend.requests]
+    assert result["profiles_with_hypotheses"] == 4 and result["profiles"] == 5  # ed had nothing of their own
+    assert len(prompts) == 4 and not any("analogies" in p for p in prompts)
+    assert all(set(shown_letters(r).values()) == {"ann", "bo", "cy", "di"} for r in backend.requests)
+
+    everything = FakeBackend()
+    asyncio.run(identification_by_hypotheses(LLMClient(everything), corpus, users))
+    assert len(everything.requests) == 5 and all("analogies" in r.messages[-1]["content"] for r in everything.requests)

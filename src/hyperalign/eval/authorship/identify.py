@@ -7,6 +7,9 @@ On a sample: the first `per_author` held-out texts of each person whose profile 
 none has nothing to be identified by, and is counted apart). At most 26 profiles are shown (one letter each): with
 more, the person's own and 25 drawn from the others.
 
+`specific_only`: each profile shown without the hypotheses the run's population marks generic (pipeline/generic.py,
+as a batch marks them), so the measure tells whether what is left names the person.
+
 Where the backend returns log-probabilities the letter is read from them, and each letter's prior over the run's
 calls is removed first (contextual calibration: a small checker that favours "A" would otherwise pick whoever was
 shuffled first); elsewhere, one sampled letter, validated."""
@@ -22,6 +25,7 @@ from pydantic import create_model
 from ...llm import LLMClient
 from ...llm.labels import read_labels
 from ...pipeline.context import clip
+from ...pipeline.generic import mark_generic
 from ...profiles.model import Profile
 from ...prompts import render_messages
 from ..corpus import Split
@@ -55,9 +59,14 @@ async def _sampled_letter(client: LLMClient, messages: list[dict[str, str]], let
 
 
 async def identification_by_hypotheses(client: LLMClient, split: Split, users: dict[str, Profile],
-                                       per_author: int = 1, seed: int = 0) -> dict[str, Any]:
+                                       per_author: int = 1, seed: int = 0, specific_only: bool = False,
+                                       ) -> dict[str, Any]:
     """How often the check call names the person's own profile (module docstring)."""
-    statements = {a: [h.statement for h in p.inferred_hypotheses] for a, p in users.items() if p.inferred_hypotheses}
+    if specific_only:
+        users = dict(zip(users, mark_generic(list(users.values())), strict=True))
+    shown_hypotheses = {a: [h.statement for h in p.inferred_hypotheses if not (specific_only and h.generic)]
+                        for a, p in users.items()}
+    statements = {a: s for a, s in shown_hypotheses.items() if s}
     result: dict[str, Any] = {"profiles_with_hypotheses": len(statements), "profiles": len(users)}
     if len(statements) < 2:
         return {**result, "accuracy": None, "chance": None, "reading": None,

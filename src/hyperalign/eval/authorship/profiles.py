@@ -73,8 +73,10 @@ def identify(text: str, profiles: dict[str, Profile], population: Population) ->
 
 
 def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]],
-                    by_hypotheses: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> dict[str, Any]:
-    """Per method: hypotheses and facts, identification by facts, and `by_hypotheses` (identify.py) where given."""
+                    by_hypotheses: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+                    by_specific: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Per method: hypotheses and facts, identification by facts, and by hypotheses (identify.py: all kept, and
+    without those marked generic) where given."""
     references = [(i.reference, i.author) for a in split.authors for i in a.held_out]
     population = Population([d.text for a in split.authors for d in a.demonstrations])
     result: dict[str, Any] = {}
@@ -97,6 +99,7 @@ def profile_metrics(split: Split, profiles: dict[str, dict[str, Profile]],
             "identification_by_facts": bootstrap(identified, seed=seed).as_dict() if identified else None,
             "identification_chance": 1 / len(users),
             "identification_by_hypotheses": (by_hypotheses or {}).get(method),
+            "identification_by_specific_hypotheses": (by_specific or {}).get(method),
             "seconds_per_profile": sum(p.report.seconds for p in users.values()) / len(users),
             "contrast_seconds_per_profile": sum(p.contrast.seconds for p in users.values() if p.contrast) / len(users),
         }

@@ -251,13 +251,15 @@ def markdown(results: dict[str, Any]) -> str:
                   "run's profiles by its facts (code, every text: each profile's facts weighed against the run's "
                   "population; chance 1 / profiles), and by its hypotheses (one "
                   "check call per person's first held-out text, among the profiles that kept a hypothesis; its chance "
-                  "and how it was read beside it). Shared: the share of inferred hypotheses whose statement (stemmed, "
+                  "and how it was read beside it) — and by its specific hypotheses, the same without those marked "
+                  "generic. Shared: the share of inferred hypotheses whose statement (stemmed, "
                   "without filler) is in two or more profiles. Generic: the share the batch's generic mark flags in "
                   f"this population — shared by {GENERIC_SHARE:.0%} or more of the profiles word for word, or every one "
                   "of its words is.", "",
                   "| method | hypotheses proposed | kept | failed verification | shared | generic | facts kept | "
-                  "identification by facts | chance | identification by hypotheses | s / profile (contrast) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "identification by facts | chance | identification by hypotheses | by specific hypotheses | "
+                  "s / profile (contrast) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for method, block in profiles.items():
             lines.append(
                 f"| {method} | {_num(block['hypotheses_proposed'], 1)} | {_num(block['hypotheses_kept'], 1)} | "
@@ -265,6 +267,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_share(block.get('generic_share'))} | "
                 f"{_num(block['facts_kept'], 1)} | {_ci(block['identification_by_facts'])} | "
                 f"{block['identification_chance']:.2f} | {_by_hypotheses(block.get('identification_by_hypotheses'))} | "
+                f"{_by_hypotheses(block.get('identification_by_specific_hypotheses'))} | "
                 f"{_num(block['seconds_per_profile'])} "
                 f"({_num(block['contrast_seconds_per_profile'])}) |")
     shown = [name for name, drawn in plot_names(results).items() if drawn]

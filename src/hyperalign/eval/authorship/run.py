@@ -244,6 +244,9 @@ class AuthorshipRun:
         names = [m.name for m in self.methods]
         identified = {method: await identification_by_hypotheses(self.ha.client, split, users, seed=self.config.seed)
                       for method, users in profiles.items() if users}
+        by_specific = {method: await identification_by_hypotheses(self.ha.client, split, users, seed=self.config.seed,
+                                                                  specific_only=True)
+                       for method, users in profiles.items() if users}
         results = {
             "kind": "authorship",
             "config": self.config.model_dump(mode="json"),
@@ -254,7 +257,7 @@ class AuthorshipRun:
             "attribution": (attribution := attribution_metrics(split, rows, names, self.config)),
             "judge": self.judge_results(judgments, names, attribution["second"].get("item_margins", {})),
             "cost": cost_metrics(split, rows, profiles, names, ticl),
-            "profiles": profile_metrics(split, profiles, identified, self.config.seed),
+            "profiles": profile_metrics(split, profiles, identified, self.config.seed, by_specific),
         }
         self.folder.write_json("results.json", results)
         return results
