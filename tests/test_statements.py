@@ -22,12 +22,17 @@ def counts(store: ProfileStore, scope: str, *statements: str):
         return shares(connection, scope, [canonical(s) for s in statements])
 
 
+def save_tenant(store: ProfileStore, users: int, statement: str) -> None:
+    """Users t1:u0… each with `statement` and a sign-off of their own."""
+    for i in range(users):
+        store.save(profile(f"t1:u{i}", statement, f"Signs off with 'cheers {i}'."),
+                   expected_version=0, author="hyperalign", action="infer")
+
+
 def test_counts_follow_saves_edits_and_deletions_per_scope(database_url):
     store = ProfileStore(database_url)
     try:
-        for i in range(6):
-            store.save(profile(f"t1:u{i}", "The person is humorous.", f"Signs off with 'cheers {i}'."),
-                       expected_version=0, author="hyperalign", action="infer")
+        save_tenant(store, 6, "The person is humorous.")
         store.save(profile("t2:z", "This person is humorous"), expected_version=0, author="hyperalign", action="infer")
         found, population = counts(store, "t1", "This person is humorous", "Signs off with 'cheers 3'.")
         assert population == 6 and found[canonical("The person is humorous.")] == 6
@@ -55,9 +60,7 @@ def test_counts_follow_saves_edits_and_deletions_per_scope(database_url):
 def test_a_store_counted_under_the_earlier_keys_is_counted_afresh_when_opened(database_url):
     store = ProfileStore(database_url)
     try:
-        for i in range(5):
-            store.save(profile(f"t1:u{i}", "The person is skeptical and critical.", f"Signs off with 'cheers {i}'."),
-                       expected_version=0, author="hyperalign", action="infer")
+        save_tenant(store, 5, "The person is skeptical and critical.")
         with store.transaction(write=True) as connection:  # as revision 0004 left it: no word keys, a stale key
             connection.execute(text("DELETE FROM statement_counts WHERE statement_key LIKE '~%'"))
             connection.execute(text("UPDATE statement_counts SET statement_key = 'critical skeptical' "
