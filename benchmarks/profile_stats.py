@@ -1,5 +1,6 @@
 """The profiles of a run folder, before (or without) its generations: per method, hypotheses proposed / kept /
-failed verification, the share shared word-for-word (canonically) by two or more profiles, facts kept, and profile
+failed verification, the share shared word-for-word (stemmed, canonically) by two or more profiles, the share the
+batch's generic mark flags in the run's population (pipeline/generic.py), facts kept, and profile
 identification by facts (a held-out text matched to its author's profile among the run's; chance 1/N) — the
 profile-level numbers of `eval authorship`'s report (eval/authorship/profiles.py), for the profiles that exist.
 No LLM call.
@@ -44,14 +45,15 @@ def main() -> int:
         json.dump(metrics, sys.stdout, indent=2)
         return 0
     print(f"{len(common)} authors with a profile for every method: {', '.join(sorted(common))}")
-    print("| method | proposed | kept | failed verification | shared | facts kept | identification by facts "
+    print("| method | proposed | kept | failed verification | shared | generic | facts kept | identification by facts "
           "[95% CI] | chance | s / profile (contrast) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for method, m in metrics.items():
         ident = m["identification_by_facts"]
         cell = f"{ident['mean']:.2f} [{ident['low']:.2f}, {ident['high']:.2f}]" if ident else "–"
         print(f"| {method} | {m['hypotheses_proposed']:.1f} | {m['hypotheses_kept']:.1f} | "
-              f"{m['hypotheses_failed_verification']:.1f} | {m['shared_share']:.0%} | {m['facts_kept']:.1f} | {cell} | "
+              f"{m['hypotheses_failed_verification']:.1f} | {m['shared_share']:.0%} | {m['generic_share']:.0%} | "
+              f"{m['facts_kept']:.1f} | {cell} | "
               f"{m['identification_chance']:.2f} | {m['seconds_per_profile']:.0f} "
               f"({m['contrast_seconds_per_profile']:.0f}) |")
     return 0
