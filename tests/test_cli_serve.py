@@ -55,7 +55,7 @@ def test_the_tenants_strategy_and_bad_values(tmp_path):
 
 def test_db_upgrade_reports_the_schema(tmp_path):
     result = runner.invoke(app, ["db", "upgrade", "--store", str(tmp_path / "s.sqlite3")])
-    assert result.exit_code == 0 and "0008_user_token_usage (8 migrations applied)" in result.output
+    assert result.exit_code == 0 and "0008_user_token_usage (9 migrations applied)" in result.output
 
 
 def test_serve_refuses_a_bad_rate_limit_before_starting(tmp_path):
