@@ -7,9 +7,9 @@ stemmed, without the filler every statement about a writer has and the compariso
 ("more … than typical answers") — so "This person is humorous.", "The person is more humorous than the typical
 answers" and "the person is HUMOROUS" are one; and each of their words is counted too (a `WORD` key), so that "is
 skeptical and critical" is seen as shared where most profiles say "skeptical" and "critical" in some wording
-(pipeline/generic.py). Each profile counts a key once. The counts are kept in the transaction of every save and deletion (store.py), so they
-stay exact under concurrent writers on PostgreSQL and SQLite, and a share is one indexed read however many users a
-tenant has. Only keys and counts are kept: a statistic, no user's text — and a deleted user's keys are subtracted
+(pipeline/generic.py). Each profile counts a key once. The counts are kept in the transaction of every save and
+deletion (store.py), so they stay exact under concurrent writers on PostgreSQL and SQLite, and a share is one
+indexed read however many users a tenant has. Only keys and counts are kept: a statistic, no user's text — and a deleted user's keys are subtracted
 in the transaction that deletes them."""
 
 from __future__ import annotations
