@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from ..profiles.model import Hypothesis, Profile
-from ..profiles.statements import canonical, statement_keys, statement_words, word_key
+from ..profiles.statements import canonical, key_of, statement_keys, statement_words, word_key
 
 __all__ = ["GENERIC_SHARE", "MIN_POPULATION", "canonical", "count_keys", "generic_share", "mark_generic", "marked"]
 
@@ -43,8 +43,9 @@ def marked(hypotheses: Sequence[Hypothesis], counts: Counter[str], population: i
     result = []
     for h in hypotheses:
         # Profiles holding this statement, or (at most) holding each of its words in some wording.
-        by_words = min((counts[word_key(w)] for w in statement_words(h.statement)), default=0)
-        holders = max(counts[canonical(h.statement)], by_words)
+        words = statement_words(h.statement)
+        by_words = min((counts[word_key(w)] for w in words), default=0)
+        holders = max(counts[key_of(words)], by_words)
         share = round(min(1.0, holders / population), 3)
         # Shared means held by another profile too: alone in a population of 5, a statement has 20% by itself.
         generic = population >= min_population and holders >= 2 and share >= threshold and h.origin != "person"

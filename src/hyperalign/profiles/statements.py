@@ -9,8 +9,8 @@ answers" and "the person is HUMOROUS" are one; and each of their words is counte
 skeptical and critical" is seen as shared where most profiles say "skeptical" and "critical" in some wording
 (pipeline/generic.py). Each profile counts a key once. The counts are kept in the transaction of every save and
 deletion (store.py), so they stay exact under concurrent writers on PostgreSQL and SQLite, and a share is one
-indexed read however many users a tenant has. Only keys and counts are kept: a statistic, no user's text — and a deleted user's keys are subtracted
-in the transaction that deletes them."""
+indexed read however many users a tenant has. Only keys and counts are kept: a statistic, no user's text — and a
+deleted user's keys are subtracted in the transaction that deletes them."""
 
 from __future__ import annotations
 
@@ -60,16 +60,23 @@ def _stemmer() -> Any:
 
 
 def canonical(statement: str) -> str:
-    return " ".join(statement_words(statement))[:KEY_CHARS] or "-"
+    return key_of(statement_words(statement))
+
+
+def key_of(words: list[str]) -> str:
+    """The canonical key of a statement's words (`statement_words`): callers that need both stem once."""
+    return " ".join(words)[:KEY_CHARS] or "-"
 
 
 def statement_keys(profile: Profile | None) -> set[str]:
     """The keys a profile counts once each: its statements' canonical keys and their words' (the LLM's statements
     and the person's; measured facts are numbers)."""
-    if profile is None:
-        return set()
-    keys = {canonical(h.statement) for h in profile.hypotheses}
-    return keys | {word_key(w) for h in profile.hypotheses for w in statement_words(h.statement)}
+    keys: set[str] = set()
+    for h in profile.hypotheses if profile else []:
+        words = statement_words(h.statement)
+        keys.add(key_of(words))
+        keys.update(word_key(w) for w in words)
+    return keys
 
 
 def word_key(word: str) -> str:
