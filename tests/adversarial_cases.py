@@ -519,6 +519,26 @@ def cases() -> list[Case]:
     ]:
         add(Case(name, "evaluations", args, fragment=fragment, setup=both(base_files, _corpus, _safety_files)))
 
+    # Inputs and settings the chosen strategy would ignore: the user believes they were applied.
+    few_shot = ["generate", "--strategy", "few-shot", "--examples", "ex.jsonl"]
+    zero_shot = ["generate", "--strategy", "zero-shot"]
+    for name, args, fragment in [
+        ("zero-shot given a profile", [*zero_shot, "--profile", "p.json", "Hi."], "--profile"),
+        ("zero-shot given examples", [*zero_shot, "--examples", "ex.jsonl", "Hi."], "--examples"),
+        ("few-shot given a profile", [*few_shot, "--profile", "p.json", "Hi."], "--profile"),
+        ("few-shot with --excerpts", [*few_shot, "--excerpts", "3", "Hi."], "--excerpts"),
+        ("few-shot with --example-texts", [*few_shot, "--example-texts", "2", "Hi."], "--example-texts"),
+        ("zero-shot with --steer strong", [*zero_shot, "--steer", "strong", "Hi."], "--steer"),
+        ("few-shot with --opening prefill and --max-copied", [*few_shot, "--opening", "prefill", "--max-copied",
+                                                              "0.5", "Hi."], "--opening, --max-copied"),
+        ("--rerank without --best-of", ["generate", "--profile", "p.json", "--rerank", "margin", "Hi."], "--best-of"),
+        ("--check-hypotheses without --best-of", ["generate", "--profile", "p.json", "--check-hypotheses", "Hi."],
+         "--best-of"),
+    ]:
+        add(Case(f"generate: {name}", "cli", args, fragment=fragment, setup=base_files))
+    add(Case("generate: zero-shot with --steer off (nothing to turn off, nothing ignored)", "cli",
+             [*zero_shot, "--steer", "off", "Hi."], expect="accept"))
+
     # The command line itself.
     add(Case("an unknown command", "cli", ["telepathy"], fragment="telepathy"))
     add(Case("an unknown option", "cli", ["infer", "ex.jsonl", "--usr", "bev"], fragment="--usr", setup=base_files))

@@ -13,7 +13,7 @@ from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline import generate as generate_module
 from hyperalign.pipeline.context import PROMPT_OVERHEAD_TOKENS, fit_examples
 from hyperalign.pipeline.evidence import locate, normalize
-from hyperalign.pipeline.generate import Generation, GenerationOptions, Strategy
+from hyperalign.pipeline.generate import Generation, GenerationOptions, Strategy, unused_settings
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.selection import SelectionOptions
 from hyperalign.pipeline.update import UpdateOptions
@@ -394,3 +394,17 @@ def test_the_default_proposal_follows_the_backend(make_hyperalign, examples, bac
     ha.infer_profile("morwenna", examples, options=InferenceOptions(method="paper", proposal=proposal, reask=False))
     steps = sorted({re.sub(r"[\[-].*", "", r.schema_name) for r in backend.requests})
     assert steps == expected
+
+
+def test_unused_settings_names_what_a_strategy_would_ignore():
+    """A baseline ignores the profile's levers, and a single answer ignores best-of's settings; defaults and steering
+    off are never reported (a baseline is never steered)."""
+    levers = GenerationOptions(steer="strong", excerpts=3, example_texts=1, max_copied=0.5, revise=True, rerank="margin")
+    assert unused_settings(Strategy.HYPERALIGN, levers) == ["rerank"]
+    assert unused_settings("few-shot", levers) == ["steer", "example_texts", "excerpts", "max_copied", "revise",
+                                                   "rerank"]
+    assert unused_settings("few-shot", levers.model_copy(update={"best_of": 4})) == [
+        "steer", "example_texts", "excerpts", "max_copied", "revise"]
+    assert unused_settings("zero-shot", GenerationOptions()) == []
+    assert unused_settings("zero-shot", GenerationOptions(steer="off")) == []
+    assert unused_settings("hyperalign", GenerationOptions(best_of=3, rerank="adherence", check_hypotheses=True)) == []

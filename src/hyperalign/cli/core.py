@@ -22,7 +22,7 @@ from ..io import (
     iter_jsonl,
     validate_row,
 )
-from ..pipeline.generate import Generation, GenerationOptions, Strategy
+from ..pipeline.generate import PROFILE_ONLY_SETTINGS, Generation, GenerationOptions, Strategy, unused_settings
 from ..pipeline.infer import InferenceOptions
 from ..pipeline.reference import ReferenceStats
 from ..pipeline.selection import SelectionOptions
@@ -245,6 +245,11 @@ def generate(
         raise InputError("--strategy hyperalign needs --profile PROFILE.json")
     if strategy is Strategy.FEW_SHOT and examples is None:
         raise InputError("--strategy few-shot needs --examples EXAMPLES.jsonl")
+    if profile is not None and strategy is not Strategy.HYPERALIGN:
+        raise InputError(f"--profile is not used by --strategy {strategy.value} (it writes from "
+                         f"{'the examples' if strategy is Strategy.FEW_SHOT else 'the task'} alone)")
+    if examples is not None and strategy is Strategy.ZERO_SHOT:
+        raise InputError("--examples is not used by --strategy zero-shot (it writes from the task alone)")
     if example_texts and examples is None:
         raise InputError("--example-texts needs --examples EXAMPLES.jsonl (the texts to choose from)")
     if excerpts and examples is None and not (profile and profile.voice_samples):
@@ -258,6 +263,13 @@ def generate(
                                 rerank=rerank.value,
                                 opening=opening.value, example_texts=example_texts, excerpts=excerpts,
                                 max_copied=max_copied, revise=revise)
+    if unused := unused_settings(strategy, options):
+        profile_only = [name for name in unused if name in PROFILE_ONLY_SETTINGS]
+        flags = ", ".join("--" + name.replace("_", "-") for name in profile_only or unused)
+        raise InputError(f"{flags}: only the hyperalign strategy uses {'these' if len(profile_only) > 1 else 'it'}, "
+                         f"not --strategy {strategy.value}; leave {'them' if len(profile_only) > 1 else 'it'} out" if profile_only else
+                         f"{flags}: only best-of-N uses {'these' if len(unused) > 1 else 'it'}; add --best-of N "
+                         f"(N >= 2) or leave {'them' if len(unused) > 1 else 'it'} out")
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)

@@ -124,6 +124,22 @@ class Generation(BaseModel):
     revision: Revision | None = None  # the revision pass, where asked (hyperalign)
 
 
+# Settings only the hyperalign strategy reads (the baselines stay what they are), and those only best-of-N reads.
+PROFILE_ONLY_SETTINGS = ("steer", "opening", "example_texts", "excerpts", "max_copied", "copy_retries", "revise")
+_BEST_OF_ONLY = ("rerank", "check_hypotheses", "sample_temperature")
+
+
+def unused_settings(strategy: Strategy | str, options: GenerationOptions) -> list[str]:
+    """The settings of `options` changed from their defaults that writing with `strategy` would ignore — a request
+    the caller believes was applied and was not (`--steer strong` for zero-shot, `--rerank` without best-of). `steer`
+    off is no change for a baseline: it is never steered."""
+    given, default = options.model_dump(), GenerationOptions().model_dump()
+    ignored = [] if as_strategy(strategy) is Strategy.HYPERALIGN else list(PROFILE_ONLY_SETTINGS)
+    ignored += list(_BEST_OF_ONLY) if options.best_of == 1 else []
+    return [name for name in ignored if given[name] != default[name]
+            and not (name == "steer" and options.steer is SteerLevel.OFF)]
+
+
 def shown_to_generator(profile: Profile, options: GenerationOptions) -> tuple[list[Hypothesis], list[Fact]]:
     """(hypotheses, facts) a generator is shown of the profile: supported hypotheses only (unless asked otherwise),
     marked generic ones last (they describe many people's writing, not this person's); facts only when included."""
