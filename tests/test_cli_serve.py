@@ -55,7 +55,9 @@ def test_the_tenants_strategy_and_bad_values(tmp_path):
 
 def test_db_upgrade_reports_the_schema(tmp_path):
     result = runner.invoke(app, ["db", "upgrade", "--store", str(tmp_path / "s.sqlite3")])
-    assert result.exit_code == 0 and "0008_user_token_usage (9 migrations applied)" in result.output
+    assert result.exit_code == 0, result.output
+    assert "at 0009_statement_word_keys (profiles) and 0008_user_token_usage (service); 9 migrations applied" in \
+        " ".join(result.output.split())
 
 
 def test_serve_refuses_a_bad_rate_limit_before_starting(tmp_path):

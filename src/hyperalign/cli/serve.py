@@ -196,5 +196,6 @@ def keys_strategy(tenant: Annotated[str, typer.Argument(metavar="TENANT")],
 def db_upgrade(store: Store = None) -> None:
     """Bring the database's schema to this version's (the alembic migrations; opening a store also does this)."""
     with open_service_store(store) as database:
-        applied = database.applied_migrations()
-    say(f"{redact_url(database.display_url)}: at {applied[-1]} ({len(applied)} migrations applied)")
+        chains = database.applied_by_chain()
+    heads = " and ".join(f"{names[-1]} ({package.removeprefix('hyperalign.')})" for package, names in chains.items())
+    say(f"{redact_url(database.display_url)}: at {heads}; {sum(map(len, chains.values()))} migrations applied")

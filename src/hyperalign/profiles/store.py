@@ -184,10 +184,13 @@ class ProfileStore:
     def applied_migrations(self) -> list[str]:
         """Names of the migrations this store's schema has been through, oldest first: the store's own, then
         those of the tables kept beside it (`chains`)."""
+        return [name for names in self.applied_by_chain().values() for name in names]
+
+    def applied_by_chain(self) -> dict[str, list[str]]:
+        """The migrations each chain has applied, oldest first, by the package that ships it (the store's first)."""
         with self.transaction() as connection:
             current = [chain.current(connection) for chain in self._chains]
-        return [name for chain, heads in zip(self._chains, current, strict=True)
-                for name in self._history(chain, heads)]
+        return {chain.package: self._history(chain, heads) for chain, heads in zip(self._chains, current, strict=True)}
 
     def _history(self, chain: MigrationChain, heads: tuple[str, ...]) -> list[str]:
         from alembic.script.revision import RevisionError
