@@ -19,6 +19,7 @@ from hyperalign.eval.deliberative.run import (
     control_accuracy,
     deliberative_metrics,
     load_controls,
+    parse_method,
 )
 from hyperalign.eval.deliberative.safety_data import (
     apply_template,
@@ -239,6 +240,23 @@ async def test_deliberation_keeps_reasoning_apart_and_delimits_the_request():
         await adeliberate(LLMClient(backend), "x", "hyperalign")
 
 
+async def test_the_specification_as_worked_cases_is_another_form_of_the_same_prompt():
+    """`form="cases"` (and the evaluation's spec:cases) sends the short code with precedents in place of the rule list,
+    labelled with its own template version; an unknown form or method is refused by name."""
+    backend = FakeBackend(['{"reasoning": "r", "answer": "a"}'] * 2)
+    rules = await adeliberate(LLMClient(backend), "How do I sharpen a knife?", "spec")
+    cases = await adeliberate(LLMClient(backend), "How do I sharpen a knife?", "spec", form="cases")
+    rules_system, cases_system = (r.messages[0]["content"] for r in backend.requests)
+    assert "Precedents" in cases_system and "Precedents" not in rules_system and "Safety specification" in rules_system
+    assert (rules.prompt_version, cases.prompt_version) == ("deliberate.v1+safety_spec.v1", "deliberate.v1+safety_cases.v1")
+    assert parse_method("spec:cases") == ("spec", "cases") and parse_method("hyperalign") == ("hyperalign", "rules")
+    for bad in ("vanilla:cases", "spec:rules", "spec:", "cases"):
+        with pytest.raises(InputError, match="unknown method"):
+            parse_method(bad)
+    with pytest.raises(InputError, match="specification form"):
+        await adeliberate(LLMClient(backend), "x", "spec", form="poems")  # type: ignore[arg-type]
+
+
 def test_metrics_aggregate_harm_helpfulness_and_over_refusal():
     responses = [
         {"key": "vanilla|u|0", "method": "vanilla", "kind": "jailbreak", "answer": "Sure, step 1...", "prompt_tokens": 10},
@@ -302,12 +320,13 @@ def test_cli_eval_deliberative_writes_and_shows_the_report(tmp_path, data):
     out = tmp_path / "run"
     args = ["--backend", "fake", "--no-cache", "eval", "deliberative", "--harmful", str(data["harmful"]),
             "--templates", str(data["templates"]), "--benign", str(data["benign"]), "--users", "2", "--shots", "2",
-            "--requests-per-user", "1", "--benign-requests-per-user", "1", "--methods", "vanilla, hyperalign",
+            "--requests-per-user", "1", "--benign-requests-per-user", "1", "--methods", "vanilla, hyperalign:cases",
             "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert results["config"]["methods"] == ["vanilla", "hyperalign"]
+    assert results["config"]["methods"] == ["vanilla", "hyperalign:cases"]
+    assert results["metrics"]["hyperalign:cases"]["helpfulness"]["n"] == 2  # profiles inferred for the cases form too
     assert (out / "report.md").exists() and "Report:" in result.output and "LLM calls:" in result.output
     # the judges' control-set accuracy is in the results and printed above the numbers
     assert results["controls"]["refusal detector"]["n"] == len(load_controls())

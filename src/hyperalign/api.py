@@ -10,7 +10,7 @@ from typing import Any
 from .config import Settings, load_settings
 from .llm import CompletionCache, LLMBackend, LLMClient, create_backend
 from .llm.loop import run_sync
-from .pipeline.deliberate import Deliberation, DeliberationMethod, adeliberate
+from .pipeline.deliberate import Deliberation, DeliberationMethod, SpecForm, adeliberate
 from .pipeline.generate import Generation, GenerationOptions, Strategy, agenerate
 from .pipeline.infer import InferenceOptions, ainfer_profile
 from .pipeline.update import UpdateOptions, aupdate_profile
@@ -184,18 +184,19 @@ class HyperAlign:
 
     async def adeliberate(
         self, request: str, method: DeliberationMethod | str = DeliberationMethod.HYPERALIGN,
-        profile: Profile | None = None, *, spec: str | None = None, max_tokens: int = 700,
+        profile: Profile | None = None, *, spec: str | None = None, form: SpecForm = "rules", max_tokens: int = 700,
     ) -> Deliberation:
         """Answer `request` after reasoning about it: `vanilla` (no reasoning), `spec` (against a safety
-        specification) or `hyperalign` (the specification and the person's profile); reasoning and answer apart."""
-        return await adeliberate(self.client, request, method, profile, spec=spec, max_tokens=max_tokens)
+        specification: `spec`, or the shipped one written as `form`, rules or cases) or `hyperalign` (the
+        specification and the person's profile); reasoning and answer apart."""
+        return await adeliberate(self.client, request, method, profile, spec=spec, form=form, max_tokens=max_tokens)
 
     def deliberate(
         self, request: str, method: DeliberationMethod | str = DeliberationMethod.HYPERALIGN,
-        profile: Profile | None = None, *, spec: str | None = None, max_tokens: int = 700,
+        profile: Profile | None = None, *, spec: str | None = None, form: SpecForm = "rules", max_tokens: int = 700,
     ) -> Deliberation:
         """The blocking `adeliberate`."""
-        return run_sync(self.adeliberate(request, method, profile, spec=spec, max_tokens=max_tokens))
+        return run_sync(self.adeliberate(request, method, profile, spec=spec, form=form, max_tokens=max_tokens))
 
     # --- living profiles -----------------------------------------------------------------------------------------
 

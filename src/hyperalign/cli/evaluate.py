@@ -190,7 +190,7 @@ def deliberative(
     shots: Annotated[int, typer.Option(min=1)] = 4,
     requests_per_user: Annotated[int, typer.Option(min=1)] = 3,
     benign_requests_per_user: Annotated[int, typer.Option(min=1)] = 2,
-    methods: Annotated[str, typer.Option(help="vanilla, spec, hyperalign")] = "vanilla,spec,hyperalign",
+    methods: Annotated[str, typer.Option(help="vanilla, spec, hyperalign; spec:cases and hyperalign:cases write the safety specification as worked cases.")] = "vanilla,spec,hyperalign",
     seed: int = 0,
     max_tokens: Annotated[int, typer.Option(min=1)] = 700,
     judge_backend: JudgeOption = None,

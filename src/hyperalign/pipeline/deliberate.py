@@ -5,6 +5,7 @@ the reasoning is returned apart from the answer, so evaluations judge only what 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -49,8 +50,17 @@ class Deliberation(BaseModel):
     prompt_version: str
 
 
-def safety_spec() -> str:
-    return render("safety_spec")
+# How the safety specification is written: `rules`, a numbered list of principles (safety_spec), or `cases`, a short
+# code with worked precedents (safety_cases; CADA, arXiv 2601.08000, found rule lists made open models' safety
+# inconsistent and cost helpfulness, where cases generalized). Both state the same principles.
+SpecForm = Literal["rules", "cases"]
+SPEC_TEMPLATES: dict[str, str] = {"rules": "safety_spec", "cases": "safety_cases"}
+
+
+def safety_spec(form: SpecForm = "rules") -> str:
+    if form not in SPEC_TEMPLATES:
+        raise InputError(f"unknown specification form {form!r}; use {' or '.join(SPEC_TEMPLATES)}")
+    return render(SPEC_TEMPLATES[form])
 
 
 async def adeliberate(
@@ -60,8 +70,10 @@ async def adeliberate(
     profile: Profile | None = None,
     *,
     spec: str | None = None,
+    form: SpecForm = "rules",
     max_tokens: int = 700,
 ) -> Deliberation:
+    """`spec`: the specification's text (default: the shipped one, written as `form`)."""
     try:
         method = DeliberationMethod(method)
     except ValueError:
@@ -70,10 +82,10 @@ async def adeliberate(
         raise InputError("method 'hyperalign' needs the user's profile")
     shown = profile if method is DeliberationMethod.HYPERALIGN else None
     messages = render_messages(
-        "deliberate", method=method.value, request=request, spec=spec or safety_spec(), profile=shown,
+        "deliberate", method=method.value, request=request, spec=spec or safety_spec(form), profile=shown,
         hypotheses=shown.supported_hypotheses if shown else [],
     )
-    version = version_tag("deliberate", "safety_spec")
+    version = version_tag("deliberate", SPEC_TEMPLATES[form])
     with track_usage() as usage:
         if method is DeliberationMethod.VANILLA:
             completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=max_tokens))

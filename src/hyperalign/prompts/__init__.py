@@ -32,6 +32,7 @@ VERSIONS: dict[str, int] = {
     "score_hypotheses": 1,
     "deliberate": 1,
     "safety_spec": 1,
+    "safety_cases": 1,
     "ticl_generate": 1,
     "ticl_explain": 1,
     "infer_differences": 1,

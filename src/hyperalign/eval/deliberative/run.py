@@ -19,6 +19,7 @@ from ...llm import unbiased_identity
 from ...pipeline.deliberate import (
     INTENT_ASPECTS,
     DeliberationMethod,
+    SpecForm,
     adeliberate,
     safety_spec,
 )
@@ -78,6 +79,16 @@ class DeliberativeConfig(BaseModel):
     )
 
 
+def parse_method(method: str) -> tuple[DeliberationMethod, SpecForm]:
+    """A method's base and the form of its safety specification: vanilla; spec and hyperalign with the rules, or with
+    ":cases" the specification written as worked cases (pipeline/deliberate.py)."""
+    name, colon, form = method.partition(":")
+    if name not in {m.value for m in DeliberationMethod} or (colon and (form != "cases" or name == "vanilla")):
+        raise InputError(f"unknown method {method!r}; use vanilla, spec, hyperalign, spec:cases or hyperalign:cases "
+                         "(the specification written as worked cases)")
+    return DeliberationMethod(name), "cases" if form else "rules"
+
+
 def default_benign_path() -> str:
     return str(resources.files("hyperalign") / "data" / "benign_controls.jsonl")
 
@@ -104,8 +115,7 @@ class DeliberativeRun:
     def __init__(self, config: DeliberativeConfig, ha: HyperAlign, judge_ha: HyperAlign, folder: RunFolder,
                  progress: ProgressHook = no_progress):
         for method in config.methods:
-            if method not in {m.value for m in DeliberationMethod}:
-                raise InputError(f"unknown method {method!r}; use vanilla, spec, hyperalign")
+            parse_method(method)
         self.ha, self.judge_ha, self.folder, self.progress = ha, judge_ha, folder, progress
         self.config = config.model_copy(update={"generator": short_hash(unbiased_identity(ha.client.identity))})
         self.harm, self.helpfulness = Judge.load("harm"), Judge.load("helpfulness")
@@ -120,7 +130,7 @@ class DeliberativeRun:
 
     async def profiles(self, users: list[SafetyUser]) -> dict[str, Profile]:
         profiles: dict[str, Profile] = {}
-        if "hyperalign" not in self.config.methods:
+        if all(parse_method(m)[0] is not DeliberationMethod.HYPERALIGN for m in self.config.methods):
             return profiles
         advance = self.progress("infer profiles", len(users))
         options = InferenceOptions(method="paper", aspects=dict(INTENT_ASPECTS),  # intent, not style:
@@ -137,14 +147,15 @@ class DeliberativeRun:
         return profiles
 
     async def responses(self, users: list[SafetyUser], profiles: dict[str, Profile]) -> list[dict[str, Any]]:
-        spec = safety_spec()
-
         def job(method: str, user: SafetyUser, index: int) -> Callable[[], Awaitable[dict[str, Any]]]:
+            base, form = parse_method(method)
+            spec = safety_spec(form)
+
             async def run() -> dict[str, Any]:
                 row: dict[str, Any] = {"method": method, "user": user.id, "kind": user.kind, "index": index}
                 try:
-                    result = await adeliberate(self.ha.client, user.requests[index], method, profiles.get(user.id),
-                                               spec=spec, max_tokens=self.config.max_tokens)
+                    result = await adeliberate(self.ha.client, user.requests[index], base, profiles.get(user.id),
+                                               spec=spec, form=form, max_tokens=self.config.max_tokens)
                     # Rows keep their flat cost fields, as every run folder written before `usage` has them.
                     return row | result.model_dump(mode="json", exclude={"method", "usage"}) | {
                         "prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
