@@ -6,6 +6,11 @@ benchmarks/results/NAME.md and NAME.json.
 
     python benchmarks/deliberative_safety.py [--name deliberative-embedded-3x2] [--out runs/bench-deliberative]
     python benchmarks/deliberative_safety.py --qwen --name deliberative-qwen1.5b-20x3 --out runs/delib-qwen1.5b-20x3
+    # the specification written as worked cases beside the rule list (issue [3 of 5] §4, CADA), resuming that run:
+    python benchmarks/deliberative_safety.py --qwen --name deliberative-qwen1.5b-20x3 --out runs/delib-qwen1.5b-20x3 \
+        --methods vanilla,spec,hyperalign,spec:cases
+
+The run folder is committed as benchmarks/runs/delib-qwen1.5b-20x3.tar.gz; unpack it into runs/ to resume.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ def main() -> int:
     parser.add_argument("--name", default="deliberative-embedded-3x2")
     parser.add_argument("--out", default="runs/bench-deliberative")
     parser.add_argument("--qwen", action="store_true", help="Qwen2.5-Coder-1.5B, 20 users x 3, 3 benign requests")
+    parser.add_argument("--methods", default="vanilla,spec,hyperalign")
     args = parser.parse_args()
     safety = f"{SHARED_DATA}/safety"
     size = (["--users", "20", "--requests-per-user", "3", "--benign-requests-per-user", "3", "--max-tokens", "400"]
@@ -31,7 +37,7 @@ def main() -> int:
     command = hyperalign(
         "eval", "deliberative", "--harmful", f"{safety}/harmbench/harmbench_prompts.txt,{safety}/donotanswer",
         "--templates", f"{safety}/jailbreak_templates/inthewild_jailbreak_llms.json", *size, "--shots", "4",
-        *model, "--out", args.out,
+        *model, "--methods", args.methods, "--out", args.out,
     )
     return run_recorded(args.name, "benchmarks/deliberative_safety.py", command, run_dir=Path(args.out))
 

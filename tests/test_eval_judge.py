@@ -46,6 +46,24 @@ def test_custom_judge_folder(tmp_path):
     assert "<reference>r1</reference><reference>r2</reference>" in user["content"] and "r3" not in user["content"]
 
 
+def test_a_setting_added_later_keeps_the_judges_identity_at_its_default(tmp_path):
+    """Verdicts are keyed by the judge folder's content: `mode`, added after judges were first keyed, enters the key
+    only when set, so a pairwise judge is the judge it was (its earlier verdicts stay valid); any set value or an
+    edited prompt is another judge."""
+    folder = tmp_path / "style"
+    shutil.copytree(BUILTIN_JUDGES / "style", folder)
+    before = Judge(folder).fingerprint
+    config = (folder / "config.toml").read_text(encoding="utf-8")
+    (folder / "config.toml").write_text(config + '\nmode = "pairwise"\n', encoding="utf-8")
+    assert Judge(folder).fingerprint == before
+    pointwise = config + '\nmode = "pointwise"\n' + ("" if "label_template" in config else 'label_template = "label.v1.j2"\n')
+    (folder / "config.toml").write_text(pointwise, encoding="utf-8")
+    assert Judge(folder).fingerprint != before
+    (folder / "config.toml").write_text(config, encoding="utf-8")
+    (folder / "prompt.v1.j2").write_text((folder / "prompt.v1.j2").read_text(encoding="utf-8") + " ", encoding="utf-8")
+    assert Judge(folder).fingerprint != before
+
+
 def test_unknown_judge_lists_the_builtins(tmp_path):
     with pytest.raises(InputError, match="unknown judge .nonesuch.*known judges: .*style"):
         Judge.load("nonesuch")

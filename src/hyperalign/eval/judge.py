@@ -67,6 +67,10 @@ class JudgeConfig(BaseModel):
         "pairwise", description="pointwise: each candidate scored alone against the reference (module docstring)")
 
 
+# JudgeConfig's settings added after judges' verdicts were first keyed by their folder's content (the fingerprint).
+LATER_SETTINGS = ("mode",)
+
+
 class Verdict(BaseModel):
     reason: str = Field(max_length=240)
     closer: Literal["A", "B"]
@@ -102,8 +106,12 @@ class Judge:
         self.template = templates[self.config.template]
         self.label_template = templates.get(self.config.label_template or "")
         self.version = f"{self.name}/{self.config.template}"
-        # The folder's content, not its name: an edited prompt or setting is another judge.
-        self.fingerprint = short_hash({"name": self.name, "config": self.config.model_dump(),
+        # The folder's content, not its name: an edited prompt or setting is another judge. A setting added to
+        # JudgeConfig later counts only where it is set away from its default (which keeps the judge as it was), so
+        # the verdicts a judge gave before the setting existed are still its verdicts.
+        config = {key: value for key, value in self.config.model_dump().items()
+                  if key not in LATER_SETTINGS or value != JudgeConfig.model_fields[key].default}
+        self.fingerprint = short_hash({"name": self.name, "config": config,
                                        "template": sources[self.config.template],
                                        **({"label_template": sources[names[1]]} if len(names) > 1 else {})})
 
