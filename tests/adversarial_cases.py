@@ -536,6 +536,16 @@ def cases() -> list[Case]:
          "--best-of"),
     ]:
         add(Case(f"generate: {name}", "cli", args, fragment=fragment, setup=base_files))
+    paper = ["infer", "ex.jsonl", "--user", "bev", "--method", "paper"]
+    for name, args, fragment in [
+        ("the paper method given --reference", [*paper, "--reference", "corpus"], "--reference"),
+        ("the paper method given --genre-task and --voice-samples", [*paper, "--genre-task", "Write.",
+                                                                     "--voice-samples", "3"], "--genre-task, --voice-samples"),
+        ("--budget with --refine but no --select", ["infer", "ex.jsonl", "--user", "bev", "--budget", "3", "--refine", "1"],
+         "--refine"),
+        ("a blank --genre-task", ["infer", "ex.jsonl", "--user", "bev", "--genre-task", "  "], "--genre-task"),
+    ]:
+        add(Case(f"infer: {name}", "cli", args, fragment=fragment, setup=both(base_files, _corpus)))
     add(Case("generate: zero-shot with --steer off (nothing to turn off, nothing ignored)", "cli",
              [*zero_shot, "--steer", "off", "Hi."], expect="accept"))
 

@@ -82,6 +82,10 @@ def infer_with_status(ha: HyperAlign, user: str, examples: list[UserExample], at
     return profile
 
 
+def _them(flags: list[str]) -> str:
+    return "them" if len(flags) > 1 else "it"
+
+
 @cli_command
 def infer(
     examples_file: Annotated[Path, typer.Argument(metavar="EXAMPLES.jsonl", help='Lines {"prompt"?: str, "text": str}.')],
@@ -127,6 +131,18 @@ def infer(
     if chosen == "contrastive" and selection is not None:
         raise InputError("--select and --budget belong to --method paper; the contrastive method verifies "
                          "hypotheses by telling the person from the default voice")
+    if genre_task is not None and not genre_task.strip():
+        raise InputError("--genre-task is empty: give the task, or leave the option out")
+    # Settings the chosen method would ignore: refused by name rather than silently not applied.
+    ignored = {"--reference": reference is not None, "--genre-task": genre_task is not None,
+               "--min-fact-z": min_fact_z != 1.0, "--voice-samples": voice_samples != 8} if chosen == "paper" else {}
+    if unused := [flag for flag, given in ignored.items() if given]:
+        raise InputError(f"{', '.join(unused)}: only the contrastive method uses {_them(unused)} (the paper method "
+                         f"has no default voice to contrast with); leave {_them(unused)} out")
+    if unused := [flag for flag, given in {"--held-out": held_out != 2, "--per-aspect": per_aspect != 3,
+                                           "--refine": refine != 0}.items() if given and not select_]:
+        raise InputError(f"{', '.join(unused)}: only --select uses {_them(unused)}; add --select or leave "
+                         f"{_them(unused)} out")
     options = InferenceOptions(method=chosen, max_per_aspect=max_per_aspect,
                                keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,
@@ -264,12 +280,12 @@ def generate(
                                 opening=opening.value, example_texts=example_texts, excerpts=excerpts,
                                 max_copied=max_copied, revise=revise)
     if unused := unused_settings(strategy, options):
-        profile_only = [name for name in unused if name in PROFILE_ONLY_SETTINGS]
-        flags = ", ".join("--" + name.replace("_", "-") for name in profile_only or unused)
-        raise InputError(f"{flags}: only the hyperalign strategy uses {'these' if len(profile_only) > 1 else 'it'}, "
-                         f"not --strategy {strategy.value}; leave {'them' if len(profile_only) > 1 else 'it'} out" if profile_only else
-                         f"{flags}: only best-of-N uses {'these' if len(unused) > 1 else 'it'}; add --best-of N "
-                         f"(N >= 2) or leave {'them' if len(unused) > 1 else 'it'} out")
+        named = [name for name in unused if name in PROFILE_ONLY_SETTINGS] or unused
+        flags = ", ".join("--" + name.replace("_", "-") for name in named)
+        raise InputError(f"{flags}: only the hyperalign strategy uses {_them(named)}, not --strategy {strategy.value}; "
+                         f"leave {_them(named)} out" if named is not unused else
+                         f"{flags}: only best-of-N uses {_them(named)}; add --best-of N (N >= 2) or leave "
+                         f"{_them(named)} out")
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)
