@@ -116,7 +116,7 @@ def test_a_chat_preamble_is_not_the_revision():
     assert without_preamble("Here we go: tea at four.\nRight.") == "Here we go: tea at four.\nRight."  # no newline
 
 
-def test_revise_is_for_a_profile_with_facts_everywhere(make_hyperalign, tmp_path):
+def test_revise_is_for_a_profile_with_facts_everywhere(make_hyperalign):
     ha, _ = make_hyperalign(editor(CLOSER), cache=False)
     with pytest.raises(InputError, match="needs the 'hyperalign' strategy"):
         ha.generate(None, TASK, "few-shot", [UserExample(text=DRAFT)], options=GenerationOptions(revise=True))
@@ -126,8 +126,6 @@ def test_revise_is_for_a_profile_with_facts_everywhere(make_hyperalign, tmp_path
     assert method.generation == {"steer": "off", "revise": True} and method.folder == ""
     with pytest.raises(InputError, match="no-facts"):
         parse_methods(["hyperalign:no-facts:revise"])
-    profile = tmp_path / "bev.json"
-    profile.write_text(bev().to_json(), encoding="utf-8")
-    result = CliRunner().invoke(app, ["--backend", "fake", "generate", "--profile", str(profile), "--revise",
-                                      "--strategy", "zero-shot", "Write a note."])
-    assert result.exit_code == 2 and "needs the 'hyperalign' strategy" in result.output
+    result = CliRunner().invoke(app, ["--backend", "fake", "generate", "--revise", "--strategy", "zero-shot",
+                                      "Write a note."])
+    assert result.exit_code == 2 and "--revise: only the hyperalign strategy uses it" in result.output
