@@ -82,8 +82,19 @@ def infer_with_status(ha: HyperAlign, user: str, examples: list[UserExample], at
     return profile
 
 
-def _them(flags: list[str]) -> str:
-    return "them" if len(flags) > 1 else "it"
+# The options' own defaults: a flag left at them was not given, one moved from them was (see the checks in infer).
+_INFERENCE, _SELECTION = InferenceOptions(), SelectionOptions()
+_PER_ASPECT: int = SelectionOptions.model_fields["per_aspect"].default  # a number; the model also takes None
+
+
+def as_flags(settings: list[str]) -> list[str]:
+    return ["--" + name.replace("_", "-") for name in settings]
+
+
+def ignored_flags(flags: list[str], used_by: str, why: str = "", instead: str = "") -> InputError:
+    """The error for flags the command would not apply: named, with who uses them and what to do instead."""
+    them = "them" if len(flags) > 1 else "it"
+    return InputError(f"{', '.join(flags)}: only {used_by} uses {them}{why}; {instead}leave {them} out")
 
 
 @cli_command
@@ -95,9 +106,9 @@ def infer(
     max_per_aspect: Annotated[int, typer.Option(min=1, max=5)] = 4,
     keep_unsupported: Annotated[bool, typer.Option("--keep-unsupported/", help="Keep hypotheses without a verified quote, flagged.")] = False,
     select_: Annotated[bool, typer.Option("--select/", help="Score hypotheses on held-out examples; keep the best.")] = False,
-    held_out: Annotated[int, typer.Option(min=1, help="With --select: examples held out for scoring.")] = 2,
-    per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = 3,
-    refine: Annotated[int, typer.Option(min=0, max=10, help="With --select: refinement rounds.")] = 0,
+    held_out: Annotated[int, typer.Option(min=1, help="With --select: examples held out for scoring.")] = _SELECTION.held_out,
+    per_aspect: Annotated[int, typer.Option(min=1, help="With --select: hypotheses kept per aspect.")] = _PER_ASPECT,
+    refine: Annotated[int, typer.Option(min=0, max=10, help="With --select: refinement rounds.")] = _SELECTION.refine_rounds,
     budget: Annotated[Optional[int], typer.Option(min=1, help="Keep at most N hypotheses.")] = None,
     proposal: Annotated[Optional[str], typer.Option(help="single: one call for every aspect; per-aspect: the paper's call per aspect (default: per-aspect on the embedded backend, single elsewhere).")] = None,
     reask: Annotated[bool, typer.Option("--reask/--no-reask", help="Ask once more for quotes that were not found.")] = True,
@@ -107,8 +118,8 @@ def infer(
     method: Annotated[Optional[str], typer.Option(help="contrastive: how the person differs from the model's default voice, verified by telling them apart (default); paper: HyPerAlign's one pass (the default with --select or --budget).")] = None,
     reference: Annotated[Optional[Path], typer.Option(metavar="CORPUS", help="A corpus of the genre (one folder per author, or JSONL {author, text}): its aggregate statistics join the contrast; no text of it is used.")] = None,
     genre_task: Annotated[Optional[str], typer.Option(help="The task the default voice answers for examples without a prompt (default: one built from each text's opening).")] = None,
-    min_fact_z: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep measured facts this many pooled spreads from the contrast.")] = 1.0,
-    voice_samples: Annotated[int, typer.Option(min=0, max=24, help="Keep the N sentences of the texts that carry the person's habits most against the default voice; generation shows them (0: none).")] = 8,
+    min_fact_z: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep measured facts this many pooled spreads from the contrast.")] = _INFERENCE.min_fact_z,
+    voice_samples: Annotated[int, typer.Option(min=0, max=24, help="Keep the N sentences of the texts that carry the person's habits most against the default voice; generation shows them (0: none).")] = _INFERENCE.voice_samples,
 ) -> None:
     """Infer an evidence-checked profile from a user's texts: by default how they differ from the model's own
     writing (contrastive); --method paper for the paper's one pass (optionally scored and selected)."""
@@ -134,15 +145,16 @@ def infer(
     if genre_task is not None and not genre_task.strip():
         raise InputError("--genre-task is empty: give the task, or leave the option out")
     # Settings the chosen method would ignore: refused by name rather than silently not applied.
-    ignored = {"--reference": reference is not None, "--genre-task": genre_task is not None,
-               "--min-fact-z": min_fact_z != 1.0, "--voice-samples": voice_samples != 8} if chosen == "paper" else {}
-    if unused := [flag for flag, given in ignored.items() if given]:
-        raise InputError(f"{', '.join(unused)}: only the contrastive method uses {_them(unused)} (the paper method "
-                         f"has no default voice to contrast with); leave {_them(unused)} out")
-    if unused := [flag for flag, given in {"--held-out": held_out != 2, "--per-aspect": per_aspect != 3,
-                                           "--refine": refine != 0}.items() if given and not select_]:
-        raise InputError(f"{', '.join(unused)}: only --select uses {_them(unused)}; add --select or leave "
-                         f"{_them(unused)} out")
+    contrastive_only = {"--reference": reference is not None, "--genre-task": genre_task is not None,
+                        "--min-fact-z": min_fact_z != _INFERENCE.min_fact_z,
+                        "--voice-samples": voice_samples != _INFERENCE.voice_samples}
+    if chosen == "paper" and (unused := [flag for flag, given in contrastive_only.items() if given]):
+        raise ignored_flags(unused, "the contrastive method", why=" (the paper method has no default voice to contrast "
+                            "with)")
+    select_only = {"--held-out": held_out != _SELECTION.held_out, "--per-aspect": per_aspect != _PER_ASPECT,
+                   "--refine": refine != _SELECTION.refine_rounds}
+    if not select_ and (unused := [flag for flag, given in select_only.items() if given]):
+        raise ignored_flags(unused, "--select", instead="add --select or ")
     options = InferenceOptions(method=chosen, max_per_aspect=max_per_aspect,
                                keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,
@@ -280,12 +292,9 @@ def generate(
                                 opening=opening.value, example_texts=example_texts, excerpts=excerpts,
                                 max_copied=max_copied, revise=revise)
     if unused := unused_settings(strategy, options):
-        named = [name for name in unused if name in PROFILE_ONLY_SETTINGS] or unused
-        flags = ", ".join("--" + name.replace("_", "-") for name in named)
-        raise InputError(f"{flags}: only the hyperalign strategy uses {_them(named)}, not --strategy {strategy.value}; "
-                         f"leave {_them(named)} out" if named is not unused else
-                         f"{flags}: only best-of-N uses {_them(named)}; add --best-of N (N >= 2) or leave "
-                         f"{_them(named)} out")
+        if profile_only := [name for name in unused if name in PROFILE_ONLY_SETTINGS]:
+            raise ignored_flags(as_flags(profile_only), "the hyperalign strategy", why=f", not --strategy {strategy.value}")
+        raise ignored_flags(as_flags(unused), "best-of-N", instead="add --best-of N (N >= 2) or ")
     if task is not None:
         generation = ha.generate(profile, task, strategy, examples, options=options)
         echo(generation.text)
