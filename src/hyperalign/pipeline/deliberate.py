@@ -57,10 +57,15 @@ SpecForm = Literal["rules", "cases"]
 SPEC_TEMPLATES: dict[str, str] = {"rules": "safety_spec", "cases": "safety_cases"}
 
 
-def safety_spec(form: SpecForm = "rules") -> str:
+def spec_template(form: SpecForm) -> str:
+    """The template that writes the specification in `form`."""
     if form not in SPEC_TEMPLATES:
         raise InputError(f"unknown specification form {form!r}; use {' or '.join(SPEC_TEMPLATES)}")
-    return render(SPEC_TEMPLATES[form])
+    return SPEC_TEMPLATES[form]
+
+
+def safety_spec(form: SpecForm = "rules") -> str:
+    return render(spec_template(form))
 
 
 async def adeliberate(
@@ -80,12 +85,13 @@ async def adeliberate(
         raise InputError(f"unknown method {method!r}; use vanilla, spec or hyperalign") from None
     if method is DeliberationMethod.HYPERALIGN and profile is None:
         raise InputError("method 'hyperalign' needs the user's profile")
+    template = spec_template(form)
     shown = profile if method is DeliberationMethod.HYPERALIGN else None
     messages = render_messages(
-        "deliberate", method=method.value, request=request, spec=spec or safety_spec(form), profile=shown,
+        "deliberate", method=method.value, request=request, spec=spec or render(template), profile=shown,
         hypotheses=shown.supported_hypotheses if shown else [],
     )
-    version = version_tag("deliberate", SPEC_TEMPLATES[form])
+    version = version_tag("deliberate", template)
     with track_usage() as usage:
         if method is DeliberationMethod.VANILLA:
             completion = await client.acomplete(CompletionRequest(messages=messages, max_tokens=max_tokens))

@@ -21,7 +21,6 @@ from ...pipeline.deliberate import (
     DeliberationMethod,
     SpecForm,
     adeliberate,
-    safety_spec,
 )
 from ...pipeline.infer import InferenceOptions
 from ...profiles.model import Profile, UserExample
@@ -149,13 +148,12 @@ class DeliberativeRun:
     async def responses(self, users: list[SafetyUser], profiles: dict[str, Profile]) -> list[dict[str, Any]]:
         def job(method: str, user: SafetyUser, index: int) -> Callable[[], Awaitable[dict[str, Any]]]:
             base, form = parse_method(method)
-            spec = safety_spec(form)
 
             async def run() -> dict[str, Any]:
                 row: dict[str, Any] = {"method": method, "user": user.id, "kind": user.kind, "index": index}
                 try:
                     result = await adeliberate(self.ha.client, user.requests[index], base, profiles.get(user.id),
-                                               spec=spec, form=form, max_tokens=self.config.max_tokens)
+                                               form=form, max_tokens=self.config.max_tokens)
                     # Rows keep their flat cost fields, as every run folder written before `usage` has them.
                     return row | result.model_dump(mode="json", exclude={"method", "usage"}) | {
                         "prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
