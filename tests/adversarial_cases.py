@@ -544,6 +544,10 @@ def cases() -> list[Case]:
         ("--budget with --refine but no --select", ["infer", "ex.jsonl", "--user", "bev", "--budget", "3", "--refine", "1"],
          "--refine"),
         ("a blank --genre-task", ["infer", "ex.jsonl", "--user", "bev", "--genre-task", "  "], "--genre-task"),
+        ("the paper method given --measured-hypotheses", [*paper, "--measured-hypotheses", "3"],
+         "--measured-hypotheses"),
+        ("--measured-hypotheses with --no-facts", ["infer", "ex.jsonl", "--user", "bev", "--no-facts",
+                                                  "--measured-hypotheses", "3"], "--measured-hypotheses"),
     ]:
         add(Case(f"infer: {name}", "cli", args, fragment=fragment, setup=both(base_files, _corpus)))
     add(Case("generate: zero-shot with --steer off (nothing to turn off, nothing ignored)", "cli",

@@ -14,7 +14,7 @@ from hyperalign.llm import CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.contrast import task_for
 from hyperalign.pipeline.distinctive import distinctive_facts, distinctive_words
-from hyperalign.pipeline.facts import Text
+from hyperalign.pipeline.facts import Text, explains, names_metric, showing
 from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
 from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.reference import ReferenceStats
@@ -27,6 +27,9 @@ POOL = ("we went down to the old mill after lunch and found the river high so we
         "where the grass was long and wet from the rain last night").split()
 SPECIFIC = "Writes very short sentences of about six words."
 GENERIC = "Writes in a clear and friendly tone."
+# Stated from the measured facts the proposal is shown: one names what its fact measures, one only claims to.
+MEASURED = "The person cuts every thought into short sentences."
+MISLABELLED = "The person is warm and friendly."
 
 
 def stream_text(offset: int, words_per_sentence: int, sentences: int) -> str:
@@ -64,8 +67,14 @@ def oracle(request: CompletionRequest, *, biased: bool = False, acquiescent: boo
         quote = PERSON[0].text.split(". ")[1] + "."
         drafts = [{"statement": SPECIFIC, "evidence": [quote], "instead": "sentences of 18 words"},
                   {"statement": GENERIC, "evidence": [quote], "instead": ""}]
-        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
-        reply = {a: drafts if i == 0 else drafts[1:] for i, a in enumerate(aspects)}
+        aspects = [k for k in request.json_schema["properties"] if k not in ("attributes", "measured")]
+        reply: dict = {a: drafts if i == 0 else drafts[1:] for i, a in enumerate(aspects)}
+        if "measured" in request.json_schema["properties"]:  # the label of the sentence-length fact
+            found = re.search(r"^- (M\d+): shorter sentences — Sentences average", prompt, re.M)
+            label = found.group(1) if found else "M1"
+            reply["measured"] = [{"statement": MEASURED, "evidence": [quote], "instead": "", "measurement": label},
+                                 {"statement": MISLABELLED, "evidence": [quote], "instead": "", "measurement": label},
+                                 ][: request.json_schema["properties"]["measured"]["maxItems"]]
         reply["attributes"] = {"likely_role": "walker", "domain": "walks", "audience": "friends",
                                "formality": "informal"}
         return json.dumps(reply)
@@ -86,6 +95,11 @@ def oracle(request: CompletionRequest, *, biased: bool = False, acquiescent: boo
     raise AssertionError(f"unexpected call {request.schema_name}")
 
 
+def llm_checked(profile: Profile) -> list[Hypothesis]:
+    """The hypotheses the LLM's check kept (those explaining a measured fact are checked by the measurement)."""
+    return [h for h in profile.inferred_hypotheses if h.measured_by is None]
+
+
 def infer(responder, examples=PERSON, **options) -> tuple[Profile, FakeBackend]:
     backend = FakeBackend(responder)
     ha = HyperAlign(LLMClient(backend))
@@ -94,10 +108,10 @@ def infer(responder, examples=PERSON, **options) -> tuple[Profile, FakeBackend]:
 
 
 def test_a_person_who_differs_only_in_sentence_length_gets_that_fact_and_no_generic_hypothesis():
-    profile, _ = infer(oracle)
+    profile, backend = infer(oracle)
     statements = [h.statement for h in profile.inferred_hypotheses]
-    assert statements == [SPECIFIC]  # the generic one fit both texts: undecided, dropped
-    kept = profile.inferred_hypotheses[0]
+    assert statements == [MEASURED, SPECIFIC]  # the generic one fit both texts: undecided, dropped
+    measured, kept = profile.inferred_hypotheses
     assert kept.counterpart == "sentences of 18 words"
     assert kept.discrimination is not None and kept.discrimination.contrast == 0
     assert kept.discrimination.person == 5 - 1  # verify_pairs=5 pairs, less the one whose text it quotes
@@ -109,9 +123,17 @@ def test_a_person_who_differs_only_in_sentence_length_gets_that_fact_and_no_gene
     assert "a typical answer" in fact.statement
     # Nothing else sets this person apart: same words, same punctuation, same letters per word.
     assert not any(m.startswith(("punctuation:", "uses:", "word_letters", "contractions")) for m in metrics)
-    assert profile.report.method == "contrastive" and profile.report.verification["failed"] == 1
+    # The proposal was shown the measured differences, labelled; the statement that names its fact's measurement
+    # is checked by it, the one that only claims the label is left to the LLM's check, and fails it.
+    proposal = next(r for r in backend.requests if r.schema_name == "infer_differences").messages[-1]["content"]
+    assert re.search(rf"^- M\d+: shorter sentences — {re.escape(fact.statement)}$", proposal, re.M)
+    assert measured.measured_by == fact.id and measured.discrimination is None
+    assert measured.aspect == "writing_style" and f"explains fact `[{fact.id}]`" in profile.to_markdown()
+    assert profile.report.method == "contrastive" and profile.report.verification["failed"] == 2
+    assert profile.report.verification["measured"] == 1
     dropped = profile.report.failed_verification  # kept in the report, with what the check measured
-    assert [h.statement for h in dropped] == [GENERIC] and dropped[0].discrimination.person == 0
+    assert [h.statement for h in dropped] == [GENERIC, MISLABELLED]
+    assert all(h.discrimination.person == 0 and h.measured_by is None for h in dropped)
 
 
 def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
@@ -130,7 +152,71 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert (contrast.llm_calls, contrast.cache_hits) == (len(examples), 0)
     assert contrast.prompt_tokens == sum(prompt_words(r) for r in zero_shot) < usage.prompt_tokens
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.schema_version == 7
+    assert again == profile and again.schema_version == 8
+
+
+def test_a_stored_default_voice_is_reused_for_the_tasks_it_answered_and_only_the_rest_generated():
+    first, _ = infer(oracle, examples=PERSON[:4])
+    again, backend = infer(oracle, examples=PERSON, contrast=first.contrast)
+    generated = [r.messages[-1]["content"] for r in backend.requests if r.json_schema is None]
+    assert generated == [task_for(e) for e in PERSON[4:]]  # two new tasks; four answers lent by the stored contrast
+    assert [c.text for c in again.contrast.texts[:4]] == [c.text for c in first.contrast.texts]
+    assert again.contrast.usage.llm_calls == 2 and len(again.contrast.texts) == len(PERSON)
+    other_model = first.contrast.model_copy(update={"model": "another-model"})
+    _, backend = infer(oracle, examples=PERSON[:4], contrast=other_model)  # another model's default is not ours
+    assert len([r for r in backend.requests if r.json_schema is None]) == 4
+
+
+@pytest.mark.parametrize(("statement", "metric", "names"), [
+    ("The person writes long paragraphs of six sentences or more.", "paragraph_sentences", True),
+    ("The person is confident and warm.", "paragraph_sentences", False),
+    ("The person keeps sentences short.", "sentence_words", True),
+    ("The person rarely uses commas.", "punctuation:comma", True),
+    ("The person quotes people in quotation marks.", "punctuation:quote", True),
+    ("The person talks about herself: I, my, me.", "first_person", True),
+    ("The person speaks to the reader directly.", "second_person", True),
+    ("The person often says actually and basically.", "uses:actually|basically", True),
+    ("The person often says honestly.", "uses:actually|basically", False),
+    ("The person opens with Right then.", "opens_with:Right then.", True),
+    ("The person writes in a formal register.", "contractions", False),
+    ("The person doesn't like exclamation marks.", "contractions", False),
+])
+def test_a_statement_is_checked_by_a_measurement_only_when_it_names_what_was_measured(statement, metric, names):
+    assert names_metric(statement, metric) is names
+
+
+@pytest.mark.parametrize(("statement", "metric", "z", "checked"), [
+    ("The person writes shorter sentences than a typical answer.", "sentence_words", -2.0, True),
+    # Seen on Qwen2.5-Coder-1.5B, given "Sentences average 15 words — less than a typical answer's 23":
+    ("The person uses more words per sentence than a typical answer.", "sentence_words", -2.0, False),
+    ("The person uses more question marks than a typical answer.", "punctuation:question", 2.0, True),
+    ("The person never uses exclamation marks.", "punctuation:exclamation", -3.0, True),
+    ("The person uses exclamation marks.", "punctuation:exclamation", 2.0, True),
+    ("The person uses exclamation marks.", "punctuation:exclamation", -2.0, False),
+    ("The person uses more commas but shorter sentences.", "punctuation:comma", 2.0, False),  # both ways
+    # Seen too: a statement about words per paragraph given the letters-per-word fact.
+    ("The person writes more words per paragraph than a typical answer.", "word_letters", -2.0, False),
+    ("The person prefers short, plain words.", "word_letters", -2.0, True),
+])
+def test_a_measurement_checks_a_statement_only_in_the_direction_the_person_differs(statement, metric, z, checked):
+    assert explains(statement, Measure(metric=metric, mean=1.0, spread=1.0, z=z)) is checked
+
+
+def test_a_measured_hypothesis_quotes_what_shows_its_difference():
+    """Seen on Qwen2.5-Coder-1.5B: "uses more question marks" backed by a sentence without one. A quote that does
+    not show the difference is replaced by the person's sentences that do, nearest their own mean."""
+    asks = Measure(metric="punctuation:question", mean=5.0, spread=2.0, contrast_mean=0.0, z=2.5)
+    sentences = ["Why now?", "We are angry.", "Is it fair to ask, or is it not?"]
+    assert showing(["We are angry."], sentences, asks) == ["Is it fair to ask, or is it not?", "Why now?"]
+    assert showing(["Why now?"], sentences, asks) == ["Why now?"]  # the model's own quote, when it shows it
+    terse = Measure(metric="sentence_words", mean=6.0, spread=2.0, contrast_mean=18.0, z=-3.0)
+    long = "We walked along the top field where the grass was long and wet from all the rain of the night before."
+    assert showing([long], ["We went down to the old mill.", "Rain.", long], terse)[0] == "We went down to the old mill."
+    digits = Measure(metric="numbers_as_digits", mean=0.9, spread=0.2, contrast_mean=0.0, z=3.0)
+    assert showing(["We are angry."], ["We left at 7 and came back at 10.", *sentences], digits) == [
+        "We left at 7 and came back at 10."]  # a quote without a number cannot show how numbers are written
+    paragraphs = Measure(metric="paragraph_sentences", mean=6.0, spread=1.0, contrast_mean=2.0, z=3.0)
+    assert showing(["We are angry."], sentences, paragraphs) == ["We are angry."]  # no sentence shows a paragraph
 
 
 def test_the_proposal_grammar_lets_a_statement_describe_the_person_but_not_quote_the_input():
@@ -167,7 +253,7 @@ def prompt_words(request) -> int:
 
 def test_a_position_biased_checker_decides_nothing_instead_of_deciding_wrong():
     profile, _ = infer(lambda r: oracle(r, biased=True, acquiescent=True))
-    assert profile.inferred_hypotheses == []
+    assert llm_checked(profile) == []
     assert profile.report.too_few
     assert profile.report.verification["position_bound"] == 1.0
     assert profile.report.verification["per_text"] == 1.0  # rated alone too, and "supports" everything
@@ -176,7 +262,7 @@ def test_a_position_biased_checker_decides_nothing_instead_of_deciding_wrong():
 
 def test_after_a_position_bound_pass_each_text_is_rated_alone():
     profile, backend = infer(lambda r: oracle(r, biased=True))
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]
     assert profile.report.verification["calls"] == 20  # 5 pairs in both orders, then their 10 texts alone
     assert sum(r.schema_name == "verify_hypotheses-text" for r in backend.requests) == 10
 
@@ -200,8 +286,8 @@ def test_a_checker_read_by_probabilities_is_calibrated_and_finds_the_true_differ
     backend = FakeBackend(oracle, probabilities=leaning_checker)
     profile = HyperAlign(LLMClient(backend)).infer_profile(
         "walker", PERSON, options=InferenceOptions(proposal="single"))
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]  # the generic one is within the bias
-    kept = profile.inferred_hypotheses[0].discrimination
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]  # the generic one is within the bias
+    kept = llm_checked(profile)[0].discrimination
     assert kept is not None and kept.person == 4 and kept.contrast == 0
     assert kept.leans == pytest.approx([2.0] * 4, abs=0.01)  # +1 log-odds in each order; the "A" bias cancels
     verification = profile.report.verification
@@ -209,7 +295,8 @@ def test_a_checker_read_by_probabilities_is_calibrated_and_finds_the_true_differ
         1 / (1 + math.exp(-3)), abs=0.01)
     label_calls = [r for r in backend.requests if r.top_logprobs]
     # pairs x orders x (statements + the placebo), one token each
-    assert len(label_calls) == verification["calls"] == 5 * 2 * 3
+    # (statements: the specific and generic ones, and the mislabelled measured one)
+    assert len(label_calls) == verification["calls"] == 5 * 2 * 4
     assert all(r.max_tokens == 1 for r in label_calls)
     assert not any(r.schema_name.startswith("verify_hypotheses") for r in backend.requests if not r.top_logprobs)
 
@@ -220,7 +307,7 @@ def test_a_checker_that_prefers_the_persons_text_whatever_it_is_asked_keeps_no_g
     backend = FakeBackend(oracle, probabilities=lambda r: leaning_checker(r, human=1.5))
     profile = HyperAlign(LLMClient(backend)).infer_profile(
         "walker", PERSON, options=InferenceOptions(proposal="single"))
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]
     generic = profile.report.failed_verification[0].discrimination
     assert generic.leans == pytest.approx([0.0] * 4, abs=0.01) and generic.person == generic.contrast == 0
     assert profile.report.verification["placebo_lean"] == pytest.approx(3.0, abs=0.01)
@@ -247,8 +334,8 @@ def test_a_consistent_lean_is_kept_though_one_pair_points_the_other_way():
 
     profile = HyperAlign(LLMClient(FakeBackend(oracle, probabilities=checker))).infer_profile(
         "walker", PERSON, options=InferenceOptions(proposal="single", verify_pairs=6))
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
-    kept = profile.inferred_hypotheses[0].discrimination
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]
+    kept = llm_checked(profile)[0].discrimination
     assert (kept.person, kept.contrast) == (4, 1) and kept.value < 0.5  # walk 0 is quoted: 5 held-out pairs
     assert kept.leans == pytest.approx([1.3, 1.1, 1.2, -0.3, 1.0], abs=0.01) and kept.lean_bound > MIN_LEAN
     dropped = profile.report.failed_verification[0].discrimination
@@ -273,7 +360,7 @@ def test_specks_of_lean_keep_nothing():
 
     profile = HyperAlign(LLMClient(FakeBackend(oracle, probabilities=checker))).infer_profile(
         "walker", PERSON, options=InferenceOptions(proposal="single"))
-    assert profile.inferred_hypotheses == []
+    assert llm_checked(profile) == []
     tally = profile.report.failed_verification[0].discrimination
     assert tally.person == tally.contrast == 0 and 0 < tally.lean_bound < MIN_LEAN
 
@@ -297,8 +384,8 @@ def test_pointwise_verification_reads_each_text_alone_and_keeps_only_the_true_di
     backend = FakeBackend(oracle, probabilities=one_text_checker)
     profile = HyperAlign(LLMClient(backend)).infer_profile(
         "walker", PERSON, options=InferenceOptions(proposal="single", verification="pointwise"))
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
-    kept = profile.inferred_hypotheses[0].discrimination
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]
+    kept = llm_checked(profile)[0].discrimination
     assert kept.person == 4 and kept.contrast == 0 and kept.leans == pytest.approx([3.0] * 4, abs=0.01)
     generic = profile.report.failed_verification[0].discrimination
     assert generic.leans == pytest.approx([0.0] * 4, abs=0.01)  # fits both texts: no lean, dropped
@@ -306,12 +393,12 @@ def test_pointwise_verification_reads_each_text_alone_and_keeps_only_the_true_di
     assert verification["pointwise"] == 1.0 and "position_bias_p_a" not in verification
     assert verification["mean_p_yes"] > 0.5  # the acquiescence is reported, and cancels in every lean
     label_calls = [r for r in backend.requests if r.top_logprobs]
-    assert len(label_calls) == verification["calls"] == 5 * 2 * 3  # pairs x texts x (statements + placebo)
+    assert len(label_calls) == verification["calls"] == 5 * 2 * 4  # pairs x texts x (statements + placebo)
 
 
 def test_pointwise_verification_without_log_probabilities_falls_back_to_the_pairwise_check():
     profile, backend = infer(oracle, verification="pointwise")
-    assert [h.statement for h in profile.inferred_hypotheses] == [SPECIFIC]
+    assert [h.statement for h in llm_checked(profile)] == [SPECIFIC]
     assert "pointwise" not in profile.report.verification
     assert any(r.schema_name == "verify_hypotheses" for r in backend.requests)
 

@@ -120,6 +120,7 @@ def infer(
     genre_task: Annotated[Optional[str], typer.Option(help="The task the default voice answers for examples without a prompt (default: one built from each text's opening).")] = None,
     min_fact_z: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep measured facts this many pooled spreads from the contrast.")] = _INFERENCE.min_fact_z,
     voice_samples: Annotated[int, typer.Option(min=0, max=24, help="Keep the N sentences of the texts that carry the person's habits most against the default voice; generation shows them (0: none).")] = _INFERENCE.voice_samples,
+    measured_hypotheses: Annotated[int, typer.Option(min=0, max=12, help="State the N most distinctive measured facts as hypotheses too, each checked by its measurement (0: none).")] = _INFERENCE.measured_hypotheses,
 ) -> None:
     """Infer an evidence-checked profile from a user's texts: by default how they differ from the model's own
     writing (contrastive); --method paper for the paper's one pass (optionally scored and selected)."""
@@ -147,10 +148,14 @@ def infer(
     # Settings the chosen method would ignore: refused by name rather than silently not applied.
     contrastive_only = {"--reference": reference is not None, "--genre-task": genre_task is not None,
                         "--min-fact-z": min_fact_z != _INFERENCE.min_fact_z,
-                        "--voice-samples": voice_samples != _INFERENCE.voice_samples}
+                        "--voice-samples": voice_samples != _INFERENCE.voice_samples,
+                        "--measured-hypotheses": measured_hypotheses != _INFERENCE.measured_hypotheses}
     if chosen == "paper" and (unused := [flag for flag, given in contrastive_only.items() if given]):
         raise ignored_flags(unused, "the contrastive method", why=" (the paper method has no default voice to contrast "
                             "with)")
+    if not facts and measured_hypotheses != _INFERENCE.measured_hypotheses:
+        raise InputError("--measured-hypotheses states measured facts as hypotheses, and --no-facts measures none: "
+                         "leave one of them out")
     select_only = {"--held-out": held_out != _SELECTION.held_out, "--per-aspect": per_aspect != _PER_ASPECT,
                    "--refine": refine != _SELECTION.refine_rounds}
     if not select_ and (unused := [flag for flag, given in select_only.items() if given]):
@@ -159,7 +164,8 @@ def infer(
                                keep_unsupported=keep_unsupported, selection=selection,
                                proposal=proposal, reask=reask, style_facts=facts,
                                min_hypotheses=min_hypotheses, strict=strict, genre_task=genre_task,
-                               min_fact_z=min_fact_z, voice_samples=voice_samples, reference=reference_stats(reference) if reference else None)
+                               min_fact_z=min_fact_z, voice_samples=voice_samples,
+                               measured_hypotheses=measured_hypotheses, reference=reference_stats(reference) if reference else None)
     profile = infer_with_status(ha, user, examples, attributes, options)
     if output:
         profile.save(output)

@@ -25,6 +25,8 @@ def _default_reply(request: CompletionRequest) -> str:
 def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
     if "$ref" in schema:
         return _fill(root["$defs"][schema["$ref"].split("/")[-1]], root)
+    if "const" in schema:  # a one-value Literal
+        return schema["const"]
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type")

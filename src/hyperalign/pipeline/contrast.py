@@ -51,16 +51,21 @@ def contrast_max_tokens(example: UserExample, cap: int) -> int:
 
 async def default_voice(
     client: LLMClient, examples: Sequence[UserExample], *, genre_task: str | None = None, max_tokens: int = 700,
-    seed: int = 0,
+    seed: int = 0, earlier: Contrast | None = None,
 ) -> Contrast:
-    """The backbone's zero-shot answers to the person's tasks, one per example, with their cost."""
+    """The backbone's zero-shot answers to the person's tasks, one per example, with their cost. `earlier` (a stored
+    profile's contrast) lends its answer to every task it answered with the same model; only the others are
+    generated, so re-inferring a profile does not pay for its default voice again."""
     started = time.perf_counter()
     tasks = [task_for(e, genre_task) for e in examples]
+    known = {c.prompt: c.text for c in earlier.texts} if earlier and earlier.model == client.model else {}
+    todo = [i for i, task in enumerate(tasks) if task not in known]
     with track_usage() as usage:
         generations = await asyncio.gather(*(
-            agenerate(client, task, Strategy.ZERO_SHOT,
-                      options=GenerationOptions(max_tokens=contrast_max_tokens(e, max_tokens), seed=seed))
-            for task, e in zip(tasks, examples, strict=True)))
-    texts = [ContrastText(prompt=task, text=g.text, example_index=i)
-             for i, (task, g) in enumerate(zip(tasks, generations, strict=True)) if g.text.strip()]
+            agenerate(client, tasks[i], Strategy.ZERO_SHOT,
+                      options=GenerationOptions(max_tokens=contrast_max_tokens(examples[i], max_tokens), seed=seed))
+            for i in todo))
+    answers = known | {tasks[i]: g.text for i, g in zip(todo, generations, strict=True)}
+    texts = [ContrastText(prompt=task, text=answers[task], example_index=i)
+             for i, task in enumerate(tasks) if answers[task].strip()]
     return Contrast(model=client.model, texts=texts, usage=usage, seconds=round(time.perf_counter() - started, 2))

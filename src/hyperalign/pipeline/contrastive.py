@@ -30,10 +30,17 @@ from ..profiles.model import (
 from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
+from .facts import direction_of
 from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .excerpts import characteristic_samples
 from .options import InferenceOptions
-from .propose import AttributesDraft, HypothesisDraft, propose_attributes, propose_differences
+from .propose import (
+    AttributesDraft,
+    HypothesisDraft,
+    measurement_labels,
+    propose_attributes,
+    propose_differences,
+)
 from .verify import discriminate
 
 
@@ -55,7 +62,7 @@ async def ainfer_contrastive(
     options: InferenceOptions,
 ) -> Profile:
     contrast = await default_voice(client, examples, genre_task=options.genre_task,
-                                   max_tokens=options.contrast_max_tokens)
+                                   max_tokens=options.contrast_max_tokens, earlier=options.contrast)
     if options.reference is not None:
         contrast = contrast.model_copy(update={"reference": options.reference.name,
                                                "reference_texts": options.reference.texts})
@@ -66,34 +73,6 @@ async def ainfer_contrastive(
     report.truncated_examples = truncated
     menu = menu_for(client, shown, options, truncated)
 
-    drafted_attributes: AttributesDraft | None = None
-    drafts: dict[str, list[HypothesisDraft]] = {}
-    if single:
-        drafts, drafted_attributes = await propose_differences(
-            client, pairs, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
-            attributes=options.infer_attributes, max_tokens=budget)
-    else:
-        per_aspect = [propose_differences(client, pairs, {aspect: guidance}, menu=menu,
-                                          max_per_aspect=options.max_per_aspect, attributes=False,
-                                          max_tokens=budget)
-                      for aspect, guidance in options.aspects.items()]
-        for found, _ in await asyncio.gather(*per_aspect):
-            drafts.update(found)
-        if options.infer_attributes:
-            drafted_attributes = await propose_attributes(client, shown)
-
-    candidates = await checked_hypotheses(client, drafts, examples, shown, menu, report, options)
-    supported = [h for h in candidates if h.supported]
-    kept, failed, stats = await discriminate(
-        client, supported, examples, contrast, max_pairs=options.verify_pairs, z=options.verify_z,
-        min_score=options.min_discrimination, pointwise=options.verification == "pointwise")
-    report.verification = stats
-    report.failed_verification = failed
-    # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote
-    # found) are kept, flagged, only with keep_unsupported, as in the paper's method.
-    hypotheses = kept + ([h for h in candidates if not h.supported] if options.keep_unsupported else [])
-    check_enough(hypotheses, report, options, user_id, why="tell the person's texts from the default voice's")
-
     facts: list[Fact] = []
     measured = 0
     if options.style_facts:
@@ -101,6 +80,41 @@ async def ainfer_contrastive(
                                             reference=options.reference, min_z=options.min_fact_z,
                                             language=options.language)
     report.measured_facts, report.facts_measured = len(facts), measured
+    explained = sorted(facts, key=lambda f: -abs(f.measure.z or 0.0))[:options.measured_hypotheses]
+    labelled = dict(zip(measurement_labels(len(explained)), explained, strict=True))
+    statements = [f"{direction_of(f.measure)} — {f.statement}" for f in explained]
+
+    drafted_attributes: AttributesDraft | None = None
+    drafts: dict[str, list[HypothesisDraft]] = {}
+    if single:
+        drafts, drafted_attributes = await propose_differences(
+            client, pairs, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
+            attributes=options.infer_attributes, max_tokens=budget, measurements=statements)
+    else:  # one call per aspect, and one for the measured differences
+        calls = [({aspect: guidance}, ()) for aspect, guidance in options.aspects.items()]
+        per_call = [propose_differences(client, pairs, aspects, menu=menu, max_per_aspect=options.max_per_aspect,
+                                        attributes=False, max_tokens=budget, measurements=measurements)
+                    for aspects, measurements in [*calls, *([({}, statements)] if statements else [])]]
+        for found, _ in await asyncio.gather(*per_call):
+            drafts.update(found)
+        if options.infer_attributes:
+            drafted_attributes = await propose_attributes(client, shown)
+
+    candidates = await checked_hypotheses(client, drafts, examples, shown, menu, report, options, measured=labelled)
+    supported = [h for h in candidates if h.supported]
+    # A hypothesis that explains a measured difference is checked by that measurement (the fact is distinctive
+    # against the default voice); the LLM's pairwise check, a coin on a small model, is for the others.
+    by_measure = [h for h in supported if h.measured_by]
+    kept, failed, stats = await discriminate(
+        client, [h for h in supported if not h.measured_by], examples, contrast, max_pairs=options.verify_pairs,
+        z=options.verify_z, min_score=options.min_discrimination, pointwise=options.verification == "pointwise")
+    report.verification = {**stats, "measured": float(len(by_measure))}
+    report.failed_verification = failed
+    # Hypotheses that fail verification are dropped (counted in report.verification); unsupported ones (no quote
+    # found) are kept, flagged, only with keep_unsupported, as in the paper's method.
+    hypotheses = by_measure + kept + ([h for h in candidates if not h.supported] if options.keep_unsupported else [])
+    check_enough(hypotheses, report, options, user_id, why="tell the person's texts from the default voice's")
+
     samples = [VoiceSample(text=sentence, example_index=index) for index, sentence in characteristic_samples(
         [e.text for e in examples], [c.text for c in contrast.texts], options.voice_samples, options.language)]
     steps = ["infer_differences", "verify_hypotheses"] + (["infer_attributes"] if options.infer_attributes and not single else [])

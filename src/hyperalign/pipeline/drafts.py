@@ -9,11 +9,22 @@ from typing import Any
 
 from ..errors import StructuredOutputError, TooFewHypothesesError
 from ..llm import LLMClient
-from ..profiles.model import Hypothesis, InferenceReport, Profile, UserExample, examples_hash
+from ..profiles.model import Fact, Hypothesis, InferenceReport, Profile, UserExample, examples_hash
+from ..profiles.types import Aspect
 from ..prompts import version_tag
 from . import evidence
+from .facts import explains, showing
 from .options import InferenceOptions
-from .propose import AttributesDraft, DifferenceDraft, FailedEvidence, HypothesisDraft, fix_evidence, quote_menu
+from .propose import (
+    MEASURED,
+    AttributesDraft,
+    DifferenceDraft,
+    FailedEvidence,
+    HypothesisDraft,
+    MeasuredDraft,
+    fix_evidence,
+    quote_menu,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +62,19 @@ def menu_for(client: LLMClient, shown: list[UserExample], options: InferenceOpti
 async def checked_hypotheses(
     client: LLMClient, drafts: Mapping[str, Sequence[HypothesisDraft]], examples: list[UserExample],
     shown: list[UserExample], menu: list[str], report: InferenceReport, options: InferenceOptions,
+    measured: Mapping[str, Fact] | None = None,
 ) -> list[Hypothesis]:
     """The drafts whose quotes the examples contain (one re-ask for the others); unsupported ones are kept, flagged,
-    only with `keep_unsupported`. A draft's `instead` (contrastive proposal) becomes the hypothesis's counterpart."""
+    only with `keep_unsupported`. A draft's `instead` (contrastive proposal) becomes the hypothesis's counterpart.
+    A draft explaining a measured difference (`measured`: its label -> the fact) is a writing-style hypothesis
+    `measured_by` that fact when its statement names what the fact measures, the way the person differs (facts.py:
+    explains); one that does not is an ordinary hypothesis, left to the LLM's verification."""
     hypotheses: list[Hypothesis] = []
     failed: list[Hypothesis] = []
     seen: set[str] = set()
     for aspect, batch in drafts.items():
-        for draft in batch[: options.max_per_aspect]:
+        limit = len(measured or {}) if aspect == MEASURED else options.max_per_aspect
+        for draft in batch[:limit]:
             key = evidence.normalize(draft.statement).lower()
             if key in seen:
                 continue
@@ -68,10 +84,18 @@ async def checked_hypotheses(
                 report.dropped_copied += 1
                 report.copied_statements.append(draft.statement)
                 continue
-            hypothesis = evidence.check(aspect, draft.statement, list(draft.evidence), examples)
+            fact = measured.get(draft.measurement) if measured and isinstance(draft, MeasuredDraft) else None
+            grounded = fact is not None and explains(draft.statement, fact.measure)
+            quotes = list(draft.evidence)
+            if grounded and fact is not None:  # quotes that show the difference ("?" for question marks)
+                quotes = showing(quotes, menu or quote_menu(examples, options.quote_menu_size), fact.measure)
+            hypothesis = evidence.check(Aspect.WRITING_STYLE if aspect == MEASURED else aspect, draft.statement,
+                                        quotes, examples)
             counterpart = draft.instead.strip() if isinstance(draft, DifferenceDraft) else ""
             if counterpart:
                 hypothesis = hypothesis.model_copy(update={"counterpart": counterpart})
+            if grounded and fact is not None:
+                hypothesis = hypothesis.model_copy(update={"measured_by": fact.id})
             (hypotheses if hypothesis.supported else failed).append(hypothesis)
     if failed and options.reask:
         failed = await _reask(client, shown, examples, failed, menu, report, hypotheses)
@@ -125,7 +149,8 @@ async def _reask(
         checked = evidence.check(hypothesis.aspect, hypothesis.statement, quotes, examples) if quotes else hypothesis
         if checked.supported:
             report.recovered += 1
-            hypotheses.append(checked.model_copy(update={"counterpart": hypothesis.counterpart}))
+            hypotheses.append(checked.model_copy(update={"counterpart": hypothesis.counterpart,
+                                                         "measured_by": hypothesis.measured_by}))
         else:
             still.append(hypothesis)
     return still

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..profiles.model import ASPECT_GUIDANCE
+from ..profiles.model import ASPECT_GUIDANCE, Contrast
 from .reference import ReferenceStats
 from .selection import SelectionOptions
 from .verify import ONE_SIDED_95
@@ -51,8 +51,14 @@ class InferenceOptions(BaseModel):
     contrast_max_tokens: int = Field(700, ge=16, description="contrastive: the default voice's longest answer")
     reference: ReferenceStats | None = Field(None, description="contrastive: a reference population's aggregates "
                                              "(contrast.py), never its texts")
+    contrast: Contrast | None = Field(None, description="contrastive: a default voice computed before (a stored "
+                                      "profile's): its answers are reused for the tasks it answered with the same "
+                                      "model, the others generated")
     min_fact_z: float = Field(1.0, ge=0, description="contrastive: keep a fact where |z| against the contrast "
                               "reaches this (1.0: the person's mean a pooled spread away)")
+    measured_hypotheses: int = Field(6, ge=0, le=12, description="contrastive: the proposal also states the N most "
+                                     "distinctive measured facts as hypotheses, each checked by its measurement "
+                                     "rather than by the LLM (0: none)")
     voice_samples: int = Field(8, ge=0, le=24, description="contrastive: keep the N sentences of the person's texts "
                                "that carry their habits most against the default voice (excerpts.py); the generator "
                                "is shown them as written. 0: none")

@@ -7,6 +7,7 @@ only allowed evidence (a JSON-schema enum), so a weak model can only cite real t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
@@ -45,6 +46,20 @@ class DifferenceDraft(HypothesisDraft):
                                  json_schema_extra={"pattern": STATEMENT_PATTERN})
     instead: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = Field(
         "", description="what a typical answer does instead, in a few words")
+
+
+class MeasuredDraft(DifferenceDraft):
+    """A difference code measured (one of the person's distinctive facts, named by its label "M1", "M2", ...),
+    stated as a hypothesis about the person, with quotes where the texts show it."""
+
+    measurement: str = Field(description="the label of the measured difference this hypothesis explains")
+
+
+MEASURED = "measured"  # the proposal's field of hypotheses that explain measured differences
+
+
+def measurement_labels(count: int) -> list[str]:
+    return [f"M{i + 1}" for i in range(count)]
 
 
 class HypothesisBatch(BaseModel):
@@ -111,7 +126,7 @@ def min_per_aspect(max_per_aspect: int) -> int:
 
 
 def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool,
-                   base: type[HypothesisDraft] = HypothesisDraft) -> type[BaseModel]:
+                   base: type[HypothesisDraft] = HypothesisDraft, measurements: int = 0) -> type[BaseModel]:
     """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes.
 
     The schema asks for at least two per aspect (when the maximum allows): asked for every aspect at once, a small
@@ -123,6 +138,11 @@ def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], att
         aspect: (_list_of(_draft(menu, base)), Field(min_length=1, max_length=max_per_aspect,
                                                json_schema_extra={"minItems": least}))
         for aspect in aspects}
+    if measurements:
+        labels: Any = Literal.__getitem__(tuple(measurement_labels(measurements)))
+        draft = _create_model("MeasuredDraft", __base__=_draft(menu, MeasuredDraft), measurement=(labels, ...))
+        fields[MEASURED] = (_list_of(draft), Field(min_length=1, max_length=measurements,
+                                                  json_schema_extra={"minItems": min(2, measurements)}))
     if attributes:
         fields["attributes"] = (AttributesDraft, ...)
     return _create_model("ProfileProposal", **fields)
@@ -143,24 +163,29 @@ async def propose_profile(
 
 async def propose_differences(
     client: LLMClient, pairs: list[dict[str, str]], aspects: dict[str, str], *, menu: list[str],
-    max_per_aspect: int, attributes: bool, max_tokens: int,
+    max_per_aspect: int, attributes: bool, max_tokens: int, measurements: Sequence[str] = (),
 ) -> tuple[Drafts, AttributesDraft | None]:
     """Contrastive proposal: the person's texts beside the default voice's for the same tasks; each hypothesis is a
     difference, quoted from the person's texts, with what a typical answer does instead. One call for the given
-    aspects (call it once per aspect for the paper's per-aspect shape: the pairs are a shared prefix)."""
-    schema = profile_schema(list(aspects), max_per_aspect, menu, attributes, base=DifferenceDraft)
+    aspects (call it once per aspect for the paper's per-aspect shape: the pairs are a shared prefix). Given the
+    differences code measured (the statements of the person's distinctive facts), the call also states them as
+    hypotheses about the person, each naming the measurement it explains (drafts under MEASURED)."""
+    schema = profile_schema(list(aspects), max_per_aspect, menu, attributes, base=DifferenceDraft,
+                            measurements=len(measurements))
     step = "infer_differences" if len(aspects) != 1 else f"infer_differences[{next(iter(aspects))}]"
+    labelled = dict(zip(measurement_labels(len(measurements)), measurements, strict=True))
     return await _propose(client, "infer_differences", step, schema, aspects, max_tokens, pairs=pairs,
-                          max_per_aspect=max_per_aspect, attributes=attributes)
+                          max_per_aspect=max_per_aspect, attributes=attributes, measurements=labelled,
+                          more_fields=(MEASURED,) if measurements else ())
 
 
 async def _propose(client: LLMClient, template: str, step: str, schema: type[BaseModel], aspects: dict[str, str],
-                   max_tokens: int, *, max_per_aspect: int, attributes: bool,
+                   max_tokens: int, *, max_per_aspect: int, attributes: bool, more_fields: Sequence[str] = (),
                    **texts: Any) -> tuple[Drafts, AttributesDraft | None]:
     messages = render_messages(template, **texts, aspects=aspects, max_hypotheses=max_per_aspect,
                                min_hypotheses=min_per_aspect(max_per_aspect), attributes=attributes)
     proposal = await client.acomplete_structured(messages, schema, step=step, max_tokens=max_tokens)
-    drafts = {aspect: list(getattr(proposal, aspect)) for aspect in aspects}
+    drafts = {name: list(getattr(proposal, name)) for name in [*aspects, *more_fields]}
     return drafts, getattr(proposal, "attributes", None)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 7
+CURRENT_SCHEMA_VERSION = 8
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -82,6 +82,12 @@ def _v6_to_v7_copied_statements(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _v7_to_v8_measured_hypotheses(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 8 adds hypotheses' `measured_by`: the measured fact a hypothesis explains, which checks it. A
+    version-7 profile's hypotheses were all checked by the LLM (or not at all), so none has one."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
@@ -90,6 +96,7 @@ STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     4: ("0005_voice_samples", _v4_to_v5_voice_samples),
     5: ("0006_verification_leans", _v5_to_v6_verification_leans),
     6: ("0007_copied_statements", _v6_to_v7_copied_statements),
+    7: ("0008_measured_hypotheses", _v7_to_v8_measured_hypotheses),
 }
 
 

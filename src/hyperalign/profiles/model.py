@@ -132,6 +132,9 @@ class Hypothesis(_Strict):
     # Contrastive proposal: what a typical answer does instead ("writes 'I think'"), when the model named it.
     counterpart: Annotated[Text, Field(max_length=240)] | None = None
     discrimination: Discrimination | None = None
+    # The id of the measured fact this hypothesis explains (contrastive proposal, given the person's distinctive
+    # facts): checked by that measurement (the person against the default voice), not by an LLM's verdict.
+    measured_by: HypothesisId | None = None
     # Share of the profiles of a population (a batch, a tenant) holding the same statement: a statistic, no other
     # person's text. At or above the population's threshold the hypothesis is marked generic and ranked last.
     shared_by: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -406,6 +409,8 @@ def _scores(h: Hypothesis) -> str:
                   f"{d.contrast}, undecided {d.undecided} (score {d.value:.2f}"
                   + (f"; mean lean {sum(d.leans) / len(d.leans):+.2f}, bound {d.lean_bound:+.2f}"
                      if d.leans and d.lean_bound is not None else "") + ")")
+    if h.measured_by:
+        score += f" — checked by measurement: explains fact `[{h.measured_by}]`"
     if h.shared_by is not None:
         score += f" — shared by {h.shared_by:.0%} of profiles" + (" (generic)" if h.generic else "")
     return score

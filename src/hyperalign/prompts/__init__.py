@@ -35,7 +35,7 @@ VERSIONS: dict[str, int] = {
     "safety_cases": 1,
     "ticl_generate": 1,
     "ticl_explain": 1,
-    "infer_differences": 1,
+    "infer_differences": 2,
     "verify_hypotheses": 1,
     "verify_hypothesis_label": 1,
     "verify_hypothesis_point": 1,
