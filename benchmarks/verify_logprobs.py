@@ -98,7 +98,7 @@ def main() -> int:
     for author in authors:
         profile = Profile.load(folder / "profiles" / f"{author.author}.json")
         usage = profile.report.usage
-        replayed += bool(usage and usage.llm_calls and usage.cache_hits == usage.llm_calls)
+        replayed += bool(usage.cache_hits and not usage.llm_calls)
         kept[author.author] = {
             "verification": profile.report.verification,
             "kept": [{"statement": h.statement, "discrimination": h.discrimination.model_dump()

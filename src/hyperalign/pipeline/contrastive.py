@@ -30,9 +30,9 @@ from ..profiles.model import (
 from .context import TokenCounter, fit_examples, token_counter
 from .contrast import default_voice
 from .distinctive import distinctive_facts
-from .facts import direction_of
 from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .excerpts import characteristic_samples
+from .facts import direction_of
 from .options import InferenceOptions
 from .propose import (
     AttributesDraft,
