@@ -14,9 +14,10 @@ from hyperalign.llm import CompletionRequest, LLMClient
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.contrast import task_for
 from hyperalign.pipeline.distinctive import distinctive_facts, distinctive_words
-from hyperalign.pipeline.facts import Text, explains, names_metric, showing
+from hyperalign.pipeline.facts import Text
 from hyperalign.pipeline.generic import canonical, generic_share, mark_generic
 from hyperalign.pipeline.infer import InferenceOptions
+from hyperalign.pipeline.measured import explains, names_metric, showing
 from hyperalign.pipeline.reference import ReferenceStats
 from hyperalign.pipeline.verify import MIN_LEAN, PLACEBO
 from hyperalign.profiles.model import Fact, Hypothesis, Measure, Profile

@@ -32,7 +32,7 @@ from .contrast import default_voice
 from .distinctive import distinctive_facts
 from .drafts import assembled, check_enough, checked_hypotheses, menu_for, proposal_budget, proposal_kind
 from .excerpts import characteristic_samples
-from .facts import direction_of
+from .measured import direction_of
 from .options import InferenceOptions
 from .propose import (
     AttributesDraft,

@@ -13,7 +13,7 @@ from ..profiles.model import Fact, Hypothesis, InferenceReport, Profile, UserExa
 from ..profiles.types import Aspect
 from ..prompts import version_tag
 from . import evidence
-from .facts import explains, showing
+from .measured import explains, showing
 from .options import InferenceOptions
 from .propose import (
     MEASURED,
@@ -67,7 +67,7 @@ async def checked_hypotheses(
     """The drafts whose quotes the examples contain (one re-ask for the others); unsupported ones are kept, flagged,
     only with `keep_unsupported`. A draft's `instead` (contrastive proposal) becomes the hypothesis's counterpart.
     A draft explaining a measured difference (`measured`: its label -> the fact) is a writing-style hypothesis
-    `measured_by` that fact when its statement names what the fact measures, the way the person differs (facts.py:
+    `measured_by` that fact when its statement names what the fact measures, the way the person differs (measured.py:
     explains); one that does not is an ordinary hypothesis, left to the LLM's verification."""
     hypotheses: list[Hypothesis] = []
     failed: list[Hypothesis] = []
