@@ -180,6 +180,8 @@ def test_a_stored_default_voice_is_reused_for_the_tasks_it_answered_and_only_the
     ("The person often says honestly.", "uses:actually|basically", False),
     ("The person opens with Right then.", "opens_with:Right then.", True),
     ("The person writes in a formal register.", "contractions", False),
+    ("The person often writes about her parents.", "punctuation:parenthesis", False),
+    ("The person puts asides in parentheses.", "punctuation:parenthesis", True),
     ("The person doesn't like exclamation marks.", "contractions", False),
 ])
 def test_a_statement_is_checked_by_a_measurement_only_when_it_names_what_was_measured(statement, metric, names):

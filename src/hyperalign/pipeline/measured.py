@@ -43,7 +43,8 @@ def names_metric(statement: str, metric: str) -> bool:
     """Whether a statement speaks of what `metric` measures (a word of it begins with one of the metric's terms)."""
     kind, _, argument = metric.partition(":")
     if kind == "punctuation" and argument in PUNCTUATION:
-        terms: tuple[str, ...] = (argument[:6], PUNCTUATION[argument][0].split()[0][:6], "punctuation")
+        # seven letters: "parenth", not "parent" (a statement about someone's parents is not about brackets)
+        terms: tuple[str, ...] = (argument[:7], PUNCTUATION[argument][0].split()[0][:7], "punctuation")
     elif kind in ("opens_with", "ends_with"):
         terms = ("open", "start", "begin") if kind == "opens_with" else ("end", "close", "sign", "finish")
         terms += tuple(w for w in _STATEMENT_WORD.findall(argument.lower()) if len(w) > 2)
