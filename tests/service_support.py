@@ -39,8 +39,10 @@ def responder(request: CompletionRequest) -> str:
         pick = "B" if "system message(s)" in first else "A"
         return json.dumps({key: pick for key in request.json_schema["properties"]})
     if name.startswith("infer_differences"):
-        aspects = [k for k in request.json_schema["properties"] if k != "attributes"]
+        aspects = [k for k in request.json_schema["properties"] if k not in ("attributes", "measured")]
         drafts = {a: [{"statement": f"{STYLE} ({a})", "evidence": [QUOTE], "instead": "no motto"}] for a in aspects}
+        if "measured" in request.json_schema["properties"]:  # explains none of the measured facts
+            drafts["measured"] = []
         return json.dumps({**drafts, "attributes": ATTRIBUTES} if "attributes" in request.json_schema["properties"]
                           else drafts)
     if name == "infer_profile":

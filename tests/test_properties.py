@@ -619,7 +619,8 @@ def test_a_blank_statement_from_the_model_is_invalid_output_not_a_crash(make_hyp
     def reply(request):
         if request.schema_name in ("infer_profile", "infer_differences"):
             blank = [{"statement": " " * 8, "evidence": ["Gears first, opinions later."]}]
-            return json.dumps({k: blank for k in request.json_schema["properties"] if k != "attributes"})
+            return json.dumps({k: blank if k != "measured" else [] for k in request.json_schema["properties"]
+                               if k != "attributes"})
         return _default_reply(request)
 
     ha, backend = make_hyperalign(reply, cache=False)

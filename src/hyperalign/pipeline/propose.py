@@ -141,7 +141,9 @@ def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], att
     if measurements:
         labels: Any = Literal.__getitem__(tuple(measurement_labels(measurements)))
         draft = _create_model("MeasuredDraft", __base__=_draft(menu, MeasuredDraft), measurement=(labels, ...))
-        fields[MEASURED] = (_list_of(draft), Field(min_length=1, max_length=measurements,
+        # The grammar asks for two; the validator accepts none: a model that explains no measurement has not
+        # failed (the aspects' hypotheses still stand), and a repair turn would cost more than it adds.
+        fields[MEASURED] = (_list_of(draft), Field(max_length=measurements,
                                                   json_schema_extra={"minItems": min(2, measurements)}))
     if attributes:
         fields["attributes"] = (AttributesDraft, ...)
