@@ -53,9 +53,11 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
         assert any(" ".join(q.split()) in " ".join(demo_examples[e.example_index].text.split())
                    for e in hypothesis.evidence if e.verified for q in [e.quote]), quotes
     assert any("Right then." in f.statement for f in profile.facts)  # bev's opening, measured by code
-    # In-process: the default voice (one per example), the call per aspect (3) plus one for the attributes, and two
-    # checks per verification pair; the quote menu makes every quote real, so nothing is asked again.
-    assert ha.stats.llm_calls == len(demo_examples) + 4 + profile.report.verification["calls"]
+    # In-process: the default voice (one per example), the call per aspect (3) plus one for the attributes and one
+    # for the measured differences (bev has some: her opening at least), and two checks per verification pair; the
+    # quote menu makes every quote real, so nothing is asked again.
+    assert profile.facts
+    assert ha.stats.llm_calls == len(demo_examples) + 5 + profile.report.verification["calls"]
     assert ha.stats.prompt_tokens > 3000
     # The report counts every call of the inference, the contrast's included.
     assert (profile.report.usage.llm_calls, profile.report.usage.cache_hits) == (ha.stats.llm_calls, ha.stats.cache_hits)
@@ -84,11 +86,12 @@ def test_cli_demo_offline_then_from_the_cache(cache_path):
     said = " ".join(cold.output.split())  # as printed, but for the terminal's line wrapping
     assert "opening “Right then.”: code" in said and "sign-off “Bev (compost is not optional)”: code" in said
     assert ": steering" in said  # the embedded backend takes token biases
-    # 5 default-voice texts, 4 proposal calls, single-token checks (each quoted statement on 5 pairs, both orders);
+    # 5 default-voice texts, 5 proposal calls (3 aspects, the attributes, the measured differences), single-token
+    # checks (each quoted statement on 5 pairs, both orders);
     # zero-shot, the profile in the prompt only, the steered text. How many statements have a quote found depends on
     # the model's words, and those on llama.cpp's thread count (the suite gives it one thread per worker).
     calls = int(re.search(r"LLM calls: (\d+) \(cache hits: 0\)", cold.output).group(1))
-    assert calls >= 5 + 4 + 3 and (calls - 5 - 4 - 3) % (2 * 5) == 0
+    assert calls >= 5 + 5 + 3 and (calls - 5 - 5 - 3) % (2 * 5) == 0
     warm = CliRunner().invoke(app, ["--cache", str(cache_path), "demo", "--max-tokens", "120"],
                               env={"COLUMNS": "200"})
     assert warm.exit_code == 0 and f"LLM calls: 0 (cache hits: {calls})" in warm.output
