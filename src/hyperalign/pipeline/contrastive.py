@@ -82,7 +82,7 @@ async def ainfer_contrastive(
     report.measured_facts, report.facts_measured = len(facts), measured
     explained = sorted(facts, key=lambda f: -abs(f.measure.z or 0.0))[:options.measured_hypotheses]
     labelled = dict(zip(measurement_labels(len(explained)), explained, strict=True))
-    statements = [f"{direction_of(f.measure)} — {f.statement}" for f in explained]
+    statements = {label: f"{direction_of(f.measure)} — {f.statement}" for label, f in labelled.items()}
 
     drafted_attributes: AttributesDraft | None = None
     drafts: dict[str, list[HypothesisDraft]] = {}
@@ -91,10 +91,13 @@ async def ainfer_contrastive(
             client, pairs, options.aspects, menu=menu, max_per_aspect=options.max_per_aspect,
             attributes=options.infer_attributes, max_tokens=budget, measurements=statements)
     else:  # one call per aspect, and one for the measured differences
-        calls = [({aspect: guidance}, ()) for aspect, guidance in options.aspects.items()]
+        calls: list[tuple[dict[str, str], dict[str, str]]] = [({aspect: guidance}, {})
+                                                             for aspect, guidance in options.aspects.items()]
+        if statements:
+            calls.append(({}, statements))
         per_call = [propose_differences(client, pairs, aspects, menu=menu, max_per_aspect=options.max_per_aspect,
                                         attributes=False, max_tokens=budget, measurements=measurements)
-                    for aspects, measurements in [*calls, *([({}, statements)] if statements else [])]]
+                    for aspects, measurements in calls]
         for found, _ in await asyncio.gather(*per_call):
             drafts.update(found)
         if options.infer_attributes:

@@ -72,6 +72,8 @@ async def checked_hypotheses(
     hypotheses: list[Hypothesis] = []
     failed: list[Hypothesis] = []
     seen: set[str] = set()
+    # The person's sentences a measured hypothesis may quote instead of quotes that do not show its difference.
+    sentences = (menu or quote_menu(examples, options.quote_menu_size)) if measured else []
     for aspect, batch in drafts.items():
         limit = len(measured or {}) if aspect == MEASURED else options.max_per_aspect
         for draft in batch[:limit]:
@@ -85,16 +87,17 @@ async def checked_hypotheses(
                 report.copied_statements.append(draft.statement)
                 continue
             fact = measured.get(draft.measurement) if measured and isinstance(draft, MeasuredDraft) else None
-            grounded = fact is not None and explains(draft.statement, fact.measure)
+            if fact is not None and not explains(draft.statement, fact.measure):
+                fact = None  # not about its fact, or the wrong way: an ordinary hypothesis
             quotes = list(draft.evidence)
-            if grounded and fact is not None:  # quotes that show the difference ("?" for question marks)
-                quotes = showing(quotes, menu or quote_menu(examples, options.quote_menu_size), fact.measure)
+            if fact is not None:  # quotes that show the difference ("?" for question marks)
+                quotes = showing(quotes, sentences, fact.measure)
             hypothesis = evidence.check(Aspect.WRITING_STYLE if aspect == MEASURED else aspect, draft.statement,
                                         quotes, examples)
             counterpart = draft.instead.strip() if isinstance(draft, DifferenceDraft) else ""
             if counterpart:
                 hypothesis = hypothesis.model_copy(update={"counterpart": counterpart})
-            if grounded and fact is not None:
+            if fact is not None:
                 hypothesis = hypothesis.model_copy(update={"measured_by": fact.id})
             (hypotheses if hypothesis.supported else failed).append(hypothesis)
     if failed and options.reask:

@@ -7,7 +7,7 @@ only allowed evidence (a JSON-schema enum), so a weak model can only cite real t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
@@ -126,7 +126,7 @@ def min_per_aspect(max_per_aspect: int) -> int:
 
 
 def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], attributes: bool,
-                   base: type[HypothesisDraft] = HypothesisDraft, measurements: int = 0) -> type[BaseModel]:
+                   base: type[HypothesisDraft] = HypothesisDraft, measurements: Sequence[str] = ()) -> type[BaseModel]:
     """One object: a list of hypotheses per aspect (one field each, so none is skipped), and the attributes.
 
     The schema asks for at least two per aspect (when the maximum allows): asked for every aspect at once, a small
@@ -139,12 +139,12 @@ def profile_schema(aspects: list[str], max_per_aspect: int, menu: list[str], att
                                                json_schema_extra={"minItems": least}))
         for aspect in aspects}
     if measurements:
-        labels: Any = Literal.__getitem__(tuple(measurement_labels(measurements)))
+        labels: Any = Literal.__getitem__(tuple(measurements))
         draft = _create_model("MeasuredDraft", __base__=_draft(menu, MeasuredDraft), measurement=(labels, ...))
         # The grammar asks for two; the validator accepts none: a model that explains no measurement has not
         # failed (the aspects' hypotheses still stand), and a repair turn would cost more than it adds.
-        fields[MEASURED] = (_list_of(draft), Field(max_length=measurements,
-                                                  json_schema_extra={"minItems": min(2, measurements)}))
+        fields[MEASURED] = (_list_of(draft), Field(max_length=len(measurements),
+                                                  json_schema_extra={"minItems": min(2, len(measurements))}))
     if attributes:
         fields["attributes"] = (AttributesDraft, ...)
     return _create_model("ProfileProposal", **fields)
@@ -165,19 +165,19 @@ async def propose_profile(
 
 async def propose_differences(
     client: LLMClient, pairs: list[dict[str, str]], aspects: dict[str, str], *, menu: list[str],
-    max_per_aspect: int, attributes: bool, max_tokens: int, measurements: Sequence[str] = (),
+    max_per_aspect: int, attributes: bool, max_tokens: int, measurements: Mapping[str, str] | None = None,
 ) -> tuple[Drafts, AttributesDraft | None]:
     """Contrastive proposal: the person's texts beside the default voice's for the same tasks; each hypothesis is a
     difference, quoted from the person's texts, with what a typical answer does instead. One call for the given
     aspects (call it once per aspect for the paper's per-aspect shape: the pairs are a shared prefix). Given the
-    differences code measured (the statements of the person's distinctive facts), the call also states them as
-    hypotheses about the person, each naming the measurement it explains (drafts under MEASURED)."""
+    differences code measured (label -> what was measured, the caller's labels), the call also states them as
+    hypotheses about the person, each naming the label it explains (drafts under MEASURED)."""
+    measurements = measurements or {}
     schema = profile_schema(list(aspects), max_per_aspect, menu, attributes, base=DifferenceDraft,
-                            measurements=len(measurements))
+                            measurements=list(measurements))
     step = "infer_differences" if len(aspects) != 1 else f"infer_differences[{next(iter(aspects))}]"
-    labelled = dict(zip(measurement_labels(len(measurements)), measurements, strict=True))
     return await _propose(client, "infer_differences", step, schema, aspects, max_tokens, pairs=pairs,
-                          max_per_aspect=max_per_aspect, attributes=attributes, measurements=labelled,
+                          max_per_aspect=max_per_aspect, attributes=attributes, measurements=measurements,
                           more_fields=(MEASURED,) if measurements else ())
 
 
