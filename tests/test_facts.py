@@ -387,12 +387,12 @@ def test_a_schema_1_profile_loads_migrated_to_the_current_schema(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(V1_DOCUMENT), encoding="utf-8")
     profile = Profile.load(path)
-    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 8 and profile.facts == []
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 9 and profile.facts == []
     assert profile.contrast is None and profile.report.method == "paper"  # what a version-1 profile was
     assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "person"
     assert profile.hypotheses[0].pinned and profile.report.measured_facts == 0
     assert profile.report.usage == Usage(llm_calls=4, prompt_tokens=100, completion_tokens=50)
-    assert json.loads(profile.to_json())["schema_version"] == 8
+    assert json.loads(profile.to_json())["schema_version"] == 9
     assert V1_DOCUMENT["schema_version"] == 1  # the migration copies, never changes its input
 
 
@@ -425,7 +425,7 @@ def test_a_schema_3_profile_keeps_its_measured_facts_apart_and_its_counts_in_usa
     """Migration 0004_facts_and_usage_apart: hypotheses with a `measure` become facts (ids, evidence and pins kept;
     a person's rewording stays the person's), and the report's and contrast's flat counters become their `usage`."""
     profile = Profile.from_document(V3_DOCUMENT, "v3.json")
-    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 8
+    assert profile.schema_version == PROFILE_SCHEMA_VERSION == 9
     assert [h.id for h in profile.hypotheses] == ["abc12345"] and profile.hypotheses[0].origin == "inferred"
     assert [f.id for f in profile.facts] == ["m1234567", "m7654321"]
     measured, reworded = profile.facts
@@ -448,7 +448,7 @@ def test_a_schema_4_profile_has_no_voice_samples_until_inferred_again():
     document = Profile.from_document(V3_DOCUMENT, "v3.json").model_dump(mode="json") | {"schema_version": 4}
     document.pop("voice_samples")
     profile = Profile.from_document(document, "v4.json")
-    assert profile.schema_version == 8 and profile.voice_samples == [] and [f.id for f in profile.facts] == [
+    assert profile.schema_version == 9 and profile.voice_samples == [] and [f.id for f in profile.facts] == [
         "m1234567", "m7654321"]
 
 
@@ -457,7 +457,7 @@ def test_a_schema_5_profile_keeps_no_failed_hypotheses_until_inferred_again():
     document = Profile.from_document(V3_DOCUMENT, "v3.json").model_dump(mode="json") | {"schema_version": 5}
     document["report"].pop("failed_verification", None)
     profile = Profile.from_document(document, "v5.json")
-    assert profile.schema_version == 8 and profile.report.failed_verification == []
+    assert profile.schema_version == 9 and profile.report.failed_verification == []
 
 
 def test_a_schema_6_profile_keeps_no_copied_statements_until_inferred_again():
@@ -466,13 +466,22 @@ def test_a_schema_6_profile_keeps_no_copied_statements_until_inferred_again():
     document["report"].pop("copied_statements", None)
     document["report"]["dropped_copied"] = 2
     profile = Profile.from_document(document, "v6.json")
-    assert profile.schema_version == 8 and profile.report.copied_statements == []
+    assert profile.schema_version == 9 and profile.report.copied_statements == []
     assert profile.report.dropped_copied == 2
 
 
-def test_a_schema_9_profile_is_refused_by_name():
-    document = {**V1_DOCUMENT, "schema_version": 9}
-    with pytest.raises(InputError, match=r"schema_version 9 is newer than this hyperalign reads \(8\)"):
+def test_a_schema_8_profile_has_no_word_use_and_ranks_by_its_facts_until_inferred_again():
+    """Migration 0009_word_use: nothing to move; a version-8 profile's best-of-N ranks as it did."""
+    document = Profile.from_document(V3_DOCUMENT, "v3.json").model_dump(mode="json") | {"schema_version": 8}
+    document.pop("word_use", None)
+    profile = Profile.from_document(document, "v8.json")
+    assert profile.schema_version == 9 and profile.word_use is None
+    assert "## Word use" not in profile.to_markdown()
+
+
+def test_a_schema_10_profile_is_refused_by_name():
+    document = {**V1_DOCUMENT, "schema_version": 10}
+    with pytest.raises(InputError, match=r"schema_version 10 is newer than this hyperalign reads \(9\)"):
         Profile.from_document(document, "new.json")
 
 

@@ -222,6 +222,7 @@ def read_tasks(path: Path) -> list[tuple[str, str]]:
 
 class Rerank(StrEnum):
     AUTO = "auto"
+    WORD_MARGIN = "word-margin"
     MARGIN = "margin"
     ADHERENCE = "adherence"
 
@@ -253,7 +254,7 @@ def generate(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSONL output (with --tasks); resumes.")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, max=100_000)] = 600,
     best_of: Annotated[int, typer.Option(min=1, max=64, help="Sample N and return the one most adherent to the person.")] = 1,
-    rerank: Annotated[Rerank, typer.Option(help="With --best-of: by the margin over the default voice on the distinctive facts, by adherence, or auto (the margin where the profile has a contrast).")] = Rerank.AUTO,
+    rerank: Annotated[Rerank, typer.Option(help="With --best-of: by the margin over the default voice in common-word use (word-margin) or on the distinctive facts (margin), by adherence, or auto (the first the profile can give).")] = Rerank.AUTO,
     check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,

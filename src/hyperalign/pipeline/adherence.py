@@ -15,6 +15,10 @@ The overall score is the facts' mean, or the mean of both parts when the hypothe
    mean((|value - contrast| - |value - person|) / spread), each term capped at ±Z_CAP. Adherence rewards any text of
    the genre that meets the person's many ordinary numbers; the margin rewards moving away from what the model writes
    anyway, towards the person (issue "[2 of 5]": best-of-4 by adherence picked "a student essay").
+4. The word-use margin (word_use.py), where the profile measured the person's rates of common words against the
+   default voice: the same comparison over a hundred habit words instead of five or six facts. Measured on the
+   committed runs, it orders a prompt's outputs like the evaluation's Delta margin; the facts' margin does not
+   (benchmarks/results/word-use-rerank.md). Best-of-N ranks by it first (`rerank="auto"`).
 
 What the reranker sees: the candidate, and this person's profile (or, for few-shot, facts measured from this
 person's own examples) — never other people's texts, never the evaluation's classifier or judge."""
@@ -26,10 +30,12 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from ..errors import InputError
 from ..llm import LLMClient
-from ..profiles.model import Fact, Hypothesis, UserExample
+from ..profiles.model import Fact, Hypothesis, UserExample, WordUse
 from .facts import Text, measure
 from .selection import rate_on_text
+from .word_use import word_margin
 
 
 class FactCheck(BaseModel):
@@ -83,13 +89,36 @@ def facts_margin(checks: Sequence[FactCheck]) -> float | None:
     return round(sum(terms) / len(terms), 4) if terms else None
 
 
-def rank_score(text: str, facts: Sequence[Fact]) -> tuple[float | None, str]:
-    """What ranks a candidate by code alone, and its name: the margin where the facts were measured against the
-    default voice, else adherence (module docstring)."""
+def word_rank(text: str, use: WordUse) -> float:
+    """The candidate's word-use margin (word_use.py); a text too short to measure ranks last (-Z_CAP)."""
+    margin = word_margin(text, use)
+    return -Z_CAP if margin is None else margin
+
+
+def rank_score(text: str, facts: Sequence[Fact], use: WordUse | None = None) -> tuple[float | None, str]:
+    """What ranks a candidate by code alone, and its name: the word-use margin where the profile measured word use
+    against the default voice, else the facts' margin where the facts were, else adherence (module docstring)."""
+    if use is not None:
+        return word_rank(text, use), "word-margin"
     checks = check_facts(text, facts)
     if any(c.contrast is not None for c in checks) or any(f.measure.contrast_mean is not None for f in facts):
         return facts_margin(checks), "margin"
     return facts_adherence(checks), "adherence"
+
+
+def ranked_by(rerank: str, use: WordUse | None, facts: Sequence[Fact]) -> str:
+    """What best-of-N ranks by: the asked one, checked against what the profile has; auto takes the first of the
+    word-use margin, the facts' margin and adherence that it can give."""
+    has_words = use is not None
+    contrasted = any(f.measure.contrast_mean is not None for f in facts)
+    if rerank == "word-margin" and not has_words:
+        raise InputError("reranking by word-margin needs a profile whose word use was measured against the default "
+                         "voice (the contrastive method, schema 9: infer it again)")
+    if rerank == "margin" and not contrasted:
+        raise InputError("reranking by margin needs facts measured against the default voice (the contrastive method)")
+    if rerank != "auto":
+        return rerank
+    return "word-margin" if has_words else "margin" if contrasted else "adherence"
 
 
 async def aadherence(

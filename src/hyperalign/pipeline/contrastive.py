@@ -11,6 +11,8 @@
 5. Voice samples by code: the person's own sentences that carry their habits most against the contrast
    (excerpts.py), shown to the generator as written — on a small backbone the one part of a profile measured to
    carry the person (benchmarks/results: `hyperalign:excerpts=8`).
+6. Word use by code: the person's rates of common habit words against the default voice's (word_use.py), what
+   best-of-N ranks candidates by.
 
 No other person's text is used: the contrast is model output, and a reference population enters as aggregates."""
 
@@ -42,6 +44,7 @@ from .propose import (
     propose_differences,
 )
 from .verify import discriminate
+from .word_use import measure_word_use
 
 
 def _pairs(examples: list[UserExample], contrast: Contrast, context_tokens: int | None, reserve: int,
@@ -80,6 +83,9 @@ async def ainfer_contrastive(
                                             reference=options.reference, min_z=options.min_fact_z,
                                             language=options.language)
     report.measured_facts, report.facts_measured = len(facts), measured
+    # Its habit words are English closed classes: other languages get no word use (best-of-N: the facts' margin).
+    word_use = (measure_word_use([e.text for e in examples], [c.text for c in contrast.texts])
+                if options.style_facts and options.language == "en" else None)
     explained = sorted(facts, key=lambda f: -abs(f.measure.z or 0.0))[:options.measured_hypotheses]
     labelled = dict(zip(measurement_labels(len(explained)), explained, strict=True))
     statements = {label: f"{direction_of(f.measure)} — {f.statement}" for label, f in labelled.items()}
@@ -122,4 +128,4 @@ async def ainfer_contrastive(
         [e.text for e in examples], [c.text for c in contrast.texts], options.voice_samples, options.language)]
     steps = ["infer_differences", "verify_hypotheses"] + (["infer_attributes"] if options.infer_attributes and not single else [])
     return assembled(client, user_id, examples, attributes, drafted_attributes, hypotheses, report, steps, facts=facts,
-                     contrast=contrast, voice_samples=samples)
+                     contrast=contrast, voice_samples=samples, word_use=word_use)

@@ -3,8 +3,9 @@ same template, parameters and backend, so an evaluation compares like with like.
 
 Best-of-N: N candidates — the plain (greedy) output first, then N-1 samples at `sample_temperature` with seeds
 seed+1..seed+N-1, so reranking can only improve on the plain output — each scored against this person
-(adherence.py): by default, where the profile's facts were measured against the default voice, by the margin — how
-much closer the candidate is to the person than to the default voice on the distinctive facts — else by adherence
+(adherence.py): by default, where the profile measured the person's word use against the default voice, by the
+word-use margin (word_use.py) — how much closer the candidate's rates of common words are to the person's than to
+the default voice's; else, where the facts were measured against it, by the facts' margin; else by adherence
 (the measured facts by code, optionally the hypotheses by one LLM call each). The best is returned with its
 adherence, every candidate's ranking score and the cost of all of them. For few-shot the facts are measured from the
 person's own examples (no contrast: adherence); zero-shot has nothing of the person to rerank by.
@@ -37,7 +38,7 @@ from ..profiles.model import Fact, Hypothesis, Profile, UserExample
 from ..prompts import render_messages, version_tag
 from ..text import copy_stats
 from ..usage import Usage
-from .adherence import aadherence
+from .adherence import aadherence, ranked_by, word_rank
 from .context import TokenCounter, fit_examples, token_counter
 from .examples import closest_examples
 from .excerpts import characteristic_sentences
@@ -77,9 +78,9 @@ class GenerationOptions(BaseModel):
     sample_temperature: float = Field(0.8, gt=0, le=2, description="best-of-N: the samples' temperature")
     check_hypotheses: bool = Field(False, description="best-of-N also checks the hypotheses on each candidate "
                                    "(one LLM call each)")
-    rerank: Literal["auto", "margin", "adherence"] = Field(
-        "auto", description="best-of-N: by the margin over the default voice on the distinctive facts (adherence.py), "
-        "by adherence, or auto: the margin where the profile's facts were measured against a contrast")
+    rerank: Literal["auto", "word-margin", "margin", "adherence"] = Field(
+        "auto", description="best-of-N: by the margin over the default voice in common-word use (word_use.py), by the "
+        "margin on the distinctive facts (adherence.py), by adherence, or auto: the first the profile can give")
     # Apply the profile's facts while and after the model writes (steer.py): opening, sign-off, token biases.
     steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
     opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
@@ -370,12 +371,12 @@ async def _best_of(
         facts, hypotheses = style_facts([e.text for e in examples]), []
     else:
         raise InputError("best-of-N reranks by the person's profile or examples; zero-shot has neither")
-    if not facts and not (options.check_hypotheses and hypotheses):
-        raise InputError("best-of-N needs measured style facts in the profile (infer it again) or check_hypotheses")
+    own = profile if strategy is Strategy.HYPERALIGN else None
+    if not facts and not (options.check_hypotheses and hypotheses) and not (own and own.word_use):
+        raise InputError("best-of-N needs measured style facts or word use in the profile (infer it again) or "
+                         "check_hypotheses")
     # Checked before any candidate is written: it depends on the profile alone.
-    contrasted = any(f.measure.contrast_mean is not None for f in facts)
-    if options.rerank == "margin" and not contrasted:
-        raise InputError("reranking by margin needs facts measured against the default voice (the contrastive method)")
+    by = ranked_by(options.rerank, own.word_use if own else None, facts)
     base_seed = options.seed or 0
     requests = [_request(messages, options, steering,
                          options.temperature if i == 0 else options.sample_temperature, base_seed + i)
@@ -387,9 +388,10 @@ async def _best_of(
         scored = await asyncio.gather(*(aadherence(text, facts, hypotheses, client=checker) for text in texts))
     guard = _copy_guard(strategy, messages, options)
     copied = [guard(text) for text in texts]
-    by_margin = options.rerank == "margin" or (options.rerank == "auto" and contrasted)
-    # A candidate none of whose contrasted facts can be measured (no numbers, no paragraphs) sits at margin 0.
-    ranking = [(s.margin or 0.0) if by_margin else s.score for s in scored]
+    if by == "word-margin" and own is not None and own.word_use is not None:
+        ranking = [word_rank(text, own.word_use) for text in texts]
+    else:  # a candidate none of whose contrasted facts can be measured (no numbers, no paragraphs) sits at margin 0
+        ranking = [(s.margin or 0.0) if by == "margin" else s.score for s in scored]
 
     def rank(i: int) -> tuple[bool, float]:  # under the copy limit first, then the best score
         rate = copied[i]
@@ -400,6 +402,6 @@ async def _best_of(
     return Generation(
         task=task, strategy=strategy, text=texts[best], finish_reason=chosen.finish_reason, usage=usage,
         model=chosen.model or client.model, prompt_version=version_tag("generate"), adherence=scored[best].score,
-        candidate_scores=ranking, reranked_by="margin" if by_margin else "adherence",
+        candidate_scores=ranking, reranked_by=by,
         steer=steering.level, levers=applied_levers(steering, [chosen]), copy_rate=copied[best],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_SCHEMA_VERSION = 8
+CURRENT_SCHEMA_VERSION = 9
 FIRST_SCHEMA_VERSION = 1
 
 
@@ -88,6 +88,12 @@ def _v7_to_v8_measured_hypotheses(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _v8_to_v9_word_use(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 9 adds `word_use`: the person's rates of common words against the default voice, which best-of-N's
+    margin ranks by. A version-8 profile has none: its best-of-N ranks by the facts' margin, as it did."""
+    return dict(document)
+
+
 # version N -> (name, function turning a version-N document into a version-(N+1) one)
 STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     1: ("0002_measured_style_facts", _v1_to_v2_measured_facts),
@@ -97,6 +103,7 @@ STEPS: dict[int, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     5: ("0006_verification_leans", _v5_to_v6_verification_leans),
     6: ("0007_copied_statements", _v6_to_v7_copied_statements),
     7: ("0008_measured_hypotheses", _v7_to_v8_measured_hypotheses),
+    8: ("0009_word_use", _v8_to_v9_word_use),
 }
 
 

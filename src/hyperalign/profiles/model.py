@@ -31,7 +31,16 @@ from ..usage import Usage
 from .migrations import CURRENT_SCHEMA_VERSION, SchemaVersionError, upgrade
 
 # Defined apart (types.py), still importable from here.
-from .types import ASPECT_GUIDANCE, MAX_USER_ID, Aspect, HypothesisId, Text, UserId, wilson_lower_bound  # noqa: F401
+from .types import (  # noqa: F401
+    ASPECT_GUIDANCE,
+    MAX_USER_ID,
+    Aspect,
+    HypothesisId,
+    Text,
+    UserId,
+    WordUse,
+    wilson_lower_bound,
+)
 
 PROFILE_SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
 
@@ -261,6 +270,9 @@ class Profile(_Strict):
     voice_samples: list[VoiceSample] = Field(
         default_factory=list, description="sentences of the person's own texts that carry their habits, shown to the "
         "generator as written (contrastive inference; none for the paper method)")
+    word_use: WordUse | None = Field(
+        default=None, description="the person's rates of the genre's common words against the default voice's, by "
+        "code: best-of-N's margin (contrastive inference with facts; schema 9)")
 
     @model_validator(mode="before")
     @classmethod
@@ -373,6 +385,8 @@ class Profile(_Strict):
                 lines.append(f"- **{fact.statement}**{_marks(fact)} `[{fact.id}]`")
                 lines += _quotes(fact.evidence)
             lines.append("")
+        if self.word_use:
+            lines += _word_use_lines(self.word_use)
         if self.voice_samples:
             lines += ["## In their own words (sentences shown to the generator as written)", ""]
             lines += [f"- > “{v.text}” (example {v.example_index + 1}) `[{v.id}]`" for v in self.voice_samples]
@@ -392,6 +406,15 @@ class Profile(_Strict):
             f"a verbatim quote; {r.measured_facts} measured style facts._"
         )
         return "\n".join(lines) + "\n"
+
+
+def _word_use_lines(use: WordUse) -> list[str]:
+    more, fewer = use.most_distinctive()
+    said = [f"more than a typical answer: {', '.join(more)}" if more else "",
+            f"less: {', '.join(fewer)}" if fewer else ""]
+    return ["## Word use (measured against a typical answer; best-of-N ranks by it)", "",
+            f"- {len(use.words)} common words measured in {use.texts} texts; "
+            + ("; ".join(s for s in said if s) or "none stands apart") + ".", ""]
 
 
 def _marks(item: Hypothesis | Fact) -> str:

@@ -1,5 +1,5 @@
-"""The profile's building blocks that depend on no model class: text and id types, the aspects, and the Wilson
-bound its scores use (model.py imports them, and they may be imported from there)."""
+"""The profile's building blocks that depend on no other model class: text and id types, the aspects, the word-use
+statistics, and the Wilson bound its scores use (model.py imports them, and they may be imported from there)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InputError
 from ..io import check_text
@@ -52,6 +52,34 @@ ASPECT_GUIDANCE: dict[str, str] = {
     Aspect.WRITING_STYLE: "surface style: sentence length, paragraphing, punctuation, capitalization, "
     "vocabulary and recurring phrases, tense and person",
 }
+
+
+class WordUse(BaseModel):
+    """How often the person uses the common words of the genre against the default voice, measured by code
+    (pipeline/word_use.py): per word, the mean rate per 1,000 words in the person's texts and in the default voice's,
+    and the spread of the rate over all those texts. Statistics of the person's own texts and of model output only:
+    what best-of-N's margin scores a candidate by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    words: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(max_length=400)
+    person: list[float]
+    voice: list[float]
+    spread: list[Annotated[float, Field(gt=0)]]
+    texts: int = Field(ge=1, description="the person's texts measured")
+    voice_texts: int = Field(ge=1, description="the default voice's texts measured")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> WordUse:
+        if not len(self.words) == len(self.person) == len(self.voice) == len(self.spread):
+            raise ValueError("word_use: words, person, voice and spread must have one value per word")
+        return self
+
+    def most_distinctive(self, n: int = 5) -> tuple[list[str], list[str]]:
+        """The n words the person uses most above, and the n most below, the default voice (in spreads)."""
+        gaps = sorted(((p - v) / s, w) for w, p, v, s in zip(self.words, self.person, self.voice, self.spread,
+                                                               strict=True))
+        return [w for g, w in reversed(gaps[-n:]) if g > 0], [w for g, w in gaps[:n] if g < 0]
 
 
 def wilson_lower_bound(successes: int, trials: int, z: float = 1.96) -> float:

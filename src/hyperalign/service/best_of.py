@@ -1,8 +1,9 @@
 """`hyperalign:best-of=4` on the chat endpoint: the library's best-of-N reranking (pipeline/generate.py) on whole
 completions. The client's request is answered as asked, and `BEST_OF - 1` more answers are sampled alongside it
 (upstream.sampled: the library's sampling temperature, seeds after the request's), all at once; each is finished as it would be sent
-(the code levers) and scored by code on the user's profile facts — by the margin over the default voice where the
-facts were measured against it, else by adherence (pipeline/adherence.rank_score). The best is sent, the first of
+(the code levers) and scored by code on the user's profile — by the word-use margin over the default voice where the
+profile measured it, else by the facts' margin where they were measured against it, else by adherence
+(pipeline/adherence.rank_score). The best is sent, the first of
 equals (so the client's own answer wins ties); the response's `usage` counts every call, and
 `X-Hyperalign-Best-Of` says how many were written, by what they were ranked and which was chosen ("4;margin;2").
 
@@ -42,7 +43,8 @@ async def best_completion(state: ServiceState, user_key: str, applied: Applied, 
     own = [of_completion(answer, messages) for answer in (completion, *written)]  # the client's answer first
     stored = await asyncio.to_thread(state.store.get, user_key, applied.profile_version)
     candidates = [parsed, *(json.loads(answer) for answer in written)]
-    scored = [rank_score(finish(first_text(c) or "", applied.steering), stored.profile.facts) for c in candidates]
+    scored = [rank_score(finish(first_text(c) or "", applied.steering), stored.profile.facts,
+                         stored.profile.word_use) for c in candidates]
     best = max(range(len(candidates)), key=lambda i: (first_text(candidates[i]) is not None,
                                                        scored[i][0] if scored[i][0] is not None else float("-inf")))
     samples_usage = count_calls(candidates[best], own, best)

@@ -47,7 +47,7 @@ STEER_LEVELS = tuple(level.value for level in SteerLevel)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
                    "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
-                   "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("margin", "adherence"), "revise": False,
+                   "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("word-margin", "margin", "adherence"), "revise": False,
                    "verify": ("pairwise", "pointwise")},
     "few-shot": {"best-of": True},
     "zero-shot": {},
@@ -55,7 +55,7 @@ OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (0, 24)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=margin|adherence][:revise]"
+         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=word-margin|margin|adherence][:revise]"
          "[:verify=pairwise|pointwise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 

@@ -1,0 +1,107 @@
+"""Word use against the default voice: measured from hand-made texts whose habits are known, the margin a candidate
+gets for them, what best-of-N ranks by, and where the profile keeps it."""
+
+from __future__ import annotations
+
+import pytest
+
+from hyperalign.errors import InputError
+from hyperalign.pipeline.adherence import rank_score, ranked_by
+from hyperalign.pipeline.generate import GenerationOptions, SteerLevel
+from hyperalign.pipeline.word_use import MIN_WORDS, measure_word_use, word_margin
+from hyperalign.profiles.model import Profile, WordUse
+from test_contrastive import PERSON as WALKER
+from test_contrastive import infer, oracle
+from test_margin_rerank import PERSON as SHORT_SENTENCES
+from test_margin_rerank import by_seed, profile
+
+# The person leans on "we", "so" and "yet"; the default voice on "the", "of" and "however"; the person's texts are
+# about a nanny (a topic, not a habit).
+PERSON = [
+    "We went out early, so we saw the nanny at the gate. Yet we did not stop, and we kept on walking so far.",
+    "So we tried again and we waited; yet the nanny had gone, and we laughed so much we sat down on the wall.",
+    "We know the nanny well, yet we never ask her name, so we just wave and we smile and walk on to the park.",
+]
+VOICE = [
+    "The history of the town is the story of the river; however, the growth of the trade and the roads changed it.",
+    "The role of the school in the life of the village is central; however, the cost of the buildings and the staff.",
+]
+LIKE_THE_PERSON = ("We left at noon, so we missed the bus, yet we did not mind and we walked on, so we saw the hills "
+                   "and we sang.")
+LIKE_THE_VOICE = ("The value of the land and the price of the houses rose; however, the size of the market and the "
+                  "number of the buyers fell.")
+
+
+@pytest.fixture
+def use() -> WordUse:
+    measured = measure_word_use(PERSON, VOICE)
+    assert measured is not None
+    return measured
+
+
+def test_word_use_finds_the_persons_habit_words_and_leaves_topics_out(use):
+    more, fewer = use.most_distinctive(5)
+    assert {"we", "so", "yet"} <= set(more) and {"the", "of", "however"} <= set(fewer)
+    assert not set(more) & {"the", "of", "however"}
+    assert "nanny" not in use.words and "walking" not in use.words  # topic and content words are no habits
+    assert (use.texts, use.voice_texts) == (3, 2) and len(use.words) == len(use.person) == len(use.spread)
+
+
+def test_a_text_with_the_persons_habits_has_a_positive_margin_and_one_like_the_default_voice_a_negative_one(use):
+    person, voice = word_margin(LIKE_THE_PERSON, use), word_margin(LIKE_THE_VOICE, use)
+    assert person is not None and voice is not None
+    assert person > 0 > voice
+    assert word_margin("We went so far.", use) is None  # too short to measure a rate
+    assert len("We went so far.".split()) < MIN_WORDS
+
+
+def test_a_word_both_use_alike_moves_no_margin():
+    alike = WordUse(words=["and", "we"], person=[40.0, 60.0], voice=[40.0, 5.0], spread=[10.0, 20.0], texts=2,
+                    voice_texts=2)
+    base = " ".join(["we"] * 3 + ["walk"] * 27)
+    more_and = " ".join(["we"] * 3 + ["and"] * 9 + ["walk"] * 18)
+    assert word_margin(base, alike) == pytest.approx(word_margin(more_and, alike))  # "and" adds 0 either way
+
+
+def test_without_two_texts_of_the_person_or_any_of_the_voice_there_is_no_word_use():
+    assert measure_word_use(PERSON[:1], VOICE) is None
+    assert measure_word_use(PERSON, []) is None
+    assert measure_word_use(PERSON, ["", "   "]) is None
+
+
+def test_an_unaligned_word_use_is_refused():
+    with pytest.raises(ValueError, match="one value per word"):
+        WordUse(words=["we", "so"], person=[1.0], voice=[1.0, 2.0], spread=[1.0, 1.0], texts=2, voice_texts=1)
+
+
+def test_auto_ranks_by_word_use_where_the_profile_has_it_and_refuses_word_margin_where_not(use):
+    assert ranked_by("auto", use, []) == "word-margin"
+    assert ranked_by("auto", None, [SHORT_SENTENCES]) == "margin"
+    assert ranked_by("margin", use, [SHORT_SENTENCES]) == "margin"
+    with pytest.raises(InputError, match="word-margin needs a profile whose word use was measured"):
+        ranked_by("word-margin", None, [SHORT_SENTENCES])
+    assert rank_score(LIKE_THE_PERSON, [], use) == (word_margin(LIKE_THE_PERSON, use), "word-margin")
+    assert rank_score("Too short.", [], use) == (-4.0, "word-margin")  # unmeasurable ranks last
+
+
+def test_best_of_returns_the_candidate_closest_to_the_persons_word_use(make_hyperalign, use):
+    ha, _ = make_hyperalign(by_seed({0: LIKE_THE_VOICE, 1: LIKE_THE_PERSON, 2: "Too short."}), cache=False)
+    with_use = profile(SHORT_SENTENCES).model_copy(update={"word_use": use})
+    options = GenerationOptions(best_of=3, steer=SteerLevel.OFF)
+    chosen = ha.generate(with_use, "Write a note.", options=options)
+    assert chosen.text == LIKE_THE_PERSON and chosen.reranked_by == "word-margin"
+    assert chosen.candidate_scores[2] == -4.0 and chosen.candidate_scores[1] > 0 > chosen.candidate_scores[0]
+    by_facts = ha.generate(with_use, "Write a note.", options=options.model_copy(update={"rerank": "margin"}))
+    assert by_facts.reranked_by == "margin"
+    without_facts = profile().model_copy(update={"word_use": use})  # word use alone is enough to rank by
+    assert ha.generate(without_facts, "Write a note.", options=options).text == LIKE_THE_PERSON
+
+
+def test_contrastive_inference_measures_word_use_stores_it_and_shows_it():
+    inferred, _ = infer(oracle)
+    assert inferred.word_use is not None and inferred.word_use.texts == len(WALKER)
+    assert inferred.word_use.voice_texts == len(inferred.contrast.texts)
+    assert Profile.from_json(inferred.to_json()).word_use == inferred.word_use
+    assert "## Word use (measured against a typical answer" in inferred.to_markdown()
+    assert infer(oracle, style_facts=False)[0].word_use is None  # no measurements asked for
+    assert infer(oracle, language="de")[0].word_use is None  # its habit words are English
