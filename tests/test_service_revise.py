@@ -12,6 +12,7 @@ from hyperalign.errors import LLMError
 from hyperalign.llm import CompletionRequest
 from hyperalign.llm.fake import FakeBackend
 from hyperalign.pipeline.steer import SteerLevel, finish, plan
+from hyperalign.pipeline.word_use import measure_word_use
 from service_support import responder, start_service
 from test_revise import CLOSER, DRAFT, WORSE
 from test_service_api import sdk, with_profile
@@ -146,3 +147,17 @@ def test_an_answer_that_copies_the_shown_text_is_asked_again_and_the_stream_says
     stream = sdk(service).chat.completions.with_raw_response.create(model="any", user="ann", messages=ASK,
                                                                     stream=True, extra_headers=shown)
     assert stream.headers["x-hyperalign-copy-guard"] == "off: stream"
+
+
+@pytest.mark.parametrize("bev_service", [CLOSER], indirect=True)
+def test_best_of_ranks_by_the_profiles_word_use_where_it_has_one_and_says_so(bev_service):
+    service, _ = bev_service
+    key = next(p.user_id for p in service.store.list_profiles() if p.user_id.endswith(":ann"))
+    current = service.store.get(key)
+    use = measure_word_use([CLOSER, f"{CLOSER} {CLOSER}"], [DRAFT])  # bev writes like CLOSER; the model like DRAFT
+    service.store.save(current.profile.model_copy(update={"word_use": use}), expected_version=current.version,
+                       author="test", action="import")
+    raw = sdk(service).chat.completions.with_raw_response.create(
+        model="any", user="ann", messages=ASK, extra_headers={"X-Hyperalign-Strategy": "hyperalign:best-of=4"})
+    assert raw.headers["x-hyperalign-best-of"] == "4;word-margin;3"
+    assert raw.parse().choices[0].message.content == CLOSER

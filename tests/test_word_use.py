@@ -8,10 +8,12 @@ import pytest
 from hyperalign.errors import InputError
 from hyperalign.pipeline.adherence import rank_score, ranked_by
 from hyperalign.pipeline.generate import GenerationOptions, SteerLevel
-from hyperalign.pipeline.word_use import MIN_WORDS, measure_word_use, word_margin
+from hyperalign.pipeline.update import UpdateOptions
+from hyperalign.pipeline.word_use import MIN_WORDS, blend_word_use, measure_word_use, word_margin
 from hyperalign.profiles.model import Profile, WordUse
 from test_contrastive import PERSON as WALKER
 from test_contrastive import infer, oracle
+from test_edit_update import NEW_TEXTS, responder, store  # noqa: F401  (store: the fixture)
 from test_margin_rerank import PERSON as SHORT_SENTENCES
 from test_margin_rerank import by_seed, profile
 
@@ -105,3 +107,25 @@ def test_contrastive_inference_measures_word_use_stores_it_and_shows_it():
     assert "## Word use (measured against a typical answer" in inferred.to_markdown()
     assert infer(oracle, style_facts=False)[0].word_use is None  # no measurements asked for
     assert infer(oracle, language="de")[0].word_use is None  # its habit words are English
+
+
+def test_new_texts_blend_into_the_persons_rates_by_text_count():
+    use = WordUse(words=["we", "the"], person=[0.0, 100.0], voice=[5.0, 60.0], spread=[10.0, 10.0], texts=1,
+                  voice_texts=2)
+    blended = blend_word_use(use, [" ".join(["we"] * 20), ""])  # an empty text is no text
+    assert blended.person == [500.0, 50.0] and blended.texts == 2
+    assert (blended.words, blended.voice, blended.spread) == (use.words, use.voice, use.spread)
+    assert blend_word_use(use, []) == use
+
+
+def test_a_living_profiles_update_blends_its_word_use_unless_facts_are_left_alone(store, make_hyperalign):  # noqa: F811
+    use = WordUse(words=["we", "the"], person=[50.0, 40.0], voice=[5.0, 60.0], spread=[10.0, 10.0], texts=3,
+                  voice_texts=2)
+    store.modify("morwenna", lambda p: p.model_copy(update={"word_use": use}), author="setup", action="edit")
+    ha, _ = make_hyperalign(responder)
+    result = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False))
+    expected = blend_word_use(use, [e.text for e in NEW_TEXTS])
+    assert result.profile.word_use == expected and expected.texts == 3 + len(NEW_TEXTS)
+    assert expected.person != use.person
+    kept = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False, update_facts=False))
+    assert kept.profile.word_use == expected

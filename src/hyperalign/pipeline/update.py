@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
 from ..llm import LLMClient, track_usage
-from ..profiles.model import Fact, Profile, UserExample, VoiceSample
+from ..profiles.model import Fact, Profile, UserExample, VoiceSample, WordUse
 from ..profiles.store import ProfileStore
 from ..profiles.update import AUTOMATED_AUTHOR, Findings, UpdateResult, save_update, score_difference
 from .excerpts import characteristic_samples
@@ -21,6 +21,7 @@ from .facts import merge_facts, style_facts
 from .infer import ainfer_profile
 from .options import InferenceOptions
 from .selection import score_hypotheses
+from .word_use import blend_word_use
 
 
 def _default_inference() -> InferenceOptions:
@@ -83,8 +84,12 @@ async def aupdate_profile(
         chosen = characteristic_samples(texts, profile.contrast_texts, len(kept), options.inference.language)
         return [VoiceSample(text=sentence, example_index=indices[t]) for t, sentence in chosen]
 
+    def blended_use(profile: Profile) -> WordUse | None:
+        return blend_word_use(profile.word_use, [e.text for e in examples]) if profile.word_use else None
+
     findings = Findings(deltas, inferred.hypotheses if inferred else [], usage, inferred.report if inferred else None,
                         examples, store.retired_ids(user_id), retire_below=options.retire_below,
                         min_ratings=options.min_ratings, facts=blend if facts else None,
-                        samples=resampled if base.voice_samples else None)
+                        samples=resampled if base.voice_samples else None,
+                        word_use=blended_use if options.update_facts else None)
     return save_update(store, user_id, findings, author=author, message=message)

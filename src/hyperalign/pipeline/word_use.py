@@ -79,3 +79,17 @@ def word_margin(text: str, use: WordUse) -> float | None:
              for r, p, v, s in zip(rates, use.person, use.voice, use.spread, strict=True)]
     return round(sum(terms) / len(terms), 4)
 
+
+
+def blend_word_use(use: WordUse, texts: Sequence[str]) -> WordUse:
+    """The person's word use after new texts (a living profile's update): the new texts' rates of the same words
+    blended into the person's means, weighted by text counts. The vocabulary, the default voice and the spreads
+    stay: the genre's common words do not change with a few more texts, and a spread needs every text, which the
+    profile does not keep."""
+    measured = [w for w in map(_words, texts) if w]
+    if not measured:
+        return use
+    rates = [_rates(words, use.words) for words in measured]
+    total = use.texts + len(measured)
+    person = [round((p * use.texts + sum(r[i] for r in rates)) / total, 3) for i, p in enumerate(use.person)]
+    return use.model_copy(update={"person": person, "texts": total})

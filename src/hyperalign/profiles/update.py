@@ -25,6 +25,7 @@ from .model import (
     Profile,
     UserExample,
     VoiceSample,
+    WordUse,
     examples_hash,
     wilson_lower_bound,
 )
@@ -38,6 +39,8 @@ FactsMerge = Callable[[Profile, set[str]], list[Fact]]
 # The profile -> its voice samples after the new texts (pipeline/update.py: chosen again among those it keeps and the
 # new texts' sentences).
 SamplesMerge = Callable[[Profile], list[VoiceSample]]
+# The profile -> its word use after the new texts (pipeline/word_use.py's blend).
+WordUseMerge = Callable[[Profile], WordUse | None]
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Findings:
     min_ratings: int = 3
     facts: FactsMerge | None = None
     samples: SamplesMerge | None = None
+    word_use: WordUseMerge | None = None
     # What the person deleted (rejections.py), read again for each attempt to save: never added back.
     rejected_ids: set[str] = field(default_factory=set)
     rejected_statements: set[str] = field(default_factory=set)
@@ -141,6 +145,7 @@ def merge_findings(profile: Profile, findings: Findings, message: str | None = N
         "hypotheses": hypotheses,
         "facts": facts,
         "voice_samples": _samples(profile, findings),
+        "word_use": findings.word_use(profile) if findings.word_use else profile.word_use,
         "n_examples": profile.n_examples + len(findings.examples),
         # A chain: the hash names the whole sequence of example sets the profile has seen.
         "examples_hash": hashlib.sha256(
