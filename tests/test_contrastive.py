@@ -20,6 +20,7 @@ from hyperalign.pipeline.infer import InferenceOptions
 from hyperalign.pipeline.measured import explains, names_metric, showing
 from hyperalign.pipeline.reference import ReferenceStats
 from hyperalign.pipeline.verify import MIN_LEAN, PLACEBO
+from hyperalign.profiles.edit import Edits, apply_edits
 from hyperalign.profiles.model import Fact, Hypothesis, Measure, Profile
 
 # One stream of common words for everyone: the person and the default voice differ only in how they cut it into
@@ -135,6 +136,18 @@ def test_a_person_who_differs_only_in_sentence_length_gets_that_fact_and_no_gene
     dropped = profile.report.failed_verification  # kept in the report, with what the check measured
     assert [h.statement for h in dropped] == [GENERIC, MISLABELLED]
     assert all(h.discrimination.person == 0 and h.measured_by is None for h in dropped)
+
+
+def test_a_hypothesis_whose_measured_fact_is_deleted_stays_but_is_no_longer_checked_by_it():
+    profile, _ = infer(oracle)
+    measured = next(h for h in profile.hypotheses if h.measured_by)
+    edited = apply_edits(profile, Edits.from_flags(delete=[measured.measured_by]))
+    kept = next(h for h in edited.hypotheses if h.id == measured.id)
+    assert kept.measured_by is None and kept.statement == MEASURED and kept.supported
+    assert measured.measured_by not in {f.id for f in edited.facts}
+    assert "checked by measurement" not in edited.to_markdown()
+    other = next(f for f in profile.facts if f.id != measured.measured_by)  # deleting another leaves the check alone
+    assert apply_edits(profile, Edits.from_flags(delete=[other.id])).hypotheses == profile.hypotheses
 
 
 def test_the_default_voice_is_stored_with_the_profile_and_its_cost_counted():

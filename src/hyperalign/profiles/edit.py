@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ..errors import InputError
-from .model import Evidence, Fact, Hypothesis, Profile
+from .model import Evidence, Fact, Hypothesis, Profile, with_their_measures
 from .store import Action, ProfileStore, VersionInfo, default_author
 
 
@@ -143,7 +143,8 @@ def apply_edits(profile: Profile, edits: Edits) -> Profile:
         else:
             attributes[key] = value
     samples = [v for v in profile.voice_samples if v.id not in edits.delete]
-    return profile.model_copy(update={"hypotheses": hypotheses, "facts": facts, "attributes": attributes,
+    return profile.model_copy(update={"hypotheses": with_their_measures(hypotheses, facts), "facts": facts,
+                                      "attributes": attributes,
                                       "voice_samples": samples})
 
 

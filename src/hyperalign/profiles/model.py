@@ -192,6 +192,14 @@ class VoiceSample(_Strict):
             self.id = "v" + hashlib.sha256(self.text.encode()).hexdigest()[:7]
 
 
+def with_their_measures(hypotheses: list[Hypothesis], facts: list[Fact]) -> list[Hypothesis]:
+    """The hypotheses, each checked by a measurement only while the profile holds that fact: one whose fact a person
+    deleted, or an update's blend left out, is no longer marked as checked by it (it stays, as any other statement)."""
+    held = {f.id for f in facts}
+    return [h.model_copy(update={"measured_by": None}) if h.measured_by and h.measured_by not in held else h
+            for h in hypotheses]
+
+
 def said(item: Hypothesis | Fact | VoiceSample) -> str:
     """What a profile item says: a hypothesis's or fact's statement, or a voice sample's sentence."""
     return item.text if isinstance(item, VoiceSample) else item.statement

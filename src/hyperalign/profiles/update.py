@@ -28,6 +28,7 @@ from .model import (
     WordUse,
     examples_hash,
     wilson_lower_bound,
+    with_their_measures,
 )
 from .rejections import rejected_keys, rejections
 from .statements import canonical
@@ -142,7 +143,7 @@ def merge_findings(profile: Profile, findings: Findings, message: str | None = N
         report.dropped_unsupported += findings.inferred.dropped_unsupported
     report.usage.add(findings.usage)
     updated = profile.model_copy(update={
-        "hypotheses": hypotheses,
+        "hypotheses": with_their_measures(hypotheses, facts),
         "facts": facts,
         "voice_samples": _samples(profile, findings),
         "word_use": findings.word_use(profile) if findings.word_use else profile.word_use,
