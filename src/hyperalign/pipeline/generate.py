@@ -83,6 +83,8 @@ class GenerationOptions(BaseModel):
         "margin on the distinctive facts (adherence.py), by adherence, or auto: the first the profile can give")
     # Apply the profile's facts while and after the model writes (steer.py): opening, sign-off, token biases.
     steer: SteerLevel = Field(SteerLevel.LIGHT, description="off, light or strong (hyperalign strategy only)")
+    steer_words: SteerLevel = Field(SteerLevel.OFF, description="token biases toward the person's rates of common "
+                                    "words against the default voice (steer.word_biases; hyperalign strategy only)")
     opening: OpeningMode = Field("code", description="the person's habitual opening: put in front by code, or "
                                  "prefilled where the backend continues a given start")
     example_texts: int = Field(0, ge=0, le=8, description="hyperalign: also show the K of the person's texts most "
@@ -126,7 +128,7 @@ class Generation(BaseModel):
 
 
 # Settings only the hyperalign strategy reads (the baselines stay what they are), and those only best-of-N reads.
-PROFILE_ONLY_SETTINGS = ("steer", "opening", "example_texts", "excerpts", "max_copied", "copy_retries", "revise")
+PROFILE_ONLY_SETTINGS = ("steer", "steer_words", "opening", "example_texts", "excerpts", "max_copied", "copy_retries", "revise")
 _BEST_OF_ONLY = ("rerank", "check_hypotheses", "sample_temperature")
 
 
@@ -345,7 +347,8 @@ def steering_for(client: LLMClient, strategy: Strategy, profile: Profile | None,
     """The steering a generation gets: the profile's levers for the hyperalign strategy, none for the baselines."""
     if strategy is not Strategy.HYPERALIGN:
         return Steering()
-    steering = plan(profile, options.steer, client.backend.capabilities, opening=options.opening)
+    steering = plan(profile, options.steer, client.backend.capabilities, opening=options.opening,
+                    words=options.steer_words)
     for reason in steering.unavailable:
         if reason not in _SAID:  # once per process, not once per generation
             _SAID.add(reason)

@@ -22,6 +22,7 @@ Only the hyperalign strategy is steered (the baselines have no profile)."""
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Literal
 
@@ -29,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import parse_choice
 from ..llm import Capabilities, TextBias
-from ..profiles.model import Measure, Profile
+from ..profiles.model import Measure, Profile, WordUse
 from .edits import CHARACTER_EDITS, DESCRIBED, PUNCTUATION_EDITS, Edit, apply_edits
 from .facts import FIRST_PERSON, LABELS, SECOND_PERSON, measure
 
@@ -168,12 +169,15 @@ def for_stream(steering: Steering) -> Steering:
 
 
 def plan(profile: Profile | None, level: SteerLevel | str, capabilities: Capabilities, *,
-         opening: OpeningMode = "code") -> Steering:
+         opening: OpeningMode = "code", words: SteerLevel | str = SteerLevel.OFF) -> Steering:
     """The levers this profile's facts ask for at this level, on a backend that can do `capabilities`; the opening
-    by prefill only where asked and the backend can (else by code)."""
-    level = as_steer_level(level)
-    if level is SteerLevel.OFF or profile is None:
+    by prefill only where asked and the backend can (else by code); and, at the `words` level, the word-use biases
+    (word_biases)."""
+    level, words = as_steer_level(level), as_steer_level(words)
+    if profile is None:
         return Steering(level=level)
+    if level is SteerLevel.OFF:
+        return _with_word_use(Steering(level=level), profile, words, capabilities)
     strength = STRENGTHS[level]
     steering = Steering(level=level)
     wanted_bias = False
@@ -204,6 +208,39 @@ def plan(profile: Profile | None, level: SteerLevel | str, capabilities: Capabil
     if wanted_bias and not capabilities.logit_bias:
         steering.unavailable.append("token steering: this backend takes no logit bias, so the profile's word and "
                                     "punctuation habits are only stated in the prompt")
+    return _with_word_use(steering, profile, words, capabilities)
+
+
+# The largest word-use bias, in logits, by level: a nudge toward the person's rates of common words, not a ban.
+WORD_USE_CAPS = {SteerLevel.LIGHT: 1.0, SteerLevel.STRONG: 2.0}
+
+
+def word_biases(use: WordUse, cap: float) -> list[TextBias]:
+    """Biases from the person's word use against the default voice (word_use.py): for each word whose rates stand
+    apart (by STANDS_APART spreads), ln((person + 1) / (default + 1)) per 1,000 words, within ±cap: up for the words
+    the person uses more than the model, down for those the model leans on. Delta (the evaluation's metric) and
+    the reranker's margin read these same rates — which is why this lever is measured by masked attribution too."""
+    biases = []
+    for word, person, voice, spread in zip(use.words, use.person, use.voice, use.spread, strict=True):
+        if abs(person - voice) / spread >= STANDS_APART:
+            bias = max(-cap, min(cap, math.log((person + 1) / (voice + 1))))
+            biases.append(TextBias(text=word, bias=round(bias, 2)))
+    return biases
+
+
+def _with_word_use(steering: Steering, profile: Profile, words: SteerLevel, capabilities: Capabilities) -> Steering:
+    if words is SteerLevel.OFF or profile.word_use is None:
+        return steering
+    if not capabilities.logit_bias:
+        steering.unavailable.append("word-use steering: this backend takes no logit bias")
+        return steering
+    taken = {b.text for b in steering.biases}  # a fact's own bias on a word stands
+    added = [b for b in word_biases(profile.word_use, WORD_USE_CAPS[words]) if b.text not in taken]
+    if added:
+        steering.biases.extend(added)
+        up = sum(b.bias > 0 for b in added)
+        steering.levers.append(Lever(metric="word_use", what=f"word use: {up} words favoured, {len(added) - up} "
+                                     "avoided", how="steering"))
     return steering
 
 

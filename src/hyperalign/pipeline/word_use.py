@@ -9,10 +9,10 @@ the person than to what the model writes anyway — each term capped at ±Z_CAP,
 person and the default voice use alike adds about 0 whatever the candidate does, so only the person's distinctive
 habits move the margin; a text that only moves towards the genre does not.
 
-Why not the measured facts' margin alone (adherence.facts_margin): across the committed AAAC and beer-forum runs
-(benchmarks/word_use_rerank.py), this margin ranked a prompt's outputs in the order of the evaluation's Delta margin
-(Spearman ≈ 0.3 among the hyperalign variants' outputs for the same prompt), while the five or six facts' margin did
-not (≈ 0); see docs/method/facts.md.
+Why not the measured facts' margin alone (adherence.facts_margin): across the committed AAAC and beer-forum runs,
+this margin ranks a prompt's outputs in the order of the evaluation's Delta margin, and the five or six facts' margin
+does not (benchmarks/results/word-use-rerank.md, by benchmarks/word_use_rerank.py). As a best-of-N reranker of one
+method's samples it moves the Delta margin far less than that ordering promises (benchmarks/results/*-wordmargin-*).
 
 What it reads: the person's own texts and the default voice's (model output) at inference; the candidate at
 generation. Never another person's text, the evaluation's classifier or its judge."""

@@ -39,14 +39,15 @@ class Method:
         return "" if name == "hyperalign" else re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + "/"
 
 
-GENERATION_ONLY = ("best-of", "steer", "examples", "excerpts", "copy-guard", "rerank", "revise")
+GENERATION_ONLY = ("best-of", "steer", "steer-words", "examples", "excerpts", "copy-guard", "rerank", "revise")
 
 
 STEER_LEVELS = tuple(level.value for level in SteerLevel)
 # base -> the options it takes (name -> True: takes a whole number, False: a flag, a tuple: one of these words)
 OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
     "hyperalign": {"paper": False, "select": False, "refine": True, "budget": True, "per-aspect": True,
-                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "examples": True,
+                   "held-out": True, "best-of": True, "no-facts": False, "steer": STEER_LEVELS, "steer-words": STEER_LEVELS,
+                   "examples": True,
                    "excerpts": True, "copy-guard": ("on", "off"), "rerank": ("word-margin", "margin", "adherence"), "revise": False,
                    "verify": ("pairwise", "pointwise")},
     "few-shot": {"best-of": True},
@@ -55,7 +56,7 @@ OPTIONS: dict[str, dict[str, bool | tuple[str, ...]]] = {
 }
 LIMITS = {"best-of": (1, 64), "epochs": (1, 10), "examples": (1, 8), "excerpts": (0, 24)}
 USAGE = ("hyperalign[:paper][:select][:refine=R][:budget=N][:per-aspect=N][:held-out=H][:best-of=N][:no-facts]"
-         "[:steer=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=word-margin|margin|adherence][:revise]"
+         "[:steer=off|light|strong][:steer-words=off|light|strong][:examples=K][:excerpts=N][:copy-guard=on|off][:best-of=N:rerank=word-margin|margin|adherence][:revise]"
          "[:verify=pairwise|pointwise], "
          "few-shot[:best-of=N], zero-shot, ticl[:epochs=E], import:FILE.jsonl")
 
@@ -136,6 +137,8 @@ def parse_methods(spec: list[str]) -> list[Method]:
         generation: dict[str, Any] = {"best_of": settings["best-of"]} if "best-of" in settings else {}
         if "steer" in settings:
             generation["steer"] = settings["steer"]
+        if "steer-words" in settings:
+            generation["steer_words"] = settings["steer-words"]
         if "examples" in settings:
             generation["example_texts"] = settings["examples"]
         if "excerpts" in settings:
