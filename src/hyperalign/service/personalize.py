@@ -122,7 +122,8 @@ def system_message(strategy: str, stored: StoredProfile | None, examples: list[U
         shown = examples[-FEW_SHOT_EXAMPLES:] if options.example_texts or options.excerpts else None
         system = system_content(Strategy.HYPERALIGN, stored.profile, shown, options=options, task=task,
                                 context_tokens=FEW_SHOT_CONTEXT_TOKENS if shown else None)
-        steering = plan(stored.profile, steer if with_facts else SteerLevel.OFF, capabilities or Capabilities())
+        steering = plan(stored.profile, steer if with_facts else SteerLevel.OFF, capabilities or Capabilities(),
+                        words=options.steer_words if with_facts else SteerLevel.OFF)  # the library's default
         applied = Applied(strategy=strategy, profile_version=stored.version,
                           hypothesis_ids=[h.id for h in hypotheses] + [f.id for f in facts], steering=steering,
                           examples=min(options.example_texts, len(shown or [])),
