@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ..errors import InputError
-from .model import Evidence, Fact, Hypothesis, Profile, with_their_measures
+from .model import Evidence, Fact, Hypothesis, Profile
 from .store import Action, ProfileStore, VersionInfo, default_author
 
 
@@ -104,6 +104,14 @@ def _pair(flag: str, shape: str, text: str) -> tuple[str, str]:
     if not sep or not left.strip() or not right.strip():
         raise InputError(f"{flag} expects {shape}, got {text!r}")
     return left.strip(), right.strip()
+
+
+def with_their_measures(hypotheses: list[Hypothesis], facts: list[Fact]) -> list[Hypothesis]:
+    """The hypotheses, each checked by a measurement only while the profile holds that fact: one whose fact a person
+    deleted, or an update's blend left out, is no longer marked as checked by it (it stays, as any other statement)."""
+    held = {f.id for f in facts}
+    return [h.model_copy(update={"measured_by": None}) if h.measured_by and h.measured_by not in held else h
+            for h in hypotheses]
 
 
 def apply_edits(profile: Profile, edits: Edits) -> Profile:

@@ -10,23 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..errors import InputError, describe_validation_error
-from ..io import (
-    parse_json_object,
-    read_jsonl_models,
-    read_text_file,
-    write_or_rescue,
-)
+from ..io import parse_json_object, read_jsonl_models, read_text_file, write_or_rescue
 from ..usage import Usage
 from .migrations import CURRENT_SCHEMA_VERSION, SchemaVersionError, upgrade
 
@@ -43,6 +30,7 @@ from .types import (  # noqa: F401
 )
 
 PROFILE_SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -190,14 +178,6 @@ class VoiceSample(_Strict):
     def model_post_init(self, __context: object) -> None:
         if not self.id:
             self.id = "v" + hashlib.sha256(self.text.encode()).hexdigest()[:7]
-
-
-def with_their_measures(hypotheses: list[Hypothesis], facts: list[Fact]) -> list[Hypothesis]:
-    """The hypotheses, each checked by a measurement only while the profile holds that fact: one whose fact a person
-    deleted, or an update's blend left out, is no longer marked as checked by it (it stays, as any other statement)."""
-    held = {f.id for f in facts}
-    return [h.model_copy(update={"measured_by": None}) if h.measured_by and h.measured_by not in held else h
-            for h in hypotheses]
 
 
 def said(item: Hypothesis | Fact | VoiceSample) -> str:
@@ -394,7 +374,7 @@ class Profile(_Strict):
                 lines += _quotes(fact.evidence)
             lines.append("")
         if self.word_use:
-            lines += _word_use_lines(self.word_use)
+            lines += self.word_use.markdown()
         if self.voice_samples:
             lines += ["## In their own words (sentences shown to the generator as written)", ""]
             lines += [f"- > “{v.text}” (example {v.example_index + 1}) `[{v.id}]`" for v in self.voice_samples]
@@ -414,15 +394,6 @@ class Profile(_Strict):
             f"a verbatim quote; {r.measured_facts} measured style facts._"
         )
         return "\n".join(lines) + "\n"
-
-
-def _word_use_lines(use: WordUse) -> list[str]:
-    more, fewer = use.most_distinctive()
-    said = [f"more than a typical answer: {', '.join(more)}" if more else "",
-            f"less: {', '.join(fewer)}" if fewer else ""]
-    return ["## Word use (measured against a typical answer; best-of-N ranks by it)", "",
-            f"- {len(use.words)} common words measured in {use.texts} texts; "
-            + ("; ".join(s for s in said if s) or "none stands apart") + ".", ""]
 
 
 def _marks(item: Hypothesis | Fact) -> str:

@@ -81,6 +81,15 @@ class WordUse(BaseModel):
                                                                strict=True))
         return [w for g, w in reversed(gaps[-n:]) if g > 0], [w for g, w in gaps[:n] if g < 0]
 
+    def markdown(self) -> list[str]:
+        """The profile's Markdown section on it (Profile.to_markdown)."""
+        more, fewer = self.most_distinctive()
+        said = [f"more than a typical answer: {', '.join(more)}" if more else "",
+                f"less: {', '.join(fewer)}" if fewer else ""]
+        return ["## Word use (measured against a typical answer; best-of-N ranks by it)", "",
+                f"- {len(self.words)} common words measured in {self.texts} texts; "
+                + ("; ".join(s for s in said if s) or "none stands apart") + ".", ""]
+
 
 def wilson_lower_bound(successes: int, trials: int, z: float = 1.96) -> float:
     """The lower end of the Wilson score interval of a share (z = 1.96: two-sided 95 %); 0 without trials."""

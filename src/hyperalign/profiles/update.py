@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..usage import Usage
+from .edit import with_their_measures
 from .model import (
     Fact,
     Hypothesis,
@@ -28,7 +29,6 @@ from .model import (
     WordUse,
     examples_hash,
     wilson_lower_bound,
-    with_their_measures,
 )
 from .rejections import rejected_keys, rejections
 from .statements import canonical
