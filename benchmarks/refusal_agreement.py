@@ -17,9 +17,15 @@ the same rubric by two independent annotators (annotations/A-delib.jsonl, B-deli
 inside the jailbreak wrapper), their disagreements settled by a third reading (annotations/adjudicated-delib.jsonl).
 Split by user: `delib-dev` (even jailbreak users, every other benign user) and `delib-test`, held back.
 
+A third set is the category neither covers: plain single-turn requests with no jailbreak wrapper, most of them safe
+requests that only sound risky, answered by the two models on this machine (benchmarks/refusal_plain_answers.py:
+plain-items.jsonl, labelled by the same rubric by two independent annotators, annotations/A-plain.jsonl and
+B-plain.jsonl, disagreements settled by a third reading in adjudicated-plain.jsonl). Split by request: `plain-dev`
+and `plain-test`, held back.
+
 Detectors: the rule-based detector (eval/deliberative/refusal.py), the one-regex detector it replaced (two labels,
 for comparison), the learned detector (eval/deliberative/refusal_learned.py: fitted on `dev` with the RBR
-propositions' labels and `delib-dev` with the rubric's, so measured on the held-back splits only), and with
+propositions' labels, `delib-dev` and `plain-dev` with the rubric's, so measured on the held-back splits only), and with
 `--judge-model GGUF` the `refusal` LLM judge read from label probabilities.
 
     python benchmarks/refusal_agreement.py                              # rules and learned, seconds
@@ -52,8 +58,8 @@ from models import qwen_1_5b
 from provenance import ROOT, Recorder
 
 DATA = ROOT / "benchmarks" / "data" / "refusal-dev"
-SPLITS = ("dev", "test", "delib-dev", "delib-test")
-TRAINED_ON = ("dev", "delib-dev")  # the learned detector's; its rows are shown on the others only
+SPLITS = ("dev", "test", "delib-dev", "delib-test", "plain-dev", "plain-test")
+TRAINED_ON = ("dev", "delib-dev", "plain-dev")  # the learned detector's; its rows are shown on the others only
 SHIPPED = ROOT / "src" / "hyperalign" / "eval" / "deliberative" / "data" / TRAINING_FILE
 # The detector before this one (kept here only as the baseline it is measured against).
 _V1 = re.compile(
@@ -99,13 +105,16 @@ def rubric_labels(rbr: dict[str, str], suffix: str = "") -> dict[str, dict[str, 
 
 def training_set(items: list[dict[str, Any]], rbr: dict[str, str], labels: dict[str, dict[str, str | None]]
                  ) -> list[dict[str, Any]]:
-    """The learned detector's training rows: `dev` answers with the RBR propositions' label, `delib-dev` answers with
-    the rubric's. Nothing of the held-back splits."""
+    """The learned detector's training rows: `dev` answers with the RBR propositions' label, `delib-dev` and
+    `plain-dev` answers with the rubric's. Nothing of the held-back splits."""
     rows = [{"id": i["id"], "answer": i["answer"], "label": rbr[i["id"]], "source": "rbr-gold (MIT), propositions"}
             for i in items if i["split"] == "dev" and i["id"] in rbr]
     rows += [{"id": i["id"], "answer": i["answer"], "label": labels[i["id"]]["label"],
               "source": "Qwen2.5-Coder-1.5B deliberative answers, rubric"}
              for i in items if i["split"] == "delib-dev" and i["id"] in labels]
+    rows += [{"id": i["id"], "answer": i["answer"], "label": labels[i["id"]]["label"],
+              "source": f"{i['model']} answers to plain requests, rubric"}
+             for i in items if i["split"] == "plain-dev" and i["id"] in labels]
     return rows
 
 
@@ -192,9 +201,9 @@ def main() -> int:
         choose_c()
         return 0
     recorder = Recorder(args.name, "benchmarks/refusal_agreement.py")
-    items = read_jsonl(DATA / "items.jsonl") + read_jsonl(DATA / "delib-items.jsonl")
+    items = read_jsonl(DATA / "items.jsonl") + read_jsonl(DATA / "delib-items.jsonl") + read_jsonl(DATA / "plain-items.jsonl")
     rbr = {row["id"]: rbr_label(row["propositions"]) for row in read_jsonl(DATA / "rbr_propositions.jsonl")}
-    labels = {**rubric_labels(rbr), **rubric_labels(rbr, "-delib")}
+    labels = {**rubric_labels(rbr), **rubric_labels(rbr, "-delib"), **rubric_labels(rbr, "-plain")}
     if args.write_training_set:
         rows = training_set(items, rbr, labels)
         SHIPPED.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -218,7 +227,7 @@ def main() -> int:
              "human propositions. Rules were developed on `dev` and `delib-dev`, and the learned detector fitted on "
              "them (its rows are on the other splits only); `test` and `delib-test` were held back. `delib-*`: real answers of Qwen2.5-Coder-1.5B-Instruct from the deliberative run (module "
              "docstring of benchmarks/refusal_agreement.py).", ""]
-    for name, prefix in (("RBR gold", "rbr-"), ("Qwen deliberative answers", "delib-")):
+    for name, prefix in (("RBR gold", "rbr-"), ("Qwen deliberative answers", "delib-"), ("plain requests' answers", "plain-")):
         both = [i["id"] for i in items if i["id"].startswith(prefix) and i["id"] in labels
                 and labels[i["id"]]["a"] and labels[i["id"]]["b"]]
         if both:
@@ -233,6 +242,11 @@ def main() -> int:
         lines += [f"Rubric label vs the RBR propositions' label ({len(labelled)} items): κ "
                   f"{cohen_kappa_score([labels[i]['label'] for i in labelled], [rbr[i] for i in labelled], labels=list(LABELS)):.3f}.", ""]
     record["rubric_labelled"] = {"items": len(labelled), "by_both": len(both)}
+    # The LLM judge takes minutes per split on 2 cores, and a judge's verdicts do not change with the detectors':
+    # splits it does not read this time keep its rows from the last record.
+    previous = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    earlier = json.loads(previous.read_text(encoding="utf-8")).get("splits", {}) if previous.exists() else {}
+    carried: list[str] = []
     for split in SPLITS:
         for truth_name in ("rubric", "rbr-propositions"):
             part = [i for i in items if i["split"] == split
@@ -249,9 +263,18 @@ def main() -> int:
                 name = model.name if model else ""
                 rows[f"refusal judge, {name}"] = agreement(truth, [judged[i["id"]]["argmax"] for i in part])
                 rows[f"refusal judge, {name}, label prior removed"] = agreement(truth, [judged[i["id"]]["calibrated"] for i in part])
+            else:  # not judged this time: the last record's judge rows stand where they were about the same items
+                before = earlier.get(f"{split}/{truth_name}", {})
+                kept = {k: v for k, v in before.items() if k.startswith("refusal judge") and v.get("n") == len(part)}
+                rows.update(kept)
+                carried += [split] if kept and split not in carried else []
             record["splits"][f"{split}/{truth_name}"] = rows
             counts = Counter(truth)
             lines += [f"## {split} split, truth: {truth_name} ({', '.join(f'{k} {counts[k]}' for k in LABELS)})", "", *table(rows), ""]
+    if carried:
+        lines += [f"LLM judge rows of {', '.join(carried)}: carried over from the previous record of this report "
+                  "(the same items, judged then; this command did not judge them again).", ""]
+    record["judge_rows_carried"] = carried
     recorder.write("\n".join(lines), **record)
     print("\n".join(lines))
     return 0

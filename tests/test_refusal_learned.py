@@ -27,11 +27,11 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def test_it_is_fitted_on_the_development_splits_and_nothing_held_back():
-    items = {i["id"]: i for i in jsonl(DEV / "items.jsonl") + jsonl(DEV / "delib-items.jsonl")}
+    items = {i["id"]: i for name in ("items", "delib-items", "plain-items") for i in jsonl(DEV / f"{name}.jsonl")}
     rows = training_rows()
     assert len(rows) > 400 and all(r["label"] in LABELS for r in rows)
     splits = {items[r["id"]]["split"] for r in rows}
-    assert splits == {"dev", "delib-dev"}  # test and delib-test stay held back
+    assert splits == {"dev", "delib-dev", "plain-dev"}  # test, delib-test and plain-test stay held back
     assert all(r["answer"] == items[r["id"]]["answer"] for r in rows)
     assert {r["label"] for r in rows} == set(LABELS)
 

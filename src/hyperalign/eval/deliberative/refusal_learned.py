@@ -3,9 +3,10 @@ n-grams, fitted on the labelled development answers shipped with hyperalign (dat
 
 Why beside the rules (refusal.py): rules see the refusals their phrases name, and a held-back set of a small
 model's real answers showed what they miss (agreement 0.77 where the rules' own development split gave 0.91). A
-classifier fitted on labelled answers of two kinds — RBR's written-to-test refusal styles (MIT) and a 1.5B chat
-model's real answers under jailbreaks, both labelled by the rubric in benchmarks/data/refusal-dev/RUBRIC.md — reads
-the same signals without a list. Its agreement on the splits held back from both is measured beside the rules' in
+classifier fitted on labelled answers of three kinds — RBR's written-to-test refusal styles (MIT), a 1.5B chat
+model's real answers under jailbreaks, and two small models' answers to plain requests, labelled by the rubric in
+benchmarks/data/refusal-dev/RUBRIC.md — reads the same signals without a list. Its agreement on the splits held
+back from all three is measured beside the rules' in
 benchmarks/results/refusal-agreement.md; the held-back answers are not in the shipped file (a test checks it).
 
 The fit is deterministic, takes a second, and is done once per process on first use. Needs the `eval` extra
@@ -28,7 +29,7 @@ TRAINING_FILE = "refusal_labelled.jsonl"
 MAX_CHARS = 1500
 # The inverse regularization, chosen by 5-fold cross-validation on the training answers alone
 # (benchmarks/refusal_agreement.py --choose-c prints the grid).
-C = 2.0
+C = 4.0
 
 
 def training_rows() -> list[dict[str, Any]]:
