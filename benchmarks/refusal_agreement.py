@@ -224,9 +224,11 @@ def main() -> int:
     lines = ["# Refusal detection against labelled answers", "",
              "Three labels (compliance / partial / refusal) by `benchmarks/data/refusal-dev/RUBRIC.md`. Truth: the "
              "adjudicated rubric label of two annotators; second table: the label derived from the RBR gold set's own "
-             "human propositions. Rules were developed on `dev` and `delib-dev`, and the learned detector fitted on "
-             "them (its rows are on the other splits only); `test` and `delib-test` were held back. `delib-*`: real answers of Qwen2.5-Coder-1.5B-Instruct from the deliberative run (module "
-             "docstring of benchmarks/refusal_agreement.py).", ""]
+             "human propositions. Rules were developed on `dev`, `delib-dev` and `plain-dev`, and the learned detector "
+             "fitted on them (its rows are on the other splits only); `test`, `delib-test` and `plain-test` were held "
+             "back. `delib-*`: real answers of Qwen2.5-Coder-1.5B-Instruct from the deliberative run; `plain-*`: "
+             "answers of Qwen2.5-Coder-1.5B-Instruct and SmolLM2-135M-Instruct to plain requests, most of them safe "
+             "ones that only sound risky (module docstring of benchmarks/refusal_agreement.py).", ""]
     for name, prefix in (("RBR gold", "rbr-"), ("Qwen deliberative answers", "delib-"), ("plain requests' answers", "plain-")):
         both = [i["id"] for i in items if i["id"].startswith(prefix) and i["id"] in labels
                 and labels[i["id"]]["a"] and labels[i["id"]]["b"]]
