@@ -269,7 +269,8 @@ def main() -> int:
                 before = earlier.get(f"{split}/{truth_name}", {})
                 kept = {k: v for k, v in before.items() if k.startswith("refusal judge") and v.get("n") == len(part)}
                 rows.update(kept)
-                carried += [split] if kept and split not in carried else []
+                if kept and split not in carried:
+                    carried.append(split)
             record["splits"][f"{split}/{truth_name}"] = rows
             counts = Counter(truth)
             lines += [f"## {split} split, truth: {truth_name} ({', '.join(f'{k} {counts[k]}' for k in LABELS)})", "", *table(rows), ""]
