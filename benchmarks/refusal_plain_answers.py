@@ -66,6 +66,9 @@ def main() -> int:
     done = {json.loads(line)["id"] for line in OUT.read_text(encoding="utf-8").splitlines() if line.strip()} \
         if OUT.exists() else set()
     paths = {"qwen1.5b": qwen_1_5b, "smollm135m": default_model_path}
+    unknown = sorted(set(args.models.split(",")) - set(paths))
+    if unknown:
+        parser.error(f"--models: unknown model {', '.join(unknown)} (known: {', '.join(paths)})")
     for short in args.models.split(","):
         rows = asyncio.run(answers(paths[short](), prompts, done, short))
         print(f"{short}: {len(rows)} new answers")
