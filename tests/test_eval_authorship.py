@@ -12,10 +12,12 @@ import pytest
 from conftest import KilledAfter, MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError
+from hyperalign.eval.authorship.metrics import cost_metrics
+from hyperalign.eval.authorship.report import markdown
 from hyperalign.eval.authorship.run import AuthorshipConfig, AuthorshipRun
 from hyperalign.eval.corpus import load_corpus, make_split
 from hyperalign.eval.runs import RunFolder
-from hyperalign.llm import LLMClient
+from hyperalign.llm import Capabilities, LLMClient
 from hyperalign.llm.fake import FakeBackend
 
 HABITS = {
@@ -133,6 +135,32 @@ def test_a_generations_seconds_are_its_own_calls_not_its_wait_behind_the_others(
     assert cost["hyperalign"]["seconds_per_generation"] == cost["few-shot"]["seconds_per_generation"] == 2.5
     assert cost["hyperalign:best-of=2"]["seconds_per_generation"] == 5.0
     assert all(r["backend_seconds"] == MeteredBackend.SECONDS for r in rows(tmp_path / "run", "judgments.jsonl"))
+
+
+def test_the_prompt_computed_is_reported_beside_the_prompt_billed(corpus, tmp_path):
+    """A backend that keeps its last prompt (the fake, as llama.cpp's one slot) computes less than it bills: each
+    generation records what it reused, and the cost table reports both. Rows that did not record it (a run from
+    before) give no computed count rather than a wrong one."""
+    methods = ["hyperalign", "hyperalign:best-of=2", "few-shot"]
+    backend = FakeBackend(capabilities=Capabilities(prompt_prefix_cache=True))
+    results = run(config(corpus, methods=methods, judge=None), tmp_path / "run", backend)
+    generations = rows(tmp_path / "run", "generations.jsonl")
+    assert all(0 <= r["cached_prompt_tokens"] <= r["prompt_tokens"] for r in generations)
+    assert any(r["cached_prompt_tokens"] for r in generations if r["method"] == "hyperalign:best-of=2")
+    cost = results["cost"]["methods"]
+    for method in methods:
+        mine = [r for r in generations if r["method"] == method]
+        computed = sum(r["prompt_tokens"] - r["cached_prompt_tokens"] for r in mine) / len(mine)
+        assert cost[method]["computed_prompt_tokens_per_generation"] == pytest.approx(computed)
+    best_of = cost["hyperalign:best-of=2"]
+    assert best_of["computed_prompt_tokens_per_generation"] < best_of["prompt_tokens_per_generation"]
+    report = markdown(results)
+    assert "| of them computed |" in report and "reused from its prefix cache" in report
+
+    old_rows = [{k: v for k, v in r.items() if k != "cached_prompt_tokens"} for r in generations]
+    split = make_split(load_corpus(corpus), authors=3, shots=3, prompts_per_author=2, seed=0)
+    before = cost_metrics(split, old_rows, {}, methods)["methods"]
+    assert all(before[m]["computed_prompt_tokens_per_generation"] is None for m in methods)
 
 
 @pytest.mark.parametrize("stage", ["profiles", "generations", "judgments"])

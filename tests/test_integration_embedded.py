@@ -62,6 +62,9 @@ def test_infer_and_generate_on_the_embedded_model(cache_path, demo_examples):
     # The report counts every call of the inference, the contrast's included.
     assert (profile.report.usage.llm_calls, profile.report.usage.cache_hits) == (ha.stats.llm_calls, ha.stats.cache_hits)
     assert profile.report.usage.prompt_tokens == ha.stats.prompt_tokens
+    # llama.cpp keeps the last prompt: consecutive checks share their start, which it reports as reused, not computed.
+    usage = profile.report.usage
+    assert 0 < usage.cached_prompt_tokens < usage.prompt_tokens and usage.evaluated_prompt_tokens > 0
 
     text = ha.generate(profile, "Write a short note asking volunteers to bring seeds to the swap.").text
     zero = ha.generate(None, "Write a short note asking volunteers to bring seeds to the swap.", Strategy.ZERO_SHOT).text

@@ -12,6 +12,7 @@ from conftest import MeteredBackend
 from hyperalign import HyperAlign
 from hyperalign.errors import InputError, StoreError, StructuredOutputError
 from hyperalign.llm import (
+    Capabilities,
     Completion,
     CompletionCache,
     CompletionRequest,
@@ -100,12 +101,13 @@ def test_a_cache_from_before_alembic_is_stamped_then_upgraded_and_keeps_its_answ
         assert cache.applied_migrations() == MIGRATIONS
         kept = cache.get("k")
         assert kept is not None and kept.text == "kept" and kept.cached
+        assert kept.usage == Usage(prompt_tokens=3, completion_tokens=2)  # from before 0005: nothing said reused
     finally:
         cache.close()
     with sqlite3.connect(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         columns = {r[1] for r in db.execute("PRAGMA table_info(completions)")}
-    assert "_migrations" not in tables and "logprobs" in columns
+    assert "_migrations" not in tables and {"logprobs", "cached_prompt_tokens"} <= columns
 
 
 def test_a_cache_from_a_newer_hyperalign_is_refused_by_name(tmp_path):
@@ -191,6 +193,25 @@ def test_stats_summary_text():
     assert stats + sent == Usage(llm_calls=4, cache_hits=1, prompt_tokens=13850, completion_tokens=699)
     assert stats.llm_calls == 3  # `+` leaves both sides alone
     assert Usage.total([sent, sent, hit]).calls == 3
+
+
+def test_the_prompt_a_backend_reused_is_counted_apart_and_replayed_from_the_cache(tmp_cache):
+    """A backend with a prefix cache (the fake keeps its last prompt, as llama.cpp's one slot does) reports the
+    prompt tokens it reused: billed, not computed. A cache hit replays the call as it was, so a resumed run reports
+    what the first one computed."""
+    backend = FakeBackend(["a", "b", "c"], capabilities=Capabilities(prompt_prefix_cache=True))
+    client = LLMClient(backend, cache=tmp_cache)
+    first, second = client.complete(request(seed=1)), client.complete(request(seed=2))  # one prompt, two samples
+    words = first.usage.prompt_tokens
+    assert (first.usage.cached_prompt_tokens, second.usage.cached_prompt_tokens) == (0, words)
+    assert client.stats.evaluated_prompt_tokens == words and client.stats.prompt_tokens == 2 * words
+    assert client.stats.summary() == (f"LLM calls: 2 (cache hits: 0) · tokens: {2 * words:,} prompt ({words:,} "
+                                      "computed, the rest reused from the backend's prefix cache) + 2 completion")
+    replayed = client.complete(request(seed=2))
+    assert replayed.cached and replayed.usage.cached_prompt_tokens == words
+    without = FakeBackend(["a", "b"])  # a backend that says nothing of it: all computed
+    assert LLMClient(without).complete(request(seed=1)).usage.cached_prompt_tokens == 0
+    assert LLMClient(without).complete(request(seed=2)).usage.cached_prompt_tokens == 0
 
 
 def test_track_usage_collects_every_call_inside_it_and_nests(tmp_cache):

@@ -143,6 +143,16 @@ def test_completion_maps_text_finish_reason_usage_and_model(server):
     assert got.cached is False
 
 
+@pytest.mark.parametrize(("cached_tokens", "recorded"), [(30, 30), (0, 0), (None, 0), (99, 42)])
+def test_the_prompt_the_server_reused_is_recorded_apart(server, cached_tokens, recorded):
+    """`usage.prompt_tokens_details.cached_tokens` (OpenAI's prompt caching, llama.cpp's and vLLM's prefix cache):
+    billed, not computed. A server that does not say reuses nothing; one that says more than the prompt is capped."""
+    server.script(completion(prompt_tokens=42, completion_tokens=9, cached_tokens=cached_tokens))
+    got = backend_for(server).complete(request())
+    assert got.usage == Usage(prompt_tokens=42, completion_tokens=9, cached_prompt_tokens=recorded)
+    assert got.usage.evaluated_prompt_tokens == 42 - recorded
+
+
 def test_null_content_gives_empty_text(server):
     server.script(completion(None))
     assert backend_for(server).complete(request()).text == ""

@@ -48,6 +48,7 @@ def test_an_end_user_over_their_token_budget_waits_for_the_next_day(limited):
     client = sdk(limited)
     first = client.chat.completions.create(model="m", messages=HI, user="ann")
     assert 0 < first.usage.total_tokens < 20
+    assert first.usage.prompt_tokens_details.cached_tokens == 0  # OpenAI's field; a backend without a prefix cache
     stream = client.chat.completions.create(model="m", messages=HI, user="ann", stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)  # counted, though estimated
     with pytest.raises(openai.RateLimitError) as refused:

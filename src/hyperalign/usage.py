@@ -4,6 +4,11 @@
 identical call already in flight), and the prompt and completion tokens of all of them: the size of the work, paid
 for this time or not, so a resumed run reports the same cost as a fresh one. `Usage.of(completion)` is one call's.
 
+Of the prompt tokens, `cached_prompt_tokens` are those the backend said it did not compute again: a prefix it still
+held from an earlier call (llama.cpp's `timings.cache_n`, OpenAI's `usage.prompt_tokens_details.cached_tokens`). It is
+what makes best-of-N cheap where a backend keeps its prefix: N samples of one prompt bill N prompts and compute one.
+A backend that does not say counts 0 there, so `evaluated_prompt_tokens` is then the billed count, never less.
+
 `track_usage()` collects, as dspy's usage tracker does: every completion the LLM client returns inside the `with`
 block — in this task and in every task it starts, however deep in the pipeline — is added to it. So pipeline steps
 return their values, not (value, completions) pairs, and a report takes its cost from the block around its work.
@@ -41,6 +46,8 @@ class Usage(BaseModel):
     cache_hits: int = Field(0, ge=0, description="calls answered from the cache or by an identical call in flight")
     prompt_tokens: int = Field(0, ge=0, description="prompt tokens of every call, cache hits included")
     completion_tokens: int = Field(0, ge=0, description="completion tokens of every call, cache hits included")
+    cached_prompt_tokens: int = Field(0, ge=0, description="of the prompt tokens, those the backend reused from its "
+                                      "prefix cache instead of computing them (0 where it does not say)")
     seconds: float = Field(0.0, ge=0, description="the backend's time on the calls sent (a cache hit takes none), "
                            "not the wait for a free slot")
 
@@ -49,6 +56,7 @@ class Usage(BaseModel):
         """One completion's: a call sent, or a cache hit, and its tokens."""
         return cls(llm_calls=0 if completion.cached else 1, cache_hits=1 if completion.cached else 0,
                    prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens,
+                   cached_prompt_tokens=completion.usage.cached_prompt_tokens,
                    seconds=0.0 if completion.cached else completion.seconds or 0.0)
 
     @classmethod
@@ -65,6 +73,11 @@ class Usage(BaseModel):
         return self.llm_calls + self.cache_hits
 
     @property
+    def evaluated_prompt_tokens(self) -> int:
+        """The prompt tokens the backend computed: billed ones less those it reused from its prefix cache."""
+        return self.prompt_tokens - self.cached_prompt_tokens
+
+    @property
     def backend_seconds(self) -> float | None:
         """The backend's time, or None where no call was sent (all came from the cache: nothing was measured)."""
         return round(self.seconds, 3) if self.llm_calls else None
@@ -75,15 +88,19 @@ class Usage(BaseModel):
         self.cache_hits += other.cache_hits
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
         self.seconds = round(self.seconds + other.seconds, 6)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage.total([self, other])
 
     def summary(self) -> str:
-        """One line for a person: calls, cache hits and the tokens of all of them."""
+        """One line for a person: calls, cache hits and the tokens of all of them (and of the prompt tokens, those the
+        backend computed, where it reused some)."""
+        computed = (f" ({self.evaluated_prompt_tokens:,} computed, the rest reused from the backend's prefix cache)"
+                    if self.cached_prompt_tokens else "")
         return (f"LLM calls: {self.llm_calls} (cache hits: {self.cache_hits}) · tokens: {self.prompt_tokens:,} "
-                f"prompt + {self.completion_tokens:,} completion")
+                f"prompt{computed} + {self.completion_tokens:,} completion")
 
 
 _COLLECTORS: ContextVar[tuple[Usage, ...]] = ContextVar("hyperalign_usage_collectors", default=())

@@ -126,7 +126,8 @@ class CompletionCache:
         try:
             with self._lock:
                 row = self._db.execute(
-                    "SELECT response, finish_reason, prompt_tokens, completion_tokens, model, logprobs, request "
+                    "SELECT response, finish_reason, prompt_tokens, completion_tokens, model, logprobs, request, "
+                    "cached_prompt_tokens "
                     "FROM completions WHERE key=?", (key,),
                 ).fetchone()
         except sqlite3.Error as exc:  # a read fault costs a call, never the run
@@ -145,7 +146,7 @@ class CompletionCache:
         return Completion(
             text=row[0],
             finish_reason=row[1],
-            usage=Usage(prompt_tokens=row[2], completion_tokens=row[3]),
+            usage=Usage(prompt_tokens=row[2], completion_tokens=row[3], cached_prompt_tokens=row[7]),
             model=row[4],
             cached=True,
             logprobs=logprobs,
@@ -157,7 +158,8 @@ class CompletionCache:
             with self._lock:
                 self._db.execute(
                     "INSERT OR REPLACE INTO completions (key, backend, model, request, response, finish_reason, "
-                    "prompt_tokens, completion_tokens, created_at, logprobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "prompt_tokens, completion_tokens, created_at, logprobs, cached_prompt_tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         backend,
@@ -169,6 +171,7 @@ class CompletionCache:
                         completion.usage.completion_tokens,
                         _now(),
                         _LOGPROBS.dump_json(completion.logprobs).decode() if completion.logprobs is not None else None,
+                        completion.usage.cached_prompt_tokens,
                     ),
                 )
             return True

@@ -166,7 +166,11 @@ class EmbeddedBackend(LLMBackend):
             text=text,
             finish_reason=choice.get("finish_reason") or "stop",
             usage=Usage(
-                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
+                # The prompt's prefix llama.cpp still held from the call before (best-of-N's samples, a verification
+                # pair's second order): billed, not computed.
+                cached_prompt_tokens=min(usage.get("prompt_tokens", 0), (usage.get("prompt_tokens_details") or {})
+                                         .get("cached_tokens") or timings.get("cache_n") or 0),
             ),
             model=self.model,
             seconds=round(compute_ms / 1000, 3) if compute_ms else None,

@@ -43,6 +43,15 @@ def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
     return "fake " * max(1, -(-schema.get("minLength", 0) // 5))
 
 
+def _common_prefix(before: list[str], now: list[str]) -> int:
+    shared = 0
+    for a, b in zip(before, now, strict=False):  # up to the shorter one
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
 class FakeBackend(LLMBackend):
     """Replies come from `responses` (a list consumed in order, or a function of the request); otherwise a
     schema-valid default. Every request is appended to `requests`, so tests can read the prompts it saw.
@@ -50,7 +59,8 @@ class FakeBackend(LLMBackend):
     `probabilities` scripts the first output token's distribution (then the backend declares `logprobs`, and the
     reply's first token is the likeliest); `capabilities` declares what else it pretends to do (with `prefill`, a
     reply continues the request's prefill; `logit_bias` it records in `requests`, as a real backend receives it;
-    `tokenize` and `count_tokens` split on whitespace, one id per word)."""
+    `tokenize` and `count_tokens` split on whitespace, one id per word; with `prompt_prefix_cache`, a prompt's words
+    shared with the start of the one before count as cached prompt tokens, as llama.cpp's one slot reports them)."""
 
     name: ClassVar[str] = "fake"
 
@@ -69,6 +79,7 @@ class FakeBackend(LLMBackend):
         self.capabilities = (capabilities or Capabilities()).model_copy(
             update={"logprobs": True} if probabilities else {})
         self.requests: list[CompletionRequest] = []
+        self._held: list[str] = []  # the last prompt's words: its one-slot prefix cache, as llama.cpp's
         if callable(responses):
             self._responder: Responder = responses
         else:
@@ -89,11 +100,13 @@ class FakeBackend(LLMBackend):
             text = self._responder(request)
             if request.prefill and self.capabilities.prefill:  # a continuation of the given start, as llama.cpp's
                 text = f"{request.prefill} {text}"
-        prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+        prompt = [word for m in request.messages for word in m["content"].split()]
+        held, self._held = self._held, prompt
         return Completion(
             text=text,
             model=self.model,
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(text.split()),
+                        cached_prompt_tokens=_common_prefix(held, prompt) if self.capabilities.prompt_prefix_cache else 0),
             logprobs=logprobs,
         )
 

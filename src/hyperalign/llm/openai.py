@@ -167,14 +167,19 @@ class OpenAIBackend(LLMBackend):
             if content is not None and not isinstance(content, str):
                 raise ValueError(f"the message content is {type(content).__name__}, not text")
             usage = response.usage
+            prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
             logprobs = getattr(choice, "logprobs", None)
             content_logprobs = [entry.model_dump() for entry in getattr(logprobs, "content", None) or []]
             return Completion(
                 text=content or "",
                 finish_reason=choice.finish_reason or "stop",
                 usage=Usage(
-                    prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                    prompt_tokens=prompt_tokens,
                     completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                    # What the server reused of the prompt (OpenAI's prompt caching, llama.cpp's and vLLM's prefix
+                    # cache); servers that do not say leave it 0.
+                    cached_prompt_tokens=min(prompt_tokens, getattr(getattr(usage, "prompt_tokens_details", None),
+                                                                    "cached_tokens", 0) or 0),
                 ),
                 model=getattr(response, "model", None) or self.model,
                 logprobs=parse_logprobs(content_logprobs),

@@ -258,7 +258,9 @@ class BackendUpstream:
                          "finish_reason": completion.finish_reason, "logprobs": None}],
             "usage": {"prompt_tokens": completion.usage.prompt_tokens,
                       "completion_tokens": completion.usage.completion_tokens,
-                      "total_tokens": completion.usage.prompt_tokens + completion.usage.completion_tokens},
+                      "total_tokens": completion.usage.prompt_tokens + completion.usage.completion_tokens,
+                      # OpenAI's field for what the model reused of the prompt (here: the embedded model's prefix).
+                      "prompt_tokens_details": {"cached_tokens": completion.usage.cached_prompt_tokens}},
         }).encode()
 
     async def stream(self, body: dict[str, Any], steering: Steering | None = None) -> AsyncIterator[str]:

@@ -91,6 +91,10 @@ def cost_metrics(
             per_method[method] = None
             continue
         prompt = sum(r["prompt_tokens"] for r in mine) / len(mine)
+        # What the backend computed of those prompts (the rest it reused from its prefix cache): only where every
+        # row recorded it (rows of runs made before it was recorded have none; they would read as "all computed").
+        computed = (sum(r["prompt_tokens"] - r["cached_prompt_tokens"] for r in mine) / len(mine)
+                    if all(r.get("cached_prompt_tokens") is not None for r in mine) else None)
         completion = sum(r["completion_tokens"] for r in mine) / len(mine)
         calls_per_generation = sum(r.get("llm_calls") or 1 for r in mine) / len(mine)
         # The backend's time on the generation's own calls: rows of runs made before it was recorded have none
@@ -115,6 +119,7 @@ def cost_metrics(
         per_method[method] = {
             "generations": len(mine),
             "prompt_tokens_per_generation": prompt,
+            "computed_prompt_tokens_per_generation": computed,
             "completion_tokens_per_generation": completion,
             "inference_calls_per_user": inference_calls,
             "inference_prompt_tokens_per_user": inference_prompt,

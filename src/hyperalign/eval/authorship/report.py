@@ -228,22 +228,27 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {label} | {_second_cells(block)} | | | |")
     lines += ["", "## Pairwise LLM judge", "", *judge_section(results["judge"])]
     cost = results["cost"]
-    lines += ["", "## Cost", "", "| method | prompt tokens / generation | completion tokens / generation | "
+    lines += ["", "## Cost", "", "| method | prompt tokens / generation | of them computed | completion tokens / generation | "
               "LLM calls / generation | s / generation | inference calls / user | inference s / user | "
               "LLM calls / user | prompt tokens / generation incl. inference |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for method, block in cost["methods"].items():
         if block:
-            lines.append(f"| {method} | {_num(block['prompt_tokens_per_generation'])} | {_num(block['completion_tokens_per_generation'])} | "
+            lines.append(f"| {method} | {_num(block['prompt_tokens_per_generation'])} | "
+                         f"{_num(block.get('computed_prompt_tokens_per_generation'))} | "
+                         f"{_num(block['completion_tokens_per_generation'])} | "
                          f"{_num(block.get('llm_calls_per_generation'), 1)} | {_num(block.get('seconds_per_generation'), 1)} | "
                          f"{_num(block['inference_calls_per_user'], 1)} | {_num(block.get('inference_seconds_per_user'), 0)} | "
                          f"{_num(block['llm_calls_per_user'], 1)} | {_num(block['prompt_tokens_per_generation_amortized'])} |")
         else:
-            lines.append(f"| {method} | (imported: not measured) | | | | | | | |")
+            lines.append(f"| {method} | (imported: not measured) | | | | | | | | |")
     if cost["hyperalign_over_few_shot_prompt_tokens"] is not None:
         lines += ["", f"hyperalign / few-shot prompt tokens per generation: "
                       f"**{cost['hyperalign_over_few_shot_prompt_tokens']:.2f}** "
                       f"({cost['hyperalign_over_few_shot_prompt_tokens_amortized']:.2f} with the profile's inference amortized)."]
+    lines += ["", "Prompt tokens are billed ones: every call's whole prompt. \"Of them computed\" leaves out what the backend "
+                  "reused from its prefix cache (best-of-N's samples share one prompt; consecutive prompts may share a "
+                  "start), as the backend reported it; \"–\" where the run did not record it."]
     profiles = results.get("profiles") or {}
     if profiles:
         lines += ["", "## Profiles", "",

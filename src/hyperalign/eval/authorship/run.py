@@ -153,6 +153,7 @@ class AuthorshipRun:
                         messages=final_messages(state, item.prompt, self.ha.client, options.max_tokens),
                         max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed))
                     return row | {"output": completion.text.strip(), "prompt_tokens": completion.usage.prompt_tokens,
+                                  "cached_prompt_tokens": completion.usage.cached_prompt_tokens,
                                   "completion_tokens": completion.usage.completion_tokens,
                                   "finish_reason": completion.finish_reason, "model": completion.model,
                                   "backend_seconds": completion.seconds}
@@ -162,6 +163,7 @@ class AuthorshipRun:
                     examples=author.demonstrations,
                     options=GenerationOptions.model_validate(self.generation.model_dump() | method.generation))
                 return row | {"output": generation.text, "prompt_tokens": generation.usage.prompt_tokens,
+                              "cached_prompt_tokens": generation.usage.cached_prompt_tokens,
                               "completion_tokens": generation.usage.completion_tokens,
                               "llm_calls": generation.usage.calls,
                               "finish_reason": generation.finish_reason, "model": generation.model,
