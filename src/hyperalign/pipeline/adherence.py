@@ -35,7 +35,7 @@ from ..llm import LLMClient
 from ..profiles.model import Fact, Hypothesis, UserExample, WordUse
 from .facts import Text, measure
 from .selection import rate_on_text
-from .word_use import word_margin
+from .word_use import Z_CAP, word_margin
 
 
 class FactCheck(BaseModel):
@@ -69,8 +69,6 @@ def check_facts(text: str, facts: Sequence[Fact]) -> list[FactCheck]:
                                 score=round(math.exp(-z * z / 2), 4), contrast=m.contrast_mean))
     return checks
 
-
-Z_CAP = 4.0
 
 
 def facts_adherence(checks: Sequence[FactCheck]) -> float | None:

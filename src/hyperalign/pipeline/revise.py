@@ -9,7 +9,7 @@ Which facts: the distinctive ones (measured against the default voice) where the
 deviation where the draft is nearer the default voice's mean than the person's (the margin's negative terms) and half
 a spread off the person's at least; else all, a deviation where the draft is a spread off the person's mean at
 least. The largest `MAX_DEVIATIONS`
-(distances capped at adherence's Z_CAP, ties in the profile's order)."""
+(distances capped at Z_CAP as every margin term is, ties in the profile's order)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from ..llm import CompletionRequest, LLMClient, Message, TextBias
 from ..profiles.model import Fact
 from ..prompts import render_messages
-from .adherence import Z_CAP, FactCheck, check_facts, rank_score
+from .adherence import FactCheck, check_facts, rank_score
 from .facts import LABELS, PUNCTUATION, Text, content_words
+from .word_use import Z_CAP
 
 MAX_DEVIATIONS = 4
 MIN_KEPT_WORDS = 0.5  # the share of the draft's distinct words the revision must still use: it keeps the content
@@ -106,7 +107,7 @@ def deviations(checks: Sequence[FactCheck]) -> list[FactCheck]:
                and abs(c.value - c.target) >= c.spread / 2]
     else:
         off = [c for c in checks if abs(c.value - c.target) >= c.spread]
-    # Farthest first, with distances capped as adherence caps them: beyond Z_CAP spreads every deviation is plainly
+    # Farthest first, with distances capped as every margin term is: beyond Z_CAP spreads every deviation is plainly
     # off, and the profile's own order (its most distinctive facts first) decides.
     return sorted(off, key=lambda c: -min(abs(c.value - c.target) / c.spread, Z_CAP))[:MAX_DEVIATIONS]
 

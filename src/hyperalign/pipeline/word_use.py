@@ -28,6 +28,8 @@ from ..profiles.types import WordUse
 from .distinctive import HABIT_WORDS
 
 TOP = 100
+# Beyond this many spreads a deviation is plainly off, and one term must not outweigh the rest: the cap of every
+# margin and distance term (adherence's and the facts' margins, revision's order, profile identification).
 Z_CAP = 4.0
 MIN_WORDS = 20  # a shorter text's rates are noise: no margin
 SPREAD_FLOOR = 0.5  # per 1,000 words: a word every text uses at the same rate must not divide by ~0

@@ -7,7 +7,7 @@ person's differences can.
 Identification by facts weighs each profile's facts against the run's population (every demonstration of the run,
 as per-metric means and spreads; evaluation code only, nothing of it reaches a profile or a prompt): a profile's
 score for a text is the log-likelihood ratio, summed over its facts, of the text's value under the person's
-(mean, spread) against the population's, each distance capped at adherence's Z_CAP. Why not "the profile the text
+(mean, spread) against the population's, each distance capped at Z_CAP (pipeline/word_use.py). Why not "the profile the text
 adheres to most": profiles name different facts, and adherence has no baseline, so a profile whose facts every text
 meets ("never uses semicolons", a wide spread) wins every text — in the committed AAAC run one profile took 11 of
 the 30 held-out texts that way. A fact every text meets has a ratio near 1 and adds nothing; a fact that sets the
@@ -19,10 +19,10 @@ import math
 from statistics import mean
 from typing import Any
 
-from ...pipeline.adherence import Z_CAP
 from ...pipeline.distinctive import floored_spread
 from ...pipeline.facts import Text, measure
 from ...pipeline.generic import generic_share, mark_generic
+from ...pipeline.word_use import Z_CAP
 from ...profiles.model import Profile
 from ..corpus import Split
 from ..stats import bootstrap
