@@ -120,8 +120,11 @@ def authorship_table(run: Json) -> str:
     has_margin = any("delta_margin" in m for m in second.get("methods", {}).values())
     paired = f"delta_margin_vs_{second.get('paired_against', '')}"
     has_paired = any(paired in m for m in second.get("methods", {}).values())
+    # Runs that recorded what the backend reused of each prompt (its prefix cache) show what it computed, too.
+    has_computed = any((m or {}).get("computed_prompt_tokens_per_generation") is not None for m in cost.values())
     header = ["method", "masked attribution", "Delta margin" if has_margin else "Delta to target",
-              *(["margin − few-shot (paired)"] if has_paired else []), "copy rate", "prompt tokens / generation"]
+              *(["margin − few-shot (paired)"] if has_paired else []), "copy rate", "prompt tokens / generation",
+              *(["of them computed"] if has_computed else [])]
     second_key = "delta_margin" if has_margin else "delta"
     rows = []
     for method in run.get("methods", []):
@@ -132,18 +135,21 @@ def authorship_table(run: Json) -> str:
             *([interval(second.get("methods", {}).get(method, {}).get(paired), 3)] if has_paired else []),
             number(copying.get(method, {}).get("mean_copy_rate"), 3),
             number(cost.get(method, {}).get("prompt_tokens_per_generation"), 0),
+            *([number(cost.get(method, {}).get("computed_prompt_tokens_per_generation"), 0)] if has_computed else []),
         ])
     for label, key, second_label in (("real held-out texts (ceiling)", "ceiling_real_texts", "ceiling_real_texts"),
                                      ("floor", "floor_opening_only", "floor_other_authors")):
         rows.append([f"*{label}*", interval(masked.get(key, {}).get("accuracy")),
                      interval(second.get(second_label, {}).get(second_key), 3 if has_margin else 2),
-                     *([""] if has_paired else []), "", ""])
+                     *([""] if has_paired else []), "", "", *([""] if has_computed else [])])
     chance = attribution.get("chance")
     note = (f"Masked attribution: accuracy of a char 3-gram classifier on style-only (masked) text, chance "
             f"{number(chance)}; floor: the given opening alone. Delta margin: Burrows' Delta to the other authors minus "
             "Delta to the target (higher is more the target's); floor: other authors' real texts. Paired: the "
             "method's margin minus few-shot's on the same prompts. "
-            "Brackets: bootstrap 95% intervals.\n")
+            + ("Prompt tokens are billed (each call's whole prompt); computed: less what the backend reused from its "
+               "prefix cache, as it reported it. " if has_computed else "")
+            + "Brackets: bootstrap 95% intervals.\n")
     return table(header, rows) + "\n" + note
 
 
