@@ -66,14 +66,14 @@ def seed_from(earlier: Path, folder: Path, keep: tuple[str, ...] = (), fresh: tu
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         rows = [json.loads(line) for line in (previous / "generations.jsonl").read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-        kept = [r for r in rows if r.get("method") in (*REUSED_METHODS, *keep) and r.get("method") not in fresh]
+        reused = [m for m in (*REUSED_METHODS, *keep) if m not in fresh]
+        kept = [r for r in rows if r.get("method") in reused]
         with (folder / "generations.jsonl").open("w", encoding="utf-8") as out:
             out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         paper = folder / "profiles" / "hyperalign_paper"
         paper.mkdir(parents=True)
         for profile in (previous / "profiles").glob("*.json"):
             shutil.copy(profile, paper / profile.name)
-    reused = [m for m in (*REUSED_METHODS, *keep) if m not in fresh]
     print(f"seeded {folder} from {earlier}: split, {len(kept)} generations of {', '.join(reused)}, "
           f"{len(list(paper.glob('*.json')))} paper profiles", file=sys.stderr)
 

@@ -7,11 +7,11 @@ person's differences can.
 Identification by facts weighs each profile's facts against the run's population (every demonstration of the run,
 as per-metric means and spreads; evaluation code only, nothing of it reaches a profile or a prompt): a profile's
 score for a text is the log-likelihood ratio, summed over its facts, of the text's value under the person's
-(mean, spread) against the population's, each distance capped at Z_CAP (pipeline/word_use.py). Why not "the profile the text
-adheres to most": profiles name different facts, and adherence has no baseline, so a profile whose facts every text
-meets ("never uses semicolons", a wide spread) wins every text — in the committed AAAC run one profile took 11 of
-the 30 held-out texts that way. A fact every text meets has a ratio near 1 and adds nothing; a fact that sets the
-person apart from the population adds where the text shares it."""
+(mean, spread) against the population's, each distance capped at Z_CAP (pipeline/word_use.py). Why not "the profile
+the text adheres to most": profiles name different facts, and adherence has no baseline, so a profile whose facts
+every text meets ("never uses semicolons", a wide spread) wins every text — in the committed AAAC run one profile
+took 11 of the 30 held-out texts that way. A fact every text meets has a ratio near 1 and adds nothing; a fact that
+sets the person apart from the population adds where the text shares it."""
 
 from __future__ import annotations
 
